@@ -1,0 +1,557 @@
+//! Messages of the broker service (`broker.sock`).
+//!
+//! Owns the request/response/error/event types every broker client speaks.
+//! Must never: contain a field whose `Debug` could print a key or payload
+//! (secret values are [`SecretBytes`]), or a field by which a client claims
+//! its own identity (the requester of an approval is filled in by the broker).
+
+use serde::{Deserialize, Serialize};
+
+use crate::peer::PeerRole;
+use crate::secret::{SecretBytes, bytes};
+use crate::wire::Service;
+
+/// Marker type for the broker service.
+pub struct Broker;
+
+impl Service for Broker {
+    const SOCKET: &'static str = "broker.sock";
+    const NAME: &'static str = "broker";
+    type Request = BrokerRequest;
+    type Response = BrokerResponse;
+    type Error = BrokerError;
+    type Event = BrokerEvent;
+}
+
+/// Which key seals a field: an organization's key, or the user's own key
+/// (private records).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyScope {
+    Org(String),
+    Private,
+}
+
+impl std::fmt::Display for KeyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyScope::Org(o) => write!(f, "org {o}"),
+            KeyScope::Private => f.write_str("private"),
+        }
+    }
+}
+
+/// Where a sealed field belongs. All of it is bound into the ciphertext as
+/// associated data: a ciphertext moved elsewhere fails to open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldAddress {
+    pub scope: KeyScope,
+    pub record_kind: String,
+    pub record_id: String,
+    pub field: String,
+    /// Extra plaintext the secret is bound to (e.g. a host's address, port,
+    /// user and host-key fingerprint), so changing it breaks the seal.
+    #[serde(with = "bytes")]
+    pub binding: Vec<u8>,
+}
+
+impl std::fmt::Display for FieldAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}/{} field {}",
+            self.scope, self.record_kind, self.record_id, self.field
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SealItem {
+    pub address: FieldAddress,
+    pub plaintext: SecretBytes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenItem {
+    pub address: FieldAddress,
+    #[serde(with = "bytes")]
+    pub sealed: Vec<u8>,
+}
+
+/// What kind of secret a keychain entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecretKind {
+    Password,
+    PrivateKey,
+    Token,
+}
+
+impl std::str::FromStr for SecretKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "password" => Ok(SecretKind::Password),
+            "private-key" | "key" => Ok(SecretKind::PrivateKey),
+            "token" => Ok(SecretKind::Token),
+            other => Err(format!(
+                "unknown secret kind {other:?} (password, private-key, token)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SecretKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecretKind::Password => "password",
+            SecretKind::PrivateKey => "private-key",
+            SecretKind::Token => "token",
+        })
+    }
+}
+
+/// What a requester asks permission to do. Every field is signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub host: String,
+    pub org: String,
+    /// The credential the execution will use, e.g. `keychain:core-sw1`.
+    pub credential: Option<String>,
+    /// The exact command or API payload, byte for byte.
+    pub command: String,
+    pub expected_effect: String,
+}
+
+/// The process that asked, as the broker identified it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    pub role: PeerRole,
+    pub pid: i32,
+    pub exe: String,
+}
+
+/// A decision by a person (ui or cli role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    Approve,
+    Reject {
+        reason: String,
+    },
+    /// Replaces the command; the edited action is a new request that needs its own decision.
+    Edit {
+        command: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Rejected,
+    /// Replaced by an edited request (see `replaced_by`).
+    Edited,
+    Expired,
+}
+
+/// An approval request as shown to a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub id: u64,
+    pub action: Action,
+    pub requester: Requester,
+    pub class: String,
+    pub reasons: Vec<String>,
+    pub state: ApprovalState,
+    pub created_ms: u64,
+    pub decided_by: Option<Requester>,
+    pub replaced_by: Option<u64>,
+    pub reject_reason: Option<String>,
+}
+
+/// A broker-signed permission to execute exactly `action`, once, before `expires_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalToken {
+    pub approval_id: u64,
+    pub action: Action,
+    pub requester: Requester,
+    pub approver: Requester,
+    pub nonce: [u8; 16],
+    pub expires_ms: u64,
+    #[serde(with = "bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// What a requester learns about its request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApprovalOutcome {
+    Pending,
+    Approved(ApprovalToken),
+    Rejected { reason: String },
+    Edited { new_id: u64 },
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgInfo {
+    pub id: String,
+    pub name: String,
+    pub key_id: String,
+    pub created_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeychainEntry {
+    pub name: String,
+    pub kind: SecretKind,
+    pub created_ms: u64,
+    pub rotated_ms: u64,
+}
+
+/// The hardening of one process, as it observes itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Hardening {
+    pub dumpable: bool,
+    pub no_new_privs: bool,
+    /// `/proc/self/status` Seccomp: 0 off, 1 strict, 2 filter.
+    pub seccomp_mode: u8,
+    pub landlock: String,
+    pub core_limit: u64,
+    pub secret_memory: String,
+    /// Layers that failed to apply (only possible with `--allow-degraded`).
+    pub degraded: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerStatus {
+    pub version: String,
+    pub pid: u32,
+    pub uid: u32,
+    pub hardening: Hardening,
+    pub keychain_backend: String,
+    pub keychain_warning: Option<String>,
+    pub account_initialized: bool,
+    pub signed_in: bool,
+    pub remembered_device: bool,
+    pub orgs: usize,
+    pub pending_approvals: usize,
+    pub cached_secrets: usize,
+    /// Whether peers are pinned by pidfd while identified (SO_PEERPIDFD).
+    pub peer_pidfd: bool,
+    pub install_dir: String,
+}
+
+/// What sign-out purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeReport {
+    pub keys_zeroized: usize,
+    pub cached_secrets_zeroized: usize,
+    pub unlock_material_deleted: bool,
+    pub daemons_notified: usize,
+    pub micros: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactionSpan {
+    pub start: usize,
+    pub end: usize,
+    pub rule_id: String,
+}
+
+/// Every broker operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum BrokerRequest {
+    Status,
+    AccountInit {
+        passphrase: SecretBytes,
+    },
+    SignIn {
+        passphrase: SecretBytes,
+        remember_device: bool,
+    },
+    SignOut,
+    OrgCreate {
+        name: String,
+    },
+    OrgList,
+    KeychainSet {
+        name: String,
+        kind: SecretKind,
+        payload: SecretBytes,
+    },
+    KeychainList,
+    KeychainRemove {
+        name: String,
+    },
+    SealFields {
+        items: Vec<SealItem>,
+    },
+    OpenFields {
+        items: Vec<OpenItem>,
+    },
+    RequestApproval {
+        action: Action,
+    },
+    ListApprovals,
+    ShowApproval {
+        id: u64,
+    },
+    ApprovalOutcome {
+        id: u64,
+    },
+    DecideApproval {
+        id: u64,
+        decision: Decision,
+    },
+    ConsumeApproval {
+        token: ApprovalToken,
+        action: Action,
+    },
+    Redact {
+        text: String,
+    },
+    Subscribe,
+}
+
+impl BrokerRequest {
+    /// The operation this request performs (what the role table decides on).
+    pub fn operation(&self) -> Operation {
+        match self {
+            BrokerRequest::Status => Operation::Status,
+            BrokerRequest::AccountInit { .. } => Operation::AccountInit,
+            BrokerRequest::SignIn { .. } => Operation::SignIn,
+            BrokerRequest::SignOut => Operation::SignOut,
+            BrokerRequest::OrgCreate { .. } => Operation::OrgCreate,
+            BrokerRequest::OrgList => Operation::OrgList,
+            BrokerRequest::KeychainSet { .. } => Operation::KeychainSet,
+            BrokerRequest::KeychainList => Operation::KeychainList,
+            BrokerRequest::KeychainRemove { .. } => Operation::KeychainRemove,
+            BrokerRequest::SealFields { .. } => Operation::SealFields,
+            BrokerRequest::OpenFields { .. } => Operation::OpenFields,
+            BrokerRequest::RequestApproval { .. } => Operation::RequestApproval,
+            BrokerRequest::ListApprovals => Operation::ListApprovals,
+            BrokerRequest::ShowApproval { .. } => Operation::ShowApproval,
+            BrokerRequest::ApprovalOutcome { .. } => Operation::ApprovalOutcome,
+            BrokerRequest::DecideApproval { .. } => Operation::DecideApproval,
+            BrokerRequest::ConsumeApproval { .. } => Operation::ConsumeApproval,
+            BrokerRequest::Redact { .. } => Operation::Redact,
+            BrokerRequest::Subscribe => Operation::Subscribe,
+        }
+    }
+}
+
+/// The operations of the role table (one per request kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Operation {
+    Status,
+    AccountInit,
+    SignIn,
+    SignOut,
+    OrgCreate,
+    OrgList,
+    KeychainSet,
+    KeychainList,
+    KeychainRemove,
+    SealFields,
+    OpenFields,
+    RequestApproval,
+    ListApprovals,
+    ShowApproval,
+    ApprovalOutcome,
+    DecideApproval,
+    ConsumeApproval,
+    Redact,
+    Subscribe,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 19] = [
+        Operation::Status,
+        Operation::AccountInit,
+        Operation::SignIn,
+        Operation::SignOut,
+        Operation::OrgCreate,
+        Operation::OrgList,
+        Operation::KeychainSet,
+        Operation::KeychainList,
+        Operation::KeychainRemove,
+        Operation::SealFields,
+        Operation::OpenFields,
+        Operation::RequestApproval,
+        Operation::ListApprovals,
+        Operation::ShowApproval,
+        Operation::ApprovalOutcome,
+        Operation::DecideApproval,
+        Operation::ConsumeApproval,
+        Operation::Redact,
+        Operation::Subscribe,
+    ];
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum BrokerResponse {
+    Status(Box<BrokerStatus>),
+    Done,
+    SignedIn {
+        orgs: usize,
+        keychain_entries: usize,
+    },
+    SignedOut(PurgeReport),
+    Org(OrgInfo),
+    Orgs(Vec<OrgInfo>),
+    Keychain(Vec<KeychainEntry>),
+    Sealed(Vec<SealedBytes>),
+    Opened(Vec<SecretBytes>),
+    ApprovalRequested {
+        id: u64,
+        class: String,
+    },
+    Approvals(Vec<ApprovalView>),
+    Approval(Box<ApprovalView>),
+    Outcome(Box<ApprovalOutcome>),
+    Decided {
+        state: ApprovalState,
+        new_id: Option<u64>,
+    },
+    Consumed,
+    Redacted {
+        text: String,
+        spans: Vec<RedactionSpan>,
+    },
+    Subscribed,
+}
+
+/// A ciphertext (not secret), serialized compactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedBytes(#[serde(with = "bytes")] pub Vec<u8>);
+
+/// Why a ciphertext did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpenFailure {
+    /// Too short, or not a Gatehouse field ciphertext.
+    Truncated,
+    UnknownVersion,
+    /// Sealed under a key this account does not hold.
+    UnknownKey,
+    /// Authentication failed: tampered, or moved from another record/field/org.
+    Tampered,
+}
+
+impl std::fmt::Display for OpenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OpenFailure::Truncated => "ciphertext truncated or not a Gatehouse ciphertext",
+            OpenFailure::UnknownVersion => "unknown ciphertext format version",
+            OpenFailure::UnknownKey => "sealed under a key this account does not hold",
+            OpenFailure::Tampered => {
+                "authentication failed: the ciphertext was altered or belongs to another record, field or organization"
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApprovalError {
+    NotFound,
+    NotPending,
+    /// A requester can never decide its own request.
+    SelfDecision,
+    BadSignature,
+    Expired,
+    Replayed,
+    /// The presented action differs from the approved one in this field.
+    Mismatch(ActionField),
+    /// Only the requester may collect the token.
+    NotRequester,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionField {
+    Host,
+    Org,
+    Credential,
+    Command,
+    ExpectedEffect,
+}
+
+impl std::fmt::Display for ApprovalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApprovalError::NotFound => f.write_str("no such approval request"),
+            ApprovalError::NotPending => f.write_str("the request was already decided"),
+            ApprovalError::SelfDecision => f.write_str("a requester cannot decide its own request"),
+            ApprovalError::BadSignature => f.write_str("approval token signature is invalid"),
+            ApprovalError::Expired => f.write_str("approval token expired"),
+            ApprovalError::Replayed => f.write_str("approval token was already used"),
+            ApprovalError::Mismatch(field) => {
+                write!(
+                    f,
+                    "approval token does not cover this action: {field:?} differs"
+                )
+            }
+            ApprovalError::NotRequester => f.write_str("only the requester may collect the token"),
+        }
+    }
+}
+
+/// Every error a broker request can end in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum BrokerError {
+    #[error("no account yet: run `gatehouse account init`")]
+    NotInitialized,
+    #[error("an account already exists in this profile")]
+    AlreadyInitialized,
+    #[error("signed out: run `gatehouse signin`")]
+    SignedOut,
+    #[error(
+        "wrong passphrase ({failures} failed attempts; next attempt allowed in {retry_after_ms} ms)"
+    )]
+    WrongPassphrase { failures: u32, retry_after_ms: u64 },
+    #[error("too many failed attempts: wait {retry_after_ms} ms")]
+    TooSoon { retry_after_ms: u64 },
+    #[error("role {role} may not perform {operation}")]
+    Forbidden {
+        role: PeerRole,
+        operation: Operation,
+    },
+    #[error("no organization named {0:?}")]
+    NoSuchOrg(String),
+    #[error("organization {0:?} already exists")]
+    OrgExists(String),
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error("no keychain entry named {0:?}")]
+    KeychainNotFound(String),
+    #[error("keychain backend {backend}: {reason}")]
+    Keychain { backend: String, reason: String },
+    #[error("cannot open {address}: {failure}")]
+    OpenFailed {
+        address: String,
+        failure: OpenFailure,
+    },
+    #[error("approval: {0}")]
+    Approval(ApprovalError),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Pushed to subscribed clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BrokerEvent {
+    /// Drop every decrypted cache and close sessions holding credentials.
+    SignedOut,
+    SignedIn,
+    ApprovalPending {
+        id: u64,
+    },
+    ApprovalDecided {
+        id: u64,
+        state: ApprovalState,
+    },
+}

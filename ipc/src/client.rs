@@ -1,0 +1,218 @@
+//! Client side of a service connection: connect, handshake, call, events.
+//!
+//! Owns: timeouts and the clear "SERVICE unavailable" error a user sees when a
+//! daemon is not running. Must never: retry a request on its own (requests
+//! are not all idempotent) or hide a remote error's variant.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use interprocess::local_socket::{GenericFilePath, ToFsName, traits::tokio::Stream as _};
+use interprocess::os::unix::uds_local_socket::tokio::Stream;
+
+use crate::codec::{FrameError, read_frame, write_frame};
+use crate::wire::{
+    ClientMessage, Hello, PROTOCOL_VERSION, ProtocolError, ServerMessage, Service, Welcome,
+};
+
+/// Default time allowed for connect + handshake, and for each call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Transport-level failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{service} unavailable at {}: {reason} (is it running? try `gatehouse up`)", socket.display())]
+    Unavailable {
+        service: &'static str,
+        socket: PathBuf,
+        reason: String,
+    },
+    #[error("{service} did not answer within {after:?}")]
+    Timeout {
+        service: &'static str,
+        after: Duration,
+    },
+    #[error("{service} refused the connection: {error}")]
+    Refused {
+        service: &'static str,
+        error: ProtocolError,
+    },
+    #[error("{service} connection lost: {error}")]
+    Frame {
+        service: &'static str,
+        error: FrameError,
+    },
+    #[error("{service} sent an unexpected message: {what}")]
+    Unexpected { service: &'static str, what: String },
+}
+
+/// A failed call: either the transport failed, or the service answered with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError<E: std::fmt::Debug + std::fmt::Display> {
+    #[error(transparent)]
+    Transport(#[from] ClientError),
+    #[error("{0}")]
+    Remote(E),
+}
+
+/// A connected, handshaken client of service `S`.
+pub struct Client<S: Service> {
+    stream: Stream,
+    next_id: u64,
+    timeout: Duration,
+    welcome: Welcome,
+    events: VecDeque<S::Event>,
+}
+
+impl<S: Service> Client<S> {
+    /// Connects to `S`'s socket in `runtime_dir` and performs the handshake.
+    pub async fn connect(runtime_dir: &Path, timeout: Duration) -> Result<Self, ClientError> {
+        let socket = runtime_dir.join(S::SOCKET);
+        let unavailable = |reason: String| ClientError::Unavailable {
+            service: S::NAME,
+            socket: socket.clone(),
+            reason,
+        };
+        let name = socket
+            .as_path()
+            .to_fs_name::<GenericFilePath>()
+            .map_err(|e| unavailable(e.to_string()))?;
+        let stream = tokio::time::timeout(timeout, Stream::connect(name))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                service: S::NAME,
+                after: timeout,
+            })?
+            .map_err(|e| unavailable(e.to_string()))?;
+        let mut client = Client {
+            stream,
+            next_id: 1,
+            timeout,
+            welcome: Welcome {
+                protocol: 0,
+                role: crate::PeerRole::Cli,
+                server_pid: 0,
+                server_version: String::new(),
+            },
+            events: VecDeque::new(),
+        };
+        let hello: ClientMessage<S::Request> = ClientMessage::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            service: S::SOCKET.to_string(),
+        });
+        client.send(&hello).await?;
+        match client.recv().await? {
+            ServerMessage::Welcome(w) => client.welcome = w,
+            ServerMessage::Refused(error) | ServerMessage::Malformed(error) => {
+                return Err(ClientError::Refused {
+                    service: S::NAME,
+                    error,
+                });
+            }
+            other => {
+                return Err(ClientError::Unexpected {
+                    service: S::NAME,
+                    what: format!("{other:?}"),
+                });
+            }
+        }
+        Ok(client)
+    }
+
+    /// What the server said at the handshake (including the role it gave us).
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Sends one request and waits for its reply; events arriving meanwhile are queued.
+    pub async fn call(&mut self, body: S::Request) -> Result<S::Response, CallError<S::Error>> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&ClientMessage::Request { id, body }).await?;
+        loop {
+            match self.recv().await? {
+                ServerMessage::Reply { id: got, result } if got == id => {
+                    return result.map_err(CallError::Remote);
+                }
+                ServerMessage::Event(e) => self.events.push_back(e),
+                ServerMessage::Refused(error) | ServerMessage::Malformed(error) => {
+                    return Err(ClientError::Refused {
+                        service: S::NAME,
+                        error,
+                    }
+                    .into());
+                }
+                other => {
+                    return Err(ClientError::Unexpected {
+                        service: S::NAME,
+                        what: format!("{other:?}"),
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+
+    /// The next pushed event (after a subscribe request), waiting up to `wait`.
+    pub async fn next_event(&mut self, wait: Duration) -> Result<Option<S::Event>, ClientError> {
+        if let Some(e) = self.events.pop_front() {
+            return Ok(Some(e));
+        }
+        // Waiting for readability is cancel-safe; a frame, once started, is read whole.
+        if tokio::time::timeout(wait, self.stream.inner().readable())
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+        match self.recv().await? {
+            ServerMessage::Event(e) => Ok(Some(e)),
+            other => Err(ClientError::Unexpected {
+                service: S::NAME,
+                what: format!("{other:?}"),
+            }),
+        }
+    }
+
+    async fn send(&mut self, msg: &ClientMessage<S::Request>) -> Result<(), ClientError> {
+        let mut stream = &self.stream;
+        match tokio::time::timeout(self.timeout, write_frame(&mut stream, msg)).await {
+            Err(_) => Err(ClientError::Timeout {
+                service: S::NAME,
+                after: self.timeout,
+            }),
+            Ok(Err(error)) => Err(ClientError::Frame {
+                service: S::NAME,
+                error,
+            }),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    async fn recv(
+        &mut self,
+    ) -> Result<ServerMessage<S::Response, S::Error, S::Event>, ClientError> {
+        let mut stream = &self.stream;
+        match tokio::time::timeout(self.timeout, read_frame(&mut stream)).await {
+            Err(_) => Err(ClientError::Timeout {
+                service: S::NAME,
+                after: self.timeout,
+            }),
+            Ok(Err(FrameError::Closed)) => Err(ClientError::Unavailable {
+                service: S::NAME,
+                socket: PathBuf::from(S::SOCKET),
+                reason: "connection closed by the server".into(),
+            }),
+            Ok(Err(error)) => Err(ClientError::Frame {
+                service: S::NAME,
+                error,
+            }),
+            Ok(Ok(m)) => Ok(m),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Where one installation keeps its state and sockets (a *profile*).
+//!
+//! Owns: the directory layout — state (`…/state`, the broker's alone),
+//! data (records, recordings), config, and the runtime directory with the
+//! sockets — and creating those directories with safe modes (0700).
+//! Must never: follow a runtime directory owned by another user or readable
+//! by others.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Directory layout of one Gatehouse profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Profile root for data (records store, recordings, config).
+    pub root: PathBuf,
+    /// The broker's private state (wrapped keys, nonce log). Only the broker writes here.
+    pub broker_state: PathBuf,
+    /// Sockets and pid files (0700).
+    pub runtime: PathBuf,
+    /// Profile name, used to namespace keychain entries.
+    pub profile: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("cannot determine a home directory (set GATEHOUSE_HOME or HOME)")]
+    NoHome,
+    #[error("invalid profile name {0:?}: use letters, digits, '-' and '_' (max 64)")]
+    BadProfile(String),
+    #[error("{path}: {what}")]
+    Unsafe { path: PathBuf, what: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Layout {
+    /// Resolves the layout: `GATEHOUSE_HOME` wins; else `profile` under the
+    /// user's XDG directories; else the default profile.
+    ///
+    /// With `GATEHOUSE_HOME=/x`: state in `/x/state`, sockets in `/x/run`.
+    /// With profile `NAME`: `$XDG_DATA_HOME/gatehouse/profiles/NAME` and
+    /// `$XDG_RUNTIME_DIR/gatehouse-NAME` (or `/tmp/gatehouse-UID-NAME`).
+    pub fn resolve(profile: Option<&str>) -> Result<Layout, LayoutError> {
+        if let Some(home) = std::env::var_os("GATEHOUSE_HOME").filter(|h| !h.is_empty()) {
+            let root = PathBuf::from(home);
+            let name = profile.unwrap_or("home").to_string();
+            check_profile_name(&name)?;
+            return Ok(Layout::under(root.clone(), root.join("run"), name));
+        }
+        let name = profile.unwrap_or("default").to_string();
+        check_profile_name(&name)?;
+        let data_home = match std::env::var_os("XDG_DATA_HOME").filter(|h| !h.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(std::env::var_os("HOME").ok_or(LayoutError::NoHome)?)
+                .join(".local/share"),
+        };
+        let uid = nix::unistd::getuid().as_raw();
+        let run_base = match std::env::var_os("XDG_RUNTIME_DIR").filter(|h| !h.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from("/tmp"),
+        };
+        let (root, runtime) = if name == "default" {
+            (
+                data_home.join("gatehouse"),
+                run_base.join(format!("gatehouse-{uid}")),
+            )
+        } else {
+            (
+                data_home.join("gatehouse/profiles").join(&name),
+                run_base.join(format!("gatehouse-{uid}-{name}")),
+            )
+        };
+        Ok(Layout::under(root, runtime, name))
+    }
+
+    /// A layout rooted at `root` with sockets in `runtime`.
+    pub fn under(root: PathBuf, runtime: PathBuf, profile: String) -> Layout {
+        Layout {
+            broker_state: root.join("state"),
+            root,
+            runtime,
+            profile,
+        }
+    }
+
+    pub fn socket(&self, name: &str) -> PathBuf {
+        self.runtime.join(name)
+    }
+
+    /// Creates root, state and runtime directories (0700) and checks that the
+    /// runtime directory is ours and closed to others.
+    pub fn ensure(&self) -> Result<(), LayoutError> {
+        for dir in [&self.root, &self.broker_state, &self.runtime] {
+            make_private_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_profile_name(name: &str) -> Result<(), LayoutError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(LayoutError::BadProfile(name.to_string()))
+    }
+}
+
+/// Creates `dir` (and parents) with mode 0700 if missing; refuses a directory
+/// owned by another uid or open to group/others.
+pub fn make_private_dir(dir: &Path) -> Result<(), LayoutError> {
+    let io = |source| LayoutError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(io)?;
+    if !meta.is_dir() {
+        return Err(LayoutError::Unsafe {
+            path: dir.into(),
+            what: "is not a directory".into(),
+        });
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != uid {
+        return Err(LayoutError::Unsafe {
+            path: dir.into(),
+            what: format!("owned by uid {}, not {uid}", meta.uid()),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Who is on the other end of a socket, decided by the kernel, not the peer.
+//!
+//! Owns: reading `SO_PEERCRED` (uid, gid, pid) and `SO_PEERPIDFD`, and mapping
+//! the peer's executable (`/proc/PID/exe`) to a [`PeerRole`]: it must be the
+//! installed binary of that role, in the same directory as the server's own
+//! binary, and still the same file (device + inode).
+//! Must never: accept a role, uid or name that the peer sends, or accept a
+//! peer whose process may have been replaced (pid recycled) while we looked.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{getsockopt, sockopt};
+use serde::{Deserialize, Serialize};
+
+/// The role of a peer process, derived from its executable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum PeerRole {
+    /// The `gatehouse` command-line tool (a person at a terminal, or a script).
+    Cli,
+    /// The desktop app `gatehouse-ui`.
+    Ui,
+    /// The SSH session daemon `gatehouse-sessiond`.
+    Sessiond,
+    /// The AI copilot daemon `gatehouse-copilotd`.
+    Copilotd,
+}
+
+impl PeerRole {
+    pub const ALL: [PeerRole; 4] = [
+        PeerRole::Cli,
+        PeerRole::Ui,
+        PeerRole::Sessiond,
+        PeerRole::Copilotd,
+    ];
+
+    /// The installed executable's file name for this role.
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            PeerRole::Cli => "gatehouse",
+            PeerRole::Ui => "gatehouse-ui",
+            PeerRole::Sessiond => "gatehouse-sessiond",
+            PeerRole::Copilotd => "gatehouse-copilotd",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerRole::Cli => "cli",
+            PeerRole::Ui => "ui",
+            PeerRole::Sessiond => "sessiond",
+            PeerRole::Copilotd => "copilotd",
+        }
+    }
+
+    fn from_binary_name(name: &str) -> Option<PeerRole> {
+        PeerRole::ALL.into_iter().find(|r| r.binary_name() == name)
+    }
+}
+
+impl std::fmt::Display for PeerRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A peer whose identity the kernel vouched for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerIdentity {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: i32,
+    pub exe: PathBuf,
+    pub role: PeerRole,
+    /// Whether a pidfd pinned the process while its executable was checked.
+    pub pidfd_pinned: bool,
+}
+
+/// Why a peer was refused. Each names what did not match.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerRefusal {
+    #[error("peer uid {peer} is not this user's uid {ours}")]
+    OtherUid { peer: u32, ours: u32 },
+    #[error("peer credentials unavailable: {0}")]
+    NoCredentials(String),
+    #[error("cannot read the executable of pid {pid}: {reason}")]
+    ExeUnreadable { pid: i32, reason: String },
+    #[error("executable {exe} is not an installed Gatehouse binary in {install_dir}")]
+    NotInstalled { exe: PathBuf, install_dir: PathBuf },
+    #[error("executable {exe} was replaced or deleted since the process started")]
+    ExeReplaced { exe: PathBuf },
+    #[error("process {pid} exited or its pid was recycled while being identified")]
+    PidRecycled { pid: i32 },
+}
+
+/// The trusted installation directory (where the server's own binary lives)
+/// and the uid peers must have.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    pub dir: PathBuf,
+    pub uid: u32,
+}
+
+impl Installation {
+    /// The directory of the running executable, and our own uid.
+    pub fn of_current_exe() -> std::io::Result<Installation> {
+        let exe = std::fs::read_link("/proc/self/exe")?;
+        let dir = exe
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Ok(Installation {
+            dir,
+            uid: nix::unistd::geteuid().as_raw(),
+        })
+    }
+
+    /// Path of the installed binary of `role`.
+    pub fn binary(&self, role: PeerRole) -> PathBuf {
+        self.dir.join(role.binary_name())
+    }
+}
+
+/// Identifies the peer of a connected unix socket.
+pub fn identify(sock: BorrowedFd<'_>, install: &Installation) -> Result<PeerIdentity, PeerRefusal> {
+    let cred = getsockopt(&sock, sockopt::PeerCredentials)
+        .map_err(|e| PeerRefusal::NoCredentials(e.to_string()))?;
+    let (uid, gid, pid) = (cred.uid(), cred.gid(), cred.pid());
+    if uid != install.uid {
+        return Err(PeerRefusal::OtherUid {
+            peer: uid,
+            ours: install.uid,
+        });
+    }
+    if pid <= 0 {
+        return Err(PeerRefusal::NoCredentials("no pid".into()));
+    }
+    // Pin the process: the pidfd refers to the process that connected, even if
+    // its pid is later reused. Kernels before 6.5 lack SO_PEERPIDFD.
+    let pidfd: Option<OwnedFd> = getsockopt(&sock, sockopt::PeerPidfd).ok();
+    if let Some(fd) = &pidfd {
+        ensure_alive(fd.as_fd(), pid)?;
+    }
+    let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    let exe = std::fs::read_link(&proc_exe).map_err(|e| PeerRefusal::ExeUnreadable {
+        pid,
+        reason: e.to_string(),
+    })?;
+    let running = std::fs::metadata(&proc_exe).map_err(|e| PeerRefusal::ExeUnreadable {
+        pid,
+        reason: e.to_string(),
+    })?;
+    if let Some(fd) = &pidfd {
+        // Still the same process after we read its exe: the reads above were about it.
+        ensure_alive(fd.as_fd(), pid)?;
+    }
+    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let role = PeerRole::from_binary_name(name)
+        .filter(|_| exe.parent() == Some(install.dir.as_path()))
+        .ok_or_else(|| PeerRefusal::NotInstalled {
+            exe: exe.clone(),
+            install_dir: install.dir.clone(),
+        })?;
+    let installed = std::fs::metadata(install.binary(role))
+        .map_err(|_| PeerRefusal::ExeReplaced { exe: exe.clone() })?;
+    if (installed.dev(), installed.ino()) != (running.dev(), running.ino()) {
+        return Err(PeerRefusal::ExeReplaced { exe });
+    }
+    Ok(PeerIdentity {
+        uid,
+        gid,
+        pid,
+        exe,
+        role,
+        pidfd_pinned: pidfd.is_some(),
+    })
+}
+
+/// Checks via `/proc/self/fdinfo` that the pidfd still names live process `pid`.
+fn ensure_alive(pidfd: BorrowedFd<'_>, pid: i32) -> Result<(), PeerRefusal> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))
+        .map_err(|e| PeerRefusal::NoCredentials(format!("pidfd info: {e}")))?;
+    let current = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok());
+    match current {
+        Some(p) if p == pid => Ok(()),
+        _ => Err(PeerRefusal::PidRecycled { pid }),
+    }
+}

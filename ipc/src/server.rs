@@ -1,0 +1,228 @@
+//! Server side: accept connections, identify peers, handshake, dispatch.
+//!
+//! Owns: the per-connection state machine and its limits (connection cap,
+//! handshake and frame timeouts). One connection's bad input closes that
+//! connection only. Must never: call the handler before the peer was
+//! identified and the handshake succeeded, or panic on anything a peer sends.
+
+use std::future::Future;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use interprocess::local_socket::{
+    GenericFilePath, ListenerOptions, ToFsName, traits::tokio::Listener as _,
+};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use interprocess::os::unix::uds_local_socket::tokio::{Listener, Stream};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+
+use crate::codec::{FrameError, read_frame, write_frame};
+use crate::peer::{Installation, PeerIdentity, identify};
+use crate::wire::{
+    ClientMessage, PROTOCOL_VERSION, ProtocolError, ServerMessage, Service, Welcome,
+};
+
+/// Most connections served at once; more are told "busy" and closed.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Time a new connection has to complete the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A service implementation.
+pub trait Handler<S: Service>: Send + Sync + 'static {
+    /// Handles one request from an identified peer. `conn` is unique per connection.
+    fn handle(
+        &self,
+        peer: &PeerIdentity,
+        conn: u64,
+        req: S::Request,
+    ) -> impl Future<Output = Result<S::Response, S::Error>> + Send;
+
+    /// Whether a (successful) request turns the connection into an event subscriber.
+    fn subscribes(&self, req: &S::Request) -> bool;
+
+    /// The event stream subscribers receive.
+    fn events(&self) -> broadcast::Receiver<S::Event>;
+
+    /// Called when a connection ends (its pending state can be forgotten).
+    fn disconnected(&self, _conn: u64) {}
+}
+
+/// Binds `S`'s socket in `runtime_dir` with mode 0600, replacing a stale socket.
+pub fn bind<S: Service>(runtime_dir: &Path) -> std::io::Result<Listener> {
+    let path = runtime_dir.join(S::SOCKET);
+    let name = path.as_path().to_fs_name::<GenericFilePath>()?;
+    ListenerOptions::new()
+        .name(name)
+        .mode(0o600)
+        .try_overwrite(true)
+        .create_tokio_as::<Listener>()
+}
+
+/// Serves `S` on `listener` forever.
+pub async fn serve<S: Service, H: Handler<S>>(
+    listener: Listener,
+    install: Installation,
+    handler: Arc<H>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let install = Arc::new(install);
+    let mut conn_id = 0u64;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        conn_id += 1;
+        let id = conn_id;
+        let (handler, install, slots) = (handler.clone(), install.clone(), slots.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = slots.clone().try_acquire_owned() else {
+                let msg: ServerMessage<S::Response, S::Error, S::Event> =
+                    ServerMessage::Refused(ProtocolError::Busy("too many connections".into()));
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), write_frame(&mut &stream, &msg))
+                        .await;
+                return;
+            };
+            connection::<S, H>(stream, id, &install, &*handler).await;
+            handler.disconnected(id);
+        });
+    }
+}
+
+type Out<S> = ServerMessage<<S as Service>::Response, <S as Service>::Error, <S as Service>::Event>;
+
+async fn connection<S: Service, H: Handler<S>>(
+    stream: Stream,
+    conn: u64,
+    install: &Installation,
+    handler: &H,
+) {
+    let peer = match identify(stream.inner().as_fd(), install) {
+        Ok(p) => p,
+        Err(refusal) => {
+            tracing::info!("refused peer: {refusal}");
+            let msg: Out<S> =
+                ServerMessage::Refused(ProtocolError::PeerRefused(refusal.to_string()));
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), write_frame(&mut &stream, &msg)).await;
+            return;
+        }
+    };
+    // Handshake.
+    let hello = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        read_frame::<ClientMessage<S::Request>, _>(&mut &stream),
+    )
+    .await;
+    let refuse = |e: ProtocolError| -> Out<S> { ServerMessage::Refused(e) };
+    let reply = match hello {
+        Ok(Ok(ClientMessage::Hello(h))) if h.protocol != PROTOCOL_VERSION => {
+            Err(refuse(ProtocolError::VersionMismatch {
+                server: PROTOCOL_VERSION,
+                client: h.protocol,
+            }))
+        }
+        Ok(Ok(ClientMessage::Hello(h))) if h.service != S::SOCKET => {
+            Err(refuse(ProtocolError::WrongService {
+                served: S::SOCKET.into(),
+                requested: h.service,
+            }))
+        }
+        Ok(Ok(ClientMessage::Hello(_))) => Ok(()),
+        Ok(Ok(ClientMessage::Request { .. })) => Err(refuse(ProtocolError::HelloExpected)),
+        Ok(Err(e)) => Err(refuse(frame_error(e))),
+        Err(_) => Err(refuse(ProtocolError::Malformed(
+            "handshake timed out".into(),
+        ))),
+    };
+    if let Err(msg) = reply {
+        let _ = tokio::time::timeout(Duration::from_secs(1), write_frame(&mut &stream, &msg)).await;
+        return;
+    }
+    let welcome: Out<S> = ServerMessage::Welcome(Welcome {
+        protocol: PROTOCOL_VERSION,
+        role: peer.role,
+        server_pid: std::process::id(),
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+    if write_frame(&mut &stream, &welcome).await.is_err() {
+        return;
+    }
+
+    // Requests: a reader task feeds decoded frames; this loop answers them and forwards events.
+    let stream = Arc::new(stream);
+    let (tx, mut rx) = mpsc::channel::<Result<ClientMessage<S::Request>, FrameError>>(4);
+    let reader = {
+        let stream = stream.clone();
+        tokio::spawn(async move {
+            loop {
+                let frame = read_frame::<ClientMessage<S::Request>, _>(&mut &*stream).await;
+                let stop = frame.is_err();
+                if tx.send(frame).await.is_err() || stop {
+                    break;
+                }
+            }
+        })
+    };
+    let mut events: Option<broadcast::Receiver<S::Event>> = None;
+    loop {
+        let next = async {
+            match events.as_mut() {
+                Some(ev) => ev.recv().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            frame = rx.recv() => {
+                let out: Out<S> = match frame {
+                    None | Some(Err(FrameError::Closed)) => break,
+                    Some(Err(e)) => {
+                        let msg: Out<S> = ServerMessage::Malformed(frame_error(e));
+                        let _ = write_frame(&mut &*stream, &msg).await;
+                        break;
+                    }
+                    Some(Ok(ClientMessage::Hello(_))) => {
+                        let msg: Out<S> = ServerMessage::Malformed(ProtocolError::Malformed("second Hello".into()));
+                        let _ = write_frame(&mut &*stream, &msg).await;
+                        break;
+                    }
+                    Some(Ok(ClientMessage::Request { id, body })) => {
+                        let subscribe = handler.subscribes(&body);
+                        let result = handler.handle(&peer, conn, body).await;
+                        if subscribe && result.is_ok() && events.is_none() {
+                            events = Some(handler.events());
+                        }
+                        ServerMessage::Reply { id, result }
+                    }
+                };
+                if write_frame(&mut &*stream, &out).await.is_err() {
+                    break;
+                }
+            }
+            Some(event) = next => {
+                let out: Out<S> = ServerMessage::Event(event);
+                if write_frame(&mut &*stream, &out).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    reader.abort();
+}
+
+fn frame_error(e: FrameError) -> ProtocolError {
+    match e {
+        FrameError::TooLarge { len, max } => ProtocolError::FrameTooLarge {
+            len: len as u64,
+            max: max as u64,
+        },
+        other => ProtocolError::Malformed(other.to_string()),
+    }
+}

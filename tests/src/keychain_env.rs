@@ -77,11 +77,7 @@ impl KeychainEnv {
     pub fn start(scratch: &Scratch) -> Result<KeychainEnv> {
         let dir = scratch.user_dir("keychain")?;
         let socket = scratch.runtime_dir().join("bus");
-        let conf = scratch.write_user_file(
-            dir.join("bus.conf"),
-            bus_config(&socket),
-            0o600,
-        )?;
+        let conf = scratch.write_user_file(dir.join("bus.conf"), bus_config(&socket), 0o600)?;
 
         let bus_log = scratch.write_user_file(dir.join("dbus-daemon.log"), "", 0o600)?;
         let mut cmd = scratch.command("dbus-daemon");

@@ -116,7 +116,10 @@ pub fn read_maps(pid: u32) -> Result<Vec<Mapping>> {
 
 fn parse_maps_line(line: &str) -> Result<Mapping> {
     let mut it = line.splitn(6, ' ');
-    let mut next = || it.next().with_context(|| format!("short maps line: {line}"));
+    let mut next = || {
+        it.next()
+            .with_context(|| format!("short maps line: {line}"))
+    };
     let range = next()?;
     let perms = next()?.to_string();
     let offset = u64::from_str_radix(next()?, 16)?;
@@ -147,10 +150,7 @@ pub fn scan_process(pid: u32, needles: &[&[u8]]) -> Result<ScanReport> {
     let overlap = needles.iter().map(|n| n.len()).max().unwrap_or(1) - 1;
     let mut s = Scanner {
         needles,
-        finders: needles
-            .iter()
-            .map(|n| memchr::memmem::Finder::new(n))
-            .collect(),
+        finders: needles.iter().map(memchr::memmem::Finder::new).collect(),
         overlap,
         buf: vec![0u8; CHUNK + overlap],
         carry: 0,

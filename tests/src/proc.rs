@@ -127,7 +127,8 @@ fn ids(pid: u32, field: &str) -> Result<[u32; 4]> {
 
 /// The target of `/proc/PID/exe`.
 pub fn exe(pid: u32) -> Result<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("readlink /proc/{pid}/exe"))
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .with_context(|| format!("readlink /proc/{pid}/exe"))
 }
 
 /// A child process that is killed (SIGKILL) and reaped when dropped.

@@ -161,7 +161,13 @@ pub fn ensure_user(name: &str) -> Result<TestUser> {
         return Ok(u);
     }
     let out = Command::new("useradd")
-        .args(["--create-home", "--shell", "/bin/bash", "--user-group", name])
+        .args([
+            "--create-home",
+            "--shell",
+            "/bin/bash",
+            "--user-group",
+            name,
+        ])
         .output()
         .context("running useradd (package passwd; run scripts/deps)")?;
     if !out.status.success() {

@@ -14,7 +14,10 @@ fn installed_role_binary_runs_as_user_from_the_install_path() {
     let s = Scratch::primary().unwrap();
     let sessiond = install_probe(&s, "gatehouse-sessiond");
     assert_eq!(sessiond, s.install_dir().join("gatehouse-sessiond"));
-    let out = check(s.command(&sessiond).arg("whoami").output().unwrap(), "whoami");
+    let out = check(
+        s.command(&sessiond).arg("whoami").output().unwrap(),
+        "whoami",
+    );
     assert_eq!(field(&out, "exe"), Some(sessiond.to_str().unwrap()));
 
     let m = std::fs::metadata(&sessiond).unwrap();
@@ -44,7 +47,10 @@ fn installed_role_binary_runs_as_user_from_the_install_path() {
             .arg(s.home().join("stolen"))
             .output()
             .unwrap();
-        assert!(!mv.status.success(), "scratch root must not be user-writable");
+        assert!(
+            !mv.status.success(),
+            "scratch root must not be user-writable"
+        );
     } else {
         assert_eq!(d.mode() & 0o222, 0);
     }

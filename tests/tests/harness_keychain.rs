@@ -14,7 +14,14 @@ use gatehouse_tests::{KeychainEnv, Scratch, SessionKeyring, TestUser, keyutils_w
 fn secret_tool_store(k: &KeychainEnv, s: &Scratch, key: &str, value: &str) {
     let mut c = k
         .command(s, "secret-tool")
-        .args(["store", "--label=gatehouse harness", "app", "gatehouse-test", "key", key])
+        .args([
+            "store",
+            "--label=gatehouse harness",
+            "app",
+            "gatehouse-test",
+            "key",
+            key,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,7 +38,8 @@ fn secret_tool_lookup(cmd: &mut Command, key: &str) -> std::process::Output {
             .stderr(Stdio::piped()),
     )
     .unwrap();
-    g.wait_timeout(Duration::from_secs(20)).expect("lookup finished");
+    g.wait_timeout(Duration::from_secs(20))
+        .expect("lookup finished");
     g.into_inner().wait_with_output().unwrap()
 }
 
@@ -74,10 +82,7 @@ fn secret_service_stores_and_returns_a_secret_as_the_test_user() {
     assert_eq!(check(implicit, "lookup via XDG_RUNTIME_DIR"), value);
     // ...and without either variable there is no Secret Service: no fallback
     // to some other bus.
-    let none = secret_tool_lookup(
-        s.command("secret-tool").env_remove("XDG_RUNTIME_DIR"),
-        "k1",
-    );
+    let none = secret_tool_lookup(s.command("secret-tool").env_remove("XDG_RUNTIME_DIR"), "k1");
     assert!(!none.status.success() && none.stdout.is_empty(), "{none:?}");
 
     drop(k);
@@ -92,7 +97,10 @@ fn two_keychain_envs_are_independent() {
     let kb = KeychainEnv::start(&b).unwrap();
     secret_tool_store(&ka, &a, "only-in-a", "A");
     assert_eq!(
-        check(secret_tool_lookup(&mut ka.command(&a, "secret-tool"), "only-in-a"), "a"),
+        check(
+            secret_tool_lookup(&mut ka.command(&a, "secret-tool"), "only-in-a"),
+            "a"
+        ),
         "A"
     );
     let other = secret_tool_lookup(&mut kb.command(&b, "secret-tool"), "only-in-a");
@@ -115,15 +123,25 @@ fn wrapped_process_gets_its_own_session_keyring_same_pid_and_exe() {
     let s = Scratch::primary().unwrap();
     let u = s.user().clone();
     // `keyctl rdescribe @s` = type;uid;gid;perm;description
-    let out = check(keyctl(&s, SessionKeyring::New, "keyctl rdescribe @s"), "rdescribe");
+    let out = check(
+        keyctl(&s, SessionKeyring::New, "keyctl rdescribe @s"),
+        "rdescribe",
+    );
     let f: Vec<&str> = out.trim().split(';').collect();
-    assert_eq!((f[0], f[1], f[4]), ("keyring", u.uid.to_string().as_str(), "_ses"), "{out}");
+    assert_eq!(
+        (f[0], f[1], f[4]),
+        ("keyring", u.uid.to_string().as_str(), "_ses"),
+        "{out}"
+    );
 
     let out = check(
         keyctl(&s, SessionKeyring::UserSession, "keyctl rdescribe @s"),
         "rdescribe",
     );
-    assert!(out.trim().ends_with(&format!(";_uid_ses.{}", u.uid)), "{out}");
+    assert!(
+        out.trim().ends_with(&format!(";_uid_ses.{}", u.uid)),
+        "{out}"
+    );
 
     // No exec indirection: the wrapped child is the program itself.
     let probe = install_probe(&s, "gatehouse-broker");
@@ -157,7 +175,11 @@ fn keys_in_a_new_session_die_with_it_unless_linked_to_the_persistent_keyring() {
         "add",
     );
     // Process 2, another new session: needs get_persistent to see the key.
-    let without = keyctl(&s, SessionKeyring::New, &format!("keyctl request user {kept}"));
+    let without = keyctl(
+        &s,
+        SessionKeyring::New,
+        &format!("keyctl request user {kept}"),
+    );
     assert!(!without.status.success(), "not reachable without the link");
     let got = check(
         keyctl(
@@ -173,7 +195,10 @@ fn keys_in_a_new_session_die_with_it_unless_linked_to_the_persistent_keyring() {
         SessionKeyring::New,
         &format!("keyctl get_persistent @s >/dev/null; keyctl request user {gone}"),
     );
-    assert!(!lost.status.success(), "session-only key died with its session");
+    assert!(
+        !lost.status.success(),
+        "session-only key died with its session"
+    );
     // Clean up.
     check(
         keyctl(
@@ -199,20 +224,34 @@ fn user_session_keyring_is_shared_by_later_processes_of_the_same_uid_only() {
         keyctl(
             &s,
             SessionKeyring::UserSession,
-            &format!("keyctl add user {lost} v @s >/dev/null && keyctl add user {name} v3 $(keyctl id @s)"),
+            &format!(
+                "keyctl add user {lost} v @s >/dev/null && keyctl add user {name} v3 $(keyctl id @s)"
+            ),
         ),
         "add",
     );
-    let r = keyctl(&s, SessionKeyring::UserSession, &format!("keyctl request user {lost}"));
+    let r = keyctl(
+        &s,
+        SessionKeyring::UserSession,
+        &format!("keyctl request user {lost}"),
+    );
     assert!(!r.status.success(), "went to a throwaway session keyring");
     let got = check(
-        keyctl(&s, SessionKeyring::UserSession, &format!("keyctl pipe %user:{name}")),
+        keyctl(
+            &s,
+            SessionKeyring::UserSession,
+            &format!("keyctl pipe %user:{name}"),
+        ),
         "pipe",
     );
     assert_eq!(got, "v3");
     // So is a process that has no session keyring at all (what a plain
     // setuid child of a runner without one gets: Inherit here).
-    let plain = keyctl(&s, SessionKeyring::Inherit, &format!("keyctl pipe %user:{name}"));
+    let plain = keyctl(
+        &s,
+        SessionKeyring::Inherit,
+        &format!("keyctl pipe %user:{name}"),
+    );
     if keyctl(&s, SessionKeyring::Inherit, "keyctl rdescribe @s")
         .stdout
         .ends_with(format!(";_uid_ses.{}\n", s.user().uid).as_bytes())
@@ -222,7 +261,11 @@ fn user_session_keyring_is_shared_by_later_processes_of_the_same_uid_only() {
         eprintln!("note: this runner has its own session keyring; Inherit shares it");
     }
     // A new session keyring does not see it.
-    let fresh = keyctl(&s, SessionKeyring::New, &format!("keyctl request user {name}"));
+    let fresh = keyctl(
+        &s,
+        SessionKeyring::New,
+        &format!("keyctl request user {name}"),
+    );
     assert!(!fresh.status.success());
     if let Some(o) = TestUser::other_or_skip("user_session_keyring ... other uid") {
         let theirs = Scratch::new(&o).unwrap();
@@ -232,7 +275,11 @@ fn user_session_keyring_is_shared_by_later_processes_of_the_same_uid_only() {
         }
     }
     check(
-        keyctl(&s, SessionKeyring::UserSession, &format!("keyctl invalidate %user:{name}")),
+        keyctl(
+            &s,
+            SessionKeyring::UserSession,
+            &format!("keyctl invalidate %user:{name}"),
+        ),
         "invalidate",
     );
 }

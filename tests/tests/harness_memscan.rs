@@ -125,5 +125,8 @@ fn memfd_secret_pages_are_reported_unreadable_not_scanned() {
         r.unreadable
     );
     assert!(r.bytes_unreadable >= 4096);
-    assert!(eio.iter().any(|u| u.mapping.contains("secretmem")), "{eio:?}");
+    assert!(
+        eio.iter().any(|u| u.mapping.contains("secretmem")),
+        "{eio:?}"
+    );
 }

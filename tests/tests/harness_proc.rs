@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use gatehouse_tests::proc::{self, ChildGuard, LineReader, wait_for_exit, wait_for_socket};
 use gatehouse_tests::Scratch;
+use gatehouse_tests::proc::{self, ChildGuard, LineReader, wait_for_exit, wait_for_socket};
 
 #[test]
 fn wait_for_socket_sees_a_late_listener_and_times_out_otherwise() {
@@ -39,7 +39,11 @@ fn wait_for_socket_sees_a_late_listener_and_times_out_otherwise() {
 fn wait_for_exit_returns_the_status_or_times_out() {
     let s = Scratch::primary().unwrap();
     let probe = install_probe(&s, "probe");
-    let mut c = s.command(&probe).args(["exit", "7", "100"]).spawn().unwrap();
+    let mut c = s
+        .command(&probe)
+        .args(["exit", "7", "100"])
+        .spawn()
+        .unwrap();
     let st = wait_for_exit(&mut c, Duration::from_secs(10)).unwrap();
     assert_eq!(st.code(), Some(7));
 
@@ -70,7 +74,11 @@ fn child_guard_kills_on_drop_and_group_guard_kills_grandchildren() {
     )
     .unwrap();
     let mut lines = LineReader::spawn(g.stdout.take().unwrap());
-    let grandchild: u32 = lines.next_line(Duration::from_secs(10)).unwrap().parse().unwrap();
+    let grandchild: u32 = lines
+        .next_line(Duration::from_secs(10))
+        .unwrap()
+        .parse()
+        .unwrap();
     proc::wait_until("grandchild exec", Duration::from_secs(10), || {
         Ok(proc::exe(grandchild).is_ok_and(|e| e == probe))
     })

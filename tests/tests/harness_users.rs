@@ -42,16 +42,25 @@ fn other_user_is_a_different_uid() {
 fn run_as_switches_identity_and_clears_env() {
     let s = Scratch::primary().unwrap();
     let probe = install_probe(&s, "probe");
-    let out = check(s.command(&probe).arg("whoami").output().unwrap(), "probe whoami");
+    let out = check(
+        s.command(&probe).arg("whoami").output().unwrap(),
+        "probe whoami",
+    );
     let u = s.user();
     let uid = u.uid.to_string();
     assert_eq!(
-        field(&out, "uid").unwrap().split_whitespace().collect::<Vec<_>>(),
+        field(&out, "uid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         [uid.as_str(); 4]
     );
     let gid = u.gid.to_string();
     assert_eq!(
-        field(&out, "gid").unwrap().split_whitespace().collect::<Vec<_>>(),
+        field(&out, "gid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         [gid.as_str(); 4]
     );
     if users::is_root() {
@@ -114,9 +123,15 @@ fn ensure_user_is_race_safe_across_processes() {
         .map(|k| check(k.into_inner().wait_with_output().unwrap(), "ensure-user"))
         .collect();
     let created = TestUser::lookup(&name).unwrap().expect("created");
-    let del = Command::new("userdel").args(["-r", &name]).output().unwrap();
+    let del = Command::new("userdel")
+        .args(["-r", &name])
+        .output()
+        .unwrap();
     for o in &outs {
         assert_eq!(o.trim(), format!("uid={}", created.uid));
     }
-    assert!(del.status.success() || del.status.code() == Some(12), "{del:?}");
+    assert!(
+        del.status.success() || del.status.code() == Some(12),
+        "{del:?}"
+    );
 }

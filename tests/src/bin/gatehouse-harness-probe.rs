@@ -21,7 +21,10 @@ fn main() {
         Some("whoami") => whoami(),
         Some("hold") => {
             let mut held = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut held).expect("stdin");
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut held)
+                .expect("stdin");
             ready(held.as_ptr() as usize);
             sleep_forever(&held);
         }
@@ -70,7 +73,10 @@ fn whoami() {
             }
         }
     }
-    println!("exe={}", std::fs::read_link("/proc/self/exe").unwrap().display());
+    println!(
+        "exe={}",
+        std::fs::read_link("/proc/self/exe").unwrap().display()
+    );
     println!("cwd={}", std::env::current_dir().unwrap().display());
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     env.sort();

@@ -1,1 +1,19 @@
-//! placeholder
+//! The Gatehouse key broker.
+//!
+//! The only process that holds organization keys, the account key, the
+//! approval-signing key, or keychain payloads. It serves requests on a local
+//! socket, decides each peer's role from its executable, checks the role
+//! table, and answers without ever returning a key.
+//!
+//! Modules: [`crypto`] (formats and primitives), [`vault`] (keys and
+//! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
+//! single-use approvals), [`roles`] (who may do what), [`redact`]
+//! (exact-value redaction), [`service`] (request dispatch).
+
+pub mod approvals;
+pub mod crypto;
+pub mod keychain;
+pub mod redact;
+pub mod roles;
+pub mod service;
+pub mod vault;

@@ -113,6 +113,8 @@ impl std::fmt::Display for SecretKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
     pub host: String,
+    /// The host's platform (`routeros`, `ios`, `linux`, …): decides how the command is classified.
+    pub vendor: String,
     pub org: String,
     /// The credential the execution will use, e.g. `keychain:core-sw1`.
     pub credential: Option<String>,
@@ -472,6 +474,7 @@ pub enum ApprovalError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ActionField {
     Host,
+    Vendor,
     Org,
     Credential,
     Command,

@@ -1,0 +1,136 @@
+//! `gatehouse-broker`: start-up of the key broker.
+//!
+//! Order matters: resolve the profile, bind the socket, open the keychain,
+//! then apply the sandbox — all before any secret is read — then load the
+//! account (auto-unlocking only if this device was remembered) and serve.
+//! Normally started and supervised by `gatehouse up`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gatehouse_broker::approvals::Approvals;
+use gatehouse_broker::keychain::{Backend, Keychain};
+use gatehouse_broker::redact::Redactor;
+use gatehouse_broker::service::{BrokerService, State};
+use gatehouse_broker::vault::Vault;
+use gatehouse_ipc::broker::{Broker, Hardening};
+use gatehouse_ipc::peer::Installation;
+use gatehouse_ipc::{Layout, server};
+use gatehouse_sandbox::hardening::{self, LayerStatus, Strictness};
+use gatehouse_sandbox::profile::{BrokerPaths, broker_profile};
+
+/// The Gatehouse key broker (normally started by `gatehouse up`).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Profile name (all state of one installation); GATEHOUSE_HOME overrides.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Start even if a sandbox layer cannot be applied (shown in `gatehouse status`).
+    #[arg(long)]
+    allow_degraded: bool,
+    /// Keychain backend: secret-service or keyutils (default: Secret Service if a session bus offers it).
+    #[arg(long)]
+    keychain: Option<Backend>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse-broker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn layer_summary(name: &str, s: &LayerStatus, degraded: &mut Vec<String>) -> String {
+    match s {
+        LayerStatus::Applied { fully_enforced, abi, .. } => match abi {
+            Some(abi) => format!("applied (ABI {abi}{})", if *fully_enforced { "" } else { ", partial" }),
+            None => "applied".into(),
+        },
+        LayerStatus::Degraded { reason } => {
+            degraded.push(format!("{name}: {reason}"));
+            format!("DEGRADED: {reason}")
+        }
+        LayerStatus::NotApplied => "not applied".into(),
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let layout = Layout::resolve(args.profile.as_deref()).map_err(|e| e.to_string())?;
+    layout.ensure().map_err(|e| e.to_string())?;
+    let install = Installation::of_current_exe().map_err(|e| format!("cannot locate own executable: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let _guard = rt.enter();
+    let listener = server::bind::<Broker>(&layout.runtime).map_err(|e| {
+        format!("cannot bind {}: {e}", layout.socket(<Broker as gatehouse_ipc::Service>::SOCKET).display())
+    })?;
+    let keychain = Keychain::open(args.keychain, &layout.profile).map_err(|e| format!("keychain: {e}"))?;
+
+    // Sandbox: before any secret is read.
+    let mut paths = BrokerPaths::new(&layout.broker_state, &layout.runtime, &install.dir);
+    if let Some(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok() {
+        paths.dbus_abstract = addr.contains("abstract=");
+        paths.dbus_dir = addr
+            .split(';')
+            .flat_map(|a| a.split(','))
+            .find_map(|kv| kv.strip_prefix("unix:path=").or_else(|| kv.strip_prefix("path=")))
+            .and_then(|p| PathBuf::from(p).parent().map(PathBuf::from));
+    }
+    let strictness = if args.allow_degraded { Strictness::AllowDegraded } else { Strictness::Strict };
+    let report = hardening::apply(&broker_profile(&paths), strictness)
+        .map_err(|e| format!("sandbox: {e} (use --allow-degraded to start anyway)"))?;
+    let mut degraded = report.notes.clone();
+    let landlock = layer_summary("landlock", &report.landlock, &mut degraded);
+    let _ = layer_summary("seccomp", &report.seccomp, &mut degraded);
+    let own = hardening::inspect_self();
+    let hardening = Hardening {
+        dumpable: report.dumpable,
+        no_new_privs: report.no_new_privs,
+        seccomp_mode: match own.seccomp {
+            Some(hardening::SeccompMode::Filter) => 2,
+            Some(hardening::SeccompMode::Strict) => 1,
+            _ => 0,
+        },
+        landlock,
+        core_limit: match report.core_limit {
+            hardening::Rlim::Bytes(b) => b,
+            hardening::Rlim::Unlimited => u64::MAX,
+        },
+        secret_memory: String::new(),
+        degraded,
+    };
+
+    let mut vault = Vault::open(&layout.broker_state, keychain).map_err(|e| e.to_string())?;
+    match vault.sign_in_remembered() {
+        Ok(true) => tracing::info!("signed in with remembered device unlock"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("remembered unlock failed: {e}"),
+    }
+    let approvals =
+        Approvals::open(layout.broker_state.join("used-nonces.log")).map_err(|e| format!("nonce log: {e}"))?;
+    let service = BrokerService::new(
+        State { vault, approvals, redactor: Redactor::default() },
+        hardening,
+        install.dir.display().to_string(),
+    );
+    tracing::info!(
+        "broker serving on {} (pid {})",
+        layout.socket(<Broker as gatehouse_ipc::Service>::SOCKET).display(),
+        std::process::id()
+    );
+    rt.block_on(server::serve::<Broker, _>(listener, install, service));
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The role table: which role may perform which broker operation.
+//!
+//! One table, reviewed like a security policy and enumerated by the tests.
+//! Must never: grant anything by default — an operation missing from the
+//! table is refused for every role.
+
+use gatehouse_ipc::PeerRole::{self, Cli, Copilotd, Sessiond, Ui};
+use gatehouse_ipc::broker::Operation::{self, *};
+
+/// `(operation, roles allowed)`. Everything else is refused.
+pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
+    (Status, &[Cli, Ui, Sessiond, Copilotd]),
+    // Account life cycle is a person's act.
+    (AccountInit, &[Cli, Ui]),
+    (SignIn, &[Cli, Ui]),
+    (SignOut, &[Cli, Ui]),
+    (OrgCreate, &[Cli, Ui]),
+    // Org ids and names are not secret; daemons need them to scope work.
+    (OrgList, &[Cli, Ui, Sessiond, Copilotd]),
+    (KeychainSet, &[Cli, Ui]),
+    (KeychainList, &[Cli, Ui]),
+    (KeychainRemove, &[Cli, Ui]),
+    // Daemons seal what they write (recordings, procedure runs).
+    (SealFields, &[Cli, Ui, Sessiond, Copilotd]),
+    // Opening arbitrary fields is for a person's tools only; daemons get
+    // narrower operations (credential release for one connection) later.
+    (OpenFields, &[Cli, Ui]),
+    (RequestApproval, &[Cli, Ui, Sessiond, Copilotd]),
+    (ListApprovals, &[Cli, Ui]),
+    (ShowApproval, &[Cli, Ui]),
+    // Only the requester itself gets its token (checked per request).
+    (ApprovalOutcome, &[Cli, Ui, Sessiond, Copilotd]),
+    // Approving is a person's act.
+    (DecideApproval, &[Cli, Ui]),
+    // Only the executor consumes tokens.
+    (ConsumeApproval, &[Sessiond]),
+    // Exact-value redaction of text bound for the AI provider.
+    (Redact, &[Cli, Ui, Copilotd]),
+    (Subscribe, &[Cli, Ui, Sessiond, Copilotd]),
+];
+
+/// Whether `role` may perform `op`.
+pub fn allowed(role: PeerRole, op: Operation) -> bool {
+    ROLE_TABLE.iter().any(|(o, roles)| *o == op && roles.contains(&role))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_in_the_table_once() {
+        for op in Operation::ALL {
+            let n = ROLE_TABLE.iter().filter(|(o, _)| *o == op).count();
+            assert_eq!(n, 1, "{op} appears {n} times in ROLE_TABLE");
+        }
+        assert_eq!(ROLE_TABLE.len(), Operation::ALL.len());
+    }
+
+    #[test]
+    fn people_only_operations() {
+        for op in [DecideApproval, SignIn, SignOut, AccountInit, KeychainSet, OpenFields] {
+            assert!(!allowed(Copilotd, op), "copilotd may {op}");
+            assert!(!allowed(Sessiond, op), "sessiond may {op}");
+        }
+        assert!(allowed(Sessiond, ConsumeApproval));
+        assert!(!allowed(Cli, ConsumeApproval));
+    }
+}

@@ -348,7 +348,13 @@ fn apply_landlock(
             .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
             .map_err(e)?;
     }
-    let created = created.all_threads(true).map_err(e)?;
+    // TSYNC (ABI 8) only where the kernel has it: requesting it best-effort on an older
+    // kernel would mark the whole ruleset "partially enforced".
+    let created = if tsync {
+        created.all_threads(true).map_err(e)?
+    } else {
+        created
+    };
     let status = created.restrict_self().map_err(e)?;
     if !skipped.is_empty() {
         notes.push(format!(
@@ -400,8 +406,8 @@ pub enum SeccompMode {
 /// Readable for any process we can see in `/proc`: `NoNewPrivs`, `Seccomp`,
 /// `Seccomp_filters` (from `/proc/PID/status`), the core limit (`/proc/PID/limits`). Dumpable
 /// is exact only for ourselves (`PR_GET_DUMPABLE`); for another process it is *inferred*: a
-/// non-dumpable process's `/proc/PID` entries are owned by root, so a non-root process whose
-/// `/proc/PID` is owned by uid 0 is non-dumpable (`None` when the process itself runs as root,
+/// non-dumpable process's `/proc/PID/*` files are owned by root, so a non-root process whose
+/// `/proc/PID/status` is owned by uid 0 is non-dumpable (`None` when the process itself runs as root,
 /// where ownership tells nothing). Landlock state of another process is not exposed by the
 /// kernel and is not reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -464,14 +470,16 @@ pub fn inspect_pid(pid: i32) -> Result<ProcessHardening, SandboxError> {
         _ => None,
     });
     h.seccomp_filters = status_field(&status, "Seccomp_filters").and_then(|v| v.parse().ok());
-    match (fs::metadata(format!("/proc/{pid}")), h.euid) {
+    // The kernel makes a non-dumpable process's /proc/PID/* files (not the /proc/PID
+    // directory itself) owned by root; see task_dump_owner() in fs/proc/base.c.
+    match (fs::metadata(format!("/proc/{pid}/status")), h.euid) {
         (Ok(_), Some(0)) => {
             h.dumpable_source = "unknown: process runs as root, /proc owner tells nothing".into();
         }
         (Ok(m), Some(euid)) => {
             h.dumpable = Some(m.uid() != 0 || euid == 0);
             h.dumpable_source = format!(
-                "inferred from /proc/{pid} owner uid {} (root-owned = non-dumpable)",
+                "inferred from /proc/{pid}/status owner uid {} (root-owned = non-dumpable)",
                 m.uid()
             );
         }

@@ -111,7 +111,7 @@ fn proc_status_reports_the_test_users_ids_and_exe() {
 fn line_reader_waits_with_a_timeout() {
     let mut c = ChildGuard::spawn(
         std::process::Command::new("sh")
-            .args(["-c", "echo one; sleep 0.2; echo two; sleep 30"])
+            .args(["-c", "echo one; sleep 0.2; echo two; exec sleep 30"])
             .stdout(Stdio::piped()),
     )
     .unwrap();

@@ -271,6 +271,8 @@ pub const CLONE_FORBIDDEN_FLAGS: u64 = (libc::CLONE_NEWNS
 /// where dying loudly is the right answer. `clone3` returns **ENOSYS** so glibc falls back to
 /// `clone`, whose flags (unlike `clone3`'s, which live in memory) seccomp can check: threads
 /// yes, fork/vfork/namespaces no.
+// The ioctl request constants are `c_ulong` on glibc but `c_int` on musl: keep the casts.
+#[allow(clippy::unnecessary_cast)]
 pub fn broker_syscalls() -> SeccompPolicy {
     use libc::*;
     let prot_exec = PROT_EXEC as u64;

@@ -262,3 +262,71 @@ pub fn install(policy: &SeccompPolicy) -> Result<usize, SandboxError> {
     }
     Ok(progs.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(name: &'static str, nr: i64, action: SyscallAction) -> SyscallRule {
+        SyscallRule {
+            name,
+            nr,
+            action,
+            when: Vec::new(),
+            why: "test",
+        }
+    }
+
+    #[test]
+    fn validation_rejects_unsafe_tables() {
+        let allow_default = SeccompPolicy {
+            default_action: SyscallAction::Allow,
+            rules: vec![],
+        };
+        assert!(allow_default.validate().is_err());
+        let dup = SeccompPolicy {
+            default_action: SyscallAction::Errno(libc::EPERM),
+            rules: vec![
+                rule("read", libc::SYS_read, SyscallAction::Allow),
+                rule("read", libc::SYS_read, SyscallAction::KillProcess),
+            ],
+        };
+        assert!(dup.validate().is_err());
+        let mut conditional_kill = rule("kill", libc::SYS_kill, SyscallAction::KillProcess);
+        conditional_kill.when = vec![vec![ArgCheck::eq(0, 1)]];
+        let p = SeccompPolicy {
+            default_action: SyscallAction::Errno(libc::EPERM),
+            rules: vec![conditional_kill],
+        };
+        assert!(p.validate().is_err());
+        let mut bad_arg = rule("read", libc::SYS_read, SyscallAction::Allow);
+        bad_arg.when = vec![vec![ArgCheck::eq(6, 1)]];
+        let p = SeccompPolicy {
+            default_action: SyscallAction::Errno(libc::EPERM),
+            rules: vec![bad_arg],
+        };
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn one_filter_per_action_with_allowlist_last() {
+        let p = SeccompPolicy {
+            default_action: SyscallAction::Errno(libc::EPERM),
+            rules: vec![
+                rule("read", libc::SYS_read, SyscallAction::Allow),
+                rule("execve", libc::SYS_execve, SyscallAction::KillProcess),
+                rule(
+                    "clone3",
+                    libc::SYS_clone3,
+                    SyscallAction::Errno(libc::ENOSYS),
+                ),
+            ],
+        };
+        assert_eq!(p.compile(1).unwrap().len(), 3);
+        let only_allow = SeccompPolicy {
+            default_action: SyscallAction::KillProcess,
+            rules: vec![rule("read", libc::SYS_read, SyscallAction::Allow)],
+        };
+        assert_eq!(only_allow.compile(1).unwrap().len(), 1);
+    }
+}

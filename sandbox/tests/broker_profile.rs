@@ -795,3 +795,20 @@ fn broker_table_is_well_formed_and_reviewed() {
     assert!(ll.tcp_bind.is_empty() && ll.tcp_connect.is_empty());
     s.compile(1).unwrap();
 }
+
+#[test]
+fn known_gap_landlock_does_not_restrict_connect_to_pathname_unix_sockets() {
+    // Documented limitation (README): Landlock up to ABI 8 does not control connect(2) to an
+    // existing pathname unix socket, so the broker can reach any unix socket whose file
+    // permissions allow it (that is how it reaches the D-Bus session bus without a rule).
+    let dirs = Dirs::new();
+    let path = dirs.outside.join("other-service.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    in_child(|| {
+        harden_broker(&dirs)?;
+        UnixStream::connect(&path).map_err(|e| format!("connect: {e}"))?;
+        Ok(())
+    })
+    .assert_ok();
+    drop(listener);
+}

@@ -177,7 +177,7 @@ fn root_cannot_read_memfd_secret_through_proc_mem_but_can_read_heap() {
     secret.as_mut_slice().fill(0xC3);
     let mut fallback = SecretRegion::new_with(64, MemoryPreference::ForceMlock).unwrap();
     fallback.as_mut_slice().fill(0xD4);
-    let heap = vec![0xE5u8; 64];
+    let heap = Box::new([0xE5u8; 64]); // on the heap on purpose
     let parent = std::process::id();
     let (s_addr, f_addr, h_addr) = (secret.addr(), fallback.addr(), heap.as_ptr() as usize);
     assert!(

@@ -1,4 +1,5 @@
 #![allow(unsafe_code)]
+#![warn(missing_docs)]
 //! Gatehouse process hardening: per-process profiles and secret memory.
 //!
 //! **Owns:**

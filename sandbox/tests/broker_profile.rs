@@ -443,6 +443,15 @@ fn tokio_multi_thread_runtime_works_under_the_filter() {
             if back != b"data" {
                 return Err("fs mismatch".into());
             }
+            // tokio::signal (signal-hook style self-pipe + rt_sigaction) and kill(self).
+            let mut usr1 =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                    .map_err(|e| format!("signal: {e}"))?;
+            // SAFETY (test): signalling ourselves with integer arguments.
+            unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+            tokio::time::timeout(std::time::Duration::from_secs(5), usr1.recv())
+                .await
+                .map_err(|_| "SIGUSR1 not delivered".to_string())?;
             let (tx, rx) = tokio::sync::oneshot::channel();
             std::thread::spawn(move || tx.send(7).unwrap());
             if rx.await.map_err(|e| e.to_string())? != 7 {

@@ -1,0 +1,432 @@
+//! Pattern layer: finds secret-shaped text without knowing values. A single
+//! case-insensitive Aho-Corasick prefilter over trigger keywords (no per-line
+//! regexes); each trigger runs a small hand-written matcher at its position.
+//! Owns what counts as a secret shape; must keep hostnames, IPs, interface
+//! names, MACs, commit hashes and UUIDs readable unless they follow a secret
+//! keyword, and must never mask less than [`MIN_MASK`] bytes.
+
+use super::{Hit, mask};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::sync::OnceLock;
+
+/// Minimum masked value length (keeps the output bound honest).
+pub const MIN_MASK: usize = 4;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum T {
+    Pem,
+    Aws,
+    Gcp,
+    Github,
+    GithubPat,
+    Gitlab,
+    Slack,
+    SlackHook,
+    Stripe,
+    SkKey,
+    Jwt,
+    Authorization,
+    Bearer,
+    UrlCreds,
+    AzureKv,
+    Crypt,
+    /// keyword whose following value is always a secret in config syntax
+    Strict(&'static str),
+    /// keyword whose value must look high-entropy
+    Loose(&'static str),
+}
+
+static TRIGGERS: &[(&str, T)] = &[
+    ("-----BEGIN ", T::Pem),
+    ("AKIA", T::Aws),
+    ("ASIA", T::Aws),
+    ("AIza", T::Gcp),
+    ("ghp_", T::Github),
+    ("gho_", T::Github),
+    ("ghu_", T::Github),
+    ("ghs_", T::Github),
+    ("ghr_", T::Github),
+    ("github_pat_", T::GithubPat),
+    ("glpat-", T::Gitlab),
+    ("xoxb-", T::Slack),
+    ("xoxp-", T::Slack),
+    ("xoxa-", T::Slack),
+    ("xoxr-", T::Slack),
+    ("xoxs-", T::Slack),
+    ("xapp-", T::Slack),
+    ("hooks.slack.com/services/", T::SlackHook),
+    ("sk_live_", T::Stripe),
+    ("sk_test_", T::Stripe),
+    ("rk_live_", T::Stripe),
+    ("rk_test_", T::Stripe),
+    ("sk-", T::SkKey),
+    ("eyJ", T::Jwt),
+    ("authorization", T::Authorization),
+    ("bearer ", T::Bearer),
+    ("://", T::UrlCreds),
+    ("accountkey=", T::AzureKv),
+    ("sharedaccesskey=", T::AzureKv),
+    ("sig=", T::AzureKv),
+    ("$9$", T::Crypt),
+    ("$8$", T::Crypt),
+    ("$6$", T::Crypt),
+    ("$5$", T::Crypt),
+    ("$1$", T::Crypt),
+    ("$2y$", T::Crypt),
+    ("$2b$", T::Crypt),
+    ("password", T::Strict("password")),
+    ("passwd", T::Strict("password")),
+    ("secret", T::Strict("secret")),
+    ("community", T::Strict("snmp-community")),
+    ("key-string", T::Strict("key-string")),
+    ("pre-shared-key", T::Strict("pre-shared-key")),
+    ("preshared-key", T::Strict("pre-shared-key")),
+    ("presharedkey", T::Strict("pre-shared-key")),
+    ("authentication-key", T::Strict("authentication-key")),
+    ("md5", T::Strict("md5-key")),
+    ("wpa-psk", T::Strict("psk")),
+    ("psk", T::Strict("psk")),
+    ("private-key", T::Strict("private-key")),
+    ("privatekey", T::Strict("private-key")),
+    ("private_key", T::Strict("private-key")),
+    ("key", T::Loose("key")),
+    ("token", T::Loose("token")),
+    ("apikey", T::Loose("api-key")),
+    ("api_key", T::Loose("api-key")),
+    ("api-key", T::Loose("api-key")),
+    ("credential", T::Loose("credential")),
+];
+
+fn ac() -> &'static AhoCorasick {
+    static A: OnceLock<AhoCorasick> = OnceLock::new();
+    A.get_or_init(|| {
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(TRIGGERS.iter().map(|t| t.0))
+            .expect("static trigger set builds")
+    })
+}
+
+fn word(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+fn tokc(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+/// Find all pattern hits (input coordinates, may overlap; `apply` resolves).
+pub(crate) fn find(text: &str) -> Vec<Hit> {
+    let b = text.as_bytes();
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut covered_to = 0usize;
+    for m in ac().find_overlapping_iter(b) {
+        let (_, kind) = TRIGGERS[m.pattern().as_usize()];
+        if m.start() < covered_to && kind != T::Pem {
+            continue;
+        }
+        if let Some((s, e, label, id)) = matcher(text, b, m.start(), m.end(), kind) {
+            if e > s && e - s >= MIN_MASK && text.is_char_boundary(s) && text.is_char_boundary(e) {
+                covered_to = covered_to.max(e);
+                hits.push(Hit { start: s, end: e, rule_id: id, label: label.to_string(), repl: mask(label) });
+            }
+        }
+    }
+    hits
+}
+
+fn run(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
+    while i < b.len() && f(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn line_end(b: &[u8], i: usize) -> usize {
+    memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |x| i + x)
+}
+
+type M = Option<(usize, usize, &'static str, &'static str)>;
+
+fn matcher(text: &str, b: &[u8], s: usize, e: usize, kind: T) -> M {
+    let prev_word = s > 0 && word(b[s - 1]);
+    match kind {
+        T::Pem => {
+            let le = line_end(b, e);
+            let header = &text[e..le];
+            if !header.contains("PRIVATE KEY") {
+                return None;
+            }
+            let body = header.find("-----").map_or(le, |x| e + x + 5);
+            let end = text[body..].find("-----END").map_or(b.len(), |x| body + x);
+            Some((body, end, "private-key", "pattern.private-key"))
+        }
+        T::Aws => {
+            let end = run(b, e, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            (!prev_word && end - e >= 16 && (end == b.len() || !word(b[end]))).then_some((s, end, "aws-access-key", "pattern.aws-access-key"))
+        }
+        T::Gcp => {
+            let end = run(b, e, tokc);
+            (!prev_word && end - e >= 30).then_some((s, end, "gcp-api-key", "pattern.gcp-api-key"))
+        }
+        T::Github => {
+            let end = run(b, e, |c| c.is_ascii_alphanumeric());
+            (!prev_word && end - e >= 30).then_some((s, end, "github-token", "pattern.github-token"))
+        }
+        T::GithubPat => {
+            let end = run(b, e, |c| c.is_ascii_alphanumeric() || c == b'_');
+            (end - e >= 22).then_some((s, end, "github-token", "pattern.github-token"))
+        }
+        T::Gitlab => {
+            let end = run(b, e, tokc);
+            (!prev_word && end - e >= 20).then_some((s, end, "gitlab-token", "pattern.gitlab-token"))
+        }
+        T::Slack => {
+            let end = run(b, e, |c| c.is_ascii_alphanumeric() || c == b'-');
+            (!prev_word && end - e >= 10).then_some((s, end, "slack-token", "pattern.slack-token"))
+        }
+        T::SlackHook => {
+            let end = run(b, e, |c| c.is_ascii_alphanumeric() || c == b'/');
+            (end - e >= 10).then_some((e, end, "slack-webhook", "pattern.slack-webhook"))
+        }
+        T::Stripe => {
+            let end = run(b, e, |c| c.is_ascii_alphanumeric());
+            (!prev_word && end - e >= 16).then_some((s, end, "stripe-key", "pattern.stripe-key"))
+        }
+        T::SkKey => {
+            let end = run(b, e, tokc);
+            let v = &b[e..end];
+            let ok = !prev_word && v.len() >= 20 && v.iter().any(u8::is_ascii_digit) && v.iter().any(u8::is_ascii_alphabetic);
+            ok.then_some((s, end, "api-key", "pattern.sk-api-key"))
+        }
+        T::Jwt => {
+            if prev_word {
+                return None;
+            }
+            let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+            let p1 = run(b, e, b64);
+            if p1 - s < 10 || b.get(p1) != Some(&b'.') {
+                return None;
+            }
+            let p2 = run(b, p1 + 1, b64);
+            if p2 - p1 < 10 || b.get(p2) != Some(&b'.') {
+                return None;
+            }
+            let p3 = run(b, p2 + 1, b64);
+            Some((s, p3, "jwt", "pattern.jwt"))
+        }
+        T::Authorization => {
+            // Authorization: Bearer xyz / "Authorization": "Basic xyz"
+            let mut i = run(b, e, |c| c == b'"' || c == b'\'' || c == b' ' || c == b'\t');
+            if i >= b.len() || (b[i] != b':' && b[i] != b'=') {
+                return None;
+            }
+            i = run(b, i + 1, |c| c == b' ' || c == b'\t' || c == b'"' || c == b'\'');
+            let le = line_end(b, i);
+            let scheme_end = run(b, i, |c| c.is_ascii_alphabetic());
+            let known = matches!(text[i..scheme_end].to_ascii_lowercase().as_str(), "bearer" | "basic" | "token" | "digest" | "negotiate" | "apikey" | "bot" | "sso-key");
+            let vs = if known { run(b, scheme_end, |c| c == b' ') } else { i };
+            let ve = run(b, vs, |c| !c.is_ascii_whitespace() && c != b'"' && c != b'\'' && c != b',').min(le);
+            Some((vs, ve, "authorization", "pattern.authorization-header"))
+        }
+        T::Bearer => {
+            let end = run(b, e, |c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'~' | b'+' | b'/' | b'='));
+            (!prev_word && end - e >= 16).then_some((e, end, "bearer-token", "pattern.bearer-token"))
+        }
+        T::UrlCreds => {
+            // scheme://user:pass@host
+            let host_end = run(b, e, |c| !c.is_ascii_whitespace() && !matches!(c, b'/' | b'"' | b'\'' | b'<' | b'>'));
+            let seg = &b[e..host_end];
+            let at = seg.iter().rposition(|&c| c == b'@')?;
+            let colon = seg[..at].iter().position(|&c| c == b':')?;
+            (at > colon + 1).then_some((e + colon + 1, e + at, "url-password", "pattern.url-credentials"))
+        }
+        T::AzureKv => {
+            if text[s..e].eq_ignore_ascii_case("sig=") && (s == 0 || !matches!(b[s - 1], b'&' | b'?')) {
+                return None;
+            }
+            let end = run(b, e, |c| !c.is_ascii_whitespace() && !matches!(c, b';' | b'&' | b'"' | b'\''));
+            (end - e >= 16).then_some((e, end, "azure-key", "pattern.azure-key"))
+        }
+        T::Crypt => {
+            if prev_word && b[s - 1] != b'"' {
+                return None;
+            }
+            let end = run(b, s, |c| !c.is_ascii_whitespace() && !matches!(c, b'"' | b'\'' | b';' | b','));
+            (end - s >= 8).then_some((s, end, "password-hash", "pattern.crypt-hash"))
+        }
+        T::Strict(label) | T::Loose(label) => keyword(text, b, s, e, kind, label),
+    }
+}
+
+const STOP: &[&str] = &[
+    "is", "was", "for", "of", "to", "and", "or", "the", "a", "an", "in", "on", "with", "policy", "reset", "change",
+    "changed", "expired", "manager", "prompt", "required", "string", "strings", "file", "field", "please", "again",
+    "must", "should", "will", "be", "has", "have", "not", "if", "when", "that", "this", "it", "as", "by", "from", "length",
+    "encryption", "recovery", "set", "list", "used", "use", "here", "there", "are", "chain", "server", "type", "exchange",
+    "id", "name", "value", "see", "below", "above", "authentication", "auth", "level", "mode", "new", "old", "format",
+    "hash", "local", "none", "ascii", "hex", "rotation", "rotate", "management", "missing", "store", "vault", "keychain",
+    "you", "your", "we", "our", "their", "my", "me", "can", "could", "would", "do", "does", "did", "but", "so", "then", "at",
+];
+
+/// Values that are references or placeholders, not secrets.
+fn placeholder(v: &str) -> bool {
+    v.starts_with("{{") || v.starts_with("••••") || v.starts_with('<') || v.starts_with("${") || v.starts_with("$(")
+        || v.starts_with("***") || v.starts_with('%') || v.eq_ignore_ascii_case("redacted") || v.starts_with("[redacted")
+        || v.starts_with("keychain:")
+}
+
+fn high_entropy(v: &[u8]) -> bool {
+    if v.len() < 12 {
+        return false;
+    }
+    let classes = [v.iter().any(u8::is_ascii_lowercase), v.iter().any(u8::is_ascii_uppercase), v.iter().any(u8::is_ascii_digit), v.iter().any(|c| !c.is_ascii_alphanumeric())];
+    let n = classes.iter().filter(|x| **x).count();
+    let mut distinct = [false; 256];
+    for &c in v {
+        distinct[c as usize] = true;
+    }
+    let d = distinct.iter().filter(|x| **x).count();
+    n >= 2 && d >= 8 && v.iter().any(u8::is_ascii_digit)
+}
+
+fn secretish(v: &[u8]) -> bool {
+    if v.len() < 4 {
+        return false;
+    }
+    let s = std::str::from_utf8(v).unwrap_or("");
+    if STOP.iter().any(|w| s.eq_ignore_ascii_case(w)) {
+        return false;
+    }
+    let lower = v.iter().all(|c| c.is_ascii_lowercase() || *c == b'-');
+    // plain lower-case words in prose are not secrets; anything with digits,
+    // capitals or symbols is treated as one after a secret keyword
+    !lower || v.len() >= 12
+}
+
+/// Read a value at `i`: quoted → inside quotes; else to whitespace / separators.
+fn value_at(b: &[u8], i: usize) -> (usize, usize) {
+    if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+        let q = b[i];
+        let mut j = i + 1;
+        while j < b.len() && b[j] != q && b[j] != b'\n' {
+            if b[j] == b'\\' {
+                j += 1;
+            }
+            j += 1;
+        }
+        (i + 1, j.min(b.len()))
+    } else {
+        (i, run(b, i, |c| !c.is_ascii_whitespace() && !matches!(c, b'"' | b'\'' | b',' | b';' | b'}' | b')' | b']' | b'&')))
+    }
+}
+
+fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static str) -> M {
+    // word boundaries: before may be start, non-alnum, '-', '_' (encrypted-password, api_key)
+    if s > 0 && b[s - 1].is_ascii_alphanumeric() {
+        // allow camel case like "PrivateKey", "apiKey", "AccountKey" only for key/token
+        let camel = matches!(kind, T::Loose(_) | T::Strict("private-key")) && b[s].is_ascii_uppercase();
+        if !camel {
+            return None;
+        }
+    }
+    // what follows the keyword
+    let mut i = e;
+    // swallow the rest of a compound identifier: password_hash, secret-key, key-id …
+    let ident_end = run(b, i, |c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if ident_end > i {
+        let rest = text[i..ident_end].to_ascii_lowercase();
+        let ok_suffix = matches!(
+            rest.as_str(),
+            "s" | "_key" | "-key" | "key" | "_access_key" | "-string" | "_secret" | "-secret" | "=" | "-ascii" | "-hex" | "_token" | "-token" | "id" | "_id"
+        ) || rest.starts_with("_key") || rest.starts_with("-key");
+        if !ok_suffix || rest == "id" || rest == "_id" {
+            // e.g. password-encryption, keyboard, tokenizer, key-id
+            return None;
+        }
+        i = ident_end;
+    }
+    let strict = matches!(kind, T::Strict(_));
+    let le = line_end(b, i);
+    // separators
+    let j = run(b, i, |c| c == b'"' || c == b'\'');
+    let k = run(b, j, |c| c == b' ' || c == b'\t');
+    let sep = k < le && (b[k] == b'=' || b[k] == b':');
+    let mut v = if sep { run(b, k + 1, |c| c == b' ' || c == b'\t') } else { k };
+    if v >= le {
+        return None;
+    }
+    if !sep && k == i {
+        return None; // keyword glued to something else
+    }
+    // optional sub-words: type digits, ascii/hex/md5 …, "is"/"was"
+    let mut typed = false;
+    let mut skipped = 0;
+    loop {
+        let (ws, we) = (v, run(b, v, |c| !c.is_ascii_whitespace()));
+        if we >= le || skipped >= 3 {
+            break;
+        }
+        let w = &text[ws..we];
+        let lw = w.to_ascii_lowercase();
+        let is_type = w.len() == 1 && w.as_bytes()[0].is_ascii_digit();
+        let is_num = w.bytes().all(|c| c.is_ascii_digit()) && w.len() <= 3 && label == "md5-key";
+        if is_type || is_num || matches!(lw.as_str(), "ascii" | "hex" | "ascii-text" | "encrypted" | "plaintext" | "unencrypted" | "md5" | "sha" | "sha256" | "is" | "was" | "=" | "0" | "cleartext") || (label == "snmp-community" && false) {
+            typed |= is_type || lw == "ascii-text" || lw == "encrypted" || lw == "md5";
+            v = run(b, we, |c| c == b' ' || c == b'\t');
+            skipped += 1;
+            continue;
+        }
+        break;
+    }
+    let (vs, ve) = value_at(b, v);
+    let ve = ve.min(le);
+    if ve <= vs {
+        return None;
+    }
+    let val = &b[vs..ve];
+    let vstr = &text[vs..ve];
+    if placeholder(vstr) {
+        return None;
+    }
+    let accept = match kind {
+        T::Strict("md5-key") => typed || sep,
+        T::Strict(_) => typed || (sep && !val.is_empty()) || secretish(val),
+        T::Loose(_) => {
+            // `key 7 …`, `tacacs-server key …`, `key = <high entropy>`
+            let line_start = text[..s].rfind('\n').map_or(0, |x| x + 1);
+            let before = text[line_start..s].trim().to_ascii_lowercase();
+            let server_key = label == "key"
+                && (before.is_empty() || before.ends_with("tacacs-server") || before.ends_with("radius-server") || before.ends_with("isakmp") || before.ends_with("server-private") || before.ends_with("tacacs") || before.ends_with("radius"));
+            typed || (server_key && secretish(val)) || (sep && high_entropy(val)) || (sep && val.len() >= 8 && secretish(val) && label != "key")
+        }
+        _ => false,
+    };
+    if !accept || val.len() < MIN_MASK && !(typed || sep) {
+        return None;
+    }
+    if val.len() < MIN_MASK {
+        return None;
+    }
+    let _ = strict;
+    Some((vs, ve, label, rule_id(label)))
+}
+
+fn rule_id(label: &str) -> &'static str {
+    match label {
+        "password" => "pattern.password",
+        "secret" => "pattern.secret",
+        "snmp-community" => "pattern.snmp-community",
+        "key-string" => "pattern.key-string",
+        "pre-shared-key" => "pattern.pre-shared-key",
+        "authentication-key" => "pattern.authentication-key",
+        "md5-key" => "pattern.md5-key",
+        "psk" => "pattern.psk",
+        "private-key" => "pattern.private-key-value",
+        "key" => "pattern.key",
+        "token" => "pattern.token",
+        "api-key" => "pattern.api-key",
+        _ => "pattern.credential",
+    }
+}

@@ -1,0 +1,97 @@
+//! Arista EOS rule table. Owns EOS exec/config keywords, `bash` escapes,
+//! `watch` (runs another command repeatedly) and pipe filters. Must never
+//! mark a form read-only that writes flash, changes config or drops sessions.
+
+use super::{Effect as F, Mode::Config as C, Mode::Exec as E, PipeKind as K, PipeRule, Rule, p, r};
+use crate::verdict::Class::{Dangerous as DA, Moderate as MO, ReadOnly as RO, Unknown as UN};
+
+/// EOS rules.
+pub static RULES: &[Rule] = &[
+    r("eos.show", E, "show", RO, F::None, "show commands display state and cannot change it"),
+    r("eos.show.running-config", E, "show running-config", RO, F::Secrets, "displays the running configuration, which contains secrets"),
+    r("eos.show.startup-config", E, "show startup-config", RO, F::Secrets, "displays the startup configuration, which contains secrets"),
+    r("eos.show.tech-support", E, "show tech-support", RO, F::Secrets, "displays diagnostics including the configuration (secrets)"),
+    r("eos.dir", E, "dir", RO, F::None, "lists files"),
+    r("eos.more", E, "more", RO, F::None, "displays a file"),
+    r("eos.diff", E, "diff", RO, F::None, "compares files"),
+    r("eos.pwd", E, "pwd", RO, F::None, "prints the working directory"),
+    r("eos.cd", E, "cd", RO, F::None, "changes the CLI's working directory only"),
+    r("eos.terminal", E, "terminal", RO, F::None, "terminal settings affect this session only"),
+    r("eos.ping", E, "ping", RO, F::Ping, "ping sends a few probe packets"),
+    r("eos.traceroute", E, "traceroute", RO, F::None, "traceroute sends probe packets"),
+    r("eos.tcpdump", E, "tcpdump", RO, F::None, "captures packets to the screen"),
+    r("eos.exit", E, "exit", RO, F::None, "ends the session"),
+    r("eos.end", E, "end", RO, F::None, "returns to exec mode"),
+    r("eos.disable", E, "disable", RO, F::None, "drops privilege for this session"),
+    r("eos.enable", E, "enable", RO, F::Credential, "raises privilege; needs the enable secret"),
+    r("eos.watch", E, "watch", RO, F::ExecPayload, "repeats another command"),
+    r("eos.configure", E, "configure", MO, F::EnterConfig, "enters configuration mode"),
+    r("eos.configure.terminal", E, "configure terminal", MO, F::EnterConfig, "enters configuration mode; following lines change the running configuration"),
+    r("eos.configure.session", E, "configure session", MO, F::EnterConfig, "enters a configuration session"),
+    r("eos.configure.replace", E, "configure replace", DA, F::None, "replaces the whole running configuration"),
+    r("eos.copy", E, "copy", MO, F::None, "copy writes a file or configuration"),
+    r("eos.copy.run-start", E, "copy running-config startup-config", MO, F::None, "saves the running configuration"),
+    r("eos.copy.to-startup", E, "copy * startup-config", DA, F::None, "overwrites the startup configuration used at next boot"),
+    r("eos.copy.to-running", E, "copy * running-config", DA, F::None, "merges a file into the running configuration"),
+    r("eos.write", E, "write", MO, F::None, "write (memory) saves the running configuration"),
+    r("eos.write.memory", E, "write memory", MO, F::None, "saves the running configuration"),
+    r("eos.write.terminal", E, "write terminal", RO, F::Secrets, "displays the running configuration, which contains secrets"),
+    r("eos.write.erase", E, "write erase", DA, F::None, "erases the startup configuration"),
+    r("eos.erase", E, "erase", DA, F::None, "erases the startup configuration or a file system"),
+    r("eos.delete", E, "delete", DA, F::None, "deletes files from flash"),
+    r("eos.reload", E, "reload", DA, F::None, "reloads the switch"),
+    r("eos.zerotouch", E, "zerotouch", DA, F::None, "zero-touch provisioning changes can wipe the configuration"),
+    r("eos.clear", E, "clear", MO, F::None, "clear resets counters or state"),
+    r("eos.clear.counters", E, "clear counters", MO, F::None, "resets interface counters"),
+    r("eos.clear.ip-bgp", E, "clear ip bgp", DA, F::None, "resets BGP sessions, dropping routes"),
+    r("eos.clear.bgp", E, "clear bgp", DA, F::None, "resets BGP sessions, dropping routes"),
+    r("eos.clear.ip-ospf", E, "clear ip ospf", DA, F::None, "resets OSPF, dropping adjacencies"),
+    r("eos.debug", E, "debug", MO, F::None, "debug adds CPU load and log volume"),
+    r("eos.no", E, "no", MO, F::None, "negates an exec setting"),
+    r("eos.bash", E, "bash", RO, F::ShellPayload, "runs a Linux command in the switch's shell"),
+    r("eos.python-shell", E, "python-shell", UN, F::None, "interactive Python can do anything"),
+    r("eos.ssh", E, "ssh", UN, F::None, "opens an SSH session to another host"),
+    r("eos.telnet", E, "telnet", UN, F::None, "opens a telnet session to another host"),
+    r("eos.send", E, "send", MO, F::None, "sends a message to sessions"),
+    r("eos.install", E, "install", DA, F::None, "installs software"),
+    // config
+    r("eos.cfg.do", C, "do", RO, F::ExecPayload, "runs an exec command from configuration mode"),
+    r("eos.cfg.end", C, "end", RO, F::ExitConfig, "leaves configuration mode"),
+    r("eos.cfg.exit", C, "exit", RO, F::None, "leaves the current configuration level"),
+    r("eos.cfg.show", C, "show", RO, F::None, "show is allowed in configuration mode and cannot change state"),
+    r("eos.cfg.commit", C, "commit", MO, F::None, "commits the configuration session"),
+    r("eos.cfg.abort", C, "abort", RO, F::ExitConfig, "discards the configuration session"),
+    r("eos.cfg.interface", C, "interface", MO, F::None, "configures an interface"),
+    r("eos.cfg.no-router-bgp", C, "no router bgp", DA, F::None, "removes the whole BGP process"),
+    r("eos.cfg.no-router-ospf", C, "no router ospf", DA, F::None, "removes the whole OSPF process"),
+    r("eos.cfg.boot", C, "boot", DA, F::None, "changes the boot image"),
+    r("eos.cfg.management-ssh-shutdown", C, "management ssh shutdown", DA, F::None, "disables the SSH server (management lock-out)"),
+    r("eos.cfg.event-handler", C, "event-handler", MO, F::None, "configures an event handler"),
+    r("eos.cfg.action-bash", C, "action bash", MO, F::ShellPayload, "the event handler runs this Linux command when triggered"),
+];
+
+/// EOS pipe filters.
+pub static PIPES: &[PipeRule] = &[
+    p("eos.pipe.include", "include", K::RegexFilter, RO, "filters output"),
+    p("eos.pipe.exclude", "exclude", K::RegexFilter, RO, "filters output"),
+    p("eos.pipe.begin", "begin", K::RegexFilter, RO, "filters output"),
+    p("eos.pipe.section", "section", K::RegexFilter, RO, "filters output"),
+    p("eos.pipe.grep", "grep", K::RegexFilter, RO, "filters output"),
+    p("eos.pipe.json", "json", K::Filter, RO, "formats output as JSON"),
+    p("eos.pipe.no-more", "no-more", K::Filter, RO, "disables paging"),
+    p("eos.pipe.nz", "nz", K::Filter, RO, "hides zero counters"),
+    p("eos.pipe.head", "head", K::Filter, RO, "shows the first lines"),
+    p("eos.pipe.tail", "tail", K::Filter, RO, "shows the last lines"),
+    p("eos.pipe.wc", "wc", K::Filter, RO, "counts output"),
+    p("eos.pipe.redirect", "redirect", K::Writes, MO, "writes the output to a file"),
+    p("eos.pipe.append", "append", K::Writes, MO, "appends the output to a file"),
+    p("eos.pipe.tee", "tee", K::Writes, MO, "copies the output to a file"),
+];
+
+/// The EOS table.
+pub static TABLE: super::Table = super::Table {
+    name: "eos",
+    rules: &[RULES],
+    pipes: PIPES,
+    config_default: MO,
+};

@@ -1,0 +1,156 @@
+//! Cisco IOS and IOS-XE rule table (IOS-XE adds [`IOSXE_EXTRA`]). Owns the
+//! exec/config keyword lists used to resolve abbreviations the way the device
+//! would; the top-level keyword list is intentionally complete enough that
+//! ambiguous prefixes (`c`, `re`, `de`) stay ambiguous. Must never mark a form
+//! read-only that can write flash, change config or drop sessions.
+
+use super::{Effect as F, Mode::Config as C, Mode::Exec as E, PipeKind as K, PipeRule, Rule, p, r};
+use crate::verdict::Class::{Dangerous as DA, Moderate as MO, ReadOnly as RO, Unknown as UN};
+
+/// Exec and config rules shared by IOS and IOS-XE.
+pub static RULES: &[Rule] = &[
+    // ---- exec: top-level keywords (complete list keeps abbreviations honest)
+    r("ios.show", E, "show", RO, F::None, "show commands display state and cannot change it"),
+    r("ios.show.running-config", E, "show running-config", RO, F::Secrets, "displays the running configuration, which contains secrets"),
+    r("ios.show.startup-config", E, "show startup-config", RO, F::Secrets, "displays the startup configuration, which contains secrets"),
+    r("ios.show.configuration", E, "show configuration", RO, F::Secrets, "displays the startup configuration, which contains secrets"),
+    r("ios.show.tech-support", E, "show tech-support", RO, F::Secrets, "displays diagnostics including the configuration (secrets)"),
+    r("ios.show.archive", E, "show archive", RO, F::Secrets, "displays archived configurations, which contain secrets"),
+    r("ios.more", E, "more", RO, F::None, "more displays a file"),
+    r("ios.more.system-running", E, "more system:running-config", RO, F::Secrets, "displays the running configuration, which contains secrets"),
+    r("ios.more.nvram-startup", E, "more nvram:startup-config", RO, F::Secrets, "displays the startup configuration, which contains secrets"),
+    r("ios.dir", E, "dir", RO, F::None, "lists files"),
+    r("ios.pwd", E, "pwd", RO, F::None, "prints the working directory"),
+    r("ios.cd", E, "cd", RO, F::None, "changes the CLI's working directory only"),
+    r("ios.verify", E, "verify", RO, F::None, "verifies a file checksum"),
+    r("ios.terminal", E, "terminal", RO, F::None, "terminal settings affect this session only"),
+    r("ios.terminal.monitor", E, "terminal monitor", RO, F::None, "shows log messages in this session only"),
+    r("ios.ping", E, "ping", RO, F::Ping, "ping sends a few probe packets"),
+    r("ios.traceroute", E, "traceroute", RO, F::None, "traceroute sends probe packets"),
+    r("ios.mtrace", E, "mtrace", RO, F::None, "multicast trace sends probe packets"),
+    r("ios.mrinfo", E, "mrinfo", RO, F::None, "queries multicast neighbours"),
+    r("ios.mstat", E, "mstat", RO, F::None, "shows multicast statistics"),
+    r("ios.systat", E, "systat", RO, F::None, "shows terminal lines"),
+    r("ios.help", E, "help", RO, F::None, "shows help"),
+    r("ios.exit", E, "exit", RO, F::None, "ends the session"),
+    r("ios.logout", E, "logout", RO, F::None, "ends the session"),
+    r("ios.quit", E, "quit", RO, F::None, "ends the session"),
+    r("ios.disable", E, "disable", RO, F::None, "drops privilege for this session"),
+    r("ios.enable", E, "enable", RO, F::Credential, "raises privilege; needs the enable secret"),
+    r("ios.resume", E, "resume", RO, F::None, "resumes a suspended connection"),
+    r("ios.configure", E, "configure", MO, F::EnterConfig, "enters configuration mode"),
+    r("ios.configure.terminal", E, "configure terminal", MO, F::EnterConfig, "enters configuration mode; following lines change the running configuration"),
+    r("ios.configure.replace", E, "configure replace", DA, F::None, "replaces the whole running configuration"),
+    r("ios.configure.memory", E, "configure memory", DA, F::None, "merges the startup configuration into the running configuration"),
+    r("ios.configure.network", E, "configure network", DA, F::None, "merges a configuration from the network"),
+    r("ios.configure.confirm", E, "configure confirm", MO, F::None, "confirms a configure replace"),
+    r("ios.copy", E, "copy", MO, F::None, "copy writes a file or configuration"),
+    r("ios.copy.run-start", E, "copy running-config startup-config", MO, F::None, "saves the running configuration"),
+    r("ios.copy.to-startup", E, "copy * startup-config", DA, F::None, "overwrites the startup configuration used at next boot"),
+    r("ios.copy.to-running", E, "copy * running-config", DA, F::None, "merges a file into the running configuration"),
+    r("ios.write", E, "write", MO, F::None, "write (memory) saves the running configuration"),
+    r("ios.write.memory", E, "write memory", MO, F::None, "saves the running configuration"),
+    r("ios.write.terminal", E, "write terminal", RO, F::Secrets, "displays the running configuration, which contains secrets"),
+    r("ios.write.erase", E, "write erase", DA, F::None, "erases the startup configuration"),
+    r("ios.write.network", E, "write network", MO, F::None, "copies the configuration to a network server"),
+    r("ios.erase", E, "erase", DA, F::None, "erases a file system or the startup configuration"),
+    r("ios.delete", E, "delete", DA, F::None, "deletes files from flash"),
+    r("ios.format", E, "format", DA, F::None, "formats a file system"),
+    r("ios.squeeze", E, "squeeze", DA, F::None, "permanently removes deleted files"),
+    r("ios.fsck", E, "fsck", MO, F::None, "checks and repairs a file system"),
+    r("ios.mkdir", E, "mkdir", MO, F::None, "creates a directory"),
+    r("ios.rmdir", E, "rmdir", MO, F::None, "removes a directory"),
+    r("ios.rename", E, "rename", MO, F::None, "renames a file"),
+    r("ios.reload", E, "reload", DA, F::None, "reloads the device"),
+    r("ios.reload.cancel", E, "reload cancel", MO, F::None, "cancels a scheduled reload"),
+    r("ios.setup", E, "setup", DA, F::None, "the setup dialog can overwrite the configuration"),
+    r("ios.clear", E, "clear", MO, F::None, "clear resets counters or state"),
+    r("ios.clear.counters", E, "clear counters", MO, F::None, "resets interface counters"),
+    r("ios.clear.ip-bgp", E, "clear ip bgp", DA, F::None, "resets BGP sessions, dropping routes"),
+    r("ios.clear.ip-bgp-soft", E, "clear ip bgp * soft", MO, F::None, "soft-refreshes BGP without dropping sessions"),
+    r("ios.clear.bgp", E, "clear bgp", DA, F::None, "resets BGP sessions, dropping routes"),
+    r("ios.clear.ip-ospf", E, "clear ip ospf", DA, F::None, "resets the OSPF process, dropping adjacencies"),
+    r("ios.clear.ip-route", E, "clear ip route", DA, F::None, "flushes the routing table"),
+    r("ios.clear.crypto", E, "clear crypto", DA, F::None, "tears down VPN security associations"),
+    r("ios.clear.line", E, "clear line", MO, F::None, "disconnects a terminal line"),
+    r("ios.debug", E, "debug", MO, F::None, "debug adds CPU load and log volume"),
+    r("ios.debug.all", E, "debug all", DA, F::None, "debug all can exhaust the CPU"),
+    r("ios.undebug", E, "undebug", MO, F::None, "turns debugging off"),
+    r("ios.no", E, "no", MO, F::None, "negates an exec setting"),
+    r("ios.send", E, "send", MO, F::None, "sends a message to terminal lines"),
+    r("ios.connect", E, "connect", UN, F::None, "opens a connection to another host; what runs there is not known"),
+    r("ios.ssh", E, "ssh", UN, F::None, "opens an SSH session to another host; what runs there is not known"),
+    r("ios.telnet", E, "telnet", UN, F::None, "opens a telnet session to another host; what runs there is not known"),
+    r("ios.disconnect", E, "disconnect", MO, F::None, "closes a connection"),
+    r("ios.tclsh", E, "tclsh", UN, F::None, "Tcl shell can run any command"),
+    r("ios.test", E, "test", UN, F::None, "test commands exercise hardware"),
+    r("ios.clock", E, "clock", MO, F::None, "sets the clock"),
+    r("ios.archive", E, "archive", MO, F::None, "archives or rolls back configuration"),
+    r("ios.access-enable", E, "access-enable", MO, F::None, "opens a lock-and-key access entry"),
+    r("ios.access-template", E, "access-template", MO, F::None, "adds a temporary access list entry"),
+    r("ios.monitor", E, "monitor", MO, F::None, "starts a capture or monitor session"),
+    r("ios.request", E, "request", MO, F::None, "platform requests change state"),
+    r("ios.license", E, "license", MO, F::None, "changes licensing"),
+    r("ios.crypto", E, "crypto", MO, F::None, "crypto exec commands change keys or certificates"),
+    r("ios.event", E, "event", UN, F::None, "runs an EEM applet whose content is not in the input"),
+    r("ios.upgrade", E, "upgrade", DA, F::None, "upgrades the image"),
+    r("ios.install", E, "install", DA, F::None, "installs or activates software"),
+    // ---- config mode
+    r("ios.cfg.do", C, "do", RO, F::ExecPayload, "runs an exec command from configuration mode"),
+    r("ios.cfg.end", C, "end", RO, F::ExitConfig, "leaves configuration mode"),
+    r("ios.cfg.exit", C, "exit", RO, F::None, "leaves the current configuration level"),
+    r("ios.cfg.interface", C, "interface", MO, F::None, "configures an interface"),
+    r("ios.cfg.shutdown", C, "shutdown", MO, F::None, "disables the current interface or process"),
+    r("ios.cfg.line-vty", C, "line vty", MO, F::VtyContext, "configures remote management lines"),
+    r("ios.cfg.line", C, "line", MO, F::None, "configures terminal lines"),
+    r("ios.cfg.access-class", C, "access-class", MO, F::VtyOnly, "restricts who may reach the management lines; can lock everyone out"),
+    r("ios.cfg.transport-input-none", C, "transport input none", MO, F::VtyOnly, "disables all remote management on these lines"),
+    r("ios.cfg.no-router-bgp", C, "no router bgp", DA, F::None, "removes the whole BGP process"),
+    r("ios.cfg.no-router-ospf", C, "no router ospf", DA, F::None, "removes the whole OSPF process"),
+    r("ios.cfg.no-ip-routing", C, "no ip routing", DA, F::None, "disables IP routing"),
+    r("ios.cfg.no-ip-ssh", C, "no ip ssh", DA, F::None, "changes SSH server settings; can lock out management"),
+    r("ios.cfg.no-aaa-new-model", C, "no aaa new-model", DA, F::None, "disables AAA; changes how everyone logs in"),
+    r("ios.cfg.crypto-key-zeroize", C, "crypto key zeroize", DA, F::None, "destroys the device keys (breaks SSH)"),
+    r("ios.cfg.boot", C, "boot", DA, F::None, "changes the boot image or boot settings"),
+    r("ios.cfg.config-register", C, "config-register", DA, F::None, "changes the boot configuration register"),
+    r("ios.cfg.event-manager", C, "event manager", MO, F::None, "configures an EEM applet"),
+    r("ios.cfg.eem-action-cli", C, "action * cli command", MO, F::QuotedExecPayload, "an EEM action runs this CLI command when triggered"),
+    r("ios.cfg.alias", C, "alias", MO, F::None, "defines a command alias"),
+];
+
+/// Extra rules for IOS-XE.
+pub static IOSXE_EXTRA: &[Rule] = &[
+    r("iosxe.guestshell", E, "guestshell", MO, F::None, "manages the Linux guest shell"),
+    r("iosxe.guestshell.run", E, "guestshell run", RO, F::ShellPayload, "runs a Linux command in the guest shell"),
+    r("iosxe.request-platform", E, "request platform", MO, F::None, "platform software requests change state"),
+    r("iosxe.app-hosting", E, "app-hosting", MO, F::None, "manages hosted applications"),
+];
+
+/// IOS pipe filters (`show … | include x`).
+pub static PIPES: &[PipeRule] = &[
+    p("ios.pipe.include", "include", K::RegexFilter, RO, "filters output"),
+    p("ios.pipe.exclude", "exclude", K::RegexFilter, RO, "filters output"),
+    p("ios.pipe.begin", "begin", K::RegexFilter, RO, "filters output"),
+    p("ios.pipe.section", "section", K::RegexFilter, RO, "filters output"),
+    p("ios.pipe.count", "count", K::RegexFilter, RO, "counts matching lines"),
+    p("ios.pipe.format", "format", K::Filter, UN, "formats output with a spec file"),
+    p("ios.pipe.redirect", "redirect", K::Writes, MO, "writes the output to a file"),
+    p("ios.pipe.append", "append", K::Writes, MO, "appends the output to a file"),
+    p("ios.pipe.tee", "tee", K::Writes, MO, "copies the output to a file"),
+];
+
+/// The IOS table.
+pub static TABLE: super::Table = super::Table {
+    name: "ios",
+    rules: &[RULES],
+    pipes: PIPES,
+    config_default: MO,
+};
+
+/// The IOS-XE table (IOS rules plus [`IOSXE_EXTRA`]).
+pub static IOSXE_TABLE: super::Table = super::Table {
+    name: "iosxe",
+    rules: &[RULES, IOSXE_EXTRA],
+    pipes: PIPES,
+    config_default: MO,
+};

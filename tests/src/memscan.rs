@@ -33,7 +33,7 @@ pub struct Mapping {
     pub perms: String,
     pub offset: u64,
     pub inode: u64,
-    /// Path, `[heap]`, `[stack]`, `/memfd:secretmem (deleted)`, or empty for
+    /// Path, `[heap]`, `[stack]`, `/secretmem (deleted)`, or empty for
     /// anonymous memory.
     pub name: String,
 }

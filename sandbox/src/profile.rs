@@ -449,6 +449,21 @@ pub fn broker_syscalls() -> SeccompPolicy {
         allow("eventfd2", SYS_eventfd2, "tokio waker"),
         allow("pipe2", SYS_pipe2, "tokio signal/self-pipe"),
         allow("ppoll", SYS_ppoll, "poll-based waits"),
+        allow(
+            "timerfd_create",
+            SYS_timerfd_create,
+            "async-io/polling reactor (zbus) timeouts; failure is tolerated but costs precision",
+        ),
+        allow(
+            "timerfd_settime",
+            SYS_timerfd_settime,
+            "async-io/polling reactor timeouts",
+        ),
+        allow(
+            "timerfd_gettime",
+            SYS_timerfd_gettime,
+            "async-io/polling reactor timeouts",
+        ),
         // ---- files (Landlock decides *which* files) ---------------------------------------------
         allow(
             "openat",

@@ -132,7 +132,7 @@ fn resolve_verb(t: &str) -> Result<Option<&'static Verb>, Vec<&'static Verb>> {
     if let Some(v) = VERBS.iter().find(|v| v.name.eq_ignore_ascii_case(t)) {
         return Ok(Some(v));
     }
-    let c: Vec<&'static Verb> = VERBS.iter().filter(|v| t.len() >= 2 && starts_with_ci(v.name, t)).collect();
+    let c: Vec<&'static Verb> = VERBS.iter().filter(|v| !t.is_empty() && starts_with_ci(v.name, t)).collect();
     match c.len() {
         0 => Ok(None),
         1 => Ok(Some(c[0])),

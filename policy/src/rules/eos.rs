@@ -66,6 +66,9 @@ pub static RULES: &[Rule] = &[
     r("eos.cfg.no-router-ospf", C, "no router ospf", DA, F::None, "removes the whole OSPF process"),
     r("eos.cfg.boot", C, "boot", DA, F::None, "changes the boot image"),
     r("eos.cfg.management-ssh-shutdown", C, "management ssh shutdown", DA, F::None, "disables the SSH server (management lock-out)"),
+    r("eos.cfg.management-ssh", C, "management ssh", MO, F::VtyContext, "configures the SSH management server"),
+    r("eos.cfg.management-api", C, "management api", MO, F::VtyContext, "configures the management API server"),
+    r("eos.cfg.mgmt-shutdown", C, "shutdown", MO, F::VtyOnly, "shuts down the current interface, or the management server (lock-out)"),
     r("eos.cfg.event-handler", C, "event-handler", MO, F::None, "configures an event handler"),
     r("eos.cfg.action-bash", C, "action bash", MO, F::ShellPayload, "the event handler runs this Linux command when triggered"),
 ];

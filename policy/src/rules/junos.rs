@@ -61,6 +61,8 @@ pub static RULES: &[Rule] = &[
     r("junos.cfg.delete.system", C, "delete system", DA, F::None, "deletes system configuration (logins, services)"),
     r("junos.cfg.delete.system-services", C, "delete system services", DA, F::None, "deletes management services (lock-out)"),
     r("junos.cfg.delete.interfaces", C, "delete interfaces", DA, F::None, "deletes all interface configuration"),
+    r("junos.cfg.delete.interfaces.one", C, "delete interfaces *", MO, F::None, "deletes part of one interface's configuration"),
+    r("junos.cfg.delete.system.part", C, "delete system *", MO, F::None, "deletes part of the system configuration"),
     r("junos.cfg.delete.protocols", C, "delete protocols", DA, F::None, "deletes routing protocols"),
     r("junos.cfg.delete.protocols.bgp", C, "delete protocols bgp", DA, F::None, "deletes BGP"),
     r("junos.cfg.deactivate", C, "deactivate", MO, F::None, "deactivates configuration"),

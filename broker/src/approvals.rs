@@ -12,8 +12,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use gatehouse_ipc::broker::{
-    Action, ActionField, ApprovalError, ApprovalOutcome, ApprovalState, ApprovalToken, ApprovalView, Decision,
-    Requester,
+    Action, ActionField, ApprovalError, ApprovalOutcome, ApprovalState, ApprovalToken,
+    ApprovalView, Decision, Requester,
 };
 use serde::Serialize;
 
@@ -72,8 +72,12 @@ impl Approvals {
         if let Ok(text) = std::fs::read_to_string(&nonce_log) {
             for line in text.lines() {
                 let mut it = line.split_whitespace();
-                let (Some(n), Some(exp)) = (it.next(), it.next()) else { continue };
-                let (Some(nonce), Ok(exp)) = (parse_nonce(n), exp.parse::<u64>()) else { continue };
+                let (Some(n), Some(exp)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                let (Some(nonce), Ok(exp)) = (parse_nonce(n), exp.parse::<u64>()) else {
+                    continue;
+                };
                 if exp > now {
                     used.insert(nonce, exp);
                 }
@@ -85,7 +89,12 @@ impl Approvals {
             text.push_str(&format!("{} {exp}\n", crypto::hex(n)));
         }
         crate::vault::write_atomic(&nonce_log, text.as_bytes())?;
-        Ok(Approvals { requests: BTreeMap::new(), next_id: 1 + (now % 1_000_000) * 1000, used, nonce_log })
+        Ok(Approvals {
+            requests: BTreeMap::new(),
+            next_id: 1 + (now % 1_000_000) * 1000,
+            used,
+            nonce_log,
+        })
     }
 
     fn expire(&mut self) {
@@ -97,16 +106,27 @@ impl Approvals {
         }
         self.used.retain(|_, exp| *exp > now);
         while self.requests.len() > MAX_PENDING {
-            let Some(first) = self.requests.keys().next().copied() else { break };
+            let Some(first) = self.requests.keys().next().copied() else {
+                break;
+            };
             self.requests.remove(&first);
         }
     }
 
     pub fn pending_count(&self) -> usize {
-        self.requests.values().filter(|p| p.view.state == ApprovalState::Pending).count()
+        self.requests
+            .values()
+            .filter(|p| p.view.state == ApprovalState::Pending)
+            .count()
     }
 
-    pub fn request(&mut self, action: Action, requester: Requester, class: String, reasons: Vec<String>) -> u64 {
+    pub fn request(
+        &mut self,
+        action: Action,
+        requester: Requester,
+        class: String,
+        reasons: Vec<String>,
+    ) -> u64 {
         self.expire();
         let id = self.next_id;
         self.next_id += 1;
@@ -133,7 +153,10 @@ impl Approvals {
 
     pub fn show(&mut self, id: u64) -> Result<ApprovalView, ApprovalError> {
         self.expire();
-        self.requests.get(&id).map(|p| p.view.clone()).ok_or(ApprovalError::NotFound)
+        self.requests
+            .get(&id)
+            .map(|p| p.view.clone())
+            .ok_or(ApprovalError::NotFound)
     }
 
     /// Records a person's decision. `sign` signs the token bytes; `classify`
@@ -148,7 +171,10 @@ impl Approvals {
     ) -> Result<(ApprovalState, Option<u64>), gatehouse_ipc::broker::BrokerError> {
         use gatehouse_ipc::broker::BrokerError::Approval;
         self.expire();
-        let p = self.requests.get_mut(&id).ok_or(Approval(ApprovalError::NotFound))?;
+        let p = self
+            .requests
+            .get_mut(&id)
+            .ok_or(Approval(ApprovalError::NotFound))?;
         if p.view.state != ApprovalState::Pending {
             return Err(Approval(ApprovalError::NotPending));
         }
@@ -195,7 +221,11 @@ impl Approvals {
     }
 
     /// What the requester learns; only the requesting process gets the token.
-    pub fn outcome(&mut self, id: u64, asker: &Requester) -> Result<ApprovalOutcome, ApprovalError> {
+    pub fn outcome(
+        &mut self,
+        id: u64,
+        asker: &Requester,
+    ) -> Result<ApprovalOutcome, ApprovalError> {
         self.expire();
         let p = self.requests.get(&id).ok_or(ApprovalError::NotFound)?;
         if p.view.requester.role != asker.role || p.view.requester.pid != asker.pid {
@@ -207,10 +237,12 @@ impl Approvals {
                 Some(t) => ApprovalOutcome::Approved(t.clone()),
                 None => ApprovalOutcome::Expired,
             },
-            ApprovalState::Rejected => {
-                ApprovalOutcome::Rejected { reason: p.view.reject_reason.clone().unwrap_or_default() }
-            }
-            ApprovalState::Edited => ApprovalOutcome::Edited { new_id: p.view.replaced_by.unwrap_or(0) },
+            ApprovalState::Rejected => ApprovalOutcome::Rejected {
+                reason: p.view.reject_reason.clone().unwrap_or_default(),
+            },
+            ApprovalState::Edited => ApprovalOutcome::Edited {
+                new_id: p.view.replaced_by.unwrap_or(0),
+            },
             ApprovalState::Expired => ApprovalOutcome::Expired,
         })
     }
@@ -231,8 +263,14 @@ impl Approvals {
             (a.vendor != action.vendor, ActionField::Vendor),
             (a.org != action.org, ActionField::Org),
             (a.credential != action.credential, ActionField::Credential),
-            (a.command.as_bytes() != action.command.as_bytes(), ActionField::Command),
-            (a.expected_effect != action.expected_effect, ActionField::ExpectedEffect),
+            (
+                a.command.as_bytes() != action.command.as_bytes(),
+                ActionField::Command,
+            ),
+            (
+                a.expected_effect != action.expected_effect,
+                ActionField::ExpectedEffect,
+            ),
         ];
         if let Some((_, field)) = mismatch.iter().find(|(differs, _)| *differs) {
             return Err(ApprovalError::Mismatch(*field));

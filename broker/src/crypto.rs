@@ -67,7 +67,12 @@ fn field_aad(addr: &FieldAddress, key_id: &KeyId) -> Vec<u8> {
 }
 
 /// Seals `plaintext` for `addr` under `key`.
-pub fn seal_field(key: &[u8; 32], key_id: &KeyId, addr: &FieldAddress, plaintext: &[u8]) -> Vec<u8> {
+pub fn seal_field(
+    key: &[u8; 32],
+    key_id: &KeyId,
+    addr: &FieldAddress,
+    plaintext: &[u8],
+) -> Vec<u8> {
     let nonce: [u8; NONCE_LEN] = random_bytes();
     let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
     out.push(FIELD_VERSION);
@@ -97,14 +102,23 @@ pub fn sealed_key_id(sealed: &[u8]) -> Result<KeyId, OpenFailure> {
 }
 
 /// Opens a sealed field for `addr`. The plaintext buffer is zeroized on drop.
-pub fn open_field(key: &[u8; 32], addr: &FieldAddress, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenFailure> {
+pub fn open_field(
+    key: &[u8; 32],
+    addr: &FieldAddress,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, OpenFailure> {
     let key_id = sealed_key_id(sealed)?;
     let nonce = &sealed[1 + KEY_ID_LEN..HEADER_LEN];
     let (body, tag) = sealed[HEADER_LEN..].split_at(sealed.len() - HEADER_LEN - TAG_LEN);
     let mut buf = Zeroizing::new(body.to_vec());
     let aad = field_aad(addr, &key_id);
     cipher(key)
-        .decrypt_in_place_detached(XNonce::from_slice(nonce), &aad, &mut buf, Tag::from_slice(tag))
+        .decrypt_in_place_detached(
+            XNonce::from_slice(nonce),
+            &aad,
+            &mut buf,
+            Tag::from_slice(tag),
+        )
         .map_err(|_| OpenFailure::Tampered)?;
     Ok(buf)
 }
@@ -125,7 +139,12 @@ pub fn wrap_key(wrapping_key: &[u8; 32], purpose: &str, key: &[u8]) -> Vec<u8> {
 
 /// Unwraps into `out` (which should be secret memory) in place.
 /// Returns false if the wrapping key is wrong or the blob was altered.
-pub fn unwrap_key_into(wrapping_key: &[u8; 32], purpose: &str, wrapped: &[u8], out: &mut [u8]) -> bool {
+pub fn unwrap_key_into(
+    wrapping_key: &[u8; 32],
+    purpose: &str,
+    wrapped: &[u8],
+    out: &mut [u8],
+) -> bool {
     if wrapped.len() != NONCE_LEN + out.len() + TAG_LEN {
         return false;
     }
@@ -152,13 +171,27 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// OWASP's second recommended Argon2id setting (19 MiB, 2 passes, 1 lane).
-    pub const DEFAULT: KdfParams = KdfParams { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_cost_kib: 19 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
 }
 
 /// Derives the account key from a passphrase directly into `out`.
-pub fn derive_account_key(params: KdfParams, passphrase: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), String> {
-    let p = argon2::Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(out.len()))
-        .map_err(|e| format!("bad Argon2 parameters: {e}"))?;
+pub fn derive_account_key(
+    params: KdfParams,
+    passphrase: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), String> {
+    let p = argon2::Params::new(
+        params.m_cost_kib,
+        params.t_cost,
+        params.p_cost,
+        Some(out.len()),
+    )
+    .map_err(|e| format!("bad Argon2 parameters: {e}"))?;
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
         .hash_password_into(passphrase, salt, out)
         .map_err(|e| format!("Argon2id failed: {e}"))
@@ -167,7 +200,8 @@ pub fn derive_account_key(params: KdfParams, passphrase: &[u8], salt: &[u8], out
 /// HMAC-SHA256, used to derive per-purpose subkeys.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     use hmac::{Hmac, Mac};
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(msg);
     mac.finalize().into_bytes().into()
 }
@@ -197,18 +231,34 @@ mod tests {
         let a = addr("r1", "ssh.password", "o1");
         let sealed = seal_field(&key, &id, &a, b"s3cret");
         assert_eq!(&*open_field(&key, &a, &sealed).unwrap(), b"s3cret");
-        for moved in [addr("r2", "ssh.password", "o1"), addr("r1", "ssh.user", "o1"), addr("r1", "ssh.password", "o2")] {
-            assert_eq!(open_field(&key, &moved, &sealed), Err(OpenFailure::Tampered));
+        for moved in [
+            addr("r2", "ssh.password", "o1"),
+            addr("r1", "ssh.user", "o1"),
+            addr("r1", "ssh.password", "o2"),
+        ] {
+            assert_eq!(
+                open_field(&key, &moved, &sealed),
+                Err(OpenFailure::Tampered)
+            );
         }
         let mut rebound = a.clone();
         rebound.binding = b"10.6.6.6:22".to_vec();
-        assert_eq!(open_field(&key, &rebound, &sealed), Err(OpenFailure::Tampered));
+        assert_eq!(
+            open_field(&key, &rebound, &sealed),
+            Err(OpenFailure::Tampered)
+        );
         for i in 0..sealed.len() {
             let mut flipped = sealed.clone();
             flipped[i] ^= 0x01;
-            assert!(open_field(&key, &a, &flipped).is_err(), "bit flip at byte {i} went unnoticed");
+            assert!(
+                open_field(&key, &a, &flipped).is_err(),
+                "bit flip at byte {i} went unnoticed"
+            );
         }
-        assert_eq!(open_field(&key, &a, &sealed[..20]), Err(OpenFailure::Truncated));
+        assert_eq!(
+            open_field(&key, &a, &sealed[..20]),
+            Err(OpenFailure::Truncated)
+        );
     }
 
     #[test]

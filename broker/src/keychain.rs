@@ -29,7 +29,7 @@ impl Backend {
         match self {
             Backend::SecretService => None,
             Backend::Keyutils => Some(
-                "kernel keyutils store: entries do not survive a reboot (or expiry of the persistent keyring); run a Secret Service (gnome-keyring) for durable storage",
+                "kernel keyutils store: entries live in your user keyring and do not survive a reboot; run a Secret Service (gnome-keyring) for durable storage",
             ),
         }
     }
@@ -41,15 +41,26 @@ impl std::str::FromStr for Backend {
         match s {
             "secret-service" => Ok(Backend::SecretService),
             "keyutils" => Ok(Backend::Keyutils),
-            other => Err(format!("unknown keychain backend {other:?} (secret-service, keyutils)")),
+            other => Err(format!(
+                "unknown keychain backend {other:?} (secret-service, keyutils)"
+            )),
         }
     }
+}
+
+enum Store {
+    /// keyring-core's Secret Service store (zbus).
+    SecretService(Arc<CredentialStore>),
+    /// The kernel's per-user keyring (`@u`): shared by every process of this
+    /// uid, gone at reboot. (The persistent keyring is not used: linking into
+    /// it is refused on some kernels and containers.)
+    Keyutils(linux_keyutils::KeyRing),
 }
 
 /// A keychain namespace (one per profile) in one backend.
 pub struct Keychain {
     backend: Backend,
-    store: Arc<CredentialStore>,
+    store: Store,
     service: String,
 }
 
@@ -64,18 +75,31 @@ impl Keychain {
         let service = format!("gatehouse:{profile}");
         let try_ss = || -> Result<Keychain, KeychainError> {
             if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
-                return Err(KeychainError("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset)".into()));
+                return Err(KeychainError(
+                    "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset)".into(),
+                ));
             }
             let store = zbus_secret_service_keyring_store::Store::new()
                 .map_err(|e| KeychainError(format!("Secret Service: {e}")))?;
-            let kc = Keychain { backend: Backend::SecretService, store, service: service.clone() };
+            let kc = Keychain {
+                backend: Backend::SecretService,
+                store: Store::SecretService(store),
+                service: service.clone(),
+            };
             kc.probe()?;
             Ok(kc)
         };
         let keyutils = || -> Result<Keychain, KeychainError> {
-            let store = linux_keyutils_keyring_store::Store::new()
-                .map_err(|e| KeychainError(format!("keyutils: {e}")))?;
-            Ok(Keychain { backend: Backend::Keyutils, store, service: service.clone() })
+            let ring = linux_keyutils::KeyRing::from_special_id(
+                linux_keyutils::KeyRingIdentifier::User,
+                false,
+            )
+            .map_err(|e| KeychainError(format!("keyutils user keyring: {e:?}")))?;
+            Ok(Keychain {
+                backend: Backend::Keyutils,
+                store: Store::Keyutils(ring),
+                service: service.clone(),
+            })
         };
         match preferred {
             Some(Backend::SecretService) => try_ss(),
@@ -91,37 +115,68 @@ impl Keychain {
         self.backend
     }
 
-    fn entry(&self, name: &str) -> Result<Entry, KeychainError> {
-        Entry::new_in_store(&self.store, &self.service, name).map_err(|e| KeychainError(e.to_string()))
+    fn entry(&self, store: &Arc<CredentialStore>, name: &str) -> Result<Entry, KeychainError> {
+        Entry::new_in_store(store, &self.service, name).map_err(|e| KeychainError(e.to_string()))
+    }
+
+    /// keyutils description of an entry.
+    fn description(&self, name: &str) -> String {
+        format!("{}:{name}", self.service)
     }
 
     /// A read of an entry that does not exist: proves the backend answers.
     fn probe(&self) -> Result<(), KeychainError> {
-        match self.entry("probe")?.get_secret() {
-            Ok(_) | Err(keyring_core::Error::NoEntry) => Ok(()),
-            Err(e) => Err(KeychainError(e.to_string())),
-        }
+        self.get("probe").map(|_| ())
     }
 
     pub fn set(&self, name: &str, value: &[u8]) -> Result<(), KeychainError> {
-        self.entry(name)?.set_secret(value).map_err(|e| KeychainError(e.to_string()))
+        match &self.store {
+            Store::SecretService(s) => self
+                .entry(s, name)?
+                .set_secret(value)
+                .map_err(|e| KeychainError(e.to_string())),
+            Store::Keyutils(ring) => ring
+                .add_key(&self.description(name), value)
+                .map(|_| ())
+                .map_err(|e| KeychainError(format!("keyutils add_key: {e:?}"))),
+        }
     }
 
     /// `Ok(None)` when the entry does not exist.
     pub fn get(&self, name: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, KeychainError> {
-        match self.entry(name)?.get_secret() {
-            Ok(v) => Ok(Some(zeroize::Zeroizing::new(v))),
-            Err(keyring_core::Error::NoEntry) => Ok(None),
-            Err(e) => Err(KeychainError(e.to_string())),
+        match &self.store {
+            Store::SecretService(s) => match self.entry(s, name)?.get_secret() {
+                Ok(v) => Ok(Some(zeroize::Zeroizing::new(v))),
+                Err(keyring_core::Error::NoEntry) => Ok(None),
+                Err(e) => Err(KeychainError(e.to_string())),
+            },
+            Store::Keyutils(ring) => match ring.search(&self.description(name)) {
+                Ok(key) => key
+                    .read_to_vec()
+                    .map(|v| Some(zeroize::Zeroizing::new(v)))
+                    .map_err(|e| KeychainError(format!("keyutils read: {e:?}"))),
+                Err(linux_keyutils::KeyError::KeyDoesNotExist) => Ok(None),
+                Err(e) => Err(KeychainError(format!("keyutils search: {e:?}"))),
+            },
         }
     }
 
     /// Deletes; `Ok(false)` when there was nothing to delete.
     pub fn delete(&self, name: &str) -> Result<bool, KeychainError> {
-        match self.entry(name)?.delete_credential() {
-            Ok(()) => Ok(true),
-            Err(keyring_core::Error::NoEntry) => Ok(false),
-            Err(e) => Err(KeychainError(e.to_string())),
+        match &self.store {
+            Store::SecretService(s) => match self.entry(s, name)?.delete_credential() {
+                Ok(()) => Ok(true),
+                Err(keyring_core::Error::NoEntry) => Ok(false),
+                Err(e) => Err(KeychainError(e.to_string())),
+            },
+            Store::Keyutils(ring) => match ring.search(&self.description(name)) {
+                Ok(key) => key
+                    .invalidate()
+                    .map(|_| true)
+                    .map_err(|e| KeychainError(format!("keyutils invalidate: {e:?}"))),
+                Err(linux_keyutils::KeyError::KeyDoesNotExist) => Ok(false),
+                Err(e) => Err(KeychainError(format!("keyutils search: {e:?}"))),
+            },
         }
     }
 }

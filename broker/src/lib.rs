@@ -12,6 +12,7 @@
 
 pub mod approvals;
 pub mod crypto;
+pub mod exe_resolver;
 pub mod keychain;
 pub mod redact;
 pub mod roles;

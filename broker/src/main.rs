@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gatehouse_broker::approvals::Approvals;
+use gatehouse_broker::exe_resolver::HelperResolver;
 use gatehouse_broker::keychain::{Backend, Keychain};
 use gatehouse_broker::redact::Redactor;
 use gatehouse_broker::service::{BrokerService, State};
@@ -33,14 +34,26 @@ struct Args {
     /// Keychain backend: secret-service or keyutils (default: Secret Service if a session bus offers it).
     #[arg(long)]
     keychain: Option<Backend>,
+    /// Internal: run as the broker's peer-executable helper (see exe_resolver).
+    #[arg(long, hide = true)]
+    exe_resolver: bool,
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.exe_resolver {
+        return match gatehouse_broker::exe_resolver::run_helper() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -52,8 +65,15 @@ fn main() -> ExitCode {
 
 fn layer_summary(name: &str, s: &LayerStatus, degraded: &mut Vec<String>) -> String {
     match s {
-        LayerStatus::Applied { fully_enforced, abi, .. } => match abi {
-            Some(abi) => format!("applied (ABI {abi}{})", if *fully_enforced { "" } else { ", partial" }),
+        LayerStatus::Applied {
+            fully_enforced,
+            abi,
+            ..
+        } => match abi {
+            Some(abi) => format!(
+                "applied (ABI {abi}{})",
+                if *fully_enforced { "" } else { ", partial" }
+            ),
             None => "applied".into(),
         },
         LayerStatus::Degraded { reason } => {
@@ -67,29 +87,30 @@ fn layer_summary(name: &str, s: &LayerStatus, degraded: &mut Vec<String>) -> Str
 fn run(args: Args) -> Result<(), String> {
     let layout = Layout::resolve(args.profile.as_deref()).map_err(|e| e.to_string())?;
     layout.ensure().map_err(|e| e.to_string())?;
-    let install = Installation::of_current_exe().map_err(|e| format!("cannot locate own executable: {e}"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
-    let _guard = rt.enter();
-    let listener = server::bind::<Broker>(&layout.runtime).map_err(|e| {
-        format!("cannot bind {}: {e}", layout.socket(<Broker as gatehouse_ipc::Service>::SOCKET).display())
-    })?;
-    let keychain = Keychain::open(args.keychain, &layout.profile).map_err(|e| format!("keychain: {e}"))?;
+    let install =
+        Installation::of_current_exe().map_err(|e| format!("cannot locate own executable: {e}"))?;
+    let resolver = HelperResolver::spawn(&install.binary_path("gatehouse-broker"))
+        .map_err(|e| format!("cannot start the peer-executable helper: {e}"))?;
 
-    // Sandbox: before any secret is read.
+    // Sandbox: before any secret is read, and before any thread exists
+    // (Landlock below ABI 8 restricts only the calling thread and its future threads).
     let mut paths = BrokerPaths::new(&layout.broker_state, &layout.runtime, &install.dir);
-    if let Some(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok() {
+    if let Ok(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS") {
         paths.dbus_abstract = addr.contains("abstract=");
         paths.dbus_dir = addr
             .split(';')
             .flat_map(|a| a.split(','))
-            .find_map(|kv| kv.strip_prefix("unix:path=").or_else(|| kv.strip_prefix("path=")))
+            .find_map(|kv| {
+                kv.strip_prefix("unix:path=")
+                    .or_else(|| kv.strip_prefix("path="))
+            })
             .and_then(|p| PathBuf::from(p).parent().map(PathBuf::from));
     }
-    let strictness = if args.allow_degraded { Strictness::AllowDegraded } else { Strictness::Strict };
+    let strictness = if args.allow_degraded {
+        Strictness::AllowDegraded
+    } else {
+        Strictness::Strict
+    };
     let report = hardening::apply(&broker_profile(&paths), strictness)
         .map_err(|e| format!("sandbox: {e} (use --allow-degraded to start anyway)"))?;
     let mut degraded = report.notes.clone();
@@ -113,24 +134,52 @@ fn run(args: Args) -> Result<(), String> {
         degraded,
     };
 
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let _guard = rt.enter();
+    let listener = server::bind::<Broker>(&layout.runtime).map_err(|e| {
+        format!(
+            "cannot bind {}: {e}",
+            layout
+                .socket(<Broker as gatehouse_ipc::Service>::SOCKET)
+                .display()
+        )
+    })?;
+    let keychain =
+        Keychain::open(args.keychain, &layout.profile).map_err(|e| format!("keychain: {e}"))?;
+
     let mut vault = Vault::open(&layout.broker_state, keychain).map_err(|e| e.to_string())?;
     match vault.sign_in_remembered() {
         Ok(true) => tracing::info!("signed in with remembered device unlock"),
         Ok(false) => {}
         Err(e) => tracing::warn!("remembered unlock failed: {e}"),
     }
-    let approvals =
-        Approvals::open(layout.broker_state.join("used-nonces.log")).map_err(|e| format!("nonce log: {e}"))?;
+    let approvals = Approvals::open(layout.broker_state.join("used-nonces.log"))
+        .map_err(|e| format!("nonce log: {e}"))?;
     let service = BrokerService::new(
-        State { vault, approvals, redactor: Redactor::default() },
+        State {
+            vault,
+            approvals,
+            redactor: Redactor::default(),
+        },
         hardening,
         install.dir.display().to_string(),
     );
     tracing::info!(
         "broker serving on {} (pid {})",
-        layout.socket(<Broker as gatehouse_ipc::Service>::SOCKET).display(),
+        layout
+            .socket(<Broker as gatehouse_ipc::Service>::SOCKET)
+            .display(),
         std::process::id()
     );
-    rt.block_on(server::serve::<Broker, _>(listener, install, service));
+    rt.block_on(server::serve::<Broker, _>(
+        listener,
+        install,
+        std::sync::Arc::new(resolver),
+        service,
+    ));
     Ok(())
 }

@@ -22,11 +22,12 @@ impl Redactor {
 
     /// Redacts known secret values (then secret-shaped patterns) in `text`.
     pub fn redact(&mut self, vault: &Vault, text: &str) -> (String, Vec<RedactionSpan>) {
-        let current = matches!(&self.built, Some((generation, _)) if *generation == vault.cache_generation);
+        let current =
+            matches!(&self.built, Some((generation, _)) if *generation == vault.cache_generation);
         if !current {
-            let mut b = ExactSecretsBuilder::new();
+            let mut b = ExactSecretsBuilder::default();
             for (reference, value) in vault.cache.entries() {
-                b.add(reference, value);
+                b.add_with_reference(&format!("{{{{{reference}}}}}"), value.to_vec());
             }
             self.built = Some((vault.cache_generation, b.build()));
         }
@@ -35,7 +36,11 @@ impl Redactor {
         let spans = out
             .spans
             .into_iter()
-            .map(|s| RedactionSpan { start: s.start, end: s.end, rule_id: s.rule_id })
+            .map(|s| RedactionSpan {
+                start: s.start,
+                end: s.end,
+                rule_id: s.rule_id,
+            })
             .collect();
         (out.text, spans)
     }

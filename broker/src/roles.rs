@@ -41,7 +41,9 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
 
 /// Whether `role` may perform `op`.
 pub fn allowed(role: PeerRole, op: Operation) -> bool {
-    ROLE_TABLE.iter().any(|(o, roles)| *o == op && roles.contains(&role))
+    ROLE_TABLE
+        .iter()
+        .any(|(o, roles)| *o == op && roles.contains(&role))
 }
 
 #[cfg(test)]
@@ -59,7 +61,14 @@ mod tests {
 
     #[test]
     fn people_only_operations() {
-        for op in [DecideApproval, SignIn, SignOut, AccountInit, KeychainSet, OpenFields] {
+        for op in [
+            DecideApproval,
+            SignIn,
+            SignOut,
+            AccountInit,
+            KeychainSet,
+            OpenFields,
+        ] {
             assert!(!allowed(Copilotd, op), "copilotd may {op}");
             assert!(!allowed(Sessiond, op), "sessiond may {op}");
         }

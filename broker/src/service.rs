@@ -8,12 +8,12 @@
 use std::sync::{Arc, Mutex};
 
 use gatehouse_ipc::PeerIdentity;
+use gatehouse_ipc::SecretBytes;
 use gatehouse_ipc::broker::{
-    Action, ApprovalError, Broker, BrokerError, BrokerEvent, BrokerRequest, BrokerResponse, BrokerStatus, Hardening,
-    Requester, SealedBytes,
+    Action, ApprovalError, Broker, BrokerError, BrokerEvent, BrokerRequest, BrokerResponse,
+    BrokerStatus, Hardening, Requester, SealedBytes,
 };
 use gatehouse_ipc::server::Handler;
-use gatehouse_ipc::SecretBytes;
 use tokio::sync::broadcast;
 
 use crate::approvals::Approvals;
@@ -37,7 +37,12 @@ pub struct BrokerService {
 impl BrokerService {
     pub fn new(state: State, hardening: Hardening, install_dir: String) -> Arc<Self> {
         let (events, _) = broadcast::channel(256);
-        Arc::new(BrokerService { state: Mutex::new(state), events, hardening, install_dir })
+        Arc::new(BrokerService {
+            state: Mutex::new(state),
+            events,
+            hardening,
+            install_dir,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -51,7 +56,10 @@ impl BrokerService {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
             uid: nix::unistd::getuid().as_raw(),
-            hardening: Hardening { secret_memory: st.vault.memory_kind(), ..self.hardening.clone() },
+            hardening: Hardening {
+                secret_memory: st.vault.memory_kind(),
+                ..self.hardening.clone()
+            },
             keychain_backend: st.vault.keychain.backend().name().into(),
             keychain_warning: st.vault.keychain.backend().warning().map(str::to_string),
             account_initialized: st.vault.initialized(),
@@ -65,12 +73,23 @@ impl BrokerService {
         }
     }
 
-    fn dispatch(&self, peer: &PeerIdentity, req: BrokerRequest) -> Result<BrokerResponse, BrokerError> {
+    fn dispatch(
+        &self,
+        peer: &PeerIdentity,
+        req: BrokerRequest,
+    ) -> Result<BrokerResponse, BrokerError> {
         let op = req.operation();
         if !roles::allowed(peer.role, op) {
-            return Err(BrokerError::Forbidden { role: peer.role, operation: op });
+            return Err(BrokerError::Forbidden {
+                role: peer.role,
+                operation: op,
+            });
         }
-        let me = Requester { role: peer.role, pid: peer.pid, exe: peer.exe.display().to_string() };
+        let me = Requester {
+            role: peer.role,
+            pid: peer.pid,
+            exe: peer.exe.display().to_string(),
+        };
         let mut st = self.lock();
         let st = &mut *st;
         match req {
@@ -80,7 +99,10 @@ impl BrokerService {
                 let _ = self.events.send(BrokerEvent::SignedIn);
                 Ok(BrokerResponse::Done)
             }
-            BrokerRequest::SignIn { passphrase, remember_device } => {
+            BrokerRequest::SignIn {
+                passphrase,
+                remember_device,
+            } => {
                 st.vault.sign_in(passphrase.expose(), remember_device)?;
                 let _ = self.events.send(BrokerEvent::SignedIn);
                 Ok(BrokerResponse::SignedIn {
@@ -94,9 +116,15 @@ impl BrokerService {
                 report.daemons_notified = self.events.send(BrokerEvent::SignedOut).unwrap_or(0);
                 Ok(BrokerResponse::SignedOut(report))
             }
-            BrokerRequest::OrgCreate { name } => Ok(BrokerResponse::Org(st.vault.create_org(&name)?)),
+            BrokerRequest::OrgCreate { name } => {
+                Ok(BrokerResponse::Org(st.vault.create_org(&name)?))
+            }
             BrokerRequest::OrgList => Ok(BrokerResponse::Orgs(st.vault.orgs()?)),
-            BrokerRequest::KeychainSet { name, kind, payload } => {
+            BrokerRequest::KeychainSet {
+                name,
+                kind,
+                payload,
+            } => {
                 st.vault.keychain_set(&name, kind, payload.expose())?;
                 Ok(BrokerResponse::Done)
             }
@@ -108,14 +136,22 @@ impl BrokerService {
             BrokerRequest::SealFields { items } => {
                 let sealed = items
                     .iter()
-                    .map(|i| st.vault.seal_field(&i.address, i.plaintext.expose()).map(SealedBytes))
+                    .map(|i| {
+                        st.vault
+                            .seal_field(&i.address, i.plaintext.expose())
+                            .map(SealedBytes)
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(BrokerResponse::Sealed(sealed))
             }
             BrokerRequest::OpenFields { items } => {
                 let opened = items
                     .iter()
-                    .map(|i| st.vault.open_field(&i.address, &i.sealed).map(|p| SecretBytes::copy_from(&p)))
+                    .map(|i| {
+                        st.vault
+                            .open_field(&i.address, &i.sealed)
+                            .map(|p| SecretBytes::copy_from(&p))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(BrokerResponse::Opened(opened))
             }
@@ -130,33 +166,51 @@ impl BrokerService {
                 Ok(BrokerResponse::ApprovalRequested { id, class })
             }
             BrokerRequest::ListApprovals => Ok(BrokerResponse::Approvals(st.approvals.list())),
-            BrokerRequest::ShowApproval { id } => {
-                Ok(BrokerResponse::Approval(Box::new(st.approvals.show(id).map_err(BrokerError::Approval)?)))
-            }
-            BrokerRequest::ApprovalOutcome { id } => {
-                Ok(BrokerResponse::Outcome(Box::new(st.approvals.outcome(id, &me).map_err(BrokerError::Approval)?)))
-            }
+            BrokerRequest::ShowApproval { id } => Ok(BrokerResponse::Approval(Box::new(
+                st.approvals.show(id).map_err(BrokerError::Approval)?,
+            ))),
+            BrokerRequest::ApprovalOutcome { id } => Ok(BrokerResponse::Outcome(Box::new(
+                st.approvals
+                    .outcome(id, &me)
+                    .map_err(BrokerError::Approval)?,
+            ))),
             BrokerRequest::DecideApproval { id, decision } => {
                 if let gatehouse_ipc::broker::Decision::Edit { command } = &decision {
                     check_command(command)?;
                 }
-                let State { vault, approvals, .. } = st;
-                let (state, new_id) =
-                    approvals.decide(id, decision, me, |msg| vault.sign_approval(msg), classify_action)?;
+                let State {
+                    vault, approvals, ..
+                } = st;
+                let (state, new_id) = approvals.decide(
+                    id,
+                    decision,
+                    me,
+                    |msg| vault.sign_approval(msg),
+                    classify_action,
+                )?;
                 let _ = self.events.send(BrokerEvent::ApprovalDecided { id, state });
                 if let Some(new_id) = new_id {
-                    let _ = self.events.send(BrokerEvent::ApprovalPending { id: new_id });
+                    let _ = self
+                        .events
+                        .send(BrokerEvent::ApprovalPending { id: new_id });
                 }
                 Ok(BrokerResponse::Decided { state, new_id })
             }
             BrokerRequest::ConsumeApproval { token, action } => {
-                let State { vault, approvals, .. } = st;
-                let verified = vault.verify_approval(&crate::approvals::signed_bytes(&token), &token.signature)?;
-                approvals.consume(&token, &action, |_, _| verified).map_err(BrokerError::Approval)?;
+                let State {
+                    vault, approvals, ..
+                } = st;
+                let verified = vault
+                    .verify_approval(&crate::approvals::signed_bytes(&token), &token.signature)?;
+                approvals
+                    .consume(&token, &action, |_, _| verified)
+                    .map_err(BrokerError::Approval)?;
                 Ok(BrokerResponse::Consumed)
             }
             BrokerRequest::Redact { text } => {
-                let State { vault, redactor, .. } = st;
+                let State {
+                    vault, redactor, ..
+                } = st;
                 if !vault.signed_in() {
                     return Err(BrokerError::SignedOut);
                 }
@@ -170,7 +224,10 @@ impl BrokerService {
 
 fn check_command(command: &str) -> Result<(), BrokerError> {
     if command.trim().is_empty() || command.len() > 64 * 1024 {
-        return Err(BrokerError::Invalid { what: "command".into(), reason: "empty or over 64 KiB".into() });
+        return Err(BrokerError::Invalid {
+            what: "command".into(),
+            reason: "empty or over 64 KiB".into(),
+        });
     }
     Ok(())
 }
@@ -179,7 +236,10 @@ fn check_action(a: &Action) -> Result<(), BrokerError> {
     check_command(&a.command)?;
     for (what, v) in [("host", &a.host), ("org", &a.org), ("vendor", &a.vendor)] {
         if v.is_empty() || v.len() > 256 {
-            return Err(BrokerError::Invalid { what: what.into(), reason: "empty or over 256 bytes".into() });
+            return Err(BrokerError::Invalid {
+                what: what.into(),
+                reason: "empty or over 256 bytes".into(),
+            });
         }
     }
     Ok(())
@@ -190,14 +250,29 @@ pub fn classify_action(a: &Action) -> (String, Vec<String>) {
     match gatehouse_policy::Vendor::parse_platform(&a.vendor) {
         Some(v) => {
             let verdict = gatehouse_policy::classify(v, &a.command);
-            (verdict.class.to_string(), verdict.reasons)
+            (
+                verdict.class.to_string(),
+                verdict
+                    .reasons
+                    .into_iter()
+                    .map(|r| r.into_owned())
+                    .collect(),
+            )
         }
-        None => ("unknown".into(), vec![format!("platform {:?} has no classifier", a.vendor)]),
+        None => (
+            "unknown".into(),
+            vec![format!("platform {:?} has no classifier", a.vendor)],
+        ),
     }
 }
 
 impl Handler<Broker> for BrokerService {
-    async fn handle(&self, peer: &PeerIdentity, _conn: u64, req: BrokerRequest) -> Result<BrokerResponse, BrokerError> {
+    async fn handle(
+        &self,
+        peer: &PeerIdentity,
+        _conn: u64,
+        req: BrokerRequest,
+    ) -> Result<BrokerResponse, BrokerError> {
         let result = tokio::task::block_in_place(|| self.dispatch(peer, req));
         // Crypto leaves key residues on this thread's stack; wipe them.
         gatehouse_sandbox::secret_mem::scrub_stack();

@@ -15,7 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use gatehouse_ipc::broker::{
-    BrokerError, FieldAddress, KeychainEntry, KeyScope, OpenFailure, OrgInfo, PurgeReport, SecretKind,
+    BrokerError, FieldAddress, KeyScope, KeychainEntry, OpenFailure, OrgInfo, PurgeReport,
+    SecretKind,
 };
 use gatehouse_sandbox::secret_mem::{SecretArena, SecretRegion, SecretSlot};
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,10 @@ const CACHE_MAX_VALUE: usize = 4096;
 const UNLOCK_ENTRY: &str = "unlock";
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The account file (`state/account.json`): wrapped keys and public metadata only.
@@ -100,7 +104,8 @@ pub struct SecretCache {
 impl SecretCache {
     fn new() -> Result<Self, BrokerError> {
         Ok(SecretCache {
-            region: SecretRegion::new(CACHE_BYTES).map_err(|e| BrokerError::Internal(e.to_string()))?,
+            region: SecretRegion::new(CACHE_BYTES)
+                .map_err(|e| BrokerError::Internal(e.to_string()))?,
             used: 0,
             index: Vec::new(),
             seen: HashMap::new(),
@@ -110,7 +115,10 @@ impl SecretCache {
 
     /// Remembers `value` under `reference` (once per distinct value).
     pub fn remember(&mut self, reference: &str, value: &[u8]) {
-        if value.len() < 4 || value.len() > CACHE_MAX_VALUE || self.used + value.len() > self.region.len() {
+        if value.len() < 4
+            || value.len() > CACHE_MAX_VALUE
+            || self.used + value.len() > self.region.len()
+        {
             return;
         }
         let h = crypto::hmac_sha256(&self.hash_key, value);
@@ -134,7 +142,9 @@ impl SecretCache {
 
     /// Iterates (reference, value).
     pub fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.index.iter().map(|(r, off, len)| (r.as_str(), &self.region.as_slice()[*off..*off + *len]))
+        self.index
+            .iter()
+            .map(|(r, off, len)| (r.as_str(), &self.region.as_slice()[*off..*off + *len]))
     }
 
     /// Zeroizes every cached value; returns how many there were.
@@ -172,10 +182,13 @@ fn b64d(s: &str) -> Result<Vec<u8>, BrokerError> {
 fn key_id_from_hex(s: &str) -> Result<KeyId, BrokerError> {
     let mut id = [0u8; crypto::KEY_ID_LEN];
     if s.len() != 2 * id.len() {
-        return Err(BrokerError::Storage(format!("bad key id {s:?} in account file")));
+        return Err(BrokerError::Storage(format!(
+            "bad key id {s:?} in account file"
+        )));
     }
     for (i, b) in id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(storage("account file key id"))?;
+        *b =
+            u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(storage("account file key id"))?;
     }
     Ok(id)
 }
@@ -185,7 +198,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -202,7 +220,8 @@ fn as_key(slice: &[u8]) -> &[u8; 32] {
 impl Vault {
     /// Loads the account file if present; the vault starts signed out.
     pub fn open(state_dir: &Path, keychain: Keychain) -> Result<Vault, BrokerError> {
-        let arena = SecretArena::new(32, KEY_SLOTS).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let arena =
+            SecretArena::new(32, KEY_SLOTS).map_err(|e| BrokerError::Internal(e.to_string()))?;
         let file = match std::fs::read(state_dir.join("account.json")) {
             Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(storage("account.json"))?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -257,11 +276,17 @@ impl Vault {
     }
 
     fn alloc(&mut self) -> Result<SecretSlot, BrokerError> {
-        self.arena.alloc().map_err(|e| BrokerError::Internal(e.to_string()))
+        self.arena
+            .alloc()
+            .map_err(|e| BrokerError::Internal(e.to_string()))
     }
 
     fn key(&self, slot: &SecretSlot) -> &[u8; 32] {
-        as_key(self.arena.get(slot).expect("slots of the unlocked account belong to the arena"))
+        as_key(
+            self.arena
+                .get(slot)
+                .expect("slots of the unlocked account belong to the arena"),
+        )
     }
 
     fn unlocked(&self) -> Result<&Unlocked, BrokerError> {
@@ -279,20 +304,32 @@ impl Vault {
             return Err(BrokerError::AlreadyInitialized);
         }
         if passphrase.len() < 8 {
-            return Err(BrokerError::Invalid { what: "passphrase".into(), reason: "at least 8 bytes".into() });
+            return Err(BrokerError::Invalid {
+                what: "passphrase".into(),
+                reason: "at least 8 bytes".into(),
+            });
         }
         std::fs::create_dir_all(&self.state_dir).map_err(storage("state dir"))?;
         let salt: [u8; 16] = crypto::random_bytes();
         let kdf = KdfParams::DEFAULT;
         let account = self.alloc()?;
-        crypto::derive_account_key(kdf, passphrase, &salt, self.arena.get_mut(&account).expect("fresh slot"))
-            .map_err(BrokerError::Internal)?;
+        crypto::derive_account_key(
+            kdf,
+            passphrase,
+            &salt,
+            self.arena.get_mut(&account).expect("fresh slot"),
+        )
+        .map_err(BrokerError::Internal)?;
         let mut slots = Vec::new();
         let mut wrapped = Vec::new();
         for purpose in ["user", "keychain", "approval"] {
             let slot = self.alloc()?;
             crypto::fill_random(self.arena.get_mut(&slot).expect("fresh slot"));
-            wrapped.push(B64.encode(crypto::wrap_key(self.key(&account), purpose, self.key(&slot))));
+            wrapped.push(B64.encode(crypto::wrap_key(
+                self.key(&account),
+                purpose,
+                self.key(&slot),
+            )));
             slots.push(slot);
         }
         let approval_public = {
@@ -315,7 +352,14 @@ impl Vault {
             orgs: Vec::new(),
             keychain: Vec::new(),
         });
-        self.unlocked = Some(Unlocked { account, user, user_key_id, keychain, approval, orgs: HashMap::new() });
+        self.unlocked = Some(Unlocked {
+            account,
+            user,
+            user_key_id,
+            keychain,
+            approval,
+            orgs: HashMap::new(),
+        });
         self.save()
     }
 
@@ -325,14 +369,22 @@ impl Vault {
         if self.unlocked.is_some() {
             self.sign_out_keys();
         }
-        let wait = (self.throttle.last_failure_ms + self.throttle.delay_ms()).saturating_sub(now_ms());
+        let wait =
+            (self.throttle.last_failure_ms + self.throttle.delay_ms()).saturating_sub(now_ms());
         if wait > 0 {
-            return Err(BrokerError::TooSoon { retry_after_ms: wait });
+            return Err(BrokerError::TooSoon {
+                retry_after_ms: wait,
+            });
         }
         let account = self.alloc()?;
         let salt = b64d(&file.salt)?;
-        crypto::derive_account_key(file.kdf, passphrase, &salt, self.arena.get_mut(&account).expect("fresh slot"))
-            .map_err(BrokerError::Internal)?;
+        crypto::derive_account_key(
+            file.kdf,
+            passphrase,
+            &salt,
+            self.arena.get_mut(&account).expect("fresh slot"),
+        )
+        .map_err(BrokerError::Internal)?;
         match self.unlock_with(account, &file) {
             Ok(()) => {
                 if self.throttle.failures > 0 {
@@ -345,7 +397,10 @@ impl Vault {
                     let value = Zeroizing::new(value);
                     self.keychain
                         .set(UNLOCK_ENTRY, value.as_bytes())
-                        .map_err(|e| BrokerError::Keychain { backend: self.keychain.backend().name().into(), reason: e.0 })?;
+                        .map_err(|e| BrokerError::Keychain {
+                            backend: self.keychain.backend().name().into(),
+                            reason: e.0,
+                        })?;
                 }
                 self.load_keychain_cache();
                 Ok(())
@@ -354,7 +409,10 @@ impl Vault {
                 self.throttle.failures += 1;
                 self.throttle.last_failure_ms = now_ms();
                 self.save_throttle();
-                Err(BrokerError::WrongPassphrase { failures: self.throttle.failures, retry_after_ms: self.throttle.delay_ms() })
+                Err(BrokerError::WrongPassphrase {
+                    failures: self.throttle.failures,
+                    retry_after_ms: self.throttle.delay_ms(),
+                })
             }
             Err(e) => Err(e),
         }
@@ -362,8 +420,12 @@ impl Vault {
 
     /// Signs in with remembered unlock material, if this device was remembered.
     pub fn sign_in_remembered(&mut self) -> Result<bool, BrokerError> {
-        let Some(file) = self.file.clone() else { return Ok(false) };
-        let Ok(Some(stored)) = self.keychain.get(UNLOCK_ENTRY) else { return Ok(false) };
+        let Some(file) = self.file.clone() else {
+            return Ok(false);
+        };
+        let Ok(Some(stored)) = self.keychain.get(UNLOCK_ENTRY) else {
+            return Ok(false);
+        };
         let account = self.alloc()?;
         let ok = {
             let dst = self.arena.get_mut(&account).expect("fresh slot");
@@ -392,11 +454,20 @@ impl Vault {
     /// Unwraps every key with the account key in `account`.
     fn unlock_with(&mut self, account: SecretSlot, file: &AccountFile) -> Result<(), BrokerError> {
         let mut got = Vec::new();
-        for (purpose, wrapped) in [("user", &file.user_key), ("keychain", &file.keychain_key), ("approval", &file.approval_seed)] {
+        for (purpose, wrapped) in [
+            ("user", &file.user_key),
+            ("keychain", &file.keychain_key),
+            ("approval", &file.approval_seed),
+        ] {
             let slot = self.alloc()?;
             let w = b64d(wrapped)?;
             let ak = *self.key(&account);
-            let ok = crypto::unwrap_key_into(&ak, purpose, &w, self.arena.get_mut(&slot).expect("fresh slot"));
+            let ok = crypto::unwrap_key_into(
+                &ak,
+                purpose,
+                &w,
+                self.arena.get_mut(&slot).expect("fresh slot"),
+            );
             let mut ak = ak;
             ak.zeroize();
             got.push(slot);
@@ -405,7 +476,10 @@ impl Vault {
                     let _ = self.arena.free(s);
                 }
                 let _ = self.arena.free(account);
-                return Err(BrokerError::WrongPassphrase { failures: 0, retry_after_ms: 0 });
+                return Err(BrokerError::WrongPassphrase {
+                    failures: 0,
+                    retry_after_ms: 0,
+                });
             }
         }
         let approval = got.pop().expect("3");
@@ -417,16 +491,31 @@ impl Vault {
             let w = b64d(&org.wrapped)?;
             let purpose = format!("org:{}", org.id);
             let ak = self.key(&account).to_owned();
-            let ok = crypto::unwrap_key_into(&ak, &purpose, &w, self.arena.get_mut(&slot).expect("fresh slot"));
+            let ok = crypto::unwrap_key_into(
+                &ak,
+                &purpose,
+                &w,
+                self.arena.get_mut(&slot).expect("fresh slot"),
+            );
             let mut ak = ak;
             ak.zeroize();
             if !ok {
-                return Err(BrokerError::Storage(format!("org {} key does not unwrap: account file altered", org.name)));
+                return Err(BrokerError::Storage(format!(
+                    "org {} key does not unwrap: account file altered",
+                    org.name
+                )));
             }
             orgs.insert(org.id.clone(), (key_id_from_hex(&org.key_id)?, slot));
         }
         let user_key_id = key_id_from_hex(&file.user_key_id)?;
-        self.unlocked = Some(Unlocked { account, user, user_key_id, keychain, approval, orgs });
+        self.unlocked = Some(Unlocked {
+            account,
+            user,
+            user_key_id,
+            keychain,
+            approval,
+            orgs,
+        });
         Ok(())
     }
 
@@ -476,14 +565,22 @@ impl Vault {
         };
         let info = org_info(&record);
         self.file.as_mut().expect("checked").orgs.push(record);
-        self.unlocked.as_mut().expect("checked").orgs.insert(id, (key_id, slot));
+        self.unlocked
+            .as_mut()
+            .expect("checked")
+            .orgs
+            .insert(id, (key_id, slot));
         self.save()?;
         Ok(info)
     }
 
     pub fn orgs(&self) -> Result<Vec<OrgInfo>, BrokerError> {
         self.unlocked()?;
-        Ok(self.file.as_ref().map(|f| f.orgs.iter().map(org_info).collect()).unwrap_or_default())
+        Ok(self
+            .file
+            .as_ref()
+            .map(|f| f.orgs.iter().map(org_info).collect())
+            .unwrap_or_default())
     }
 
     /// The key (and its id) that seals fields of `scope`.
@@ -492,25 +589,45 @@ impl Vault {
         match scope {
             KeyScope::Private => Ok((u.user_key_id, self.key(&u.user))),
             KeyScope::Org(id) => {
-                let (kid, slot) = u.orgs.get(id).ok_or_else(|| BrokerError::NoSuchOrg(id.clone()))?;
+                let (kid, slot) = u
+                    .orgs
+                    .get(id)
+                    .ok_or_else(|| BrokerError::NoSuchOrg(id.clone()))?;
                 Ok((*kid, self.key(slot)))
             }
         }
     }
 
-    pub fn seal_field(&self, addr: &FieldAddress, plaintext: &[u8]) -> Result<Vec<u8>, BrokerError> {
+    pub fn seal_field(
+        &self,
+        addr: &FieldAddress,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, BrokerError> {
         let (kid, key) = self.scope_key(&addr.scope)?;
         Ok(crypto::seal_field(key, &kid, addr, plaintext))
     }
 
-    pub fn open_field(&mut self, addr: &FieldAddress, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
-        let fail = |failure| BrokerError::OpenFailed { address: addr.to_string(), failure };
+    pub fn open_field(
+        &mut self,
+        addr: &FieldAddress,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+        let fail = |failure| BrokerError::OpenFailed {
+            address: addr.to_string(),
+            failure,
+        };
         let (kid, key) = self.scope_key(&addr.scope)?;
         if crypto::sealed_key_id(sealed).map_err(fail)? != kid {
             return Err(fail(OpenFailure::UnknownKey));
         }
         let plain = crypto::open_field(key, addr, sealed).map_err(fail)?;
-        self.cache.remember(&format!("field:{}/{}/{}", addr.record_kind, addr.record_id, addr.field), &plain);
+        self.cache.remember(
+            &format!(
+                "field:{}/{}/{}",
+                addr.record_kind, addr.record_id, addr.field
+            ),
+            &plain,
+        );
         self.cache_generation += 1;
         Ok(plain)
     }
@@ -531,20 +648,41 @@ impl Vault {
     }
 
     fn keychain_error(&self, e: crate::keychain::KeychainError) -> BrokerError {
-        BrokerError::Keychain { backend: self.keychain.backend().name().into(), reason: e.0 }
+        BrokerError::Keychain {
+            backend: self.keychain.backend().name().into(),
+            reason: e.0,
+        }
     }
 
     /// Stores a payload in the OS keychain, sealed under the keychain key.
-    pub fn keychain_set(&mut self, name: &str, kind: SecretKind, payload: &[u8]) -> Result<(), BrokerError> {
+    pub fn keychain_set(
+        &mut self,
+        name: &str,
+        kind: SecretKind,
+        payload: &[u8],
+    ) -> Result<(), BrokerError> {
         check_name("keychain name", name)?;
         if name == UNLOCK_ENTRY {
-            return Err(BrokerError::Invalid { what: "keychain name".into(), reason: "\"unlock\" is reserved".into() });
+            return Err(BrokerError::Invalid {
+                what: "keychain name".into(),
+                reason: "\"unlock\" is reserved".into(),
+            });
         }
         if payload.is_empty() {
-            return Err(BrokerError::Invalid { what: "payload".into(), reason: "empty".into() });
+            return Err(BrokerError::Invalid {
+                what: "payload".into(),
+                reason: "empty".into(),
+            });
         }
-        let sealed = crypto::seal_field(self.keychain_key()?, &[0; 8], &Self::keychain_address(name), payload);
-        self.keychain.set(&format!("item:{name}"), &sealed).map_err(|e| self.keychain_error(e))?;
+        let sealed = crypto::seal_field(
+            self.keychain_key()?,
+            &[0; 8],
+            &Self::keychain_address(name),
+            payload,
+        );
+        self.keychain
+            .set(&format!("item:{name}"), &sealed)
+            .map_err(|e| self.keychain_error(e))?;
         self.cache.remember(&format!("keychain:{name}"), payload);
         self.cache_generation += 1;
         let now = now_ms();
@@ -554,14 +692,23 @@ impl Vault {
                 e.kind = kind;
                 e.rotated_ms = now;
             }
-            None => file.keychain.push(KeychainEntry { name: name.into(), kind, created_ms: now, rotated_ms: now }),
+            None => file.keychain.push(KeychainEntry {
+                name: name.into(),
+                kind,
+                created_ms: now,
+                rotated_ms: now,
+            }),
         }
         self.save()
     }
 
     pub fn keychain_list(&self) -> Result<Vec<KeychainEntry>, BrokerError> {
         self.unlocked()?;
-        Ok(self.file.as_ref().map(|f| f.keychain.clone()).unwrap_or_default())
+        Ok(self
+            .file
+            .as_ref()
+            .map(|f| f.keychain.clone())
+            .unwrap_or_default())
     }
 
     pub fn keychain_remove(&mut self, name: &str) -> Result<(), BrokerError> {
@@ -572,7 +719,9 @@ impl Vault {
         if file.keychain.len() == before {
             return Err(BrokerError::KeychainNotFound(name.into()));
         }
-        self.keychain.delete(&format!("item:{name}")).map_err(|e| self.keychain_error(e))?;
+        self.keychain
+            .delete(&format!("item:{name}"))
+            .map_err(|e| self.keychain_error(e))?;
         self.save()
     }
 
@@ -584,13 +733,21 @@ impl Vault {
             .get(&format!("item:{name}"))
             .map_err(|e| self.keychain_error(e))?
             .ok_or_else(|| BrokerError::KeychainNotFound(name.into()))?;
-        crypto::open_field(key, &Self::keychain_address(name), &sealed)
-            .map_err(|failure| BrokerError::OpenFailed { address: format!("keychain:{name}"), failure })
+        crypto::open_field(key, &Self::keychain_address(name), &sealed).map_err(|failure| {
+            BrokerError::OpenFailed {
+                address: format!("keychain:{name}"),
+                failure,
+            }
+        })
     }
 
     /// After sign-in: remember every keychain payload for exact-value redaction.
     fn load_keychain_cache(&mut self) {
-        let names: Vec<String> = self.file.as_ref().map(|f| f.keychain.iter().map(|e| e.name.clone()).collect()).unwrap_or_default();
+        let names: Vec<String> = self
+            .file
+            .as_ref()
+            .map(|f| f.keychain.iter().map(|e| e.name.clone()).collect())
+            .unwrap_or_default();
         for name in names {
             match self.keychain_payload(&name) {
                 Ok(p) => self.cache.remember(&format!("keychain:{name}"), &p),
@@ -614,24 +771,38 @@ impl Vault {
         self.unlocked()?;
         let mut pk = [0u8; 32];
         for (i, b) in pk.iter_mut().enumerate() {
-            *b = u8::from_str_radix(file.approval_public.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
-                .map_err(storage("approval public key"))?;
+            *b = u8::from_str_radix(
+                file.approval_public.get(2 * i..2 * i + 2).unwrap_or("zz"),
+                16,
+            )
+            .map_err(storage("approval public key"))?;
         }
-        let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&pk) else { return Ok(false) };
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return Ok(false) };
+        let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&pk) else {
+            return Ok(false);
+        };
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
+            return Ok(false);
+        };
         Ok(vk.verify_strict(msg, &sig).is_ok())
     }
 }
 
 fn org_info(o: &OrgRecord) -> OrgInfo {
-    OrgInfo { id: o.id.clone(), name: o.name.clone(), key_id: o.key_id.clone(), created_ms: o.created_ms }
+    OrgInfo {
+        id: o.id.clone(),
+        name: o.name.clone(),
+        key_id: o.key_id.clone(),
+        created_ms: o.created_ms,
+    }
 }
 
 /// Names: 1–64 characters of letters, digits, `-`, `_`, `.`.
 pub fn check_name(what: &str, name: &str) -> Result<(), BrokerError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -641,4 +812,3 @@ pub fn check_name(what: &str, name: &str) -> Result<(), BrokerError> {
         })
     }
 }
-

@@ -1,5 +1,129 @@
-mod policy_cmds;
+//! `gatehouse`: the command-line face of Gatehouse.
+//!
+//! Every user action without a window: start and stop the daemons, sign in
+//! and out, keychain, organizations, field sealing, approvals, classification,
+//! redaction, audits and benchmarks. Security teams script it; tests drive it.
+//! It talks to the daemons only through `ipc`; it never holds a key.
 
-fn main() {
-    let _ = (policy_cmds::run_classify, policy_cmds::run_redact, policy_cmds::run_bench);
+mod audit;
+mod bench_broker;
+mod commands;
+mod demo;
+mod policy_cmds;
+mod supervisor;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Gatehouse: SSH terminals, records and an AI copilot for network operations,
+/// with keys held by an isolated broker.
+///
+/// All state of one installation lives under one profile: `--profile NAME`, or
+/// the directory in GATEHOUSE_HOME, else your XDG directories.
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse", version, about, long_about)]
+pub struct Cli {
+    /// Profile name (GATEHOUSE_HOME, if set, wins).
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the broker under a supervisor that restarts it after a crash.
+    Up(supervisor::UpArgs),
+    /// Stop the supervisor and the daemons it runs.
+    Down,
+    /// Show each Gatehouse process: pid, uid, role and hardening, keychain backend, sign-in state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the account (passphrase from the terminal, or one line of stdin).
+    #[command(subcommand)]
+    Account(commands::AccountCmd),
+    /// Unlock the account with its passphrase.
+    Signin(commands::SigninArgs),
+    /// Zeroize every key and cached secret, forget this device, and tell daemons to purge.
+    Signout {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Organizations: each has its own random key, held only by the broker.
+    #[command(subcommand)]
+    Org(commands::OrgCmd),
+    /// Secrets in the OS keychain (sealed once more under your account key).
+    #[command(subcommand)]
+    Keychain(commands::KeychainCmd),
+    /// Seal or open one record field with its organization's key.
+    #[command(subcommand)]
+    Field(commands::FieldCmd),
+    /// Approval requests: list, show, approve, reject, edit, or file one.
+    #[command(subcommand)]
+    Approvals(commands::ApprovalsCmd),
+    /// Classify a command for a device platform (read-only, moderate, dangerous, unknown).
+    Classify(policy_cmds::ClassifyArgs),
+    /// Redact secrets from text on stdin (known values when signed in, and secret-shaped patterns).
+    Redact(policy_cmds::RedactArgs),
+    /// Self-checks a security team can run.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
+    /// Benchmarks, printed as tables or JSON, each beside a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+    /// Walk through the foundation in a throwaway profile: broker, account, org,
+    /// keychain, sealing, an approval, sign-out, status and the isolation audit.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// Broker round trips (seal/open, approval signing, batch sealing) vs in-process crypto and ssh-agent.
+    Broker(bench_broker::BenchBrokerArgs),
+    /// Classification and redaction throughput vs naive and detect-secrets baselines.
+    Policy(policy_cmds::BenchPolicyArgs),
+    #[command(hide = true)]
+    FileRequests(bench_broker::FileRequestsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let profile = cli.profile.as_deref();
+    match cli.command {
+        Command::Up(args) => supervisor::up(profile, &args),
+        Command::Down => supervisor::down(profile),
+        Command::Status { json } => supervisor::status(profile, json),
+        Command::Account(cmd) => commands::account(profile, cmd),
+        Command::Signin(args) => commands::signin(profile, &args),
+        Command::Signout { json } => commands::signout(profile, json),
+        Command::Org(cmd) => commands::org(profile, cmd),
+        Command::Keychain(cmd) => commands::keychain(profile, cmd),
+        Command::Field(cmd) => commands::field(profile, cmd),
+        Command::Approvals(cmd) => commands::approvals(profile, cmd),
+        Command::Classify(args) => policy_cmds::run_classify(&args).map(|()| ExitCode::SUCCESS),
+        Command::Redact(args) => {
+            let exact = |text: &str| commands::broker_redact(profile, text);
+            policy_cmds::run_redact(&args, &exact).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Audit(cmd) => audit::run(profile, cmd),
+        Command::Bench(BenchCmd::Broker(args)) => bench_broker::run(&args),
+        Command::Bench(BenchCmd::Policy(args)) => {
+            policy_cmds::run_bench(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCmd::FileRequests(args)) => bench_broker::file_requests(profile, &args),
+        Command::Demo(args) => demo::run(&args),
+    }
 }

@@ -27,18 +27,23 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Encodes `msg` as one frame body (no length prefix). The buffer is zeroized
-/// when dropped.
-pub fn encode<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
-    let body = postcard::to_stdvec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    let body = Zeroizing::new(body);
-    if body.len() > MAX_FRAME {
+/// Encodes `msg` as one frame with its length prefix, into a buffer of
+/// exactly the right size (no reallocation leaves a partial copy behind);
+/// the buffer is zeroized when dropped.
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    let malformed = |e: postcard::Error| FrameError::Malformed(e.to_string());
+    let len: usize = postcard::serialize_with_flavor(msg, postcard::ser_flavors::Size::default())
+        .map_err(malformed)?;
+    if len > MAX_FRAME {
         return Err(FrameError::TooLarge {
-            len: body.len(),
+            len,
             max: MAX_FRAME,
         });
     }
-    Ok(body)
+    let mut frame = Zeroizing::new(vec![0u8; 4 + len]);
+    frame[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    postcard::to_slice(msg, &mut frame[4..]).map_err(malformed)?;
+    Ok(frame)
 }
 
 /// Decodes one frame body. Trailing bytes are an error: a frame is exactly one message.
@@ -96,10 +101,7 @@ where
     T: Serialize,
     W: AsyncWrite + Unpin,
 {
-    let body = encode(msg)?;
-    let mut frame = Zeroizing::new(Vec::with_capacity(4 + body.len()));
-    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&body);
+    let frame = encode_frame(msg)?;
     w.write_all(&frame).await?;
     w.flush().await?;
     Ok(())

@@ -116,14 +116,56 @@ impl Installation {
         })
     }
 
+    /// Path of a binary in the installation directory.
+    pub fn binary_path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     /// Path of the installed binary of `role`.
     pub fn binary(&self, role: PeerRole) -> PathBuf {
         self.dir.join(role.binary_name())
     }
 }
 
+/// The executable of a process: its path and the file's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExeInfo {
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// Finds which executable a process runs.
+///
+/// [`ProcResolver`] reads `/proc/PID/exe` itself. A Landlock-sandboxed
+/// server cannot (the kernel treats it as ptrace access across domains), so
+/// the broker asks an unsandboxed helper process instead.
+pub trait ExeResolver: Send + Sync {
+    fn resolve(&self, pid: i32) -> Result<ExeInfo, String>;
+}
+
+/// Reads `/proc/PID/exe` in this process.
+pub struct ProcResolver;
+
+impl ExeResolver for ProcResolver {
+    fn resolve(&self, pid: i32) -> Result<ExeInfo, String> {
+        let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let path = std::fs::read_link(&proc_exe).map_err(|e| e.to_string())?;
+        let meta = std::fs::metadata(&proc_exe).map_err(|e| e.to_string())?;
+        Ok(ExeInfo {
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+}
+
 /// Identifies the peer of a connected unix socket.
-pub fn identify(sock: BorrowedFd<'_>, install: &Installation) -> Result<PeerIdentity, PeerRefusal> {
+pub fn identify(
+    sock: BorrowedFd<'_>,
+    install: &Installation,
+    resolver: &dyn ExeResolver,
+) -> Result<PeerIdentity, PeerRefusal> {
     let cred = getsockopt(&sock, sockopt::PeerCredentials)
         .map_err(|e| PeerRefusal::NoCredentials(e.to_string()))?;
     let (uid, gid, pid) = (cred.uid(), cred.gid(), cred.pid());
@@ -142,15 +184,10 @@ pub fn identify(sock: BorrowedFd<'_>, install: &Installation) -> Result<PeerIden
     if let Some(fd) = &pidfd {
         ensure_alive(fd.as_fd(), pid)?;
     }
-    let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
-    let exe = std::fs::read_link(&proc_exe).map_err(|e| PeerRefusal::ExeUnreadable {
-        pid,
-        reason: e.to_string(),
-    })?;
-    let running = std::fs::metadata(&proc_exe).map_err(|e| PeerRefusal::ExeUnreadable {
-        pid,
-        reason: e.to_string(),
-    })?;
+    let running = resolver
+        .resolve(pid)
+        .map_err(|reason| PeerRefusal::ExeUnreadable { pid, reason })?;
+    let exe = running.path.clone();
     if let Some(fd) = &pidfd {
         // Still the same process after we read its exe: the reads above were about it.
         ensure_alive(fd.as_fd(), pid)?;
@@ -164,7 +201,7 @@ pub fn identify(sock: BorrowedFd<'_>, install: &Installation) -> Result<PeerIden
         })?;
     let installed = std::fs::metadata(install.binary(role))
         .map_err(|_| PeerRefusal::ExeReplaced { exe: exe.clone() })?;
-    if (installed.dev(), installed.ino()) != (running.dev(), running.ino()) {
+    if (installed.dev(), installed.ino()) != (running.dev, running.ino) {
         return Err(PeerRefusal::ExeReplaced { exe });
     }
     Ok(PeerIdentity {

@@ -19,7 +19,7 @@ use interprocess::os::unix::uds_local_socket::tokio::{Listener, Stream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use crate::codec::{FrameError, read_frame, write_frame};
-use crate::peer::{Installation, PeerIdentity, identify};
+use crate::peer::{ExeResolver, Installation, PeerIdentity, identify};
 use crate::wire::{
     ClientMessage, PROTOCOL_VERSION, ProtocolError, ServerMessage, Service, Welcome,
 };
@@ -64,6 +64,7 @@ pub fn bind<S: Service>(runtime_dir: &Path) -> std::io::Result<Listener> {
 pub async fn serve<S: Service, H: Handler<S>>(
     listener: Listener,
     install: Installation,
+    resolver: Arc<dyn ExeResolver>,
     handler: Arc<H>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -80,7 +81,12 @@ pub async fn serve<S: Service, H: Handler<S>>(
         };
         conn_id += 1;
         let id = conn_id;
-        let (handler, install, slots) = (handler.clone(), install.clone(), slots.clone());
+        let (handler, install, slots, resolver) = (
+            handler.clone(),
+            install.clone(),
+            slots.clone(),
+            resolver.clone(),
+        );
         tokio::spawn(async move {
             let Ok(_permit) = slots.clone().try_acquire_owned() else {
                 let msg: ServerMessage<S::Response, S::Error, S::Event> =
@@ -90,7 +96,7 @@ pub async fn serve<S: Service, H: Handler<S>>(
                         .await;
                 return;
             };
-            connection::<S, H>(stream, id, &install, &*handler).await;
+            connection::<S, H>(stream, id, &install, &*resolver, &*handler).await;
             handler.disconnected(id);
         });
     }
@@ -102,9 +108,10 @@ async fn connection<S: Service, H: Handler<S>>(
     stream: Stream,
     conn: u64,
     install: &Installation,
+    resolver: &dyn ExeResolver,
     handler: &H,
 ) {
-    let peer = match identify(stream.inner().as_fd(), install) {
+    let peer = match identify(stream.inner().as_fd(), install, resolver) {
         Ok(p) => p,
         Err(refusal) => {
             tracing::info!("refused peer: {refusal}");

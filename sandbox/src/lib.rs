@@ -17,6 +17,7 @@
 //! This is the only Gatehouse crate allowed `unsafe`; every unsafe block states why it is sound.
 
 pub mod hardening;
+pub mod memscan;
 pub mod profile;
 pub mod seccomp;
 pub mod secret_mem;

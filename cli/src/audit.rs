@@ -1,0 +1,365 @@
+//! `gatehouse audit isolation`: a self-check of key isolation a security
+//! team can run against a live installation.
+//!
+//! It loads canary secrets through the real paths (keychain, field seal and
+//! open), then checks from outside the broker: other Gatehouse processes'
+//! memory holds none of them; same-uid ptrace and `/proc/PID/mem` of the
+//! broker are refused; the broker's hardening is in force; and (as root)
+//! the broker's readable memory holds no canary. Must never: leave its
+//! canaries behind (it removes them), or report pass for a check it could
+//! not perform (that is `skip`, with the reason).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use gatehouse_ipc::broker::{
+    BrokerRequest, BrokerResponse, FieldAddress, KeyScope, OpenItem, SealItem, SecretKind,
+};
+use gatehouse_ipc::{Layout, SecretBytes};
+use gatehouse_sandbox::memscan::scan_process;
+use serde::Serialize;
+
+use crate::commands::BrokerConn;
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Prove keys and secrets stay inside the broker (pass/fail table).
+    Isolation {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+fn check(checks: &mut Vec<Check>, name: &str, outcome: Outcome, detail: impl Into<String>) {
+    checks.push(Check {
+        check: name.into(),
+        outcome,
+        detail: detail.into(),
+    });
+}
+
+/// Gatehouse processes (binaries in the installation directory) other than `exclude`.
+fn gatehouse_processes(install_dir: &std::path::Path, exclude: &[i32]) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if exclude.contains(&pid) {
+            continue;
+        }
+        let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+            continue;
+        };
+        let name = exe
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if exe.parent() == Some(install_dir) && name.starts_with("gatehouse") {
+            out.push((pid, name));
+        }
+    }
+    out
+}
+
+pub fn run(profile: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+    let AuditCmd::Isolation { json } = cmd;
+    let layout = Layout::resolve(profile)?;
+    let checks = isolation(&layout)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        println!("{:<46} {:<6} DETAIL", "CHECK", "RESULT");
+        for c in &checks {
+            let r = match c.outcome {
+                Outcome::Pass => "pass",
+                Outcome::Fail => "FAIL",
+                Outcome::Skip => "skip",
+            };
+            println!("{:<46} {:<6} {}", c.check, r, c.detail);
+        }
+    }
+    let failed = checks.iter().filter(|c| c.outcome == Outcome::Fail).count();
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn isolation(layout: &Layout) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let mut b = BrokerConn::connect_layout(layout)?;
+    let status = match b.ask(BrokerRequest::Status)? {
+        BrokerResponse::Status(s) => *s,
+        r => anyhow::bail!("unexpected reply {r:?}"),
+    };
+    let broker_pid = status.pid as i32;
+    let root = nix::unistd::geteuid().is_root();
+
+    // Hardening as the broker and the kernel report it.
+    let h = &status.hardening;
+    let k = gatehouse_sandbox::hardening::inspect_pid(broker_pid).ok();
+    let nnp = k
+        .as_ref()
+        .and_then(|k| k.no_new_privs)
+        .unwrap_or(h.no_new_privs);
+    let seccomp_filter = matches!(
+        k.as_ref().and_then(|k| k.seccomp),
+        Some(gatehouse_sandbox::hardening::SeccompMode::Filter)
+    );
+    check(
+        &mut checks,
+        "broker not dumpable",
+        if h.dumpable {
+            Outcome::Fail
+        } else {
+            Outcome::Pass
+        },
+        format!("PR_GET_DUMPABLE={}", h.dumpable as u8),
+    );
+    check(
+        &mut checks,
+        "broker no_new_privs",
+        if nnp { Outcome::Pass } else { Outcome::Fail },
+        format!("NoNewPrivs: {}", nnp as u8),
+    );
+    check(
+        &mut checks,
+        "broker seccomp filter",
+        if seccomp_filter {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        format!("Seccomp: {}", h.seccomp_mode),
+    );
+    check(
+        &mut checks,
+        "broker landlock",
+        if h.landlock.starts_with("applied") {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        h.landlock.clone(),
+    );
+    check(
+        &mut checks,
+        "broker core dumps off",
+        if h.core_limit == 0 {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        format!("RLIMIT_CORE={}", h.core_limit),
+    );
+    check(
+        &mut checks,
+        "keys in secret memory",
+        if h.secret_memory == "memfd_secret" {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        h.secret_memory.clone(),
+    );
+
+    // Same-uid access to the broker.
+    let pid = nix::unistd::Pid::from_raw(broker_pid);
+    if root {
+        check(
+            &mut checks,
+            "ptrace of broker refused",
+            Outcome::Skip,
+            "running as root: root with ptrace is outside the threat model",
+        );
+        check(
+            &mut checks,
+            "/proc/<broker>/mem refused",
+            Outcome::Skip,
+            "running as root (see the root scan below)",
+        );
+    } else {
+        match nix::sys::ptrace::attach(pid) {
+            Ok(()) => {
+                let _ = nix::sys::ptrace::detach(pid, None);
+                check(
+                    &mut checks,
+                    "ptrace of broker refused",
+                    Outcome::Fail,
+                    "PTRACE_ATTACH succeeded",
+                );
+            }
+            Err(e) => check(
+                &mut checks,
+                "ptrace of broker refused",
+                Outcome::Pass,
+                format!("PTRACE_ATTACH: {e}"),
+            ),
+        }
+        match std::fs::File::open(format!("/proc/{broker_pid}/mem")) {
+            Ok(_) => check(
+                &mut checks,
+                "/proc/<broker>/mem refused",
+                Outcome::Fail,
+                "opened",
+            ),
+            Err(e) => check(
+                &mut checks,
+                "/proc/<broker>/mem refused",
+                Outcome::Pass,
+                e.to_string(),
+            ),
+        }
+    }
+
+    if !status.signed_in {
+        check(
+            &mut checks,
+            "canary secrets",
+            Outcome::Skip,
+            "signed out: sign in to load canaries through the broker",
+        );
+        return Ok(checks);
+    }
+
+    // Canaries through the real paths.
+    let tag = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<8>());
+    let payload = format!(
+        "GHCANARY-KC-{}",
+        gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<12>())
+    );
+    let field_plain = format!(
+        "GHCANARY-FLD-{}",
+        gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<12>())
+    );
+    let kc_name = format!("audit-canary-{tag}");
+    b.ask(BrokerRequest::KeychainSet {
+        name: kc_name.clone(),
+        kind: SecretKind::Password,
+        payload: SecretBytes::copy_from(payload.as_bytes()),
+    })
+    .context("storing the keychain canary")?;
+    let address = FieldAddress {
+        scope: KeyScope::Private,
+        record_kind: "audit".into(),
+        record_id: tag.clone(),
+        field: "canary".into(),
+        binding: Vec::new(),
+    };
+    let sealed = match b.ask(BrokerRequest::SealFields {
+        items: vec![SealItem {
+            address: address.clone(),
+            plaintext: SecretBytes::copy_from(field_plain.as_bytes()),
+        }],
+    })? {
+        BrokerResponse::Sealed(mut s) if s.len() == 1 => s.remove(0).0,
+        r => anyhow::bail!("unexpected reply {r:?}"),
+    };
+    let opened = b.ask(BrokerRequest::OpenFields {
+        items: vec![OpenItem { address, sealed }],
+    })?;
+    let roundtrip = matches!(&opened, BrokerResponse::Opened(p) if p.len() == 1 && p[0].expose() == field_plain.as_bytes());
+    drop(opened);
+    check(
+        &mut checks,
+        "seal/open round trip",
+        if roundtrip {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        "canary field sealed and opened by the broker",
+    );
+
+    let needles: [&[u8]; 2] = [payload.as_bytes(), field_plain.as_bytes()];
+    let install_dir = std::path::PathBuf::from(&status.install_dir);
+    let me = std::process::id() as i32;
+    let others = gatehouse_processes(&install_dir, &[me, broker_pid]);
+    if others.is_empty() {
+        check(
+            &mut checks,
+            "other Gatehouse processes hold no canary",
+            Outcome::Skip,
+            "no other Gatehouse process besides this audit and the broker",
+        );
+    }
+    for (pid, name) in others {
+        match scan_process(pid as u32, &needles) {
+            Ok(r) if r.hits.is_empty() => check(
+                &mut checks,
+                &format!("{name} ({pid}) holds no canary"),
+                Outcome::Pass,
+                format!("{} bytes scanned", r.bytes_scanned),
+            ),
+            Ok(r) => check(
+                &mut checks,
+                &format!("{name} ({pid}) holds no canary"),
+                Outcome::Fail,
+                format!("{} hit(s)", r.hits.len()),
+            ),
+            Err(e) => check(
+                &mut checks,
+                &format!("{name} ({pid}) holds no canary"),
+                Outcome::Skip,
+                format!("unreadable: {e}"),
+            ),
+        }
+    }
+    if root {
+        match scan_process(broker_pid as u32, &needles) {
+            Ok(r) => check(
+                &mut checks,
+                "root scan of broker finds no canary",
+                if r.hits.is_empty() {
+                    Outcome::Pass
+                } else {
+                    Outcome::Fail
+                },
+                format!(
+                    "{} bytes scanned, {} hit(s); {} bytes unreadable even to root (memfd_secret)",
+                    r.bytes_scanned,
+                    r.hits.len(),
+                    r.bytes_unreadable
+                ),
+            ),
+            Err(e) => check(
+                &mut checks,
+                "root scan of broker finds no canary",
+                Outcome::Fail,
+                e.to_string(),
+            ),
+        }
+    } else {
+        check(
+            &mut checks,
+            "root scan of broker finds no canary",
+            Outcome::Skip,
+            "needs root (the broker's memory is closed to this uid)",
+        );
+    }
+    b.ask(BrokerRequest::KeychainRemove { name: kc_name })
+        .context("removing the keychain canary")?;
+    Ok(checks)
+}

@@ -1,0 +1,392 @@
+//! `gatehouse up | down | status`: the process supervisor and the status view.
+//!
+//! Owns starting the broker from the installation directory (beside this
+//! binary), restarting it after a crash with backoff, and stopping it.
+//! Must never: start a daemon from anywhere but the installation directory,
+//! or pass a secret on a command line.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use gatehouse_ipc::Layout;
+use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, BrokerStatus};
+use gatehouse_ipc::peer::Installation;
+use gatehouse_sandbox::hardening::{ProcessHardening, SeccompMode, inspect_pid};
+use serde::Serialize;
+
+use crate::commands::BrokerConn;
+
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Stay in the foreground (the supervisor itself), instead of detaching.
+    #[arg(long)]
+    foreground: bool,
+    /// Let the broker start even if a sandbox layer cannot be applied (shown in status).
+    #[arg(long)]
+    allow_degraded: bool,
+    /// Keychain backend for the broker: secret-service or keyutils.
+    #[arg(long)]
+    keychain: Option<String>,
+}
+
+fn pid_file(layout: &Layout) -> PathBuf {
+    layout.runtime.join("supervisor.pid")
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// The supervisor's pid, if one runs for this profile.
+pub fn supervisor_pid(layout: &Layout) -> Option<i32> {
+    read_pid(&pid_file(layout)).filter(|p| alive(*p))
+}
+
+fn broker_answers(layout: &Layout) -> bool {
+    BrokerConn::connect_layout(layout).is_ok()
+}
+
+pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let layout = Layout::resolve(profile)?;
+    layout.ensure()?;
+    if args.foreground {
+        return supervise(&layout, args);
+    }
+    if let Some(pid) = supervisor_pid(&layout) {
+        println!("already up (supervisor pid {pid})");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(layout.runtime.join("supervisor.log"))
+        .context("opening supervisor.log")?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    if let Some(p) = profile {
+        cmd.args(["--profile", p]);
+    }
+    cmd.args(["up", "--foreground"]);
+    if args.allow_degraded {
+        cmd.arg("--allow-degraded");
+    }
+    if let Some(k) = &args.keychain {
+        cmd.args(["--keychain", k]);
+    }
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    let mut child = cmd.spawn().context("starting the supervisor")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if broker_answers(&layout) {
+            println!("up: broker running (supervisor pid {})", child.id());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the supervisor exited ({status}); see {}",
+                layout.runtime.join("supervisor.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!(
+        "the broker did not answer within 15 s; see {}",
+        layout.runtime.join("supervisor.log").display()
+    )
+}
+
+/// Runs the broker and restarts it when it dies, until SIGTERM/SIGINT.
+fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let install = Installation::of_current_exe()?;
+    let broker = install.dir.join("gatehouse-broker");
+    if !broker.exists() {
+        bail!(
+            "{} not found: the broker must be installed beside gatehouse",
+            broker.display()
+        );
+    }
+    if let Some(pid) = supervisor_pid(layout) {
+        bail!("a supervisor already runs for this profile (pid {pid})");
+    }
+    gatehouse_broker::vault::write_atomic(
+        &pid_file(layout),
+        std::process::id().to_string().as_bytes(),
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut cmd = tokio::process::Command::new(&broker);
+            if args.allow_degraded {
+                cmd.arg("--allow-degraded");
+            }
+            if let Some(k) = &args.keychain {
+                cmd.args(["--keychain", k]);
+            }
+            if std::env::var_os("GATEHOUSE_HOME").is_none() {
+                cmd.args(["--profile", &layout.profile]);
+            }
+            cmd.stdin(Stdio::null()).kill_on_drop(true);
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("starting {}", broker.display()))?;
+            let started = Instant::now();
+            eprintln!(
+                "supervisor: broker started (pid {})",
+                child.id().unwrap_or(0)
+            );
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status?;
+                    if started.elapsed() > Duration::from_secs(30) {
+                        backoff = Duration::from_millis(100);
+                    }
+                    eprintln!("supervisor: broker exited ({status}); restarting in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                _ = term.recv() => { stop(&mut child).await; break; }
+                _ = int.recv() => { stop(&mut child).await; break; }
+            }
+        }
+        anyhow::Ok(())
+    });
+    let _ = std::fs::remove_file(pid_file(layout));
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(Duration::from_secs(3), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+pub fn down(profile: Option<&str>) -> anyhow::Result<ExitCode> {
+    let layout = Layout::resolve(profile)?;
+    let Some(pid) = supervisor_pid(&layout) else {
+        println!("not running");
+        return Ok(ExitCode::SUCCESS);
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive(pid) {
+        bail!("supervisor pid {pid} did not stop");
+    }
+    println!("down");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One process in `gatehouse status`.
+#[derive(Debug, Serialize)]
+pub struct ProcessRow {
+    pub process: String,
+    pub pid: i32,
+    pub uid: Option<u32>,
+    pub role: String,
+    pub dumpable: Option<bool>,
+    pub no_new_privs: Option<bool>,
+    pub seccomp: String,
+    pub landlock: String,
+    pub secret_memory: String,
+    pub core_limit: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub profile: String,
+    pub runtime_dir: String,
+    pub processes: Vec<ProcessRow>,
+    pub broker: Option<BrokerStatus>,
+    pub broker_error: Option<String>,
+}
+
+fn seccomp_name(m: Option<SeccompMode>) -> String {
+    match m {
+        Some(SeccompMode::Filter) => "filter (2)".into(),
+        Some(SeccompMode::Strict) => "strict (1)".into(),
+        Some(SeccompMode::Disabled) => "off (0)".into(),
+        None => "?".into(),
+    }
+}
+
+fn row(process: &str, role: &str, h: &ProcessHardening) -> ProcessRow {
+    ProcessRow {
+        process: process.into(),
+        pid: h.pid,
+        uid: h.euid,
+        role: role.into(),
+        dumpable: h.dumpable,
+        no_new_privs: h.no_new_privs,
+        seccomp: seccomp_name(h.seccomp),
+        landlock: "-".into(),
+        secret_memory: "-".into(),
+        core_limit: match h.core_limit {
+            Some(gatehouse_sandbox::hardening::Rlim::Bytes(b)) => b.to_string(),
+            Some(gatehouse_sandbox::hardening::Rlim::Unlimited) => "unlimited".into(),
+            None => "?".into(),
+        },
+    }
+}
+
+pub fn collect_status(layout: &Layout) -> StatusReport {
+    let mut processes = Vec::new();
+    if let Some(pid) = supervisor_pid(layout)
+        && let Ok(h) = inspect_pid(pid)
+    {
+        processes.push(row("gatehouse up", "supervisor", &h));
+    }
+    let (broker, broker_error) =
+        match BrokerConn::connect_layout(layout).and_then(|mut b| b.ask(BrokerRequest::Status)) {
+            Ok(BrokerResponse::Status(s)) => (Some(*s), None),
+            Ok(other) => (None, Some(format!("unexpected reply {other:?}"))),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+    if let Some(s) = &broker {
+        let mut r = match inspect_pid(s.pid as i32) {
+            Ok(h) => row("gatehouse-broker", "broker", &h),
+            Err(_) => ProcessRow {
+                process: "gatehouse-broker".into(),
+                pid: s.pid as i32,
+                uid: None,
+                role: "broker".into(),
+                dumpable: None,
+                no_new_privs: None,
+                seccomp: "?".into(),
+                landlock: String::new(),
+                secret_memory: String::new(),
+                core_limit: String::new(),
+            },
+        };
+        // The broker knows its own dumpable flag exactly.
+        r.dumpable = Some(s.hardening.dumpable);
+        r.uid = Some(s.uid);
+        r.landlock = s.hardening.landlock.clone();
+        r.secret_memory = s.hardening.secret_memory.clone();
+        r.core_limit = s.hardening.core_limit.to_string();
+        processes.push(r);
+    }
+    StatusReport {
+        profile: layout.profile.clone(),
+        runtime_dir: layout.runtime.display().to_string(),
+        processes,
+        broker,
+        broker_error,
+    }
+}
+
+fn yes_no(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "?",
+    }
+}
+
+pub fn print_status(r: &StatusReport) {
+    println!("profile {}  (sockets in {})", r.profile, r.runtime_dir);
+    println!(
+        "{:<18} {:>7} {:>6} {:<10} {:<8} {:<6} {:<11} {:<22} {:<16} {:<5}",
+        "PROCESS",
+        "PID",
+        "UID",
+        "ROLE",
+        "DUMPABLE",
+        "NNP",
+        "SECCOMP",
+        "LANDLOCK",
+        "SECRET MEMORY",
+        "CORE"
+    );
+    for p in &r.processes {
+        println!(
+            "{:<18} {:>7} {:>6} {:<10} {:<8} {:<6} {:<11} {:<22} {:<16} {:<5}",
+            p.process,
+            p.pid,
+            p.uid.map(|u| u.to_string()).unwrap_or_else(|| "?".into()),
+            p.role,
+            yes_no(p.dumpable),
+            yes_no(p.no_new_privs),
+            p.seccomp,
+            p.landlock,
+            p.secret_memory,
+            p.core_limit
+        );
+    }
+    match (&r.broker, &r.broker_error) {
+        (Some(s), _) => {
+            println!(
+                "keychain backend: {}{}",
+                s.keychain_backend,
+                s.keychain_warning
+                    .as_ref()
+                    .map(|w| format!("  (warning: {w})"))
+                    .unwrap_or_default()
+            );
+            let state = if !s.account_initialized {
+                "no account (gatehouse account init)"
+            } else if s.signed_in {
+                "signed in"
+            } else {
+                "signed out"
+            };
+            println!(
+                "account: {state}; {} organization(s); {} pending approval(s); {} cached secret(s); device remembered: {}",
+                s.orgs,
+                s.pending_approvals,
+                s.cached_secrets,
+                if s.remembered_device { "yes" } else { "no" }
+            );
+            for d in &s.hardening.degraded {
+                println!("DEGRADED: {d}");
+            }
+        }
+        (None, Some(e)) => println!("broker: {e}"),
+        (None, None) => {}
+    }
+}
+
+pub fn status(profile: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let layout = Layout::resolve(profile)?;
+    let report = collect_status(&layout);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_status(&report);
+    }
+    Ok(if report.broker.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

@@ -20,8 +20,8 @@ use serde::Serialize;
 use crate::crypto;
 use crate::vault::now_ms;
 
-/// How long an approved token stays valid.
-pub const TOKEN_TTL_MS: u64 = 60_000;
+/// How long an approved token stays valid, by default.
+pub const DEFAULT_TOKEN_TTL_MS: u64 = 60_000;
 /// How long a request may wait for a decision.
 pub const PENDING_TTL_MS: u64 = 15 * 60_000;
 const MAX_PENDING: usize = 1024;
@@ -62,11 +62,12 @@ pub struct Approvals {
     next_id: u64,
     used: HashMap<[u8; 16], u64>,
     nonce_log: PathBuf,
+    token_ttl_ms: u64,
 }
 
 impl Approvals {
     /// Loads the used-nonce log, dropping expired entries.
-    pub fn open(nonce_log: PathBuf) -> std::io::Result<Approvals> {
+    pub fn open(nonce_log: PathBuf, token_ttl_ms: u64) -> std::io::Result<Approvals> {
         let now = now_ms();
         let mut used = HashMap::new();
         if let Ok(text) = std::fs::read_to_string(&nonce_log) {
@@ -94,6 +95,7 @@ impl Approvals {
             next_id: 1 + (now % 1_000_000) * 1000,
             used,
             nonce_log,
+            token_ttl_ms,
         })
     }
 
@@ -189,7 +191,7 @@ impl Approvals {
                     requester: p.view.requester.clone(),
                     approver: decider.clone(),
                     nonce: crypto::random_bytes(),
-                    expires_ms: now_ms() + TOKEN_TTL_MS,
+                    expires_ms: now_ms() + self.token_ttl_ms,
                     signature: Vec::new(),
                 };
                 token.signature = sign(&signed_bytes(&token))?;

@@ -34,6 +34,9 @@ struct Args {
     /// Keychain backend: secret-service or keyutils (default: Secret Service if a session bus offers it).
     #[arg(long)]
     keychain: Option<Backend>,
+    /// How long an approval token stays valid after a person approves, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    approval_ttl_secs: u64,
     /// Internal: run as the broker's peer-executable helper (see exe_resolver).
     #[arg(long, hide = true)]
     exe_resolver: bool,
@@ -157,8 +160,11 @@ fn run(args: Args) -> Result<(), String> {
         Ok(false) => {}
         Err(e) => tracing::warn!("remembered unlock failed: {e}"),
     }
-    let approvals = Approvals::open(layout.broker_state.join("used-nonces.log"))
-        .map_err(|e| format!("nonce log: {e}"))?;
+    let approvals = Approvals::open(
+        layout.broker_state.join("used-nonces.log"),
+        args.approval_ttl_secs * 1000,
+    )
+    .map_err(|e| format!("nonce log: {e}"))?;
     let service = BrokerService::new(
         State {
             vault,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The role of a peer process, derived from its executable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
 pub enum PeerRole {
     /// The `gatehouse` command-line tool (a person at a terminal, or a script).
     Cli,

@@ -22,9 +22,11 @@
 //! See `tests/README.md` for how to use them and for the keychain findings.
 #![allow(unsafe_code)] // pre_exec (keyutils session join) only; see keychain_env
 
+pub mod broker;
 pub mod install;
 pub mod keychain_env;
-pub mod memscan;
+/// The memory scanner lives in `gatehouse-sandbox` (the audit command uses it too).
+pub use gatehouse_sandbox::memscan;
 pub mod proc;
 pub mod scratch;
 pub mod users;

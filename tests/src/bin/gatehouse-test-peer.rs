@@ -1,0 +1,149 @@
+//! A broker client for tests. Installed under a role's binary name
+//! (`gatehouse-sessiond`, `gatehouse-copilotd`, `gatehouse-ui`, `gatehouse`)
+//! it takes that role; anywhere else it is an unknown executable.
+//!
+//! ```text
+//! gatehouse-test-peer call RUNTIME_DIR     JSON BrokerRequest per stdin line → one JSON line each:
+//!                                          {"ok": BrokerResponse} | {"err": BrokerError} | {"transport": "..."}
+//!                                          (first line printed: {"role": "..."} or {"transport": "..."})
+//! gatehouse-test-peer garbage RUNTIME_DIR N   N concurrent connections, each handshakes then sends a
+//!                                          malformed, truncated or oversized frame; prints "garbage done K"
+//! gatehouse-test-peer ptrace PID           tries PTRACE_ATTACH, prints "attached" or "refused ERR"
+//! gatehouse-test-peer readmem PID          tries to open /proc/PID/mem, prints "opened" or "refused ERR"
+//! ```
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gatehouse_ipc::broker::{Broker, BrokerRequest};
+use gatehouse_ipc::client::{CallError, Client};
+use gatehouse_ipc::wire::{ClientMessage, Hello, PROTOCOL_VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match args.get(1).map(String::as_str) {
+        Some("call") => rt.block_on(call(PathBuf::from(&args[2]))),
+        Some("garbage") => rt.block_on(garbage(
+            PathBuf::from(&args[2]),
+            args[3].parse().expect("N"),
+        )),
+        Some("ptrace") => {
+            let pid = nix::unistd::Pid::from_raw(args[2].parse().expect("pid"));
+            match nix::sys::ptrace::attach(pid) {
+                Ok(()) => {
+                    let _ = nix::sys::ptrace::detach(pid, None);
+                    println!("attached");
+                }
+                Err(e) => println!("refused {e}"),
+            }
+        }
+        Some("readmem") => match std::fs::File::open(format!("/proc/{}/mem", args[2])) {
+            Ok(_) => println!("opened"),
+            Err(e) => println!("refused {e}"),
+        },
+        _ => {
+            eprintln!("usage: see the source");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn out(v: serde_json::Value) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{v}");
+    let _ = o.flush();
+}
+
+async fn call(runtime: PathBuf) {
+    let mut client = match Client::<Broker>::connect(&runtime, Duration::from_secs(10)).await {
+        Ok(c) => c,
+        Err(e) => {
+            out(serde_json::json!({ "transport": e.to_string() }));
+            return;
+        }
+    };
+    out(serde_json::json!({ "role": client.welcome().role }));
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let req: BrokerRequest = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                out(serde_json::json!({ "transport": format!("bad request line: {e}") }));
+                continue;
+            }
+        };
+        match client.call(req).await {
+            Ok(r) => out(serde_json::json!({ "ok": r })),
+            Err(CallError::Remote(e)) => out(serde_json::json!({ "err": e })),
+            Err(CallError::Transport(e)) => out(serde_json::json!({ "transport": e.to_string() })),
+        }
+    }
+}
+
+/// Each connection: handshake, then one bad frame, then read until closed.
+async fn garbage(runtime: PathBuf, n: usize) {
+    let socket = runtime.join("broker.sock");
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let socket = socket.clone();
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut s) = tokio::net::UnixStream::connect(&socket).await else {
+                return false;
+            };
+            let hello: ClientMessage<BrokerRequest> = ClientMessage::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                service: "broker.sock".into(),
+            });
+            let frame = gatehouse_ipc::codec::encode_frame(&hello).expect("hello encodes");
+            if s.write_all(&frame).await.is_err() {
+                return false;
+            }
+            let bad: Vec<u8> = match i % 5 {
+                // Announces 4 GiB.
+                0 => u32::MAX.to_le_bytes().to_vec(),
+                // Just over the limit.
+                1 => ((gatehouse_ipc::MAX_FRAME + 1) as u32)
+                    .to_le_bytes()
+                    .to_vec(),
+                // Truncated: says 100 bytes, sends 3, then closes.
+                2 => [100u32.to_le_bytes().as_slice(), b"abc"].concat(),
+                // Well-framed garbage.
+                3 => [8u32.to_le_bytes().as_slice(), &[0xff; 8]].concat(),
+                // An unknown enum variant.
+                _ => [3u32.to_le_bytes().as_slice(), &[1, 1, 200]].concat(),
+            };
+            let _ = s.write_all(&bad).await;
+            if i % 5 == 2 {
+                let _ = s.shutdown().await;
+            }
+            let mut sink = vec![0u8; 4096];
+            let read = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    match s.read(&mut sink).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            read.is_ok()
+        }));
+    }
+    let mut closed = 0;
+    for t in tasks {
+        if t.await.unwrap_or(false) {
+            closed += 1;
+        }
+    }
+    println!("garbage done {closed}");
+}

@@ -1,0 +1,246 @@
+//! A real broker for tests: installed with role binaries into a scratch
+//! install dir, run as the test user in a private profile, with either
+//! keychain backend, plus peers that speak to it under each role.
+//!
+//! Peers are `gatehouse-test-peer` copies installed under a role's binary
+//! name, so the broker gives them that role exactly as it would a real
+//! daemon. Must never: start anything as root that the design runs as the user.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use gatehouse_ipc::PeerRole;
+use gatehouse_ipc::broker::BrokerRequest;
+
+use crate::{ChildGuard, KeychainEnv, LineReader, Scratch, find_binary, install};
+
+/// Which OS keychain the broker uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Keyutils,
+    SecretService,
+}
+
+/// Start options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub backend: Backend,
+    /// Install the test peer as `gatehouse` (the cli role) instead of the real CLI.
+    pub peer_as_cli: bool,
+    pub broker_args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            backend: Backend::Keyutils,
+            peer_as_cli: false,
+            broker_args: Vec::new(),
+        }
+    }
+}
+
+pub struct BrokerFixture {
+    pub scratch: Scratch,
+    /// GATEHOUSE_HOME of this profile.
+    pub home: PathBuf,
+    /// Profile name (namespaces keychain entries).
+    pub profile: String,
+    pub keychain: Option<KeychainEnv>,
+    pub broker: Option<ChildGuard>,
+    opts: Options,
+}
+
+fn unique_profile() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("t{}x{n}", std::process::id())
+}
+
+impl BrokerFixture {
+    pub fn start(opts: Options) -> Result<BrokerFixture> {
+        let scratch = Scratch::primary()?;
+        install(
+            &scratch,
+            &find_binary("gatehouse-broker")?,
+            "gatehouse-broker",
+        )?;
+        let peer = find_binary("gatehouse-test-peer")?;
+        for role in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Ui] {
+            install(&scratch, &peer, role.binary_name())?;
+        }
+        if opts.peer_as_cli {
+            install(&scratch, &peer, "gatehouse")?;
+        } else {
+            install(&scratch, &find_binary("gatehouse")?, "gatehouse")?;
+        }
+        let home = scratch.user_dir("gh")?;
+        let keychain = match opts.backend {
+            Backend::SecretService => Some(KeychainEnv::start(&scratch)?),
+            Backend::Keyutils => None,
+        };
+        let mut f = BrokerFixture {
+            scratch,
+            home,
+            profile: unique_profile(),
+            keychain,
+            broker: None,
+            opts,
+        };
+        f.start_broker()?;
+        Ok(f)
+    }
+
+    pub fn install_dir(&self) -> &Path {
+        self.scratch.install_dir()
+    }
+
+    pub fn runtime(&self) -> PathBuf {
+        self.home.join("run")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.runtime().join("broker.sock")
+    }
+
+    /// A command for `program`, as the test user, in this profile.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = self.scratch.command(program);
+        c.env("GATEHOUSE_HOME", &self.home);
+        if let Some(k) = &self.keychain {
+            k.apply(&mut c);
+        }
+        c
+    }
+
+    /// (Re)starts the broker process.
+    pub fn start_broker(&mut self) -> Result<()> {
+        self.broker = None;
+        let mut c = self.command(&self.install_dir().join("gatehouse-broker"));
+        c.args(["--profile", &self.profile]);
+        c.args([
+            "--keychain",
+            match self.opts.backend {
+                Backend::Keyutils => "keyutils",
+                Backend::SecretService => "secret-service",
+            },
+        ]);
+        c.args(&self.opts.broker_args);
+        c.env("GATEHOUSE_LOG", "warn");
+        c.stdin(Stdio::null());
+        let _ = std::fs::remove_file(self.socket());
+        let mut g = ChildGuard::spawn(&mut c)?;
+        crate::proc::wait_until("broker socket", Duration::from_secs(15), || {
+            if let Some(s) = g.has_exited()? {
+                bail!("broker exited: {s}");
+            }
+            Ok(self.socket().exists())
+        })?;
+        self.broker = Some(g);
+        Ok(())
+    }
+
+    pub fn broker_pid(&self) -> u32 {
+        self.broker.as_ref().map(|b| b.pid()).unwrap_or(0)
+    }
+
+    /// A connected peer with `role` (its binary installed under that role's name).
+    pub fn peer(&self, role: PeerRole) -> Result<Peer> {
+        Peer::spawn(self, &self.install_dir().join(role.binary_name()))
+    }
+
+    /// A peer running from an arbitrary path (e.g. a copy outside the install dir).
+    pub fn peer_at(&self, exe: &Path) -> Result<Peer> {
+        Peer::spawn(self, exe)
+    }
+
+    /// Runs the real CLI (`gatehouse ARGS`) as the test user with `stdin`.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Result<std::process::Output> {
+        let mut c = self.command(&self.install_dir().join("gatehouse"));
+        c.args(["--profile", &self.profile]).args(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(stdin.as_bytes())?;
+        Ok(child.wait_with_output()?)
+    }
+}
+
+/// A broker client process in `call` mode.
+pub struct Peer {
+    pub child: ChildGuard,
+    stdin: ChildStdin,
+    out: LineReader,
+    /// The role the broker reported at the handshake, or the refusal.
+    pub hello: serde_json::Value,
+}
+
+impl Peer {
+    fn spawn(f: &BrokerFixture, exe: &Path) -> Result<Peer> {
+        let mut c = f.command(exe);
+        c.arg("call").arg(f.runtime());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = ChildGuard::spawn(&mut c)?;
+        let stdin = child.child_mut().stdin.take().context("peer stdin")?;
+        let mut out = LineReader::spawn(child.child_mut().stdout.take().context("peer stdout")?);
+        let hello: serde_json::Value =
+            serde_json::from_str(&out.next_line(Duration::from_secs(15))?)?;
+        Ok(Peer {
+            child,
+            stdin,
+            out,
+            hello,
+        })
+    }
+
+    /// The role the broker gave this peer (None if it was refused).
+    pub fn role(&self) -> Option<String> {
+        self.hello
+            .get("role")
+            .and_then(|r| r.as_str())
+            .map(str::to_string)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Sends one request; returns `{"ok": …}`, `{"err": …}` or `{"transport": …}`.
+    pub fn call(&mut self, req: &BrokerRequest) -> Result<serde_json::Value> {
+        writeln!(self.stdin, "{}", serde_json::to_string(req)?)?;
+        self.stdin.flush()?;
+        Ok(serde_json::from_str(
+            &self.out.next_line(Duration::from_secs(30))?,
+        )?)
+    }
+
+    /// Sends one request that must succeed; returns the `ok` payload.
+    pub fn ok(&mut self, req: &BrokerRequest) -> Result<serde_json::Value> {
+        let v = self.call(req)?;
+        match v.get("ok") {
+            Some(ok) => Ok(ok.clone()),
+            None => bail!("{req:?} failed: {v}"),
+        }
+    }
+
+    /// Sends one request that must fail with a broker error; returns the error.
+    pub fn err(&mut self, req: &BrokerRequest) -> Result<serde_json::Value> {
+        let v = self.call(req)?;
+        match v.get("err") {
+            Some(e) => Ok(e.clone()),
+            None => bail!("{req:?} was expected to fail: {v}"),
+        }
+    }
+}

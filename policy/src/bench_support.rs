@@ -27,7 +27,9 @@ impl Rng {
     /// A random alphanumeric string of length `n`.
     pub fn alnum(&mut self, n: usize) -> String {
         const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..n).map(|_| A[(self.next_u64() % A.len() as u64) as usize] as char).collect()
+        (0..n)
+            .map(|_| A[(self.next_u64() % A.len() as u64) as usize] as char)
+            .collect()
     }
 }
 
@@ -64,15 +66,27 @@ impl NaiveClassifier {
         let r = |p: &str, c| (Regex::new(p).expect("static regex"), c);
         NaiveClassifier {
             rules: vec![
-                r(r"^\s*(reload|reboot|erase|format|write erase|request system reboot|/system reboot|rm -rf)", Class::Dangerous),
-                r(r"^\s*(show|sh|display|get|ping|traceroute|/\S+ print|ls|cat|ip a|ps|df|grep)\b", Class::ReadOnly),
-                r(r"^\s*(conf|configure|set|delete|interface|/\S+ (add|set|remove)|sudo|systemctl)", Class::Moderate),
+                r(
+                    r"^\s*(reload|reboot|erase|format|write erase|request system reboot|/system reboot|rm -rf)",
+                    Class::Dangerous,
+                ),
+                r(
+                    r"^\s*(show|sh|display|get|ping|traceroute|/\S+ print|ls|cat|ip a|ps|df|grep)\b",
+                    Class::ReadOnly,
+                ),
+                r(
+                    r"^\s*(conf|configure|set|delete|interface|/\S+ (add|set|remove)|sudo|systemctl)",
+                    Class::Moderate,
+                ),
             ],
         }
     }
     /// Classify by first matching prefix.
     pub fn classify(&self, text: &str) -> Class {
-        self.rules.iter().find(|(re, _)| re.is_match(text)).map_or(Class::Unknown, |x| x.1)
+        self.rules
+            .iter()
+            .find(|(re, _)| re.is_match(text))
+            .map_or(Class::Unknown, |x| x.1)
     }
 }
 
@@ -117,7 +131,9 @@ pub struct RedactionCorpus {
 /// Generate `n_files` configs (~`file_kb` KiB each) with `n_known` known values.
 pub fn redaction_corpus(n_files: usize, file_kb: usize, n_known: usize) -> RedactionCorpus {
     let mut rng = Rng::new(0x6a7e_4005e);
-    let known: Vec<(String, String)> = (0..n_known).map(|i| (format!("dev{i}"), format!("Fk{}{}", i, rng.alnum(14)))).collect();
+    let known: Vec<(String, String)> = (0..n_known)
+        .map(|i| (format!("dev{i}"), format!("Fk{}{}", i, rng.alnum(14))))
+        .collect();
     let mut planted = Vec::new();
     let mut files = Vec::new();
     let mut k = 0usize;
@@ -127,23 +143,26 @@ pub fn redaction_corpus(n_files: usize, file_kb: usize, n_known: usize) -> Redac
         while s.len() < file_kb * 1024 {
             i += 1;
             s.push_str(&format!("interface GigabitEthernet0/{}\n description uplink to core-sw{} port {}\n ip address 10.{}.{}.1 255.255.255.0\n no shutdown\n!\n", i % 48, i % 7, i, f % 250, i % 250));
-            if i % 6 == 0 {
+            if i.is_multiple_of(6) {
                 let v = &known[k % known.len()].1;
                 k += 1;
-                s.push_str(&format!("username netops{} privilege 15 secret 0 {}\n", i, v));
+                s.push_str(&format!(
+                    "username netops{} privilege 15 secret 0 {}\n",
+                    i, v
+                ));
                 planted.push(v.clone());
             }
-            if i % 9 == 0 {
+            if i.is_multiple_of(9) {
                 let tok = format!("AKIA{}", rng.alnum(16).to_ascii_uppercase());
                 s.push_str(&format!("# backup uploader\naws_access_key_id = {tok}\n"));
                 planted.push(tok);
             }
-            if i % 11 == 0 {
+            if i.is_multiple_of(11) {
                 let c = format!("c0mm{}", rng.alnum(10));
                 s.push_str(&format!("snmp-server community {c} RO\n"));
                 planted.push(c);
             }
-            if i % 13 == 0 {
+            if i.is_multiple_of(13) {
                 let g = format!("ghp_{}", rng.alnum(36));
                 s.push_str(&format!("export GITHUB_TOKEN={g}\n"));
                 planted.push(g);
@@ -152,7 +171,11 @@ pub fn redaction_corpus(n_files: usize, file_kb: usize, n_known: usize) -> Redac
         }
         files.push((format!("config-{f:03}.txt"), s));
     }
-    RedactionCorpus { files, known, planted }
+    RedactionCorpus {
+        files,
+        known,
+        planted,
+    }
 }
 
 /// Build the exact engine for a corpus.
@@ -165,7 +188,11 @@ pub fn exact_for(c: &RedactionCorpus) -> ExactSecrets {
 }
 
 /// (MB/s, recall) of `redact` over the corpus, `rounds` passes.
-pub fn redaction_throughput(c: &RedactionCorpus, exact: &ExactSecrets, rounds: usize) -> (f64, f64) {
+pub fn redaction_throughput(
+    c: &RedactionCorpus,
+    exact: &ExactSecrets,
+    rounds: usize,
+) -> (f64, f64) {
     let total: usize = c.files.iter().map(|f| f.1.len()).sum();
     let t = Instant::now();
     let mut outs = Vec::new();
@@ -179,6 +206,10 @@ pub fn redaction_throughput(c: &RedactionCorpus, exact: &ExactSecrets, rounds: u
     }
     let mbs = (total * rounds.max(1)) as f64 / 1e6 / t.elapsed().as_secs_f64();
     let all = outs.join("\n");
-    let found = c.planted.iter().filter(|p| !all.contains(p.as_str())).count();
+    let found = c
+        .planted
+        .iter()
+        .filter(|p| !all.contains(p.as_str()))
+        .count();
     (mbs, found as f64 / c.planted.len().max(1) as f64)
 }

@@ -11,7 +11,10 @@ pub fn fuzz_classify(data: &[u8]) {
     for v in Vendor::ALL {
         let verdict = classify(v, &text);
         let max = verdict.parts.iter().map(|p| p.class).max();
-        assert!(max.is_none_or(|m| m == verdict.class), "class must be the max of the parts");
+        assert!(
+            max.is_none_or(|m| m == verdict.class),
+            "class must be the max of the parts"
+        );
     }
 }
 
@@ -31,7 +34,10 @@ fn fuzz_exact() -> &'static ExactSecrets {
 pub fn fuzz_redact(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for r in [redact_patterns(&text), redact(&text, fuzz_exact())] {
-        assert!(r.text.len() <= max_redacted_len(text.len()), "redaction grew beyond the documented bound");
+        assert!(
+            r.text.len() <= max_redacted_len(text.len()),
+            "redaction grew beyond the documented bound"
+        );
         for s in &r.spans {
             assert!(s.start <= s.end && s.end <= r.text.len());
             assert!(r.text.is_char_boundary(s.start) && r.text.is_char_boundary(s.end));

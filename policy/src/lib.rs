@@ -33,6 +33,8 @@ pub use classify::{HttpCall, MAX_CLASSIFY_BYTES, MAX_DEPTH, classify, classify_h
 pub use fuzz::{fuzz_classify, fuzz_redact};
 pub use org::{OrgDecision, OrgOutcome, OrgPolicy, Pattern, PatternKind, apply_org_policy};
 pub use redact::exact::{ExactSecrets, ExactSecretsBuilder};
-pub use redact::{MASK, Redacted, Span, max_redacted_len, redact, redact_patterns};
+pub use redact::{
+    MASK, Redacted, Span, max_redacted_len, redact, redact_patterns, redact_patterns_after,
+};
 pub use vendor::{ParseVendorError, Vendor};
 pub use verdict::{Class, PartVerdict, Verdict};

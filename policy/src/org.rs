@@ -92,38 +92,75 @@ pub fn apply_org_policy(policy: &OrgPolicy, mut verdict: Verdict) -> Verdict {
     let vendor = verdict.vendor;
     let input = std::mem::take(&mut verdict.input);
     let text = input.as_str();
-    let decide = |outcome, id: &str, reason: String| OrgDecision { outcome, rule_id: Some(id.to_string()), reason };
+    let decide = |outcome, id: &str, reason: String| OrgDecision {
+        outcome,
+        rule_id: Some(id.to_string()),
+        reason,
+    };
     let mut d = None;
     for p in &policy.block {
-        let hit = matches(p, vendor, text) || verdict.parts.iter().any(|part| matches(p, vendor, &part.text));
+        let hit = matches(p, vendor, text)
+            || verdict
+                .parts
+                .iter()
+                .any(|part| matches(p, vendor, &part.text));
         if hit {
-            d = Some(decide(OrgOutcome::Blocked, &p.id, format!("blocked by org rule {}", p.id)));
+            d = Some(decide(
+                OrgOutcome::Blocked,
+                &p.id,
+                format!("blocked by org rule {}", p.id),
+            ));
             break;
         }
     }
     if d.is_none() && policy.block_dangerous && verdict.class == Class::Dangerous {
-        d = Some(decide(OrgOutcome::Blocked, "org.block-dangerous", "the organization blocks dangerous commands".into()));
+        d = Some(decide(
+            OrgOutcome::Blocked,
+            "org.block-dangerous",
+            "the organization blocks dangerous commands".into(),
+        ));
     }
     if d.is_none() && policy.block_unknown && verdict.class == Class::Unknown {
-        d = Some(decide(OrgOutcome::Blocked, "org.block-unknown", "the organization blocks unclassified commands".into()));
+        d = Some(decide(
+            OrgOutcome::Blocked,
+            "org.block-unknown",
+            "the organization blocks unclassified commands".into(),
+        ));
     }
     if d.is_none() {
         for p in &policy.allow {
             if matches(p, vendor, text) && !matches!(p.kind, PatternKind::Contains(_)) {
                 d = Some(if verdict.class == Class::Dangerous {
-                    decide(OrgOutcome::NoMatch, &p.id, format!("org rule {} matches, but dangerous commands always need a person", p.id))
+                    decide(
+                        OrgOutcome::NoMatch,
+                        &p.id,
+                        format!(
+                            "org rule {} matches, but dangerous commands always need a person",
+                            p.id
+                        ),
+                    )
                 } else {
-                    decide(OrgOutcome::PreApproved, &p.id, format!("pre-approved by org rule {}", p.id))
+                    decide(
+                        OrgOutcome::PreApproved,
+                        &p.id,
+                        format!("pre-approved by org rule {}", p.id),
+                    )
                 });
                 break;
             }
         }
     }
-    let d = d.unwrap_or(OrgDecision { outcome: OrgOutcome::NoMatch, rule_id: None, reason: "no org rule matched".into() });
+    let d = d.unwrap_or(OrgDecision {
+        outcome: OrgOutcome::NoMatch,
+        rule_id: None,
+        reason: "no org rule matched".into(),
+    });
     if let Some(id) = &d.rule_id {
         verdict.rule_ids.push(std::borrow::Cow::Owned(id.clone()));
     }
-    verdict.reasons.push(std::borrow::Cow::Owned(d.reason.clone()));
+    verdict
+        .reasons
+        .push(std::borrow::Cow::Owned(d.reason.clone()));
     verdict.org_policy = Some(d);
     verdict.input = input;
     verdict

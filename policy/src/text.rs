@@ -57,7 +57,8 @@ pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> Vec<&str> {
 
 /// Case-insensitive "`word` starts with `prefix`".
 pub(crate) fn starts_with_ci(word: &str, prefix: &str) -> bool {
-    word.len() >= prefix.len() && word.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    word.len() >= prefix.len()
+        && word.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// Remove one layer of matching surrounding quotes.

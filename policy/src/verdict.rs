@@ -96,7 +96,11 @@ pub struct Verdict {
 impl Verdict {
     /// Build a verdict from its parts: class = max of parts (Unknown if none).
     pub(crate) fn from_parts(parts: Vec<PartVerdict>, secrets: bool, cred: bool) -> Verdict {
-        let class = parts.iter().map(|p| p.class).max().unwrap_or(Class::Unknown);
+        let class = parts
+            .iter()
+            .map(|p| p.class)
+            .max()
+            .unwrap_or(Class::Unknown);
         let mut reasons: Vec<Cow<'static, str>> = Vec::new();
         let mut rule_ids: Vec<Cow<'static, str>> = Vec::new();
         for p in parts.iter().filter(|p| p.class == class) {

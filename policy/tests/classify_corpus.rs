@@ -13,9 +13,14 @@ fn cases() -> Vec<(Vendor, Class, String)> {
             continue;
         }
         let mut f = line.splitn(3, '\t');
-        let v = Vendor::from_str(f.next().unwrap()).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
-        let c = Class::from_str(f.next().unwrap()).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
-        let cmd = f.next().unwrap_or_else(|| panic!("line {}: no command", n + 1)).replace("\\n", "\n");
+        let v =
+            Vendor::from_str(f.next().unwrap()).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
+        let c =
+            Class::from_str(f.next().unwrap()).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
+        let cmd = f
+            .next()
+            .unwrap_or_else(|| panic!("line {}: no command", n + 1))
+            .replace("\\n", "\n");
         out.push((v, c, cmd));
     }
     out
@@ -25,7 +30,12 @@ fn cases() -> Vec<(Vendor, Class, String)> {
 fn corpus_classification() {
     let cases = cases();
     assert!(cases.len() >= 300, "corpus has {} cases", cases.len());
-    let classes = [Class::ReadOnly, Class::Moderate, Class::Unknown, Class::Dangerous];
+    let classes = [
+        Class::ReadOnly,
+        Class::Moderate,
+        Class::Unknown,
+        Class::Dangerous,
+    ];
     let mut confusion = [[0usize; 4]; 4];
     let idx = |c: Class| classes.iter().position(|x| *x == c).unwrap();
     let mut failures = Vec::new();
@@ -34,7 +44,10 @@ fn corpus_classification() {
         let got = classify(*v, cmd);
         confusion[idx(*want)][idx(got.class)] += 1;
         if got.class != *want {
-            failures.push(format!("{v}\t{want}\tgot {}\t{:?}\t{:?}", got.class, cmd, got.reasons));
+            failures.push(format!(
+                "{v}\t{want}\tgot {}\t{:?}\t{:?}",
+                got.class, cmd, got.reasons
+            ));
         }
         if *want != Class::ReadOnly && got.class == Class::ReadOnly {
             danger_as_ro.push(format!("{v} {cmd:?} expected {want}"));
@@ -54,11 +67,17 @@ fn corpus_classification() {
             actual
         );
     }
-    println!("dangerous classed read-only: {}", confusion[idx(Class::Dangerous)][idx(Class::ReadOnly)]);
+    println!(
+        "dangerous classed read-only: {}",
+        confusion[idx(Class::Dangerous)][idx(Class::ReadOnly)]
+    );
     for f in &failures {
         println!("MISMATCH {f}");
     }
-    assert!(danger_as_ro.is_empty(), "non-read-only classed read-only: {danger_as_ro:#?}");
+    assert!(
+        danger_as_ro.is_empty(),
+        "non-read-only classed read-only: {danger_as_ro:#?}"
+    );
     assert!(failures.is_empty(), "{} mismatches", failures.len());
 }
 
@@ -83,7 +102,15 @@ fn verdict_flags_and_parts() {
 #[test]
 fn http_calls() {
     use gatehouse_policy::{HttpCall, classify_http};
-    let c = |m: &str, p: &str, ro: bool| classify_http(&HttpCall { method: m.into(), path: p.into(), connector_read_only: ro, ..Default::default() }).class;
+    let c = |m: &str, p: &str, ro: bool| {
+        classify_http(&HttpCall {
+            method: m.into(),
+            path: p.into(),
+            connector_read_only: ro,
+            ..Default::default()
+        })
+        .class
+    };
     assert_eq!(c("GET", "/api/v1/items", true), Class::ReadOnly);
     assert_eq!(c("GET", "/api/v1/items", false), Class::Moderate);
     assert_eq!(c("HEAD", "https://x.example/api", true), Class::ReadOnly);
@@ -94,7 +121,13 @@ fn http_calls() {
     assert_eq!(c("GET", "/rest/interface", false), Class::ReadOnly);
     assert_eq!(c("PATCH", "/rest/interface/ether1", false), Class::Moderate);
     assert_eq!(c("DELETE", "/rest/ip/address/*1", false), Class::Moderate);
-    let shared = classify_http(&HttpCall { method: "GET".into(), path: "/x".into(), connector_read_only: true, writes_shared_records: true, ..Default::default() });
+    let shared = classify_http(&HttpCall {
+        method: "GET".into(),
+        path: "/x".into(),
+        connector_read_only: true,
+        writes_shared_records: true,
+        ..Default::default()
+    });
     assert_eq!(shared.class, Class::Moderate);
 }
 
@@ -102,19 +135,33 @@ fn http_calls() {
 fn org_policy() {
     use gatehouse_policy::{OrgOutcome, OrgPolicy, Pattern, PatternKind, apply_org_policy};
     let p = OrgPolicy {
-        allow: vec![Pattern { id: "runbook-1".into(), vendor: Some(Vendor::Ios), kind: PatternKind::Exact("clear counters".into()) }],
-        block: vec![Pattern { id: "no-debug".into(), vendor: None, kind: PatternKind::Prefix("debug".into()) }],
+        allow: vec![Pattern {
+            id: "runbook-1".into(),
+            vendor: Some(Vendor::Ios),
+            kind: PatternKind::Exact("clear counters".into()),
+        }],
+        block: vec![Pattern {
+            id: "no-debug".into(),
+            vendor: None,
+            kind: PatternKind::Prefix("debug".into()),
+        }],
         block_dangerous: true,
         block_unknown: false,
     };
     let v = apply_org_policy(&p, classify(Vendor::Ios, "clear  counters"));
-    assert_eq!(v.org_policy.as_ref().unwrap().outcome, OrgOutcome::PreApproved);
+    assert_eq!(
+        v.org_policy.as_ref().unwrap().outcome,
+        OrgOutcome::PreApproved
+    );
     assert!(v.is_allowed_without_approval());
     let v = apply_org_policy(&p, classify(Vendor::Ios, "reload"));
     assert_eq!(v.org_policy.as_ref().unwrap().outcome, OrgOutcome::Blocked);
     assert_eq!(v.class, Class::Dangerous);
     let v = apply_org_policy(&p, classify(Vendor::Ios, "show ver\ndebug ip packet"));
-    assert_eq!(v.org_policy.as_ref().unwrap().rule_id.as_deref(), Some("no-debug"));
+    assert_eq!(
+        v.org_policy.as_ref().unwrap().rule_id.as_deref(),
+        Some("no-debug")
+    );
     let v = apply_org_policy(&p, classify(Vendor::Ios, "show version"));
     assert_eq!(v.org_policy.as_ref().unwrap().outcome, OrgOutcome::NoMatch);
     let s = serde_json::to_string(&p).unwrap();
@@ -128,7 +175,11 @@ fn vendor_names() {
     }
     assert_eq!(Vendor::parse_platform("onvif-camera"), None);
     assert_eq!(Vendor::parse_platform("other"), None);
-    assert!(Class::ReadOnly < Class::Moderate && Class::Moderate < Class::Unknown && Class::Unknown < Class::Dangerous);
+    assert!(
+        Class::ReadOnly < Class::Moderate
+            && Class::Moderate < Class::Unknown
+            && Class::Unknown < Class::Dangerous
+    );
     assert_eq!(Class::ReadOnly.to_string(), "read-only");
 }
 

@@ -4,7 +4,11 @@
 use std::path::Path;
 
 fn replay(dir: &str, f: fn(&[u8])) -> usize {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz").join("corpus").join(dir);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fuzz")
+        .join("corpus")
+        .join(dir);
     let mut n = 0;
     for e in std::fs::read_dir(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())) {
         let data = std::fs::read(e.unwrap().path()).unwrap();

@@ -34,11 +34,20 @@ fn corpus_redaction() {
             }
         }
         for s in &out.spans {
-            assert!(out.text[s.start..s.end].contains("redacted") || out.text[s.start..s.end].starts_with("{{"));
+            assert!(
+                out.text[s.start..s.end].contains("redacted")
+                    || out.text[s.start..s.end].starts_with("{{")
+            );
         }
     }
-    println!("cases {n}; planted secrets {planted}; recall {:.3}", 1.0 - leaked.len() as f64 / planted as f64);
-    println!("secret-free configs {clean}; false-positive rate {:.3}", changed.len() as f64 / clean as f64);
+    println!(
+        "cases {n}; planted secrets {planted}; recall {:.3}",
+        1.0 - leaked.len() as f64 / planted as f64
+    );
+    println!(
+        "secret-free configs {clean}; false-positive rate {:.3}",
+        changed.len() as f64 / clean as f64
+    );
     for l in &leaked {
         println!("LEAK {l}");
     }
@@ -46,17 +55,31 @@ fn corpus_redaction() {
         println!("FALSE-POSITIVE {c}");
     }
     assert!(n >= 150);
-    assert!(leaked.is_empty(), "{} planted secrets left visible", leaked.len());
-    assert!(changed.is_empty(), "{} secret-free configs changed", changed.len());
+    assert!(
+        leaked.is_empty(),
+        "{} planted secrets left visible",
+        leaked.len()
+    );
+    assert!(
+        changed.is_empty(),
+        "{} secret-free configs changed",
+        changed.len()
+    );
 }
 
 #[test]
 fn shape_is_kept() {
     let r = redact_patterns("snmp-server community Fk3Community RO");
-    assert_eq!(r.text, "snmp-server community ••••[redacted:snmp-community] RO");
+    assert_eq!(
+        r.text,
+        "snmp-server community ••••[redacted:snmp-community] RO"
+    );
     assert_eq!(r.spans.len(), 1);
     assert_eq!(r.spans[0].rule_id, "pattern.snmp-community");
-    assert_eq!(&r.text[r.spans[0].start..r.spans[0].end], "••••[redacted:snmp-community]");
+    assert_eq!(
+        &r.text[r.spans[0].start..r.spans[0].end],
+        "••••[redacted:snmp-community]"
+    );
 }
 
 #[test]
@@ -79,7 +102,11 @@ fn exact_layer_variants() {
     ];
     for c in cases {
         let r = redact(c, &e);
-        assert!(!r.text.contains("Fake-Pa55") && !r.text.contains("FAKEFAKEto"), "{c:?} -> {:?}", r.text);
+        assert!(
+            !r.text.contains("Fake-Pa55") && !r.text.contains("FAKEFAKEto"),
+            "{c:?} -> {:?}",
+            r.text
+        );
         assert!(r.text.contains("{{keychain:"), "{c:?} -> {:?}", r.text);
         assert!(r.text.len() <= max_redacted_len(c.len()));
     }
@@ -90,10 +117,17 @@ fn exact_layer_variants() {
         blob.extend_from_slice(b"tail");
         let enc = b64(&blob);
         let r = redact(&format!("data {enc}"), &e);
-        assert!(r.text.contains("{{keychain:core-pw}}"), "{pre}: {enc} -> {}", r.text);
+        assert!(
+            r.text.contains("{{keychain:core-pw}}"),
+            "{pre}: {enc} -> {}",
+            r.text
+        );
     }
     // both layers, spans point into the output
-    let r = redact("user x password Fake-Pa55/word+x and snmp-server community Fk3Comm RO", &e);
+    let r = redact(
+        "user x password Fake-Pa55/word+x and snmp-server community Fk3Comm RO",
+        &e,
+    );
     assert!(r.text.contains("{{keychain:core-pw}}"));
     assert!(r.text.contains("••••[redacted:snmp-community]"));
     for s in &r.spans {
@@ -106,7 +140,9 @@ fn b64(d: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut o = String::new();
     for c in d.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..c.len() + 1 {
             o.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }

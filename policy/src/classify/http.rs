@@ -41,30 +41,77 @@ pub fn classify_http(req: &HttpCall) -> Verdict {
         let line = match m.as_str() {
             "GET" => format!("/{cmd} print"),
             "PUT" => format!("/{cmd} add"),
-            "PATCH" => format!("/{} set", cmd.rsplit_once(' ').map_or(cmd.as_str(), |x| x.0)),
-            "DELETE" => format!("/{} remove {}", cmd.rsplit_once(' ').map_or(cmd.as_str(), |x| x.0), last),
+            "PATCH" => format!(
+                "/{} set",
+                cmd.rsplit_once(' ').map_or(cmd.as_str(), |x| x.0)
+            ),
+            "DELETE" => format!(
+                "/{} remove {}",
+                cmd.rsplit_once(' ').map_or(cmd.as_str(), |x| x.0),
+                last
+            ),
             "POST" => format!("/{cmd}"),
             _ => {
-                acc.rule(&text, Class::Unknown, "http.method.unknown", "not an HTTP method this classifier knows");
+                acc.rule(
+                    &text,
+                    Class::Unknown,
+                    "http.method.unknown",
+                    "not an HTTP method this classifier knows",
+                );
                 return acc.finish();
             }
         };
-        acc.rule(&text, Class::ReadOnly, "http.routeros-rest", "RouterOS REST call, classified by the path's command");
+        acc.rule(
+            &text,
+            Class::ReadOnly,
+            "http.routeros-rest",
+            "RouterOS REST call, classified by the path's command",
+        );
         if line.len() > super::MAX_CLASSIFY_BYTES {
-            acc.rule(&text, Class::Unknown, "core.too-long", "input is longer than the classifier reviews");
+            acc.rule(
+                &text,
+                Class::Unknown,
+                "core.too-long",
+                "input is longer than the classifier reviews",
+            );
         } else {
             classify_into(Vendor::RouterOs, &line, 1, &mut acc);
         }
     } else {
         match m.as_str() {
-            "GET" | "HEAD" | "OPTIONS" if req.connector_read_only => acc.rule(&text, Class::ReadOnly, "http.read.ro-connector", "a read request on a connector marked read-only"),
-            "GET" | "HEAD" | "OPTIONS" => acc.rule(&text, Class::Moderate, "http.read.connector", "a request on a connector not marked read-only may have side effects"),
-            "POST" | "PUT" | "PATCH" | "DELETE" => acc.rule(&text, Class::Moderate, "http.write", "a writing request to an external API"),
-            _ => acc.rule(&text, Class::Unknown, "http.method.unknown", "not an HTTP method this classifier knows"),
+            "GET" | "HEAD" | "OPTIONS" if req.connector_read_only => acc.rule(
+                &text,
+                Class::ReadOnly,
+                "http.read.ro-connector",
+                "a read request on a connector marked read-only",
+            ),
+            "GET" | "HEAD" | "OPTIONS" => acc.rule(
+                &text,
+                Class::Moderate,
+                "http.read.connector",
+                "a request on a connector not marked read-only may have side effects",
+            ),
+            "POST" | "PUT" | "PATCH" | "DELETE" => acc.rule(
+                &text,
+                Class::Moderate,
+                "http.write",
+                "a writing request to an external API",
+            ),
+            _ => acc.rule(
+                &text,
+                Class::Unknown,
+                "http.method.unknown",
+                "not an HTTP method this classifier knows",
+            ),
         }
     }
     if req.writes_shared_records {
-        acc.rule(&text, Class::Moderate, "http.shared-records", "writes shared records");
+        acc.rule(
+            &text,
+            Class::Moderate,
+            "http.shared-records",
+            "writes shared records",
+        );
     }
     let mut v = acc.finish();
     v.input = text;

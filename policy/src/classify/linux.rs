@@ -65,7 +65,11 @@ fn match_paren(b: &[u8], mut i: usize) -> Option<usize> {
 
 fn parse(src: &str) -> Parsed {
     let b = src.as_bytes();
-    let mut p = Parsed { cmds: Vec::new(), substs: Vec::new(), ok: true };
+    let mut p = Parsed {
+        cmds: Vec::new(),
+        substs: Vec::new(),
+        ok: true,
+    };
     let mut cur = Simple::default();
     let mut word = String::new();
     let mut in_word = false;
@@ -123,7 +127,10 @@ fn parse(src: &str) -> Parsed {
                     continue;
                 }
                 end_cmd!(i);
-                if (c == b'&' || c == b'|') && b.get(i + 1).is_some_and(|&n| n == c || (c == b'|' && n == b'&')) {
+                if (c == b'&' || c == b'|')
+                    && b.get(i + 1)
+                        .is_some_and(|&n| n == c || (c == b'|' && n == b'&'))
+                {
                     i += 1;
                     cur.start = i + 1;
                 }
@@ -343,7 +350,12 @@ fn next_char(s: &str, i: usize) -> usize {
 pub(crate) fn classify(text: &str, depth: usize, acc: &mut Acc) {
     let p = parse(text);
     if !p.ok {
-        acc.rule(text, Class::Unknown, "linux.parse", "unbalanced quotes, brackets or redirections: not fully parsed");
+        acc.rule(
+            text,
+            Class::Unknown,
+            "linux.parse",
+            "unbalanced quotes, brackets or redirections: not fully parsed",
+        );
         return;
     }
     for s in &p.substs {
@@ -352,7 +364,12 @@ pub(crate) fn classify(text: &str, depth: usize, acc: &mut Acc) {
     for c in &p.cmds {
         let t = text.get(c.start.min(c.end)..c.end).unwrap_or(text);
         if !c.writes.is_empty() {
-            acc.rule(t, Class::Moderate, "linux.redirect.write", "redirects output into a file, which writes it");
+            acc.rule(
+                t,
+                Class::Moderate,
+                "linux.redirect.write",
+                "redirects output into a file, which writes it",
+            );
         }
         if c.words.is_empty() {
             continue;
@@ -364,7 +381,12 @@ pub(crate) fn classify(text: &str, depth: usize, acc: &mut Acc) {
 
 fn sub(s: &str, depth: usize, acc: &mut Acc) {
     if depth + 1 > super::MAX_DEPTH {
-        acc.rule(s, Class::Unknown, "core.too-deep", "payloads nested too deeply to review");
+        acc.rule(
+            s,
+            Class::Unknown,
+            "core.too-deep",
+            "payloads nested too deeply to review",
+        );
     } else {
         classify(s, depth + 1, acc);
     }
@@ -372,38 +394,87 @@ fn sub(s: &str, depth: usize, acc: &mut Acc) {
 
 fn is_assignment(w: &str) -> Option<&str> {
     let (k, _) = w.split_once('=')?;
-    let ok = !k.is_empty() && k.bytes().enumerate().all(|(i, c)| c == b'_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+    let ok = !k.is_empty()
+        && k.bytes()
+            .enumerate()
+            .all(|(i, c)| c == b'_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
     ok.then_some(k)
 }
 
-fn simple(text: &str, words: &[&str], dynamic: &[bool], depth: usize, acc: &mut Acc, heredoc: bool) {
+fn simple(
+    text: &str,
+    words: &[&str],
+    dynamic: &[bool],
+    depth: usize,
+    acc: &mut Acc,
+    heredoc: bool,
+) {
     let mut i = 0;
-    while i < words.len() && (words[i] == "{" || words[i] == "}" || words[i] == "!" || is_assignment(words[i]).is_some()) {
-        if let Some(k) = is_assignment(words[i]) {
-            if matches!(k, "LD_PRELOAD" | "LD_LIBRARY_PATH" | "PATH" | "BASH_ENV" | "ENV" | "PROMPT_COMMAND" | "IFS") {
-                acc.rule(text, Class::Unknown, "linux.env.hijack", "changes how later commands are found or loaded");
-            }
+    while i < words.len()
+        && (words[i] == "{"
+            || words[i] == "}"
+            || words[i] == "!"
+            || is_assignment(words[i]).is_some())
+    {
+        if let Some(k) = is_assignment(words[i])
+            && matches!(
+                k,
+                "LD_PRELOAD"
+                    | "LD_LIBRARY_PATH"
+                    | "PATH"
+                    | "BASH_ENV"
+                    | "ENV"
+                    | "PROMPT_COMMAND"
+                    | "IFS"
+            )
+        {
+            acc.rule(
+                text,
+                Class::Unknown,
+                "linux.env.hijack",
+                "changes how later commands are found or loaded",
+            );
         }
         i += 1;
     }
     if i >= words.len() {
         if i > 0 {
-            acc.rule(text, Class::ReadOnly, "linux.assign", "sets a shell variable only");
+            acc.rule(
+                text,
+                Class::ReadOnly,
+                "linux.assign",
+                "sets a shell variable only",
+            );
         }
         return;
     }
     if dynamic.get(i).copied().unwrap_or(false) {
-        acc.rule(text, Class::Unknown, "linux.dynamic-command", "the command name is computed at run time");
+        acc.rule(
+            text,
+            Class::Unknown,
+            "linux.dynamic-command",
+            "the command name is computed at run time",
+        );
         return;
     }
     let name = words[i].rsplit('/').next().unwrap_or(words[i]);
     let args = &words[i + 1..];
     let Some(cmd) = CMDS.iter().find(|c| c.name == name) else {
-        acc.rule(text, UNLISTED, "linux.unknown-command", "not a command this classifier knows");
+        acc.rule(
+            text,
+            UNLISTED,
+            "linux.unknown-command",
+            "not a command this classifier knows",
+        );
         return;
     };
     if heredoc && matches!(cmd.handler, Handler::ShellC | Handler::Vtysh | Handler::Ssh) {
-        acc.rule(text, Class::Unknown, "linux.heredoc-script", "feeds a here-document script to an interpreter");
+        acc.rule(
+            text,
+            Class::Unknown,
+            "linux.heredoc-script",
+            "feeds a here-document script to an interpreter",
+        );
         return;
     }
     handle(cmd, text, args, depth, acc);
@@ -411,11 +482,19 @@ fn simple(text: &str, words: &[&str], dynamic: &[bool], depth: usize, acc: &mut 
 
 fn nested(words: &[&str], depth: usize, acc: &mut Acc) {
     if depth + 1 > super::MAX_DEPTH {
-        acc.rule(&words.join(" "), Class::Unknown, "core.too-deep", "payloads nested too deeply to review");
+        acc.rule(
+            &words.join(" "),
+            Class::Unknown,
+            "core.too-deep",
+            "payloads nested too deeply to review",
+        );
         return;
     }
     let joined = words.join(" ");
-    let dynamic: Vec<bool> = words.iter().map(|w| w.contains('$') || w.contains('`')).collect();
+    let dynamic: Vec<bool> = words
+        .iter()
+        .map(|w| w.contains('$') || w.contains('`'))
+        .collect();
     simple(&joined, words, &dynamic, depth + 1, acc, false);
 }
 
@@ -428,7 +507,10 @@ fn opts_with_arg(name: &str) -> &'static [&'static str] {
         "timeout" => &["-s", "-k", "--signal", "--kill-after"],
         "watch" => &["-n", "--interval", "-d"],
         "xargs" => &["-n", "-I", "-P", "-d", "-L", "-E", "-a", "-s", "-i"],
-        "ssh" => &["-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-e", "-m", "-O", "-Q", "-S", "-w", "-E", "-B", "-W", "-I"],
+        "ssh" => &[
+            "-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-e", "-m", "-O",
+            "-Q", "-S", "-w", "-E", "-B", "-W", "-I",
+        ],
         _ => &[],
     }
 }
@@ -470,7 +552,12 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
                 if matches!(cmd.name, "env" | "time") {
                     ro(acc);
                 } else {
-                    acc.rule(text, Class::Unknown, cmd.id, "opens an interactive or privileged shell: what runs there is not known");
+                    acc.rule(
+                        text,
+                        Class::Unknown,
+                        cmd.id,
+                        "opens an interactive or privileged shell: what runs there is not known",
+                    );
                 }
             } else {
                 acc.rule(text, Class::ReadOnly, cmd.id, cmd.why);
@@ -484,15 +571,32 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
                 nested(&args[k..], depth, acc);
             }
         }
-        Handler::ShellC => match args.iter().position(|a| *a == "-c" || (a.starts_with('-') && !a.starts_with("--") && a.ends_with('c'))) {
+        Handler::ShellC => match args.iter().position(|a| {
+            *a == "-c" || (a.starts_with('-') && !a.starts_with("--") && a.ends_with('c'))
+        }) {
             Some(p) if p + 1 < args.len() => {
-                acc.rule(text, Class::ReadOnly, cmd.id, "runs the given shell command");
+                acc.rule(
+                    text,
+                    Class::ReadOnly,
+                    cmd.id,
+                    "runs the given shell command",
+                );
                 sub(args[p + 1], depth, acc);
             }
-            _ => acc.rule(text, Class::Unknown, cmd.id, "runs a script or standard input whose content is not in the input"),
+            _ => acc.rule(
+                text,
+                Class::Unknown,
+                cmd.id,
+                "runs a script or standard input whose content is not in the input",
+            ),
         },
         Handler::Eval => {
-            acc.rule(text, Class::ReadOnly, cmd.id, "evaluates its arguments as a command");
+            acc.rule(
+                text,
+                Class::ReadOnly,
+                cmd.id,
+                "evaluates its arguments as a command",
+            );
             sub(&args.join(" "), depth, acc);
         }
         Handler::Find => {
@@ -502,11 +606,21 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
                 match args[j] {
                     "-delete" => {
                         any = true;
-                        acc.rule(text, Class::Dangerous, "linux.find.delete", "deletes every file that matches");
+                        acc.rule(
+                            text,
+                            Class::Dangerous,
+                            "linux.find.delete",
+                            "deletes every file that matches",
+                        );
                     }
                     "-fprint" | "-fprintf" | "-fprint0" | "-fls" => {
                         any = true;
-                        acc.rule(text, Class::Moderate, "linux.find.fprint", "writes its results into a file");
+                        acc.rule(
+                            text,
+                            Class::Moderate,
+                            "linux.find.fprint",
+                            "writes its results into a file",
+                        );
                     }
                     "-exec" | "-execdir" | "-ok" | "-okdir" => {
                         any = true;
@@ -515,11 +629,21 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
                         while e < args.len() && args[e] != ";" && args[e] != "+" {
                             e += 1;
                         }
-                        acc.rule(text, Class::ReadOnly, "linux.find.exec", "runs a command for every match");
+                        acc.rule(
+                            text,
+                            Class::ReadOnly,
+                            "linux.find.exec",
+                            "runs a command for every match",
+                        );
                         if e > s {
                             nested(&args[s..e], depth, acc);
                         } else {
-                            acc.rule(text, Class::Unknown, "linux.find.exec", "-exec without a command");
+                            acc.rule(
+                                text,
+                                Class::Unknown,
+                                "linux.find.exec",
+                                "-exec without a command",
+                            );
                         }
                         j = e;
                     }
@@ -534,10 +658,20 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
         Handler::Ssh => {
             let k = skip_opts("ssh", args);
             if k + 1 < args.len() {
-                acc.rule(text, Class::ReadOnly, cmd.id, "runs the given command on another host");
+                acc.rule(
+                    text,
+                    Class::ReadOnly,
+                    cmd.id,
+                    "runs the given command on another host",
+                );
                 sub(&args[k + 1..].join(" "), depth, acc);
             } else {
-                acc.rule(text, Class::Unknown, cmd.id, "opens an interactive session on another host");
+                acc.rule(
+                    text,
+                    Class::Unknown,
+                    cmd.id,
+                    "opens an interactive session on another host",
+                );
             }
         }
         Handler::Vtysh => {
@@ -557,11 +691,26 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
                 j += 1;
             }
             if script.is_empty() || other {
-                acc.rule(text, Class::Unknown, cmd.id, "opens the routing shell or runs a file: not reviewable");
+                acc.rule(
+                    text,
+                    Class::Unknown,
+                    cmd.id,
+                    "opens the routing shell or runs a file: not reviewable",
+                );
             } else {
-                acc.rule(text, Class::ReadOnly, cmd.id, "runs routing-daemon CLI commands (IOS-like)");
+                acc.rule(
+                    text,
+                    Class::ReadOnly,
+                    cmd.id,
+                    "runs routing-daemon CLI commands (IOS-like)",
+                );
                 if depth + 1 > super::MAX_DEPTH {
-                    acc.rule(text, Class::Unknown, "core.too-deep", "payloads nested too deeply to review");
+                    acc.rule(
+                        text,
+                        Class::Unknown,
+                        "core.too-deep",
+                        "payloads nested too deeply to review",
+                    );
                 } else {
                     classify_into(Vendor::Ios, &script, depth + 1, acc);
                 }
@@ -569,17 +718,44 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
         }
         Handler::Sub => sub_cmd(cmd, text, args, depth, acc),
         Handler::Sed => {
-            if args.iter().any(|a| a.starts_with("-i") || a.starts_with("--in-place") || (a.starts_with('-') && !a.starts_with("--") && a.contains('i') && a.len() <= 4)) {
-                acc.rule(text, Class::Moderate, "linux.sed.in-place", "edits files in place");
+            if args.iter().any(|a| {
+                a.starts_with("-i")
+                    || a.starts_with("--in-place")
+                    || (a.starts_with('-')
+                        && !a.starts_with("--")
+                        && a.contains('i')
+                        && a.len() <= 4)
+            }) {
+                acc.rule(
+                    text,
+                    Class::Moderate,
+                    "linux.sed.in-place",
+                    "edits files in place",
+                );
             } else {
                 ro(acc);
             }
         }
         Handler::Rm => {
-            let rec = args.iter().any(|a| *a == "--recursive" || (a.starts_with('-') && !a.starts_with("--") && (a.contains('r') || a.contains('R'))));
-            let root = args.iter().any(|a| matches!(*a, "/" | "/*" | "~" | "*" | "/etc" | "/boot" | "/usr" | "/var"));
+            let rec = args.iter().any(|a| {
+                *a == "--recursive"
+                    || (a.starts_with('-')
+                        && !a.starts_with("--")
+                        && (a.contains('r') || a.contains('R')))
+            });
+            let root = args.iter().any(|a| {
+                matches!(
+                    *a,
+                    "/" | "/*" | "~" | "*" | "/etc" | "/boot" | "/usr" | "/var"
+                )
+            });
             if rec || root {
-                acc.rule(text, Class::Dangerous, "linux.rm.recursive", "removes directory trees or system paths");
+                acc.rule(
+                    text,
+                    Class::Dangerous,
+                    "linux.rm.recursive",
+                    "removes directory trees or system paths",
+                );
             } else {
                 acc.rule(text, cmd.class, cmd.id, cmd.why);
             }
@@ -590,13 +766,22 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
         }
         Handler::Tcpdump => {
             if args.iter().any(|a| *a == "-w" || a.starts_with("-w")) {
-                acc.rule(text, Class::Moderate, "linux.tcpdump.write", "writes a capture file");
+                acc.rule(
+                    text,
+                    Class::Moderate,
+                    "linux.tcpdump.write",
+                    "writes a capture file",
+                );
             } else {
                 ro(acc);
             }
         }
         Handler::Tee => {
-            if args.iter().filter(|a| !a.starts_with('-')).all(|a| *a == "/dev/null") {
+            if args
+                .iter()
+                .filter(|a| !a.starts_with('-'))
+                .all(|a| *a == "/dev/null")
+            {
                 ro(acc);
             } else {
                 acc.rule(text, Class::Moderate, cmd.id, cmd.why);
@@ -604,17 +789,42 @@ fn handle(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut 
         }
         Handler::NoArgsOnly => {
             let sets = args.iter().any(|a| {
-                (!a.starts_with('-') && !a.starts_with('+')) || *a == "-s" || a.starts_with("--set") || *a == "-F" || a.starts_with("--file")
+                (!a.starts_with('-') && !a.starts_with('+'))
+                    || *a == "-s"
+                    || a.starts_with("--set")
+                    || *a == "-F"
+                    || a.starts_with("--file")
             });
             if sets {
-                acc.rule(text, Class::Moderate, cmd.id, "with these arguments it changes a system setting");
+                acc.rule(
+                    text,
+                    Class::Moderate,
+                    cmd.id,
+                    "with these arguments it changes a system setting",
+                );
             } else {
                 ro(acc);
             }
         }
         Handler::Dmesg => {
-            if args.iter().any(|a| matches!(*a, "-c" | "-C" | "--clear" | "--read-clear" | "-n" | "--console-level" | "-D" | "-E")) {
-                acc.rule(text, Class::Moderate, "linux.dmesg.clear", "clears or changes the kernel log");
+            if args.iter().any(|a| {
+                matches!(
+                    *a,
+                    "-c" | "-C"
+                        | "--clear"
+                        | "--read-clear"
+                        | "-n"
+                        | "--console-level"
+                        | "-D"
+                        | "-E"
+                )
+            }) {
+                acc.rule(
+                    text,
+                    Class::Moderate,
+                    "linux.dmesg.clear",
+                    "clears or changes the kernel log",
+                );
             } else {
                 ro(acc);
             }
@@ -628,9 +838,17 @@ fn sub_cmd(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut
         "ip" => {
             let mut j = 0;
             while j < args.len() && args[j].starts_with('-') {
-                if matches!(args[j], "-n" | "-netns" | "-f" | "-family" | "-b" | "-batch" | "-rc" | "-rcvbuf") {
+                if matches!(
+                    args[j],
+                    "-n" | "-netns" | "-f" | "-family" | "-b" | "-batch" | "-rc" | "-rcvbuf"
+                ) {
                     if matches!(args[j], "-b" | "-batch") {
-                        acc.rule(text, Class::Unknown, "linux.ip.batch", "runs ip commands from a file");
+                        acc.rule(
+                            text,
+                            Class::Unknown,
+                            "linux.ip.batch",
+                            "runs ip commands from a file",
+                        );
                         return;
                     }
                     j += 1;
@@ -638,38 +856,81 @@ fn sub_cmd(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut
                 j += 1;
             }
             let Some(obj) = args.get(j) else {
-                acc.rule(text, Class::Unknown, "linux.ip.usage", "ip without an object");
+                acc.rule(
+                    text,
+                    Class::Unknown,
+                    "linux.ip.usage",
+                    "ip without an object",
+                );
                 return;
             };
             if !IP_OBJECTS.iter().any(|o| starts_with_ci(o, obj)) {
-                acc.rule(text, Class::Unknown, "linux.ip.object", "not an ip object this classifier knows");
+                acc.rule(
+                    text,
+                    Class::Unknown,
+                    "linux.ip.object",
+                    "not an ip object this classifier knows",
+                );
                 return;
             }
             let Some(verb) = args.get(j + 1) else {
-                acc.rule(text, Class::ReadOnly, "linux.ip.show", "shows network state");
+                acc.rule(
+                    text,
+                    Class::ReadOnly,
+                    "linux.ip.show",
+                    "shows network state",
+                );
                 return;
             };
             if starts_with_ci("netns", obj) && *verb == "exec" {
-                acc.rule(text, Class::ReadOnly, "linux.ip.netns-exec", "runs a command in a network namespace");
+                acc.rule(
+                    text,
+                    Class::ReadOnly,
+                    "linux.ip.netns-exec",
+                    "runs a command in a network namespace",
+                );
                 if args.len() > j + 3 {
                     nested(&args[j + 3..], depth, acc);
                 } else {
-                    acc.rule(text, Class::Unknown, "linux.ip.netns-exec", "netns exec without a command");
+                    acc.rule(
+                        text,
+                        Class::Unknown,
+                        "linux.ip.netns-exec",
+                        "netns exec without a command",
+                    );
                 }
                 return;
             }
             let cands: Vec<_> = subs().filter(|s| starts_with_ci(s.sub, verb)).collect();
             if cands.is_empty() {
                 // `ip addr dev eth0` style: a non-verb means show
-                if verb.starts_with("dev") || verb.contains('.') || verb.contains(':') || verb.starts_with("eth") {
-                    acc.rule(text, Class::ReadOnly, "linux.ip.show", "shows network state");
+                if verb.starts_with("dev")
+                    || verb.contains('.')
+                    || verb.contains(':')
+                    || verb.starts_with("eth")
+                {
+                    acc.rule(
+                        text,
+                        Class::ReadOnly,
+                        "linux.ip.show",
+                        "shows network state",
+                    );
                 } else {
-                    acc.rule(text, Class::Unknown, "linux.ip.verb", "not an ip verb this classifier knows");
+                    acc.rule(
+                        text,
+                        Class::Unknown,
+                        "linux.ip.verb",
+                        "not an ip verb this classifier knows",
+                    );
                 }
             } else {
                 let c = cands.iter().max_by_key(|s| s.class).copied();
                 if let Some(s) = c {
-                    let class = if cands.len() > 1 && s.class == Class::ReadOnly { Class::Unknown } else { s.class };
+                    let class = if cands.len() > 1 && s.class == Class::ReadOnly {
+                        Class::Unknown
+                    } else {
+                        s.class
+                    };
                     acc.rule(text, class, s.id, s.why);
                 }
             }
@@ -686,24 +947,44 @@ fn sub_cmd(cmd: &'static Cmd, text: &str, args: &[&str], depth: usize, acc: &mut
                     "--delete-chain" => "-X",
                     x => x,
                 };
-                if matches!(short, "-A" | "-I" | "-D" | "-R" | "-N" | "-Z" | "-E" | "--append" | "--insert" | "--delete" | "--replace" | "--zero") {
+                if matches!(
+                    short,
+                    "-A" | "-I"
+                        | "-D"
+                        | "-R"
+                        | "-N"
+                        | "-Z"
+                        | "-E"
+                        | "--append"
+                        | "--insert"
+                        | "--delete"
+                        | "--replace"
+                        | "--zero"
+                ) {
                     modify = true;
                 }
-                if let Some(s) = subs().find(|s| s.sub == short) {
-                    if best.is_none_or(|b| s.class > b.0) {
-                        best = Some((s.class, s.id, s.why));
-                    }
+                if let Some(s) = subs().find(|s| s.sub == short)
+                    && best.is_none_or(|b| s.class > b.0)
+                {
+                    best = Some((s.class, s.id, s.why));
                 }
             }
             match best {
-                Some((c, id, why)) if !(modify && c == Class::ReadOnly) => acc.rule(text, c, id, why),
+                Some((c, id, why)) if !(modify && c == Class::ReadOnly) => {
+                    acc.rule(text, c, id, why)
+                }
                 _ => acc.rule(text, Class::Moderate, cmd.id, cmd.why),
             }
         }
         _ => {
             let first = args.iter().find(|a| !a.starts_with('-'));
             match first {
-                None if cmd.name == "systemctl" => acc.rule(text, Class::ReadOnly, "linux.systemctl.list-units", "lists services"),
+                None if cmd.name == "systemctl" => acc.rule(
+                    text,
+                    Class::ReadOnly,
+                    "linux.systemctl.list-units",
+                    "lists services",
+                ),
                 None => acc.rule(text, cmd.class, cmd.id, cmd.why),
                 Some(f) => match subs().find(|s| s.sub == *f) {
                     Some(s) => acc.rule(text, s.class, s.id, s.why),

@@ -32,17 +32,37 @@ pub(crate) struct Acc {
 
 impl Acc {
     pub fn new() -> Acc {
-        Acc { parts: Vec::new(), secrets: false, cred: false, overflow: false }
+        Acc {
+            parts: Vec::new(),
+            secrets: false,
+            cred: false,
+            overflow: false,
+        }
     }
 
-    pub fn push(&mut self, text: &str, class: Class, ids: Vec<Cow<'static, str>>, reason: Cow<'static, str>) {
+    pub fn push(
+        &mut self,
+        text: &str,
+        class: Class,
+        ids: Vec<Cow<'static, str>>,
+        reason: Cow<'static, str>,
+    ) {
         if self.parts.len() >= MAX_PARTS {
             self.overflow = true;
             return;
         }
         let t = text.trim();
-        let t = if t.len() > 512 { &t[..floor_boundary(t, 512)] } else { t };
-        self.parts.push(PartVerdict { text: t.to_string(), class, rule_ids: ids, reason });
+        let t = if t.len() > 512 {
+            &t[..floor_boundary(t, 512)]
+        } else {
+            t
+        };
+        self.parts.push(PartVerdict {
+            text: t.to_string(),
+            class,
+            rule_ids: ids,
+            reason,
+        });
     }
 
     pub fn rule(&mut self, text: &str, class: Class, id: &'static str, why: &'static str) {
@@ -94,7 +114,12 @@ pub fn classify(vendor: Vendor, text: &str) -> Verdict {
 /// Classify into an accumulator at a nesting depth.
 pub(crate) fn classify_into(vendor: Vendor, text: &str, depth: usize, acc: &mut Acc) {
     if depth > MAX_DEPTH {
-        acc.rule(text, Class::Unknown, "core.too-deep", "payloads nested too deeply to review");
+        acc.rule(
+            text,
+            Class::Unknown,
+            "core.too-deep",
+            "payloads nested too deeply to review",
+        );
         return;
     }
     match vendor {
@@ -117,9 +142,13 @@ pub(crate) fn ping_class(words: &[&str]) -> (Class, &'static str, &'static str) 
     let mut it = words.iter().peekable();
     while let Some(w) = it.next() {
         let lw = w.to_ascii_lowercase();
-        let next_num = |it: &mut std::iter::Peekable<std::slice::Iter<'_, &str>>| it.peek().and_then(|n| crate::text::num(n));
+        let next_num = |it: &mut std::iter::Peekable<std::slice::Iter<'_, &str>>| {
+            it.peek().and_then(|n| crate::text::num(n))
+        };
         match lw.as_str() {
-            "size" | "packet-size" | "datagram-size" | "-s" | "df-bit-size" => size = size.max(next_num(&mut it).unwrap_or(0)),
+            "size" | "packet-size" | "datagram-size" | "-s" | "df-bit-size" => {
+                size = size.max(next_num(&mut it).unwrap_or(0))
+            }
             "repeat" | "count" | "-c" => count = count.max(next_num(&mut it).unwrap_or(0)),
             "-f" | "flood" => flood = true,
             _ => {
@@ -136,10 +165,22 @@ pub(crate) fn ping_class(words: &[&str]) -> (Class, &'static str, &'static str) 
         }
     }
     if (size > 9000 && count > 10_000) || (flood && size > 1500) {
-        (Class::Dangerous, "core.ping.flood", "a flood of oversized pings can hurt the device or the path")
+        (
+            Class::Dangerous,
+            "core.ping.flood",
+            "a flood of oversized pings can hurt the device or the path",
+        )
     } else if size > 1500 || count > 1000 || flood {
-        (Class::Moderate, "core.ping.large", "a large or long ping loads the device and the path")
+        (
+            Class::Moderate,
+            "core.ping.large",
+            "a large or long ping loads the device and the path",
+        )
     } else {
-        (Class::ReadOnly, "core.ping", "ping sends a few probe packets")
+        (
+            Class::ReadOnly,
+            "core.ping",
+            "ping sends a few probe packets",
+        )
     }
 }

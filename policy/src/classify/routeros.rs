@@ -94,7 +94,11 @@ fn inner(v: &str) -> &str {
     let b = v.as_bytes();
     if b.len() >= 2 {
         let (o, c) = (b[0], b[b.len() - 1]);
-        if (o == b'{' && c == b'}') || (o == b'[' && c == b']') || (o == b'"' && c == b'"') || (o == b'(' && c == b')') {
+        if (o == b'{' && c == b'}')
+            || (o == b'[' && c == b']')
+            || (o == b'"' && c == b'"')
+            || (o == b'(' && c == b')')
+        {
             return &v[1..v.len() - 1];
         }
     }
@@ -125,14 +129,21 @@ fn unescape(s: &str) -> String {
 }
 
 fn is_arg(t: &str) -> bool {
-    t.contains('=') || t.starts_with(['[', '"', '$', '(', '{']) || t.bytes().next().is_some_and(|c| c.is_ascii_digit() || c == b'*')
+    t.contains('=')
+        || t.starts_with(['[', '"', '$', '(', '{'])
+        || t.bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == b'*')
 }
 
 fn resolve_verb(t: &str) -> Result<Option<&'static Verb>, Vec<&'static Verb>> {
     if let Some(v) = VERBS.iter().find(|v| v.name.eq_ignore_ascii_case(t)) {
         return Ok(Some(v));
     }
-    let c: Vec<&'static Verb> = VERBS.iter().filter(|v| !t.is_empty() && starts_with_ci(v.name, t)).collect();
+    let c: Vec<&'static Verb> = VERBS
+        .iter()
+        .filter(|v| !t.is_empty() && starts_with_ci(v.name, t))
+        .collect();
     match c.len() {
         0 => Ok(None),
         1 => Ok(Some(c[0])),
@@ -149,7 +160,12 @@ pub(crate) fn classify(text: &str, depth: usize, acc: &mut Acc) {
 fn block(text: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
     let (stmts, balanced) = statements(text);
     if !balanced {
-        acc.rule(text, Class::Unknown, "routeros.unbalanced", "unbalanced quotes or brackets: not fully parsed");
+        acc.rule(
+            text,
+            Class::Unknown,
+            "routeros.unbalanced",
+            "unbalanced quotes or brackets: not fully parsed",
+        );
     }
     for st in stmts {
         let st = st.trim();
@@ -162,7 +178,12 @@ fn block(text: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
 
 fn payload(text: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
     if depth + 1 > super::MAX_DEPTH {
-        acc.rule(text, Class::Unknown, "core.too-deep", "payloads nested too deeply to review");
+        acc.rule(
+            text,
+            Class::Unknown,
+            "core.too-deep",
+            "payloads nested too deeply to review",
+        );
     } else {
         block(text, depth + 1, acc, ctx);
     }
@@ -170,17 +191,23 @@ fn payload(text: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
 
 fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
     let t = toks(st);
-    let Some(first) = t.first().copied() else { return };
+    let Some(first) = t.first().copied() else {
+        return;
+    };
     if first.starts_with('{') {
-        let mut sub = ctx.clone();
+        let mut sub = ctx.to_vec();
         payload(inner(first), depth, acc, &mut sub);
         return;
     }
     if first.starts_with(':') {
-        return script(st, &t, depth, acc, ctx);
+        return script(st, &t, depth, acc, ctx.as_slice());
     }
     // path words
-    let mut path: Vec<String> = if first.starts_with('/') { Vec::new() } else { ctx.clone() };
+    let mut path: Vec<String> = if first.starts_with('/') {
+        Vec::new()
+    } else {
+        ctx.clone()
+    };
     let mut words: Vec<&str> = Vec::new();
     for w in &t {
         if is_arg(w) {
@@ -207,9 +234,21 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
             }
             Ok(None) => {}
             Err(c) => {
-                let class = c.iter().map(|v| v.class).max().unwrap_or(Class::Unknown).max(Class::Unknown);
+                let class = c
+                    .iter()
+                    .map(|v| v.class)
+                    .max()
+                    .unwrap_or(Class::Unknown)
+                    .max(Class::Unknown);
                 let ids = c.iter().map(|v| Cow::Borrowed(v.id)).collect();
-                acc.push(st, class, ids, Cow::Owned(format!("ambiguous abbreviation {w:?}: takes its most dangerous expansion")));
+                acc.push(
+                    st,
+                    class,
+                    ids,
+                    Cow::Owned(format!(
+                        "ambiguous abbreviation {w:?}: takes its most dangerous expansion"
+                    )),
+                );
                 return;
             }
         }
@@ -219,14 +258,28 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
             // a menu path alone changes the context
             path.extend(flat.iter().map(|s| s.to_ascii_lowercase()));
             *ctx = path;
-            acc.rule(st, Class::ReadOnly, "routeros.menu", "changes the current menu only");
+            acc.rule(
+                st,
+                Class::ReadOnly,
+                "routeros.menu",
+                "changes the current menu only",
+            );
         } else {
-            acc.rule(st, Class::Unknown, "routeros.unknown-command", "not a RouterOS command this classifier knows");
+            acc.rule(
+                st,
+                Class::Unknown,
+                "routeros.unknown-command",
+                "not a RouterOS command this classifier knows",
+            );
         }
         return;
     };
     path.extend(flat[..vi].iter().map(|s| s.to_ascii_lowercase()));
-    let args: Vec<&str> = flat[vi + 1..].iter().copied().chain(t[words.len()..].iter().copied()).collect();
+    let args: Vec<&str> = flat[vi + 1..]
+        .iter()
+        .copied()
+        .chain(t[words.len()..].iter().copied())
+        .collect();
     let mut class = verb.class;
     let mut id: &'static str = verb.id;
     let mut why: &'static str = verb.why;
@@ -244,29 +297,47 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
         if rverb[0] != verb.name || rpath.len() != path.len() {
             continue;
         }
-        if !rpath.iter().zip(path.iter()).all(|(a, b)| starts_with_ci(a, b)) {
+        if !rpath
+            .iter()
+            .zip(path.iter())
+            .all(|(a, b)| starts_with_ci(a, b))
+        {
             continue;
         }
-        if let Some(a) = r.arg {
-            if !args.iter().any(|x| starts_with_ci(x, a)) {
-                continue;
-            }
+        if let Some(a) = r.arg
+            && !args.iter().any(|x| starts_with_ci(x, a))
+        {
+            continue;
         }
         bump(r.class, r.id, r.why);
     }
     match verb.name {
         "export" => {
             if args.iter().any(|a| starts_with_ci(a, "file=")) {
-                bump(Class::Moderate, "routeros.export.file", "export to a file writes flash");
+                bump(
+                    Class::Moderate,
+                    "routeros.export.file",
+                    "export to a file writes flash",
+                );
             }
             acc.secrets = true;
         }
         "print" | "get" => {
-            if path.iter().any(|p| p.contains("secret") || p.contains("security-profile") || p == "ipsec" || p == "community" || p == "user") {
+            if path.iter().any(|p| {
+                p.contains("secret")
+                    || p.contains("security-profile")
+                    || p == "ipsec"
+                    || p == "community"
+                    || p == "user"
+            }) {
                 acc.secrets = true;
             }
             if args.iter().any(|a| starts_with_ci(a, "file=")) {
-                bump(Class::Moderate, "routeros.print.file", "print to a file writes flash");
+                bump(
+                    Class::Moderate,
+                    "routeros.print.file",
+                    "print to a file writes flash",
+                );
             }
         }
         "ping" => {
@@ -278,12 +349,18 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
                 let v = a.strip_prefix("numbers=").unwrap_or(a);
                 let inn = inner(v).trim();
                 if v.starts_with('[') && is_unfiltered_find(inn) {
-                    bump(Class::Dangerous, "routeros.mass-operation", "applies to every item in the menu ([find] without a filter)");
+                    bump(
+                        Class::Dangerous,
+                        "routeros.mass-operation",
+                        "applies to every item in the menu ([find] without a filter)",
+                    );
                 }
             }
         }
         "add" => {
-            let fw = path.len() >= 3 && path[path.len() - 2] == "firewall" && path[path.len() - 1] == "filter";
+            let fw = path.len() >= 3
+                && path[path.len() - 2] == "firewall"
+                && path[path.len() - 1] == "filter";
             let input = args.iter().any(|a| a.eq_ignore_ascii_case("chain=input"));
             let drop = args.iter().any(|a| {
                 let l = a.to_ascii_lowercase();
@@ -291,10 +368,23 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
             });
             let matcher = args.iter().any(|a| {
                 let k = a.split('=').next().unwrap_or("").to_ascii_lowercase();
-                !matches!(k.as_str(), "chain" | "action" | "comment" | "disabled" | "log" | "log-prefix" | "place-before")
+                !matches!(
+                    k.as_str(),
+                    "chain"
+                        | "action"
+                        | "comment"
+                        | "disabled"
+                        | "log"
+                        | "log-prefix"
+                        | "place-before"
+                )
             });
             if fw && input && drop && !matcher {
-                bump(Class::Dangerous, "routeros.firewall.input-drop-all", "drops all input traffic including management: lock-out");
+                bump(
+                    Class::Dangerous,
+                    "routeros.firewall.input-drop-all",
+                    "drops all input traffic including management: lock-out",
+                );
             }
         }
         _ => {}
@@ -307,11 +397,23 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
             None => (String::new(), *a),
         };
         if k == "on-event" || k == "source" {
-            let body = if v.starts_with('"') { unescape(inner(v)) } else { inner(v).to_string() };
+            let body = if v.starts_with('"') {
+                unescape(inner(v))
+            } else {
+                inner(v).to_string()
+            };
             let mut sub = Vec::new();
-            let looks_like_script_name = k == "on-event" && !body.contains(' ') && !body.starts_with('/') && !body.starts_with(':');
+            let looks_like_script_name = k == "on-event"
+                && !body.contains(' ')
+                && !body.starts_with('/')
+                && !body.starts_with(':');
             if looks_like_script_name {
-                acc.rule(a, Class::Unknown, "routeros.scheduler.script-name", "runs a stored script by name whose source is not in the input");
+                acc.rule(
+                    a,
+                    Class::Unknown,
+                    "routeros.scheduler.script-name",
+                    "runs a stored script by name whose source is not in the input",
+                );
             } else {
                 payload(&body, depth, acc, &mut sub);
             }
@@ -329,10 +431,15 @@ fn is_unfiltered_find(inner: &str) -> bool {
     (f == "find" || f.ends_with("/find")) && w.next().is_none()
 }
 
-fn script(st: &str, t: &[&str], depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
+fn script(st: &str, t: &[&str], depth: usize, acc: &mut Acc, ctx: &[String]) {
     let name = t[0];
     let Some(cmd) = SCRIPT.iter().find(|c| c.name.eq_ignore_ascii_case(name)) else {
-        acc.rule(st, Class::Unknown, "routeros.script.unknown", "not a scripting command this classifier knows");
+        acc.rule(
+            st,
+            Class::Unknown,
+            "routeros.script.unknown",
+            "not a scripting command this classifier knows",
+        );
         return;
     };
     acc.rule(st, cmd.class, cmd.id, cmd.why);
@@ -342,10 +449,10 @@ fn script(st: &str, t: &[&str], depth: usize, acc: &mut Acc, ctx: &mut Vec<Strin
             None => a,
         };
         if v.starts_with('{') || v.starts_with('[') {
-            let mut sub = ctx.clone();
+            let mut sub = ctx.to_vec();
             payload(inner(v), depth, acc, &mut sub);
         } else if cmd.name == ":execute" && v.starts_with('"') {
-            let mut sub = ctx.clone();
+            let mut sub = ctx.to_vec();
             payload(&unescape(inner(v)), depth, acc, &mut sub);
         }
     }

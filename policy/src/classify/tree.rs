@@ -27,7 +27,10 @@ impl Node {
                 let idx = match self.children.iter().position(|c| c.key == *w) {
                     Some(i) => i,
                     None => {
-                        self.children.push(Node { key: w, ..Node::default() });
+                        self.children.push(Node {
+                            key: w,
+                            ..Node::default()
+                        });
                         self.children.len() - 1
                     }
                 };
@@ -43,7 +46,10 @@ struct Tree {
 }
 
 fn build(table: &'static Table) -> Tree {
-    let mut t = Tree { exec: Node::default(), config: Node::default() };
+    let mut t = Tree {
+        exec: Node::default(),
+        config: Node::default(),
+    };
     for list in table.rules {
         for rule in list.iter() {
             let words: Vec<&'static str> = rule.path.split_whitespace().collect();
@@ -80,22 +86,44 @@ struct Walk {
 const MAX_TOKENS: usize = 64;
 
 fn walk(node: &Node, toks: &[&str], i: usize, best: (Option<&'static Rule>, usize)) -> Walk {
-    let best = if node.rule.is_some() { (node.rule, i) } else { best };
+    let best = if node.rule.is_some() {
+        (node.rule, i)
+    } else {
+        best
+    };
     if i >= toks.len() || i >= MAX_TOKENS {
-        return Walk { rule: best.0, consumed: best.1, ambiguous: None };
+        return Walk {
+            rule: best.0,
+            consumed: best.1,
+            ambiguous: None,
+        };
     }
     let t = toks[i];
-    let exact = node.children.iter().find(|c| c.key != "*" && c.key.eq_ignore_ascii_case(t));
+    let exact = node
+        .children
+        .iter()
+        .find(|c| c.key != "*" && c.key.eq_ignore_ascii_case(t));
     let cands: Vec<&Node> = match exact {
         Some(c) => vec![c],
         None => {
-            let v: Vec<&Node> =
-                node.children.iter().filter(|c| c.key != "*" && !t.is_empty() && starts_with_ci(c.key, t)).collect();
-            if v.is_empty() { node.children.iter().filter(|c| c.key == "*").collect() } else { v }
+            let v: Vec<&Node> = node
+                .children
+                .iter()
+                .filter(|c| c.key != "*" && !t.is_empty() && starts_with_ci(c.key, t))
+                .collect();
+            if v.is_empty() {
+                node.children.iter().filter(|c| c.key == "*").collect()
+            } else {
+                v
+            }
         }
     };
     match cands.len() {
-        0 => Walk { rule: best.0, consumed: best.1, ambiguous: None },
+        0 => Walk {
+            rule: best.0,
+            consumed: best.1,
+            ambiguous: None,
+        },
         1 => walk(cands[0], toks, i + 1, best),
         _ => {
             let mut class = Class::ReadOnly;
@@ -114,14 +142,17 @@ fn walk(node: &Node, toks: &[&str], i: usize, best: (Option<&'static Rule>, usiz
                 class = class.max(cl);
                 // payload-carrying expansions are not examined: never below unknown
                 if w.rule.is_some_and(|r| {
-                    matches!(r.effect, Effect::ExecPayload | Effect::ShellPayload | Effect::QuotedExecPayload)
+                    matches!(
+                        r.effect,
+                        Effect::ExecPayload | Effect::ShellPayload | Effect::QuotedExecPayload
+                    )
                 }) {
                     class = class.max(Class::Unknown);
                 }
-                if let Some(id) = id {
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
+                if let Some(id) = id
+                    && !ids.contains(&id)
+                {
+                    ids.push(id);
                 }
                 if !names.is_empty() {
                     names.push_str(", ");
@@ -131,7 +162,11 @@ fn walk(node: &Node, toks: &[&str], i: usize, best: (Option<&'static Rule>, usiz
             if class == Class::ReadOnly {
                 class = Class::Unknown;
             }
-            Walk { rule: None, consumed: i + 1, ambiguous: Some((class, ids, names)) }
+            Walk {
+                rule: None,
+                consumed: i + 1,
+                ambiguous: Some((class, ids, names)),
+            }
         }
     }
 }
@@ -144,7 +179,13 @@ fn is_comment(vendor: Vendor, line: &str) -> bool {
 }
 
 /// Classify text for a keyword-tree vendor.
-pub(crate) fn classify(table: &'static Table, vendor: Vendor, text: &str, depth: usize, acc: &mut Acc) {
+pub(crate) fn classify(
+    table: &'static Table,
+    vendor: Vendor,
+    text: &str,
+    depth: usize,
+    acc: &mut Acc,
+) {
     let tree = tree_for(table);
     let mut mode = Mode::Exec;
     let mut vty = false;
@@ -188,13 +229,31 @@ fn line_(
     let ranges = tokens(cmd, false);
     let toks: Vec<&str> = ranges.iter().map(|&(a, b)| &cmd[a..b]).collect();
     if toks.is_empty() {
-        acc.rule(line, Class::Unknown, "core.empty-command", "a pipe or redirect without a command");
+        acc.rule(
+            line,
+            Class::Unknown,
+            "core.empty-command",
+            "a pipe or redirect without a command",
+        );
     } else {
-        let root = if *mode == Mode::Exec { &tree.exec } else { &tree.config };
+        let root = if *mode == Mode::Exec {
+            &tree.exec
+        } else {
+            &tree.config
+        };
         let w = walk(root, &toks, 0, (None, 0));
         if let Some((class, ids, names)) = w.ambiguous {
-            let reason = format!("ambiguous abbreviation {:?}: could be {}; takes its most dangerous expansion", toks[w.consumed.saturating_sub(1)], names);
-            acc.push(cmd, class, ids.into_iter().map(Cow::Borrowed).collect(), Cow::Owned(reason));
+            let reason = format!(
+                "ambiguous abbreviation {:?}: could be {}; takes its most dangerous expansion",
+                toks[w.consumed.saturating_sub(1)],
+                names
+            );
+            acc.push(
+                cmd,
+                class,
+                ids.into_iter().map(Cow::Borrowed).collect(),
+                Cow::Owned(reason),
+            );
         } else if let Some(rule) = w.rule {
             let rest = match ranges.get(w.consumed) {
                 Some(&(a, _)) => &cmd[a..],
@@ -214,26 +273,46 @@ fn line_(
             } else {
                 "a configuration-mode command changes the running configuration"
             };
-            if table.name != "junos" && (toks[0].eq_ignore_ascii_case("interface") || toks[0].eq_ignore_ascii_case("router")) {
+            if table.name != "junos"
+                && (toks[0].eq_ignore_ascii_case("interface")
+                    || toks[0].eq_ignore_ascii_case("router"))
+            {
                 *vty = false;
             }
             acc.rule(cmd, table.config_default, id, why);
         } else {
-            acc.rule(cmd, Class::Unknown, "core.unknown-command", "not a command this classifier knows for this vendor");
+            acc.rule(
+                cmd,
+                Class::Unknown,
+                "core.unknown-command",
+                "not a command this classifier knows for this vendor",
+            );
         }
     }
     if let Some(r) = redirect {
-        acc.rule(r, Class::Moderate, "core.redirect", "output redirection writes a file");
+        acc.rule(
+            r,
+            Class::Moderate,
+            "core.redirect",
+            "output redirection writes a file",
+        );
     }
     // pipe filters
     let mut prev_regex = false;
     for seg in &segs[1..] {
         let seg = seg.trim();
         let first = seg.split_whitespace().next().unwrap_or("");
-        let exact = table.pipes.iter().find(|p| p.name.eq_ignore_ascii_case(first));
+        let exact = table
+            .pipes
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(first));
         let cands: Vec<_> = match exact {
             Some(p) => vec![p],
-            None => table.pipes.iter().filter(|p| !first.is_empty() && starts_with_ci(p.name, first)).collect(),
+            None => table
+                .pipes
+                .iter()
+                .filter(|p| !first.is_empty() && starts_with_ci(p.name, first))
+                .collect(),
         };
         match cands.len() {
             1 => {
@@ -242,15 +321,35 @@ fn line_(
                 acc.rule(seg, p.class, p.id, p.why);
             }
             0 if prev_regex => {
-                acc.rule(seg, Class::ReadOnly, "core.pipe.regex-continuation", "part of the previous filter's regular expression");
+                acc.rule(
+                    seg,
+                    Class::ReadOnly,
+                    "core.pipe.regex-continuation",
+                    "part of the previous filter's regular expression",
+                );
             }
             0 => {
-                acc.rule(seg, Class::Unknown, "core.pipe.unknown", "not an allow-listed output filter");
+                acc.rule(
+                    seg,
+                    Class::Unknown,
+                    "core.pipe.unknown",
+                    "not an allow-listed output filter",
+                );
             }
             _ => {
-                let class = cands.iter().map(|p| p.class).max().unwrap_or(Class::Unknown).max(Class::Unknown);
+                let class = cands
+                    .iter()
+                    .map(|p| p.class)
+                    .max()
+                    .unwrap_or(Class::Unknown)
+                    .max(Class::Unknown);
                 let ids = cands.iter().map(|p| Cow::Borrowed(p.id)).collect();
-                acc.push(seg, class, ids, Cow::Borrowed("ambiguous pipe filter abbreviation"));
+                acc.push(
+                    seg,
+                    class,
+                    ids,
+                    Cow::Borrowed("ambiguous pipe filter abbreviation"),
+                );
             }
         }
     }
@@ -304,15 +403,34 @@ fn apply_rule(
         Effect::ExecPayload => {
             acc.rule(cmd, rule.class, rule.id, rule.why);
             if rest.is_empty() {
-                acc.rule(cmd, Class::Unknown, "core.payload.missing", "escape without a command: interactive, not reviewable");
+                acc.rule(
+                    cmd,
+                    Class::Unknown,
+                    "core.payload.missing",
+                    "escape without a command: interactive, not reviewable",
+                );
             } else {
                 let mut sub_mode = Mode::Exec;
                 let mut sub_vty = false;
                 let sub_tree = tree_for(table);
                 if depth + 1 > super::MAX_DEPTH {
-                    acc.rule(rest, Class::Unknown, "core.too-deep", "payloads nested too deeply to review");
+                    acc.rule(
+                        rest,
+                        Class::Unknown,
+                        "core.too-deep",
+                        "payloads nested too deeply to review",
+                    );
                 } else {
-                    line_(table, sub_tree, vendor, rest, depth + 1, acc, &mut sub_mode, &mut sub_vty);
+                    line_(
+                        table,
+                        sub_tree,
+                        vendor,
+                        rest,
+                        depth + 1,
+                        acc,
+                        &mut sub_mode,
+                        &mut sub_vty,
+                    );
                 }
             }
         }
@@ -320,20 +438,48 @@ fn apply_rule(
             acc.rule(cmd, rule.class, rule.id, rule.why);
             let payload = unquote(rest);
             if payload.is_empty() {
-                acc.rule(cmd, Class::Unknown, "core.payload.missing", "opens an interactive shell: what runs there is not known");
+                acc.rule(
+                    cmd,
+                    Class::Unknown,
+                    "core.payload.missing",
+                    "opens an interactive shell: what runs there is not known",
+                );
             } else if rule.effect == Effect::ShellPayload {
                 classify_into(Vendor::Linux, payload, depth + 1, acc);
             } else if depth + 1 > super::MAX_DEPTH {
-                acc.rule(payload, Class::Unknown, "core.too-deep", "payloads nested too deeply to review");
+                acc.rule(
+                    payload,
+                    Class::Unknown,
+                    "core.too-deep",
+                    "payloads nested too deeply to review",
+                );
             } else {
                 let mut sub_mode = Mode::Exec;
                 let mut sub_vty = false;
-                line_(table, tree_for(table), vendor, payload, depth + 1, acc, &mut sub_mode, &mut sub_vty);
+                line_(
+                    table,
+                    tree_for(table),
+                    vendor,
+                    payload,
+                    depth + 1,
+                    acc,
+                    &mut sub_mode,
+                    &mut sub_vty,
+                );
             }
         }
         Effect::Ping => {
             let (class, id, why) = ping_class(toks);
-            acc.rule(cmd, class.max(rule.class), if class == Class::ReadOnly { rule.id } else { id }, why);
+            acc.rule(
+                cmd,
+                class.max(rule.class),
+                if class == Class::ReadOnly {
+                    rule.id
+                } else {
+                    id
+                },
+                why,
+            );
         }
         Effect::VtyContext => {
             *vty = true;
@@ -343,12 +489,18 @@ fn apply_rule(
             if *vty {
                 acc.rule(cmd, Class::Dangerous, rule.id, rule.why);
             } else {
-                acc.rule(cmd, rule.class, rule.id, "configuration change outside the management lines");
+                acc.rule(
+                    cmd,
+                    rule.class,
+                    rule.id,
+                    "configuration change outside the management lines",
+                );
             }
         }
     }
     // leaving a vty block: any other mode-entering statement
-    if *mode == Mode::Config && rule.effect != Effect::VtyContext && rule.effect != Effect::VtyOnly {
+    if *mode == Mode::Config && rule.effect != Effect::VtyContext && rule.effect != Effect::VtyOnly
+    {
         let first = rule.path.split(' ').next().unwrap_or("");
         if matches!(first, "interface" | "line" | "router" | "exit" | "end") {
             *vty = false;

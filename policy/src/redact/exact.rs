@@ -32,14 +32,23 @@ pub struct ExactSecretsBuilder {
 impl ExactSecretsBuilder {
     /// Add a keychain secret: replaced by `{{keychain:NAME}}`.
     pub fn add(&mut self, name: &str, value: Vec<u8>) -> &mut Self {
-        let n: String = name.chars().filter(|c| !c.is_control() && *c != '}').take(MAX_REF_LEN).collect();
-        self.entries.push((format!("{{{{keychain:{n}}}}}"), Zeroizing::new(value)));
+        let n: String = name
+            .chars()
+            .filter(|c| !c.is_control() && *c != '}')
+            .take(MAX_REF_LEN)
+            .collect();
+        self.entries
+            .push((format!("{{{{keychain:{n}}}}}"), Zeroizing::new(value)));
         self
     }
 
     /// Add a value replaced by an explicit reference text (truncated to 64 bytes).
     pub fn add_with_reference(&mut self, reference: &str, value: Vec<u8>) -> &mut Self {
-        let r: String = reference.chars().filter(|c| !c.is_control()).take(MAX_REF_LEN).collect();
+        let r: String = reference
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_REF_LEN)
+            .collect();
         self.entries.push((r, Zeroizing::new(value)));
         self
     }
@@ -77,10 +86,20 @@ impl ExactSecretsBuilder {
         let ac = if pats.is_empty() {
             None
         } else {
-            AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostLongest).build(pats.iter().map(|p| p.as_slice())).ok()
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(pats.iter().map(|p| p.as_slice()))
+                .ok()
         };
         drop(pats);
-        ExactSecrets { ac, info, entries, filter, max_len, skipped }
+        ExactSecrets {
+            ac,
+            info,
+            entries,
+            filter,
+            max_len,
+            skipped,
+        }
     }
 }
 
@@ -92,11 +111,19 @@ fn url_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
                 e.push(b);
             } else {
-                let hex = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+                let hex = if upper {
+                    b"0123456789ABCDEF"
+                } else {
+                    b"0123456789abcdef"
+                };
                 e.extend_from_slice(&[b'%', hex[(b >> 4) as usize], hex[(b & 15) as usize]]);
             }
         }
-        if e.as_slice() != v && !out.iter().any(|o: &Zeroizing<Vec<u8>>| o.as_slice() == e.as_slice()) {
+        if e.as_slice() != v
+            && !out
+                .iter()
+                .any(|o: &Zeroizing<Vec<u8>>| o.as_slice() == e.as_slice())
+        {
             out.push(e);
         }
     }
@@ -111,7 +138,9 @@ fn b64(data: &[u8], url: bool) -> Zeroizing<Vec<u8>> {
     };
     let mut o = Zeroizing::new(Vec::with_capacity(data.len().div_ceil(3) * 4));
     for ch in data.chunks(3) {
-        let n = (u32::from(ch[0]) << 16) | (u32::from(*ch.get(1).unwrap_or(&0)) << 8) | u32::from(*ch.get(2).unwrap_or(&0));
+        let n = (u32::from(ch[0]) << 16)
+            | (u32::from(*ch.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*ch.get(2).unwrap_or(&0));
         let k = ch.len() + 1;
         for i in 0..4 {
             if i < k {
@@ -143,7 +172,12 @@ fn b64_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
                 }
             }
             if k == 0 {
-                let whole = Zeroizing::new(enc.iter().copied().filter(|&c| c != b'=').collect::<Vec<u8>>());
+                let whole = Zeroizing::new(
+                    enc.iter()
+                        .copied()
+                        .filter(|&c| c != b'=')
+                        .collect::<Vec<u8>>(),
+                );
                 if whole.len() >= 8 && !out.iter().any(|o| o.as_slice() == whole.as_slice()) {
                     out.push(whole);
                 }
@@ -171,7 +205,11 @@ fn split_keys(a: &[u8], b: &[u8]) -> [u64; 3] {
     };
     let a1 = &a[a.len().saturating_sub(1)..];
     let b1 = &b[..b.len().min(1)];
-    [tail2(a) << 20 | head2(b), tail2(a1) << 20 | head2(b), tail2(a) << 20 | head2(b1)]
+    [
+        tail2(a) << 20 | head2(b),
+        tail2(a1) << 20 | head2(b),
+        tail2(a) << 20 | head2(b1),
+    ]
 }
 
 fn hash(key: u64) -> usize {
@@ -200,7 +238,10 @@ pub struct ExactSecrets {
 
 impl std::fmt::Debug for ExactSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExactSecrets").field("values", &self.entries.len()).field("skipped_short", &self.skipped).finish()
+        f.debug_struct("ExactSecrets")
+            .field("values", &self.entries.len())
+            .field("skipped_short", &self.skipped)
+            .finish()
     }
 }
 
@@ -247,13 +288,24 @@ impl ExactSecrets {
             (Kind::Url, _) => "exact.url-encoded",
             (Kind::Base64, _) => "exact.base64",
         };
-        let label = r.trim_start_matches("{{").trim_end_matches("}}").to_string();
-        Hit { start, end, rule_id, label, repl: r.clone() }
+        let label = r
+            .trim_start_matches("{{")
+            .trim_end_matches("}}")
+            .to_string();
+        Hit {
+            start,
+            end,
+            rule_id,
+            label,
+            repl: r.clone(),
+        }
     }
 
     /// Hits in input coordinates, snapped outward to char boundaries.
     pub(crate) fn find(&self, text: &str) -> Vec<Hit> {
-        let Some(ac) = &self.ac else { return Vec::new() };
+        let Some(ac) = &self.ac else {
+            return Vec::new();
+        };
         let b = text.as_bytes();
         let mut hits = Vec::new();
         for m in ac.find_iter(b) {
@@ -269,7 +321,10 @@ impl ExactSecrets {
             let before_end = if cr { nl - 1 } else { nl };
             let a = &b[before_end.saturating_sub(max)..before_end];
             let c = &b[nl + 1..(nl + 1 + max).min(b.len())];
-            if a.is_empty() || c.is_empty() || !split_keys(a, c).iter().any(|k| get_bit(&self.filter, *k)) {
+            if a.is_empty()
+                || c.is_empty()
+                || !split_keys(a, c).iter().any(|k| get_bit(&self.filter, *k))
+            {
                 continue;
             }
             buf.clear();

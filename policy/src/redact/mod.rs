@@ -59,7 +59,10 @@ pub(crate) struct Hit {
 
 /// Sort, drop overlaps (earlier/longer wins), apply. Returns output and
 /// spans in output coordinates, plus the (input_end, cumulative delta) map.
-pub(crate) fn apply(text: &str, mut hits: Vec<Hit>) -> (String, Vec<Span>, Vec<(usize, usize, isize)>) {
+pub(crate) fn apply(
+    text: &str,
+    mut hits: Vec<Hit>,
+) -> (String, Vec<Span>, Vec<(usize, usize, isize)>) {
     hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     let mut out = String::with_capacity(text.len());
     let mut spans = Vec::new();
@@ -67,13 +70,23 @@ pub(crate) fn apply(text: &str, mut hits: Vec<Hit>) -> (String, Vec<Span>, Vec<(
     let mut pos = 0;
     let mut delta: isize = 0;
     for h in hits {
-        if h.start < pos || h.end <= h.start || h.end > text.len() || !text.is_char_boundary(h.start) || !text.is_char_boundary(h.end) {
+        if h.start < pos
+            || h.end <= h.start
+            || h.end > text.len()
+            || !text.is_char_boundary(h.start)
+            || !text.is_char_boundary(h.end)
+        {
             continue;
         }
         out.push_str(&text[pos..h.start]);
         let s = out.len();
         out.push_str(&h.repl);
-        spans.push(Span { start: s, end: out.len(), rule_id: h.rule_id.to_string(), label: h.label });
+        spans.push(Span {
+            start: s,
+            end: out.len(),
+            rule_id: h.rule_id.to_string(),
+            label: h.label,
+        });
         delta += h.repl.len() as isize - (h.end - h.start) as isize;
         edits.push((h.start, h.end, delta));
         pos = h.end;
@@ -103,18 +116,29 @@ pub fn redact(text: &str, exact: &exact::ExactSecrets) -> Redacted {
         return redact_patterns(text);
     }
     let (t1, spans1, _) = apply(text, hits1);
-    let hits2: Vec<Hit> = patterns::find(&t1)
+    redact_patterns_after(&t1, spans1)
+}
+
+/// Pattern layer over text an exact layer already redacted (e.g. the
+/// broker's output): `spans` are that layer's spans in `text`; they are kept
+/// unmasked, shifted into the final output, and merged with the pattern spans.
+pub fn redact_patterns_after(text: &str, spans: Vec<Span>) -> Redacted {
+    let spans1 = spans;
+    let hits2: Vec<Hit> = patterns::find(text)
         .into_iter()
         .filter(|h| !spans1.iter().any(|s| h.start < s.end && s.start < h.end))
         .collect();
-    let (t2, spans2, edits) = apply(&t1, hits2);
-    // shift exact-layer spans through the pattern-layer edits
+    let (t2, spans2, edits) = apply(text, hits2);
     let mut spans: Vec<Span> = spans1
         .into_iter()
         .map(|mut s| {
-            let d = edits.iter().take_while(|e| e.1 <= s.start).last().map_or(0, |e| e.2);
-            s.start = (s.start as isize + d) as usize;
-            s.end = (s.end as isize + d) as usize;
+            let d = edits
+                .iter()
+                .take_while(|e| e.1 <= s.start)
+                .last()
+                .map_or(0, |e| e.2);
+            s.start = (s.start as isize + d).max(0) as usize;
+            s.end = (s.end as isize + d).max(0) as usize;
             s
         })
         .chain(spans2)

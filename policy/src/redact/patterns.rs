@@ -126,11 +126,20 @@ pub(crate) fn find(text: &str) -> Vec<Hit> {
         if m.start() < covered_to && kind != T::Pem {
             continue;
         }
-        if let Some((s, e, label, id)) = matcher(text, b, m.start(), m.end(), kind) {
-            if e > s && e - s >= MIN_MASK && text.is_char_boundary(s) && text.is_char_boundary(e) {
-                covered_to = covered_to.max(e);
-                hits.push(Hit { start: s, end: e, rule_id: id, label: label.to_string(), repl: mask(label) });
-            }
+        if let Some((s, e, label, id)) = matcher(text, b, m.start(), m.end(), kind)
+            && e > s
+            && e - s >= MIN_MASK
+            && text.is_char_boundary(s)
+            && text.is_char_boundary(e)
+        {
+            covered_to = covered_to.max(e);
+            hits.push(Hit {
+                start: s,
+                end: e,
+                rule_id: id,
+                label: label.to_string(),
+                repl: mask(label),
+            });
         }
     }
     hits
@@ -164,7 +173,12 @@ fn matcher(text: &str, b: &[u8], s: usize, e: usize, kind: T) -> M {
         }
         T::Aws => {
             let end = run(b, e, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
-            (!prev_word && end - e >= 16 && (end == b.len() || !word(b[end]))).then_some((s, end, "aws-access-key", "pattern.aws-access-key"))
+            (!prev_word && end - e >= 16 && (end == b.len() || !word(b[end]))).then_some((
+                s,
+                end,
+                "aws-access-key",
+                "pattern.aws-access-key",
+            ))
         }
         T::Gcp => {
             let end = run(b, e, tokc);
@@ -172,7 +186,12 @@ fn matcher(text: &str, b: &[u8], s: usize, e: usize, kind: T) -> M {
         }
         T::Github => {
             let end = run(b, e, |c| c.is_ascii_alphanumeric());
-            (!prev_word && end - e >= 30).then_some((s, end, "github-token", "pattern.github-token"))
+            (!prev_word && end - e >= 30).then_some((
+                s,
+                end,
+                "github-token",
+                "pattern.github-token",
+            ))
         }
         T::GithubPat => {
             let end = run(b, e, |c| c.is_ascii_alphanumeric() || c == b'_');
@@ -180,7 +199,12 @@ fn matcher(text: &str, b: &[u8], s: usize, e: usize, kind: T) -> M {
         }
         T::Gitlab => {
             let end = run(b, e, tokc);
-            (!prev_word && end - e >= 20).then_some((s, end, "gitlab-token", "pattern.gitlab-token"))
+            (!prev_word && end - e >= 20).then_some((
+                s,
+                end,
+                "gitlab-token",
+                "pattern.gitlab-token",
+            ))
         }
         T::Slack => {
             let end = run(b, e, |c| c.is_ascii_alphanumeric() || c == b'-');
@@ -197,7 +221,10 @@ fn matcher(text: &str, b: &[u8], s: usize, e: usize, kind: T) -> M {
         T::SkKey => {
             let end = run(b, e, tokc);
             let v = &b[e..end];
-            let ok = !prev_word && v.len() >= 20 && v.iter().any(u8::is_ascii_digit) && v.iter().any(u8::is_ascii_alphabetic);
+            let ok = !prev_word
+                && v.len() >= 20
+                && v.iter().any(u8::is_ascii_digit)
+                && v.iter().any(u8::is_ascii_alphabetic);
             ok.then_some((s, end, "api-key", "pattern.sk-api-key"))
         }
         T::Jwt => {
@@ -222,38 +249,78 @@ fn matcher(text: &str, b: &[u8], s: usize, e: usize, kind: T) -> M {
             if i >= b.len() || (b[i] != b':' && b[i] != b'=') {
                 return None;
             }
-            i = run(b, i + 1, |c| c == b' ' || c == b'\t' || c == b'"' || c == b'\'');
+            i = run(b, i + 1, |c| {
+                c == b' ' || c == b'\t' || c == b'"' || c == b'\''
+            });
             let le = line_end(b, i);
             let scheme_end = run(b, i, |c| c.is_ascii_alphabetic());
-            let known = matches!(text[i..scheme_end].to_ascii_lowercase().as_str(), "bearer" | "basic" | "token" | "digest" | "negotiate" | "apikey" | "bot" | "sso-key");
-            let vs = if known { run(b, scheme_end, |c| c == b' ') } else { i };
-            let ve = run(b, vs, |c| !c.is_ascii_whitespace() && c != b'"' && c != b'\'' && c != b',').min(le);
+            let known = matches!(
+                text[i..scheme_end].to_ascii_lowercase().as_str(),
+                "bearer"
+                    | "basic"
+                    | "token"
+                    | "digest"
+                    | "negotiate"
+                    | "apikey"
+                    | "bot"
+                    | "sso-key"
+            );
+            let vs = if known {
+                run(b, scheme_end, |c| c == b' ')
+            } else {
+                i
+            };
+            let ve = run(b, vs, |c| {
+                !c.is_ascii_whitespace() && c != b'"' && c != b'\'' && c != b','
+            })
+            .min(le);
             Some((vs, ve, "authorization", "pattern.authorization-header"))
         }
         T::Bearer => {
-            let end = run(b, e, |c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'~' | b'+' | b'/' | b'='));
-            (!prev_word && end - e >= 16).then_some((e, end, "bearer-token", "pattern.bearer-token"))
+            let end = run(b, e, |c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, b'.' | b'_' | b'-' | b'~' | b'+' | b'/' | b'=')
+            });
+            (!prev_word && end - e >= 16).then_some((
+                e,
+                end,
+                "bearer-token",
+                "pattern.bearer-token",
+            ))
         }
         T::UrlCreds => {
             // scheme://user:pass@host
-            let host_end = run(b, e, |c| !c.is_ascii_whitespace() && !matches!(c, b'/' | b'"' | b'\'' | b'<' | b'>'));
+            let host_end = run(b, e, |c| {
+                !c.is_ascii_whitespace() && !matches!(c, b'/' | b'"' | b'\'' | b'<' | b'>')
+            });
             let seg = &b[e..host_end];
             let at = seg.iter().rposition(|&c| c == b'@')?;
             let colon = seg[..at].iter().position(|&c| c == b':')?;
-            (at > colon + 1).then_some((e + colon + 1, e + at, "url-password", "pattern.url-credentials"))
+            (at > colon + 1).then_some((
+                e + colon + 1,
+                e + at,
+                "url-password",
+                "pattern.url-credentials",
+            ))
         }
         T::AzureKv => {
-            if text[s..e].eq_ignore_ascii_case("sig=") && (s == 0 || !matches!(b[s - 1], b'&' | b'?')) {
+            if text[s..e].eq_ignore_ascii_case("sig=")
+                && (s == 0 || !matches!(b[s - 1], b'&' | b'?'))
+            {
                 return None;
             }
-            let end = run(b, e, |c| !c.is_ascii_whitespace() && !matches!(c, b';' | b'&' | b'"' | b'\''));
+            let end = run(b, e, |c| {
+                !c.is_ascii_whitespace() && !matches!(c, b';' | b'&' | b'"' | b'\'')
+            });
             (end - e >= 16).then_some((e, end, "azure-key", "pattern.azure-key"))
         }
         T::Crypt => {
             if prev_word && b[s - 1] != b'"' {
                 return None;
             }
-            let end = run(b, s, |c| !c.is_ascii_whitespace() && !matches!(c, b'"' | b'\'' | b';' | b','));
+            let end = run(b, s, |c| {
+                !c.is_ascii_whitespace() && !matches!(c, b'"' | b'\'' | b';' | b',')
+            });
             (end - s >= 8).then_some((s, end, "password-hash", "pattern.crypt-hash"))
         }
         T::Strict(label) | T::Loose(label) => keyword(text, b, s, e, kind, label),
@@ -261,19 +328,117 @@ fn matcher(text: &str, b: &[u8], s: usize, e: usize, kind: T) -> M {
 }
 
 const STOP: &[&str] = &[
-    "is", "was", "for", "of", "to", "and", "or", "the", "a", "an", "in", "on", "with", "policy", "reset", "change",
-    "changed", "expired", "manager", "prompt", "required", "string", "strings", "file", "field", "please", "again",
-    "must", "should", "will", "be", "has", "have", "not", "if", "when", "that", "this", "it", "as", "by", "from", "length",
-    "encryption", "recovery", "set", "list", "used", "use", "here", "there", "are", "chain", "server", "type", "exchange",
-    "id", "name", "value", "see", "below", "above", "authentication", "auth", "level", "mode", "new", "old", "format",
-    "hash", "local", "none", "ascii", "hex", "rotation", "rotate", "management", "missing", "store", "vault", "keychain",
-    "you", "your", "we", "our", "their", "my", "me", "can", "could", "would", "do", "does", "did", "but", "so", "then", "at",
+    "is",
+    "was",
+    "for",
+    "of",
+    "to",
+    "and",
+    "or",
+    "the",
+    "a",
+    "an",
+    "in",
+    "on",
+    "with",
+    "policy",
+    "reset",
+    "change",
+    "changed",
+    "expired",
+    "manager",
+    "prompt",
+    "required",
+    "string",
+    "strings",
+    "file",
+    "field",
+    "please",
+    "again",
+    "must",
+    "should",
+    "will",
+    "be",
+    "has",
+    "have",
+    "not",
+    "if",
+    "when",
+    "that",
+    "this",
+    "it",
+    "as",
+    "by",
+    "from",
+    "length",
+    "encryption",
+    "recovery",
+    "set",
+    "list",
+    "used",
+    "use",
+    "here",
+    "there",
+    "are",
+    "chain",
+    "server",
+    "type",
+    "exchange",
+    "id",
+    "name",
+    "value",
+    "see",
+    "below",
+    "above",
+    "authentication",
+    "auth",
+    "level",
+    "mode",
+    "new",
+    "old",
+    "format",
+    "hash",
+    "local",
+    "none",
+    "ascii",
+    "hex",
+    "rotation",
+    "rotate",
+    "management",
+    "missing",
+    "store",
+    "vault",
+    "keychain",
+    "you",
+    "your",
+    "we",
+    "our",
+    "their",
+    "my",
+    "me",
+    "can",
+    "could",
+    "would",
+    "do",
+    "does",
+    "did",
+    "but",
+    "so",
+    "then",
+    "at",
 ];
 
 /// Values that are references or placeholders, not secrets.
 fn placeholder(v: &str) -> bool {
-    v.starts_with("{{") || v.starts_with("••••") || v.starts_with('<') || v.starts_with("${") || v.starts_with("$(")
-        || v.starts_with("***") || v.starts_with('%') || v.eq_ignore_ascii_case("redacted") || v.starts_with("[redacted")
+    v.starts_with("{{")
+        || v.starts_with("••••")
+        || v.starts_with('<')
+        || v.starts_with("${")
+        || v.starts_with("$(")
+        || v.starts_with("***")
+        || v.starts_with('%')
+        || v.eq_ignore_ascii_case("redacted")
+        || v.starts_with("[redacted")
         || v.starts_with("keychain:")
 }
 
@@ -281,7 +446,12 @@ fn high_entropy(v: &[u8]) -> bool {
     if v.len() < 12 {
         return false;
     }
-    let classes = [v.iter().any(u8::is_ascii_lowercase), v.iter().any(u8::is_ascii_uppercase), v.iter().any(u8::is_ascii_digit), v.iter().any(|c| !c.is_ascii_alphanumeric())];
+    let classes = [
+        v.iter().any(u8::is_ascii_lowercase),
+        v.iter().any(u8::is_ascii_uppercase),
+        v.iter().any(u8::is_ascii_digit),
+        v.iter().any(|c| !c.is_ascii_alphanumeric()),
+    ];
     let n = classes.iter().filter(|x| **x).count();
     let mut distinct = [false; 256];
     for &c in v {
@@ -318,7 +488,13 @@ fn value_at(b: &[u8], i: usize) -> (usize, usize) {
         }
         (i + 1, j.min(b.len()))
     } else {
-        (i, run(b, i, |c| !c.is_ascii_whitespace() && !matches!(c, b'"' | b'\'' | b',' | b';' | b'}' | b')' | b']' | b'&')))
+        (
+            i,
+            run(b, i, |c| {
+                !c.is_ascii_whitespace()
+                    && !matches!(c, b'"' | b'\'' | b',' | b';' | b'}' | b')' | b']' | b'&')
+            }),
+        )
     }
 }
 
@@ -326,7 +502,8 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
     // word boundaries: before may be start, non-alnum, '-', '_' (encrypted-password, api_key)
     if s > 0 && b[s - 1].is_ascii_alphanumeric() {
         // allow camel case like "PrivateKey", "apiKey", "AccountKey" only for key/token
-        let camel = matches!(kind, T::Loose(_) | T::Strict("private-key")) && b[s].is_ascii_uppercase();
+        let camel =
+            matches!(kind, T::Loose(_) | T::Strict("private-key")) && b[s].is_ascii_uppercase();
         if !camel {
             return None;
         }
@@ -334,13 +511,29 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
     // what follows the keyword
     let mut i = e;
     // swallow the rest of a compound identifier: password_hash, secret-key, key-id …
-    let ident_end = run(b, i, |c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    let ident_end = run(b, i, |c| {
+        c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+    });
     if ident_end > i {
         let rest = text[i..ident_end].to_ascii_lowercase();
         let ok_suffix = matches!(
             rest.as_str(),
-            "s" | "_key" | "-key" | "key" | "_access_key" | "-string" | "_secret" | "-secret" | "=" | "-ascii" | "-hex" | "_token" | "-token" | "id" | "_id"
-        ) || rest.starts_with("_key") || rest.starts_with("-key");
+            "s" | "_key"
+                | "-key"
+                | "key"
+                | "_access_key"
+                | "-string"
+                | "_secret"
+                | "-secret"
+                | "="
+                | "-ascii"
+                | "-hex"
+                | "_token"
+                | "-token"
+                | "id"
+                | "_id"
+        ) || rest.starts_with("_key")
+            || rest.starts_with("-key");
         if !ok_suffix || rest == "id" || rest == "_id" {
             // e.g. password-encryption, keyboard, tokenizer, key-id
             return None;
@@ -353,7 +546,11 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
     let j = run(b, i, |c| c == b'"' || c == b'\'');
     let k = run(b, j, |c| c == b' ' || c == b'\t');
     let sep = k < le && (b[k] == b'=' || b[k] == b':');
-    let mut v = if sep { run(b, k + 1, |c| c == b' ' || c == b'\t') } else { k };
+    let mut v = if sep {
+        run(b, k + 1, |c| c == b' ' || c == b'\t')
+    } else {
+        k
+    };
     if v >= le {
         return None;
     }
@@ -372,7 +569,26 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
         let lw = w.to_ascii_lowercase();
         let is_type = w.len() == 1 && w.as_bytes()[0].is_ascii_digit();
         let is_num = w.bytes().all(|c| c.is_ascii_digit()) && w.len() <= 3 && label == "md5-key";
-        if is_type || is_num || matches!(lw.as_str(), "ascii" | "hex" | "ascii-text" | "encrypted" | "plaintext" | "unencrypted" | "md5" | "sha" | "sha256" | "is" | "was" | "=" | "0" | "cleartext") || (label == "snmp-community" && false) {
+        if is_type
+            || is_num
+            || matches!(
+                lw.as_str(),
+                "ascii"
+                    | "hex"
+                    | "ascii-text"
+                    | "encrypted"
+                    | "plaintext"
+                    | "unencrypted"
+                    | "md5"
+                    | "sha"
+                    | "sha256"
+                    | "is"
+                    | "was"
+                    | "="
+                    | "0"
+                    | "cleartext"
+            )
+        {
             typed |= is_type || lw == "ascii-text" || lw == "encrypted" || lw == "md5";
             v = run(b, we, |c| c == b' ' || c == b'\t');
             skipped += 1;
@@ -398,8 +614,17 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
             let line_start = text[..s].rfind('\n').map_or(0, |x| x + 1);
             let before = text[line_start..s].trim().to_ascii_lowercase();
             let server_key = label == "key"
-                && (before.is_empty() || before.ends_with("tacacs-server") || before.ends_with("radius-server") || before.ends_with("isakmp") || before.ends_with("server-private") || before.ends_with("tacacs") || before.ends_with("radius"));
-            typed || (server_key && secretish(val)) || (sep && high_entropy(val)) || (sep && val.len() >= 8 && secretish(val) && label != "key")
+                && (before.is_empty()
+                    || before.ends_with("tacacs-server")
+                    || before.ends_with("radius-server")
+                    || before.ends_with("isakmp")
+                    || before.ends_with("server-private")
+                    || before.ends_with("tacacs")
+                    || before.ends_with("radius"));
+            typed
+                || (server_key && secretish(val))
+                || (sep && high_entropy(val))
+                || (sep && val.len() >= 8 && secretish(val) && label != "key")
         }
         _ => false,
     };

@@ -117,7 +117,14 @@ pub(crate) const fn r(
     effect: Effect,
     why: &'static str,
 ) -> Rule {
-    Rule { id, mode, path, class, effect, why }
+    Rule {
+        id,
+        mode,
+        path,
+        class,
+        effect,
+        why,
+    }
 }
 
 pub(crate) const fn p(
@@ -127,5 +134,11 @@ pub(crate) const fn p(
     class: Class,
     why: &'static str,
 ) -> PipeRule {
-    PipeRule { id, name, kind, class, why }
+    PipeRule {
+        id,
+        name,
+        kind,
+        class,
+        why,
+    }
 }

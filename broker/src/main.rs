@@ -21,6 +21,12 @@ use gatehouse_ipc::{Layout, server};
 use gatehouse_sandbox::hardening::{self, LayerStatus, Strictness};
 use gatehouse_sandbox::profile::{BrokerPaths, broker_profile};
 
+/// Every heap block the broker frees is zeroized first: secrets that pass
+/// through ordinary buffers (requests, serde, library tables) do not outlive them.
+#[global_allocator]
+static ALLOC: gatehouse_sandbox::zeroizing_alloc::ZeroizingAlloc =
+    gatehouse_sandbox::zeroizing_alloc::ZeroizingAlloc;
+
 /// The Gatehouse key broker (normally started by `gatehouse up`).
 #[derive(Parser, Debug)]
 #[command(version, about)]

@@ -73,7 +73,9 @@ impl BrokerService {
         }
     }
 
-    fn dispatch(
+    /// Checks the role table, then runs `req` for `peer` (what `handle` runs
+    /// on a blocking thread; public for the socket-free fuzz entry point).
+    pub fn dispatch(
         &self,
         peer: &PeerIdentity,
         req: BrokerRequest,
@@ -273,9 +275,21 @@ impl Handler<Broker> for BrokerService {
         _conn: u64,
         req: BrokerRequest,
     ) -> Result<BrokerResponse, BrokerError> {
-        let result = tokio::task::block_in_place(|| self.dispatch(peer, req));
-        // Crypto leaves key residues on this thread's stack; wipe them.
-        gatehouse_sandbox::secret_mem::scrub_stack();
+        // Key derivation has a deep call tree; everything else is shallow.
+        let deep = matches!(
+            req,
+            BrokerRequest::AccountInit { .. } | BrokerRequest::SignIn { .. }
+        );
+        let result = tokio::task::block_in_place(|| {
+            let result = self.dispatch(peer, req);
+            // Crypto leaves key residues on this thread's stack; wipe them at the depth they were made.
+            if deep {
+                gatehouse_sandbox::secret_mem::scrub_stack_deep();
+            } else {
+                gatehouse_sandbox::secret_mem::scrub_stack();
+            }
+            result
+        });
         if let Err(BrokerError::Approval(ApprovalError::Replayed)) = &result {
             tracing::warn!("replayed approval token from pid {}", peer.pid);
         }

@@ -21,6 +21,7 @@ pub mod memscan;
 pub mod profile;
 pub mod seccomp;
 pub mod secret_mem;
+pub mod zeroizing_alloc;
 
 pub use hardening::{
     HardeningReport, LayerStatus, ProcessHardening, Strictness, apply, inspect_pid, inspect_self,

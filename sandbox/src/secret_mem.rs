@@ -601,18 +601,30 @@ impl fmt::Debug for SecretArena {
 /// Bytes of stack that [`scrub_stack`] overwrites.
 pub const STACK_SCRUB_BYTES: usize = 32 * 1024;
 
+/// Bytes of stack that [`scrub_stack_deep`] overwrites.
+pub const DEEP_STACK_SCRUB_BYTES: usize = 512 * 1024;
+
 /// Overwrite ~32 KiB of the calling thread's stack below the caller's frame with zeros, so
 /// key residues left by crypto code (spilled registers, temporaries) do not linger.
 /// Call it right after a crypto operation returns, from the same thread.
 #[inline(never)]
 pub fn scrub_stack() {
-    scrub_stack_inner();
+    scrub_stack_inner::<STACK_SCRUB_BYTES>();
+    std::hint::black_box(());
+}
+
+/// Like [`scrub_stack`] but 512 KiB deep: for operations with deep call trees
+/// (Argon2id key derivation), where residues sit far below the caller. The
+/// thread must have that much stack left (tokio workers have 2 MiB).
+#[inline(never)]
+pub fn scrub_stack_deep() {
+    scrub_stack_inner::<DEEP_STACK_SCRUB_BYTES>();
     std::hint::black_box(());
 }
 
 #[inline(never)]
-fn scrub_stack_inner() {
-    let mut buf = [0u8; STACK_SCRUB_BYTES];
+fn scrub_stack_inner<const N: usize>() {
+    let mut buf = [0u8; N];
     std::hint::black_box(&mut buf);
     buf.zeroize();
     std::hint::black_box(&mut buf);

@@ -13,6 +13,7 @@
 pub mod approvals;
 pub mod crypto;
 pub mod exe_resolver;
+pub mod fuzz;
 pub mod keychain;
 pub mod redact;
 pub mod roles;

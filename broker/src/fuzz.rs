@@ -1,0 +1,217 @@
+//! A socket-free entry point into the broker's request path, for the
+//! `ipc_frame` fuzz target (fuzz/fuzz_targets/ipc_frame.rs) and its corpus
+//! replay test (broker/tests/fuzz_corpus.rs).
+//!
+//! [`fuzz_frame`] treats its input as the bytes a peer writes on a broker
+//! connection: successive frames, each a length prefix checked with
+//! [`codec::check_len`] and a body decoded with [`codec::decode`] — exactly
+//! what `read_frame` does in the server. A `Request` goes through the role check and dispatch of a real
+//! [`BrokerService`] (real vault in secret memory, real keyutils keychain,
+//! real approvals book, over a private temporary state directory), and the
+//! reply is encoded as the server would send it. The peer's role is
+//! `PeerRole::ALL[request id % 4]`, so every role is reachable and an input
+//! always replays under the same role.
+//!
+//! The service is built once per process and keeps its state between
+//! inputs (like a long-lived broker). It starts with an initialized, signed-in
+//! account whose passphrase is [`FUZZ_PASSPHRASE`]. Keychain entries an input
+//! creates are removed again (and remembered unlock material deleted), so a
+//! long fuzzing run does not fill the user's kernel keyring.
+//!
+//! Must never: panic on any input (that is what the fuzzer looks for), or
+//! touch any state outside its own temporary directory and keychain namespace.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use gatehouse_ipc::broker::{Broker, BrokerRequest, Hardening};
+use gatehouse_ipc::codec::{self, FrameError};
+use gatehouse_ipc::wire::{ClientMessage, ProtocolError, ServerMessage};
+use gatehouse_ipc::{PeerIdentity, PeerRole, SecretBytes, Service};
+
+use crate::approvals::Approvals;
+use crate::keychain::{Backend, Keychain};
+use crate::redact::Redactor;
+use crate::service::{BrokerService, State};
+use crate::vault::Vault;
+
+/// Passphrase of the account the fuzzing service starts with (seed inputs
+/// use it to sign in again after a sign-out).
+pub const FUZZ_PASSPHRASE: &[u8] = b"fuzz-passphrase-0";
+
+/// Most frames taken from one input (a connection's worth).
+const MAX_FRAMES: usize = 32;
+
+struct Harness {
+    service: Arc<BrokerService>,
+    /// A second handle on the same keychain namespace, for cleanup.
+    keychain: Keychain,
+    install_dir: PathBuf,
+}
+
+type Reply = ServerMessage<
+    <Broker as Service>::Response,
+    <Broker as Service>::Error,
+    <Broker as Service>::Event,
+>;
+
+static HARNESS: OnceLock<Result<Harness, String>> = OnceLock::new();
+
+fn build() -> Result<Harness, String> {
+    let pid = std::process::id();
+    let profile = format!("fuzz-{pid}");
+    let state = std::env::temp_dir().join(format!("gatehouse-fuzz-{pid}"));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let open_keychain =
+        || Keychain::open(Some(Backend::Keyutils), &profile).map_err(|e| format!("keychain: {e}"));
+    let vault = Vault::open(&state, open_keychain()?).map_err(|e| format!("vault: {e}"))?;
+    let approvals = Approvals::open(state.join("used-nonces.log"), 60_000)
+        .map_err(|e| format!("nonce log: {e}"))?;
+    let install_dir = PathBuf::from("/opt/gatehouse-fuzz/bin");
+    let service = BrokerService::new(
+        State {
+            vault,
+            approvals,
+            redactor: Redactor::default(),
+        },
+        Hardening::default(),
+        install_dir.display().to_string(),
+    );
+    let h = Harness {
+        service,
+        keychain: open_keychain()?,
+        install_dir,
+    };
+    h.service
+        .dispatch(
+            &h.peer(PeerRole::Cli),
+            BrokerRequest::AccountInit {
+                passphrase: SecretBytes::copy_from(FUZZ_PASSPHRASE),
+            },
+        )
+        .map_err(|e| format!("account init: {e}"))?;
+    Ok(h)
+}
+
+impl Harness {
+    fn peer(&self, role: PeerRole) -> PeerIdentity {
+        PeerIdentity {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            pid: std::process::id() as i32,
+            exe: self.install_dir.join(role.binary_name()),
+            role,
+            pidfd_pinned: true,
+        }
+    }
+
+    /// Handles one decoded frame as the server's connection loop would.
+    fn frame(&self, msg: ClientMessage<BrokerRequest>) {
+        match msg {
+            // The handshake's order is not modelled: a Hello anywhere is
+            // decoded and skipped, so single request frames reach dispatch.
+            ClientMessage::Hello(_) => {}
+            ClientMessage::Request { id, body } => {
+                let role = PeerRole::ALL[(id % PeerRole::ALL.len() as u64) as usize];
+                let peer = self.peer(role);
+                let keychain_set = match &body {
+                    BrokerRequest::KeychainSet { name, .. } => Some(name.clone()),
+                    _ => None,
+                };
+                let remember = matches!(
+                    body,
+                    BrokerRequest::SignIn {
+                        remember_device: true,
+                        ..
+                    }
+                );
+                let _subscribes =
+                    gatehouse_ipc::server::Handler::<Broker>::subscribes(&*self.service, &body);
+                let result = self.service.dispatch(&peer, body);
+                let ok = result.is_ok();
+                let reply: Reply = ServerMessage::Reply { id, result };
+                // The server writes the reply with `write_frame`; an encoding
+                // failure (e.g. a reply over the frame limit) closes that connection.
+                let _ = codec::encode_frame(&reply);
+                if ok {
+                    self.cleanup(keychain_set, remember);
+                }
+            }
+        }
+    }
+
+    /// Keeps the kernel keyring from filling up over a long run.
+    fn cleanup(&self, keychain_set: Option<String>, remember: bool) {
+        if let Some(name) = keychain_set {
+            let _ = self.service.dispatch(
+                &self.peer(PeerRole::Cli),
+                BrokerRequest::KeychainRemove { name },
+            );
+        }
+        if remember {
+            let _ = self.keychain.delete("unlock");
+        }
+    }
+}
+
+/// Whether [`fuzz_frame`] reaches a real dispatcher in this process (it only
+/// decodes when the service cannot be built, e.g. without kernel keyutils).
+pub fn dispatcher_available() -> Result<(), String> {
+    match HARNESS.get_or_init(build) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// Feeds `data` to the broker as the bytes of one connection. Never panics.
+pub fn fuzz_frame(data: &[u8]) {
+    let harness = HARNESS.get_or_init(build).as_ref().ok();
+    let mut rest = data;
+    for _ in 0..MAX_FRAMES {
+        let Some((prefix, after)) = rest.split_first_chunk::<4>() else {
+            return; // EOF inside a prefix: the server sees a closed connection.
+        };
+        let len = match codec::check_len(*prefix) {
+            Ok(len) => len,
+            Err(e) => {
+                // The server answers Malformed(FrameTooLarge) and closes.
+                let _ = refuse(e);
+                return;
+            }
+        };
+        if after.len() < len {
+            // Truncated frame: Malformed, connection closed.
+            let _ = refuse(FrameError::Malformed(format!(
+                "truncated frame: expected {len} bytes"
+            )));
+            return;
+        }
+        let (body, next) = after.split_at(len);
+        rest = next;
+        match codec::decode::<ClientMessage<BrokerRequest>>(body) {
+            Ok(msg) => {
+                if let Some(h) = harness {
+                    h.frame(msg);
+                }
+            }
+            Err(e) => {
+                let _ = refuse(e);
+                return;
+            }
+        }
+    }
+}
+
+/// Encodes what the server sends before closing a connection for `e`.
+fn refuse(e: FrameError) -> Result<zeroize::Zeroizing<Vec<u8>>, FrameError> {
+    let err = match e {
+        FrameError::TooLarge { len, max } => ProtocolError::FrameTooLarge {
+            len: len as u64,
+            max: max as u64,
+        },
+        other => ProtocolError::Malformed(other.to_string()),
+    };
+    let reply: Reply = ServerMessage::Malformed(err);
+    codec::encode_frame(&reply)
+}

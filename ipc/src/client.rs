@@ -186,11 +186,21 @@ impl<S: Service> Client<S> {
                 service: S::NAME,
                 after: self.timeout,
             }),
+            Ok(Err(error)) if server_gone(&error) => Err(Self::closed()),
             Ok(Err(error)) => Err(ClientError::Frame {
                 service: S::NAME,
                 error,
             }),
             Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// The server went away (crashed, killed, restarted) under this connection.
+    fn closed() -> ClientError {
+        ClientError::Unavailable {
+            service: S::NAME,
+            socket: PathBuf::from(S::SOCKET),
+            reason: "connection closed by the server".into(),
         }
     }
 
@@ -203,16 +213,28 @@ impl<S: Service> Client<S> {
                 service: S::NAME,
                 after: self.timeout,
             }),
-            Ok(Err(FrameError::Closed)) => Err(ClientError::Unavailable {
-                service: S::NAME,
-                socket: PathBuf::from(S::SOCKET),
-                reason: "connection closed by the server".into(),
-            }),
+            Ok(Err(error)) if server_gone(&error) => Err(Self::closed()),
             Ok(Err(error)) => Err(ClientError::Frame {
                 service: S::NAME,
                 error,
             }),
             Ok(Ok(m)) => Ok(m),
         }
+    }
+}
+
+/// Whether a frame error means the server end of the connection is gone: EOF,
+/// or a write/read on a socket the server closed (EPIPE, ECONNRESET).
+fn server_gone(error: &FrameError) -> bool {
+    match error {
+        FrameError::Closed => true,
+        FrameError::Io(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::NotConnected
+        ),
+        _ => false,
     }
 }

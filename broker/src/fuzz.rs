@@ -10,7 +10,16 @@
 //! real approvals book, over a private temporary state directory), and the
 //! reply is encoded as the server would send it. The peer's role is
 //! `PeerRole::ALL[request id % 4]`, so every role is reachable and an input
-//! always replays under the same role.
+//! always replays under the same role; each role has its own synthetic pid
+//! (so one role can approve what another requested).
+//!
+//! Approval ids are random per broker process and tokens carry a signature
+//! no input can guess, so two helpers let inputs reach the approval paths:
+//! an approval id below 64 in ShowApproval, ApprovalOutcome, DecideApproval
+//! or a token means "the n-th newest approval request", and a token with an
+//! empty signature is replaced by the broker's real token for that approval
+//! (if approved), keeping the input's action — so consumption, mismatch and
+//! replay checks run on real tokens.
 //!
 //! The service is built once per process and keeps its state between
 //! inputs (like a long-lived broker). It starts with an initialized, signed-in
@@ -24,7 +33,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use gatehouse_ipc::broker::{Broker, BrokerRequest, Hardening};
+use gatehouse_ipc::broker::{ApprovalOutcome, Broker, BrokerRequest, BrokerResponse, Hardening};
 use gatehouse_ipc::codec::{self, FrameError};
 use gatehouse_ipc::wire::{ClientMessage, ProtocolError, ServerMessage};
 use gatehouse_ipc::{PeerIdentity, PeerRole, SecretBytes, Service};
@@ -96,23 +105,74 @@ fn build() -> Result<Harness, String> {
 
 impl Harness {
     fn peer(&self, role: PeerRole) -> PeerIdentity {
+        let index = PeerRole::ALL.iter().position(|r| *r == role).unwrap_or(0);
         PeerIdentity {
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
-            pid: std::process::id() as i32,
+            pid: 1000 + index as i32,
             exe: self.install_dir.join(role.binary_name()),
             role,
             pidfd_pinned: true,
         }
     }
 
+    /// Approval ids, newest first.
+    fn recent_approvals(&self) -> Vec<(u64, PeerRole)> {
+        match self
+            .service
+            .dispatch(&self.peer(PeerRole::Cli), BrokerRequest::ListApprovals)
+        {
+            Ok(BrokerResponse::Approvals(list)) => list
+                .iter()
+                .rev()
+                .map(|v| (v.id, v.requester.role))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// See the module doc: small approval ids and unsigned tokens.
+    fn resolve_approvals(&self, body: &mut BrokerRequest) {
+        let resolve = |id: &mut u64, recent: &[(u64, PeerRole)]| -> Option<PeerRole> {
+            let &(real, requester) = recent.get(usize::try_from(*id).ok()?)?;
+            *id = real;
+            Some(requester)
+        };
+        match body {
+            BrokerRequest::ShowApproval { id }
+            | BrokerRequest::ApprovalOutcome { id }
+            | BrokerRequest::DecideApproval { id, .. }
+                if *id < 64 =>
+            {
+                resolve(id, &self.recent_approvals());
+            }
+            BrokerRequest::ConsumeApproval { token, .. } if token.approval_id < 64 => {
+                let mut id = token.approval_id;
+                let Some(requester) = resolve(&mut id, &self.recent_approvals()) else {
+                    return;
+                };
+                token.approval_id = id;
+                if token.signature.is_empty()
+                    && let Ok(BrokerResponse::Outcome(outcome)) = self
+                        .service
+                        .dispatch(&self.peer(requester), BrokerRequest::ApprovalOutcome { id })
+                    && let ApprovalOutcome::Approved(real) = *outcome
+                {
+                    *token = real;
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Handles one decoded frame as the server's connection loop would.
-    fn frame(&self, msg: ClientMessage<BrokerRequest>) {
+    fn frame(&self, msg: ClientMessage<BrokerRequest>, replies: &mut Option<&mut Vec<String>>) {
         match msg {
             // The handshake's order is not modelled: a Hello anywhere is
             // decoded and skipped, so single request frames reach dispatch.
             ClientMessage::Hello(_) => {}
-            ClientMessage::Request { id, body } => {
+            ClientMessage::Request { id, mut body } => {
+                self.resolve_approvals(&mut body);
                 let role = PeerRole::ALL[(id % PeerRole::ALL.len() as u64) as usize];
                 let peer = self.peer(role);
                 let keychain_set = match &body {
@@ -130,6 +190,16 @@ impl Harness {
                     gatehouse_ipc::server::Handler::<Broker>::subscribes(&*self.service, &body);
                 let result = self.service.dispatch(&peer, body);
                 let ok = result.is_ok();
+                if let Some(r) = replies.as_mut() {
+                    r.push(match &result {
+                        Ok(resp) => {
+                            let d = format!("{resp:?}");
+                            let end = d.find([' ', '(', '{']).unwrap_or(d.len());
+                            format!("{role} ok {}", &d[..end])
+                        }
+                        Err(e) => format!("{role} err {e}"),
+                    });
+                }
                 let reply: Reply = ServerMessage::Reply { id, result };
                 // The server writes the reply with `write_frame`; an encoding
                 // failure (e.g. a reply over the frame limit) closes that connection.
@@ -166,6 +236,18 @@ pub fn dispatcher_available() -> Result<(), String> {
 
 /// Feeds `data` to the broker as the bytes of one connection. Never panics.
 pub fn fuzz_frame(data: &[u8]) {
+    run(data, None);
+}
+
+/// [`fuzz_frame`], returning one line per dispatched request
+/// (`ROLE ok RESPONSE-KIND` or `ROLE err MESSAGE`), for tests of the seeds.
+pub fn fuzz_frame_replies(data: &[u8]) -> Vec<String> {
+    let mut replies = Vec::new();
+    run(data, Some(&mut replies));
+    replies
+}
+
+fn run(data: &[u8], mut replies: Option<&mut Vec<String>>) {
     let harness = HARNESS.get_or_init(build).as_ref().ok();
     let mut rest = data;
     for _ in 0..MAX_FRAMES {
@@ -192,7 +274,7 @@ pub fn fuzz_frame(data: &[u8]) {
         match codec::decode::<ClientMessage<BrokerRequest>>(body) {
             Ok(msg) => {
                 if let Some(h) = harness {
-                    h.frame(msg);
+                    h.frame(msg, &mut replies);
                 }
             }
             Err(e) => {

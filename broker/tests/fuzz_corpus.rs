@@ -9,7 +9,9 @@
 
 use std::path::PathBuf;
 
-use gatehouse_broker::fuzz::{FUZZ_PASSPHRASE, dispatcher_available, fuzz_frame};
+use gatehouse_broker::fuzz::{
+    FUZZ_PASSPHRASE, dispatcher_available, fuzz_frame, fuzz_frame_replies,
+};
 use gatehouse_broker::roles::allowed;
 use gatehouse_ipc::broker::{
     Action, ApprovalToken, BrokerRequest, Decision, FieldAddress, KeyScope, OpenItem, Requester,
@@ -239,6 +241,51 @@ fn hello_frame(protocol: u32, service: &str) -> Vec<u8> {
     encode_frame(&hello).expect("encodes").to_vec()
 }
 
+/// Request, approve, fetch the outcome, consume twice — the token is for
+/// `/system reboot`, the consumption for `consumed`.
+fn approval_sequence(consumed: &Action) -> Vec<u8> {
+    let unsigned = ApprovalToken {
+        approval_id: 0,
+        action: consumed.clone(),
+        requester: requester(PeerRole::Sessiond),
+        approver: requester(PeerRole::Ui),
+        nonce: [0; 16],
+        expires_ms: 0,
+        signature: vec![],
+    };
+    [
+        request_frame(
+            2,
+            BrokerRequest::RequestApproval {
+                action: action("/system reboot"),
+            },
+        ),
+        request_frame(
+            1,
+            BrokerRequest::DecideApproval {
+                id: 0,
+                decision: Decision::Approve,
+            },
+        ),
+        request_frame(6, BrokerRequest::ApprovalOutcome { id: 0 }),
+        request_frame(
+            10,
+            BrokerRequest::ConsumeApproval {
+                token: unsigned.clone(),
+                action: consumed.clone(),
+            },
+        ),
+        request_frame(
+            14,
+            BrokerRequest::ConsumeApproval {
+                token: unsigned,
+                action: consumed.clone(),
+            },
+        ),
+    ]
+    .concat()
+}
+
 /// The seed corpus: valid frames of every request kind (under each role via
 /// the id), connection-like sequences, and truncated/oversized/garbage frames.
 fn seed_corpus() -> Vec<(String, Vec<u8>)> {
@@ -252,24 +299,18 @@ fn seed_corpus() -> Vec<(String, Vec<u8>)> {
             .unwrap_or(0) as u64;
         out.push((format!("req-{name}"), request_frame(id, req)));
     }
-    // Approval life cycle under the right roles: sessiond requests (id 2),
-    // ui approves (id 1; approval ids are not guessable here, so this mostly
-    // reaches "unknown approval"), sessiond asks for the outcome.
+    // Approval life cycle under the right roles (the harness maps approval
+    // id 0 to the newest request and fills an unsigned token with the real
+    // one): sessiond (id ≡ 2) requests, ui (id ≡ 1) approves, sessiond asks
+    // for the outcome and consumes the token twice (the second is a replay).
     let hello = hello_frame(PROTOCOL_VERSION, "broker.sock");
     out.push((
         "seq-approval".into(),
-        [
-            hello.clone(),
-            request_frame(
-                2,
-                BrokerRequest::RequestApproval {
-                    action: action("/system reboot"),
-                },
-            ),
-            request_frame(1, BrokerRequest::ListApprovals),
-            request_frame(6, BrokerRequest::ApprovalOutcome { id: 1 }),
-        ]
-        .concat(),
+        approval_sequence(&action("/system reboot")),
+    ));
+    out.push((
+        "seq-approval-mismatch".into(),
+        approval_sequence(&action("/system reset-configuration")),
     ));
     out.push((
         "seq-keychain".into(),
@@ -430,6 +471,33 @@ fn seed_corpus_is_on_disk() {
 #[test]
 fn replay_corpus_and_random_inputs() {
     dispatcher_available().expect("the fuzz harness builds a real broker service");
+
+    // The harness reaches deep paths: a whole approval life cycle on real
+    // tokens (before any other input changes the shared broker state).
+    let seeds = seed_corpus();
+    let seed = |name: &str| &seeds.iter().find(|(n, _)| n == name).expect(name).1;
+    let got = fuzz_frame_replies(seed("seq-approval"));
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "sessiond ok ApprovalRequested",
+            "ui ok Decided",
+            "sessiond ok Outcome",
+            "sessiond ok Consumed",
+            "sessiond err approval:",
+        ],
+        "{got:?}"
+    );
+    assert!(got[4].contains("already used"), "replay: {got:?}");
+    let got = fuzz_frame_replies(seed("seq-approval-mismatch"));
+    assert!(
+        got.get(3).is_some_and(|l| l.contains("Command differs")),
+        "mismatched action consumed: {got:?}"
+    );
     let dir = corpus_dir();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -443,7 +511,7 @@ fn replay_corpus_and_random_inputs() {
 
     // Random inputs: pure noise, and seed inputs with bytes flipped,
     // replaced or cut off (noise alone rarely gets past the decoder).
-    let seeds: Vec<Vec<u8>> = seed_corpus().into_iter().map(|(_, b)| b).collect();
+    let seeds: Vec<Vec<u8>> = seeds.into_iter().map(|(_, b)| b).collect();
     let mut rng = Rng(0x6761_7465_686f_7573);
     for i in 0..2000 {
         let input: Vec<u8> = match i % 3 {

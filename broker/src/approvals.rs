@@ -236,7 +236,7 @@ impl Approvals {
         Ok(match p.view.state {
             ApprovalState::Pending => ApprovalOutcome::Pending,
             ApprovalState::Approved => match &p.token {
-                Some(t) => ApprovalOutcome::Approved(t.clone()),
+                Some(t) => ApprovalOutcome::Approved(Box::new(t.clone())),
                 None => ApprovalOutcome::Expired,
             },
             ApprovalState::Rejected => ApprovalOutcome::Rejected {

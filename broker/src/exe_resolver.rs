@@ -13,7 +13,7 @@
 //! the broker (its only input is the inherited socketpair).
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -65,9 +65,7 @@ pub fn run_helper() -> std::io::Result<()> {
     let _ = nix::sys::prctl::set_dumpable(false);
     let _ = nix::sys::prctl::set_no_new_privs();
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-    let mut io = std::fs::File::from(std::os::fd::OwnedFd::from(
-        std::io::stdin().lock().try_clone_fd()?,
-    ));
+    let mut io = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     loop {
         let mut prefix = [0u8; 4];
         if io.read_exact(&mut prefix).is_err() {
@@ -84,16 +82,5 @@ pub fn run_helper() -> std::io::Result<()> {
         };
         let frame = encode_frame(&answer).map_err(std::io::Error::other)?;
         io.write_all(&frame)?;
-    }
-}
-
-trait TryCloneFd {
-    fn try_clone_fd(&self) -> std::io::Result<OwnedFd>;
-}
-
-impl TryCloneFd for std::io::StdinLock<'_> {
-    fn try_clone_fd(&self) -> std::io::Result<OwnedFd> {
-        use std::os::fd::AsFd;
-        self.as_fd().try_clone_to_owned()
     }
 }

@@ -155,7 +155,11 @@ impl Keychain {
                     .read_to_vec()
                     .map(|v| Some(zeroize::Zeroizing::new(v)))
                     .map_err(|e| KeychainError(format!("keyutils read: {e:?}"))),
-                Err(linux_keyutils::KeyError::KeyDoesNotExist) => Ok(None),
+                // A key invalidated a moment ago reads as revoked until the kernel collects it.
+                Err(
+                    linux_keyutils::KeyError::KeyDoesNotExist
+                    | linux_keyutils::KeyError::KeyRevoked,
+                ) => Ok(None),
                 Err(e) => Err(KeychainError(format!("keyutils search: {e:?}"))),
             },
         }
@@ -174,7 +178,10 @@ impl Keychain {
                     .invalidate()
                     .map(|_| true)
                     .map_err(|e| KeychainError(format!("keyutils invalidate: {e:?}"))),
-                Err(linux_keyutils::KeyError::KeyDoesNotExist) => Ok(false),
+                Err(
+                    linux_keyutils::KeyError::KeyDoesNotExist
+                    | linux_keyutils::KeyError::KeyRevoked,
+                ) => Ok(false),
                 Err(e) => Err(KeychainError(format!("keyutils search: {e:?}"))),
             },
         }

@@ -280,7 +280,17 @@ impl Handler<Broker> for BrokerService {
             req,
             BrokerRequest::AccountInit { .. } | BrokerRequest::SignIn { .. }
         );
-        let result = tokio::task::block_in_place(|| {
+        // Requests that wait on Argon2id or the OS keychain (D-Bus) leave this
+        // worker thread to the runtime's other tasks; the rest are microseconds.
+        let blocking = deep
+            || matches!(
+                req,
+                BrokerRequest::SignOut
+                    | BrokerRequest::Status
+                    | BrokerRequest::KeychainSet { .. }
+                    | BrokerRequest::KeychainRemove { .. }
+            );
+        let run = || {
             let result = self.dispatch(peer, req);
             // Crypto leaves key residues on this thread's stack; wipe them at the depth they were made.
             if deep {
@@ -289,7 +299,12 @@ impl Handler<Broker> for BrokerService {
                 gatehouse_sandbox::secret_mem::scrub_stack();
             }
             result
-        });
+        };
+        let result = if blocking {
+            tokio::task::block_in_place(run)
+        } else {
+            run()
+        };
         if let Err(BrokerError::Approval(ApprovalError::Replayed)) = &result {
             tracing::warn!("replayed approval token from pid {}", peer.pid);
         }

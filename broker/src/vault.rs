@@ -366,9 +366,6 @@ impl Vault {
     /// Signs in with a passphrase (throttled after repeated failures).
     pub fn sign_in(&mut self, passphrase: &[u8], remember: bool) -> Result<(), BrokerError> {
         let file = self.file.clone().ok_or(BrokerError::NotInitialized)?;
-        if self.unlocked.is_some() {
-            self.sign_out_keys();
-        }
         let wait =
             (self.throttle.last_failure_ms + self.throttle.delay_ms()).saturating_sub(now_ms());
         if wait > 0 {
@@ -376,6 +373,8 @@ impl Vault {
                 retry_after_ms: wait,
             });
         }
+        // A session already open stays open unless the new passphrase is right.
+        let previous = self.unlocked.take();
         let account = self.alloc()?;
         let salt = b64d(&file.salt)?;
         crypto::derive_account_key(
@@ -385,7 +384,13 @@ impl Vault {
             self.arena.get_mut(&account).expect("fresh slot"),
         )
         .map_err(BrokerError::Internal)?;
-        match self.unlock_with(account, &file) {
+        let unlocked = self.unlock_with(account, &file);
+        match (&unlocked, previous) {
+            (Ok(()), Some(old)) => self.free_unlocked(old),
+            (Err(_), Some(old)) => self.unlocked = Some(old),
+            (_, None) => {}
+        }
+        match unlocked {
             Ok(()) => {
                 if self.throttle.failures > 0 {
                     self.throttle = Throttle::default();
@@ -517,6 +522,24 @@ impl Vault {
             orgs,
         });
         Ok(())
+    }
+
+    /// Zeroizes and frees the slots of a session that is being replaced.
+    fn free_unlocked(&mut self, old: Unlocked) {
+        let Unlocked {
+            account,
+            user,
+            keychain,
+            approval,
+            orgs,
+            ..
+        } = old;
+        for slot in [account, user, keychain, approval]
+            .into_iter()
+            .chain(orgs.into_values().map(|(_, s)| s))
+        {
+            let _ = self.arena.free(slot);
+        }
     }
 
     /// Zeroizes every key slot; returns how many keys there were.

@@ -186,7 +186,7 @@ pub struct ApprovalToken {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApprovalOutcome {
     Pending,
-    Approved(ApprovalToken),
+    Approved(Box<ApprovalToken>),
     Rejected { reason: String },
     Edited { new_id: u64 },
     Expired,
@@ -304,7 +304,7 @@ pub enum BrokerRequest {
         decision: Decision,
     },
     ConsumeApproval {
-        token: ApprovalToken,
+        token: Box<ApprovalToken>,
         action: Action,
     },
     Redact {

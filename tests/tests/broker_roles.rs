@@ -80,7 +80,7 @@ fn sample(op: Operation) -> BrokerRequest {
             decision: Decision::Approve,
         },
         Operation::ConsumeApproval => BrokerRequest::ConsumeApproval {
-            token: ApprovalToken {
+            token: Box::new(ApprovalToken {
                 approval_id: 1,
                 action: action.clone(),
                 requester: who.clone(),
@@ -88,7 +88,7 @@ fn sample(op: Operation) -> BrokerRequest {
                 nonce: [0; 16],
                 expires_ms: 0,
                 signature: vec![0; 64],
-            },
+            }),
             action,
         },
         Operation::Redact => BrokerRequest::Redact {

@@ -56,6 +56,37 @@ pub enum CallError<E: std::fmt::Debug + std::fmt::Display> {
     Remote(E),
 }
 
+/// Rebuilds a transport error (they are not `Clone` because of io errors).
+fn clone_client_error(e: &ClientError) -> ClientError {
+    match e {
+        ClientError::Unavailable {
+            service,
+            socket,
+            reason,
+        } => ClientError::Unavailable {
+            service,
+            socket: socket.clone(),
+            reason: reason.clone(),
+        },
+        ClientError::Timeout { service, after } => ClientError::Timeout {
+            service,
+            after: *after,
+        },
+        ClientError::Refused { service, error } => ClientError::Refused {
+            service,
+            error: error.clone(),
+        },
+        ClientError::Frame { service, error } => ClientError::Unexpected {
+            service,
+            what: error.to_string(),
+        },
+        ClientError::Unexpected { service, what } => ClientError::Unexpected {
+            service,
+            what: what.clone(),
+        },
+    }
+}
+
 /// A connected, handshaken client of service `S`.
 pub struct Client<S: Service> {
     stream: Stream,
@@ -101,8 +132,14 @@ impl<S: Service> Client<S> {
             protocol: PROTOCOL_VERSION,
             service: S::SOCKET.to_string(),
         });
-        client.send(&hello).await?;
-        match client.recv().await? {
+        // A server may refuse us (and close) before reading our Hello; then the
+        // write fails but its refusal is still waiting to be read.
+        let sent = client.send(&hello).await;
+        let reply = client.recv().await;
+        if let (Err(e), Err(_)) = (&sent, &reply) {
+            return Err(clone_client_error(e));
+        }
+        match reply? {
             ServerMessage::Welcome(w) => client.welcome = w,
             ServerMessage::Refused(error) | ServerMessage::Malformed(error) => {
                 return Err(ClientError::Refused {

@@ -131,7 +131,10 @@ impl BrokerFixture {
             },
         ]);
         c.args(&self.opts.broker_args);
-        c.env("GATEHOUSE_LOG", "warn");
+        c.env(
+            "GATEHOUSE_LOG",
+            std::env::var("GATEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
         c.stdin(Stdio::null());
         let _ = std::fs::remove_file(self.socket());
         let mut g = ChildGuard::spawn(&mut c)?;

@@ -92,7 +92,7 @@ fn list(p: &mut Peer) -> Result<Vec<ApprovalView>> {
 
 fn token_of(p: &mut Peer, id: u64) -> Result<ApprovalToken> {
     match outcome(p, id)? {
-        Ok(ApprovalOutcome::Approved(t)) => Ok(t),
+        Ok(ApprovalOutcome::Approved(t)) => Ok(*t),
         other => bail!("outcome of {id}: {other:?}"),
     }
 }
@@ -110,7 +110,7 @@ fn approved(requester: &mut Peer, approver: &mut Peer, a: &Action) -> Result<App
 /// ConsumeApproval: `Ok(())` or the approval error.
 fn consume(p: &mut Peer, token: &ApprovalToken, a: &Action) -> Result<Result<(), BrokerError>> {
     let v = p.call(&BrokerRequest::ConsumeApproval {
-        token: token.clone(),
+        token: Box::new(token.clone()),
         action: a.clone(),
     })?;
     if let Some(e) = v.get("err") {

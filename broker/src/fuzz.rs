@@ -21,11 +21,16 @@
 //! (if approved), keeping the input's action — so consumption, mismatch and
 //! replay checks run on real tokens.
 //!
-//! The service is built once per process and keeps its state between
-//! inputs (like a long-lived broker). It starts with an initialized, signed-in
-//! account whose passphrase is [`FUZZ_PASSPHRASE`]. Keychain entries an input
-//! creates are removed again (and remembered unlock material deleted), so a
-//! long fuzzing run does not fill the user's kernel keyring.
+//! The services are built once per process and keep their state between
+//! inputs (like a long-lived broker). There are two, each with an
+//! initialized account whose passphrase is [`FUZZ_PASSPHRASE`]: AccountInit,
+//! SignIn and SignOut go to an *account* instance, everything else to a
+//! *main* instance that stays signed in — otherwise the first sign-out (or
+//! any sign-in attempt, which signs out first) would leave every later input
+//! on the signed-out paths, with sign-in throttled for minutes. Keychain
+//! entries an input creates are removed again (and remembered unlock
+//! material deleted), so a long run does not fill the user's kernel keyring;
+//! state directories of fuzzing processes that have exited are removed.
 //!
 //! Must never: panic on any input (that is what the fuzzer looks for), or
 //! touch any state outside its own temporary directory and keychain namespace.
@@ -33,7 +38,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use gatehouse_ipc::broker::{ApprovalOutcome, Broker, BrokerRequest, BrokerResponse, Hardening};
+use gatehouse_ipc::broker::{
+    ApprovalOutcome, Broker, BrokerRequest, BrokerResponse, Hardening, Operation,
+};
 use gatehouse_ipc::codec::{self, FrameError};
 use gatehouse_ipc::wire::{ClientMessage, ProtocolError, ServerMessage};
 use gatehouse_ipc::{PeerIdentity, PeerRole, SecretBytes, Service};
@@ -52,10 +59,12 @@ pub const FUZZ_PASSPHRASE: &[u8] = b"fuzz-passphrase-0";
 const MAX_FRAMES: usize = 32;
 
 struct Harness {
-    service: Arc<BrokerService>,
-    /// A second handle on the same keychain namespace, for cleanup.
-    keychain: Keychain,
-    install_dir: PathBuf,
+    /// Everything but the account operations; always signed in.
+    main: Arc<BrokerService>,
+    /// AccountInit, SignIn, SignOut.
+    account: Arc<BrokerService>,
+    /// A second handle on the account instance's keychain namespace, for cleanup.
+    account_keychain: Keychain,
 }
 
 type Reply = ServerMessage<
@@ -66,18 +75,38 @@ type Reply = ServerMessage<
 
 static HARNESS: OnceLock<Result<Harness, String>> = OnceLock::new();
 
-fn build() -> Result<Harness, String> {
-    let pid = std::process::id();
-    let profile = format!("fuzz-{pid}");
-    let state = std::env::temp_dir().join(format!("gatehouse-fuzz-{pid}"));
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
-    let open_keychain =
-        || Keychain::open(Some(Backend::Keyutils), &profile).map_err(|e| format!("keychain: {e}"));
-    let vault = Vault::open(&state, open_keychain()?).map_err(|e| format!("vault: {e}"))?;
+const DIR_PREFIX: &str = "gatehouse-fuzz-";
+const INSTALL_DIR: &str = "/opt/gatehouse-fuzz/bin";
+
+/// Removes state directories left by fuzzing processes that no longer run.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// A service over `state` with an account signed in with [`FUZZ_PASSPHRASE`].
+fn service(state: &std::path::Path, profile: &str) -> Result<Arc<BrokerService>, String> {
+    let _ = std::fs::remove_dir_all(state);
+    std::fs::create_dir_all(state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let keychain =
+        Keychain::open(Some(Backend::Keyutils), profile).map_err(|e| format!("keychain: {e}"))?;
+    let vault = Vault::open(state, keychain).map_err(|e| format!("vault: {e}"))?;
     let approvals = Approvals::open(state.join("used-nonces.log"), 60_000)
         .map_err(|e| format!("nonce log: {e}"))?;
-    let install_dir = PathBuf::from("/opt/gatehouse-fuzz/bin");
     let service = BrokerService::new(
         State {
             vault,
@@ -85,42 +114,51 @@ fn build() -> Result<Harness, String> {
             redactor: Redactor::default(),
         },
         Hardening::default(),
-        install_dir.display().to_string(),
+        INSTALL_DIR.into(),
     );
-    let h = Harness {
-        service,
-        keychain: open_keychain()?,
-        install_dir,
-    };
-    h.service
+    service
         .dispatch(
-            &h.peer(PeerRole::Cli),
+            &peer(PeerRole::Cli),
             BrokerRequest::AccountInit {
                 passphrase: SecretBytes::copy_from(FUZZ_PASSPHRASE),
             },
         )
         .map_err(|e| format!("account init: {e}"))?;
-    Ok(h)
+    Ok(service)
+}
+
+fn build() -> Result<Harness, String> {
+    remove_stale_dirs();
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{pid}"));
+    let account_profile = format!("fuzz-{pid}-account");
+    Ok(Harness {
+        main: service(&dir.join("main"), &format!("fuzz-{pid}"))?,
+        account: service(&dir.join("account"), &account_profile)?,
+        account_keychain: Keychain::open(Some(Backend::Keyutils), &account_profile)
+            .map_err(|e| format!("keychain: {e}"))?,
+    })
+}
+
+/// A synthetic peer with `role` and a pid of its own.
+fn peer(role: PeerRole) -> PeerIdentity {
+    let index = PeerRole::ALL.iter().position(|r| *r == role).unwrap_or(0);
+    PeerIdentity {
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        pid: 1000 + index as i32,
+        exe: PathBuf::from(INSTALL_DIR).join(role.binary_name()),
+        role,
+        pidfd_pinned: true,
+    }
 }
 
 impl Harness {
-    fn peer(&self, role: PeerRole) -> PeerIdentity {
-        let index = PeerRole::ALL.iter().position(|r| *r == role).unwrap_or(0);
-        PeerIdentity {
-            uid: nix::unistd::getuid().as_raw(),
-            gid: nix::unistd::getgid().as_raw(),
-            pid: 1000 + index as i32,
-            exe: self.install_dir.join(role.binary_name()),
-            role,
-            pidfd_pinned: true,
-        }
-    }
-
     /// Approval ids, newest first.
     fn recent_approvals(&self) -> Vec<(u64, PeerRole)> {
         match self
-            .service
-            .dispatch(&self.peer(PeerRole::Cli), BrokerRequest::ListApprovals)
+            .main
+            .dispatch(&peer(PeerRole::Cli), BrokerRequest::ListApprovals)
         {
             Ok(BrokerResponse::Approvals(list)) => list
                 .iter()
@@ -154,8 +192,8 @@ impl Harness {
                 token.approval_id = id;
                 if token.signature.is_empty()
                     && let Ok(BrokerResponse::Outcome(outcome)) = self
-                        .service
-                        .dispatch(&self.peer(requester), BrokerRequest::ApprovalOutcome { id })
+                        .main
+                        .dispatch(&peer(requester), BrokerRequest::ApprovalOutcome { id })
                     && let ApprovalOutcome::Approved(real) = *outcome
                 {
                     *token = real;
@@ -174,7 +212,7 @@ impl Harness {
             ClientMessage::Request { id, mut body } => {
                 self.resolve_approvals(&mut body);
                 let role = PeerRole::ALL[(id % PeerRole::ALL.len() as u64) as usize];
-                let peer = self.peer(role);
+                let peer = peer(role);
                 let keychain_set = match &body {
                     BrokerRequest::KeychainSet { name, .. } => Some(name.clone()),
                     _ => None,
@@ -186,9 +224,15 @@ impl Harness {
                         ..
                     }
                 );
+                let service = match body.operation() {
+                    Operation::AccountInit | Operation::SignIn | Operation::SignOut => {
+                        &self.account
+                    }
+                    _ => &self.main,
+                };
                 let _subscribes =
-                    gatehouse_ipc::server::Handler::<Broker>::subscribes(&*self.service, &body);
-                let result = self.service.dispatch(&peer, body);
+                    gatehouse_ipc::server::Handler::<Broker>::subscribes(&**service, &body);
+                let result = service.dispatch(&peer, body);
                 let ok = result.is_ok();
                 if let Some(r) = replies.as_mut() {
                     r.push(match &result {
@@ -214,13 +258,12 @@ impl Harness {
     /// Keeps the kernel keyring from filling up over a long run.
     fn cleanup(&self, keychain_set: Option<String>, remember: bool) {
         if let Some(name) = keychain_set {
-            let _ = self.service.dispatch(
-                &self.peer(PeerRole::Cli),
-                BrokerRequest::KeychainRemove { name },
-            );
+            let _ = self
+                .main
+                .dispatch(&peer(PeerRole::Cli), BrokerRequest::KeychainRemove { name });
         }
         if remember {
-            let _ = self.keychain.delete("unlock");
+            let _ = self.account_keychain.delete("unlock");
         }
     }
 }

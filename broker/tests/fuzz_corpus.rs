@@ -213,7 +213,7 @@ fn sample_requests() -> Vec<(&'static str, BrokerRequest)> {
         (
             "consume",
             BrokerRequest::ConsumeApproval {
-                token,
+                token: Box::new(token),
                 action: action("/system reboot"),
             },
         ),
@@ -271,14 +271,14 @@ fn approval_sequence(consumed: &Action) -> Vec<u8> {
         request_frame(
             10,
             BrokerRequest::ConsumeApproval {
-                token: unsigned.clone(),
+                token: Box::new(unsigned.clone()),
                 action: consumed.clone(),
             },
         ),
         request_frame(
             14,
             BrokerRequest::ConsumeApproval {
-                token: unsigned,
+                token: Box::new(unsigned),
                 action: consumed.clone(),
             },
         ),

@@ -76,7 +76,21 @@ fn gatehouse_processes(install_dir: &std::path::Path, exclude: &[i32]) -> Vec<(i
             .unwrap_or_default()
             .to_string();
         if exe.parent() == Some(install_dir) && name.starts_with("gatehouse") {
-            out.push((pid, name));
+            let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().nth(1))
+                        .and_then(|p| p.parse::<i32>().ok())
+                });
+            let label =
+                if name == "gatehouse-broker" && parent.is_some_and(|p| exclude.contains(&p)) {
+                    "gatehouse-broker exe helper".to_string()
+                } else {
+                    name
+                };
+            out.push((pid, label));
         }
     }
     out

@@ -206,6 +206,26 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The MAC of a record's content under its scope key.
+pub fn record_mac(key: &[u8; 32], item: &gatehouse_ipc::broker::MacItem) -> [u8; 32] {
+    let subkey = zeroize::Zeroizing::new(hmac_sha256(key, b"gatehouse/record-mac/v1"));
+    let scope = match &item.scope {
+        KeyScope::Org(id) => format!("org:{id}"),
+        KeyScope::Private => "private".to_string(),
+    };
+    let mut msg = Vec::with_capacity(64 + item.content.len());
+    push_lp(&mut msg, scope.as_bytes());
+    push_lp(&mut msg, item.record_kind.as_bytes());
+    push_lp(&mut msg, item.record_id.as_bytes());
+    push_lp(&mut msg, &item.content);
+    hmac_sha256(&subkey[..], &msg)
+}
+
+/// Constant-time comparison of two MACs.
+pub fn mac_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -259,6 +279,43 @@ mod tests {
             open_field(&key, &a, &sealed[..20]),
             Err(OpenFailure::Truncated)
         );
+    }
+
+    #[test]
+    fn record_mac_binds_scope_kind_id_and_content() {
+        use gatehouse_ipc::broker::MacItem;
+        let key = random_bytes::<32>();
+        let item = MacItem {
+            scope: KeyScope::Org("o".into()),
+            record_kind: "host".into(),
+            record_id: "h".into(),
+            content: b"a=1".to_vec(),
+        };
+        let m = record_mac(&key, &item);
+        assert!(mac_eq(&m, &record_mac(&key, &item)));
+        let variants = [
+            MacItem {
+                content: b"a=2".to_vec(),
+                ..item.clone()
+            },
+            MacItem {
+                record_id: "h2".into(),
+                ..item.clone()
+            },
+            MacItem {
+                record_kind: "memory".into(),
+                ..item.clone()
+            },
+            MacItem {
+                scope: KeyScope::Private,
+                ..item.clone()
+            },
+        ];
+        for v in variants {
+            assert!(!mac_eq(&m, &record_mac(&key, &v)), "{v:?}");
+        }
+        assert!(!mac_eq(&m, &record_mac(&random_bytes::<32>(), &item)));
+        assert!(!mac_eq(&m, &m[..31]));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! [`codec::check_len`] and a body decoded with [`codec::decode`] — exactly
 //! what `read_frame` does in the server. A `Request` goes through the role check and dispatch of a real
 //! [`BrokerService`] (real vault in secret memory, real keyutils keychain,
-//! real approvals book, over a private temporary state directory), and the
+//! real approvals book, over a private state directory on tmpfs), and the
 //! reply is encoded as the server would send it. The peer's role is
 //! `PeerRole::ALL[request id % 4]`, so every role is reachable and an input
 //! always replays under the same role; each role has its own synthetic pid
@@ -33,7 +33,7 @@
 //! state directories of fuzzing processes that have exited are removed.
 //!
 //! Must never: panic on any input (that is what the fuzzer looks for), or
-//! touch any state outside its own temporary directory and keychain namespace.
+//! touch any state outside its own state directory and keychain namespaces.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -78,9 +78,20 @@ static HARNESS: OnceLock<Result<Harness, String>> = OnceLock::new();
 const DIR_PREFIX: &str = "gatehouse-fuzz-";
 const INSTALL_DIR: &str = "/opt/gatehouse-fuzz/bin";
 
+/// Where state directories go: tmpfs if there is one (the vault and the
+/// approvals book fsync every write, which would dominate a fuzzing run).
+fn state_base() -> PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// Removes state directories left by fuzzing processes that no longer run.
 fn remove_stale_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+    let Ok(entries) = std::fs::read_dir(state_base()) else {
         return;
     };
     for e in entries.flatten() {
@@ -130,7 +141,7 @@ fn service(state: &std::path::Path, profile: &str) -> Result<Arc<BrokerService>,
 fn build() -> Result<Harness, String> {
     remove_stale_dirs();
     let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{pid}"));
+    let dir = state_base().join(format!("{DIR_PREFIX}{pid}"));
     let account_profile = format!("fuzz-{pid}-account");
     Ok(Harness {
         main: service(&dir.join("main"), &format!("fuzz-{pid}"))?,

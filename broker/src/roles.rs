@@ -37,6 +37,10 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     // Exact-value redaction of text bound for the AI provider.
     (Redact, &[Cli, Ui, Copilotd]),
     (Subscribe, &[Cli, Ui, Sessiond, Copilotd]),
+    // Writing records is a person's act (daemons that write records go
+    // through approvals and a person's tool); anyone may check a record.
+    (MacRecords, &[Cli, Ui]),
+    (VerifyRecords, &[Cli, Ui, Sessiond, Copilotd]),
 ];
 
 /// Whether `role` may perform `op`.

@@ -220,6 +220,24 @@ impl BrokerService {
                 Ok(BrokerResponse::Redacted { text, spans })
             }
             BrokerRequest::Subscribe => Ok(BrokerResponse::Subscribed),
+            BrokerRequest::MacRecords { items } => {
+                let macs = items
+                    .iter()
+                    .map(|i| st.vault.record_mac(i).map(|m| SealedBytes(m.to_vec())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(BrokerResponse::Macs(macs))
+            }
+            BrokerRequest::VerifyRecords { items } => {
+                let ok = items
+                    .iter()
+                    .map(|v| {
+                        st.vault
+                            .record_mac(&v.item)
+                            .map(|m| crate::crypto::mac_eq(&m, &v.mac))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(BrokerResponse::Verified(ok))
+            }
         }
     }
 }

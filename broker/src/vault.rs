@@ -630,6 +630,15 @@ impl Vault {
         Ok(crypto::seal_field(key, &kid, addr, plaintext))
     }
 
+    /// MAC of a record's content under its scope key.
+    pub fn record_mac(
+        &self,
+        item: &gatehouse_ipc::broker::MacItem,
+    ) -> Result<[u8; 32], BrokerError> {
+        let (_, key) = self.scope_key(&item.scope)?;
+        Ok(crypto::record_mac(key, item))
+    }
+
     pub fn open_field(
         &mut self,
         addr: &FieldAddress,

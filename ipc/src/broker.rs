@@ -77,6 +77,26 @@ pub struct OpenItem {
     pub sealed: Vec<u8>,
 }
 
+/// A record's plaintext content to authenticate under its scope's key
+/// (records carry a MAC over all their fields, so a plaintext change made
+/// without the key is detected).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacItem {
+    pub scope: KeyScope,
+    pub record_kind: String,
+    pub record_id: String,
+    /// The canonical encoding of every field of the record (sealed fields as ciphertext).
+    #[serde(with = "bytes")]
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyItem {
+    pub item: MacItem,
+    #[serde(with = "bytes")]
+    pub mac: Vec<u8>,
+}
+
 /// What kind of secret a keychain entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretKind {
@@ -311,6 +331,14 @@ pub enum BrokerRequest {
         text: String,
     },
     Subscribe,
+    /// MACs for records being written (writers only).
+    MacRecords {
+        items: Vec<MacItem>,
+    },
+    /// Checks records' MACs (constant time); one bool per item.
+    VerifyRecords {
+        items: Vec<VerifyItem>,
+    },
 }
 
 impl BrokerRequest {
@@ -336,6 +364,8 @@ impl BrokerRequest {
             BrokerRequest::ConsumeApproval { .. } => Operation::ConsumeApproval,
             BrokerRequest::Redact { .. } => Operation::Redact,
             BrokerRequest::Subscribe => Operation::Subscribe,
+            BrokerRequest::MacRecords { .. } => Operation::MacRecords,
+            BrokerRequest::VerifyRecords { .. } => Operation::VerifyRecords,
         }
     }
 }
@@ -362,10 +392,12 @@ pub enum Operation {
     ConsumeApproval,
     Redact,
     Subscribe,
+    MacRecords,
+    VerifyRecords,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 21] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -385,6 +417,8 @@ impl Operation {
         Operation::ConsumeApproval,
         Operation::Redact,
         Operation::Subscribe,
+        Operation::MacRecords,
+        Operation::VerifyRecords,
     ];
 }
 
@@ -425,6 +459,8 @@ pub enum BrokerResponse {
         spans: Vec<RedactionSpan>,
     },
     Subscribed,
+    Macs(Vec<SealedBytes>),
+    Verified(Vec<bool>),
 }
 
 /// A ciphertext (not secret), serialized compactly.

@@ -95,6 +95,24 @@ fn sample(op: Operation) -> BrokerRequest {
             text: "nothing secret".into(),
         },
         Operation::Subscribe => BrokerRequest::Subscribe,
+        Operation::MacRecords => BrokerRequest::MacRecords {
+            items: vec![mac_item()],
+        },
+        Operation::VerifyRecords => BrokerRequest::VerifyRecords {
+            items: vec![gatehouse_ipc::broker::VerifyItem {
+                item: mac_item(),
+                mac: vec![0; 32],
+            }],
+        },
+    }
+}
+
+fn mac_item() -> gatehouse_ipc::broker::MacItem {
+    gatehouse_ipc::broker::MacItem {
+        scope: KeyScope::Private,
+        record_kind: "host".into(),
+        record_id: "h1".into(),
+        content: b"fields".to_vec(),
     }
 }
 
@@ -177,6 +195,7 @@ fn table_matches_the_design() {
             Operation::KeychainSet,
             Operation::OpenFields,
             Operation::ListApprovals,
+            Operation::MacRecords,
         ] {
             assert!(!allowed(daemon, op), "{daemon} may {op}");
         }

@@ -325,3 +325,32 @@ fn sign_out_leaves_no_secret_in_the_broker_and_sign_in_restores() -> Result<()> 
     );
     Ok(())
 }
+
+#[test]
+fn sign_out_tells_subscribed_daemons_to_purge() -> Result<()> {
+    let f = BrokerFixture::start(Options::default())?;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    ui.ok(&BrokerRequest::AccountInit {
+        passphrase: SecretBytes::copy_from(PASSPHRASE),
+    })?;
+    let mut sub = f.command(&f.install_dir().join("gatehouse-sessiond"));
+    sub.arg("subscribe")
+        .arg(f.runtime())
+        .stdout(std::process::Stdio::piped());
+    let mut child = gatehouse_tests::ChildGuard::spawn(&mut sub)?;
+    let mut lines =
+        gatehouse_tests::LineReader::spawn(child.child_mut().stdout.take().context("stdout")?);
+    let first = lines.next_line(std::time::Duration::from_secs(10))?;
+    assert!(first.contains("subscribed"), "{first}");
+    let report = ui.ok(&BrokerRequest::SignOut)?;
+    assert!(
+        report["SignedOut"]["daemons_notified"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{report}"
+    );
+    let event = lines.wait_for(std::time::Duration::from_secs(10), |l| l.contains("event"))?;
+    assert!(event.contains("SignedOut"), "{event}");
+    Ok(())
+}

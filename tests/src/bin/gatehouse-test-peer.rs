@@ -8,6 +8,8 @@
 //!                                          (first line printed: {"role": "..."} or {"transport": "..."})
 //! gatehouse-test-peer garbage RUNTIME_DIR N   N concurrent connections, each handshakes then sends a
 //!                                          malformed, truncated or oversized frame; prints "garbage done K"
+//! gatehouse-test-peer subscribe RUNTIME_DIR    sends Subscribe, prints {"subscribed": true}, then
+//!                                          one JSON line per pushed event until the connection ends
 //! gatehouse-test-peer ptrace PID           tries PTRACE_ATTACH, prints "attached" or "refused ERR"
 //! gatehouse-test-peer readmem PID          tries to open /proc/PID/mem, prints "opened" or "refused ERR"
 //! ```
@@ -29,6 +31,7 @@ fn main() {
         .expect("runtime");
     match args.get(1).map(String::as_str) {
         Some("call") => rt.block_on(call(PathBuf::from(&args[2]))),
+        Some("subscribe") => rt.block_on(subscribe(PathBuf::from(&args[2]))),
         Some("garbage") => rt.block_on(garbage(
             PathBuf::from(&args[2]),
             args[3].parse().expect("N"),
@@ -86,6 +89,24 @@ async fn call(runtime: PathBuf) {
             Ok(r) => out(serde_json::json!({ "ok": r })),
             Err(CallError::Remote(e)) => out(serde_json::json!({ "err": e })),
             Err(CallError::Transport(e)) => out(serde_json::json!({ "transport": e.to_string() })),
+        }
+    }
+}
+
+async fn subscribe(runtime: PathBuf) {
+    let mut client = match Client::<Broker>::connect(&runtime, Duration::from_secs(10)).await {
+        Ok(c) => c,
+        Err(e) => return out(serde_json::json!({ "transport": e.to_string() })),
+    };
+    match client.call(BrokerRequest::Subscribe).await {
+        Ok(_) => out(serde_json::json!({ "subscribed": true })),
+        Err(e) => return out(serde_json::json!({ "transport": e.to_string() })),
+    }
+    loop {
+        match client.next_event(Duration::from_secs(3600)).await {
+            Ok(Some(e)) => out(serde_json::json!({ "event": e })),
+            Ok(None) => {}
+            Err(e) => return out(serde_json::json!({ "transport": e.to_string() })),
         }
     }
 }

@@ -35,8 +35,9 @@
 //! Must never: panic on any input (that is what the fuzzer looks for), or
 //! touch any state outside its own state directory and keychain namespaces.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use gatehouse_ipc::broker::{
     ApprovalOutcome, Broker, BrokerRequest, BrokerResponse, Hardening, Operation,
@@ -45,11 +46,8 @@ use gatehouse_ipc::codec::{self, FrameError};
 use gatehouse_ipc::wire::{ClientMessage, ProtocolError, ServerMessage};
 use gatehouse_ipc::{PeerIdentity, PeerRole, SecretBytes, Service};
 
-use crate::approvals::Approvals;
 use crate::keychain::{Backend, Keychain};
-use crate::redact::Redactor;
-use crate::service::{BrokerService, State};
-use crate::vault::Vault;
+use crate::service::BrokerService;
 
 /// Passphrase of the account the fuzzing service starts with (seed inputs
 /// use it to sign in again after a sign-out).
@@ -65,6 +63,8 @@ struct Harness {
     account: Arc<BrokerService>,
     /// A second handle on the account instance's keychain namespace, for cleanup.
     account_keychain: Keychain,
+    /// Approval requests created by inputs (id, requester), oldest first.
+    recent: Mutex<VecDeque<(u64, PeerRole)>>,
 }
 
 type Reply = ServerMessage<
@@ -115,18 +115,13 @@ fn service(state: &std::path::Path, profile: &str) -> Result<Arc<BrokerService>,
     std::fs::create_dir_all(state).map_err(|e| format!("{}: {e}", state.display()))?;
     let keychain =
         Keychain::open(Some(Backend::Keyutils), profile).map_err(|e| format!("keychain: {e}"))?;
-    let vault = Vault::open(state, keychain).map_err(|e| format!("vault: {e}"))?;
-    let approvals = Approvals::open(state.join("used-nonces.log"), 60_000)
-        .map_err(|e| format!("nonce log: {e}"))?;
-    let service = BrokerService::new(
-        State {
-            vault,
-            approvals,
-            redactor: Redactor::default(),
-        },
+    let service = BrokerService::open(
+        state,
+        keychain,
+        60_000,
         Hardening::default(),
         INSTALL_DIR.into(),
-    );
+    )?;
     service
         .dispatch(
             &peer(PeerRole::Cli),
@@ -148,6 +143,7 @@ fn build() -> Result<Harness, String> {
         account: service(&dir.join("account"), &account_profile)?,
         account_keychain: Keychain::open(Some(Backend::Keyutils), &account_profile)
             .map_err(|e| format!("keychain: {e}"))?,
+        recent: Mutex::new(VecDeque::new()),
     })
 }
 
@@ -165,19 +161,19 @@ fn peer(role: PeerRole) -> PeerIdentity {
 }
 
 impl Harness {
-    /// Approval ids, newest first.
+    /// Approval ids this harness saw created, newest first (listing the
+    /// broker's up to 1024 requests for every input would dominate a run).
     fn recent_approvals(&self) -> Vec<(u64, PeerRole)> {
-        match self
-            .main
-            .dispatch(&peer(PeerRole::Cli), BrokerRequest::ListApprovals)
-        {
-            Ok(BrokerResponse::Approvals(list)) => list
-                .iter()
-                .rev()
-                .map(|v| (v.id, v.requester.role))
-                .collect(),
-            _ => Vec::new(),
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().rev().copied().collect()
+    }
+
+    fn saw_approval(&self, id: u64, requester: PeerRole) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == 64 {
+            recent.pop_front();
         }
+        recent.push_back((id, requester));
     }
 
     /// See the module doc: small approval ids and unsigned tokens.
@@ -224,6 +220,14 @@ impl Harness {
                 self.resolve_approvals(&mut body);
                 let role = PeerRole::ALL[(id % PeerRole::ALL.len() as u64) as usize];
                 let peer = peer(role);
+                let decided_for = match &body {
+                    BrokerRequest::DecideApproval { id, .. } => self
+                        .recent_approvals()
+                        .iter()
+                        .find(|(known, _)| known == id)
+                        .map(|(_, requester)| *requester),
+                    _ => None,
+                };
                 let keychain_set = match &body {
                     BrokerRequest::KeychainSet { name, .. } => Some(name.clone()),
                     _ => None,
@@ -245,6 +249,21 @@ impl Harness {
                     gatehouse_ipc::server::Handler::<Broker>::subscribes(&**service, &body);
                 let result = service.dispatch(&peer, body);
                 let ok = result.is_ok();
+                match &result {
+                    Ok(BrokerResponse::ApprovalRequested { id, .. }) => {
+                        self.saw_approval(*id, role)
+                    }
+                    Ok(BrokerResponse::Decided {
+                        new_id: Some(new_id),
+                        ..
+                    }) => {
+                        // An edit: a new request on behalf of the original requester.
+                        if let Some(requester) = decided_for {
+                            self.saw_approval(*new_id, requester);
+                        }
+                    }
+                    _ => {}
+                }
                 if let Some(r) = replies.as_mut() {
                     r.push(match &result {
                         Ok(resp) => {

@@ -9,12 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gatehouse_broker::approvals::Approvals;
 use gatehouse_broker::exe_resolver::HelperResolver;
 use gatehouse_broker::keychain::{Backend, Keychain};
-use gatehouse_broker::redact::Redactor;
-use gatehouse_broker::service::{BrokerService, State};
-use gatehouse_broker::vault::Vault;
+use gatehouse_broker::service::BrokerService;
 use gatehouse_ipc::broker::{Broker, Hardening};
 use gatehouse_ipc::peer::Installation;
 use gatehouse_ipc::{Layout, server};
@@ -160,26 +157,13 @@ fn run(args: Args) -> Result<(), String> {
     let keychain =
         Keychain::open(args.keychain, &layout.profile).map_err(|e| format!("keychain: {e}"))?;
 
-    let mut vault = Vault::open(&layout.broker_state, keychain).map_err(|e| e.to_string())?;
-    match vault.sign_in_remembered() {
-        Ok(true) => tracing::info!("signed in with remembered device unlock"),
-        Ok(false) => {}
-        Err(e) => tracing::warn!("remembered unlock failed: {e}"),
-    }
-    let approvals = Approvals::open(
-        layout.broker_state.join("used-nonces.log"),
+    let service = BrokerService::open(
+        &layout.broker_state,
+        keychain,
         args.approval_ttl_secs * 1000,
-    )
-    .map_err(|e| format!("nonce log: {e}"))?;
-    let service = BrokerService::new(
-        State {
-            vault,
-            approvals,
-            redactor: Redactor::default(),
-        },
         hardening,
         install.dir.display().to_string(),
-    );
+    )?;
     tracing::info!(
         "broker serving on {} (pid {})",
         layout

@@ -45,6 +45,34 @@ impl BrokerService {
         })
     }
 
+    /// Opens the broker's state in `state_dir` (account, used-nonce log),
+    /// unlocks it if this device was remembered, and builds the service.
+    pub fn open(
+        state_dir: &std::path::Path,
+        keychain: crate::keychain::Keychain,
+        token_ttl_ms: u64,
+        hardening: Hardening,
+        install_dir: String,
+    ) -> Result<Arc<Self>, String> {
+        let mut vault = Vault::open(state_dir, keychain).map_err(|e| format!("vault: {e}"))?;
+        match vault.sign_in_remembered() {
+            Ok(true) => tracing::info!("signed in with remembered device unlock"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("remembered unlock failed: {e}"),
+        }
+        let approvals = Approvals::open(state_dir.join("used-nonces.log"), token_ttl_ms)
+            .map_err(|e| format!("nonce log: {e}"))?;
+        Ok(Self::new(
+            State {
+                vault,
+                approvals,
+                redactor: Redactor::default(),
+            },
+            hardening,
+            install_dir,
+        ))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock would poison it; the state is still
         // consistent (every mutation completes before it is visible), so keep serving.

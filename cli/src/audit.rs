@@ -28,6 +28,10 @@ pub enum AuditCmd {
     Isolation {
         #[arg(long)]
         json: bool,
+        /// Finish by signing out and (as root) scanning the broker for the
+        /// canaries once more: nothing it handled may remain.
+        #[arg(long)]
+        then_sign_out: bool,
     },
 }
 
@@ -97,20 +101,23 @@ fn gatehouse_processes(install_dir: &std::path::Path, exclude: &[i32]) -> Vec<(i
 }
 
 pub fn run(profile: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
-    let AuditCmd::Isolation { json } = cmd;
+    let AuditCmd::Isolation {
+        json,
+        then_sign_out,
+    } = cmd;
     let layout = Layout::resolve(profile)?;
-    let checks = isolation(&layout)?;
+    let checks = isolation(&layout, then_sign_out)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&checks)?);
     } else {
-        println!("{:<46} {:<6} DETAIL", "CHECK", "RESULT");
+        println!("{:<52} {:<6} DETAIL", "CHECK", "RESULT");
         for c in &checks {
             let r = match c.outcome {
                 Outcome::Pass => "pass",
                 Outcome::Fail => "FAIL",
                 Outcome::Skip => "skip",
             };
-            println!("{:<46} {:<6} {}", c.check, r, c.detail);
+            println!("{:<52} {:<6} {}", c.check, r, c.detail);
         }
     }
     let failed = checks.iter().filter(|c| c.outcome == Outcome::Fail).count();
@@ -121,7 +128,7 @@ pub fn run(profile: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn isolation(layout: &Layout) -> anyhow::Result<Vec<Check>> {
+pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
     let mut b = BrokerConn::connect_layout(layout)?;
     let status = match b.ask(BrokerRequest::Status)? {
@@ -375,5 +382,76 @@ pub fn isolation(layout: &Layout) -> anyhow::Result<Vec<Check>> {
     }
     b.ask(BrokerRequest::KeychainRemove { name: kc_name })
         .context("removing the keychain canary")?;
+    if then_sign_out {
+        sign_out_and_rescan(&mut b, &mut checks, root, broker_pid, &needles)?;
+    }
     Ok(checks)
+}
+
+/// Signs out, checks key operations are refused, and (as root) scans the
+/// broker once more for the canaries it handled.
+fn sign_out_and_rescan(
+    b: &mut BrokerConn,
+    checks: &mut Vec<Check>,
+    root: bool,
+    broker_pid: i32,
+    needles: &[&[u8]],
+) -> anyhow::Result<()> {
+    let purge = match b.ask(BrokerRequest::SignOut)? {
+        BrokerResponse::SignedOut(r) => r,
+        r => anyhow::bail!("unexpected reply {r:?}"),
+    };
+    check(
+        checks,
+        "sign-out purged keys and cached secrets",
+        if purge.keys_zeroized > 0 {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        format!(
+            "{} keys, {} cached secrets in {} µs",
+            purge.keys_zeroized, purge.cached_secrets_zeroized, purge.micros
+        ),
+    );
+    let locked = matches!(
+        b.call(BrokerRequest::OrgList),
+        Err(gatehouse_ipc::client::CallError::Remote(
+            gatehouse_ipc::broker::BrokerError::SignedOut
+        ))
+    );
+    check(
+        checks,
+        "key operations refused after sign-out",
+        if locked { Outcome::Pass } else { Outcome::Fail },
+        "OrgList → signed out",
+    );
+    if !root {
+        check(
+            checks,
+            "root scan of broker after sign-out",
+            Outcome::Skip,
+            "needs root",
+        );
+        return Ok(());
+    }
+    match scan_process(broker_pid as u32, needles) {
+        Ok(r) => check(
+            checks,
+            "root scan of broker after sign-out",
+            if r.hits.is_empty() {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            },
+            format!("{} bytes scanned, {} hit(s)", r.bytes_scanned, r.hits.len()),
+        ),
+        Err(e) => check(
+            checks,
+            "root scan of broker after sign-out",
+            Outcome::Fail,
+            e.to_string(),
+        ),
+    }
+    Ok(())
 }

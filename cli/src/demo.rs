@@ -212,8 +212,7 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
     );
 
     d.step(&["status"], None, "")?;
-    d.step(&["audit", "isolation"], None, "")?;
-    d.step(&["signout"], None, "")?;
+    d.step(&["audit", "isolation", "--then-sign-out"], None, "")?;
     println!("\n# after sign-out every key operation fails:");
     let after = d.cmd(&["org", "list"]).output()?;
     println!(

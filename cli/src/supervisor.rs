@@ -138,9 +138,9 @@ fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
             if let Some(k) = &args.keychain {
                 cmd.args(["--keychain", k]);
             }
-            if std::env::var_os("GATEHOUSE_HOME").is_none() {
-                cmd.args(["--profile", &layout.profile]);
-            }
+            // The profile name also namespaces keychain entries, so pass it
+            // even when GATEHOUSE_HOME decides the directories.
+            cmd.args(["--profile", &layout.profile]);
             cmd.stdin(Stdio::null()).kill_on_drop(true);
             let mut child = cmd
                 .spawn()

@@ -13,6 +13,7 @@
 pub mod broker;
 pub mod client;
 pub mod codec;
+pub mod creds;
 pub mod paths;
 pub mod peer;
 pub mod secret;

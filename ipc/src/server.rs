@@ -19,6 +19,7 @@ use interprocess::os::unix::uds_local_socket::tokio::{Listener, Stream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use crate::codec::{FrameError, read_frame, write_frame};
+use crate::creds::CheckedReader;
 use crate::peer::{ExeResolver, Installation, PeerIdentity, identify};
 use crate::wire::{
     ClientMessage, PROTOCOL_VERSION, ProtocolError, ServerMessage, Service, Welcome,
@@ -53,11 +54,16 @@ pub trait Handler<S: Service>: Send + Sync + 'static {
 pub fn bind<S: Service>(runtime_dir: &Path) -> std::io::Result<Listener> {
     let path = runtime_dir.join(S::SOCKET);
     let name = path.as_path().to_fs_name::<GenericFilePath>()?;
-    ListenerOptions::new()
+    let listener = ListenerOptions::new()
         .name(name)
         .mode(0o600)
         .try_overwrite(true)
-        .create_tokio_as::<Listener>()
+        .create_tokio_as::<Listener>()?;
+    // Accepted connections inherit SO_PASSCRED, so even bytes a client writes
+    // before we accept it carry the writer's credentials (see `creds`).
+    nix::sys::socket::setsockopt(listener.inner(), nix::sys::socket::sockopt::PassCred, &true)
+        .map_err(std::io::Error::from)?;
+    Ok(listener)
 }
 
 /// Serves `S` on `listener` forever.
@@ -122,10 +128,19 @@ async fn connection<S: Service, H: Handler<S>>(
             return;
         }
     };
+    // From here on every byte must have been written by the identified process.
+    let stream = Arc::new(stream);
+    let mut input = match CheckedReader::new(stream.clone(), peer.pid, peer.uid) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot check writer credentials: {e}");
+            return;
+        }
+    };
     // Handshake.
     let hello = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        read_frame::<ClientMessage<S::Request>, _>(&mut &stream),
+        read_frame::<ClientMessage<S::Request>, _>(&mut input),
     )
     .await;
     let refuse = |e: ProtocolError| -> Out<S> { ServerMessage::Refused(e) };
@@ -150,7 +165,8 @@ async fn connection<S: Service, H: Handler<S>>(
         ))),
     };
     if let Err(msg) = reply {
-        let _ = tokio::time::timeout(Duration::from_secs(1), write_frame(&mut &stream, &msg)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), write_frame(&mut &*stream, &msg)).await;
         return;
     }
     let welcome: Out<S> = ServerMessage::Welcome(Welcome {
@@ -159,18 +175,16 @@ async fn connection<S: Service, H: Handler<S>>(
         server_pid: std::process::id(),
         server_version: env!("CARGO_PKG_VERSION").to_string(),
     });
-    if write_frame(&mut &stream, &welcome).await.is_err() {
+    if write_frame(&mut &*stream, &welcome).await.is_err() {
         return;
     }
 
     // Requests: a reader task feeds decoded frames; this loop answers them and forwards events.
-    let stream = Arc::new(stream);
     let (tx, mut rx) = mpsc::channel::<Result<ClientMessage<S::Request>, FrameError>>(4);
     let reader = {
-        let stream = stream.clone();
         tokio::spawn(async move {
             loop {
-                let frame = read_frame::<ClientMessage<S::Request>, _>(&mut &*stream).await;
+                let frame = read_frame::<ClientMessage<S::Request>, _>(&mut input).await;
                 let stop = frame.is_err();
                 if tx.send(frame).await.is_err() || stop {
                     break;

@@ -379,3 +379,33 @@ fn clients_killed_mid_handshake_do_not_disturb_the_broker() -> Result<()> {
 }
 
 use std::os::fd::AsFd;
+
+#[test]
+fn a_connection_handed_to_another_process_is_refused() -> Result<()> {
+    // An installed binary connects (and is identified), then another process
+    // writes on that connection: the kernel's per-write credentials show a
+    // different writer, so the broker refuses. Control: the identified
+    // process itself writing is welcomed.
+    let f = BrokerFixture::start(Options::default())?;
+    let run = |extra: &[&str]| -> Result<String> {
+        let out = f
+            .command(&f.install_dir().join("gatehouse-ui"))
+            .arg("handoff")
+            .arg(f.runtime())
+            .args(extra)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let control = run(&["self"])?;
+    assert!(
+        control.starts_with("Welcome"),
+        "the identified process was not welcomed: {control}"
+    );
+    let handed = run(&[])?;
+    assert!(
+        !handed.starts_with("Welcome"),
+        "another process writing on the connection was welcomed: {handed}"
+    );
+    assert!(handed.contains("written by pid"), "{handed}");
+    Ok(())
+}

@@ -10,11 +10,16 @@
 //!                                          malformed, truncated or oversized frame; prints "garbage done K"
 //! gatehouse-test-peer subscribe RUNTIME_DIR    sends Subscribe, prints {"subscribed": true}, then
 //!                                          one JSON line per pushed event until the connection ends
+//! gatehouse-test-peer handoff RUNTIME_DIR [self]   connects, then lets a child process (another pid)
+//!                                          write the Hello on that connection ("self": write it
+//!                                          ourselves, the control); prints the server's first reply
 //! gatehouse-test-peer ptrace PID           tries PTRACE_ATTACH, prints "attached" or "refused ERR"
 //! gatehouse-test-peer readmem PID          tries to open /proc/PID/mem, prints "opened" or "refused ERR"
 //! ```
 
-use std::io::{BufRead, Write};
+#![allow(unsafe_code)] // `speak` adopts an inherited file descriptor
+
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,6 +36,17 @@ fn main() {
         .expect("runtime");
     match args.get(1).map(String::as_str) {
         Some("call") => rt.block_on(call(PathBuf::from(&args[2]))),
+        Some("handoff") => handoff(
+            &PathBuf::from(&args[2]),
+            args.get(3).map(String::as_str) == Some("self"),
+        ),
+        Some("speak") => {
+            use std::os::fd::FromRawFd;
+            let fd: i32 = args[2].parse().expect("fd");
+            // SAFETY: the parent passed us this open socket (CLOEXEC cleared) and nothing else owns it here.
+            let s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+            speak(s);
+        }
         Some("subscribe") => rt.block_on(subscribe(PathBuf::from(&args[2]))),
         Some("garbage") => rt.block_on(garbage(
             PathBuf::from(&args[2]),
@@ -108,6 +124,55 @@ async fn subscribe(runtime: PathBuf) {
             Ok(None) => {}
             Err(e) => return out(serde_json::json!({ "transport": e.to_string() })),
         }
+    }
+}
+
+fn handoff(runtime: &std::path::Path, self_speak: bool) {
+    use std::os::fd::AsRawFd;
+    let s = std::os::unix::net::UnixStream::connect(runtime.join("broker.sock")).expect("connect");
+    // Give the broker time to identify us (we are an installed binary) first.
+    std::thread::sleep(Duration::from_millis(200));
+    if self_speak {
+        return speak(s);
+    }
+    nix::fcntl::fcntl(
+        &s,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .expect("clear CLOEXEC");
+    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .arg("speak")
+        .arg(s.as_raw_fd().to_string())
+        .output()
+        .expect("child");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// Writes a Hello on `s` and prints the first reply (or the error).
+fn speak(mut s: std::os::unix::net::UnixStream) {
+    let hello: ClientMessage<BrokerRequest> = ClientMessage::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        service: "broker.sock".into(),
+    });
+    let _ = s.write_all(&gatehouse_ipc::codec::encode_frame(&hello).expect("encodes"));
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut prefix = [0u8; 4];
+    if let Err(e) = s.read_exact(&mut prefix) {
+        return println!("no reply: {e}");
+    }
+    let mut body = vec![0u8; u32::from_le_bytes(prefix).min(1 << 20) as usize];
+    if let Err(e) = s.read_exact(&mut body) {
+        return println!("short reply: {e}");
+    }
+    type Reply = gatehouse_ipc::wire::ServerMessage<
+        gatehouse_ipc::broker::BrokerResponse,
+        gatehouse_ipc::broker::BrokerError,
+        gatehouse_ipc::broker::BrokerEvent,
+    >;
+    match gatehouse_ipc::codec::decode::<Reply>(&body) {
+        Ok(m) => println!("{m:?}"),
+        Err(e) => println!("undecodable reply: {e}"),
     }
 }
 

@@ -49,14 +49,22 @@ impl ExeResolver for HelperResolver {
         let mut s = self.stream.lock().unwrap_or_else(|p| p.into_inner());
         let ask = encode_frame(&pid).map_err(|e| e.to_string())?;
         s.write_all(&ask).map_err(|e| format!("exe helper: {e}"))?;
-        let mut prefix = [0u8; 4];
-        s.read_exact(&mut prefix)
-            .map_err(|e| format!("exe helper: {e}"))?;
-        let len = check_len(prefix).map_err(|e| e.to_string())?;
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body)
-            .map_err(|e| format!("exe helper: {e}"))?;
-        decode::<Result<ExeInfo, String>>(&body).map_err(|e| e.to_string())?
+        // Answers name their pid: a late answer to an earlier question (after a
+        // timeout) is skipped rather than taken for this one.
+        loop {
+            let mut prefix = [0u8; 4];
+            s.read_exact(&mut prefix)
+                .map_err(|e| format!("exe helper: {e}"))?;
+            let len = check_len(prefix).map_err(|e| e.to_string())?;
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body)
+                .map_err(|e| format!("exe helper: {e}"))?;
+            let (answered, info) =
+                decode::<(i32, Result<ExeInfo, String>)>(&body).map_err(|e| e.to_string())?;
+            if answered == pid {
+                return info;
+            }
+        }
     }
 }
 
@@ -76,9 +84,9 @@ pub fn run_helper() -> std::io::Result<()> {
         };
         let mut body = vec![0u8; len];
         io.read_exact(&mut body)?;
-        let answer: Result<ExeInfo, String> = match decode::<i32>(&body) {
-            Ok(pid) if pid > 0 => ProcResolver.resolve(pid),
-            _ => Err("bad request".into()),
+        let answer: (i32, Result<ExeInfo, String>) = match decode::<i32>(&body) {
+            Ok(pid) if pid > 0 => (pid, ProcResolver.resolve(pid)),
+            _ => (0, Err("bad request".into())),
         };
         let frame = encode_frame(&answer).map_err(std::io::Error::other)?;
         io.write_all(&frame)?;

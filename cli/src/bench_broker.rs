@@ -74,10 +74,10 @@ pub struct BrokerBench {
 }
 
 /// A broker in a throwaway profile, killed on drop.
-struct PrivateBroker {
+pub(crate) struct PrivateBroker {
     child: std::process::Child,
-    home: std::path::PathBuf,
-    layout: Layout,
+    pub(crate) home: std::path::PathBuf,
+    pub(crate) layout: Layout,
 }
 
 impl Drop for PrivateBroker {
@@ -88,7 +88,7 @@ impl Drop for PrivateBroker {
     }
 }
 
-fn start_private_broker() -> anyhow::Result<PrivateBroker> {
+pub(crate) fn start_private_broker() -> anyhow::Result<PrivateBroker> {
     let install = gatehouse_ipc::peer::Installation::of_current_exe()?;
     let home = std::env::temp_dir().join(format!("gatehouse-bench-{}", std::process::id()));
     std::fs::create_dir_all(&home)?;

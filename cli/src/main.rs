@@ -10,6 +10,8 @@ mod bench_broker;
 mod commands;
 mod demo;
 mod policy_cmds;
+mod records_bench;
+mod records_cmds;
 mod supervisor;
 
 use std::process::ExitCode;
@@ -74,6 +76,31 @@ enum Command {
     /// Benchmarks, printed as tables or JSON, each beside a baseline measured in the same run.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Hosts: add, list, show, edit, rm, import from an OpenSSH config.
+    #[command(subcommand)]
+    Host(records_cmds::HostCmd),
+    /// Procedures (runbooks): body from a markdown file, sealed.
+    #[command(subcommand)]
+    Procedure(records_cmds::ProcedureCmd),
+    /// Memories: notes about hosts and the network, bodies sealed.
+    #[command(subcommand)]
+    Memory(records_cmds::MemoryCmd),
+    /// REST/SOAP connectors, auth sealed.
+    #[command(subcommand)]
+    Connector(records_cmds::ConnectorCmd),
+    /// MCP servers, auth sealed.
+    #[command(subcommand)]
+    Mcp(records_cmds::McpCmd),
+    /// Diagrams: nodes (hosts or labels) and labelled links.
+    #[command(subcommand)]
+    Diagram(records_cmds::DiagramCmd),
+    /// All records: the field table, any kind as JSON, verify every record, audit rows.
+    #[command(subcommand)]
+    Records(records_cmds::RecordsCmd),
+    /// Export every record of an organization as one bundle sealed under the org key.
+    Export(records_cmds::ExportArgs),
+    /// Import a bundle written by `gatehouse export`.
+    Import(records_cmds::ImportArgs),
     /// Walk through the foundation in a throwaway profile: broker, account, org,
     /// keychain, sealing, an approval, sign-out, status and the isolation audit.
     Demo(demo::DemoArgs),
@@ -85,6 +112,8 @@ enum BenchCmd {
     Broker(bench_broker::BenchBrokerArgs),
     /// Classification and redaction throughput vs naive and detect-secrets baselines.
     Policy(policy_cmds::BenchPolicyArgs),
+    /// Records store: insert/list 10,000 hosts (sealed vs plaintext-only), batched vs one-by-one opens.
+    Records(records_bench::BenchRecordsArgs),
     #[command(hide = true)]
     FileRequests(bench_broker::FileRequestsArgs),
 }
@@ -124,6 +153,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             policy_cmds::run_bench(&args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCmd::FileRequests(args)) => bench_broker::file_requests(profile, &args),
+        Command::Bench(BenchCmd::Records(args)) => records_bench::run(&args),
+        Command::Host(cmd) => records_cmds::host(profile, cmd),
+        Command::Procedure(cmd) => records_cmds::procedure(profile, cmd),
+        Command::Memory(cmd) => records_cmds::memory(profile, cmd),
+        Command::Connector(cmd) => records_cmds::connector(profile, cmd),
+        Command::Mcp(cmd) => records_cmds::mcp(profile, cmd),
+        Command::Diagram(cmd) => records_cmds::diagram(profile, cmd),
+        Command::Records(cmd) => records_cmds::records(profile, cmd),
+        Command::Export(args) => records_cmds::export(profile, &args),
+        Command::Import(args) => records_cmds::import(profile, &args),
         Command::Demo(args) => demo::run(&args),
     }
 }

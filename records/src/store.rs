@@ -26,7 +26,7 @@ use crate::validate;
 
 /// Schema migrations; entry `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
-    // 1: records, sealed fields, audit
+    // 1: records, sealed fields, audit, org display names
     "CREATE TABLE records (
         kind TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -59,6 +59,10 @@ const MIGRATIONS: &[&str] = &[
         record_id TEXT NOT NULL,
         scope TEXT NOT NULL,
         revision INTEGER NOT NULL
+     );
+     CREATE TABLE org_names (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL
      );",
 ];
 
@@ -223,7 +227,8 @@ enum WriteMode {
     Replace,
 }
 
-fn address(meta: &Meta, field: &str, plain: &BTreeMap<String, Value>) -> FieldAddress {
+/// Where sealed field `field` of a record lives (its binding included).
+pub fn field_address(meta: &Meta, field: &str, plain: &BTreeMap<String, Value>) -> FieldAddress {
     FieldAddress {
         scope: meta.scope.clone(),
         record_kind: meta.kind.as_str().to_string(),
@@ -433,7 +438,7 @@ impl Store {
         for p in &items {
             for (f, v) in &p.sealed {
                 seal_items.push(SealItem {
-                    address: address(&p.meta, f, &p.plain),
+                    address: field_address(&p.meta, f, &p.plain),
                     plaintext: SecretBytes::new(fields::canonical_json(v)),
                 });
             }
@@ -1022,7 +1027,7 @@ impl Store {
         let mut fields = Vec::new();
         for (f, c) in &s.sealed {
             let item = OpenItem {
-                address: address(&s.meta, f, &s.plain),
+                address: field_address(&s.meta, f, &s.plain),
                 sealed: c.clone(),
             };
             if let Err(e) = sealer.open(vec![item]) {
@@ -1045,7 +1050,7 @@ impl Store {
         for (i, s) in good.iter().enumerate() {
             for (f, c) in &s.sealed {
                 items.push(OpenItem {
-                    address: address(&s.meta, f, &s.plain),
+                    address: field_address(&s.meta, f, &s.plain),
                     sealed: c.clone(),
                 });
                 owners.push((i, f.clone()));
@@ -1117,6 +1122,32 @@ impl Store {
                 })
             })
             .collect())
+    }
+
+    /// Remembers organization display names (plaintext metadata), so that
+    /// listing can show and filter by them without asking the broker.
+    pub fn remember_orgs(&mut self, orgs: &[(String, String)]) -> Result<(), RecordError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| db_err(&path, e))?;
+        for (id, name) in orgs {
+            tx.execute(
+                "INSERT INTO org_names (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                params![id, name],
+            )
+            .map_err(|e| db_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| db_err(&path, e))
+    }
+
+    /// Organization (id, name) pairs seen so far.
+    pub fn org_names(&self) -> Result<Vec<(String, String)>, RecordError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name FROM org_names ORDER BY name")
+            .map_err(|e| self.db(e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db(e))
     }
 
     /// Audit rows, newest first.

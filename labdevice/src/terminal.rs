@@ -1,0 +1,615 @@
+//! The vendor-neutral shell engine: turns raw channel bytes into command
+//! lines (echo, `\r`/`\n`/`\r\n`, backspace, Ctrl-U/C/D/Z, escape sequences
+//! ignored), logs each line *before* it runs, asks the vendor CLI to run it,
+//! pages long output (`--More--` / `-- [Q quit|D dump|down]`) and handles
+//! device questions (`[confirm]`, `[y/N]`, `Password:`).
+//!
+//! It is a pure state machine over bytes — no I/O — so it can be fed any
+//! input in tests; the SSH layer only moves bytes in and out.
+
+use std::sync::Arc;
+
+use crate::device::{Device, Vendor};
+use crate::eventlog::Kind;
+use crate::ios::IosSession;
+use crate::routeros::RosSession;
+
+/// Longest command line kept; further characters are refused with a bell.
+pub const MAX_LINE: usize = 1024;
+
+/// How input for a question is collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// A whole line, echoed or not.
+    Line {
+        /// Echo typed characters.
+        echo: bool,
+    },
+    /// A single keystroke.
+    Key,
+}
+
+/// Which question the device asked (the vendor decides what the answer does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuestionId {
+    /// IOS `enable` → `Password:`.
+    IosEnablePassword,
+    /// IOS `reload` with unsaved changes → `Save? [yes/no]:`.
+    IosSaveBeforeReload,
+    /// IOS `Proceed with reload? [confirm]`.
+    IosConfirmReload,
+    /// IOS `copy running-config startup-config` → `Destination filename [startup-config]?`.
+    IosCopyDestination,
+    /// RouterOS `Reboot, yes? [y/N]:`.
+    RosReboot,
+}
+
+/// A question the device asks before going on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// Which one.
+    pub id: QuestionId,
+    /// Text shown (no newline).
+    pub prompt: String,
+    /// How the answer is read.
+    pub input: Input,
+}
+
+/// What happens after a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Show the prompt again.
+    Prompt,
+    /// Ask a question.
+    Ask(Question),
+    /// End the session.
+    Logout,
+    /// Reboot the device (drops every connection).
+    Reboot,
+}
+
+/// A vendor's answer to one command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Text with `\n` line ends.
+    pub output: String,
+    /// The command failed (exec exit status 1).
+    pub failed: bool,
+    /// The output may be paged.
+    pub paged: bool,
+    /// What comes next.
+    pub next: Next,
+}
+
+impl Reply {
+    /// Output, then the prompt.
+    pub fn ok(output: impl Into<String>) -> Self {
+        Self {
+            output: output.into(),
+            failed: false,
+            paged: false,
+            next: Next::Prompt,
+        }
+    }
+    /// Output that may be paged, then the prompt.
+    pub fn paged(output: impl Into<String>) -> Self {
+        Self {
+            paged: true,
+            ..Self::ok(output)
+        }
+    }
+    /// An error message, then the prompt.
+    pub fn fail(output: impl Into<String>) -> Self {
+        Self {
+            failed: true,
+            ..Self::ok(output)
+        }
+    }
+    /// Output, then something else than the prompt.
+    pub fn then(mut self, next: Next) -> Self {
+        self.next = next;
+        self
+    }
+}
+
+/// A vendor CLI session (per channel).
+pub enum Cli {
+    /// Cisco IOS.
+    Ios(IosSession),
+    /// MikroTik RouterOS.
+    RouterOs(RosSession),
+}
+
+impl Cli {
+    fn new(device: &Device, user: &str, exec: bool) -> Self {
+        match device.vendor {
+            Vendor::Ios => Cli::Ios(IosSession::new(exec)),
+            Vendor::RouterOs => Cli::RouterOs(RosSession::new(user)),
+        }
+    }
+    fn prompt(&self, device: &Device) -> String {
+        match self {
+            Cli::Ios(s) => s.prompt(device),
+            Cli::RouterOs(s) => s.prompt(device),
+        }
+    }
+    fn execute(&mut self, device: &Device, line: &str, exec: bool) -> Reply {
+        let prompt_len = if exec {
+            0
+        } else {
+            self.prompt(device).chars().count()
+        };
+        match self {
+            Cli::Ios(s) => s.execute(device, line, prompt_len),
+            Cli::RouterOs(s) => s.execute(device, line),
+        }
+    }
+    fn answer(&mut self, device: &Device, q: QuestionId, input: &str) -> Reply {
+        match self {
+            Cli::Ios(s) => s.answer(device, q, input),
+            Cli::RouterOs(s) => s.answer(device, q, input),
+        }
+    }
+    /// Lines per page, `None` when paging is off.
+    fn page_len(&self, rows: u32) -> Option<usize> {
+        match self {
+            Cli::Ios(s) => s.page_len(),
+            Cli::RouterOs(_) => Some(if rows < 2 { 23 } else { rows as usize - 1 }),
+        }
+    }
+    fn control(&mut self, key: u8) -> Option<Reply> {
+        match self {
+            Cli::Ios(s) => s.control(key),
+            Cli::RouterOs(s) => s.control(key),
+        }
+    }
+}
+
+/// How the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The user logged out (`exit`, `quit`, Ctrl-D).
+    Logout,
+    /// The device reboots; the connection must be dropped.
+    Reboot,
+    /// An exec request finished with this status.
+    Exit(u32),
+}
+
+/// Bytes to send back and, maybe, the end of the session.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Bytes for the client.
+    pub bytes: Vec<u8>,
+    /// Set once: the session is over.
+    pub end: Option<End>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    None,
+    Started,
+    Csi,
+}
+
+struct Pager {
+    lines: Vec<String>,
+    next: Next,
+}
+
+enum State {
+    Line,
+    Paging(Pager),
+    Asking(Question),
+    Done,
+}
+
+/// One shell or exec channel.
+pub struct Terminal {
+    device: Arc<Device>,
+    session: u64,
+    cli: Cli,
+    exec: bool,
+    echo: bool,
+    crlf: bool,
+    paging: bool,
+    rows: u32,
+    line: Vec<u8>,
+    after_cr: bool,
+    esc: Esc,
+    state: State,
+    failed: bool,
+}
+
+impl Terminal {
+    /// An interactive shell. With a PTY it echoes, ends lines with `\r\n` and pages.
+    pub fn shell(device: Arc<Device>, session: u64, user: &str, pty_rows: Option<u32>) -> Self {
+        let pty = pty_rows.is_some();
+        let cli = Cli::new(&device, user, false);
+        Self {
+            device,
+            session,
+            cli,
+            exec: false,
+            echo: pty,
+            crlf: pty,
+            paging: pty,
+            rows: pty_rows.unwrap_or(0),
+            line: Vec::new(),
+            after_cr: false,
+            esc: Esc::None,
+            state: State::Line,
+            failed: false,
+        }
+    }
+
+    /// An exec channel: no prompt, no echo, no paging; IOS starts privileged.
+    pub fn exec(device: Arc<Device>, session: u64, user: &str) -> Self {
+        let cli = Cli::new(&device, user, true);
+        Self {
+            device,
+            session,
+            cli,
+            exec: true,
+            echo: false,
+            crlf: false,
+            paging: false,
+            rows: 0,
+            line: Vec::new(),
+            after_cr: false,
+            esc: Esc::None,
+            state: State::Line,
+            failed: false,
+        }
+    }
+
+    /// The terminal height changed.
+    pub fn set_rows(&mut self, rows: u32) {
+        self.rows = rows;
+    }
+
+    /// The greeting and first prompt of a shell.
+    pub fn start(&mut self) -> Output {
+        let mut out = Output::default();
+        let banner = match self.device.vendor {
+            Vendor::Ios => String::from("\n"),
+            Vendor::RouterOs => crate::routeros::banner(),
+        };
+        self.emit(&mut out, &banner);
+        self.prompt(&mut out);
+        out
+    }
+
+    /// Runs the one command of an exec request.
+    pub fn run_exec(&mut self, command: &str) -> Output {
+        self.device.log.record(self.session, Kind::Exec, command);
+        let mut out = Output::default();
+        let reply = self.cli.execute(&self.device, command, true);
+        self.after_reply(&mut out, reply);
+        out
+    }
+
+    /// Whether the session is over.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Feeds bytes from the client.
+    pub fn feed(&mut self, data: &[u8]) -> Output {
+        let mut out = Output::default();
+        if self.device.log_data && !data.is_empty() {
+            self.device
+                .log
+                .record(self.session, Kind::Data, &String::from_utf8_lossy(data));
+        }
+        for &b in data {
+            if out.end.is_some() || self.is_done() {
+                break;
+            }
+            // "\r\n" is one Enter.
+            if b == b'\n' && self.after_cr {
+                self.after_cr = false;
+                continue;
+            }
+            self.after_cr = b == b'\r';
+            // Escape sequences (arrow keys...) are swallowed, except ↓ while paging.
+            match self.esc {
+                Esc::Started => {
+                    self.esc = if b == b'[' || b == b'O' {
+                        Esc::Csi
+                    } else {
+                        Esc::None
+                    };
+                    continue;
+                }
+                Esc::Csi => {
+                    if (0x40..=0x7e).contains(&b) {
+                        self.esc = Esc::None;
+                        if b == b'B' && matches!(self.state, State::Paging(_)) {
+                            self.page_key(&mut out, b'\n');
+                        }
+                    }
+                    continue;
+                }
+                Esc::None => {}
+            }
+            if b == 0x1b {
+                self.esc = Esc::Started;
+                continue;
+            }
+            match &self.state {
+                State::Paging(_) => self.page_key(&mut out, b),
+                State::Asking(q) if q.input == Input::Key => {
+                    let q = q.clone();
+                    self.key_answer(&mut out, q, b);
+                }
+                State::Asking(q) => {
+                    let echo = matches!(q.input, Input::Line { echo: true }) && self.echo;
+                    let q = q.clone();
+                    self.edit(&mut out, b, echo, Some(q));
+                }
+                State::Line => {
+                    let echo = self.echo;
+                    self.edit(&mut out, b, echo, None);
+                }
+                State::Done => {}
+            }
+        }
+        out
+    }
+
+    /// The client closed its side (EOF): an exec waiting for an answer gets an empty one.
+    pub fn eof(&mut self) -> Output {
+        let mut out = Output::default();
+        if self.exec && !self.is_done() {
+            if let State::Asking(q) = &self.state {
+                let q = q.clone();
+                let line = String::from_utf8_lossy(&self.line).into_owned();
+                self.line.clear();
+                self.device.log.record(self.session, Kind::Answer, &line);
+                self.state = State::Line;
+                let reply = self.cli.answer(&self.device, q.id, &line);
+                self.after_reply(&mut out, reply);
+            }
+            if !self.is_done() {
+                self.state = State::Done;
+                out.end = Some(End::Exit(u32::from(self.failed)));
+            }
+        }
+        out
+    }
+
+    fn edit(&mut self, out: &mut Output, b: u8, echo: bool, question: Option<Question>) {
+        match b {
+            b'\r' | b'\n' => {
+                if self.echo {
+                    self.emit(out, "\n");
+                }
+                let line = String::from_utf8_lossy(&self.line).into_owned();
+                self.line.clear();
+                match question {
+                    Some(q) => {
+                        self.device.log.record(self.session, Kind::Answer, &line);
+                        self.state = State::Line;
+                        let reply = self.cli.answer(&self.device, q.id, &line);
+                        self.after_reply(out, reply);
+                    }
+                    None => {
+                        if self.exec {
+                            // Extra input to an exec that asked nothing is ignored.
+                            return;
+                        }
+                        self.device.log.record(self.session, Kind::Command, &line);
+                        let reply = self.cli.execute(&self.device, &line, false);
+                        self.after_reply(out, reply);
+                    }
+                }
+            }
+            0x08 | 0x7f => {
+                if self.line.pop().is_some() {
+                    while self.line.last().is_some_and(|c| c & 0xc0 == 0x80) {
+                        self.line.pop();
+                    }
+                    if echo {
+                        out.bytes.extend_from_slice(b"\x08 \x08");
+                    }
+                }
+            }
+            0x15 => {
+                // Ctrl-U: kill the line.
+                if echo {
+                    for _ in 0..String::from_utf8_lossy(&self.line).chars().count() {
+                        out.bytes.extend_from_slice(b"\x08 \x08");
+                    }
+                }
+                self.line.clear();
+            }
+            0x03 | 0x04 | 0x1a if question.is_none() && !self.exec => {
+                if b == 0x04 && !self.line.is_empty() {
+                    return;
+                }
+                self.line.clear();
+                if let Some(reply) = self.cli.control(b) {
+                    if self.echo {
+                        self.emit(out, "\n");
+                    }
+                    self.after_reply(out, reply);
+                }
+            }
+            b'\t' => {}
+            c if c < 0x20 => {}
+            c => {
+                if self.line.len() >= MAX_LINE {
+                    if echo {
+                        out.bytes.push(0x07);
+                    }
+                    return;
+                }
+                self.line.push(c);
+                if echo {
+                    out.bytes.push(c);
+                }
+            }
+        }
+    }
+
+    fn key_answer(&mut self, out: &mut Output, q: Question, b: u8) {
+        let answer = match b {
+            b'\r' | b'\n' => String::new(),
+            c => String::from_utf8_lossy(&[c]).into_owned(),
+        };
+        self.device.log.record(self.session, Kind::Answer, &answer);
+        if self.echo && (0x20..0x7f).contains(&b) {
+            out.bytes.push(b);
+        }
+        if self.echo {
+            self.emit(out, "\n");
+        }
+        self.state = State::Line;
+        let reply = self.cli.answer(&self.device, q.id, &answer);
+        self.after_reply(out, reply);
+    }
+
+    fn after_reply(&mut self, out: &mut Output, reply: Reply) {
+        if reply.failed {
+            self.failed = true;
+        }
+        let page = if self.paging && reply.paged {
+            self.cli.page_len(self.rows)
+        } else {
+            None
+        };
+        let lines: Vec<String> = split_lines(&reply.output);
+        match page {
+            Some(n) if n > 0 && lines.len() > n => {
+                let rest = lines[n..].to_vec();
+                for l in &lines[..n] {
+                    self.emit(out, l);
+                    self.emit(out, "\n");
+                }
+                self.state = State::Paging(Pager {
+                    lines: rest,
+                    next: reply.next,
+                });
+                let more = self.more_prompt();
+                out.bytes.extend_from_slice(more.as_bytes());
+            }
+            _ => {
+                for l in &lines {
+                    self.emit(out, l);
+                    self.emit(out, "\n");
+                }
+                self.finish(out, reply.next);
+            }
+        }
+    }
+
+    fn more_prompt(&self) -> &'static str {
+        match self.device.vendor {
+            Vendor::Ios => " --More-- ",
+            Vendor::RouterOs => "-- [Q quit|D dump|down]",
+        }
+    }
+
+    fn page_key(&mut self, out: &mut Output, b: u8) {
+        let State::Paging(pager) = std::mem::replace(&mut self.state, State::Line) else {
+            return;
+        };
+        let Pager { mut lines, next } = pager;
+        let ios = self.device.vendor == Vendor::Ios;
+        let page = self.cli.page_len(self.rows).unwrap_or(24).max(1);
+        let take = match b {
+            b' ' => page,
+            b'\r' | b'\n' => 1,
+            b'd' | b'D' if !ios => usize::MAX,
+            b'q' | b'Q' | 0x03 => 0,
+            _ if ios => 0,
+            _ => {
+                // RouterOS ignores other keys.
+                self.state = State::Paging(Pager { lines, next });
+                return;
+            }
+        };
+        // Erase the pager prompt.
+        let width = self.more_prompt().len();
+        out.bytes.push(b'\r');
+        out.bytes.extend(std::iter::repeat_n(b' ', width));
+        out.bytes.push(b'\r');
+        if take == 0 {
+            self.finish(out, next);
+            return;
+        }
+        let n = take.min(lines.len());
+        let shown: Vec<String> = lines.drain(..n).collect();
+        for l in &shown {
+            self.emit(out, l);
+            self.emit(out, "\n");
+        }
+        if lines.is_empty() {
+            self.finish(out, next);
+        } else {
+            self.state = State::Paging(Pager { lines, next });
+            let more = self.more_prompt();
+            out.bytes.extend_from_slice(more.as_bytes());
+        }
+    }
+
+    fn finish(&mut self, out: &mut Output, next: Next) {
+        match next {
+            Next::Prompt => {
+                if self.exec {
+                    self.state = State::Done;
+                    out.end = Some(End::Exit(u32::from(self.failed)));
+                } else {
+                    self.state = State::Line;
+                    self.prompt(out);
+                }
+            }
+            Next::Ask(q) => {
+                out.bytes.extend_from_slice(q.prompt.as_bytes());
+                self.state = State::Asking(q);
+            }
+            Next::Logout => {
+                self.state = State::Done;
+                out.end = Some(if self.exec {
+                    End::Exit(u32::from(self.failed))
+                } else {
+                    End::Logout
+                });
+            }
+            Next::Reboot => {
+                self.state = State::Done;
+                out.end = Some(End::Reboot);
+            }
+        }
+    }
+
+    fn prompt(&self, out: &mut Output) {
+        if !self.exec {
+            let p = self.cli.prompt(&self.device);
+            out.bytes.extend_from_slice(p.as_bytes());
+        }
+    }
+
+    fn emit(&self, out: &mut Output, text: &str) {
+        if self.crlf {
+            for (i, part) in text.split('\n').enumerate() {
+                if i > 0 {
+                    out.bytes.extend_from_slice(b"\r\n");
+                }
+                out.bytes.extend_from_slice(part.as_bytes());
+            }
+        } else {
+            out.bytes.extend_from_slice(text.as_bytes());
+        }
+    }
+}
+
+/// Splits output into lines; a trailing newline does not make an extra line.
+fn split_lines(text: &str) -> Vec<String> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let t = text.strip_suffix('\n').unwrap_or(text);
+    t.split('\n').map(str::to_string).collect()
+}

@@ -371,12 +371,16 @@ impl Store {
         if let (true, Some(name)) = (kind.has_unique_name(), record.name()) {
             let taken: Option<String> = self
                 .conn
-                .query_row(
+                .prepare_cached(
                     "SELECT id FROM records WHERE kind = ?1 AND scope = ?2 AND folder = ?3 AND name = ?4",
-                    params![kind.as_str(), scope_str(scope), record.folder(), name],
-                    |r| r.get(0),
                 )
-                .optional()
+                .and_then(|mut st| {
+                    st.query_row(
+                        params![kind.as_str(), scope_str(scope), record.folder(), name],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                })
                 .map_err(|e| self.db(e))?;
             if let Some(other) = taken
                 && Some(other.as_str()) != id
@@ -490,18 +494,22 @@ impl Store {
         let scope = scope_str(&m.scope);
         match mode {
             WriteMode::Insert => {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO records (kind, id, scope, owner, created_ms, updated_ms, revision, name, folder, plain, mac)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(
                     params![m.kind.as_str(), m.id, scope, m.owner, m.created_ms as i64, m.updated_ms as i64,
                             m.revision as i64, r.p.name, r.p.folder, plain, r.mac],
                 )?;
             }
             WriteMode::Update { expected_revision } => {
-                let n = tx.execute(
+                let n = tx.prepare_cached(
                     "UPDATE records SET scope = ?3, owner = ?4, created_ms = ?5, updated_ms = ?6, revision = ?7,
                          name = ?8, folder = ?9, plain = ?10, mac = ?11
                      WHERE kind = ?1 AND id = ?2 AND revision = ?12",
+                )?
+                .execute(
                     params![m.kind.as_str(), m.id, scope, m.owner, m.created_ms as i64, m.updated_ms as i64,
                             m.revision as i64, r.p.name, r.p.folder, plain, r.mac, expected_revision as i64],
                 )?;
@@ -511,27 +519,27 @@ impl Store {
             }
             WriteMode::Replace => {
                 // An upsert on the id only: a clash on the name index is an error, never a silent delete.
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO records (kind, id, scope, owner, created_ms, updated_ms, revision, name, folder, plain, mac)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT (kind, id) DO UPDATE SET scope = excluded.scope, owner = excluded.owner,
                          created_ms = excluded.created_ms, updated_ms = excluded.updated_ms,
                          revision = excluded.revision, name = excluded.name, folder = excluded.folder,
                          plain = excluded.plain, mac = excluded.mac",
+                )?
+                .execute(
                     params![m.kind.as_str(), m.id, scope, m.owner, m.created_ms as i64, m.updated_ms as i64,
                             m.revision as i64, r.p.name, r.p.folder, plain, r.mac],
                 )?;
             }
         }
-        tx.execute(
-            "DELETE FROM sealed_fields WHERE kind = ?1 AND id = ?2",
-            params![m.kind.as_str(), m.id],
-        )?;
+        tx.prepare_cached("DELETE FROM sealed_fields WHERE kind = ?1 AND id = ?2")?
+            .execute(params![m.kind.as_str(), m.id])?;
         for (f, c) in &r.sealed {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO sealed_fields (kind, id, field, ciphertext) VALUES (?1, ?2, ?3, ?4)",
-                params![m.kind.as_str(), m.id, f, c],
-            )?;
+            )?
+            .execute(params![m.kind.as_str(), m.id, f, c])?;
         }
         Self::audit_row(tx, actor, action, m)
     }
@@ -542,8 +550,10 @@ impl Store {
         action: &str,
         m: &Meta,
     ) -> Result<(), rusqlite::Error> {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO audit (at_ms, actor, action, kind, record_id, scope, revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(
             params![now_ms() as i64, actor, action, m.kind.as_str(), m.id, scope_str(&m.scope), m.revision as i64],
         )?;
         Ok(())

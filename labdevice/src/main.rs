@@ -1,5 +1,6 @@
 //! `gatehouse-labdevice`: run one simulated device until SIGINT/SIGTERM.
-//! Prints `listening ADDR` as the first line on stdout once bound.
+//! Prints `listening ADDR` as the first line on stdout once bound, then
+//! `host-key ssh-ed25519 AAAA...` (the public host key, for known_hosts).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -54,7 +55,9 @@ async fn run(args: Args) -> Result<(), gatehouse_labdevice::error::Error> {
     let mut opts = Options::new(args.vendor, &args.hostname, &args.user, "");
     opts.password = password;
     opts.listen = args.listen;
-    opts.host_key = Some(hostkey::load_or_generate(&args.host_key)?);
+    let key = hostkey::load_or_generate(&args.host_key)?;
+    let public = key.public_key().to_openssh().unwrap_or_default();
+    opts.host_key = Some(key);
     if let Some(p) = &args.authorized_key {
         opts.authorized_keys = hostkey::read_authorized_keys(p)?;
     }
@@ -66,6 +69,7 @@ async fn run(args: Args) -> Result<(), gatehouse_labdevice::error::Error> {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening {}", dev.addr);
+        let _ = writeln!(out, "host-key {public}");
         let _ = out.flush();
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

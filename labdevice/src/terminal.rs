@@ -358,11 +358,16 @@ impl Terminal {
         out
     }
 
-    /// The client closed its side (EOF): an exec waiting for an answer gets an empty one.
+    /// The client closed its side (EOF). An exec waiting for an answer gets
+    /// the partial line typed so far, if any; with nothing typed the
+    /// question is abandoned (never taken as a confirmation) and the exec
+    /// ends with status 1.
     pub fn eof(&mut self) -> Output {
         let mut out = Output::default();
         if self.exec && !self.is_done() {
-            if let State::Asking(q) = &self.state {
+            if matches!(self.state, State::Asking(_)) && self.line.is_empty() {
+                self.failed = true;
+            } else if let State::Asking(q) = &self.state {
                 let q = q.clone();
                 let line = String::from_utf8_lossy(&self.line).into_owned();
                 self.line.clear();

@@ -167,3 +167,65 @@ fn unknown_public_key_refused() {
     assert_eq!(code, 255, "{err}");
     assert!(err.contains("Permission denied"), "{err}");
 }
+
+#[test]
+fn announced_host_key_verifies_with_strict_checking() {
+    let lab = Lab::start("ios", &[]);
+    assert!(lab.host_key.starts_with("ssh-ed25519 "), "{}", lab.host_key);
+    let kh = lab.path("known_hosts");
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", lab.port, lab.host_key)).unwrap();
+    let mut c = lab.ssh();
+    c.arg("-o")
+        .arg("StrictHostKeyChecking=yes")
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", kh.display()))
+        .arg("admin@127.0.0.1")
+        .arg("show privilege")
+        .stdin(Stdio::null());
+    let (code, out, err) = run_with_timeout(&mut c);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Current privilege level is 15"), "{out}");
+}
+
+#[test]
+fn exec_questions_read_stdin_and_eof_never_confirms() {
+    let lab = Lab::start("ios", &[]);
+    // Nothing on stdin: the reload question is abandoned, the device stays up.
+    let (code, out, _) = lab.exec("reload");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[confirm]"), "{out}");
+    assert!(!lab.log().iter().any(|e| e["kind"] == "reboot"));
+
+    let lab = Lab::start("routeros", &[]);
+    let mut c = lab.ssh();
+    c.arg("admin@127.0.0.1")
+        .arg("/system reboot")
+        .stdin(Stdio::piped());
+    let mut sh = common::Shell::spawn(c);
+    sh.expect("Reboot, yes? [y/N]: ");
+    sh.send("y");
+    let (code, out) = sh.wait_open();
+    assert_eq!(code, 255, "{out}");
+    assert!(lab.log().iter().any(|e| e["kind"] == "reboot"));
+}
+
+#[test]
+fn garbage_before_ssh_does_not_hurt_the_device() {
+    use std::io::{Read, Write};
+    let lab = Lab::start("routeros", &[]);
+    for junk in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        &b"SSH-2.0-x\r\n\x00\x00\x00\x0c\xff\xff\xff\xff\xff\xff\xff\xff"[..],
+        &[0u8; 4096][..],
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", lab.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let _ = s.write_all(junk);
+        let mut buf = [0u8; 256];
+        let _ = s.read(&mut buf);
+    }
+    let (code, out, _) = lab.exec("/system identity print");
+    assert_eq!(code, 0);
+    assert!(out.contains("MT1"));
+}

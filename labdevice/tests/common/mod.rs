@@ -18,6 +18,8 @@ pub const PASSWORD: &str = "s3cret-lab";
 pub struct Lab {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The announced public host key (`ssh-ed25519 AAAA...`).
+    pub host_key: String,
     child: Child,
 }
 
@@ -58,15 +60,26 @@ impl Lab {
             .spawn()
             .expect("spawn device");
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        let mut second = String::new();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+        reader.read_line(&mut second).unwrap();
+        let host_key = second
+            .trim()
+            .strip_prefix("host-key ")
+            .unwrap_or_else(|| panic!("second line {second:?}"))
+            .to_string();
         let addr = first
             .trim()
             .strip_prefix("listening ")
             .unwrap_or_else(|| panic!("first line {first:?}"));
         let port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        Lab { dir, port, child }
+        Lab {
+            dir,
+            port,
+            host_key,
+            child,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -381,6 +381,84 @@ impl IosSession {
 
     /// Runs one line.
     pub fn execute(&mut self, device: &Device, line: &str, prompt_len: usize) -> Reply {
+        if let Some(bar) = line.find('|') {
+            return match self.piped(device, line, bar, prompt_len) {
+                Ok(r) => r,
+                Err(e) => Reply::fail(e.render(line, prompt_len)),
+            };
+        }
+        self.execute_plain(device, line, prompt_len)
+    }
+
+    /// `show … | include|exclude|begin|section|count TEXT` (substring matching).
+    fn piped(&mut self, device: &Device, line: &str, bar: usize, prompt_len: usize) -> Res {
+        let left = &line[..bar];
+        let lw = words(left);
+        let first = match (lw.first(), lw.get(1)) {
+            (Some(w), next) if resolve(&w.text, &["do"]) == Match::One("do") && next.is_some() => {
+                next
+            }
+            (w, _) => w,
+        };
+        let is_show =
+            first.is_some_and(|w| matches!(resolve(&w.text, &["show", "write"]), Match::One(_)));
+        if !is_show {
+            return Err(IosError::Invalid { at: bar });
+        }
+        let right = &line[bar + 1..];
+        let rw = words(right);
+        let modifier = rw.first().ok_or(IosError::Incomplete)?;
+        let modifier = kw(
+            &Word {
+                text: modifier.text.clone(),
+                at: bar + 1 + modifier.at,
+            },
+            &["begin", "count", "exclude", "include", "section"],
+        )?;
+        let pattern = rw.get(1).ok_or(IosError::Incomplete)?;
+        let pattern = right[pattern.at..].trim_end().to_string();
+        let mut reply = self.execute_plain(device, left, prompt_len);
+        if reply.failed || reply.next != Next::Prompt {
+            return Ok(reply);
+        }
+        let lines: Vec<&str> = reply.output.lines().collect();
+        let kept: Vec<&str> = match modifier {
+            "include" => lines.into_iter().filter(|l| l.contains(&pattern)).collect(),
+            "exclude" => lines
+                .into_iter()
+                .filter(|l| !l.contains(&pattern))
+                .collect(),
+            "begin" => lines
+                .iter()
+                .position(|l| l.contains(&pattern))
+                .map(|i| lines[i..].to_vec())
+                .unwrap_or_default(),
+            "count" => {
+                let n = lines.iter().filter(|l| l.contains(&pattern)).count();
+                reply.output = format!("Number of lines which match regexp = {n}\n");
+                return Ok(reply);
+            }
+            _ => {
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < lines.len() {
+                    let mut j = i + 1;
+                    while j < lines.len() && lines[j].starts_with(' ') {
+                        j += 1;
+                    }
+                    if lines[i..j].iter().any(|l| l.contains(&pattern)) {
+                        out.extend_from_slice(&lines[i..j]);
+                    }
+                    i = j;
+                }
+                out
+            }
+        };
+        reply.output = kept.iter().map(|l| format!("{l}\n")).collect();
+        Ok(reply)
+    }
+
+    fn execute_plain(&mut self, device: &Device, line: &str, prompt_len: usize) -> Reply {
         let ws = words(line);
         if ws.is_empty() || ws[0].text.starts_with('!') {
             return Reply::ok("");

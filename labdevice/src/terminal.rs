@@ -394,7 +394,12 @@ impl Terminal {
                 self.line.clear();
                 match question {
                     Some(q) => {
-                        self.device.log.record(self.session, Kind::Answer, &line);
+                        let logged = if matches!(q.input, Input::Line { echo: false }) {
+                            "(not echoed)"
+                        } else {
+                            line.as_str()
+                        };
+                        self.device.log.record(self.session, Kind::Answer, logged);
                         self.state = State::Line;
                         let reply = self.cli.answer(&self.device, q.id, &line);
                         self.after_reply(out, reply);

@@ -15,6 +15,23 @@ fn exec_show_version_and_errors() {
     let (code, out, _) = lab.exec("sh run");
     assert_eq!(code, 0);
     assert!(out.contains("hostname R1"), "{out}");
+    let (code, out, _) = lab.exec("sh run | include hostname");
+    assert_eq!((code, out.as_str()), (0, "hostname R1\n"));
+    let (code, out, _) = lab.exec("show running-config | section interface GigabitEthernet0/2");
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("interface GigabitEthernet0/2\n no ip address\n shutdown\n"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 6, "{out}");
+    let (code, out, _) = lab.exec("show ip interface brief | count down");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Number of lines which match regexp = 3\n")
+    );
+    let (code, out, _) = lab.exec("show version | frob x");
+    assert_eq!(code, 1);
+    assert!(out.contains("% Invalid input"), "{out}");
     let (code, out, _) = lab.exec("show bogus");
     assert_eq!(code, 1);
     assert!(
@@ -207,6 +224,42 @@ fn wrong_enable_password() {
     let o = sh.cmd("nope", "R1>");
     assert!(o.contains("% Access denied"), "{o}");
     assert!(!o.contains("nope"), "the password is not echoed: {o}");
+    sh.send("enable\n");
+    sh.expect("Password: ");
+    sh.cmd(PASSWORD, "R1#");
+    sh.send("exit\n");
+    assert_eq!(sh.wait(), 0);
+    let raw = std::fs::read_to_string(lab.path("log.jsonl")).unwrap();
+    assert!(!raw.contains(PASSWORD), "{raw}");
+    assert!(!raw.contains("nope"), "{raw}");
+    assert!(
+        raw.contains("\"kind\":\"answer\",\"text\":\"(not echoed)\""),
+        "{raw}"
+    );
+}
+
+#[test]
+fn log_data_records_bytes_on_arrival() {
+    let lab = Lab::start("ios", &["--log-data"]);
+    let mut sh = lab.shell();
+    sh.expect("R1>");
+    sh.send("sho");
+    // Wait for the echo: the partial command has arrived and is logged as data.
+    sh.expect("sho");
+    let partial = lab
+        .log()
+        .into_iter()
+        .filter(|e| e["kind"] == "data")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect::<String>();
+    assert_eq!(partial, "sho");
+    assert!(!lab.log().iter().any(|e| e["kind"] == "command"));
+    sh.cmd("w version", "R1>");
+    let log = lab.log();
+    let cmd = log.iter().find(|e| e["kind"] == "command").unwrap();
+    assert_eq!(cmd["text"], "show version");
+    let first_data = log.iter().find(|e| e["kind"] == "data").unwrap();
+    assert!(first_data["seq"].as_u64() < cmd["seq"].as_u64());
     sh.send("exit\n");
     assert_eq!(sh.wait(), 0);
 }

@@ -276,6 +276,12 @@ impl Store {
             source,
         };
         let conn = Connection::open(path).map_err(db)?;
+        // Owner-only, like the directory it lives in (SQLite gives the WAL
+        // and shared-memory files the same mode).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")

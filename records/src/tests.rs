@@ -711,3 +711,60 @@ fn secrets_never_show_in_debug() {
     );
     assert_eq!(format!("{:?}", Secret::keychain("x")), "Secret(keychain:x)");
 }
+
+#[test]
+fn addresses_ports_urls_and_folders() {
+    use crate::validate::*;
+    for ok in [
+        "10.0.0.1",
+        "::1",
+        "fe80::1",
+        "core-sw1",
+        "core-sw1.dc1.example.net",
+        "sw_1",
+        "host.",
+    ] {
+        check_address("address", ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in [
+        "",
+        "10.0.0.256",
+        "1.2.3",
+        "-sw",
+        "sw-",
+        "a..b",
+        "bad host",
+        "sw1/x",
+        &"a".repeat(64),
+    ] {
+        let e = check_address("address", bad).unwrap_err().to_string();
+        assert!(e.starts_with("invalid address:"), "{bad}: {e}");
+    }
+    assert_eq!(parse_port("port", " 22 ").unwrap(), 22);
+    for bad in ["0", "65536", "-1", "ssh", ""] {
+        assert!(parse_port("port", bad).is_err(), "{bad}");
+    }
+    for ok in [
+        "https://a.example/x?y",
+        "http://10.0.0.1:8080/",
+        "https://user@[::1]:443/",
+    ] {
+        check_url("base_url", ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in ["ftp://a", "https://", "https://a:0/", "https://bad host/"] {
+        assert!(check_url("base_url", bad).is_err(), "{bad}");
+    }
+    assert_eq!(normalize_folder("//dc1//core/").unwrap(), "dc1/core");
+    assert!(normalize_folder("dc1/../x").is_err());
+}
+
+#[test]
+fn the_database_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (d, _st) = store();
+    let mode = std::fs::metadata(d.path().join("records.sqlite"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

@@ -5,6 +5,7 @@
 //!
 //! Owns: record types ([`model`]), the field table and canonical encodings
 //! ([`fields`]), input checks ([`validate`]), the store ([`store`]), the
+//! memory-only decrypted cache ([`cache`]), the
 //! broker-facing [`sealer::Sealer`], OpenSSH config import ([`ssh_config`])
 //! and org bundles ([`bundle`]).
 //! Must never: hold a key (sealing, opening and MACs are the broker's, through
@@ -12,6 +13,7 @@
 //! while listing (listing takes no `Sealer`).
 
 pub mod bundle;
+pub mod cache;
 pub mod fields;
 pub mod model;
 pub mod sealer;

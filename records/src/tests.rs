@@ -768,3 +768,21 @@ fn the_database_file_is_owner_only() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn the_decrypted_cache_is_dropped_on_sign_out_and_by_revision() {
+    use crate::cache::OpenedCache;
+    use gatehouse_ipc::broker::BrokerEvent;
+    let (_d, mut st) = store();
+    let mut sealer = TestSealer::default();
+    let m = st
+        .create(&mut sealer, "alice", org(), samples().remove(0))
+        .unwrap();
+    let mut cache = OpenedCache::new();
+    cache.put(Store::open_record(&mut sealer, &st.get(Kind::Host, &m.id).unwrap()).unwrap());
+    assert!(cache.get(Kind::Host, &m.id, 1).is_some());
+    assert!(cache.get(Kind::Host, &m.id, 2).is_none(), "stale revision");
+    assert!(!cache.on_event(&BrokerEvent::SignedIn));
+    assert!(cache.on_event(&BrokerEvent::SignedOut));
+    assert!(cache.is_empty());
+}

@@ -22,6 +22,9 @@ use crate::error::Error;
 use crate::eventlog::Kind;
 use crate::terminal::{End, Output, Terminal};
 
+/// How long after a confirmed reboot the connections are dropped.
+pub const REBOOT_DROP_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// A device serving SSH on a socket.
 pub struct RunningDevice {
     /// Where it listens.
@@ -287,6 +290,9 @@ impl Handler for Conn {
                 r = reboot.recv() => {
                     if !matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                         flag.store(true, Ordering::Relaxed);
+                        // OpenSSH exits on SSH_MSG_DISCONNECT without writing channel
+                        // output it still holds: give the last words time to arrive.
+                        tokio::time::sleep(REBOOT_DROP_DELAY).await;
                         let _ = handle
                             .disconnect(Disconnect::ByApplication, "device rebooting".into(), "en".into())
                             .await;

@@ -1420,18 +1420,26 @@ pub fn records(profile: Option<&str>, cmd: RecordsCmd) -> anyhow::Result<ExitCod
         RecordsCmd::Show { kind, show: a } => show(&mut ctx, parse_kind(&kind)?, &a),
         RecordsCmd::Verify { json } => {
             let (store, sealer) = ctx.parts()?;
-            let stored: Vec<StoredRecord> = store.load(&Filter::default())?;
+            let mut rows = Vec::new();
+            let mut stored: Vec<StoredRecord> = Vec::new();
+            for s in store.list(&Filter::default())? {
+                match store.get(s.meta.kind, &s.meta.id) {
+                    Ok(r) => stored.push(r),
+                    Err(e) => rows.push(VerifyRow {
+                        kind: s.meta.kind,
+                        id: s.meta.id,
+                        ok: false,
+                        error: Some(e.to_string()),
+                    }),
+                }
+            }
             let results = Store::open_many(sealer, &stored)?;
-            let rows: Vec<VerifyRow> = stored
-                .iter()
-                .zip(results)
-                .map(|(s, r)| VerifyRow {
-                    kind: s.meta.kind,
-                    id: s.meta.id.clone(),
-                    ok: r.is_ok(),
-                    error: r.err().map(|e| e.to_string()),
-                })
-                .collect();
+            rows.extend(stored.iter().zip(results).map(|(s, r)| VerifyRow {
+                kind: s.meta.kind,
+                id: s.meta.id.clone(),
+                ok: r.is_ok(),
+                error: r.err().map(|e| e.to_string()),
+            }));
             let bad = rows.iter().filter(|r| !r.ok).count();
             if json {
                 println!(

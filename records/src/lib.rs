@@ -73,6 +73,11 @@ pub enum RecordError {
         /// Sealed fields that no longer open, with why.
         fields: Vec<(String, String)>,
     },
+    /// The name/folder index columns disagree with the record's (MACed) fields.
+    #[error(
+        "record {kind}/{id} was modified without the key (tampered): its name/folder index does not match its authenticated fields"
+    )]
+    IndexMismatch { kind: Kind, id: String },
     #[error("record {kind}/{id} field {field} does not open: {reason}")]
     OpenFailed {
         kind: Kind,

@@ -848,6 +848,27 @@ impl Store {
             });
         };
         let plain = Self::parse_plain(&meta, &plain)?;
+        // The name/folder columns only index the (MACed) fields; finding a
+        // record by name must not be redirectable by editing them.
+        let (col_name, col_folder): (Option<String>, String) = self
+            .conn
+            .prepare_cached("SELECT name, folder FROM records WHERE kind = ?1 AND id = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![kind.as_str(), id], |r| Ok((r.get(0)?, r.get(1)?)))
+            })
+            .map_err(|e| self.db(e))?;
+        let field_str = |f: &str| plain.get(f).and_then(Value::as_str);
+        let name = if kind.has_unique_name() {
+            field_str("name").or_else(|| field_str("title"))
+        } else {
+            None
+        };
+        if col_name.as_deref() != name || col_folder != field_str("folder").unwrap_or("") {
+            return Err(RecordError::IndexMismatch {
+                kind,
+                id: id.to_string(),
+            });
+        }
         let mut stmt = self
             .conn
             .prepare_cached(

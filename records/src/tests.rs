@@ -786,3 +786,18 @@ fn the_decrypted_cache_is_dropped_on_sign_out_and_by_revision() {
     assert!(cache.on_event(&BrokerEvent::SignedOut));
     assert!(cache.is_empty());
 }
+
+#[test]
+fn a_name_index_edited_without_the_key_cannot_redirect_lookups() {
+    let (d, mut st) = store();
+    let mut sealer = TestSealer::default();
+    let m = st
+        .create(&mut sealer, "alice", org(), samples().remove(0))
+        .unwrap();
+    raw_conn(&d)
+        .execute("UPDATE records SET name = 'decoy' WHERE id = ?1", [&m.id])
+        .unwrap();
+    let e = st.resolve(Kind::Host, None, "decoy").unwrap_err();
+    assert!(matches!(e, RecordError::IndexMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("tampered"));
+}

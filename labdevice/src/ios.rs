@@ -362,6 +362,55 @@ impl IosSession {
         }
     }
 
+    /// Context help for `?` typed after `partial`: completions of a partial
+    /// word, or the keywords that may follow (first level and `show`).
+    pub fn help(&self, partial: &str) -> String {
+        let list = match self.mode {
+            Mode::User => USER_CMDS,
+            Mode::Enable => ENABLE_CMDS,
+            Mode::Config => CONFIG_CMDS,
+            Mode::ConfigIf(_) => IF_CMDS,
+        };
+        let show_list: &[&str] = if self.mode == Mode::User {
+            &["clock", "ip", "privilege", "version"]
+        } else {
+            &[
+                "clock",
+                "ip",
+                "privilege",
+                "running-config",
+                "startup-config",
+                "version",
+            ]
+        };
+        let ws = words(partial);
+        let trailing = partial.is_empty() || partial.ends_with(|c: char| c.is_ascii_whitespace());
+        let is_show = ws
+            .first()
+            .is_some_and(|w| resolve(&w.text, list) == Match::One("show"));
+        let (candidates, prefix): (&[&str], &str) = match (ws.len(), trailing) {
+            (0, _) => (list, ""),
+            (1, false) => (list, ws[0].text.as_str()),
+            (1, true) if is_show => (show_list, ""),
+            (2, false) if is_show => (show_list, ws[1].text.as_str()),
+            _ => return "% Help is not simulated at this level\n".into(),
+        };
+        let lower = prefix.to_ascii_lowercase();
+        let found: Vec<&str> = candidates
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with(&lower))
+            .collect();
+        if found.is_empty() {
+            return "% Unrecognized command\n".into();
+        }
+        if prefix.is_empty() {
+            found.iter().map(|k| format!("  {k}\n")).collect()
+        } else {
+            format!("{}\n", found.join("  "))
+        }
+    }
+
     /// Lines per page (`terminal length`), `None` when 0.
     pub fn page_len(&self) -> Option<usize> {
         (self.term_len > 0).then_some(self.term_len)

@@ -446,6 +446,23 @@ impl Terminal {
                     self.after_reply(out, reply);
                 }
             }
+            b'?' if question.is_none() && !self.exec && matches!(self.cli, Cli::Ios(_)) => {
+                // IOS context help: answer at once, then give the line back.
+                let partial = String::from_utf8_lossy(&self.line).into_owned();
+                let help = match &self.cli {
+                    Cli::Ios(s) => s.help(&partial),
+                    Cli::RouterOs(_) => String::new(),
+                };
+                if echo {
+                    out.bytes.push(b'?');
+                }
+                self.emit(out, "\n");
+                self.emit(out, &help);
+                self.prompt(out);
+                if echo {
+                    out.bytes.extend_from_slice(&self.line);
+                }
+            }
             b'\t' => {}
             c if c < 0x20 => {}
             c => {

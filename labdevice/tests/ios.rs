@@ -71,6 +71,14 @@ fn config_persists_across_sessions() {
     sh.cmd("end", "EDGE1#");
     let o = sh.cmd("wr", "EDGE1#");
     assert!(o.contains("[OK]"), "{o}");
+    // `?` answers at once and gives the line back.
+    sh.send("sh?");
+    let o = sh.expect("EDGE1#sh");
+    assert!(o.contains("show"), "{o}");
+    sh.send(" ?");
+    let o = sh.expect("EDGE1#sh ");
+    assert!(o.contains("  running-config\r\n"), "{o}");
+    sh.send("\x15");
     let o = sh.cmd("frobnicate", "EDGE1#");
     assert!(o.contains("% Invalid input detected at '^' marker."), "{o}");
     sh.send("exit\n");

@@ -1359,6 +1359,9 @@ pub enum RecordsCmd {
         #[command(flatten)]
         show: ShowArgs,
     },
+    /// Record a keychain pointer (name, kind, created/rotated; never the
+    /// payload) for every OS keychain entry, as private records.
+    SyncPointers,
     /// Verify every record's MAC and open every sealed field (in batches); exit 2 if any fails.
     Verify {
         #[arg(long)]
@@ -1416,6 +1419,7 @@ pub fn records(profile: Option<&str>, cmd: RecordsCmd) -> anyhow::Result<ExitCod
             create(&mut ctx, scope, rec)?;
             Ok(ExitCode::SUCCESS)
         }
+        RecordsCmd::SyncPointers => sync_pointers(&mut ctx),
         RecordsCmd::List { kind, list: a } => list(&mut ctx, parse_kind(&kind)?, &a),
         RecordsCmd::Show { kind, show: a } => show(&mut ctx, parse_kind(&kind)?, &a),
         RecordsCmd::Verify { json } => {
@@ -1495,6 +1499,46 @@ pub fn records(profile: Option<&str>, cmd: RecordsCmd) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn sync_pointers(ctx: &mut Ctx) -> anyhow::Result<ExitCode> {
+    let entries = match ctx.sealer()?.call(BrokerRequest::KeychainList)? {
+        BrokerResponse::Keychain(e) => e,
+        r => bail!("unexpected broker response: {r:?}"),
+    };
+    let (mut created, mut updated, mut unchanged) = (0, 0, 0);
+    for e in entries {
+        let want = KeychainPointer {
+            name: e.name.clone(),
+            folder: String::new(),
+            secret_kind: e.kind.to_string(),
+            created_ms: e.created_ms,
+            rotated_ms: e.rotated_ms,
+        };
+        match ctx
+            .store
+            .resolve(Kind::KeychainPointer, Some(&KeyScope::Private), &e.name)
+        {
+            Ok(stored) => {
+                let (store, sealer) = ctx.parts()?;
+                let o = Store::open_record(sealer, &stored)?;
+                if o.record == Record::KeychainPointer(want.clone()) {
+                    unchanged += 1;
+                    continue;
+                }
+                store.update(sealer, &actor(), &o.meta, Record::KeychainPointer(want))?;
+                println!("updated keychain-pointer {}", e.name);
+                updated += 1;
+            }
+            Err(gatehouse_records::RecordError::NotFound { .. }) => {
+                create(ctx, KeyScope::Private, Record::KeychainPointer(want))?;
+                created += 1;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    println!("keychain pointers: {created} created, {updated} updated, {unchanged} unchanged");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_fields(json: bool) -> anyhow::Result<ExitCode> {

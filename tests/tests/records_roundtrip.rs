@@ -368,6 +368,18 @@ fn edits_reseal_and_references_show_as_references() -> Result<()> {
     assert!(text.contains("keychain:edge1-admin"), "{text}");
     let kc = ok(f.cli(&["keychain", "list"], "")?)?;
     assert!(kc.contains("keychain:edge1-admin"));
+    // Pointers to keychain entries become records (metadata only).
+    let sync = ok(f.cli(&["records", "sync-pointers"], "")?)?;
+    assert!(sync.contains("1 created"), "{sync}");
+    let p = show(&f, "keychain-pointer", "edge1-admin")?;
+    assert_eq!(
+        (p["scope"].as_str(), p["fields"]["secret_kind"].as_str()),
+        (Some("Private"), Some("password"))
+    );
+    assert!(
+        ok(f.cli(&["records", "sync-pointers"], "")?)?
+            .contains("0 created, 0 updated, 1 unchanged")
+    );
     let audit = json(f.cli(&["records", "audit", "--json"], "")?)?;
     let actions: Vec<&str> = audit
         .as_array()
@@ -375,7 +387,7 @@ fn edits_reseal_and_references_show_as_references() -> Result<()> {
         .iter()
         .map(|a| a["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["update", "update", "create", "create"]);
+    assert_eq!(actions, ["create", "update", "update", "create", "create"]);
     let _ = f.cli(&["keychain", "rm", "edge1-admin"], "");
     Ok(())
 }

@@ -36,9 +36,6 @@ impl BrokerConn {
             .enable_all()
             .build()?;
         let client = rt.block_on(Client::<Broker>::connect(&layout.runtime, DEFAULT_TIMEOUT))?;
-        // Our identity is established; from here on same-uid processes may not
-        // ptrace us or read our memory (we may hold plaintexts).
-        let _ = nix::sys::prctl::set_dumpable(false);
         Ok(BrokerConn { rt, client })
     }
 

@@ -104,13 +104,7 @@ pub fn run(args: &BenchRecordsArgs) -> anyhow::Result<ExitCode> {
     let n = args.hosts.max(10);
     let m = args.open.clamp(1, n);
     let pb = start_private_broker()?;
-    // Its readiness probe made us non-dumpable, which hides /proc/self/exe from
-    // a non-root broker's identification: be identifiable again for this one
-    // connection (benchmark data only), then close up.
-    let _ = nix::sys::prctl::set_dumpable(true);
-    let connected = BrokerSealer::connect(&pb.layout);
-    let _ = nix::sys::prctl::set_dumpable(false);
-    let mut sealer = Counting::new(connected?);
+    let mut sealer = Counting::new(BrokerSealer::connect(&pb.layout)?);
     let pass = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<16>());
     sealer.inner.call(BrokerRequest::AccountInit {
         passphrase: SecretBytes::copy_from(pass.as_bytes()),

@@ -118,6 +118,10 @@ fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
     if let Some(pid) = supervisor_pid(layout) {
         bail!("a supervisor already runs for this profile (pid {pid})");
     }
+    // The supervisor holds no secret, but nothing it starts needs new
+    // privileges, and no same-uid process should be able to ptrace it.
+    nix::sys::prctl::set_no_new_privs()?;
+    nix::sys::prctl::set_dumpable(false)?;
     gatehouse_broker::vault::write_atomic(
         &pid_file(layout),
         std::process::id().to_string().as_bytes(),

@@ -1,75 +1,29 @@
-//! An in-process stand-in for the broker in unit tests: keyed per scope,
-//! binds ciphertexts to their full address, MACs records. Not real crypto
-//! (SHA-256 keystream + tag); never used outside `cfg(test)`.
+//! An in-process sealer for unit tests: the broker's own field and record-MAC
+//! cryptography (`gatehouse_broker::crypto`, a dev-dependency) over keys held
+//! in this process. Cross-process tests use the real broker; this only spares
+//! the store's unit tests a daemon. Never used outside `cfg(test)`.
 
 use std::collections::HashMap;
 
+use gatehouse_broker::crypto;
 use gatehouse_ipc::SecretBytes;
-use gatehouse_ipc::broker::{
-    BrokerError, FieldAddress, KeyScope, MacItem, OpenFailure, OpenItem, SealItem, VerifyItem,
-};
-use sha2::{Digest, Sha256};
+use gatehouse_ipc::broker::{BrokerError, KeyScope, MacItem, OpenItem, SealItem, VerifyItem};
 
 use crate::sealer::{Sealer, SealerError};
 
 #[derive(Default)]
 pub struct TestSealer {
-    keys: HashMap<KeyScope, [u8; 32]>,
+    keys: HashMap<KeyScope, ([u8; 32], [u8; 8])>,
     pub keychain: Vec<String>,
     pub calls: u64,
 }
 
-fn lp(h: &mut Sha256, b: &[u8]) {
-    h.update((b.len() as u64).to_le_bytes());
-    h.update(b);
-}
-
 impl TestSealer {
-    fn key(&mut self, scope: &KeyScope) -> [u8; 32] {
-        *self.keys.entry(scope.clone()).or_insert_with(|| {
-            let mut k = [0u8; 32];
-            getrandom::fill(&mut k).expect("entropy");
-            k
-        })
-    }
-
-    fn keystream(key: &[u8; 32], addr: &FieldAddress, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 32);
-        let mut ctr = 0u64;
-        while out.len() < len {
-            let mut h = Sha256::new();
-            h.update(key);
-            lp(&mut h, addr.record_id.as_bytes());
-            h.update(ctr.to_le_bytes());
-            out.extend(h.finalize());
-            ctr += 1;
-        }
-        out.truncate(len);
-        out
-    }
-
-    fn tag(key: &[u8; 32], addr: &FieldAddress, body: &[u8]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(key);
-        lp(&mut h, format!("{:?}", addr.scope).as_bytes());
-        lp(&mut h, addr.record_kind.as_bytes());
-        lp(&mut h, addr.record_id.as_bytes());
-        lp(&mut h, addr.field.as_bytes());
-        lp(&mut h, &addr.binding);
-        lp(&mut h, body);
-        h.finalize().into()
-    }
-
-    fn mac_of(&mut self, i: &MacItem) -> Vec<u8> {
-        let key = self.key(&i.scope);
-        let mut h = Sha256::new();
-        h.update(key);
-        h.update(b"mac");
-        lp(&mut h, format!("{:?}", i.scope).as_bytes());
-        lp(&mut h, i.record_kind.as_bytes());
-        lp(&mut h, i.record_id.as_bytes());
-        lp(&mut h, &i.content);
-        h.finalize().to_vec()
+    fn key(&mut self, scope: &KeyScope) -> ([u8; 32], [u8; 8]) {
+        *self
+            .keys
+            .entry(scope.clone())
+            .or_insert_with(|| (crypto::random_bytes(), crypto::random_bytes()))
     }
 }
 
@@ -79,18 +33,8 @@ impl Sealer for TestSealer {
         Ok(items
             .into_iter()
             .map(|i| {
-                let key = self.key(&i.address.scope);
-                let ks = Self::keystream(&key, &i.address, i.plaintext.len());
-                let body: Vec<u8> = i
-                    .plaintext
-                    .expose()
-                    .iter()
-                    .zip(ks)
-                    .map(|(a, b)| a ^ b)
-                    .collect();
-                let mut out = Self::tag(&key, &i.address, &body).to_vec();
-                out.extend(body);
-                out
+                let (key, id) = self.key(&i.address.scope);
+                crypto::seal_field(&key, &id, &i.address, i.plaintext.expose())
             })
             .collect())
     }
@@ -99,38 +43,38 @@ impl Sealer for TestSealer {
         self.calls += 1;
         let mut out = Vec::new();
         for i in items {
-            let key = self.key(&i.address.scope);
-            let fail = |failure| {
-                SealerError::Remote(BrokerError::OpenFailed {
-                    address: i.address.to_string(),
-                    failure,
-                })
-            };
-            if i.sealed.len() < 32 {
-                return Err(fail(OpenFailure::Truncated));
+            let (key, _) = self.key(&i.address.scope);
+            match crypto::open_field(&key, &i.address, &i.sealed) {
+                Ok(p) => out.push(SecretBytes::copy_from(&p)),
+                Err(failure) => {
+                    return Err(SealerError::Remote(BrokerError::OpenFailed {
+                        address: i.address.to_string(),
+                        failure,
+                    }));
+                }
             }
-            let (tag, body) = i.sealed.split_at(32);
-            if tag != Self::tag(&key, &i.address, body) {
-                return Err(fail(OpenFailure::Tampered));
-            }
-            let ks = Self::keystream(&key, &i.address, body.len());
-            out.push(SecretBytes::new(
-                body.iter().zip(ks).map(|(a, b)| a ^ b).collect(),
-            ));
         }
         Ok(out)
     }
 
     fn mac(&mut self, items: Vec<MacItem>) -> Result<Vec<Vec<u8>>, SealerError> {
         self.calls += 1;
-        Ok(items.iter().map(|i| self.mac_of(i)).collect())
+        Ok(items
+            .iter()
+            .map(|i| crypto::record_mac(&self.key(&i.scope).0, i).to_vec())
+            .collect())
     }
 
     fn verify(&mut self, items: Vec<VerifyItem>) -> Result<Vec<bool>, SealerError> {
         self.calls += 1;
         Ok(items
             .iter()
-            .map(|v| self.mac_of(&v.item) == v.mac)
+            .map(|v| {
+                crypto::mac_eq(
+                    &crypto::record_mac(&self.key(&v.item.scope).0, &v.item),
+                    &v.mac,
+                )
+            })
             .collect())
     }
 

@@ -136,6 +136,59 @@ fn exact_layer_variants() {
     }
 }
 
+#[test]
+fn exact_layer_wrapped_encodings() {
+    let mut b = ExactSecrets::builder();
+    b.add("core-pw", b"Fake-Pa55/word+x".to_vec());
+    let e = b.build();
+    // URL-encoded (both hex cases) and base64 (std/URL-safe, any alignment)
+    // forms, split by a terminal wrap at every position
+    let mut forms = vec![
+        "Fake-Pa55%2Fword%2Bx".to_string(),
+        "Fake-Pa55%2fword%2bx".to_string(),
+        b64(b"Fake-Pa55/word+x"),
+        b64(b"Fake-Pa55/word+x").replace('+', "-").replace('/', "_"),
+    ];
+    let whole = forms.len();
+    // inside a longer base64 blob only the characters fully determined by
+    // the value are searched (characters 4..20 here)
+    for pre in ["A", "AB"] {
+        forms.push(b64(format!("{pre}Fake-Pa55/word+xtail").as_bytes()));
+    }
+    for (i, f) in forms.iter().enumerate() {
+        let cuts = if i < whole { 1..f.len() } else { 5..20 };
+        for cut in cuts {
+            for nl in ["\n", "\r\n"] {
+                let input = format!("data {}{nl}{} end", &f[..cut], &f[cut..]);
+                let r = redact(&input, &e);
+                assert!(
+                    r.text.contains("{{keychain:core-pw}}") && !r.text.contains('\n'),
+                    "{input:?} -> {:?}",
+                    r.text
+                );
+                assert!(r.text.len() <= max_redacted_len(input.len()));
+            }
+        }
+    }
+}
+
+#[test]
+fn output_bound_with_long_references() {
+    let mut b = ExactSecrets::builder();
+    b.add(&"€".repeat(64), b"Secr3t".to_vec());
+    b.add_with_reference(&"{{ü".repeat(40), b"0ther5".to_vec());
+    let e = b.build();
+    for input in ["Secr3t", "0ther5", "Secr3t0ther5", "Sec\nr3t", "0th\r\ner5"] {
+        let r = redact(input, &e);
+        assert!(!r.text.contains("Secr3t") && !r.text.contains("0ther5"));
+        assert!(
+            r.text.len() <= max_redacted_len(input.len()),
+            "{input:?} -> {} bytes",
+            r.text.len()
+        );
+    }
+}
+
 fn b64(d: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut o = String::new();

@@ -1,26 +1,50 @@
 //! Exact-value layer: a pure engine the broker runs with the secret values
 //! it alone knows. Owns the variants searched for (raw, URL-encoded, base64 at
-//! every alignment, split by a terminal line wrap) and their references.
-//! Must never expose a value (no Debug of values, no accessor) and zeroizes
-//! its own copies of the values on drop.
+//! every alignment, each also split by a terminal line wrap) and their
+//! references. Must never expose a value (no Debug of values, no accessor)
+//! and zeroizes its own copies of the values, and every table derived from
+//! them, on drop.
 //!
-//! Limitation: the aho-corasick automaton's internal tables encode the
-//! patterns and are freed, not zeroized, by that library; the broker should
-//! keep this engine inside its secret-memory process only.
+//! Search: every variant is at least [`MIN_VALUE_LEN`] (6) bytes long, so
+//! one pass tests the 4 bytes at every third text position against a bit
+//! filter of the 4-grams at offsets 0..3 of every variant; on a hit, the
+//! three possible starts are looked up by their 6-byte prefix and the
+//! variants with that prefix compared, longest first — leftmost-longest,
+//! non-overlapping. A variant split by a line wrap must
+//! straddle a `\n`: only newlines whose neighbouring bytes (up to 3 on each
+//! side) can occur around a split of some variant are re-checked, by
+//! searching the joined text around them.
 
 use super::Hit;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Values shorter than this are not searched (they would match everywhere).
 pub const MIN_VALUE_LEN: usize = 6;
 const MAX_REF_LEN: usize = 64;
+/// Length of a variant's key (every variant is at least this long).
+const W: usize = MIN_VALUE_LEN;
+const KEY_MASK: u64 = (1 << (8 * W)) - 1;
+/// The scan tests the 4 bytes at every `G_OFFSETS`-th position against the
+/// 4-grams at offsets `0..G_OFFSETS` of every variant (W - 4 + 1 = 3), so
+/// every occurrence is seen at one sampled position.
+const G_OFFSETS: usize = W - 4 + 1;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Raw,
     Url,
     Base64,
+}
+
+/// Truncate to at most `max` bytes on a char boundary.
+fn truncate_bytes(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut n = max;
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        s.truncate(n);
+    }
 }
 
 /// Builder: add `(reference name, value)` pairs, then [`build`](Self::build).
@@ -30,13 +54,14 @@ pub struct ExactSecretsBuilder {
 }
 
 impl ExactSecretsBuilder {
-    /// Add a keychain secret: replaced by `{{keychain:NAME}}`.
+    /// Add a keychain secret: replaced by `{{keychain:NAME}}` (NAME truncated
+    /// to 64 bytes).
     pub fn add(&mut self, name: &str, value: Vec<u8>) -> &mut Self {
-        let n: String = name
+        let mut n: String = name
             .chars()
             .filter(|c| !c.is_control() && *c != '}')
-            .take(MAX_REF_LEN)
             .collect();
+        truncate_bytes(&mut n, MAX_REF_LEN);
         self.entries
             .push((format!("{{{{keychain:{n}}}}}"), Zeroizing::new(value)));
         self
@@ -44,59 +69,112 @@ impl ExactSecretsBuilder {
 
     /// Add a value replaced by an explicit reference text (truncated to 64 bytes).
     pub fn add_with_reference(&mut self, reference: &str, value: Vec<u8>) -> &mut Self {
-        let r: String = reference
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_REF_LEN)
-            .collect();
+        let mut r: String = reference.chars().filter(|c| !c.is_control()).collect();
+        truncate_bytes(&mut r, MAX_REF_LEN);
         self.entries.push((r, Zeroizing::new(value)));
         self
     }
 
-    /// Prebuild the automata. Values shorter than [`MIN_VALUE_LEN`] are skipped.
+    /// Prebuild the search tables. Values shorter than [`MIN_VALUE_LEN`] are skipped.
     pub fn build(&mut self) -> ExactSecrets {
         let entries = std::mem::take(&mut self.entries);
-        let mut pats: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-        let mut info: Vec<(usize, Kind)> = Vec::new();
-        let mut filter = vec![0u64; 1 << 14].into_boxed_slice(); // 2^20 bits
-        let mut max_len = 0;
+        // (entry, kind, bytes) for every variant
+        let mut vars: Vec<(usize, Kind, Zeroizing<Vec<u8>>)> = Vec::new();
         let mut skipped = 0;
         for (idx, (_, v)) in entries.iter().enumerate() {
             if v.len() < MIN_VALUE_LEN {
                 skipped += 1;
                 continue;
             }
-            max_len = max_len.max(v.len());
-            pats.push(Zeroizing::new(v.to_vec()));
-            info.push((idx, Kind::Raw));
-            for k in 1..v.len() {
-                for key in split_keys(&v[..k], &v[k..]) {
-                    set_bit(&mut filter, key);
-                }
-            }
+            vars.push((idx, Kind::Raw, Zeroizing::new(v.to_vec())));
             for enc in url_variants(v) {
-                pats.push(enc);
-                info.push((idx, Kind::Url));
+                vars.push((idx, Kind::Url, enc));
             }
             for enc in b64_variants(v) {
-                pats.push(enc);
-                info.push((idx, Kind::Base64));
+                vars.push((idx, Kind::Base64, enc));
             }
         }
-        let ac = if pats.is_empty() {
-            None
-        } else {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(pats.iter().map(|p| p.as_slice()))
-                .ok()
-        };
-        drop(pats);
+        vars.retain(|v| v.2.len() >= W);
+        // group by 6-byte prefix, longest first; equal variants keep the
+        // order they were added in (stable sort)
+        let mut order: Vec<usize> = (0..vars.len()).collect();
+        order.sort_by(|&x, &y| {
+            key_at(&vars[x].2, 0)
+                .cmp(&key_at(&vars[y].2, 0))
+                .then(vars[y].2.len().cmp(&vars[x].2.len()))
+        });
+        let total: usize = vars.iter().map(|v| v.2.len()).sum();
+        let mut bytes = Zeroizing::new(Vec::with_capacity(total));
+        let mut pats = Vec::with_capacity(vars.len());
+        let gram_bits = (vars.len() * G_OFFSETS * 32)
+            .next_power_of_two()
+            .clamp(1 << 12, 1 << 22);
+        let mut grams = Bits::new(gram_bits);
+        let slots_len = (vars.len() * 2).next_power_of_two().max(16);
+        let mut slot_keys = vec![0u64; slots_len];
+        let mut slot_range = vec![(0u32, 0u32); slots_len];
+        let slot_shift = 64 - slots_len.trailing_zeros();
+        let splits: usize = vars.iter().map(|v| v.2.len() - 1).sum();
+        let mut wrap = Bits::new((splits * 32).next_power_of_two().clamp(1 << 12, 1 << 23));
+        let mut before = [0u8; 256];
+        let mut after = [0u8; 256];
+        let mut max_len = 0;
+        let mut g = 0;
+        while g < order.len() {
+            let key = key_at(&vars[order[g]].2, 0).unwrap_or(0);
+            let first = pats.len();
+            while g < order.len() && key_at(&vars[order[g]].2, 0) == Some(key) {
+                let (entry, kind, v) = &vars[order[g]];
+                pats.push(Pat {
+                    off: bytes.len(),
+                    len: v.len(),
+                    entry: *entry,
+                    kind: *kind,
+                });
+                bytes.extend_from_slice(v);
+                for o in 0..G_OFFSETS {
+                    grams.set(gram_at(v, o));
+                }
+                max_len = max_len.max(v.len());
+                for k in 1..v.len() {
+                    let (tl, hl) = (k.min(3), (v.len() - k).min(3));
+                    wrap.set(split_key(&v[k - tl..k], &v[k..k + hl]));
+                    before[v[k - 1] as usize] = 1;
+                    after[v[k] as usize] = 1;
+                }
+                g += 1;
+            }
+            let mask = slots_len - 1;
+            let mut h = (mix(key) >> slot_shift) as usize;
+            while slot_range[h].1 != 0 {
+                h = (h + 1) & mask;
+            }
+            slot_keys[h] = key;
+            slot_range[h] = (first as u32, (pats.len() - first) as u32);
+        }
+        drop(vars);
+        let refs = entries
+            .iter()
+            .map(|(r, _)| {
+                let label = r
+                    .trim_start_matches("{{")
+                    .trim_end_matches("}}")
+                    .to_string();
+                (r.clone(), label)
+            })
+            .collect();
+        drop(entries);
         ExactSecrets {
-            ac,
-            info,
-            entries,
-            filter,
+            refs,
+            bytes,
+            pats,
+            grams,
+            slot_keys,
+            slot_range,
+            slot_shift,
+            wrap,
+            before,
+            after,
             max_len,
             skipped,
         }
@@ -187,51 +265,94 @@ fn b64_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     out
 }
 
-/// Filter keys for a split between `a` (before the wrap) and `b` (after).
-fn split_keys(a: &[u8], b: &[u8]) -> [u64; 3] {
-    let tail2 = |s: &[u8]| -> u64 {
-        match s.len() {
-            0 => 0,
-            1 => u64::from(s[0]) | 0x1_0000,
-            _ => u64::from(s[s.len() - 2]) << 8 | u64::from(s[s.len() - 1]) | 0x2_0000,
+/// Key of the 6 bytes at `i` (little-endian), `None` past the end.
+#[inline(always)]
+fn key_at(b: &[u8], i: usize) -> Option<u64> {
+    if let Some(w) = b.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        Some(u64::from_le_bytes(*w) & KEY_MASK)
+    } else if i + W <= b.len() {
+        let mut a = [0u8; 8];
+        a[..W].copy_from_slice(&b[i..i + W]);
+        Some(u64::from_le_bytes(a))
+    } else {
+        None
+    }
+}
+
+/// The 4 bytes at `o` as a filter key.
+fn gram_at(v: &[u8], o: usize) -> u64 {
+    u64::from(u32::from_le_bytes([v[o], v[o + 1], v[o + 2], v[o + 3]]))
+}
+
+/// Key of a split: up to 3 bytes before the wrap and up to 3 after, with
+/// their counts.
+fn split_key(t: &[u8], h: &[u8]) -> u64 {
+    let mut k = (t.len() as u64) << 56 | (h.len() as u64) << 60;
+    for (n, &x) in t.iter().enumerate() {
+        k |= u64::from(x) << (8 * n);
+    }
+    for (n, &x) in h.iter().enumerate() {
+        k |= u64::from(x) << (24 + 8 * n);
+    }
+    k
+}
+
+#[inline(always)]
+fn mix(key: u64) -> u64 {
+    key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A one-hash bit filter (power-of-two size).
+struct Bits {
+    words: Vec<u64>,
+    shift: u32,
+}
+
+impl Bits {
+    fn new(bits: usize) -> Bits {
+        Bits {
+            words: vec![0; bits / 64],
+            shift: 64 - bits.trailing_zeros(),
         }
-    };
-    let head2 = |s: &[u8]| -> u64 {
-        match s.len() {
-            0 => 0,
-            1 => u64::from(s[0]) | 0x1_0000,
-            _ => u64::from(s[0]) << 8 | u64::from(s[1]) | 0x2_0000,
-        }
-    };
-    let a1 = &a[a.len().saturating_sub(1)..];
-    let b1 = &b[..b.len().min(1)];
-    [
-        tail2(a) << 20 | head2(b),
-        tail2(a1) << 20 | head2(b),
-        tail2(a) << 20 | head2(b1),
-    ]
+    }
+    fn set(&mut self, key: u64) {
+        let h = (mix(key) >> self.shift) as usize;
+        self.words[h >> 6] |= 1 << (h & 63);
+    }
+    #[inline(always)]
+    fn get(&self, key: u64) -> bool {
+        let h = (mix(key) >> self.shift) as usize;
+        self.words[h >> 6] & (1 << (h & 63)) != 0
+    }
 }
 
-fn hash(key: u64) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44) as usize // 20 bits
+/// One searched variant: `bytes[off..off + len]`.
+struct Pat {
+    off: usize,
+    len: usize,
+    entry: usize,
+    kind: Kind,
 }
 
-fn set_bit(f: &mut [u64], key: u64) {
-    let h = hash(key);
-    f[h >> 6] |= 1 << (h & 63);
-}
-
-fn get_bit(f: &[u64], key: u64) -> bool {
-    let h = hash(key);
-    f[h >> 6] & (1 << (h & 63)) != 0
-}
-
-/// Prebuilt exact-value matcher. Values are zeroized on drop.
+/// Prebuilt exact-value matcher. Values and derived tables are zeroized on drop.
 pub struct ExactSecrets {
-    ac: Option<AhoCorasick>,
-    info: Vec<(usize, Kind)>,
-    entries: Vec<(String, Zeroizing<Vec<u8>>)>,
-    filter: Box<[u64]>,
+    /// (reference, label) per added entry
+    refs: Vec<(String, String)>,
+    /// all variants, concatenated
+    bytes: Zeroizing<Vec<u8>>,
+    /// grouped by 6-byte prefix, longest first within a group
+    pats: Vec<Pat>,
+    /// 4-grams at offsets 0..3 of every variant
+    grams: Bits,
+    /// open-addressing table: prefix → range of `pats`
+    slot_keys: Vec<u64>,
+    slot_range: Vec<(u32, u32)>,
+    slot_shift: u32,
+    /// split keys (3 bytes each side of a line wrap)
+    wrap: Bits,
+    /// bytes that occur just before / just after a split point
+    before: [u8; 256],
+    after: [u8; 256],
     max_len: usize,
     skipped: usize,
 }
@@ -239,7 +360,7 @@ pub struct ExactSecrets {
 impl std::fmt::Debug for ExactSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExactSecrets")
-            .field("values", &self.entries.len())
+            .field("values", &self.len())
             .field("skipped_short", &self.skipped)
             .finish()
     }
@@ -247,10 +368,12 @@ impl std::fmt::Debug for ExactSecrets {
 
 impl Drop for ExactSecrets {
     fn drop(&mut self) {
-        for (_, v) in &mut self.entries {
-            v.zeroize();
-        }
-        self.filter.zeroize();
+        self.grams.words.zeroize();
+        self.slot_keys.zeroize();
+        self.wrap.words.zeroize();
+        self.before.zeroize();
+        self.after.zeroize();
+        // `bytes` is Zeroizing
     }
 }
 
@@ -267,7 +390,7 @@ impl ExactSecrets {
 
     /// Number of values searched for.
     pub fn len(&self) -> usize {
-        self.entries.len() - self.skipped
+        self.refs.len() - self.skipped
     }
 
     /// True when no value is searched for.
@@ -280,70 +403,128 @@ impl ExactSecrets {
         self.skipped
     }
 
-    fn hit(&self, start: usize, end: usize, idx: usize, kind: Kind, wrapped: bool) -> Hit {
-        let r = &self.entries[idx].0;
-        let rule_id = match (kind, wrapped) {
+    fn hit(&self, start: usize, end: usize, p: &Pat, wrapped: bool) -> Hit {
+        let (repl, label) = &self.refs[p.entry];
+        let rule_id = match (p.kind, wrapped) {
             (_, true) => "exact.wrapped",
             (Kind::Raw, _) => "exact.value",
             (Kind::Url, _) => "exact.url-encoded",
             (Kind::Base64, _) => "exact.base64",
         };
-        let label = r
-            .trim_start_matches("{{")
-            .trim_end_matches("}}")
-            .to_string();
         Hit {
             start,
             end,
             rule_id,
-            label,
-            repl: r.clone(),
+            label: label.clone(),
+            repl: repl.clone(),
         }
+    }
+
+    /// Variants whose 6-byte prefix is `key`, longest first.
+    #[inline]
+    fn group(&self, key: u64) -> &[Pat] {
+        let mask = self.slot_keys.len() - 1;
+        let mut h = (mix(key) >> self.slot_shift) as usize;
+        loop {
+            let (first, n) = self.slot_range[h];
+            if n == 0 {
+                return &[];
+            }
+            if self.slot_keys[h] == key {
+                return &self.pats[first as usize..(first + n) as usize];
+            }
+            h = (h + 1) & mask;
+        }
+    }
+
+    /// Longest variant starting at `i` (its key is `key`).
+    #[inline]
+    fn longest_at(&self, b: &[u8], i: usize, key: u64) -> Option<&Pat> {
+        self.group(key)
+            .iter()
+            .find(|p| b[i..].starts_with(&self.bytes[p.off..p.off + p.len]))
     }
 
     /// Hits in input coordinates, snapped outward to char boundaries.
     pub(crate) fn find(&self, text: &str) -> Vec<Hit> {
-        let Some(ac) = &self.ac else {
-            return Vec::new();
-        };
-        let b = text.as_bytes();
         let mut hits = Vec::new();
-        for m in ac.find_iter(b) {
-            let (idx, kind) = self.info[m.pattern().as_usize()];
-            let (s, e) = snap(text, m.start(), m.end());
-            hits.push(self.hit(s, e, idx, kind, false));
+        if self.pats.is_empty() {
+            return hits;
         }
-        // values split by a terminal line wrap
-        let max = self.max_len;
-        let mut buf: Vec<u8> = Vec::new();
+        self.find_unwrapped(text, &mut hits);
+        self.find_wrapped(text, &mut hits);
+        hits
+    }
+
+    /// Variants in one piece: leftmost-longest, non-overlapping.
+    fn find_unwrapped(&self, text: &str, hits: &mut Vec<Hit>) {
+        let b = text.as_bytes();
+        let n = b.len();
+        let mut i = 0;
+        // leftmost-longest: starts i.., sampled 4-grams at i+2, i+5, …
+        'scan: while i + W <= n {
+            let mut s = i + G_OFFSETS - 1;
+            while let Some(g) = b.get(s..).and_then(|r| r.first_chunk::<4>()) {
+                if self.grams.get(u64::from(u32::from_le_bytes(*g))) {
+                    for p in s + 1 - G_OFFSETS..=s {
+                        let Some(key) = key_at(b, p) else { break };
+                        if let Some(pat) = self.longest_at(b, p, key) {
+                            let (hs, he) = snap(text, p, p + pat.len);
+                            hits.push(self.hit(hs, he, pat, false));
+                            i = p + pat.len;
+                            continue 'scan;
+                        }
+                    }
+                }
+                s += G_OFFSETS;
+            }
+            break;
+        }
+    }
+
+    /// Variants split by a terminal line wrap (`\n` or `\r\n`).
+    fn find_wrapped(&self, text: &str, hits: &mut Vec<Hit>) {
+        let b = text.as_bytes();
+        let keep = self.max_len - 1; // bytes of a variant on one side, at most
+        let mut buf = Zeroizing::new(Vec::with_capacity(2 * keep));
         for nl in memchr::memchr_iter(b'\n', b) {
             let cr = nl > 0 && b[nl - 1] == b'\r';
             let before_end = if cr { nl - 1 } else { nl };
-            let a = &b[before_end.saturating_sub(max)..before_end];
-            let c = &b[nl + 1..(nl + 1 + max).min(b.len())];
-            if a.is_empty()
-                || c.is_empty()
-                || !split_keys(a, c).iter().any(|k| get_bit(&self.filter, *k))
+            if before_end == 0
+                || nl + 1 >= b.len()
+                || self.before[b[before_end - 1] as usize] == 0
+                || self.after[b[nl + 1] as usize] == 0
             {
+                continue;
+            }
+            let a = &b[before_end.saturating_sub(keep)..before_end];
+            let c = &b[nl + 1..(nl + 1 + keep).min(b.len())];
+            let probe = |tl: usize, hl: usize| {
+                tl <= a.len()
+                    && hl <= c.len()
+                    && self.wrap.get(split_key(&a[a.len() - tl..], &c[..hl]))
+            };
+            if !(probe(3, 3) || probe(1, 3) || probe(2, 3) || probe(3, 1) || probe(3, 2)) {
                 continue;
             }
             buf.clear();
             buf.extend_from_slice(a);
             buf.extend_from_slice(c);
             let j = a.len();
-            for m in ac.find_iter(&buf) {
-                let (idx, kind) = self.info[m.pattern().as_usize()];
-                if kind != Kind::Raw || m.start() >= j || m.end() <= j {
-                    continue;
+            // leftmost variant that starts before the wrap and ends after it
+            for st in 0..j {
+                let Some(key) = key_at(&buf, st) else { break };
+                if let Some(p) = self.longest_at(&buf, st, key)
+                    && st + p.len > j
+                {
+                    let s = before_end - (j - st);
+                    let e = nl + 1 + (st + p.len - j);
+                    let (s, e) = snap(text, s, e);
+                    hits.push(self.hit(s, e, p, true));
+                    break;
                 }
-                let s = before_end - (j - m.start());
-                let e = nl + 1 + (m.end() - j);
-                let (s, e) = snap(text, s, e);
-                hits.push(self.hit(s, e, idx, kind, true));
             }
         }
-        buf.zeroize();
-        hits
     }
 }
 
@@ -355,4 +536,96 @@ fn snap(t: &str, mut s: usize, mut e: usize) -> (usize, usize) {
         e += 1;
     }
     (s, e.min(t.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench_support::Rng;
+    use aho_corasick::{AhoCorasickBuilder, MatchKind};
+
+    /// The one-piece search finds exactly what a leftmost-longest
+    /// Aho-Corasick automaton over the same variants finds.
+    #[test]
+    fn unwrapped_search_matches_reference_automaton() {
+        let mut rng = Rng::new(42);
+        let mut values: Vec<Vec<u8>> = (0..300)
+            .map(|i| {
+                let n = 6 + (rng.next_u64() % 20) as usize;
+                let mut v = rng.alnum(n).into_bytes();
+                if i % 7 == 0 {
+                    v.extend_from_slice(b"/+ &=?");
+                }
+                v
+            })
+            .collect();
+        values.push(values[3].clone()); // duplicate value
+        let mut longer = values[5].clone();
+        longer.extend_from_slice(b"XYZ"); // one value is a prefix of another
+        values.push(longer);
+        values.push(b"AAAAAAAA".to_vec());
+        let mut bld = ExactSecrets::builder();
+        let mut pats: Vec<Vec<u8>> = Vec::new();
+        let mut info: Vec<(usize, Kind)> = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            bld.add(&format!("v{i}"), v.clone());
+            pats.push(v.clone());
+            info.push((i, Kind::Raw));
+            for e in url_variants(v) {
+                pats.push(e.to_vec());
+                info.push((i, Kind::Url));
+            }
+            for e in b64_variants(v) {
+                pats.push(e.to_vec());
+                info.push((i, Kind::Base64));
+            }
+        }
+        let e = bld.build();
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&pats)
+            .unwrap();
+        for round in 0..200 {
+            let mut t = String::new();
+            while t.len() < 2000 {
+                let r = rng.next_u64();
+                match r % 6 {
+                    0 => {
+                        let k = (r >> 8) as usize % pats.len();
+                        t.push_str(&String::from_utf8_lossy(&pats[k]));
+                    }
+                    1 => t.push_str(&rng.alnum((r >> 8) as usize % 9)),
+                    2 => t.push_str(" A€ "),
+                    3 => t.push('\n'),
+                    _ => t.push_str(&rng.alnum(3)),
+                }
+            }
+            let mut got = Vec::new();
+            e.find_unwrapped(&t, &mut got);
+            let got: Vec<_> = got
+                .iter()
+                .map(|h| (h.start, h.end, h.repl.clone(), h.rule_id))
+                .collect();
+            let want: Vec<_> = ac
+                .find_iter(t.as_bytes())
+                .map(|m| {
+                    let (idx, kind) = info[m.pattern().as_usize()];
+                    let h = e.hit(
+                        m.start(),
+                        m.end(),
+                        &Pat {
+                            off: 0,
+                            len: 0,
+                            entry: idx,
+                            kind,
+                        },
+                        false,
+                    );
+                    let (s, en) = snap(&t, m.start(), m.end());
+                    (s, en, h.repl, h.rule_id)
+                })
+                .collect();
+            assert_eq!(got, want, "round {round}");
+        }
+    }
 }

@@ -124,19 +124,33 @@ pub fn redact(text: &str, exact: &exact::ExactSecrets) -> Redacted {
 /// unmasked, shifted into the final output, and merged with the pattern spans.
 pub fn redact_patterns_after(text: &str, spans: Vec<Span>) -> Redacted {
     let spans1 = spans;
+    // kept regions sorted by start, with the running maximum of their ends,
+    // so each pattern hit is checked for overlap by a binary search
+    let mut kept: Vec<(usize, usize)> = spans1.iter().map(|s| (s.start, s.end)).collect();
+    kept.sort_unstable();
+    let mut max_end = 0;
+    let kept_max_end: Vec<usize> = kept
+        .iter()
+        .map(|k| {
+            max_end = max_end.max(k.1);
+            max_end
+        })
+        .collect();
     let hits2: Vec<Hit> = patterns::find(text)
         .into_iter()
-        .filter(|h| !spans1.iter().any(|s| h.start < s.end && s.start < h.end))
+        .filter(|h| {
+            // regions starting before the hit ends; any of them ending after it starts?
+            let k = kept.partition_point(|s| s.0 < h.end);
+            k == 0 || kept_max_end[k - 1] <= h.start
+        })
         .collect();
     let (t2, spans2, edits) = apply(text, hits2);
     let mut spans: Vec<Span> = spans1
         .into_iter()
         .map(|mut s| {
-            let d = edits
-                .iter()
-                .take_while(|e| e.1 <= s.start)
-                .last()
-                .map_or(0, |e| e.2);
+            // edits are in input order: the last one ending at or before s
+            let k = edits.partition_point(|e| e.1 <= s.start);
+            let d = if k == 0 { 0 } else { edits[k - 1].2 };
             s.start = (s.start as isize + d).max(0) as usize;
             s.end = (s.end as isize + d).max(0) as usize;
             s

@@ -1,12 +1,11 @@
 //! Pattern layer: finds secret-shaped text without knowing values. A single
-//! case-insensitive Aho-Corasick prefilter over trigger keywords (no per-line
+//! case-insensitive keyword prefilter over trigger keywords (no per-line
 //! regexes); each trigger runs a small hand-written matcher at its position.
 //! Owns what counts as a secret shape; must keep hostnames, IPs, interface
 //! names, MACs, commit hashes and UUIDs readable unless they follow a secret
 //! keyword, and must never mask less than [`MIN_MASK`] bytes.
 
 use super::{Hit, mask};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::sync::OnceLock;
 
 /// Minimum masked value length (keeps the output bound honest).
@@ -97,15 +96,92 @@ static TRIGGERS: &[(&str, T)] = &[
     ("credential", T::Loose("credential")),
 ];
 
-fn ac() -> &'static AhoCorasick {
-    static A: OnceLock<AhoCorasick> = OnceLock::new();
-    A.get_or_init(|| {
-        AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(TRIGGERS.iter().map(|t| t.0))
-            .expect("static trigger set builds")
+/// Key of 3 bytes with bit 0x20 set in each: equal for ASCII letters that
+/// differ only in case (and for a few symbol pairs, which only costs a
+/// comparison), so it is a superset filter for case-insensitive matches.
+#[inline(always)]
+fn key3(b0: u8, b1: u8, b2: u8) -> u32 {
+    u32::from_le_bytes([b0, b1, b2, 0]) | 0x0020_2020
+}
+
+#[inline(always)]
+fn bit3(key: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> 16) as usize // 16 bits
+}
+
+/// Trigger prefilter: a 2^16-bit filter of the triggers' 3-byte keys and the
+/// triggers sorted by key.
+struct Prefilter {
+    bits: Box<[u64; 1 << 10]>,
+    by_key: Vec<(u32, usize)>,
+}
+
+fn prefilter() -> &'static Prefilter {
+    static P: OnceLock<Prefilter> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut bits = Box::new([0u64; 1 << 10]);
+        let mut by_key: Vec<(u32, usize)> = TRIGGERS
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let b = t.0.as_bytes();
+                (key3(b[0], b[1], b[2]), i)
+            })
+            .collect();
+        by_key.sort_unstable();
+        for &(k, _) in &by_key {
+            let h = bit3(k);
+            bits[h >> 6] |= 1 << (h & 63);
+        }
+        Prefilter { bits, by_key }
     })
+}
+
+impl Prefilter {
+    #[inline(always)]
+    fn maybe(&self, key: u32) -> bool {
+        let h = bit3(key);
+        self.bits[h >> 6] & (1 << (h & 63)) != 0
+    }
+
+    /// Triggers occurring at `p` (whose key is `key`).
+    #[inline(never)]
+    fn at(&self, b: &[u8], p: usize, key: u32, out: &mut Vec<(usize, usize, usize)>) {
+        let first = self.by_key.partition_point(|e| e.0 < key);
+        for &(k, t) in &self.by_key[first..] {
+            if k != key {
+                break;
+            }
+            let pat = TRIGGERS[t].0.as_bytes();
+            if b.len() - p >= pat.len() && b[p..p + pat.len()].eq_ignore_ascii_case(pat) {
+                out.push((p, p + pat.len(), t));
+            }
+        }
+    }
+}
+
+/// Every case-insensitive occurrence of every trigger as (start, end,
+/// trigger index), ordered by end, then start (the order of an overlapping
+/// Aho-Corasick search). All triggers are at least 3 bytes long.
+fn trigger_matches(b: &[u8]) -> Vec<(usize, usize, usize)> {
+    let pf = prefilter();
+    let mut out = Vec::new();
+    for (p, w) in b.windows(4).enumerate() {
+        let w = w.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        let key = w & 0x00FF_FFFF | 0x0020_2020;
+        if pf.maybe(key) {
+            pf.at(b, p, key, &mut out);
+        }
+    }
+    if b.len() >= 3 {
+        let p = b.len() - 3;
+        let key = key3(b[p], b[p + 1], b[p + 2]);
+        if pf.maybe(key) {
+            pf.at(b, p, key, &mut out);
+        }
+    }
+    out.sort_unstable_by_key(|m| (m.1, m.0));
+    out
 }
 
 fn word(c: u8) -> bool {
@@ -121,12 +197,12 @@ pub(crate) fn find(text: &str) -> Vec<Hit> {
     let b = text.as_bytes();
     let mut hits: Vec<Hit> = Vec::new();
     let mut covered_to = 0usize;
-    for m in ac().find_overlapping_iter(b) {
-        let (_, kind) = TRIGGERS[m.pattern().as_usize()];
-        if m.start() < covered_to && kind != T::Pem {
+    for (ms, me, t) in trigger_matches(b) {
+        let (_, kind) = TRIGGERS[t];
+        if ms < covered_to && kind != T::Pem {
             continue;
         }
-        if let Some((s, e, label, id)) = matcher(text, b, m.start(), m.end(), kind)
+        if let Some((s, e, label, id)) = matcher(text, b, ms, me, kind)
             && e > s
             && e - s >= MIN_MASK
             && text.is_char_boundary(s)
@@ -653,5 +729,54 @@ fn rule_id(label: &str) -> &'static str {
         "token" => "pattern.token",
         "api-key" => "pattern.api-key",
         _ => "pattern.credential",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench_support::{Rng, redaction_corpus};
+    use aho_corasick::{AhoCorasickBuilder, MatchKind};
+
+    /// The prefilter scan reports the same trigger occurrences, in the same
+    /// order, as an overlapping case-insensitive Aho-Corasick search.
+    #[test]
+    fn trigger_scan_matches_reference_automaton() {
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(TRIGGERS.iter().map(|t| t.0))
+            .unwrap();
+        let mut texts: Vec<String> = include_str!("../../corpus/redact.jsonl")
+            .lines()
+            .map(String::from)
+            .collect();
+        texts.extend(redaction_corpus(2, 8, 20).files.into_iter().map(|f| f.1));
+        let mut rng = Rng::new(9);
+        for _ in 0..300 {
+            let mut t = String::new();
+            while t.len() < 400 {
+                let r = rng.next_u64();
+                let trig = TRIGGERS[(r >> 8) as usize % TRIGGERS.len()].0;
+                match r % 5 {
+                    0 => t.push_str(trig),
+                    1 => t.push_str(&trig.to_ascii_uppercase()),
+                    2 => t.push_str(&trig[..trig.len() / 2 + 1]),
+                    3 => t.push_str(&rng.alnum((r >> 16) as usize % 4)),
+                    _ => t.push_str(
+                        [" ", "-", "_", "=", "\n", "€", "\\", "@", "`"][(r >> 16) as usize % 9],
+                    ),
+                }
+            }
+            texts.push(t);
+        }
+        for t in &texts {
+            let b = t.as_bytes();
+            let want: Vec<_> = ac
+                .find_overlapping_iter(b)
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+                .collect();
+            assert_eq!(trigger_matches(b), want, "{t:?}");
+        }
     }
 }

@@ -97,3 +97,37 @@ fn sigsegv_leaves_no_core() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn audit_isolation_passes_as_the_user() -> Result<()> {
+    // The security team's self-check, run as the (unprivileged) user against a
+    // real broker: every check must pass, and the same-uid attacks must have
+    // been tried (not skipped).
+    let f = BrokerFixture::start(Options::default())?;
+    let init = f.cli(
+        &["account", "init", "--passphrase-stdin"],
+        "audit-test-passphrase\n",
+    )?;
+    assert!(init.status.success(), "{init:?}");
+    let out = f.cli(&["audit", "isolation", "--json", "--then-sign-out"], "")?;
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let rows = checks.as_array().cloned().unwrap_or_default();
+    assert!(out.status.success(), "audit failed: {checks:#}");
+    let outcome = |name: &str| {
+        rows.iter()
+            .find(|c| c["check"] == name)
+            .map(|c| c["outcome"].as_str().unwrap_or_default().to_string())
+    };
+    for name in [
+        "ptrace of broker refused",
+        "/proc/<broker>/mem refused",
+        "broker seccomp filter",
+        "keys in secret memory",
+        "seal/open round trip",
+        "key operations refused after sign-out",
+    ] {
+        assert_eq!(outcome(name).as_deref(), Some("pass"), "{name}: {checks:#}");
+    }
+    assert!(rows.iter().all(|c| c["outcome"] != "fail"), "{checks:#}");
+    Ok(())
+}

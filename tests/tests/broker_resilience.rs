@@ -515,6 +515,22 @@ fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
     cli_ok(&f, &["up"], "")?;
     let sup: u32 = std::fs::read_to_string(&guard.pid_file)?.trim().parse()?;
     guard.pids.push(sup);
+    // The supervisor is hardened too: no_new_privs, and not dumpable (its
+    // /proc entries then belong to root, so the test user cannot read its memory).
+    let status = proc::status(sup)?;
+    assert_eq!(
+        status.get("NoNewPrivs").map(String::as_str),
+        Some("1"),
+        "{status:?}"
+    );
+    let mem_owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(format!("/proc/{sup}/mem"))?);
+    if gatehouse_tests::users::is_root() {
+        assert_eq!(
+            mem_owner, 0,
+            "supervisor is dumpable: /proc/{sup}/mem owned by uid {mem_owner}"
+        );
+    }
     cli_ok(
         &f,
         &["account", "init", "--passphrase-stdin"],

@@ -78,6 +78,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         home.display()
     );
     let result = walk(&demo);
+    let _ = demo.cmd(&["lab", "down"]).stdout(Stdio::null()).status();
     let _ = demo.cmd(&["down"]).stdout(Stdio::null()).status();
     if args.keep {
         println!("\nprofile kept at {}", home.display());
@@ -105,6 +106,11 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
         "echo $ROUTER_PASSWORD | ",
     )?;
     d.step(&["keychain", "list"], None, "")?;
+    // The lab: two simulated devices (RouterOS, IOS) on loopback, added as
+    // hosts whose passwords are keychain references.
+    d.step(&["lab", "up"], None, "")?;
+    d.step(&["host", "list", "--org", "lab"], None, "")?;
+    d.step(&["host", "show", "sw1", "--org", "lab"], None, "")?;
     let sealed = d.step(
         &[
             "field",
@@ -225,6 +231,7 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
         "echo $PASSPHRASE | ",
     )?;
     d.step(&["org", "list"], None, "")?;
+    d.step(&["lab", "down"], None, "")?;
     d.step(&["down"], None, "")?;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod audit;
 mod bench_broker;
 mod commands;
 mod demo;
+mod lab;
 mod policy_cmds;
 mod records_bench;
 mod records_cmds;
@@ -104,6 +105,9 @@ enum Command {
     /// Walk through the foundation in a throwaway profile: broker, account, org,
     /// keychain, sealing, an approval, sign-out, status and the isolation audit.
     Demo(demo::DemoArgs),
+    /// Simulated lab devices (RouterOS, IOS) on loopback, added as hosts with keychain credentials.
+    #[command(subcommand)]
+    Lab(lab::LabCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,5 +168,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => records_cmds::export(profile, &args),
         Command::Import(args) => records_cmds::import(profile, &args),
         Command::Demo(args) => demo::run(&args),
+        Command::Lab(cmd) => lab::run(profile, cmd),
     }
 }

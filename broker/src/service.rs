@@ -79,7 +79,7 @@ impl BrokerService {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn status(&self, st: &State) -> BrokerStatus {
+    fn status(&self, st: &State, peer: &PeerIdentity) -> BrokerStatus {
         BrokerStatus {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -96,7 +96,7 @@ impl BrokerService {
             orgs: st.vault.org_count(),
             pending_approvals: st.approvals.pending_count(),
             cached_secrets: st.vault.cache.len(),
-            peer_pidfd: true,
+            peer_pidfd: peer.pidfd_pinned,
             install_dir: self.install_dir.clone(),
         }
     }
@@ -123,7 +123,7 @@ impl BrokerService {
         let mut st = self.lock();
         let st = &mut *st;
         match req {
-            BrokerRequest::Status => Ok(BrokerResponse::Status(Box::new(self.status(st)))),
+            BrokerRequest::Status => Ok(BrokerResponse::Status(Box::new(self.status(st, peer)))),
             BrokerRequest::AccountInit { passphrase } => {
                 st.vault.init(passphrase.expose())?;
                 let _ = self.events.send(BrokerEvent::SignedIn);
@@ -332,7 +332,6 @@ impl Handler<Broker> for BrokerService {
             || matches!(
                 req,
                 BrokerRequest::SignOut
-                    | BrokerRequest::Status
                     | BrokerRequest::KeychainSet { .. }
                     | BrokerRequest::KeychainRemove { .. }
             );

@@ -169,6 +169,8 @@ pub struct Vault {
     pub keychain: Keychain,
     /// Bumped whenever the cache changes (lets redaction rebuild its matcher lazily).
     pub cache_generation: u64,
+    /// Unlock material for this device is stored in the keychain.
+    remembered: bool,
 }
 
 fn storage<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BrokerError + '_ {
@@ -238,6 +240,7 @@ impl Vault {
             file,
             throttle,
             cache: SecretCache::new()?,
+            remembered: matches!(keychain.get(UNLOCK_ENTRY), Ok(Some(_))),
             keychain,
             cache_generation: 0,
         })
@@ -259,8 +262,10 @@ impl Vault {
         self.file.as_ref().map_or(0, |f| f.orgs.len())
     }
 
+    /// Whether unlock material for this device is in the keychain (known
+    /// without asking the keychain: read once at start, kept up to date).
     pub fn remembered(&self) -> bool {
-        matches!(self.keychain.get(UNLOCK_ENTRY), Ok(Some(_)))
+        self.remembered
     }
 
     fn save(&self) -> Result<(), BrokerError> {
@@ -406,6 +411,7 @@ impl Vault {
                             backend: self.keychain.backend().name().into(),
                             reason: e.0,
                         })?;
+                    self.remembered = true;
                 }
                 self.load_keychain_cache();
                 Ok(())
@@ -557,6 +563,7 @@ impl Vault {
         let cached_secrets_zeroized = self.cache.purge();
         self.cache_generation += 1;
         let unlock_material_deleted = self.keychain.delete(UNLOCK_ENTRY).unwrap_or(false);
+        self.remembered = false;
         PurgeReport {
             keys_zeroized,
             cached_secrets_zeroized,

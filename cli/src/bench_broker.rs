@@ -391,7 +391,7 @@ pub fn file_requests(profile: Option<&str>, args: &FileRequestsArgs) -> anyhow::
 fn ssh_agent_sign_latency(n: usize) -> anyhow::Result<Latency> {
     let dir = std::env::temp_dir().join(format!("gatehouse-bench-agent-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let cleanup = scopeguard(dir.clone());
+    let cleanup = DirGuard(dir.clone());
     let key = dir.join("id_ed25519");
     let ok = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -469,12 +469,10 @@ fn put_string(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
+/// Removes a temporary directory when dropped.
 struct DirGuard(std::path::PathBuf);
 impl Drop for DirGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-fn scopeguard(p: std::path::PathBuf) -> DirGuard {
-    DirGuard(p)
 }

@@ -111,61 +111,39 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
     d.step(&["lab", "up"], None, "")?;
     d.step(&["host", "list", "--org", "lab"], None, "")?;
     d.step(&["host", "show", "sw1", "--org", "lab"], None, "")?;
-    let sealed = d.step(
-        &[
-            "field",
-            "seal",
+    // One field address, used to seal, to open, and (with another record id) to show a moved ciphertext failing.
+    let field = |verb: &'static str, record: &'static str| {
+        let args = [
             "--org",
             "demo-noc",
             "--kind",
             "host",
             "--record",
-            "r1",
+            record,
             "--field",
             "ssh.password",
-            "--binding",
-            "192.0.2.1:22:admin",
-        ],
+        ];
+        [
+            ["field", verb].as_slice(),
+            &args,
+            &["--binding", "192.0.2.1:22:admin"],
+        ]
+        .concat()
+    };
+    let sealed = d.step(
+        &field("seal", "r1"),
         Some("a-literal-demo-password"),
         "echo a-literal-demo-password | ",
     )?;
     let sealed = sealed.trim().to_string();
     d.step(
-        &[
-            "field",
-            "open",
-            "--org",
-            "demo-noc",
-            "--kind",
-            "host",
-            "--record",
-            "r1",
-            "--field",
-            "ssh.password",
-            "--binding",
-            "192.0.2.1:22:admin",
-            &sealed,
-        ],
+        &[field("open", "r1").as_slice(), &[sealed.as_str()]].concat(),
         None,
         "",
     )?;
     println!("\n# the same ciphertext, presented for another record, fails to open:");
     let moved = d
-        .cmd(&[
-            "field",
-            "open",
-            "--org",
-            "demo-noc",
-            "--kind",
-            "host",
-            "--record",
-            "r2",
-            "--field",
-            "ssh.password",
-            "--binding",
-            "192.0.2.1:22:admin",
-            &sealed,
-        ])
+        .cmd(&[field("open", "r2").as_slice(), &[sealed.as_str()]].concat())
         .output()?;
     println!(
         "$ gatehouse field open … --record r2 …\n{}",

@@ -256,7 +256,7 @@ pub struct BrokerStatus {
     pub orgs: usize,
     pub pending_approvals: usize,
     pub cached_secrets: usize,
-    /// Whether peers are pinned by pidfd while identified (SO_PEERPIDFD).
+    /// Whether the asking peer was pinned by a pidfd while identified (SO_PEERPIDFD).
     pub peer_pidfd: bool,
     pub install_dir: String,
 }

@@ -39,6 +39,10 @@ fn kernel_reports_no_new_privs_and_seccomp_filter() -> Result<()> {
         core.split_whitespace().filter(|w| *w == "0").count() >= 2,
         "core limit not 0/0: {core}"
     );
+    // This kernel has SO_PEERPIDFD (6.5+): the broker must say it pinned us.
+    let mut ui = f.peer(PeerRole::Ui)?;
+    let st = ui.ok(&gatehouse_ipc::broker::BrokerRequest::Status)?;
+    assert_eq!(st["Status"]["peer_pidfd"], true, "{st}");
     Ok(())
 }
 

@@ -41,6 +41,13 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     // through approvals and a person's tool); anyone may check a record.
     (MacRecords, &[Cli, Ui]),
     (VerifyRecords, &[Cli, Ui, Sessiond, Copilotd]),
+    // Device credentials go to the executor only, for one verified host
+    // record and the destination it names; keys are used, never released.
+    (ReleasePassword, &[Sessiond]),
+    (SshPublicKey, &[Sessiond]),
+    (SshSign, &[Sessiond]),
+    // Sessiond seals recordings; a person's tools play them back.
+    (RecordingKey, &[Cli, Ui, Sessiond]),
 ];
 
 /// Whether `role` may perform `op`.

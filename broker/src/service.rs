@@ -13,7 +13,7 @@ use gatehouse_ipc::broker::{
     Action, ApprovalError, Broker, BrokerError, BrokerEvent, BrokerRequest, BrokerResponse,
     BrokerStatus, Hardening, Requester, SealedBytes,
 };
-use gatehouse_ipc::server::Handler;
+use gatehouse_ipc::server::{Events, Handler};
 use tokio::sync::broadcast;
 
 use crate::approvals::Approvals;
@@ -266,6 +266,12 @@ impl BrokerService {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(BrokerResponse::Verified(ok))
             }
+            BrokerRequest::ReleasePassword { .. }
+            | BrokerRequest::SshPublicKey { .. }
+            | BrokerRequest::SshSign { .. }
+            | BrokerRequest::RecordingKey { .. } => {
+                Err(BrokerError::Internal("not implemented yet".into()))
+            }
         }
     }
 }
@@ -360,7 +366,7 @@ impl Handler<Broker> for BrokerService {
         matches!(req, BrokerRequest::Subscribe)
     }
 
-    fn events(&self) -> broadcast::Receiver<BrokerEvent> {
-        self.events.subscribe()
+    fn take_events(&self, _conn: u64) -> Option<Events<BrokerEvent>> {
+        Some(Events::Broadcast(self.events.subscribe()))
     }
 }

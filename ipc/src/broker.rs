@@ -97,6 +97,27 @@ pub struct VerifyItem {
     pub mac: Vec<u8>,
 }
 
+/// Where sessiond is about to connect, as it read it from the host record.
+/// The broker releases a credential only if the MAC-verified record says the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    pub address: String,
+    pub port: u16,
+    pub username: String,
+}
+
+/// A host record presented to the broker to obtain the use of one of its
+/// credentials: the record's MAC input and MAC (so the broker checks its
+/// integrity), which sealed field holds the credential (with its binding),
+/// and where the connection goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCredential {
+    pub record: VerifyItem,
+    /// `ssh.password` or `ssh.private_key_path`, with the record's binding.
+    pub field: FieldAddress,
+    pub destination: Destination,
+}
+
 /// What kind of secret a keychain entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretKind {
@@ -339,6 +360,29 @@ pub enum BrokerRequest {
     VerifyRecords {
         items: Vec<VerifyItem>,
     },
+    /// The SSH password of a verified host record, for the one connection
+    /// being opened to its destination (sessiond only).
+    ReleasePassword {
+        host: Box<HostCredential>,
+    },
+    /// The public half of a verified host record's SSH key (OpenSSH text).
+    SshPublicKey {
+        host: Box<HostCredential>,
+    },
+    /// Signs an SSH `publickey` user-authentication request with the host
+    /// record's key, like an SSH agent. The broker checks that `to_sign` is
+    /// exactly such a request, for the record's user and this key; the key
+    /// itself never leaves the broker.
+    SshSign {
+        host: Box<HostCredential>,
+        #[serde(with = "bytes")]
+        to_sign: Vec<u8>,
+    },
+    /// The key that seals one session recording (derived from the user's
+    /// key and the recording id; gone with sign-out).
+    RecordingKey {
+        recording_id: String,
+    },
 }
 
 impl BrokerRequest {
@@ -366,6 +410,10 @@ impl BrokerRequest {
             BrokerRequest::Subscribe => Operation::Subscribe,
             BrokerRequest::MacRecords { .. } => Operation::MacRecords,
             BrokerRequest::VerifyRecords { .. } => Operation::VerifyRecords,
+            BrokerRequest::ReleasePassword { .. } => Operation::ReleasePassword,
+            BrokerRequest::SshPublicKey { .. } => Operation::SshPublicKey,
+            BrokerRequest::SshSign { .. } => Operation::SshSign,
+            BrokerRequest::RecordingKey { .. } => Operation::RecordingKey,
         }
     }
 }
@@ -394,10 +442,14 @@ pub enum Operation {
     Subscribe,
     MacRecords,
     VerifyRecords,
+    ReleasePassword,
+    SshPublicKey,
+    SshSign,
+    RecordingKey,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 21] = [
+    pub const ALL: [Operation; 25] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -419,6 +471,10 @@ impl Operation {
         Operation::Subscribe,
         Operation::MacRecords,
         Operation::VerifyRecords,
+        Operation::ReleasePassword,
+        Operation::SshPublicKey,
+        Operation::SshSign,
+        Operation::RecordingKey,
     ];
 }
 
@@ -461,6 +517,12 @@ pub enum BrokerResponse {
     Subscribed,
     Macs(Vec<SealedBytes>),
     Verified(Vec<bool>),
+    Password(SecretBytes),
+    /// OpenSSH public key text (`ssh-ed25519 AAAA…`).
+    PublicKey(String),
+    /// The SSH signature blob: string algorithm ‖ string signature.
+    Signature(#[serde(with = "bytes")] Vec<u8>),
+    RecordingKey(SecretBytes),
 }
 
 /// A ciphertext (not secret), serialized compactly.
@@ -576,6 +638,9 @@ pub enum BrokerError {
     Approval(ApprovalError),
     #[error("storage: {0}")]
     Storage(String),
+    /// A host record failed the checks that guard a credential release.
+    #[error("credential refused: {0}")]
+    CredentialRefused(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

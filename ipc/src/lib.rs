@@ -18,6 +18,7 @@ pub mod paths;
 pub mod peer;
 pub mod secret;
 pub mod server;
+pub mod sessiond;
 pub mod wire;
 
 pub use codec::MAX_FRAME;

@@ -40,14 +40,45 @@ pub trait Handler<S: Service>: Send + Sync + 'static {
         req: S::Request,
     ) -> impl Future<Output = Result<S::Response, S::Error>> + Send;
 
-    /// Whether a (successful) request turns the connection into an event subscriber.
+    /// Whether a request, if it succeeds, attaches an event stream to the
+    /// connection (asked before `handle`, which consumes the request).
     fn subscribes(&self, req: &S::Request) -> bool;
 
-    /// The event stream subscribers receive.
-    fn events(&self) -> broadcast::Receiver<S::Event>;
+    /// The event stream for connection `conn`, taken once after a successful
+    /// subscribing request: a shared broadcast, or a stream of this
+    /// connection's own (e.g. one session's output) with backpressure.
+    fn take_events(&self, conn: u64) -> Option<Events<S::Event>>;
 
     /// Called when a connection ends (its pending state can be forgotten).
     fn disconnected(&self, _conn: u64) {}
+}
+
+/// Events pushed to one connection.
+pub enum Events<E> {
+    /// Everyone's events (a slow subscriber skips what it missed).
+    Broadcast(broadcast::Receiver<E>),
+    /// This connection's own stream: when the client reads slowly the
+    /// producer waits (bounded channel), nothing is dropped. The stream ends
+    /// when the producer drops its sender.
+    Channel(mpsc::Receiver<E>),
+}
+
+impl<E: Clone> Events<E> {
+    /// The next event; `None` once the stream ended.
+    pub async fn recv(&mut self) -> Option<E> {
+        match self {
+            Events::Broadcast(rx) => loop {
+                match rx.recv().await {
+                    Ok(e) => return Some(e),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("event subscriber lagged, skipped {n} events");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            },
+            Events::Channel(rx) => rx.recv().await,
+        }
+    }
 }
 
 /// Binds `S`'s socket in `runtime_dir` with mode 0600, replacing a stale socket.
@@ -192,11 +223,11 @@ async fn connection<S: Service, H: Handler<S>>(
             }
         })
     };
-    let mut events: Option<broadcast::Receiver<S::Event>> = None;
+    let mut events: Option<Events<S::Event>> = None;
     loop {
         let next = async {
             match events.as_mut() {
-                Some(ev) => ev.recv().await.ok(),
+                Some(ev) => ev.recv().await,
                 None => std::future::pending().await,
             }
         };
@@ -218,7 +249,7 @@ async fn connection<S: Service, H: Handler<S>>(
                         let subscribe = handler.subscribes(&body);
                         let result = handler.handle(&peer, conn, body).await;
                         if subscribe && result.is_ok() && events.is_none() {
-                            events = Some(handler.events());
+                            events = handler.take_events(conn);
                         }
                         ServerMessage::Reply { id, result }
                     }
@@ -227,7 +258,12 @@ async fn connection<S: Service, H: Handler<S>>(
                     break;
                 }
             }
-            Some(event) = next => {
+            event = next => {
+                let Some(event) = event else {
+                    // The stream ended: the connection goes back to plain requests.
+                    events = None;
+                    continue;
+                };
                 let out: Out<S> = ServerMessage::Event(event);
                 if write_frame(&mut &*stream, &out).await.is_err() {
                     break;

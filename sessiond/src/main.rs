@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("gatehouse-sessiond: not yet");
+    std::process::exit(2);
+}

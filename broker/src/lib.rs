@@ -12,8 +12,8 @@
 
 pub mod approvals;
 pub mod crypto;
-pub mod exe_resolver;
 pub mod fuzz;
+pub mod host_credentials;
 pub mod keychain;
 pub mod redact;
 pub mod roles;

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gatehouse_broker::exe_resolver::HelperResolver;
 use gatehouse_broker::keychain::{Backend, Keychain};
 use gatehouse_broker::service::BrokerService;
 use gatehouse_ipc::broker::{Broker, Hardening};
+use gatehouse_ipc::exe_resolver::HelperResolver;
 use gatehouse_ipc::peer::Installation;
 use gatehouse_ipc::{Layout, server};
 use gatehouse_sandbox::hardening::{self, LayerStatus, Strictness};
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     if args.exe_resolver {
-        return match gatehouse_broker::exe_resolver::run_helper() {
+        return match gatehouse_ipc::exe_resolver::run_helper() {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
         };

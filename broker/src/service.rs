@@ -17,6 +17,7 @@ use gatehouse_ipc::server::{Events, Handler};
 use tokio::sync::broadcast;
 
 use crate::approvals::Approvals;
+use crate::host_credentials;
 use crate::redact::Redactor;
 use crate::roles;
 use crate::vault::Vault;
@@ -266,11 +267,19 @@ impl BrokerService {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(BrokerResponse::Verified(ok))
             }
-            BrokerRequest::ReleasePassword { .. }
-            | BrokerRequest::SshPublicKey { .. }
-            | BrokerRequest::SshSign { .. }
-            | BrokerRequest::RecordingKey { .. } => {
-                Err(BrokerError::Internal("not implemented yet".into()))
+            BrokerRequest::ReleasePassword { host } => {
+                let password = host_credentials::release_password(&mut st.vault, &host)?;
+                Ok(BrokerResponse::Password(SecretBytes::copy_from(&password)))
+            }
+            BrokerRequest::SshPublicKey { host } => Ok(BrokerResponse::PublicKey(
+                host_credentials::public_key(&mut st.vault, &host)?,
+            )),
+            BrokerRequest::SshSign { host, to_sign } => Ok(BrokerResponse::Signature(
+                host_credentials::sign(&mut st.vault, &host, &to_sign)?,
+            )),
+            BrokerRequest::RecordingKey { recording_id } => {
+                let key = host_credentials::recording_key(&st.vault, &recording_id)?;
+                Ok(BrokerResponse::RecordingKey(SecretBytes::copy_from(&key)))
             }
         }
     }
@@ -340,6 +349,9 @@ impl Handler<Broker> for BrokerService {
                 BrokerRequest::SignOut
                     | BrokerRequest::KeychainSet { .. }
                     | BrokerRequest::KeychainRemove { .. }
+                    | BrokerRequest::ReleasePassword { .. }
+                    | BrokerRequest::SshPublicKey { .. }
+                    | BrokerRequest::SshSign { .. }
             );
         let run = || {
             let result = self.dispatch(peer, req);

@@ -796,6 +796,16 @@ impl Vault {
         self.cache_generation += 1;
     }
 
+    /// A key derived from the user's own key for `label` (e.g. one
+    /// recording's key): exists only while this user is signed in.
+    pub fn derive_private_key(&self, label: &str) -> Result<Zeroizing<[u8; 32]>, BrokerError> {
+        let u = self.unlocked()?;
+        Ok(Zeroizing::new(crypto::hmac_sha256(
+            self.key(&u.user),
+            label.as_bytes(),
+        )))
+    }
+
     /// Signs `msg` with the approval key.
     pub fn sign_approval(&self, msg: &[u8]) -> Result<Vec<u8>, BrokerError> {
         use ed25519_dalek::Signer;

@@ -2,7 +2,7 @@
 //! `--exe-resolver` mode: right answers for live processes, errors for dead
 //! ones, and answers for one pid never taken for another.
 
-use gatehouse_broker::exe_resolver::HelperResolver;
+use gatehouse_ipc::exe_resolver::HelperResolver;
 use gatehouse_ipc::peer::ExeResolver;
 
 #[test]

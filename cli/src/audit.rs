@@ -33,6 +33,19 @@ pub enum AuditCmd {
         #[arg(long)]
         then_sign_out: bool,
     },
+    /// The session audit log: every command sessiond ran or refused — who
+    /// asked, who approved, class, host, time, outcome. Command texts are
+    /// sealed; they are shown when you are signed in.
+    Log {
+        #[arg(long)]
+        json: bool,
+        /// Only rows for this host name.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only the last N rows.
+        #[arg(long)]
+        last: Option<usize>,
+    },
 }
 
 #[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
@@ -101,10 +114,15 @@ fn gatehouse_processes(install_dir: &std::path::Path, exclude: &[i32]) -> Vec<(i
 }
 
 pub fn run(profile: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
-    let AuditCmd::Isolation {
-        json,
-        then_sign_out,
-    } = cmd;
+    let (json, then_sign_out) = match cmd {
+        AuditCmd::Isolation {
+            json,
+            then_sign_out,
+        } => (json, then_sign_out),
+        AuditCmd::Log { json, host, last } => {
+            return audit_log(profile, json, host.as_deref(), last);
+        }
+    };
     let layout = Layout::resolve(profile)?;
     let checks = isolation(&layout, then_sign_out)?;
     if json {
@@ -454,4 +472,130 @@ fn sign_out_and_rescan(
         ),
     }
     Ok(())
+}
+
+/// One audit row as printed: the stored row and its opened command.
+#[derive(Debug, Serialize)]
+struct LogRow {
+    #[serde(flatten)]
+    row: gatehouse_sessiond::audit::AuditRow,
+    /// The command text (None when signed out or if it does not open).
+    command: Option<String>,
+}
+
+fn audit_log(
+    profile: Option<&str>,
+    json: bool,
+    host: Option<&str>,
+    last: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    use base64::Engine as _;
+    use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, OpenItem};
+    use gatehouse_sessiond::audit;
+    let layout = Layout::resolve(profile)?;
+    let (mut rows, bad) = audit::read(&layout.root)?;
+    for b in &bad {
+        eprintln!("warning: audit log {b}");
+    }
+    rows.retain(|r| host.is_none_or(|h| r.host == h));
+    if let Some(n) = last {
+        let skip = rows.len().saturating_sub(n);
+        rows.drain(..skip);
+    }
+    // Open the command texts in one batch (only possible while signed in).
+    let items: Vec<OpenItem> = rows
+        .iter()
+        .map(|r| OpenItem {
+            address: audit::command_address(&r.id),
+            sealed: base64::engine::general_purpose::STANDARD
+                .decode(&r.command_sealed)
+                .unwrap_or_default(),
+        })
+        .collect();
+    let mut commands: Vec<Option<String>> = vec![None; rows.len()];
+    if let Ok(mut b) = crate::commands::BrokerConn::connect_layout(&layout) {
+        // One at a time so one damaged row does not hide the others.
+        for (i, item) in items.into_iter().enumerate() {
+            if let Ok(BrokerResponse::Opened(mut v)) =
+                b.call(BrokerRequest::OpenFields { items: vec![item] })
+                && let Some(p) = v.pop()
+            {
+                commands[i] = Some(String::from_utf8_lossy(p.expose()).into_owned());
+            }
+        }
+    }
+    let out: Vec<LogRow> = rows
+        .into_iter()
+        .zip(commands)
+        .map(|(row, command)| LogRow { row, command })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<5} {:<12} {:<10} {:<16} {:<26} {:<18} COMMAND",
+        "TIME (UTC)", "KIND", "HOST", "CLASS", "ASKED BY", "OUTCOME", "APPROVED BY"
+    );
+    for r in &out {
+        let who = |q: &gatehouse_ipc::broker::Requester| format!("{} pid {}", q.role, q.pid);
+        let outcome = match &r.row.outcome {
+            audit::Outcome::Started => "started".to_string(),
+            audit::Outcome::Exited { status, reason } => match (status, reason) {
+                (Some(s), _) => format!("exited {s}"),
+                (None, Some(why)) => format!("ended: {why}"),
+                (None, None) => "ended".into(),
+            },
+            audit::Outcome::Refused { reason } => format!("REFUSED: {reason}"),
+            audit::Outcome::Failed { reason } => format!("failed: {reason}"),
+        };
+        println!(
+            "{:<20} {:<5} {:<12} {:<10} {:<16} {:<26} {:<18} {}",
+            format_utc(r.row.time_ms),
+            r.row.kind,
+            r.row.host,
+            r.row.class,
+            who(&r.row.requester),
+            truncate(&outcome, 26),
+            r.row
+                .approver
+                .as_ref()
+                .map(who)
+                .unwrap_or_else(|| "-".into()),
+            r.command.as_deref().unwrap_or("(sealed)")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC from Unix milliseconds.
+pub fn format_utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }

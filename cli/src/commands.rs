@@ -13,8 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Args, Subcommand};
 use gatehouse_ipc::broker::{
-    Action, ApprovalOutcome, ApprovalView, Broker, BrokerError, BrokerRequest, BrokerResponse,
-    Decision, FieldAddress, KeyScope, OpenItem, OrgInfo, SealItem, SecretKind,
+    Action, ApprovalOutcome, ApprovalToken, ApprovalView, Broker, BrokerError, BrokerRequest,
+    BrokerResponse, Decision, FieldAddress, KeyScope, OpenItem, OrgInfo, SealItem, SecretKind,
 };
 use gatehouse_ipc::client::{CallError, Client, DEFAULT_TIMEOUT};
 use gatehouse_ipc::{Layout, SecretBytes};
@@ -536,7 +536,7 @@ fn request(b: &mut BrokerConn, args: &RequestArgs) -> anyhow::Result<ExitCode> {
         command: args.command.join(" "),
         expected_effect: args.effect.clone(),
     };
-    let (mut id, class) = match b.ask(BrokerRequest::RequestApproval { action })? {
+    let (id, class) = match b.ask(BrokerRequest::RequestApproval { action })? {
         BrokerResponse::ApprovalRequested { id, class } => (id, class),
         r => return Err(unexpected(r)),
     };
@@ -546,42 +546,56 @@ fn request(b: &mut BrokerConn, args: &RequestArgs) -> anyhow::Result<ExitCode> {
     if args.no_wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(args.wait_secs);
+    match wait_for_decision(b, id, Duration::from_secs(args.wait_secs))? {
+        Ok(t) => {
+            println!(
+                "approved by {} pid {}: token nonce {} expires in {} s",
+                t.approver.role,
+                t.approver.pid,
+                gatehouse_broker::crypto::hex(&t.nonce),
+                t.expires_ms
+                    .saturating_sub(gatehouse_broker::vault::now_ms())
+                    / 1000
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+/// Waits for a person's decision on request `id`, following edits (an
+/// edited request is a new request this process waits on). Returns the
+/// token, or the exit code to end with (3 rejected, 4 expired).
+pub fn wait_for_decision(
+    b: &mut BrokerConn,
+    mut id: u64,
+    wait: Duration,
+) -> anyhow::Result<Result<ApprovalToken, ExitCode>> {
+    let deadline = std::time::Instant::now() + wait;
     while std::time::Instant::now() < deadline {
         match b.ask(BrokerRequest::ApprovalOutcome { id })? {
             BrokerResponse::Outcome(o) => match *o {
                 ApprovalOutcome::Pending => std::thread::sleep(Duration::from_millis(100)),
-                ApprovalOutcome::Approved(t) => {
-                    println!(
-                        "approved by {} pid {}: token nonce {} expires in {} s",
-                        t.approver.role,
-                        t.approver.pid,
-                        gatehouse_broker::crypto::hex(&t.nonce),
-                        t.expires_ms
-                            .saturating_sub(gatehouse_broker::vault::now_ms())
-                            / 1000
-                    );
-                    return Ok(ExitCode::SUCCESS);
-                }
+                ApprovalOutcome::Approved(t) => return Ok(Ok(*t)),
                 ApprovalOutcome::Rejected { reason } => {
-                    println!("rejected: {reason}");
-                    return Ok(ExitCode::from(3));
+                    eprintln!("rejected: {reason}");
+                    return Ok(Err(ExitCode::from(3)));
                 }
                 ApprovalOutcome::Edited { new_id } => {
-                    println!(
+                    eprintln!(
                         "edited: the person replaced the command; now waiting on request {new_id}"
                     );
                     id = new_id;
                 }
                 ApprovalOutcome::Expired => {
-                    println!("expired");
-                    return Ok(ExitCode::from(4));
+                    eprintln!("request {id} expired");
+                    return Ok(Err(ExitCode::from(4)));
                 }
             },
             r => return Err(unexpected(r)),
         }
     }
-    bail!("no decision on request {id} within {} s", args.wait_secs)
+    bail!("no decision on request {id} within {} s", wait.as_secs())
 }
 
 /// The broker's exact-value redaction, when a broker runs and we are signed in.

@@ -13,6 +13,7 @@ mod lab;
 mod policy_cmds;
 mod records_bench;
 mod records_cmds;
+mod session_cmds;
 mod supervisor;
 
 use std::process::ExitCode;
@@ -108,6 +109,13 @@ enum Command {
     /// Simulated lab devices (RouterOS, IOS) on loopback, added as hosts with keychain credentials.
     #[command(subcommand)]
     Lab(lab::LabCmd),
+    /// Run one command on a host through sessiond. Read-only commands run at
+    /// once; anything else needs an approval (--request files one and waits).
+    /// Exits with the command's exit status.
+    Exec(session_cmds::ExecArgs),
+    /// Open an interactive shell on a host (a real terminal: raw mode,
+    /// resize, exit code), recorded.
+    Connect(session_cmds::ConnectArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,5 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => records_cmds::import(profile, &args),
         Command::Demo(args) => demo::run(&args),
         Command::Lab(cmd) => lab::run(profile, cmd),
+        Command::Exec(args) => session_cmds::exec(profile, &args),
+        Command::Connect(args) => session_cmds::connect(profile, &args),
     }
 }

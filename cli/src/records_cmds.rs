@@ -696,6 +696,35 @@ fn apply_host_fields(h: &mut Host, f: &HostFields) -> anyhow::Result<HostSecrets
     Ok(out)
 }
 
+/// Pins `fingerprint` as the SSH host key of host `key` (a person accepted
+/// it). The host's sealed credentials are bound to the pin, so they are
+/// sealed again with it.
+pub fn pin_host_key(
+    profile: Option<&str>,
+    key: &str,
+    org: Option<&str>,
+    fingerprint: &str,
+) -> anyhow::Result<()> {
+    let mut ctx = Ctx::open(profile)?;
+    let scope = ScopeArgs {
+        private: org == Some("private"),
+        org: org.filter(|o| *o != "private").map(str::to_string),
+    };
+    let o = open_one(&mut ctx, Kind::Host, key, &scope)?;
+    let Record::Host(mut h) = o.record else {
+        bail!("not a host");
+    };
+    let Some(ssh) = h.ssh.as_mut() else {
+        bail!("host {key} has no SSH settings");
+    };
+    ssh.host_key_fingerprint = Some(fingerprint.to_string());
+    let mut rec = Record::Host(h);
+    ctx.store.check(&o.meta.scope, Some(&o.meta.id), &mut rec)?;
+    let (store, sealer) = ctx.parts()?;
+    store.update(sealer, &actor(), &o.meta, rec)?;
+    Ok(())
+}
+
 fn keychain_hint(name: &str, id: &str) {
     eprintln!(
         "hint: the SSH password of {name} is stored sealed in the record; to keep it in the OS keychain instead: \

@@ -14,6 +14,7 @@ use clap::Args;
 use gatehouse_ipc::Layout;
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, BrokerStatus};
 use gatehouse_ipc::peer::Installation;
+use gatehouse_ipc::sessiond::{SessiondRequest, SessiondResponse, SessiondStatus};
 use gatehouse_sandbox::hardening::{ProcessHardening, SeccompMode, inspect_pid};
 use serde::Serialize;
 
@@ -53,6 +54,10 @@ fn broker_answers(layout: &Layout) -> bool {
     BrokerConn::connect_layout(layout).is_ok()
 }
 
+fn sessiond_answers(layout: &Layout) -> bool {
+    crate::session_cmds::SessiondConn::connect(layout).is_ok()
+}
+
 pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let layout = Layout::resolve(profile)?;
     layout.ensure()?;
@@ -87,8 +92,11 @@ pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let mut child = cmd.spawn().context("starting the supervisor")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if broker_answers(&layout) {
-            println!("up: broker running (supervisor pid {})", child.id());
+        if broker_answers(&layout) && sessiond_answers(&layout) {
+            println!(
+                "up: broker and sessiond running (supervisor pid {})",
+                child.id()
+            );
             return Ok(ExitCode::SUCCESS);
         }
         if let Some(status) = child.try_wait()? {
@@ -100,20 +108,52 @@ pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!(
-        "the broker did not answer within 15 s; see {}",
+        "the broker and sessiond did not both answer within 15 s; see {}",
         layout.runtime.join("supervisor.log").display()
     )
 }
 
-/// Runs the broker and restarts it when it dies, until SIGTERM/SIGINT.
+/// One supervised daemon: its binary beside `gatehouse`, and its arguments.
+struct Daemon {
+    name: &'static str,
+    path: PathBuf,
+    args: Vec<String>,
+}
+
+/// Runs the daemons (broker, sessiond) and restarts each when it dies, with
+/// backoff, until SIGTERM/SIGINT.
 fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let install = Installation::of_current_exe()?;
-    let broker = install.dir.join("gatehouse-broker");
-    if !broker.exists() {
-        bail!(
-            "{} not found: the broker must be installed beside gatehouse",
-            broker.display()
-        );
+    // The profile name also namespaces keychain entries, so pass it even
+    // when GATEHOUSE_HOME decides the directories.
+    let mut common = vec!["--profile".to_string(), layout.profile.clone()];
+    if args.allow_degraded {
+        common.push("--allow-degraded".into());
+    }
+    let mut broker_args = common.clone();
+    if let Some(k) = &args.keychain {
+        broker_args.extend(["--keychain".to_string(), k.clone()]);
+    }
+    let daemons = [
+        Daemon {
+            name: "broker",
+            path: install.dir.join("gatehouse-broker"),
+            args: broker_args,
+        },
+        Daemon {
+            name: "sessiond",
+            path: install.dir.join("gatehouse-sessiond"),
+            args: common,
+        },
+    ];
+    for d in &daemons {
+        if !d.path.exists() {
+            bail!(
+                "{} not found: the {} must be installed beside gatehouse",
+                d.path.display(),
+                d.name
+            );
+        }
     }
     if let Some(pid) = supervisor_pid(layout) {
         bail!("a supervisor already runs for this profile (pid {pid})");
@@ -133,49 +173,78 @@ fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let mut cmd = tokio::process::Command::new(&broker);
-            if args.allow_degraded {
-                cmd.arg("--allow-degraded");
-            }
-            if let Some(k) = &args.keychain {
-                cmd.args(["--keychain", k]);
-            }
-            // The profile name also namespaces keychain entries, so pass it
-            // even when GATEHOUSE_HOME decides the directories.
-            cmd.args(["--profile", &layout.profile]);
-            cmd.stdin(Stdio::null()).kill_on_drop(true);
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("starting {}", broker.display()))?;
-            let started = Instant::now();
-            eprintln!(
-                "supervisor: broker started (pid {})",
-                child.id().unwrap_or(0)
-            );
-            tokio::select! {
-                status = child.wait() => {
-                    let status = status?;
-                    if started.elapsed() > Duration::from_secs(30) {
-                        backoff = Duration::from_millis(100);
-                    }
-                    eprintln!("supervisor: broker exited ({status}); restarting in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                _ = term.recv() => { stop(&mut child).await; break; }
-                _ = int.recv() => { stop(&mut child).await; break; }
-            }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let runs = run_all(&daemons, stop_rx);
+        tokio::pin!(runs);
+        tokio::select! {
+            r = &mut runs => return r,
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        anyhow::Ok(())
+        let _ = stop_tx.send(true);
+        runs.await
     });
     let _ = std::fs::remove_file(pid_file(layout));
     result?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn stop(child: &mut tokio::process::Child) {
+/// Keeps every daemon running until `stop` turns true.
+async fn run_all(
+    daemons: &[Daemon],
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let [broker, sessiond] = daemons else {
+        bail!("the supervisor runs exactly the broker and sessiond");
+    };
+    let (a, b) = tokio::join!(
+        keep_running(broker, stop.clone()),
+        keep_running(sessiond, stop)
+    );
+    a.and(b)
+}
+
+/// Runs `d`, restarting it with backoff, until `stop` turns true.
+async fn keep_running(
+    d: &Daemon,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut cmd = tokio::process::Command::new(&d.path);
+        cmd.args(&d.args);
+        cmd.stdin(Stdio::null()).kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", d.path.display()))?;
+        let started = Instant::now();
+        eprintln!(
+            "supervisor: {} started (pid {})",
+            d.name,
+            child.id().unwrap_or(0)
+        );
+        tokio::select! {
+            status = child.wait() => {
+                let status = status?;
+                if started.elapsed() > Duration::from_secs(30) {
+                    backoff = Duration::from_millis(100);
+                }
+                eprintln!("supervisor: {} exited ({status}); restarting in {backoff:?}", d.name);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            _ = stop.changed() => {
+                stop_child(&mut child).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn stop_child(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -233,6 +302,7 @@ pub struct StatusReport {
     pub processes: Vec<ProcessRow>,
     pub broker: Option<BrokerStatus>,
     pub broker_error: Option<String>,
+    pub sessiond: Option<SessiondStatus>,
 }
 
 fn seccomp_name(m: Option<SeccompMode>) -> String {
@@ -300,7 +370,35 @@ pub fn collect_status(layout: &Layout) -> StatusReport {
         r.core_limit = s.hardening.core_limit.to_string();
         processes.push(r);
     }
+    let sessiond = crate::session_cmds::SessiondConn::connect(layout)
+        .ok()
+        .and_then(|mut c| match c.call(SessiondRequest::Status) {
+            Ok(SessiondResponse::Status(s)) => Some(*s),
+            _ => None,
+        });
+    if let Some(s) = &sessiond {
+        let mut r = match inspect_pid(s.pid as i32) {
+            Ok(h) => row("gatehouse-sessiond", "sessiond", &h),
+            Err(_) => ProcessRow {
+                process: "gatehouse-sessiond".into(),
+                pid: s.pid as i32,
+                uid: None,
+                role: "sessiond".into(),
+                dumpable: None,
+                no_new_privs: None,
+                seccomp: "?".into(),
+                landlock: String::new(),
+                secret_memory: String::new(),
+                core_limit: String::new(),
+            },
+        };
+        r.dumpable = Some(s.hardening.dumpable);
+        r.landlock = s.hardening.landlock.clone();
+        r.secret_memory = "-".into();
+        processes.push(r);
+    }
     StatusReport {
+        sessiond,
         profile: layout.profile.clone(),
         runtime_dir: layout.runtime.display().to_string(),
         processes,
@@ -377,6 +475,18 @@ pub fn print_status(r: &StatusReport) {
         }
         (None, Some(e)) => println!("broker: {e}"),
         (None, None) => {}
+    }
+    match &r.sessiond {
+        Some(s) => println!(
+            "sessiond: {} open session(s); sees the account {}",
+            s.sessions,
+            if s.signed_in {
+                "signed in"
+            } else {
+                "signed out"
+            }
+        ),
+        None => println!("sessiond: not running"),
     }
 }
 

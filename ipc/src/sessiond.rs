@@ -171,7 +171,7 @@ pub enum SessiondError {
     #[error("host record {host:?}: {reason}")]
     HostRecord { host: String, reason: String },
     #[error(
-        "host {host:?} presented key {presented}, which is not known yet: accept it with `gatehouse host trust {host}` after checking it out of band"
+        "host {host:?} presented key {presented}, which is not pinned yet: after checking it out of band, pin it with `gatehouse host edit {host} --host-key '{presented}'` (or answer yes when `gatehouse connect`/`exec` asks)"
     )]
     HostKeyUnknown { host: String, presented: String },
     #[error(

@@ -300,23 +300,21 @@ pub struct MacInput<'a> {
 }
 
 pub fn mac_content(m: &MacInput<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    push_lp(&mut out, b"gatehouse/record/v1");
-    push_lp(&mut out, m.owner.as_bytes());
-    out.extend(m.created_ms.to_le_bytes());
-    out.extend(m.updated_ms.to_le_bytes());
-    out.extend(m.revision.to_le_bytes());
-    let mut names: Vec<(&String, u8)> = m.plain.keys().map(|k| (k, 0u8)).collect();
-    names.extend(m.sealed.keys().map(|k| (k, 1u8)));
-    names.sort();
-    out.extend((names.len() as u64).to_le_bytes());
-    for (name, tag) in names {
-        push_lp(&mut out, name.as_bytes());
-        out.push(tag);
-        match tag {
-            0 => push_lp(&mut out, &canonical_json(&m.plain[name])),
-            _ => push_lp(&mut out, &m.sealed[name]),
-        }
-    }
-    out
+    use gatehouse_ipc::record_content::{FieldValue, encode};
+    let plain: Vec<(&str, Vec<u8>)> = m
+        .plain
+        .iter()
+        .map(|(k, v)| (k.as_str(), canonical_json(v)))
+        .collect();
+    let mut fields: Vec<(&str, FieldValue<'_>)> = plain
+        .iter()
+        .map(|(k, v)| (*k, FieldValue::Plain(v)))
+        .chain(
+            m.sealed
+                .iter()
+                .map(|(k, v)| (k.as_str(), FieldValue::Sealed(v))),
+        )
+        .collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    encode(m.owner, m.created_ms, m.updated_ms, m.revision, &fields)
 }

@@ -258,6 +258,15 @@ fn mac_item(
     }
 }
 
+/// What the broker needs to check a stored record's MAC (and, for a host,
+/// to release one of its credentials).
+pub fn verify_item(s: &StoredRecord) -> gatehouse_ipc::broker::VerifyItem {
+    gatehouse_ipc::broker::VerifyItem {
+        item: mac_item(&s.meta, &s.plain, &s.sealed),
+        mac: s.mac.clone(),
+    }
+}
+
 /// Kinds whose secret fields may hold `keychain:NAME` references (credentials).
 fn holds_credentials(kind: Kind) -> bool {
     matches!(kind, Kind::Host | Kind::Connector | Kind::McpServer)

@@ -306,7 +306,11 @@ fn apply_landlock(
     let mut ruleset = Ruleset::default()
         .handle_access(handled_fs)
         .map_err(e)?
-        .handle_access(AccessNet::from_all(abi))
+        .handle_access(if rules.tcp_connect_any {
+            landlock::BitFlags::from(AccessNet::BindTcp)
+        } else {
+            AccessNet::from_all(abi)
+        })
         .map_err(e)?;
     if !scopes.is_empty() {
         ruleset = ruleset.scope(scopes).map_err(e)?;
@@ -343,7 +347,7 @@ fn apply_landlock(
             .add_rule(NetPort::new(*port, AccessNet::BindTcp))
             .map_err(e)?;
     }
-    for port in &rules.tcp_connect {
+    for port in rules.tcp_connect.iter().filter(|_| !rules.tcp_connect_any) {
         created = created
             .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
             .map_err(e)?;

@@ -2,9 +2,9 @@
 //!
 //! **Owns:** [`Profile`] (what one Gatehouse process is allowed to do: prctl/rlimit flags,
 //! Landlock rules, the seccomp syscall table) and the concrete profiles —
-//! [`broker_profile`] now; `sessiond`/`copilotd` profiles will be added here when those
-//! daemons exist (none are stubbed: a profile that was never run under its daemon is not a
-//! profile).
+//! [`broker_profile`] and [`sessiond_profile`]; the copilotd profile will be added here
+//! when that daemon exists (none are stubbed: a profile that was never run under its daemon
+//! is not a profile).
 //!
 //! **Must never:** apply anything (that is [`crate::hardening`]), read configuration files or
 //! environment variables to decide what is allowed, or grow an entry without a `why`.
@@ -61,6 +61,9 @@ pub struct LandlockRules {
     pub tcp_bind: Vec<u16>,
     /// TCP ports the process may connect to (Landlock ABI >= 4). Empty = none.
     pub tcp_connect: Vec<u16>,
+    /// Outgoing TCP to any port (devices listen where they like); binding
+    /// stays limited to `tcp_bind`. Ignores `tcp_connect`.
+    pub tcp_connect_any: bool,
     /// Refuse connecting to abstract unix sockets created outside the sandbox (ABI >= 6).
     pub scope_abstract_unix: bool,
     /// Refuse sending signals to processes outside the sandbox (ABI >= 6).
@@ -183,6 +186,7 @@ pub fn broker_profile(paths: &BrokerPaths) -> Profile {
             read_only,
             tcp_bind: Vec::new(),
             tcp_connect: Vec::new(),
+            tcp_connect_any: false,
             scope_abstract_unix: !paths.dbus_abstract,
             // The broker may signal peers through pidfds (pidfd_send_signal, e.g. to end a
             // session at sign-out); peers are outside its Landlock domain, so signal scoping
@@ -275,11 +279,61 @@ pub const CLONE_FORBIDDEN_FLAGS: u64 = (libc::CLONE_NEWNS
 #[allow(clippy::unnecessary_cast)]
 pub fn broker_syscalls() -> SeccompPolicy {
     use libc::*;
+    let mut rules = daemon_rules();
+    rules.extend([
+        allow(
+            "memfd_secret",
+            SYS_memfd_secret,
+            "secret memory (keys outside the direct map)",
+        ),
+        allow(
+            "pidfd_send_signal",
+            SYS_pidfd_send_signal,
+            "signal a peer through a pidfd from SO_PEERPIDFD (kernel checks same uid)",
+        ),
+        allow_if(
+            "socket",
+            SYS_socket,
+            any_of(0, &[AF_UNIX as u64]),
+            "AF_UNIX only: the IPC socket and D-Bus; AF_INET/AF_INET6/AF_NETLINK/... get EPERM",
+        ),
+        allow(
+            "connect",
+            SYS_connect,
+            "D-Bus session bus (only unix sockets can exist)",
+        ),
+        allow("bind", SYS_bind, "the broker's socket in the runtime dir"),
+        // ---- keyring ----------------------------------------------------------------------------
+        allow("add_key", SYS_add_key, "kernel keyutils keychain backend"),
+        allow(
+            "keyctl",
+            SYS_keyctl,
+            "kernel keyutils keychain backend (many sub-ops)",
+        ),
+        allow(
+            "request_key",
+            SYS_request_key,
+            "kernel keyutils keychain backend",
+        ),
+    ]);
+    SeccompPolicy {
+        default_action: SyscallAction::Errno(EPERM),
+        rules,
+    }
+}
+
+/// Rows every Gatehouse daemon shares: threads, memory, signals, time, the
+/// event loop, files (Landlock decides which), unix-socket IPC and identity.
+/// Sockets' domains, `connect`/`bind`, and anything else a daemon needs are
+/// added by its own table.
+#[allow(clippy::unnecessary_cast)]
+fn daemon_rules() -> Vec<SyscallRule> {
+    use libc::*;
     let prot_exec = PROT_EXEC as u64;
     let mut rules = vec![
-        // ---- killed: only an exploited broker does these --------------------------------
-        kill_rule("execve", SYS_execve, "the broker never runs programs"),
-        kill_rule("execveat", SYS_execveat, "the broker never runs programs"),
+        // ---- killed: only an exploited daemon does these --------------------------------
+        kill_rule("execve", SYS_execve, "daemons never run programs"),
+        kill_rule("execveat", SYS_execveat, "daemons never run programs"),
         kill_rule("ptrace", SYS_ptrace, "never trace or be a tracer"),
         kill_rule(
             "process_vm_readv",
@@ -340,16 +394,24 @@ pub fn broker_syscalls() -> SeccompPolicy {
         allow_if(
             "prctl",
             SYS_prctl,
-            any_of(
-                0,
-                &[
-                    PR_SET_NAME as u64,
-                    PR_GET_NAME as u64,
-                    PR_GET_DUMPABLE as u64,
-                    PR_GET_NO_NEW_PRIVS as u64,
-                ],
-            ),
-            "thread names and reading own hardening; PR_SET_DUMPABLE and the rest refused",
+            {
+                let mut when = any_of(
+                    0,
+                    &[
+                        PR_SET_NAME as u64,
+                        PR_GET_NAME as u64,
+                        PR_GET_DUMPABLE as u64,
+                        PR_GET_NO_NEW_PRIVS as u64,
+                    ],
+                );
+                when.push(vec![
+                    ArgCheck::eq(0, PR_SET_DUMPABLE as u64),
+                    ArgCheck::eq(1, 0),
+                ]);
+                when
+            },
+            "thread names and reading own hardening; PR_SET_DUMPABLE only to 0 (a daemon \
+             turns non-dumpable once the broker identified it; never back); the rest refused",
         ),
         // ---- memory ---------------------------------------------------------------------------
         allow("brk", SYS_brk, "malloc"),
@@ -379,11 +441,6 @@ pub fn broker_syscalls() -> SeccompPolicy {
             "secret memory fallback (glibc may use mlock2)",
         ),
         allow("munlock", SYS_munlock, "secret memory fallback"),
-        allow(
-            "memfd_secret",
-            SYS_memfd_secret,
-            "secret memory (keys outside the direct map)",
-        ),
         // ---- signals --------------------------------------------------------------------------
         allow(
             "rt_sigaction",
@@ -416,11 +473,6 @@ pub fn broker_syscalls() -> SeccompPolicy {
             SYS_tgkill,
             vec![vec![ArgCheck::self_pid(0)]],
             "only to its own threads (abort, pthread_kill)",
-        ),
-        allow(
-            "pidfd_send_signal",
-            SYS_pidfd_send_signal,
-            "signal a peer through a pidfd from SO_PEERPIDFD (kernel checks same uid)",
         ),
         allow(
             "restart_syscall",
@@ -532,23 +584,11 @@ pub fn broker_syscalls() -> SeccompPolicy {
         ),
         // ---- unix sockets only ------------------------------------------------------------------
         allow_if(
-            "socket",
-            SYS_socket,
-            any_of(0, &[AF_UNIX as u64]),
-            "AF_UNIX only: the IPC socket and D-Bus; AF_INET/AF_INET6/AF_NETLINK/... get EPERM",
-        ),
-        allow_if(
             "socketpair",
             SYS_socketpair,
             any_of(0, &[AF_UNIX as u64]),
             "AF_UNIX only (tokio signal driver, zbus)",
         ),
-        allow(
-            "connect",
-            SYS_connect,
-            "D-Bus session bus (only unix sockets can exist)",
-        ),
-        allow("bind", SYS_bind, "the broker's socket in the runtime dir"),
         allow("listen", SYS_listen, "the broker's socket"),
         allow("accept4", SYS_accept4, "accept clients"),
         allow(
@@ -572,18 +612,7 @@ pub fn broker_syscalls() -> SeccompPolicy {
         allow("getsockname", SYS_getsockname, "socket addresses"),
         allow("getpeername", SYS_getpeername, "socket addresses"),
         allow("shutdown", SYS_shutdown, "close connections"),
-        // ---- keyring, randomness, identity --------------------------------------------------------
-        allow("add_key", SYS_add_key, "kernel keyutils keychain backend"),
-        allow(
-            "keyctl",
-            SYS_keyctl,
-            "kernel keyutils keychain backend (many sub-ops)",
-        ),
-        allow(
-            "request_key",
-            SYS_request_key,
-            "kernel keyutils keychain backend",
-        ),
+        // ---- randomness, identity ----------------------------------------------------------------
         allow("getrandom", SYS_getrandom, "keys, nonces, HashMap seeds"),
         allow("uname", SYS_uname, "zbus/std platform info"),
         allow("getuid", SYS_getuid, "own uid (peer check)"),
@@ -632,6 +661,101 @@ pub fn broker_syscalls() -> SeccompPolicy {
         allow("poll", SYS_poll, "glibc poll()"),
         allow("epoll_wait", SYS_epoll_wait, "mio epoll_wait"),
         allow("getrlimit", SYS_getrlimit, "read own limits"),
+    ]);
+    rules
+}
+
+/// Paths sessiond needs; everything else on the filesystem is out of its reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessiondPaths {
+    /// Session recordings (read-write).
+    pub recordings_dir: PathBuf,
+    /// The session audit log's directory (read-write).
+    pub audit_dir: PathBuf,
+    /// The records store's files (`records.db`, `-wal`, `-shm`): read-write,
+    /// because SQLite readers in WAL mode write the shared-memory index.
+    pub records_files: Vec<PathBuf>,
+    /// Organization policies (read-only; optional).
+    pub policy_dir: PathBuf,
+    /// Socket directory (read-write): its own socket, the broker's.
+    pub runtime_dir: PathBuf,
+    /// Installed binaries (read-only): peer identity.
+    pub install_dir: PathBuf,
+}
+
+/// sessiond's profile: all flags; Landlock limited to its recordings and
+/// audit directories, the records store files, the runtime and install
+/// directories and `/proc`; TCP outward only (no listening); the
+/// [`sessiond_syscalls`] table.
+pub fn sessiond_profile(paths: &SessiondPaths) -> Profile {
+    let mut read_write = vec![
+        req(&paths.recordings_dir, "session recordings"),
+        req(&paths.audit_dir, "the session audit log"),
+        req(
+            &paths.runtime_dir,
+            "its listening socket, the broker's socket",
+        ),
+    ];
+    read_write.extend(paths.records_files.iter().map(|p| {
+        opt(
+            p.clone(),
+            "host records (SQLite WAL readers write the -shm index)",
+        )
+    }));
+    let read_only = vec![
+        req(
+            &paths.install_dir,
+            "peer identity: stat installed binaries to compare with /proc/PID/exe",
+        ),
+        req(
+            Path::new("/proc"),
+            "peer identity (/proc/PID/status) and self-inspection",
+        ),
+        opt(paths.policy_dir.clone(), "organization policies (blocks)"),
+        opt("/etc/hosts", "resolving device host names"),
+        opt("/etc/resolv.conf", "resolving device host names"),
+        opt("/etc/nsswitch.conf", "resolving device host names"),
+        opt("/etc/gai.conf", "address selection for device host names"),
+    ];
+    Profile {
+        name: "sessiond",
+        flags: ProfileFlags::ALL,
+        landlock: Some(LandlockRules {
+            read_write,
+            read_only,
+            tcp_bind: Vec::new(),
+            tcp_connect: Vec::new(),
+            tcp_connect_any: true,
+            scope_abstract_unix: true,
+            scope_signals: true,
+        }),
+        seccomp: Some(sessiond_syscalls()),
+    }
+}
+
+/// sessiond's syscall table: the shared daemon rows plus TCP/UDP sockets to
+/// devices (and DNS). No keyring, no secret memory, no signals to others.
+#[allow(clippy::unnecessary_cast)]
+pub fn sessiond_syscalls() -> SeccompPolicy {
+    use libc::*;
+    let mut rules = daemon_rules();
+    rules.extend([
+        allow_if(
+            "socket",
+            SYS_socket,
+            any_of(0, &[AF_UNIX as u64, AF_INET as u64, AF_INET6 as u64]),
+            "unix sockets (IPC) and IPv4/IPv6 to devices and DNS; netlink, packet, raw get EPERM",
+        ),
+        allow(
+            "connect",
+            SYS_connect,
+            "devices (TCP; Landlock forbids listening), the broker, DNS",
+        ),
+        allow(
+            "bind",
+            SYS_bind,
+            "its unix socket in the runtime dir (Landlock refuses TCP binds)",
+        ),
     ]);
     SeccompPolicy {
         default_action: SyscallAction::Errno(EPERM),

@@ -9,6 +9,12 @@
 //! was released for is authenticated, or send any byte of a gated command to
 //! a device before its token was consumed.
 
+pub mod audit;
+pub mod broker_link;
 pub mod driver;
+pub mod gate;
+pub mod hosts;
+pub mod recorder;
 pub mod recording;
+pub mod service;
 pub mod ssh;

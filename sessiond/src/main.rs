@@ -1,4 +1,220 @@
-fn main() {
-    eprintln!("gatehouse-sessiond: not yet");
-    std::process::exit(2);
+//! `gatehouse-sessiond`: start-up of the session daemon.
+//!
+//! Order matters: resolve the profile, start the peer-executable helper,
+//! open the store and create the directories the sandbox names, apply the
+//! sandbox (before any thread exists), connect to the broker — it identifies
+//! us by our executable, which it can read only while we are dumpable — then
+//! become non-dumpable and serve.
+//! Normally started and supervised by `gatehouse up`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use gatehouse_ipc::broker::{Broker, BrokerRequest, Hardening};
+use gatehouse_ipc::client::Client;
+use gatehouse_ipc::exe_resolver::HelperResolver;
+use gatehouse_ipc::peer::Installation;
+use gatehouse_ipc::sessiond::Sessiond;
+use gatehouse_ipc::{Layout, server};
+use gatehouse_records::Store;
+use gatehouse_sandbox::hardening::{self, LayerStatus, Strictness};
+use gatehouse_sandbox::profile::{SessiondPaths, sessiond_profile};
+use gatehouse_sessiond::service::SessionService;
+
+/// The Gatehouse session daemon (normally started by `gatehouse up`).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Profile name (all state of one installation); GATEHOUSE_HOME overrides.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Start even if a sandbox layer cannot be applied (shown in `gatehouse status`).
+    #[arg(long)]
+    allow_degraded: bool,
+    /// Internal: run as the peer-executable helper (see ipc::exe_resolver).
+    #[arg(long, hide = true)]
+    exe_resolver: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.exe_resolver {
+        return match gatehouse_ipc::exe_resolver::run_helper() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse-sessiond: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Follows the broker's events (sign-out closes sessions). sessiond cannot
+/// reconnect once it is non-dumpable (the broker identifies peers by their
+/// executable, which it can read only while they are dumpable): when the
+/// broker goes away, sessiond closes every session and exits, and the
+/// supervisor starts a fresh one.
+async fn follow_broker(service: Arc<SessionService>, mut events: Client<Broker>) {
+    events.set_timeout(Duration::from_secs(24 * 3600));
+    loop {
+        match events.next_event(Duration::from_secs(3600)).await {
+            Ok(Some(e)) => service.on_broker_event(&e),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("lost the broker ({e}); closing sessions and exiting");
+                break;
+            }
+        }
+    }
+    service.close_all("the broker went away");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::process::exit(3);
+}
+
+fn layer_summary(s: &LayerStatus, degraded: &mut Vec<String>, name: &str) -> String {
+    match s {
+        LayerStatus::Applied {
+            fully_enforced,
+            abi,
+            ..
+        } => match abi {
+            Some(abi) => format!(
+                "applied (ABI {abi}{})",
+                if *fully_enforced { "" } else { ", partial" }
+            ),
+            None => "applied".into(),
+        },
+        LayerStatus::Degraded { reason } => {
+            degraded.push(format!("{name}: {reason}"));
+            format!("DEGRADED: {reason}")
+        }
+        LayerStatus::NotApplied => "not applied".into(),
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let layout = Layout::resolve(args.profile.as_deref()).map_err(|e| e.to_string())?;
+    layout.ensure().map_err(|e| e.to_string())?;
+    let install =
+        Installation::of_current_exe().map_err(|e| format!("cannot locate own executable: {e}"))?;
+    let resolver = HelperResolver::spawn(&install.binary_path("gatehouse-sessiond"))
+        .map_err(|e| format!("cannot start the peer-executable helper: {e}"))?;
+
+    // Everything the sandbox names must exist before it is applied; the
+    // store stays open for sessiond's life (see SessiondPaths::records_files).
+    let recordings = gatehouse_sessiond::recording::recordings_dir(&layout);
+    let audit_dir = gatehouse_sessiond::audit::log_path(&layout.root)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| layout.root.join("audit"));
+    for d in [&recordings, &audit_dir] {
+        gatehouse_ipc::paths::make_private_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let store = Store::open_in(&layout).map_err(|e| format!("records store: {e}"))?;
+    let db = store.path().to_path_buf();
+    let with_suffix = |s: &str| {
+        let mut p = db.clone().into_os_string();
+        p.push(s);
+        std::path::PathBuf::from(p)
+    };
+    let paths = SessiondPaths {
+        recordings_dir: recordings,
+        audit_dir,
+        records_files: vec![db.clone(), with_suffix("-wal"), with_suffix("-shm")],
+        policy_dir: gatehouse_sessiond::gate::policy_path(&layout.root, "x")
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        runtime_dir: layout.runtime.clone(),
+        install_dir: install.dir.clone(),
+    };
+    let mut profile = sessiond_profile(&paths);
+    // Non-dumpable only after the broker identified us (below).
+    profile.flags.non_dumpable = false;
+    let strictness = if args.allow_degraded {
+        Strictness::AllowDegraded
+    } else {
+        Strictness::Strict
+    };
+    // Before any thread exists: Landlock (ABI < 8) binds the calling thread
+    // and the threads it creates later.
+    let report = hardening::apply(&profile, strictness)
+        .map_err(|e| format!("sandbox: {e} (use --allow-degraded to start anyway)"))?;
+    let mut degraded = report.notes.clone();
+    let landlock = layer_summary(&report.landlock, &mut degraded, "landlock");
+    let _ = layer_summary(&report.seccomp, &mut degraded, "seccomp");
+    let own = hardening::inspect_self();
+    let hardening = Hardening {
+        dumpable: false,
+        no_new_privs: report.no_new_privs,
+        seccomp_mode: match own.seccomp {
+            Some(hardening::SeccompMode::Filter) => 2,
+            Some(hardening::SeccompMode::Strict) => 1,
+            _ => 0,
+        },
+        landlock,
+        core_limit: match report.core_limit {
+            hardening::Rlim::Bytes(b) => b,
+            hardening::Rlim::Unlimited => u64::MAX,
+        },
+        secret_memory: "none (holds no keys)".into(),
+        degraded,
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let _guard = rt.enter();
+    let listener = server::bind::<Sessiond>(&layout.runtime).map_err(|e| {
+        format!(
+            "cannot bind {}: {e}",
+            layout
+                .socket(<Sessiond as gatehouse_ipc::Service>::SOCKET)
+                .display()
+        )
+    })?;
+    let service = SessionService::new(layout.clone(), store, hardening);
+    // Both broker connections while still dumpable, then never again.
+    let events = rt.block_on(async {
+        service.broker().connect().await?;
+        let mut c = Client::<Broker>::connect(&layout.runtime, Duration::from_secs(10))
+            .await
+            .map_err(|e| gatehouse_ipc::sessiond::SessiondError::Broker(e.to_string()))?;
+        c.call(BrokerRequest::Subscribe)
+            .await
+            .map_err(|e| gatehouse_ipc::sessiond::SessiondError::Broker(e.to_string()))?;
+        Ok::<_, gatehouse_ipc::sessiond::SessiondError>(c)
+    });
+    let events = events.map_err(|e| format!("cannot reach the broker: {e}"))?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("set non-dumpable: {e}"))?;
+    rt.spawn(follow_broker(service.clone(), events));
+    tracing::info!(
+        "sessiond serving on {} (pid {})",
+        layout
+            .socket(<Sessiond as gatehouse_ipc::Service>::SOCKET)
+            .display(),
+        std::process::id()
+    );
+    rt.block_on(server::serve::<Sessiond, _>(
+        listener,
+        install,
+        Arc::new(resolver),
+        service,
+    ));
+    Ok(())
 }

@@ -104,6 +104,34 @@ fn sample(op: Operation) -> BrokerRequest {
                 mac: vec![0; 32],
             }],
         },
+        Operation::ReleasePassword => BrokerRequest::ReleasePassword {
+            host: Box::new(host_credential(addr)),
+        },
+        Operation::SshPublicKey => BrokerRequest::SshPublicKey {
+            host: Box::new(host_credential(addr)),
+        },
+        Operation::SshSign => BrokerRequest::SshSign {
+            host: Box::new(host_credential(addr)),
+            to_sign: b"not an auth request".to_vec(),
+        },
+        Operation::RecordingKey => BrokerRequest::RecordingKey {
+            recording_id: "0123abcd".into(),
+        },
+    }
+}
+
+fn host_credential(field: FieldAddress) -> gatehouse_ipc::broker::HostCredential {
+    gatehouse_ipc::broker::HostCredential {
+        record: gatehouse_ipc::broker::VerifyItem {
+            item: mac_item(),
+            mac: vec![0; 32],
+        },
+        field,
+        destination: gatehouse_ipc::broker::Destination {
+            address: "127.0.0.1".into(),
+            port: 22,
+            username: "admin".into(),
+        },
     }
 }
 

@@ -1,4 +1,4 @@
-//! The broker's peer-executable helper.
+//! The peer-executable helper of a sandboxed server (broker, sessiond).
 //!
 //! Under Landlock the broker cannot read `/proc/PEER/exe` of processes
 //! outside its domain (the kernel treats it as ptrace access). So before the
@@ -18,8 +18,8 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use gatehouse_ipc::codec::{check_len, decode, encode_frame};
-use gatehouse_ipc::peer::{ExeInfo, ExeResolver, ProcResolver};
+use crate::codec::{check_len, decode, encode_frame};
+use crate::peer::{ExeInfo, ExeResolver, ProcResolver};
 
 /// Client side, held by the broker.
 pub struct HelperResolver {

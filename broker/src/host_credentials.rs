@@ -1,0 +1,312 @@
+//! Device credentials for sessiond: a password for one connection, or an
+//! SSH signature made here with a key that never leaves the broker.
+//!
+//! Owns the checks in front of every credential use: the host record's MAC
+//! verifies under its scope key, the presented credential field is the one
+//! in that record, and the destination sessiond is about to connect to is
+//! the one the record names. For key use, the bytes to sign must be exactly
+//! an SSH `publickey` user-authentication request for the record's user and
+//! this key, so the broker is never a general signing oracle.
+//! Must never: release a private key, release a password for a record that
+//! fails its MAC or names another destination, or sign anything else.
+
+use gatehouse_ipc::broker::{BrokerError, HostCredential, SecretKind};
+use gatehouse_ipc::record_content::{self, FieldValue};
+use ssh_key::encoding::Encode;
+use zeroize::Zeroizing;
+
+use crate::crypto;
+use crate::vault::Vault;
+
+const PASSWORD_FIELD: &str = "ssh.password";
+const KEY_FIELD: &str = "ssh.private_key_path";
+const KEY_PASSPHRASE_FIELD: &str = "ssh.key_passphrase";
+/// SSH_MSG_USERAUTH_REQUEST (RFC 4252).
+const USERAUTH_REQUEST: u8 = 50;
+
+fn refused(reason: impl Into<String>) -> BrokerError {
+    BrokerError::CredentialRefused(reason.into())
+}
+
+/// Checks `req` and opens the sealed field it names. Returns the field's
+/// plaintext (a secret, or a `keychain:NAME` reference).
+fn open_checked(
+    vault: &mut Vault,
+    req: &HostCredential,
+) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+    let item = &req.record.item;
+    if item.record_kind != "host"
+        || req.field.record_kind != "host"
+        || req.field.record_id != item.record_id
+        || req.field.scope != item.scope
+    {
+        return Err(refused(
+            "the credential field does not belong to the presented host record",
+        ));
+    }
+    let mac = vault.record_mac(item)?;
+    if !crypto::mac_eq(&mac, &req.record.mac) {
+        return Err(refused(format!(
+            "host record {} fails its integrity check (changed outside Gatehouse?)",
+            item.record_id
+        )));
+    }
+    let content = record_content::decode(&item.content)
+        .map_err(|e| refused(format!("host record {}: {e}", item.record_id)))?;
+    let d = &req.destination;
+    let expect = [
+        ("address", serde_json::to_vec(&d.address)),
+        ("port", serde_json::to_vec(&d.port)),
+        ("ssh.username", serde_json::to_vec(&d.username)),
+    ];
+    for (name, want) in expect {
+        let want = want.map_err(|e| BrokerError::Internal(e.to_string()))?;
+        match content.field(name) {
+            Some(FieldValue::Plain(got)) if *got == want.as_slice() => {}
+            _ => {
+                return Err(refused(format!(
+                    "the destination's {name} is not the one host record {} names",
+                    item.record_id
+                )));
+            }
+        }
+    }
+    let Some(FieldValue::Sealed(sealed)) = content.field(&req.field.field) else {
+        return Err(refused(format!(
+            "host record {} has no {}",
+            item.record_id, req.field.field
+        )));
+    };
+    vault.open_field(&req.field, sealed)
+}
+
+/// Resolves a field value: a `keychain:NAME` reference is replaced by the
+/// keychain payload (which must be of `kind`); anything else is the value.
+fn resolve(
+    vault: &Vault,
+    value: Zeroizing<Vec<u8>>,
+    kind: SecretKind,
+) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+    let Some(name) = value.strip_prefix(b"keychain:") else {
+        return Ok(value);
+    };
+    let name = std::str::from_utf8(name).map_err(|_| refused("keychain reference is not UTF-8"))?;
+    let entry = vault
+        .keychain_list()?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| BrokerError::KeychainNotFound(name.into()))?;
+    if entry.kind != kind {
+        return Err(refused(format!(
+            "keychain entry {name:?} holds a {}, not a {kind}",
+            entry.kind
+        )));
+    }
+    vault.keychain_payload(name)
+}
+
+/// The host's SSH password, for the one connection being opened.
+pub fn release_password(
+    vault: &mut Vault,
+    req: &HostCredential,
+) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+    if req.field.field != PASSWORD_FIELD {
+        return Err(refused(format!(
+            "only {PASSWORD_FIELD} is released, not {}",
+            req.field.field
+        )));
+    }
+    let value = open_checked(vault, req)?;
+    resolve(vault, value, SecretKind::Password)
+}
+
+/// The host's private key, parsed (and decrypted with the record's key
+/// passphrase if it is encrypted). Stays in the broker.
+fn private_key(
+    vault: &mut Vault,
+    req: &HostCredential,
+) -> Result<ssh_key::PrivateKey, BrokerError> {
+    if req.field.field != KEY_FIELD {
+        return Err(refused(format!(
+            "SSH keys are named by {KEY_FIELD}, not {}",
+            req.field.field
+        )));
+    }
+    let value = open_checked(vault, req)?;
+    if !value.starts_with(b"keychain:") {
+        return Err(refused(
+            "the host's private key is a file path; the broker signs only with keys kept in the \
+             keychain: `gatehouse keychain set NAME --kind private-key < KEYFILE`, then set the \
+             host's key to keychain:NAME",
+        ));
+    }
+    let pem = resolve(vault, value, SecretKind::PrivateKey)?;
+    let key = ssh_key::PrivateKey::from_openssh(&*pem).map_err(|e| {
+        refused(format!(
+            "the keychain entry is not an OpenSSH private key: {e}"
+        ))
+    })?;
+    if !key.is_encrypted() {
+        return Ok(key);
+    }
+    let passphrase_field = gatehouse_ipc::broker::FieldAddress {
+        field: KEY_PASSPHRASE_FIELD.into(),
+        ..req.field.clone()
+    };
+    let passphrase = open_checked(
+        vault,
+        &HostCredential {
+            field: passphrase_field,
+            ..req.clone()
+        },
+    )
+    .map_err(|_| {
+        refused("the private key is encrypted and the host has no usable key passphrase")
+    })?;
+    let passphrase = resolve(vault, passphrase, SecretKind::Password)?;
+    key.decrypt(&*passphrase)
+        .map_err(|_| refused("the key passphrase does not decrypt the private key"))
+}
+
+/// The public half of the host's key, as OpenSSH text.
+pub fn public_key(vault: &mut Vault, req: &HostCredential) -> Result<String, BrokerError> {
+    let key = private_key(vault, req)?;
+    key.public_key()
+        .to_openssh()
+        .map_err(|e| BrokerError::Internal(e.to_string()))
+}
+
+/// Reads one SSH `string` (u32 BE length + bytes).
+fn ssh_string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let s = rest.get(4..4 + len)?;
+    *rest = &rest[4 + len..];
+    Some(s)
+}
+
+/// Checks that `to_sign` is a `publickey` userauth request (RFC 4252 §7)
+/// for `user`, signed with the key whose public blob is `key_blob`.
+fn check_userauth_request(to_sign: &[u8], user: &str, key_blob: &[u8]) -> Result<(), String> {
+    let mut r = to_sign;
+    let session_id = ssh_string(&mut r).ok_or("no session identifier")?;
+    if session_id.is_empty() || session_id.len() > 64 {
+        return Err("session identifier has an odd length".into());
+    }
+    if r.first() != Some(&USERAUTH_REQUEST) {
+        return Err("not a user-authentication request".into());
+    }
+    r = &r[1..];
+    let fields = [
+        ("user", Some(user.as_bytes())),
+        ("service", Some(b"ssh-connection".as_slice())),
+        ("method", Some(b"publickey".as_slice())),
+    ];
+    for (what, want) in fields {
+        let got = ssh_string(&mut r).ok_or(format!("no {what}"))?;
+        if Some(got) != want {
+            return Err(format!("{what} is not the host record's"));
+        }
+    }
+    if r.first() != Some(&1) {
+        return Err("not a signed publickey request".into());
+    }
+    r = &r[1..];
+    let _algorithm = ssh_string(&mut r).ok_or("no algorithm")?;
+    let blob = ssh_string(&mut r).ok_or("no public key")?;
+    if blob != key_blob {
+        return Err("the request names another key".into());
+    }
+    if !r.is_empty() {
+        return Err("trailing bytes after the request".into());
+    }
+    Ok(())
+}
+
+/// Signs an SSH user-authentication request with the host's key. Returns
+/// the signature blob (string algorithm ‖ string signature).
+pub fn sign(
+    vault: &mut Vault,
+    req: &HostCredential,
+    to_sign: &[u8],
+) -> Result<Vec<u8>, BrokerError> {
+    use signature::Signer;
+    let key = private_key(vault, req)?;
+    let blob = key
+        .public_key()
+        .to_bytes()
+        .map_err(|e| BrokerError::Internal(e.to_string()))?;
+    check_userauth_request(to_sign, &req.destination.username, &blob)
+        .map_err(|why| refused(format!("refusing to sign: {why}")))?;
+    let sig: ssh_key::Signature = key
+        .try_sign(to_sign)
+        .map_err(|e| refused(format!("signing failed: {e}")))?;
+    let mut out = Vec::new();
+    sig.encode(&mut out)
+        .map_err(|e| BrokerError::Internal(e.to_string()))?;
+    Ok(out)
+}
+
+/// The key that seals recording `id`: HMAC of the id under the user's key,
+/// so it exists only while this user is signed in.
+pub fn recording_key(vault: &Vault, id: &str) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+    if id.is_empty()
+        || id.len() > 128
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(BrokerError::Invalid {
+            what: "recording id".into(),
+            reason: "1–128 ASCII letters, digits or '-'".into(),
+        });
+    }
+    let key = vault.derive_private_key(&format!("gatehouse/recording/v1/{id}"))?;
+    Ok(Zeroizing::new(key.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend((s.len() as u32).to_be_bytes());
+        out.extend(s);
+    }
+
+    fn request(user: &str, method: &str, blob: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        string(&mut v, &[7; 32]);
+        v.push(USERAUTH_REQUEST);
+        string(&mut v, user.as_bytes());
+        string(&mut v, b"ssh-connection");
+        string(&mut v, method.as_bytes());
+        v.push(1);
+        string(&mut v, b"ssh-ed25519");
+        string(&mut v, blob);
+        v
+    }
+
+    #[test]
+    fn accepts_only_the_exact_userauth_request() {
+        let blob = b"key-blob";
+        assert!(
+            check_userauth_request(&request("admin", "publickey", blob), "admin", blob).is_ok()
+        );
+        assert!(
+            check_userauth_request(&request("root", "publickey", blob), "admin", blob).is_err()
+        );
+        assert!(
+            check_userauth_request(&request("admin", "password", blob), "admin", blob).is_err()
+        );
+        assert!(
+            check_userauth_request(&request("admin", "publickey", b"other"), "admin", blob)
+                .is_err()
+        );
+        let mut trailing = request("admin", "publickey", blob);
+        trailing.push(0);
+        assert!(check_userauth_request(&trailing, "admin", blob).is_err());
+        let full = request("admin", "publickey", blob);
+        for n in 0..full.len() {
+            assert!(check_userauth_request(&full[..n], "admin", blob).is_err());
+        }
+        assert!(check_userauth_request(b"arbitrary document", "admin", blob).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The session audit log: one JSON line per thing sessiond ran or refused.
+//!
+//! Owns the row format and the append-only file `<data>/audit/sessions.jsonl`.
+//! Metadata (who asked, who approved, class, host, time, outcome) is
+//! plaintext so it can be listed and filtered; the command text is sealed
+//! by the broker under the user's own key, bound to the row id.
+//! Must never: write a command's text in plaintext, or acknowledge an
+//! execution before its row is on disk (each row is fsynced).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gatehouse_ipc::broker::{FieldAddress, KeyScope, Requester};
+use serde::{Deserialize, Serialize};
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum Outcome {
+    /// Passed the gate; the command was sent to the device.
+    Started,
+    /// Finished (after a `Started` row with the same session).
+    Exited {
+        status: Option<u32>,
+        reason: Option<String>,
+    },
+    /// Refused before anything reached the device.
+    Refused { reason: String },
+    /// Could not run (connection, authentication, device error).
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: String,
+    pub time_ms: u64,
+    pub session: Option<u64>,
+    pub kind: String,
+    pub requester: Requester,
+    pub approver: Option<Requester>,
+    pub approval_id: Option<u64>,
+    pub class: String,
+    pub host: String,
+    pub host_id: Option<String>,
+    pub org: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub recording: Option<String>,
+    /// The command, sealed (base64); see [`command_address`].
+    pub command_sealed: String,
+}
+
+pub fn log_path(data_root: &Path) -> PathBuf {
+    data_root.join("audit").join("sessions.jsonl")
+}
+
+/// Where a row's command text is sealed.
+pub fn command_address(row_id: &str) -> FieldAddress {
+    FieldAddress {
+        scope: KeyScope::Private,
+        record_kind: "audit".into(),
+        record_id: row_id.into(),
+        field: "command".into(),
+        binding: Vec::new(),
+    }
+}
+
+/// A fresh random row id.
+pub fn new_row_id() -> String {
+    let mut b = [0u8; 12];
+    if getrandom::fill(&mut b).is_err() {
+        // The id only needs to be unique; fall back to the clock.
+        b[..8].copy_from_slice(&now_ms().to_le_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Appends one row and syncs it to disk.
+pub fn append(data_root: &Path, row: &AuditRow) -> std::io::Result<()> {
+    let path = log_path(data_root);
+    if let Some(dir) = path.parent() {
+        gatehouse_ipc::paths::make_private_dir(dir)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    let mut line = serde_json::to_vec(row).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    f.write_all(&line)?;
+    f.sync_data()
+}
+
+/// Reads every row; a damaged line is reported by number, the rest still read.
+pub fn read(data_root: &Path) -> std::io::Result<(Vec<AuditRow>, Vec<String>)> {
+    let text = match std::fs::read_to_string(log_path(data_root)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut rows = Vec::new();
+    let mut bad = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(r) => rows.push(r),
+            Err(e) => bad.push(format!("line {}: {e}", n + 1)),
+        }
+    }
+    Ok((rows, bad))
+}

@@ -1,0 +1,968 @@
+//! The sessiond service: what each request does, in which order.
+//!
+//! Owns the session table and the order of every execution: find the host →
+//! classify → (gated) check the token is the caller's and covers this exact
+//! action → connect and authenticate with broker-held credentials → get the
+//! device ready (prompt, paging) → (gated) spend the token with the broker →
+//! only then send the command. Every execution or refusal gets an audit row.
+//! Must never: send a gated command's bytes before the broker confirmed the
+//! token, let a daemon open an interactive shell, or let one process type
+//! into another's session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use gatehouse_ipc::broker::{
+    ApprovalToken, BrokerEvent, BrokerRequest, BrokerResponse, Hardening, KeyScope, Requester,
+    SealItem,
+};
+use gatehouse_ipc::server::{Events, Handler};
+use gatehouse_ipc::sessiond::{
+    HostRef, Prepared, SessionEvent, SessionInfo, SessionKind, Sessiond, SessiondError,
+    SessiondRequest, SessiondResponse, SessiondStatus,
+};
+use gatehouse_ipc::{Layout, PeerIdentity, PeerRole, SecretBytes};
+use gatehouse_records::Store;
+use tokio::sync::{mpsc, watch};
+
+use crate::audit::{self, AuditRow, Outcome};
+use crate::broker_link::{BrokerCredentials, BrokerLink};
+use crate::driver::{self, DeviceShell};
+use crate::gate;
+use crate::hosts::{self, Host};
+use crate::recorder::Recorder;
+use crate::ssh::{self, Chunk, Connection, SshError, Target};
+
+/// Events buffered per session before the device is made to wait.
+const EVENT_QUEUE: usize = 64;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+const DEVICE_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_COMMAND: usize = 64 * 1024;
+
+/// One execution being decided: what runs where, and on whose approval.
+struct ExecPlan {
+    host: Host,
+    host_ref: HostRef,
+    command: String,
+    prepared: Prepared,
+    token: Option<ApprovalToken>,
+}
+
+struct Session {
+    info: SessionInfo,
+    owner_pid: i32,
+    /// Keystrokes and resizes go here (shells only).
+    input: Option<mpsc::Sender<ShellInput>>,
+    /// Set to a reason to end the session.
+    stop: watch::Sender<Option<String>>,
+    recorder: Option<Arc<Recorder>>,
+}
+
+enum ShellInput {
+    Data(SecretBytes),
+    Resize(u16, u16),
+}
+
+pub struct SessionService {
+    /// Itself, to spawn session tasks from `&self` handlers.
+    me: std::sync::Weak<SessionService>,
+    layout: Layout,
+    /// Opened before the sandbox and kept open: the store's WAL files stay
+    /// in place for the Landlock rules that name them.
+    store: Mutex<Store>,
+    broker: BrokerLink,
+    hardening: Hardening,
+    sessions: Mutex<HashMap<u64, Session>>,
+    /// Event streams waiting for their connection (taken after the reply).
+    pending: Mutex<HashMap<u64, mpsc::Receiver<SessionEvent>>>,
+    next_session: std::sync::atomic::AtomicU64,
+    signed_in: std::sync::atomic::AtomicBool,
+}
+
+fn requester(peer: &PeerIdentity) -> Requester {
+    Requester {
+        role: peer.role,
+        pid: peer.pid,
+        exe: peer.exe.display().to_string(),
+    }
+}
+
+fn ssh_error(host: &Host, e: SshError) -> SessiondError {
+    match e {
+        SshError::HostKeyUnknown { presented } => SessiondError::HostKeyUnknown {
+            host: host.name.clone(),
+            presented,
+        },
+        SshError::HostKeyChanged {
+            expected,
+            presented,
+        } => SessiondError::HostKeyChanged {
+            host: host.name.clone(),
+            expected,
+            presented,
+        },
+        SshError::AuthFailed { reason } => SessiondError::AuthFailed {
+            host: host.name.clone(),
+            user: host.username.clone(),
+            reason,
+        },
+        SshError::Connect { reason } => SessiondError::Connect {
+            host: host.name.clone(),
+            address: format!("{}:{}", host.address, host.port),
+            reason,
+        },
+        SshError::Timeout => SessiondError::Connect {
+            host: host.name.clone(),
+            address: format!("{}:{}", host.address, host.port),
+            reason: "timed out".into(),
+        },
+        other => SessiondError::Device(other.to_string()),
+    }
+}
+
+impl SessionService {
+    pub fn new(layout: Layout, store: Store, hardening: Hardening) -> Arc<SessionService> {
+        Arc::new_cyclic(|me| SessionService {
+            me: me.clone(),
+            store: Mutex::new(store),
+            broker: BrokerLink::new(layout.runtime.clone()),
+            layout,
+            hardening,
+            sessions: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            next_session: std::sync::atomic::AtomicU64::new(1),
+            signed_in: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    pub fn broker(&self) -> &BrokerLink {
+        &self.broker
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Session>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reacts to the broker's events: sign-out closes every session (they
+    /// all hold an authenticated connection).
+    pub fn on_broker_event(&self, e: &BrokerEvent) {
+        match e {
+            BrokerEvent::SignedOut => {
+                self.signed_in
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                let n = self.close_all("closed by sign-out");
+                tracing::info!("sign-out: closed {n} sessions");
+            }
+            BrokerEvent::SignedIn => self
+                .signed_in
+                .store(true, std::sync::atomic::Ordering::SeqCst),
+            _ => {}
+        }
+    }
+
+    /// Ends every session with `reason`; returns how many.
+    pub fn close_all(&self, reason: &str) -> usize {
+        let sessions = self.sessions();
+        for s in sessions.values() {
+            let _ = s.stop.send(Some(reason.to_string()));
+        }
+        sessions.len()
+    }
+
+    async fn orgs(&self) -> Result<Vec<gatehouse_ipc::broker::OrgInfo>, SessiondError> {
+        match self.broker.call(BrokerRequest::OrgList).await? {
+            BrokerResponse::Orgs(o) => Ok(o),
+            other => Err(SessiondError::Internal(format!(
+                "unexpected broker reply {other:?}"
+            ))),
+        }
+    }
+
+    async fn host(&self, r: &HostRef) -> Result<Host, SessiondError> {
+        if r.host.is_empty() || r.host.len() > 512 {
+            return Err(SessiondError::Invalid {
+                what: "host".into(),
+                reason: "empty or over 512 bytes".into(),
+            });
+        }
+        let scope: Option<KeyScope> = if r.org.is_some() {
+            hosts::scope_of(r, &self.orgs().await?)?
+        } else {
+            None
+        };
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        Host::load(&store, scope.as_ref(), &r.host)
+    }
+
+    async fn prepare(&self, host: &Host, command: &str) -> Result<Prepared, SessiondError> {
+        if command.trim().is_empty() || command.len() > MAX_COMMAND {
+            return Err(SessiondError::Invalid {
+                what: "command".into(),
+                reason: "empty or over 64 KiB".into(),
+            });
+        }
+        let policy = gate::load_policy(&self.layout.root, &host.org)?;
+        Ok(gate::prepare(host, command, &policy))
+    }
+
+    /// Seals `command` for the audit row `id` (under the user's own key).
+    async fn seal_command(&self, id: &str, command: &str) -> String {
+        let req = BrokerRequest::SealFields {
+            items: vec![SealItem {
+                address: audit::command_address(id),
+                plaintext: SecretBytes::copy_from(command.as_bytes()),
+            }],
+        };
+        match self.broker.call(req).await {
+            Ok(BrokerResponse::Sealed(mut v)) if v.len() == 1 => {
+                base64::engine::general_purpose::STANDARD.encode(v.remove(0).0)
+            }
+            // Never fall back to plaintext: the row keeps its metadata only.
+            _ => String::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn audit(
+        &self,
+        peer: &PeerIdentity,
+        kind: SessionKind,
+        host: Option<&Host>,
+        host_ref: &HostRef,
+        command: &str,
+        class: &str,
+        token: Option<&ApprovalToken>,
+        session: Option<u64>,
+        recording: Option<String>,
+        outcome: Outcome,
+    ) {
+        let id = audit::new_row_id();
+        let row = AuditRow {
+            command_sealed: self.seal_command(&id, command).await,
+            id,
+            time_ms: audit::now_ms(),
+            session,
+            kind: match kind {
+                SessionKind::Shell => "shell".into(),
+                SessionKind::Exec => "exec".into(),
+            },
+            requester: requester(peer),
+            approver: token.map(|t| t.approver.clone()),
+            approval_id: token.map(|t| t.approval_id),
+            class: class.into(),
+            host: host
+                .map(|h| h.name.clone())
+                .unwrap_or_else(|| host_ref.host.clone()),
+            host_id: host.map(|h| h.id.clone()),
+            org: host
+                .map(|h| h.org.clone())
+                .or_else(|| host_ref.org.clone())
+                .unwrap_or_default(),
+            outcome,
+            recording,
+        };
+        if let Err(e) = audit::append(&self.layout.root, &row) {
+            tracing::error!("cannot write the audit log: {e}");
+        }
+    }
+
+    async fn connect(&self, host: &Host) -> Result<Connection, SessiondError> {
+        let target = Target {
+            host_name: host.name.clone(),
+            address: host.address.clone(),
+            port: host.port,
+            username: host.username.clone(),
+            pinned_host_key: host.pinned_host_key.clone(),
+        };
+        let mut creds = BrokerCredentials {
+            link: &self.broker,
+            host,
+        };
+        ssh::connect(&target, &mut creds, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| ssh_error(host, e))
+    }
+
+    fn new_session(
+        &self,
+        conn: u64,
+        peer: &PeerIdentity,
+        kind: SessionKind,
+        host: &Host,
+        recorder: Option<Arc<Recorder>>,
+        input: Option<mpsc::Sender<ShellInput>>,
+    ) -> (
+        u64,
+        mpsc::Sender<SessionEvent>,
+        watch::Receiver<Option<String>>,
+    ) {
+        let id = self
+            .next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let (stop, stop_rx) = watch::channel(None);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(conn, rx);
+        self.sessions().insert(
+            id,
+            Session {
+                info: SessionInfo {
+                    id,
+                    host: host.name.clone(),
+                    user: host.username.clone(),
+                    kind,
+                    owner: requester(peer),
+                    recording: recorder.as_ref().map(|r| r.id().to_string()),
+                    started_ms: audit::now_ms(),
+                },
+                owner_pid: peer.pid,
+                input,
+                stop,
+                recorder,
+            },
+        );
+        (id, tx, stop_rx)
+    }
+
+    async fn recorder(
+        &self,
+        host: &Host,
+        kind: SessionKind,
+        cols: u16,
+        rows: u16,
+        command: Option<&str>,
+    ) -> Result<Arc<Recorder>, SessiondError> {
+        Recorder::start(&self.layout, &self.broker, host, kind, cols, rows, command)
+            .await
+            .map(Arc::new)
+    }
+
+    /// Audits a refused execution and hands the error back.
+    async fn refused(
+        &self,
+        peer: &PeerIdentity,
+        plan: &ExecPlan,
+        e: SessiondError,
+    ) -> SessiondError {
+        self.audit(
+            peer,
+            SessionKind::Exec,
+            Some(&plan.host),
+            &plan.host_ref,
+            &plan.command,
+            &plan.prepared.class,
+            plan.token.as_ref(),
+            None,
+            None,
+            Outcome::Refused {
+                reason: e.to_string(),
+            },
+        )
+        .await;
+        e
+    }
+
+    async fn exec(
+        self: &Arc<Self>,
+        peer: &PeerIdentity,
+        conn_id: u64,
+        host_ref: HostRef,
+        command: String,
+        approval: Option<Box<ApprovalToken>>,
+        record: bool,
+    ) -> Result<SessiondResponse, SessiondError> {
+        let host = match self.host(&host_ref).await {
+            Ok(h) => h,
+            Err(e) => {
+                self.audit(
+                    peer,
+                    SessionKind::Exec,
+                    None,
+                    &host_ref,
+                    &command,
+                    "",
+                    None,
+                    None,
+                    None,
+                    Outcome::Refused {
+                        reason: e.to_string(),
+                    },
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        let prepared = self.prepare(&host, &command).await?;
+        let plan = ExecPlan {
+            host,
+            host_ref,
+            command,
+            prepared,
+            token: approval.map(|t| *t),
+        };
+        if let Some(reason) = &plan.prepared.blocked {
+            let e = SessiondError::Blocked(reason.clone());
+            return Err(self.refused(peer, &plan, e).await);
+        }
+        if plan.prepared.needs_approval {
+            let checked = match &plan.token {
+                None => Err(SessiondError::ApprovalRequired {
+                    class: plan.prepared.class.clone(),
+                    reasons: plan.prepared.reasons.clone(),
+                }),
+                Some(t) => gate::check_token(t, &plan.prepared, peer),
+            };
+            if let Err(e) = checked {
+                return Err(self.refused(peer, &plan, e).await);
+            }
+        }
+        // Connect, authenticate and get the device ready: no command byte yet.
+        let connection = match self.connect(&plan.host).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.refused(peer, &plan, e).await),
+        };
+        let vendor = gatehouse_policy::Vendor::parse_platform(&plan.host.vendor);
+        let mut device = None;
+        if let Some(v) = vendor.filter(|v| driver::uses_shell(*v)) {
+            match DeviceShell::open(&connection, v, DEVICE_TIMEOUT).await {
+                Ok(d) => device = Some(d),
+                Err(e) => {
+                    connection.close().await;
+                    let e = SessiondError::Device(e.to_string());
+                    return Err(self.refused(peer, &plan, e).await);
+                }
+            }
+        }
+        // Spend the token: from here on the command may reach the device.
+        if plan.prepared.needs_approval
+            && let Some(t) = &plan.token
+        {
+            // The expected effect is the requester's description, not what
+            // runs: it is signed, and taken from the token to be compared.
+            let action = gatehouse_ipc::broker::Action {
+                expected_effect: t.action.expected_effect.clone(),
+                ..plan.prepared.action.clone()
+            };
+            let req = BrokerRequest::ConsumeApproval {
+                token: Box::new(t.clone()),
+                action,
+            };
+            let spent = match self.broker.call(req).await {
+                Ok(BrokerResponse::Consumed) => Ok(()),
+                Ok(other) => Err(SessiondError::Internal(format!(
+                    "unexpected broker reply {other:?}"
+                ))),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = spent {
+                connection.close().await;
+                return Err(self.refused(peer, &plan, e).await);
+            }
+        }
+        let recorder = if record {
+            match self
+                .recorder(&plan.host, SessionKind::Exec, 120, 40, Some(&plan.command))
+                .await
+            {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    connection.close().await;
+                    return Err(self.refused(peer, &plan, e).await);
+                }
+            }
+        } else {
+            None
+        };
+        let (session, tx, stop) = self.new_session(
+            conn_id,
+            peer,
+            SessionKind::Exec,
+            &plan.host,
+            recorder.clone(),
+            None,
+        );
+        let recording = recorder.as_ref().map(|r| r.id().to_string());
+        self.audit(
+            peer,
+            SessionKind::Exec,
+            Some(&plan.host),
+            &plan.host_ref,
+            &plan.command,
+            &plan.prepared.class,
+            plan.token.as_ref(),
+            Some(session),
+            recording.clone(),
+            Outcome::Started,
+        )
+        .await;
+        let reply = SessiondResponse::Started {
+            session,
+            class: plan.prepared.class.clone(),
+            recording: recording.clone(),
+            host_key: connection.host_key().to_string(),
+            user: plan.host.username.clone(),
+        };
+        let this = self.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let (status, reason) = run_exec(
+                connection,
+                device,
+                &plan.command,
+                session,
+                &tx,
+                recorder.as_deref(),
+                stop,
+            )
+            .await;
+            if let Some(r) = &recorder {
+                r.exit(status);
+                r.finish();
+            }
+            this.audit(
+                &peer,
+                SessionKind::Exec,
+                Some(&plan.host),
+                &plan.host_ref,
+                &plan.command,
+                &plan.prepared.class,
+                plan.token.as_ref(),
+                Some(session),
+                recording,
+                Outcome::Exited {
+                    status,
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            this.sessions().remove(&session);
+            let _ = tx
+                .send(SessionEvent::Exited {
+                    session,
+                    status,
+                    reason,
+                })
+                .await;
+        });
+        Ok(reply)
+    }
+
+    async fn open_shell(
+        self: &Arc<Self>,
+        peer: &PeerIdentity,
+        conn_id: u64,
+        host_ref: HostRef,
+        cols: u16,
+        rows: u16,
+        term: String,
+    ) -> Result<SessiondResponse, SessiondError> {
+        if !matches!(peer.role, PeerRole::Cli | PeerRole::Ui) {
+            return Err(SessiondError::Forbidden(peer.role));
+        }
+        let (cols, rows) = (cols.clamp(1, 1000), rows.clamp(1, 1000));
+        if term.is_empty() || term.len() > 64 || !term.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(SessiondError::Invalid {
+                what: "terminal type".into(),
+                reason: "1–64 printable ASCII characters".into(),
+            });
+        }
+        let host = self.host(&host_ref).await?;
+        const SHELL: &str = "(interactive shell)";
+        let connection = match self.connect(&host).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.audit(
+                    peer,
+                    SessionKind::Shell,
+                    Some(&host),
+                    &host_ref,
+                    SHELL,
+                    "interactive",
+                    None,
+                    None,
+                    None,
+                    Outcome::Failed {
+                        reason: e.to_string(),
+                    },
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        let shell = match connection.shell(cols, rows, &term).await {
+            Ok(s) => s,
+            Err(e) => {
+                connection.close().await;
+                return Err(ssh_error(&host, e));
+            }
+        };
+        let recorder = match self
+            .recorder(&host, SessionKind::Shell, cols, rows, None)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                connection.close().await;
+                return Err(e);
+            }
+        };
+        let (input_tx, input_rx) = mpsc::channel(64);
+        let (session, tx, stop) = self.new_session(
+            conn_id,
+            peer,
+            SessionKind::Shell,
+            &host,
+            Some(recorder.clone()),
+            Some(input_tx),
+        );
+        self.audit(
+            peer,
+            SessionKind::Shell,
+            Some(&host),
+            &host_ref,
+            SHELL,
+            "interactive",
+            None,
+            Some(session),
+            Some(recorder.id().to_string()),
+            Outcome::Started,
+        )
+        .await;
+        let reply = SessiondResponse::Started {
+            session,
+            class: "interactive".into(),
+            recording: Some(recorder.id().to_string()),
+            host_key: connection.host_key().to_string(),
+            user: host.username.clone(),
+        };
+        let this = self.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let (status, reason) =
+                run_shell(connection, shell, session, &tx, &recorder, input_rx, stop).await;
+            recorder.exit(status);
+            recorder.finish();
+            this.audit(
+                &peer,
+                SessionKind::Shell,
+                Some(&host),
+                &host_ref,
+                SHELL,
+                "interactive",
+                None,
+                Some(session),
+                Some(recorder.id().to_string()),
+                Outcome::Exited {
+                    status,
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            this.sessions().remove(&session);
+            let _ = tx
+                .send(SessionEvent::Exited {
+                    session,
+                    status,
+                    reason,
+                })
+                .await;
+        });
+        Ok(reply)
+    }
+
+    /// The session `id` if `peer` owns it.
+    fn owned<T>(
+        &self,
+        peer: &PeerIdentity,
+        id: u64,
+        f: impl FnOnce(&Session) -> T,
+    ) -> Result<T, SessiondError> {
+        let sessions = self.sessions();
+        match sessions.get(&id) {
+            Some(s) if s.owner_pid == peer.pid => Ok(f(s)),
+            _ => Err(SessiondError::NoSuchSession(id)),
+        }
+    }
+
+    async fn send_input(
+        &self,
+        peer: &PeerIdentity,
+        id: u64,
+        input: ShellInput,
+    ) -> Result<SessiondResponse, SessiondError> {
+        let tx = self
+            .owned(peer, id, |s| s.input.clone())?
+            .ok_or(SessiondError::Invalid {
+                what: "session".into(),
+                reason: "not an interactive shell".into(),
+            })?;
+        tx.send(input)
+            .await
+            .map_err(|_| SessiondError::NoSuchSession(id))?;
+        Ok(SessiondResponse::Done)
+    }
+
+    fn status(&self) -> SessiondStatus {
+        SessiondStatus {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            hardening: Hardening {
+                // Read live: sessiond turns non-dumpable after start-up.
+                dumpable: nix::sys::prctl::get_dumpable().unwrap_or(true),
+                ..self.hardening.clone()
+            },
+            sessions: self.sessions().len(),
+            broker_connected: true,
+            signed_in: self.signed_in.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    pub async fn dispatch(
+        self: &Arc<Self>,
+        peer: &PeerIdentity,
+        conn: u64,
+        req: SessiondRequest,
+    ) -> Result<SessiondResponse, SessiondError> {
+        if peer.role == PeerRole::Sessiond {
+            return Err(SessiondError::Forbidden(peer.role));
+        }
+        match req {
+            SessiondRequest::Status => Ok(SessiondResponse::Status(Box::new(self.status()))),
+            SessiondRequest::Prepare { host, command } => {
+                let host = self.host(&host).await?;
+                Ok(SessiondResponse::Prepared(Box::new(
+                    self.prepare(&host, &command).await?,
+                )))
+            }
+            SessiondRequest::Exec {
+                host,
+                command,
+                approval,
+                record,
+            } => self.exec(peer, conn, host, command, approval, record).await,
+            SessiondRequest::OpenShell {
+                host,
+                cols,
+                rows,
+                term,
+            } => self.open_shell(peer, conn, host, cols, rows, term).await,
+            SessiondRequest::Input { session, data } => {
+                self.send_input(peer, session, ShellInput::Data(data)).await
+            }
+            SessiondRequest::Resize {
+                session,
+                cols,
+                rows,
+            } => {
+                let (cols, rows) = (cols.clamp(1, 1000), rows.clamp(1, 1000));
+                self.send_input(peer, session, ShellInput::Resize(cols, rows))
+                    .await
+            }
+            SessiondRequest::Mark { session, label } => {
+                let rec = self.owned(peer, session, |s| s.recorder.clone())?;
+                if let Some(r) = rec {
+                    r.marker(&label);
+                }
+                Ok(SessiondResponse::Done)
+            }
+            SessiondRequest::Close { session } => {
+                self.owned(peer, session, |s| {
+                    let _ = s.stop.send(Some("closed by the client".into()));
+                })?;
+                Ok(SessiondResponse::Done)
+            }
+            SessiondRequest::List => {
+                let sessions = self.sessions();
+                let mut list: Vec<SessionInfo> = sessions
+                    .values()
+                    .filter(|s| {
+                        matches!(peer.role, PeerRole::Cli | PeerRole::Ui) || s.owner_pid == peer.pid
+                    })
+                    .map(|s| s.info.clone())
+                    .collect();
+                list.sort_by_key(|s| s.id);
+                Ok(SessiondResponse::Sessions(list))
+            }
+        }
+    }
+}
+
+/// Runs one command (exec channel, or the device's shell) and streams its
+/// output. Returns the exit status and, when it did not end by itself, why.
+async fn run_exec(
+    connection: Connection,
+    device: Option<DeviceShell>,
+    command: &str,
+    session: u64,
+    tx: &mpsc::Sender<SessionEvent>,
+    recorder: Option<&Recorder>,
+    mut stop: watch::Receiver<Option<String>>,
+) -> (Option<u32>, Option<String>) {
+    let stopped = async {
+        loop {
+            if let Some(reason) = stop.borrow().clone() {
+                return reason;
+            }
+            if stop.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    if let Some(mut device) = device {
+        let result = tokio::select! {
+            r = device.run(command, DEVICE_TIMEOUT) => r,
+            reason = stopped => {
+                connection.close().await;
+                return (None, Some(reason));
+            }
+        };
+        let out = match result {
+            Ok(o) => o,
+            Err(e) => {
+                connection.close().await;
+                return (None, Some(format!("device: {e}")));
+            }
+        };
+        let text = out.output.into_bytes();
+        if let Some(r) = recorder {
+            r.output(&text);
+        }
+        let _ = tx
+            .send(SessionEvent::Output {
+                session,
+                data: text,
+            })
+            .await;
+        let reason = out
+            .disconnected
+            .then(|| "the device closed the connection".to_string());
+        connection.close().await;
+        return (if out.disconnected { None } else { Some(0) }, reason);
+    }
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Chunk>(16);
+    let run = connection.exec(command, chunk_tx);
+    let forward = async {
+        while let Some(chunk) = chunk_rx.recv().await {
+            let event = match chunk {
+                Chunk::Stdout(data) => {
+                    if let Some(r) = recorder {
+                        r.output(&data);
+                    }
+                    SessionEvent::Output { session, data }
+                }
+                Chunk::Stderr(data) => {
+                    if let Some(r) = recorder {
+                        r.output(&data);
+                    }
+                    SessionEvent::Stderr { session, data }
+                }
+            };
+            if tx.send(event).await.is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    let outcome = tokio::select! {
+        (status, delivered) = async { tokio::join!(run, forward) } => {
+            match (status, delivered) {
+                (Ok(s), true) => (s, None),
+                (Ok(s), false) => (s, Some("the client went away".to_string())),
+                (Err(e), _) => (None, Some(e.to_string())),
+            }
+        }
+        reason = stopped => (None, Some(reason)),
+    };
+    connection.close().await;
+    outcome
+}
+
+/// Pumps an interactive shell until it ends, the client stops it, or sign-out.
+async fn run_shell(
+    connection: Connection,
+    shell: ssh::Shell,
+    session: u64,
+    tx: &mpsc::Sender<SessionEvent>,
+    recorder: &Recorder,
+    mut input: mpsc::Receiver<ShellInput>,
+    mut stop: watch::Receiver<Option<String>>,
+) -> (Option<u32>, Option<String>) {
+    let (writer, mut reader) = shell.split();
+    let mut flush = tokio::time::interval(Duration::from_millis(500));
+    let outcome = loop {
+        tokio::select! {
+            ev = reader.next() => match ev {
+                Some(ssh::ShellEvent::Data(data)) => {
+                    recorder.output(&data);
+                    if tx.send(SessionEvent::Output { session, data }).await.is_err() {
+                        break (None, Some("the client went away".to_string()));
+                    }
+                }
+                Some(ssh::ShellEvent::Exit(status)) => break (status, None),
+                Some(ssh::ShellEvent::Closed) | None => break (None, Some("the connection closed".to_string())),
+            },
+            i = input.recv() => match i {
+                Some(ShellInput::Data(d)) => {
+                    if let Err(e) = writer.write(d.expose()).await {
+                        break (None, Some(format!("write failed: {e}")));
+                    }
+                }
+                Some(ShellInput::Resize(c, r)) => {
+                    recorder.resize(c, r);
+                    let _ = writer.resize(c, r).await;
+                }
+                None => {}
+            },
+            changed = stop.changed() => {
+                let reason = stop.borrow().clone();
+                if changed.is_err() || reason.is_some() {
+                    break (None, Some(reason.unwrap_or_else(|| "stopped".into())));
+                }
+            }
+            _ = flush.tick() => recorder.flush(),
+        }
+    };
+    connection.close().await;
+    outcome
+}
+
+impl Handler<Sessiond> for SessionService {
+    async fn handle(
+        &self,
+        peer: &PeerIdentity,
+        conn: u64,
+        req: SessiondRequest,
+    ) -> Result<SessiondResponse, SessiondError> {
+        // `dispatch` needs an Arc to spawn session tasks.
+        let Some(this) = self.me.upgrade() else {
+            return Err(SessiondError::Internal("shutting down".into()));
+        };
+        this.dispatch(peer, conn, req).await
+    }
+
+    fn subscribes(&self, req: &SessiondRequest) -> bool {
+        matches!(
+            req,
+            SessiondRequest::Exec { .. } | SessiondRequest::OpenShell { .. }
+        )
+    }
+
+    fn take_events(&self, conn: u64) -> Option<Events<SessionEvent>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conn)
+            .map(Events::Channel)
+    }
+
+    fn disconnected(&self, conn: u64) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conn);
+    }
+}

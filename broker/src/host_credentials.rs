@@ -77,7 +77,13 @@ fn open_checked(
             item.record_id, req.field.field
         )));
     };
-    vault.open_field(&req.field, sealed)
+    // Sealed record fields hold canonical JSON; a credential is a JSON string.
+    let json = vault.open_field(&req.field, sealed)?;
+    let text: Zeroizing<String> = Zeroizing::new(
+        serde_json::from_slice::<String>(&json)
+            .map_err(|_| refused(format!("{} is not a text value", req.field.field)))?,
+    );
+    Ok(Zeroizing::new(text.as_bytes().to_vec()))
 }
 
 /// Resolves a field value: a `keychain:NAME` reference is replaced by the
@@ -184,6 +190,19 @@ fn ssh_string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(s)
 }
 
+/// Whether the SSH login name `login` is the record's `user`: exactly, or
+/// with RouterOS console flags appended (`admin+ct511w4096h`), which change
+/// the terminal, not who logs in.
+fn is_login_of(login: &[u8], user: &str) -> bool {
+    match login.strip_prefix(user.as_bytes()) {
+        Some([]) => true,
+        Some([b'+', flags @ ..]) => {
+            !flags.is_empty() && flags.iter().all(u8::is_ascii_alphanumeric)
+        }
+        _ => false,
+    }
+}
+
 /// Checks that `to_sign` is a `publickey` userauth request (RFC 4252 §7)
 /// for `user`, signed with the key whose public blob is `key_blob`.
 fn check_userauth_request(to_sign: &[u8], user: &str, key_blob: &[u8]) -> Result<(), String> {
@@ -196,15 +215,18 @@ fn check_userauth_request(to_sign: &[u8], user: &str, key_blob: &[u8]) -> Result
         return Err("not a user-authentication request".into());
     }
     r = &r[1..];
+    let login = ssh_string(&mut r).ok_or("no user")?;
+    if !is_login_of(login, user) {
+        return Err("user is not the host record's".into());
+    }
     let fields = [
-        ("user", Some(user.as_bytes())),
-        ("service", Some(b"ssh-connection".as_slice())),
-        ("method", Some(b"publickey".as_slice())),
+        ("service", b"ssh-connection".as_slice()),
+        ("method", b"publickey".as_slice()),
     ];
     for (what, want) in fields {
         let got = ssh_string(&mut r).ok_or(format!("no {what}"))?;
-        if Some(got) != want {
-            return Err(format!("{what} is not the host record's"));
+        if got != want {
+            return Err(format!("{what} is not {}", String::from_utf8_lossy(want)));
         }
     }
     if r.first() != Some(&1) {

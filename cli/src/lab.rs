@@ -30,7 +30,13 @@ const LAB_ORG: &str = "lab";
 #[derive(Subcommand, Debug)]
 pub enum LabCmd {
     /// Start the simulated devices and add them as hosts of the `lab` organization.
-    Up,
+    Up {
+        /// Also log every raw byte that reaches a device, as it arrives (to
+        /// audit exactly what was sent; keystrokes typed into a device shell
+        /// are logged too).
+        #[arg(long)]
+        log_data: bool,
+    },
     /// Stop the simulated devices and remove their host records.
     Down,
     /// Show the running simulated devices.
@@ -81,7 +87,7 @@ pub fn run(profile: Option<&str>, cmd: LabCmd) -> anyhow::Result<ExitCode> {
     let layout = Layout::resolve(profile)?;
     let dir = lab_dir(&layout)?;
     match cmd {
-        LabCmd::Up => up(profile, &dir),
+        LabCmd::Up { log_data } => up(profile, &dir, log_data),
         LabCmd::Down => down(profile, &dir),
         LabCmd::Status { json } => {
             let devices: Vec<_> = read_state(&dir)
@@ -118,7 +124,7 @@ fn print_devices(devices: &[LabDevice]) {
     }
 }
 
-fn up(profile: Option<&str>, dir: &Path) -> anyhow::Result<ExitCode> {
+fn up(profile: Option<&str>, dir: &Path, log_data: bool) -> anyhow::Result<ExitCode> {
     if read_state(dir).iter().any(|d| alive(d.pid)) {
         println!("lab already up (gatehouse lab status)");
         return Ok(ExitCode::SUCCESS);
@@ -140,7 +146,7 @@ fn up(profile: Option<&str>, dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let mut devices = Vec::new();
     for (name, vendor, hostname) in DEVICES {
-        let d = start_device(&exe, dir, name, vendor, hostname, &mut b)?;
+        let d = start_device(&exe, dir, name, vendor, hostname, &mut b, log_data)?;
         // A previous lab's record of this host (old port and key) is replaced.
         let _ = gatehouse(profile, &["host", "rm", name, "--org", LAB_ORG]);
         let fingerprint = d
@@ -203,6 +209,7 @@ fn start_device(
     vendor: &str,
     hostname: &str,
     b: &mut BrokerConn,
+    log_data: bool,
 ) -> anyhow::Result<LabDevice> {
     let hex = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<12>());
     let password = SecretBytes::new(format!("lab-{hex}").into_bytes());
@@ -222,7 +229,11 @@ fn start_device(
     let out_file = dir.join(format!("{name}.out"));
     let log = dir.join(format!("{name}.log.jsonl"));
     use std::os::unix::process::CommandExt;
-    let child = std::process::Command::new(exe)
+    let mut cmd = std::process::Command::new(exe);
+    if log_data {
+        cmd.arg("--log-data");
+    }
+    let child = cmd
         .args([
             "--vendor",
             vendor,

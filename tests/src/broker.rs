@@ -31,6 +31,9 @@ pub struct Options {
     /// Install the test peer as `gatehouse` (the cli role) instead of the real CLI.
     pub peer_as_cli: bool,
     pub broker_args: Vec<String>,
+    /// Install the real `gatehouse-sessiond` (and the lab device) instead of
+    /// the test peer under the sessiond name; start it with `start_sessiond`.
+    pub real_sessiond: bool,
 }
 
 impl Default for Options {
@@ -39,6 +42,7 @@ impl Default for Options {
             backend: Backend::Keyutils,
             peer_as_cli: false,
             broker_args: Vec::new(),
+            real_sessiond: false,
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct BrokerFixture {
     pub profile: String,
     pub keychain: Option<KeychainEnv>,
     pub broker: Option<ChildGuard>,
+    pub sessiond: Option<ChildGuard>,
     opts: Options,
 }
 
@@ -72,7 +77,22 @@ impl BrokerFixture {
         )?;
         let peer = find_binary("gatehouse-test-peer")?;
         for role in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Ui] {
+            if role == PeerRole::Sessiond && opts.real_sessiond {
+                continue;
+            }
             install(&scratch, &peer, role.binary_name())?;
+        }
+        if opts.real_sessiond {
+            install(
+                &scratch,
+                &find_binary("gatehouse-sessiond")?,
+                "gatehouse-sessiond",
+            )?;
+            install(
+                &scratch,
+                &find_binary("gatehouse-labdevice")?,
+                "gatehouse-labdevice",
+            )?;
         }
         if opts.peer_as_cli {
             install(&scratch, &peer, "gatehouse")?;
@@ -90,6 +110,7 @@ impl BrokerFixture {
             profile: unique_profile(),
             keychain,
             broker: None,
+            sessiond: None,
             opts,
         };
         f.start_broker()?;
@@ -146,6 +167,33 @@ impl BrokerFixture {
         })?;
         self.broker = Some(g);
         Ok(())
+    }
+
+    /// (Re)starts the real sessiond (needs `Options::real_sessiond`).
+    pub fn start_sessiond(&mut self) -> Result<()> {
+        self.sessiond = None;
+        let socket = self.runtime().join("sessiond.sock");
+        let mut c = self.command(&self.install_dir().join("gatehouse-sessiond"));
+        c.args(["--profile", &self.profile]);
+        c.env(
+            "GATEHOUSE_LOG",
+            std::env::var("GATEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+        c.stdin(Stdio::null());
+        let _ = std::fs::remove_file(&socket);
+        let mut g = ChildGuard::spawn(&mut c)?;
+        crate::proc::wait_until("sessiond socket", Duration::from_secs(15), || {
+            if let Some(s) = g.has_exited()? {
+                bail!("sessiond exited: {s}");
+            }
+            Ok(socket.exists())
+        })?;
+        self.sessiond = Some(g);
+        Ok(())
+    }
+
+    pub fn sessiond_pid(&self) -> u32 {
+        self.sessiond.as_ref().map(|b| b.pid()).unwrap_or(0)
     }
 
     pub fn broker_pid(&self) -> u32 {
@@ -226,6 +274,15 @@ impl Peer {
         self.stdin.flush()?;
         Ok(serde_json::from_str(
             &self.out.next_line(Duration::from_secs(30))?,
+        )?)
+    }
+
+    /// Sends one raw JSON line (e.g. `{"sessiond": …}`); returns the reply line.
+    pub fn call_json(&mut self, line: &serde_json::Value) -> Result<serde_json::Value> {
+        writeln!(self.stdin, "{line}")?;
+        self.stdin.flush()?;
+        Ok(serde_json::from_str(
+            &self.out.next_line(Duration::from_secs(120))?,
         )?)
     }
 

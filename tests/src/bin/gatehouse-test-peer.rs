@@ -5,7 +5,10 @@
 //! ```text
 //! gatehouse-test-peer call RUNTIME_DIR     JSON BrokerRequest per stdin line → one JSON line each:
 //!                                          {"ok": BrokerResponse} | {"err": BrokerError} | {"transport": "..."}
-//!                                          (first line printed: {"role": "..."} or {"transport": "..."})
+//!                                          (first line printed: {"role": "..."} or {"transport": "..."});
+//!                                          a line {"sessiond": SessiondRequest} goes to sessiond on a
+//!                                          fresh connection of this same process; a session it starts
+//!                                          is followed to its end: {"ok": …, "events": [SessionEvent…]}
 //! gatehouse-test-peer garbage RUNTIME_DIR N   N concurrent connections, each handshakes then sends a
 //!                                          malformed, truncated or oversized frame; prints "garbage done K"
 //! gatehouse-test-peer subscribe RUNTIME_DIR    sends Subscribe, prints {"subscribed": true}, then
@@ -25,6 +28,7 @@ use std::time::Duration;
 
 use gatehouse_ipc::broker::{Broker, BrokerRequest};
 use gatehouse_ipc::client::{CallError, Client};
+use gatehouse_ipc::sessiond::{SessionEvent, Sessiond, SessiondRequest, SessiondResponse};
 use gatehouse_ipc::wire::{ClientMessage, Hello, PROTOCOL_VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -94,6 +98,17 @@ async fn call(runtime: PathBuf) {
         if line.trim().is_empty() {
             continue;
         }
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&line)
+            && let Some(req) = m.get("sessiond")
+        {
+            match serde_json::from_value::<SessiondRequest>(req.clone()) {
+                Ok(req) => sessiond_call(&runtime, req).await,
+                Err(e) => {
+                    out(serde_json::json!({ "transport": format!("bad sessiond line: {e}") }))
+                }
+            }
+            continue;
+        }
         let req: BrokerRequest = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
@@ -106,6 +121,37 @@ async fn call(runtime: PathBuf) {
             Err(CallError::Remote(e)) => out(serde_json::json!({ "err": e })),
             Err(CallError::Transport(e)) => out(serde_json::json!({ "transport": e.to_string() })),
         }
+    }
+}
+
+/// One sessiond request on its own connection; a started session is
+/// followed until it exits.
+async fn sessiond_call(runtime: &std::path::Path, req: SessiondRequest) {
+    let mut client = match Client::<Sessiond>::connect(runtime, Duration::from_secs(10)).await {
+        Ok(c) => c,
+        Err(e) => return out(serde_json::json!({ "transport": e.to_string() })),
+    };
+    client.set_timeout(Duration::from_secs(120));
+    match client.call(req).await {
+        Ok(r @ SessiondResponse::Started { .. }) => {
+            let mut events = Vec::new();
+            loop {
+                match client.next_event(Duration::from_secs(120)).await {
+                    Ok(Some(e)) => {
+                        let end = matches!(e, SessionEvent::Exited { .. });
+                        events.push(e);
+                        if end {
+                            break;
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            out(serde_json::json!({ "ok": r, "events": events }));
+        }
+        Ok(r) => out(serde_json::json!({ "ok": r })),
+        Err(CallError::Remote(e)) => out(serde_json::json!({ "err": e })),
+        Err(CallError::Transport(e)) => out(serde_json::json!({ "transport": e.to_string() })),
     }
 }
 

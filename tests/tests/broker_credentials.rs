@@ -1,0 +1,233 @@
+//! Device credentials from the broker: a password only to sessiond, only for
+//! a host record whose MAC verifies and whose destination matches; SSH keys
+//! never released, only used to sign an exact user-authentication request.
+//! Host records are written by the real CLI; the requests are built by
+//! sessiond's own code (`hosts::Host`), sent by a peer with the sessiond role.
+
+use anyhow::{Context, Result};
+use gatehouse_ipc::PeerRole;
+use gatehouse_ipc::broker::{BrokerRequest, HostCredential};
+use gatehouse_records::Store;
+use gatehouse_sessiond::hosts::{CredentialField, Host};
+use gatehouse_tests::broker::{BrokerFixture, Options};
+
+fn ok(out: std::process::Output) -> Result<()> {
+    anyhow::ensure!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn host(f: &BrokerFixture, name: &str) -> Result<Host> {
+    let store = Store::open(&f.home.join(gatehouse_records::store::FILE_NAME))?;
+    Host::load(&store, None, name).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn refused(v: &serde_json::Value) -> bool {
+    v["err"].get("CredentialRefused").is_some()
+}
+
+/// An SSH `publickey` userauth request as a client would have signed it.
+fn userauth(user: &str, alg: &str, blob: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    let string = |s: &[u8], v: &mut Vec<u8>| {
+        v.extend((s.len() as u32).to_be_bytes());
+        v.extend(s);
+    };
+    string(&[9u8; 32], &mut v);
+    v.push(50);
+    string(user.as_bytes(), &mut v);
+    string(b"ssh-connection", &mut v);
+    string(b"publickey", &mut v);
+    v.push(1);
+    string(alg.as_bytes(), &mut v);
+    string(blob, &mut v);
+    v
+}
+
+#[test]
+fn passwords_and_signatures_only_for_verified_records_and_their_destination() -> Result<()> {
+    let f = BrokerFixture::start(Options::default())?;
+    ok(f.cli(
+        &["account", "init", "--passphrase-stdin"],
+        "cred-test-pass\n",
+    )?)?;
+    ok(f.cli(&["org", "create", "net"], "")?)?;
+    // A password in the keychain, referenced by one host; a literal sealed in another.
+    let kc_password = format!("kc-{}", std::process::id());
+    ok(f.cli(&["keychain", "set", "core-pw"], &format!("{kc_password}\n"))?)?;
+    ok(f.cli(
+        &[
+            "host",
+            "add",
+            "core1",
+            "--org",
+            "net",
+            "--address",
+            "10.0.0.1",
+            "--port",
+            "22",
+            "--vendor",
+            "ios",
+            "--ssh-user",
+            "admin",
+            "--password-ref",
+            "keychain:core-pw",
+        ],
+        "",
+    )?)?;
+    let literal = format!("lit-{}", std::process::id());
+    ok(f.cli(
+        &[
+            "host",
+            "add",
+            "edge1",
+            "--org",
+            "net",
+            "--address",
+            "10.0.0.2",
+            "--vendor",
+            "linux",
+            "--ssh-user",
+            "ops",
+            "--password-stdin",
+        ],
+        &format!("{literal}\n"),
+    )?)?;
+    // An SSH key made by the real ssh-keygen, kept in the keychain.
+    let dir = f.scratch.user_dir("keys")?;
+    let key_path = dir.join("id");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_path)
+        .status()?;
+    anyhow::ensure!(st.success());
+    let private = std::fs::read_to_string(&key_path)?;
+    let public = std::fs::read_to_string(key_path.with_extension("pub"))?;
+    ok(f.cli(
+        &["keychain", "set", "edge-key", "--kind", "private-key"],
+        &private,
+    )?)?;
+    ok(f.cli(
+        &[
+            "host",
+            "edit",
+            "edge1",
+            "--org",
+            "net",
+            "--ssh-key",
+            "keychain:edge-key",
+        ],
+        "",
+    )?)?;
+
+    let mut sessiond = f.peer(PeerRole::Sessiond)?;
+    let core = host(&f, "core1")?;
+    let edge = host(&f, "edge1")?;
+    let release = |h: &HostCredential| BrokerRequest::ReleasePassword {
+        host: Box::new(h.clone()),
+    };
+
+    // The right requests: the keychain payload, the sealed literal.
+    let core_req = core.credential_request(CredentialField::Password);
+    let got = sessiond.ok(&release(&core_req))?;
+    let bytes: Vec<u8> = serde_json::from_value(got["Password"].clone())?;
+    assert_eq!(bytes, kc_password.as_bytes());
+    let edge_req = edge.credential_request(CredentialField::Password);
+    let got = sessiond.ok(&release(&edge_req))?;
+    let bytes: Vec<u8> = serde_json::from_value(got["Password"].clone())?;
+    assert_eq!(bytes, literal.as_bytes());
+
+    // Only sessiond gets passwords.
+    for role in [PeerRole::Copilotd, PeerRole::Ui] {
+        let mut p = f.peer(role)?;
+        let v = p.call(&release(&core_req))?;
+        assert!(v["err"].get("Forbidden").is_some(), "{role:?}: {v}");
+    }
+
+    // Another destination than the record names.
+    let mut elsewhere = core_req.clone();
+    elsewhere.destination.address = "10.6.6.6".into();
+    assert!(refused(&sessiond.call(&release(&elsewhere))?));
+    let mut other_port = core_req.clone();
+    other_port.destination.port = 2222;
+    assert!(refused(&sessiond.call(&release(&other_port))?));
+    let mut other_user = core_req.clone();
+    other_user.destination.username = "root".into();
+    assert!(refused(&sessiond.call(&release(&other_user))?));
+
+    // A record changed without the key (address rewritten in the MACed content, destination to match).
+    let mut forged = core_req.clone();
+    let content = String::from_utf8_lossy(&forged.record.item.content).into_owned();
+    anyhow::ensure!(content.contains("\"10.0.0.1\""));
+    forged.record.item.content = content.replace("\"10.0.0.1\"", "\"10.6.6.6\"").into_bytes();
+    forged.destination.address = "10.6.6.6".into();
+    let v = sessiond.call(&release(&forged))?;
+    assert!(refused(&v), "{v}");
+    assert!(v.to_string().contains("integrity"), "{v}");
+
+    // One record's ciphertext presented with another record's MAC.
+    let mut mixed = core_req.clone();
+    mixed.field = edge_req.field.clone();
+    assert!(refused(&sessiond.call(&release(&mixed))?));
+
+    // Keys: the public half is given, never the private key; signatures only
+    // over a publickey userauth request for the record's user and this key.
+    let key_req = edge.credential_request(CredentialField::PrivateKey);
+    let pk = sessiond.ok(&BrokerRequest::SshPublicKey {
+        host: Box::new(key_req.clone()),
+    })?;
+    let pk_text = pk["PublicKey"].as_str().context("public key")?.to_string();
+    let mut expected_words = public.split_whitespace();
+    let (alg, b64) = (
+        expected_words.next().context("alg")?,
+        expected_words.next().context("b64")?,
+    );
+    assert!(
+        pk_text.starts_with(&format!("{alg} {b64}")),
+        "{pk_text} vs {public}"
+    );
+    use base64::Engine as _;
+    let blob = base64::engine::general_purpose::STANDARD.decode(b64)?;
+    let to_sign = userauth("ops", alg, &blob);
+    let sig = sessiond.ok(&BrokerRequest::SshSign {
+        host: Box::new(key_req.clone()),
+        to_sign: to_sign.clone(),
+    })?;
+    let sig: Vec<u8> = serde_json::from_value(sig["Signature"].clone())?;
+    // The blob is string("ssh-ed25519") ‖ string(64-byte signature); verify it.
+    let alg_len = u32::from_be_bytes(sig[..4].try_into()?) as usize;
+    assert_eq!(&sig[4..4 + alg_len], alg.as_bytes());
+    let raw = &sig[4 + alg_len + 4..];
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(blob[blob.len() - 32..].try_into()?)?;
+    vk.verify_strict(&to_sign, &ed25519_dalek::Signature::from_slice(raw)?)?;
+    for bad in [
+        userauth("root", alg, &blob),
+        b"please sign this contract".to_vec(),
+        userauth("ops", alg, b"another key"),
+    ] {
+        let v = sessiond.call(&BrokerRequest::SshSign {
+            host: Box::new(key_req.clone()),
+            to_sign: bad,
+        })?;
+        assert!(refused(&v), "{v}");
+    }
+    // The private key never crosses the socket: no reply carried its base64 body.
+    let body: String = private
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(!pk.to_string().contains(&body[..40]));
+
+    // Signed out: nothing is released.
+    ok(f.cli(&["signout"], "")?)?;
+    let v = sessiond.call(&release(&core_req))?;
+    assert!(
+        v["err"] == "SignedOut" || v["err"].get("SignedOut").is_some(),
+        "{v}"
+    );
+    Ok(())
+}

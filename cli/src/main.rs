@@ -14,6 +14,7 @@ mod policy_cmds;
 mod records_bench;
 mod records_cmds;
 mod session_cmds;
+mod sessions_bench;
 mod supervisor;
 
 use std::process::ExitCode;
@@ -126,6 +127,9 @@ enum BenchCmd {
     Policy(policy_cmds::BenchPolicyArgs),
     /// Records store: insert/list 10,000 hosts (sealed vs plaintext-only), batched vs one-by-one opens.
     Records(records_bench::BenchRecordsArgs),
+    /// SSH through sessiond beside OpenSSH's `ssh` against the same real sshd:
+    /// streaming throughput, connect+auth latency, a read-only exec on a lab device.
+    Sessions(sessions_bench::BenchSessionsArgs),
     #[command(hide = true)]
     FileRequests(bench_broker::FileRequestsArgs),
 }
@@ -166,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCmd::FileRequests(args)) => bench_broker::file_requests(profile, &args),
         Command::Bench(BenchCmd::Records(args)) => records_bench::run(&args),
+        Command::Bench(BenchCmd::Sessions(args)) => sessions_bench::run_bench(&args),
         Command::Host(cmd) => records_cmds::host(profile, cmd),
         Command::Procedure(cmd) => records_cmds::procedure(profile, cmd),
         Command::Memory(cmd) => records_cmds::memory(profile, cmd),

@@ -36,12 +36,13 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
+use chacha20::cipher::consts::U10;
+use chacha20::cipher::generic_array::GenericArray;
 use gatehouse_ipc::{Layout, SecretBytes};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The start of every recording file.
 const MAGIC: &[u8] = b"gatehouse-recording/v1 ";
@@ -318,6 +319,54 @@ fn chunk_aad(prefix: &[u8], index: u64, flags: u8) -> Vec<u8> {
     aad
 }
 
+/// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha): HChaCha20 turns the key and
+/// the first 16 nonce bytes into a subkey, then ChaCha20-Poly1305 runs with
+/// nonce `0000 ‖ last 8 bytes`. Byte for byte what
+/// `chacha20poly1305::XChaCha20Poly1305` computes (tested); ring's
+/// ChaCha20-Poly1305 runs about twice as fast on the recording path.
+struct ChunkCipher {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl ChunkCipher {
+    fn inner(&self, nonce: &[u8; NONCE_LEN]) -> Option<(LessSafeKey, Nonce)> {
+        let (head, tail) = nonce.split_first_chunk::<16>()?;
+        let mut derived = chacha20::hchacha::<U10>(
+            GenericArray::from_slice(&self.key[..]),
+            GenericArray::from_slice(head),
+        );
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &derived).ok();
+        derived.as_mut_slice().zeroize();
+        let mut inner_nonce = [0u8; 12];
+        inner_nonce[4..].copy_from_slice(tail);
+        Some((
+            LessSafeKey::new(key?),
+            Nonce::assume_unique_for_key(inner_nonce),
+        ))
+    }
+
+    /// Encrypts `buf` in place; `None` only if the input is beyond the cipher's limits.
+    fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> Option<[u8; TAG_LEN]> {
+        let (key, nonce) = self.inner(nonce)?;
+        let tag = key
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), buf)
+            .ok()?;
+        tag.as_ref().try_into().ok()
+    }
+
+    /// Decrypts `buf` in place; `false` if authentication failed.
+    fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+        let Some((key, nonce)) = self.inner(nonce) else {
+            return false;
+        };
+        let Ok(tag) = ring::aead::Tag::try_from(tag) else {
+            return false;
+        };
+        key.open_in_place_separate_tag(nonce, Aad::from(aad), tag, buf, 0..)
+            .is_ok()
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Writing
 
@@ -363,7 +412,7 @@ struct Utf8Carry {
 pub struct RecordingWriter {
     file: File,
     path: PathBuf,
-    cipher: XChaCha20Poly1305,
+    cipher: ChunkCipher,
     aad_prefix: Vec<u8>,
     next_index: u64,
     /// Reserved chunk header, then the plaintext lines of the next chunk.
@@ -430,7 +479,7 @@ impl RecordingWriter {
 
         let mut w = RecordingWriter {
             file,
-            cipher: XChaCha20Poly1305::new(Key::from_slice(&key[..])),
+            cipher: ChunkCipher { key },
             aad_prefix: aad_prefix(&meta_line, &line.meta.id),
             path,
             next_index: 0,
@@ -572,21 +621,22 @@ impl RecordingWriter {
     }
 
     fn text_events(&mut self, stream: Stream, code: &str, t: u64, input: &[u8]) -> io::Result<()> {
-        let mut pieces = input.utf8_chunks().peekable();
-        while let Some(piece) = pieces.next() {
-            self.event_text(code, t, piece.valid())?;
-            let bad = piece.invalid();
-            if bad.is_empty() {
-                continue;
-            }
-            if pieces.peek().is_none() && is_incomplete_char(bad) {
-                let carry = self.carry_mut(stream);
-                carry.bytes[..bad.len()].copy_from_slice(bad);
-                carry.len = bad.len();
-            } else {
-                self.event_text(code, t, "\u{FFFD}")?;
+        let (body, tail) = input.split_at(input.len() - incomplete_tail_len(input));
+        match std::str::from_utf8(body) {
+            // The common case: one fast validation pass.
+            Ok(text) => self.event_text(code, t, text)?,
+            Err(_) => {
+                for piece in body.utf8_chunks() {
+                    self.event_text(code, t, piece.valid())?;
+                    if !piece.invalid().is_empty() {
+                        self.event_text(code, t, "\u{FFFD}")?;
+                    }
+                }
             }
         }
+        let carry = self.carry_mut(stream);
+        carry.bytes[..tail.len()].copy_from_slice(tail);
+        carry.len = tail.len();
         self.end_event()
     }
 
@@ -661,16 +711,12 @@ impl RecordingWriter {
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce)?;
         let aad = chunk_aad(&self.aad_prefix, index, flags);
-        let tag = match self.cipher.encrypt_in_place_detached(
-            XNonce::from_slice(&nonce),
-            &aad,
-            &mut self.buf[CHUNK_HEADER_LEN..],
-        ) {
-            Ok(tag) => tag,
-            Err(_) => {
-                self.failed = true;
-                return Err(io::Error::other("recording chunk could not be sealed"));
-            }
+        let Some(tag) = self
+            .cipher
+            .seal(&nonce, &aad, &mut self.buf[CHUNK_HEADER_LEN..])
+        else {
+            self.failed = true;
+            return Err(io::Error::other("recording chunk could not be sealed"));
         };
         self.buf.extend_from_slice(&tag);
         self.buf[0..4].copy_from_slice(&(body_len as u32).to_le_bytes());
@@ -712,10 +758,24 @@ fn push_event_start(out: &mut Vec<u8>, interval_us: u64, code: &str) {
     out.extend_from_slice(b"\", \"");
 }
 
-/// Whether `bad` (an invalid piece at the very end) is the start of a
-/// character whose remaining bytes have not arrived yet.
-fn is_incomplete_char(bad: &[u8]) -> bool {
-    matches!(std::str::from_utf8(bad), Err(e) if e.error_len().is_none())
+/// How many bytes at the end of `b` start a character whose remaining bytes
+/// have not arrived yet (0 to 3). Whether they are valid is decided once the
+/// rest arrives.
+fn incomplete_tail_len(b: &[u8]) -> usize {
+    for back in 1..=b.len().min(3) {
+        let byte = b[b.len() - back];
+        if byte & 0xc0 == 0x80 {
+            continue; // a continuation byte: look further back for the lead
+        }
+        let width = match byte {
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => return 0, // ASCII or not a lead byte: nothing to wait for
+        };
+        return if back < width { back } else { 0 };
+    }
+    0
 }
 
 /// The largest char boundary of `s` at or below `at`.
@@ -748,33 +808,55 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
-/// Appends `s` as the contents of a JSON string (without quotes).
+/// A mask with the high bit set in the bytes of `w` that need escaping in
+/// JSON (< 0x20, `"`, `\\`). The classic has-zero / has-less bit tricks: bits
+/// above the first flagged byte may be false, the lowest one is exact.
+fn escape_mask(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    control | has_zero(w ^ (ONES * b'"' as u64)) | has_zero(w ^ (ONES * b'\\' as u64))
+}
+
+/// Appends `s` as the contents of a JSON string (without quotes). Bytes that
+/// need no escaping are skipped 8 at a time and copied in runs.
 fn escape_json_into(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len());
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes[i..].first_chunk::<8>() {
+            let mask = escape_mask(u64::from_le_bytes(*word));
+            if mask == 0 {
+                i += 8;
+                continue;
+            }
+            i += (mask.trailing_zeros() / 8) as usize;
+        }
+        let b = bytes[i];
         let esc = ESCAPE[b as usize];
-        if esc == 0 {
-            continue;
+        if esc != 0 {
+            out.extend_from_slice(&bytes[copied..i]);
+            if esc == b'u' {
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 0xf) as usize],
+                ]);
+            } else {
+                out.extend_from_slice(&[b'\\', esc]);
+            }
+            copied = i + 1;
         }
-        out.extend_from_slice(&bytes[start..i]);
-        if esc == b'u' {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', esc]);
-        }
-        start = i + 1;
+        i += 1;
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(&bytes[copied..]);
 }
 
 // ---------------------------------------------------------------------------
@@ -834,7 +916,9 @@ impl RecordingReader {
             return Err(RecordingError::WrongKey(id));
         }
         let prefix = aad_prefix(&bytes[..meta_len], &id);
-        let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
+        let cipher = ChunkCipher {
+            key: Zeroizing::new(*key),
+        };
         let mut framing = Framing::default();
         let mut parser = CastParser::default();
         let mut plain = Zeroizing::new(Vec::new());
@@ -856,14 +940,14 @@ impl RecordingReader {
             let (ciphertext, tag) = body.split_at(h.body_len - TAG_LEN);
             plain.clear();
             plain.extend_from_slice(ciphertext);
-            cipher
-                .decrypt_in_place_detached(
-                    XNonce::from_slice(&h.nonce),
-                    &chunk_aad(&prefix, h.index, h.flags),
-                    &mut plain,
-                    Tag::from_slice(tag),
-                )
-                .map_err(|_| RecordingError::ChunkAuth { index: h.index })?;
+            if !cipher.open(
+                &h.nonce,
+                &chunk_aad(&prefix, h.index, h.flags),
+                &mut plain,
+                tag,
+            ) {
+                return Err(RecordingError::ChunkAuth { index: h.index });
+            }
             parser.feed(h.index, &plain)?;
             framing.accept(&h);
             pos += total;
@@ -1219,6 +1303,8 @@ pub fn export_asciicast(rec: &Recording) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 
     fn random_key() -> Zeroizing<[u8; 32]> {
         let mut k = Zeroizing::new([0u8; 32]);
@@ -1674,6 +1760,93 @@ mod tests {
         assert_eq!(rec.output_text(), "a\u{FFFD}b\u{FFFD}(c\u{FFFD}");
     }
 
+    #[test]
+    fn chunk_cipher_is_standard_xchacha20_poly1305() {
+        let key = random_key();
+        let ours = ChunkCipher { key: key.clone() };
+        let reference = XChaCha20Poly1305::new(Key::from_slice(&key[..]));
+        for len in [0usize, 1, 63, 64, 65, 1000, 70_000] {
+            let mut nonce = [0u8; NONCE_LEN];
+            fill_random(&mut nonce).expect("nonce");
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut a = plain.clone();
+            let tag = ours.seal(&nonce, b"aad", &mut a).expect("seal");
+            let mut b = plain.clone();
+            let rtag = reference
+                .encrypt_in_place_detached(XNonce::from_slice(&nonce), b"aad", &mut b)
+                .expect("reference seal");
+            assert_eq!(a, b, "ciphertext, {len} bytes");
+            assert_eq!(&tag[..], &rtag[..], "tag, {len} bytes");
+            assert!(ours.open(&nonce, b"aad", &mut a, &tag));
+            assert_eq!(a, plain);
+            assert!(!ours.open(&nonce, b"aaD", &mut b.clone(), &tag));
+            let mut bad = tag;
+            bad[0] ^= 1;
+            assert!(!ours.open(&nonce, b"aad", &mut b, &bad));
+        }
+    }
+
+    #[test]
+    fn incomplete_tail_is_found_only_for_a_cut_character() {
+        let snow = "☃".as_bytes(); // e2 98 83
+        let clef = "𝄞".as_bytes(); // f0 9d 84 9e
+        assert_eq!(incomplete_tail_len(b""), 0);
+        assert_eq!(incomplete_tail_len(b"abc"), 0);
+        assert_eq!(incomplete_tail_len(snow), 0);
+        assert_eq!(incomplete_tail_len(&snow[..1]), 1);
+        assert_eq!(incomplete_tail_len(&snow[..2]), 2);
+        assert_eq!(incomplete_tail_len(&clef[..3]), 3);
+        assert_eq!(incomplete_tail_len(clef), 0);
+        assert_eq!(
+            incomplete_tail_len(b"a\x9d\x84\x9e"),
+            0,
+            "stray continuations"
+        );
+        assert_eq!(incomplete_tail_len(b"a\xff"), 0, "not a lead byte");
+    }
+
+    #[test]
+    fn escaping_matches_json() {
+        // Every byte value at every position of a word: the lowest flag is exact.
+        for b in 0u8..=0xff {
+            for pos in 0..8 {
+                for filler in [b'a', 0xa9, b'"', 0x01] {
+                    let mut w = [filler; 8];
+                    w[pos] = b;
+                    let needs = |x: u8| x < 0x20 || x == b'"' || x == b'\\';
+                    let first = w.iter().position(|&x| needs(x));
+                    let mask = escape_mask(u64::from_le_bytes(w));
+                    let found = (mask != 0).then(|| (mask.trailing_zeros() / 8) as usize);
+                    assert_eq!(found, first, "{w:02x?}");
+                }
+            }
+        }
+        // Strings of every length mixing clean runs, escapes and UTF-8.
+        let alphabet: Vec<char> = ('\0'..='\u{7f}')
+            .chain(['é', '☃', '𝄞', '\u{2028}'])
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..200 {
+            let text: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if seed.is_multiple_of(3) {
+                        alphabet[(seed >> 8) as usize % alphabet.len()]
+                    } else {
+                        'x'
+                    }
+                })
+                .collect();
+            let mut out = vec![b'"'];
+            escape_json_into(&mut out, &text);
+            out.push(b'"');
+            let back: String = serde_json::from_slice(&out).expect("valid JSON string");
+            assert_eq!(back, text);
+        }
+    }
+
     /// Checks `text` line by line against the asciicast v3 format.
     fn assert_valid_asciicast_v3(text: &str) -> usize {
         let mut lines = text.lines();
@@ -1792,7 +1965,9 @@ mod tests {
             .status()
             .expect("run asciinema");
         assert!(st.success());
-        assert_eq!(std::fs::read_to_string(&raw).expect("raw"), all);
+        // Raw output starts by setting the terminal size from the header.
+        let expected = format!("\x1b[8;{};{}t{all}", rec.meta.rows, rec.meta.cols);
+        assert_eq!(std::fs::read_to_string(&raw).expect("raw"), expected);
     }
 
     #[test]
@@ -1860,12 +2035,27 @@ mod tests {
         drop(w);
     }
 
+    /// User + system CPU time of this thread (the machine may be shared).
+    fn thread_cpu() -> Duration {
+        use nix::sys::resource::{UsageWho, getrusage};
+        let u = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage");
+        let tv = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+        };
+        tv(u.user_time()) + tv(u.system_time())
+    }
+
     /// Writer throughput: `cargo test --release -p gatehouse-sessiond --lib
     /// recording::tests::writer_throughput -- --ignored --nocapture`.
     #[test]
     #[ignore = "measurement; run by hand in release"]
     fn writer_throughput() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        // GATEHOUSE_BENCH_DIR=/dev/shm keeps the disk out of the measurement.
+        let dir = match std::env::var_os("GATEHOUSE_BENCH_DIR") {
+            Some(d) => tempfile::tempdir_in(d),
+            None => tempfile::tempdir(),
+        }
+        .expect("tempdir");
         let key = random_key();
         // Terminal-like output: text, escapes, some UTF-8, in 32 KiB packets.
         let mut packet = Vec::new();
@@ -1876,37 +2066,36 @@ mod tests {
             );
         }
         packet.truncate(32 * 1024);
-        let total: usize = 200 * 1024 * 1024;
+        let total: usize = 100 * 1024 * 1024;
+        let mib = (total >> 20) as f64;
         for (name, data) in [
             ("terminal text", packet.clone()),
             ("plain ASCII", vec![b'x'; 32 * 1024]),
         ] {
-            let mut w = writer(dir.path(), &key);
-            let t0 = Instant::now();
-            let mut sent = 0;
-            while sent < total {
-                w.output(&data).expect("output");
-                sent += data.len();
+            // Best of 5: the machine may be shared.
+            let (mut best_cpu, mut best_wall, mut best_read) = (0f64, 0f64, 0f64);
+            for _ in 0..5 {
+                let mut w = writer(dir.path(), &key);
+                let (t0, cpu0) = (Instant::now(), thread_cpu());
+                let mut sent = 0;
+                while sent < total {
+                    w.output(&data).expect("output");
+                    sent += data.len();
+                }
+                let (wall, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
+                let done = w.finish().expect("finish");
+                best_cpu = best_cpu.max(mib / cpu.as_secs_f64());
+                best_wall = best_wall.max(mib / wall.as_secs_f64());
+                let cpu0 = thread_cpu();
+                let rec = RecordingReader::open(&done.path, &key).expect("open");
+                best_read = best_read.max(mib / (thread_cpu() - cpu0).as_secs_f64());
+                assert!(rec.complete);
+                std::fs::remove_file(&done.path).expect("rm");
             }
-            let done = w.finish().expect("finish");
-            let secs = t0.elapsed().as_secs_f64();
             println!(
-                "{name}: {} MiB in {:.3} s = {:.0} MiB/s ({} chunks, {} MiB on disk)",
-                total >> 20,
-                secs,
-                (total >> 20) as f64 / secs,
-                done.chunks,
-                done.bytes >> 20
+                "{name}, {mib} MiB in 32 KiB writes: writer {best_cpu:.0} MiB/s per CPU second \
+                 ({best_wall:.0} MiB/s wall); reader {best_read:.0} MiB/s per CPU second"
             );
-            let t0 = Instant::now();
-            let rec = RecordingReader::open(&done.path, &key).expect("open");
-            let secs = t0.elapsed().as_secs_f64();
-            println!(
-                "  read back: {:.0} MiB/s, {} events",
-                (total >> 20) as f64 / secs,
-                rec.events.len()
-            );
-            std::fs::remove_file(&done.path).expect("rm");
         }
     }
 }

@@ -1536,6 +1536,71 @@ mod tests {
         assert_eq!(rec.output_text(), all);
     }
 
+    /// The writer side of `sigkill_leaves_a_readable_prefix`: records numbered
+    /// lines until killed. Runs only when that test starts it.
+    #[test]
+    #[ignore = "child process of sigkill_leaves_a_readable_prefix"]
+    fn sigkill_child_writer() {
+        let (Some(dir), Some(key_hex)) = (
+            std::env::var_os("GATEHOUSE_TEST_REC_DIR"),
+            std::env::var("GATEHOUSE_TEST_REC_KEY").ok(),
+        ) else {
+            return;
+        };
+        let mut key = Zeroizing::new([0u8; 32]);
+        for (i, k) in key.iter_mut().enumerate() {
+            *k = u8::from_str_radix(&key_hex[2 * i..2 * i + 2], 16).expect("hex key");
+        }
+        let mut w = writer(Path::new(&dir), &key);
+        for i in 0u64.. {
+            w.output(format!("line {i}\r\n").as_bytes())
+                .expect("output");
+            if i % 50 == 0 {
+                w.flush().expect("flush");
+            }
+        }
+    }
+
+    #[test]
+    fn sigkill_leaves_a_readable_prefix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = random_key();
+        let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "--exact",
+                "recording::tests::sigkill_child_writer",
+                "--ignored",
+            ])
+            .env("GATEHOUSE_TEST_REC_DIR", dir.path())
+            .env("GATEHOUSE_TEST_REC_KEY", &key_hex)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the writer");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let path = loop {
+            let listed = list(dir.path()).expect("list");
+            if let Some(Ok(l)) = listed.first()
+                && l.scan.chunks >= 20
+            {
+                break l.path.clone();
+            }
+            assert!(Instant::now() < deadline, "the writer made no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        let rec = RecordingReader::open(&path, &key).expect("readable after SIGKILL");
+        assert!(!rec.complete);
+        assert!(rec.chunks >= 20);
+        let text = rec.output_text();
+        let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        assert!(lines.len() > 50);
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(*l, format!("line {i}"));
+        }
+    }
+
     #[test]
     fn dropped_writer_reads_as_incomplete_with_its_data() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -11,6 +11,7 @@ mod commands;
 mod demo;
 mod lab;
 mod policy_cmds;
+mod recordings_cmds;
 mod records_bench;
 mod records_cmds;
 mod supervisor;
@@ -108,6 +109,14 @@ enum Command {
     /// Simulated lab devices (RouterOS, IOS) on loopback, added as hosts with keychain credentials.
     #[command(subcommand)]
     Lab(lab::LabCmd),
+    /// Session recordings: list, play, export (asciicast v3).
+    ///
+    /// sessiond records every SSH session it runs in the profile's
+    /// `recordings` directory, sealed in chunks under a per-recording key
+    /// that only the broker holds. Keystrokes are not recorded. Playing and
+    /// exporting ask the broker for the key; listing does not.
+    #[command(subcommand)]
+    Recordings(recordings_cmds::RecordingsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,5 +178,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => records_cmds::import(profile, &args),
         Command::Demo(args) => demo::run(&args),
         Command::Lab(cmd) => lab::run(profile, cmd),
+        Command::Recordings(cmd) => {
+            let layout = gatehouse_ipc::Layout::resolve(profile)?;
+            recordings_cmds::run(&layout, cmd).map(|()| ExitCode::SUCCESS)
+        }
     }
 }

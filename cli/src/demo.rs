@@ -1,6 +1,9 @@
-//! `gatehouse demo`: the README's run command. A walk through the
-//! foundation in a throwaway profile, each step a real `gatehouse` command
-//! (printed with its output) against a real sandboxed broker.
+//! `gatehouse demo`: the README's run command. A walk through Gatehouse in
+//! a throwaway profile, each step a real `gatehouse` command (printed with
+//! its output) against the real sandboxed broker and sessiond and the lab's
+//! simulated devices: keychain, sealing, a read-only command, a change that
+//! needs and gets a person's approval, the audit log, an interactive session
+//! that sign-out closes, recordings.
 //!
 //! Must never: touch the user's own profile (it sets GATEHOUSE_HOME to a
 //! temporary directory) or use a fixed secret (all are generated per run).
@@ -150,36 +153,44 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
         String::from_utf8_lossy(&moved.stderr).trim()
     );
 
-    // An approval: a requester waits while a person approves from another process.
+    // Sessions through sessiond: read-only runs, a change needs a person.
+    d.step(&["exec", "r1", "--org", "lab", "--", "/ip address print"], None, "")?;
+    let change = "/ip address add address=192.0.2.1/24 interface=ether2";
+    println!("\n$ gatehouse exec r1 --org lab -- {change}");
+    let refused = d
+        .cmd(&["exec", "r1", "--org", "lab", "--", change])
+        .output()?;
+    println!("{}", String::from_utf8_lossy(&refused.stderr).trim_end());
+    if refused.status.success() {
+        bail!("a moderate command ran without approval");
+    }
     println!(
-        "\n$ gatehouse approvals request --host r1 --org demo-noc --vendor ios --credential keychain:lab-router -- reload   (in the background)"
+        "\n$ gatehouse exec r1 --org lab --request --effect 'adds 192.0.2.1/24 to ether2' -- {change}   (in the background)"
     );
     let requester = d
         .cmd(&[
-            "approvals",
-            "request",
-            "--host",
+            "exec",
             "r1",
             "--org",
-            "demo-noc",
-            "--vendor",
-            "ios",
-            "--credential",
-            "keychain:lab-router",
+            "lab",
+            "--request",
             "--effect",
-            "reboots the router",
+            "adds 192.0.2.1/24 to ether2",
             "--",
-            "reload",
+            change,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
     let mut id = None;
-    for _ in 0..100 {
+    for _ in 0..200 {
         let out = d.cmd(&["approvals", "list", "--json"]).output()?;
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if let Some(first) = list.as_array().and_then(|a| a.first()) {
-            id = first["id"].as_u64();
+        if let Some(pending) = list
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["state"] == "Pending"))
+        {
+            id = pending["id"].as_u64();
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -191,12 +202,38 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
     d.step(&["approvals", "approve", &id], None, "")?;
     let out = requester.wait_with_output()?;
     println!(
-        "# the requester's terminal:\n{}",
+        "# the requester's terminal:\n{}{}",
+        String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout).trim_end()
     );
+    if !out.status.success() {
+        bail!("the approved change did not run");
+    }
+    d.step(&["exec", "r1", "--org", "lab", "--", "/ip address print"], None, "")?;
+    d.step(&["audit", "log", "--last", "6"], None, "")?;
 
+    // An interactive session stays open until sign-out closes it.
+    println!("\n$ gatehouse connect sw1 --org lab   (in the background, typing `show clock`)");
+    let mut shell = d
+        .cmd(&["connect", "sw1", "--org", "lab"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut typing = shell.stdin.take().context("stdin")?;
+    std::thread::sleep(Duration::from_millis(800));
+    typing.write_all(b"show clock\r")?;
+    std::thread::sleep(Duration::from_millis(500));
+    d.step(&["recordings", "list"], None, "")?;
     d.step(&["status"], None, "")?;
     d.step(&["audit", "isolation", "--then-sign-out"], None, "")?;
+    let shell_out = shell.wait_with_output()?;
+    drop(typing);
+    println!(
+        "# the shell's terminal (sign-out closed it):\n{}{}",
+        String::from_utf8_lossy(&shell_out.stdout).trim_end(),
+        String::from_utf8_lossy(&shell_out.stderr).trim_end()
+    );
     println!("\n# after sign-out every key operation fails:");
     let after = d.cmd(&["org", "list"]).output()?;
     println!(
@@ -209,6 +246,7 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
         "echo $PASSPHRASE | ",
     )?;
     d.step(&["org", "list"], None, "")?;
+    d.step(&["recordings", "list"], None, "")?;
     d.step(&["lab", "down"], None, "")?;
     d.step(&["down"], None, "")?;
     Ok(())

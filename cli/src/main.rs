@@ -11,6 +11,7 @@ mod commands;
 mod demo;
 mod lab;
 mod policy_cmds;
+mod recordings_cmds;
 mod records_bench;
 mod records_cmds;
 mod session_cmds;
@@ -117,6 +118,14 @@ enum Command {
     /// Open an interactive shell on a host (a real terminal: raw mode,
     /// resize, exit code), recorded.
     Connect(session_cmds::ConnectArgs),
+    /// Session recordings: list, play, export (asciicast v3).
+    ///
+    /// sessiond records every SSH session it runs in the profile's
+    /// `recordings` directory, sealed in chunks under a per-recording key
+    /// that only the broker holds. Keystrokes are not recorded. Playing and
+    /// exporting ask the broker for the key; listing does not.
+    #[command(subcommand)]
+    Recordings(recordings_cmds::RecordingsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,5 +193,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lab(cmd) => lab::run(profile, cmd),
         Command::Exec(args) => session_cmds::exec(profile, &args),
         Command::Connect(args) => session_cmds::connect(profile, &args),
+        Command::Recordings(cmd) => {
+            let layout = gatehouse_ipc::Layout::resolve(profile)?;
+            recordings_cmds::run(&layout, cmd).map(|()| ExitCode::SUCCESS)
+        }
     }
 }

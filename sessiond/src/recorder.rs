@@ -12,23 +12,16 @@ use std::time::{Duration, Instant};
 use gatehouse_ipc::Layout;
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse};
 use gatehouse_ipc::sessiond::{SessionKind, SessiondError};
-use zeroize::Zeroizing;
 
 use crate::broker_link::BrokerLink;
 use crate::hosts::Host;
-use crate::recording::{self, RecordingMeta, RecordingWriter};
+use crate::recording::{self, RecordingMeta, RecordingOptions, RecordingWriter};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 pub struct Recorder {
     id: String,
     inner: Mutex<(Option<RecordingWriter>, Instant)>,
-}
-
-fn random_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Recorder {
@@ -39,20 +32,19 @@ impl Recorder {
         kind: SessionKind,
         cols: u16,
         rows: u16,
+        term: &str,
         command: Option<&str>,
     ) -> Result<Recorder, SessiondError> {
-        let id = random_id();
+        let id = recording::new_recording_id()
+            .map_err(|e| SessiondError::Internal(format!("recording id: {e}")))?;
         let key = match broker
             .call(BrokerRequest::RecordingKey {
                 recording_id: id.clone(),
             })
             .await?
         {
-            BrokerResponse::RecordingKey(k) if k.len() == 32 => {
-                let mut key = Zeroizing::new([0u8; 32]);
-                key.copy_from_slice(k.expose());
-                key
-            }
+            BrokerResponse::RecordingKey(k) => recording::recording_key(&k)
+                .map_err(|e| SessiondError::Broker(format!("recording key: {e}")))?,
             other => {
                 return Err(SessiondError::Internal(format!(
                     "unexpected broker reply {other:?}"
@@ -63,16 +55,19 @@ impl Recorder {
             id: id.clone(),
             host: host.name.clone(),
             user: host.username.clone(),
-            kind: match kind {
-                SessionKind::Shell => "shell".into(),
-                SessionKind::Exec => "exec".into(),
-            },
+            kind: kind.into(),
             started_ms: crate::audit::now_ms(),
             cols,
             rows,
         };
-        let _ = command; // the command text stays out of the plaintext meta (it is in the sealed audit row)
-        let writer = RecordingWriter::create(&recording::recordings_dir(layout), &id, key, meta)
+        // Title and command go only into the sealed asciicast header.
+        let opts = RecordingOptions {
+            term_type: Some(term.to_string()),
+            title: Some(format!("{}@{}", host.username, host.name)),
+            command: command.map(str::to_string),
+            record_input: false,
+        };
+        let writer = RecordingWriter::create(&recording::recordings_dir(layout), key, meta, opts)
             .map_err(|e| SessiondError::Internal(format!("cannot create the recording: {e}")))?;
         Ok(Recorder {
             id,
@@ -123,7 +118,7 @@ impl Recorder {
     pub fn finish(&self) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = g.0.take()
-            && let Err(e) = w.finish()
+            && let Err(e) = w.finish().map(|_| ())
         {
             tracing::error!("recording {}: {e}", self.id);
         }

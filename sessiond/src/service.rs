@@ -335,8 +335,9 @@ impl SessionService {
         cols: u16,
         rows: u16,
         command: Option<&str>,
+        term: &str,
     ) -> Result<Arc<Recorder>, SessiondError> {
-        Recorder::start(&self.layout, &self.broker, host, kind, cols, rows, command)
+        Recorder::start(&self.layout, &self.broker, host, kind, cols, rows, term, command)
             .await
             .map(Arc::new)
     }
@@ -465,7 +466,14 @@ impl SessionService {
         }
         let recorder = if record {
             match self
-                .recorder(&plan.host, SessionKind::Exec, 120, 40, Some(&plan.command))
+                .recorder(
+                    &plan.host,
+                    SessionKind::Exec,
+                    120,
+                    40,
+                    Some(&plan.command),
+                    "xterm-256color",
+                )
                 .await
             {
                 Ok(r) => Some(r),
@@ -601,7 +609,7 @@ impl SessionService {
             }
         };
         let recorder = match self
-            .recorder(&host, SessionKind::Shell, cols, rows, None)
+            .recorder(&host, SessionKind::Shell, cols, rows, None, &term)
             .await
         {
             Ok(r) => r,

@@ -30,6 +30,12 @@ pub const SHELL_TERM: &str = "vt100";
 const SETTLE: Duration = Duration::from_millis(250);
 /// Most bytes of partial output quoted in a timeout error.
 const PARTIAL_QUOTE: usize = 2048;
+/// Longest line that can still be a prompt or question: only this much of
+/// the output's end is examined after each chunk.
+const MAX_PROMPT_LEN: usize = 4096;
+/// Most output one command may produce (a device that never stops talking
+/// must not exhaust memory).
+pub const MAX_OUTPUT: usize = 64 * 1024 * 1024;
 /// RouterOS login flags: no colours, no terminal auto-detection, 511
 /// columns, 4096 rows (RouterOS `login_name+params`, see its console docs).
 const ROUTEROS_LOGIN_FLAGS: &str = "+ct511w4096h";
@@ -87,6 +93,14 @@ pub enum DriverError {
     /// `answer` called while the device asks nothing.
     #[error("the device is not asking a question")]
     NoQuestion,
+    /// More than [`MAX_OUTPUT`] bytes without the prompt coming back.
+    #[error("more than {limit} bytes of output without a prompt after {command:?}")]
+    OutputTooLarge {
+        /// What was sent (the command; empty for a secret answer).
+        command: String,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// How a device question is answered.
@@ -119,6 +133,14 @@ pub enum DeviceOutput {
         /// How to answer it.
         kind: AnswerKind,
     },
+    /// The shell channel was closed by the device (`exit`, `quit`, logout)
+    /// after `text`; the connection itself may still be up.
+    ShellClosed {
+        /// Output before the close.
+        text: String,
+        /// Exit status, if the device sent one.
+        status: Option<u32>,
+    },
     /// The device dropped the connection (reboot, reload) after `text`.
     ConnectionDropped {
         /// Output before the drop (`system will reboot shortly`).
@@ -134,6 +156,7 @@ impl DeviceOutput {
         match self {
             DeviceOutput::Completed { text, .. }
             | DeviceOutput::Question { text, .. }
+            | DeviceOutput::ShellClosed { text, .. }
             | DeviceOutput::ConnectionDropped { text, .. } => text,
         }
     }
@@ -248,13 +271,15 @@ fn question_kind(line: &str) -> Option<AnswerKind> {
 /// carriage return and backspace applied as a terminal would (overwrite),
 /// other control characters dropped, `\n` line ends, trailing spaces trimmed.
 pub fn render_terminal_text(raw: &[u8]) -> Vec<String> {
+    /// Where in an escape sequence the renderer is.
     #[derive(Clone, Copy, PartialEq)]
     enum Esc {
         None,
         Started,
         Csi,
         Osc,
-        OscEsc,
+        /// ESC inside an OSC string (the terminator ESC backslash).
+        OscTerminator,
         Charset,
     }
     let text = String::from_utf8_lossy(raw);
@@ -282,12 +307,12 @@ pub fn render_terminal_text(raw: &[u8]) -> Vec<String> {
             Esc::Osc => {
                 esc = match c {
                     '\x07' => Esc::None,
-                    '\x1b' => Esc::OscEsc,
+                    '\x1b' => Esc::OscTerminator,
                     _ => Esc::Osc,
                 };
                 continue;
             }
-            Esc::OscEsc | Esc::Charset => {
+            Esc::OscTerminator | Esc::Charset => {
                 esc = Esc::None;
                 continue;
             }
@@ -331,12 +356,26 @@ fn put(line: &mut Vec<char>, col: usize, c: char) {
     }
 }
 
-/// The last (unterminated) line of `raw`, rendered.
+/// Where the last (unterminated) line of `raw` starts, looking back at most
+/// [`MAX_PROMPT_LEN`] bytes; `None` if the line is longer (no prompt then).
+fn tail_start(raw: &[u8]) -> Option<usize> {
+    let window = raw.len().saturating_sub(MAX_PROMPT_LEN);
+    match raw[window..].iter().rposition(|&b| b == b'\n') {
+        Some(i) => Some(window + i + 1),
+        None if window == 0 => Some(0),
+        None => None,
+    }
+}
+
+/// The last (unterminated) line of `raw`, rendered; empty if too long to
+/// be a prompt.
 fn tail_line(raw: &[u8]) -> String {
-    let start = raw.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    render_terminal_text(&raw[start..])
-        .pop()
-        .unwrap_or_default()
+    match tail_start(raw) {
+        Some(start) => render_terminal_text(&raw[start..])
+            .pop()
+            .unwrap_or_default(),
+        None => String::new(),
+    }
 }
 
 /// What the tail of the output is.
@@ -347,7 +386,8 @@ enum Tail {
     Nothing,
 }
 
-/// A network device's shell, ready for commands.
+/// A network device's shell, ready for commands. Lives on the
+/// [`Connection`] it was opened on: keep that open while using it.
 #[derive(Debug)]
 pub struct DeviceShell {
     writer: ShellWriter,
@@ -435,13 +475,18 @@ impl DeviceShell {
             }
             DeviceOutput::ConnectionDropped { reason, .. } => {
                 return Err(DriverError::ShellEnded(
-                    reason.unwrap_or_else(|| "closed at log-in".into()),
+                    reason.unwrap_or_else(|| "connection closed at log-in".into()),
                 ));
+            }
+            DeviceOutput::ShellClosed { status, .. } => {
+                return Err(DriverError::ShellEnded(format!(
+                    "shell closed at log-in (status {status:?})"
+                )));
             }
         }
         let setup: &[&str] = match dialect {
             Dialect::CiscoLike => &["terminal length 0", "terminal width 511"],
-            Dialect::Junos => &["set cli screen-length 0", "set cli screen-width 0"],
+            Dialect::Junos => &["set cli screen-length 0"],
             Dialect::RouterOs => &[],
         };
         for cmd in setup {
@@ -584,8 +629,11 @@ impl DeviceShell {
         }
     }
 
-    fn classify_tail(&self, raw: &[u8], after_newline: bool) -> Tail {
-        if after_newline && !raw.contains(&b'\n') {
+    /// What the end of `raw` is. `newline_seen`: whether `raw` has a
+    /// newline (after a command, a prompt or question counts only after the
+    /// echo's Enter).
+    fn classify_tail(&self, raw: &[u8], after_newline: bool, newline_seen: bool) -> Tail {
+        if after_newline && !newline_seen {
             return Tail::Nothing;
         }
         let line = tail_line(raw);
@@ -604,8 +652,9 @@ impl DeviceShell {
     async fn read_until_prompt(&mut self, ex: Exchange<'_>) -> Result<DeviceOutput, DriverError> {
         self.asking = None;
         let mut raw: Vec<u8> = Vec::new();
-        // Bytes before the last pager prompt are final; pager prompts are
-        // removed from the output.
+        let mut newline_seen = false;
+        // When set: a candidate prompt/question stands if nothing more
+        // arrives by then.
         let mut settled_at: Option<Instant> = None;
         loop {
             let wait_until = match settled_at {
@@ -616,7 +665,7 @@ impl DeviceShell {
                 Ok(ev) => ev,
                 Err(_) if settled_at.is_some() => {
                     // Quiet long enough: the candidate prompt/question stands.
-                    return Ok(self.finish(&raw, &ex));
+                    return Ok(self.finish(&raw, &ex, newline_seen));
                 }
                 Err(_) => {
                     return Err(DriverError::Timeout {
@@ -627,10 +676,20 @@ impl DeviceShell {
                 }
             };
             match event {
-                Some(ShellEvent::Data(d)) => raw.extend_from_slice(&d),
+                Some(ShellEvent::Data(d)) => {
+                    if raw.len() + d.len() > MAX_OUTPUT {
+                        return Err(DriverError::OutputTooLarge {
+                            command: ex.echo.to_string(),
+                            limit: MAX_OUTPUT,
+                        });
+                    }
+                    newline_seen |= d.contains(&b'\n');
+                    raw.extend_from_slice(&d);
+                }
                 Some(ShellEvent::Exit(status)) => {
                     self.ended = Some(format!("shell exited with status {status:?}"));
-                    return Ok(self.dropped(&raw, &ex));
+                    let (text, _) = Self::body(&raw, &ex, false);
+                    return Ok(DeviceOutput::ShellClosed { text, status });
                 }
                 Some(ShellEvent::Closed) | None => {
                     self.ended = Some("connection closed".into());
@@ -638,17 +697,18 @@ impl DeviceShell {
                 }
             }
             settled_at = None;
-            match self.classify_tail(&raw, ex.after_newline) {
+            match self.classify_tail(&raw, ex.after_newline, newline_seen) {
                 Tail::Prompt { base, .. } if base == self.base => {
-                    return Ok(self.finish(&raw, &ex));
+                    return Ok(self.finish(&raw, &ex, newline_seen));
                 }
                 Tail::Prompt { .. } | Tail::Question { .. } => {
                     settled_at = Some(Instant::now() + SETTLE);
                 }
                 Tail::Pager(key) => {
                     // Remove the pager prompt from the output and continue it.
-                    let start = raw.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                    raw.truncate(start);
+                    if let Some(start) = tail_start(&raw) {
+                        raw.truncate(start);
+                    }
                     self.writer.write(key).await?;
                 }
                 Tail::Nothing => {}
@@ -677,8 +737,8 @@ impl DeviceShell {
         (lines.join("\n"), last)
     }
 
-    fn finish(&mut self, raw: &[u8], ex: &Exchange<'_>) -> DeviceOutput {
-        match self.classify_tail(raw, ex.after_newline) {
+    fn finish(&mut self, raw: &[u8], ex: &Exchange<'_>, newline_seen: bool) -> DeviceOutput {
+        match self.classify_tail(raw, ex.after_newline, newline_seen) {
             Tail::Prompt { line, base } => {
                 let (text, _) = Self::body(raw, ex, true);
                 self.base = base;
@@ -849,6 +909,19 @@ mod tests {
         assert_eq!(render_terminal_text(b"a\tb"), vec!["a       b"]);
         // Invalid UTF-8 and stray controls never panic.
         assert_eq!(render_terminal_text(b"\xff\x00\x1b"), vec!["\u{fffd}"]);
+    }
+
+    #[test]
+    fn only_the_end_of_the_output_is_searched_for_a_prompt() {
+        assert_eq!(tail_line(b"out\r\nR1#"), "R1#");
+        assert_eq!(tail_line(b"R1#"), "R1#");
+        assert_eq!(tail_line(b""), "");
+        let mut long = vec![b'x'; MAX_PROMPT_LEN + 10];
+        long.extend_from_slice(b"R1#");
+        assert_eq!(tail_start(&long), None);
+        assert_eq!(tail_line(&long), "");
+        long.push(b'\n');
+        assert_eq!(tail_start(&long), Some(long.len()));
     }
 
     #[test]

@@ -136,8 +136,8 @@ async fn key_is_preferred_and_password_never_fetched_when_it_works() {
     );
     conn.close().await;
 
-    // Without a key the password method is used (offered first by sshd? no:
-    // our order is publickey, password, keyboard-interactive).
+    // Without a key: password (our order is publickey, password,
+    // keyboard-interactive, each only when the server offers it).
     let mut creds = TestCreds::password(&sshd.password);
     let conn = ssh::connect(&target(&sshd), &mut creds, T).await.unwrap();
     assert_eq!(conn.auth_method(), AuthMethod::Password);

@@ -154,7 +154,11 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
     );
 
     // Sessions through sessiond: read-only runs, a change needs a person.
-    d.step(&["exec", "r1", "--org", "lab", "--", "/ip address print"], None, "")?;
+    d.step(
+        &["exec", "r1", "--org", "lab", "--", "/ip address print"],
+        None,
+        "",
+    )?;
     let change = "/ip address add address=192.0.2.1/24 interface=ether2";
     println!("\n$ gatehouse exec r1 --org lab -- {change}");
     let refused = d
@@ -209,7 +213,11 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
     if !out.status.success() {
         bail!("the approved change did not run");
     }
-    d.step(&["exec", "r1", "--org", "lab", "--", "/ip address print"], None, "")?;
+    d.step(
+        &["exec", "r1", "--org", "lab", "--", "/ip address print"],
+        None,
+        "",
+    )?;
     d.step(&["audit", "log", "--last", "6"], None, "")?;
 
     // An interactive session stays open until sign-out closes it.

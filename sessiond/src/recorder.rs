@@ -68,7 +68,9 @@ impl Recorder {
             record_input: false,
         };
         let writer = RecordingWriter::create(&recording::recordings_dir(layout), key, meta, opts)
-            .map_err(|e| SessiondError::Internal(format!("cannot create the recording: {e}")))?;
+            .map_err(|e| {
+            SessiondError::Internal(format!("cannot create the recording: {e}"))
+        })?;
         Ok(Recorder {
             id,
             inner: Mutex::new((Some(writer), Instant::now())),

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::audit::{self, AuditRow, Outcome};
 use crate::broker_link::{BrokerCredentials, BrokerLink};
-use crate::driver::{self, DeviceShell};
+use crate::driver::{self, DeviceOutput, DeviceShell};
 use crate::gate;
 use crate::hosts::{self, Host};
 use crate::recorder::Recorder;
@@ -113,10 +113,10 @@ fn ssh_error(host: &Host, e: SshError) -> SessiondError {
             address: format!("{}:{}", host.address, host.port),
             reason,
         },
-        SshError::Timeout => SessiondError::Connect {
+        SshError::Timeout { after } => SessiondError::Connect {
             host: host.name.clone(),
             address: format!("{}:{}", host.address, host.port),
-            reason: "timed out".into(),
+            reason: format!("timed out after {after:?}"),
         },
         other => SessiondError::Device(other.to_string()),
     }
@@ -268,12 +268,19 @@ impl SessionService {
         }
     }
 
-    async fn connect(&self, host: &Host) -> Result<Connection, SessiondError> {
+    /// Connects and authenticates. `for_driver`: the connection will drive a
+    /// device shell (RouterOS then logs in with console flags that turn
+    /// paging off; a person's terminal keeps the plain login).
+    async fn connect(&self, host: &Host, for_driver: bool) -> Result<Connection, SessiondError> {
+        let username = match gatehouse_policy::Vendor::parse_platform(&host.vendor) {
+            Some(v) if for_driver => driver::login_name(v, &host.username),
+            _ => host.username.clone(),
+        };
         let target = Target {
             host_name: host.name.clone(),
             address: host.address.clone(),
             port: host.port,
-            username: host.username.clone(),
+            username,
             pinned_host_key: host.pinned_host_key.clone(),
         };
         let mut creds = BrokerCredentials {
@@ -337,9 +344,18 @@ impl SessionService {
         command: Option<&str>,
         term: &str,
     ) -> Result<Arc<Recorder>, SessiondError> {
-        Recorder::start(&self.layout, &self.broker, host, kind, cols, rows, term, command)
-            .await
-            .map(Arc::new)
+        Recorder::start(
+            &self.layout,
+            &self.broker,
+            host,
+            kind,
+            cols,
+            rows,
+            term,
+            command,
+        )
+        .await
+        .map(Arc::new)
     }
 
     /// Audits a refused execution and hands the error back.
@@ -422,11 +438,12 @@ impl SessionService {
             }
         }
         // Connect, authenticate and get the device ready: no command byte yet.
-        let connection = match self.connect(&plan.host).await {
+        let vendor = gatehouse_policy::Vendor::parse_platform(&plan.host.vendor);
+        let drives_shell = vendor.is_some_and(driver::uses_shell);
+        let connection = match self.connect(&plan.host, drives_shell).await {
             Ok(c) => c,
             Err(e) => return Err(self.refused(peer, &plan, e).await),
         };
-        let vendor = gatehouse_policy::Vendor::parse_platform(&plan.host.vendor);
         let mut device = None;
         if let Some(v) = vendor.filter(|v| driver::uses_shell(*v)) {
             match DeviceShell::open(&connection, v, DEVICE_TIMEOUT).await {
@@ -580,7 +597,7 @@ impl SessionService {
         }
         let host = self.host(&host_ref).await?;
         const SHELL: &str = "(interactive shell)";
-        let connection = match self.connect(&host).await {
+        let connection = match self.connect(&host, false).await {
             Ok(c) => c,
             Err(e) => {
                 self.audit(
@@ -835,7 +852,7 @@ async fn run_exec(
                 return (None, Some(format!("device: {e}")));
             }
         };
-        let text = out.output.into_bytes();
+        let text = out.text().as_bytes().to_vec();
         if let Some(r) = recorder {
             r.output(&text);
         }
@@ -845,11 +862,31 @@ async fn run_exec(
                 data: text,
             })
             .await;
-        let reason = out
-            .disconnected
-            .then(|| "the device closed the connection".to_string());
+        let ended = match &out {
+            // A device shell has no exit status per command: the prompt came back.
+            DeviceOutput::Completed { .. } => (Some(0), None),
+            DeviceOutput::Question { question, .. } => (
+                None,
+                Some(format!(
+                    "the device asks {question:?}; no answer was sent (an answer is a new command to approve)"
+                )),
+            ),
+            DeviceOutput::ShellClosed { status, .. } => {
+                (*status, Some("the device closed the shell".into()))
+            }
+            DeviceOutput::ConnectionDropped { reason, .. } => (
+                None,
+                Some(format!(
+                    "the device dropped the connection{}",
+                    reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                )),
+            ),
+        };
         connection.close().await;
-        return (if out.disconnected { None } else { Some(0) }, reason);
+        return ended;
     }
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<Chunk>(16);
     let run = connection.exec(command, chunk_tx);
@@ -899,7 +936,7 @@ async fn run_shell(
     mut input: mpsc::Receiver<ShellInput>,
     mut stop: watch::Receiver<Option<String>>,
 ) -> (Option<u32>, Option<String>) {
-    let (writer, mut reader) = shell.split();
+    let (writer, mut reader) = shell.into_parts();
     let mut flush = tokio::time::interval(Duration::from_millis(500));
     let outcome = loop {
         tokio::select! {

@@ -29,6 +29,7 @@ pub mod keychain_env;
 pub use gatehouse_sandbox::memscan;
 pub mod proc;
 pub mod scratch;
+pub mod sshd;
 pub mod users;
 
 pub use install::{find_binary, install, install_into};

@@ -311,8 +311,8 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
         .iter()
         .find(|r| r["command"] == add && r["outcome"] == "started")
         .context("started row")?;
-    assert_eq!(started["approver"]["role"], "Cli", "{started}");
-    assert_eq!(started["requester"]["role"], "Ui", "{started}");
+    assert_eq!(started["approver"]["role"], "cli", "{started}");
+    assert_eq!(started["requester"]["role"], "ui", "{started}");
     assert_eq!(started["class"], "moderate", "{started}");
     // The command text is not in the log file in plaintext.
     let raw = std::fs::read_to_string(f.home.join("audit").join("sessions.jsonl"))?;

@@ -23,6 +23,12 @@ use gatehouse_sandbox::hardening::{self, LayerStatus, Strictness};
 use gatehouse_sandbox::profile::{SessiondPaths, sessiond_profile};
 use gatehouse_sessiond::service::SessionService;
 
+/// Every heap block sessiond frees is zeroized first: a released password,
+/// copied into library buffers (russh takes owned strings), does not outlive them.
+#[global_allocator]
+static ALLOC: gatehouse_sandbox::zeroizing_alloc::ZeroizingAlloc =
+    gatehouse_sandbox::zeroizing_alloc::ZeroizingAlloc;
+
 /// The Gatehouse session daemon (normally started by `gatehouse up`).
 #[derive(Parser, Debug)]
 #[command(version, about)]

@@ -852,7 +852,11 @@ async fn run_exec(
                 return (None, Some(format!("device: {e}")));
             }
         };
-        let text = out.text().as_bytes().to_vec();
+        let mut text = out.text().as_bytes().to_vec();
+        // Device output ends at the prompt; end its last line like a program's.
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
         if let Some(r) = recorder {
             r.output(&text);
         }

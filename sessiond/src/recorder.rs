@@ -19,6 +19,16 @@ use crate::recording::{self, RecordingMeta, RecordingOptions, RecordingWriter};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
+/// What is being recorded: the session's kind, terminal and (exec) command.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    pub kind: SessionKind,
+    pub cols: u16,
+    pub rows: u16,
+    pub term: &'a str,
+    pub command: Option<&'a str>,
+}
+
 pub struct Recorder {
     id: String,
     inner: Mutex<(Option<RecordingWriter>, Instant)>,
@@ -29,12 +39,15 @@ impl Recorder {
         layout: &Layout,
         broker: &BrokerLink,
         host: &Host,
-        kind: SessionKind,
-        cols: u16,
-        rows: u16,
-        term: &str,
-        command: Option<&str>,
+        what: &Recorded<'_>,
     ) -> Result<Recorder, SessiondError> {
+        let Recorded {
+            kind,
+            cols,
+            rows,
+            term,
+            command,
+        } = *what;
         let id = recording::new_recording_id()
             .map_err(|e| SessiondError::Internal(format!("recording id: {e}")))?;
         let key = match broker

@@ -32,7 +32,7 @@ use crate::broker_link::{BrokerCredentials, BrokerLink};
 use crate::driver::{self, DeviceOutput, DeviceShell};
 use crate::gate;
 use crate::hosts::{self, Host};
-use crate::recorder::Recorder;
+use crate::recorder::{Recorded, Recorder};
 use crate::ssh::{self, Chunk, Connection, SshError, Target};
 
 /// Events buffered per session before the device is made to wait.
@@ -338,24 +338,11 @@ impl SessionService {
     async fn recorder(
         &self,
         host: &Host,
-        kind: SessionKind,
-        cols: u16,
-        rows: u16,
-        command: Option<&str>,
-        term: &str,
+        what: Recorded<'_>,
     ) -> Result<Arc<Recorder>, SessiondError> {
-        Recorder::start(
-            &self.layout,
-            &self.broker,
-            host,
-            kind,
-            cols,
-            rows,
-            term,
-            command,
-        )
-        .await
-        .map(Arc::new)
+        Recorder::start(&self.layout, &self.broker, host, &what)
+            .await
+            .map(Arc::new)
     }
 
     /// Audits a refused execution and hands the error back.
@@ -485,11 +472,13 @@ impl SessionService {
             match self
                 .recorder(
                     &plan.host,
-                    SessionKind::Exec,
-                    120,
-                    40,
-                    Some(&plan.command),
-                    "xterm-256color",
+                    Recorded {
+                        kind: SessionKind::Exec,
+                        cols: 120,
+                        rows: 40,
+                        term: "xterm-256color",
+                        command: Some(&plan.command),
+                    },
                 )
                 .await
             {
@@ -626,7 +615,16 @@ impl SessionService {
             }
         };
         let recorder = match self
-            .recorder(&host, SessionKind::Shell, cols, rows, None, &term)
+            .recorder(
+                &host,
+                Recorded {
+                    kind: SessionKind::Shell,
+                    cols,
+                    rows,
+                    term: &term,
+                    command: None,
+                },
+            )
             .await
         {
             Ok(r) => r,

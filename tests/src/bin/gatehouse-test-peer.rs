@@ -135,16 +135,11 @@ async fn sessiond_call(runtime: &std::path::Path, req: SessiondRequest) {
     match client.call(req).await {
         Ok(r @ SessiondResponse::Started { .. }) => {
             let mut events = Vec::new();
-            loop {
-                match client.next_event(Duration::from_secs(120)).await {
-                    Ok(Some(e)) => {
-                        let end = matches!(e, SessionEvent::Exited { .. });
-                        events.push(e);
-                        if end {
-                            break;
-                        }
-                    }
-                    Ok(None) | Err(_) => break,
+            while let Ok(Some(e)) = client.next_event(Duration::from_secs(120)).await {
+                let end = matches!(e, SessionEvent::Exited { .. });
+                events.push(e);
+                if end {
+                    break;
                 }
             }
             out(serde_json::json!({ "ok": r, "events": events }));

@@ -120,6 +120,22 @@ fn wait_status(
     bail!("timed out waiting for {what}; last status: {last}")
 }
 
+/// sessiond's pid from `gatehouse status`, once `pred` accepts it.
+fn sessiond_pid(f: &BrokerFixture, pred: impl Fn(u32) -> bool) -> Result<u32> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let out = f.cli(&["status", "--json"], "")?;
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            && let Some(p) = v["sessiond"]["pid"].as_u64()
+            && pred(p as u32)
+        {
+            return Ok(p as u32);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("sessiond did not answer as expected")
+}
+
 fn cli_ok(f: &BrokerFixture, args: &[&str], stdin: &str) -> Result<String> {
     let out = f.cli(args, stdin)?;
     if !out.status.success() {
@@ -506,7 +522,11 @@ const PASSPHRASE: &str = "pass-phrase-123";
 
 #[test]
 fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
-    let mut f = BrokerFixture::start(Options::default())?;
+    // The real sessiond too: `gatehouse up` waits for both daemons.
+    let mut f = BrokerFixture::start(Options {
+        real_sessiond: true,
+        ..Options::default()
+    })?;
     f.broker = None; // the fixture's own broker: killed; `gatehouse up` runs the installed one
     let mut guard = SupervisorGuard {
         pid_file: f.runtime().join("supervisor.pid"),
@@ -541,6 +561,8 @@ fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
     })?;
     let pid1 = first["pid"].as_u64().context("broker.pid")? as u32;
     guard.pids.push(pid1);
+    let sessiond1 = sessiond_pid(&f, |_| true)?;
+    guard.pids.push(sessiond1);
     assert_eq!(first["remembered_device"], false, "{first}");
 
     // kill -9: restarted, signed out (the device was not remembered).
@@ -551,6 +573,11 @@ fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
     let pid2 = second["pid"].as_u64().context("broker.pid")? as u32;
     guard.pids.push(pid2);
     assert!(proc::is_alive(sup), "the supervisor died");
+    // sessiond cannot be identified again once non-dumpable: it closed its
+    // sessions and exited with the broker, and the supervisor started a fresh one.
+    let sessiond2 = sessiond_pid(&f, |p| p != sessiond1)?;
+    guard.pids.push(sessiond2);
+    assert!(!proc::is_alive(sessiond1), "the old sessiond lives on");
     assert_eq!(second["account_initialized"], true, "{second}");
     assert_eq!(second["signed_in"], false, "restart must lock: {second}");
 

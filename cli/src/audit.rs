@@ -146,6 +146,56 @@ pub fn run(profile: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The hardening rows of one daemon: as it reports itself, and (for
+/// no_new_privs and seccomp) as the kernel shows it in /proc.
+fn hardening_checks(
+    checks: &mut Vec<Check>,
+    name: &str,
+    pid: i32,
+    h: &gatehouse_ipc::broker::Hardening,
+) {
+    let k = gatehouse_sandbox::hardening::inspect_pid(pid).ok();
+    let nnp = k
+        .as_ref()
+        .and_then(|k| k.no_new_privs)
+        .unwrap_or(h.no_new_privs);
+    let seccomp_filter = matches!(
+        k.as_ref().and_then(|k| k.seccomp),
+        Some(gatehouse_sandbox::hardening::SeccompMode::Filter)
+    );
+    let pass = |ok: bool| if ok { Outcome::Pass } else { Outcome::Fail };
+    check(
+        checks,
+        &format!("{name} not dumpable"),
+        pass(!h.dumpable),
+        format!("PR_GET_DUMPABLE={}", h.dumpable as u8),
+    );
+    check(
+        checks,
+        &format!("{name} no_new_privs"),
+        pass(nnp),
+        format!("NoNewPrivs: {}", nnp as u8),
+    );
+    check(
+        checks,
+        &format!("{name} seccomp filter"),
+        pass(seccomp_filter),
+        format!("Seccomp: {}", h.seccomp_mode),
+    );
+    check(
+        checks,
+        &format!("{name} landlock"),
+        pass(h.landlock.starts_with("applied")),
+        h.landlock.clone(),
+    );
+    check(
+        checks,
+        &format!("{name} core dumps off"),
+        pass(h.core_limit == 0),
+        format!("RLIMIT_CORE={}", h.core_limit),
+    );
+}
+
 pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
     let mut b = BrokerConn::connect_layout(layout)?;
@@ -156,63 +206,22 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
     let broker_pid = status.pid as i32;
     let root = nix::unistd::geteuid().is_root();
 
-    // Hardening as the broker and the kernel report it.
+    // Hardening as each daemon and the kernel report it.
+    hardening_checks(&mut checks, "broker", broker_pid, &status.hardening);
+    match crate::session_cmds::SessiondConn::connect(layout).and_then(|mut c| {
+        Ok(c.call(gatehouse_ipc::sessiond::SessiondRequest::Status)?)
+    }) {
+        Ok(gatehouse_ipc::sessiond::SessiondResponse::Status(s)) => {
+            hardening_checks(&mut checks, "sessiond", s.pid as i32, &s.hardening)
+        }
+        _ => check(
+            &mut checks,
+            "sessiond hardening",
+            Outcome::Skip,
+            "sessiond is not running",
+        ),
+    }
     let h = &status.hardening;
-    let k = gatehouse_sandbox::hardening::inspect_pid(broker_pid).ok();
-    let nnp = k
-        .as_ref()
-        .and_then(|k| k.no_new_privs)
-        .unwrap_or(h.no_new_privs);
-    let seccomp_filter = matches!(
-        k.as_ref().and_then(|k| k.seccomp),
-        Some(gatehouse_sandbox::hardening::SeccompMode::Filter)
-    );
-    check(
-        &mut checks,
-        "broker not dumpable",
-        if h.dumpable {
-            Outcome::Fail
-        } else {
-            Outcome::Pass
-        },
-        format!("PR_GET_DUMPABLE={}", h.dumpable as u8),
-    );
-    check(
-        &mut checks,
-        "broker no_new_privs",
-        if nnp { Outcome::Pass } else { Outcome::Fail },
-        format!("NoNewPrivs: {}", nnp as u8),
-    );
-    check(
-        &mut checks,
-        "broker seccomp filter",
-        if seccomp_filter {
-            Outcome::Pass
-        } else {
-            Outcome::Fail
-        },
-        format!("Seccomp: {}", h.seccomp_mode),
-    );
-    check(
-        &mut checks,
-        "broker landlock",
-        if h.landlock.starts_with("applied") {
-            Outcome::Pass
-        } else {
-            Outcome::Fail
-        },
-        h.landlock.clone(),
-    );
-    check(
-        &mut checks,
-        "broker core dumps off",
-        if h.core_limit == 0 {
-            Outcome::Pass
-        } else {
-            Outcome::Fail
-        },
-        format!("RLIMIT_CORE={}", h.core_limit),
-    );
     check(
         &mut checks,
         "keys in secret memory",

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use gatehouse_broker::keychain::{Backend, Keychain};
 use gatehouse_broker::service::BrokerService;
-use gatehouse_ipc::broker::{Broker, Hardening};
+use gatehouse_ipc::broker::Broker;
 use gatehouse_ipc::exe_resolver::HelperResolver;
 use gatehouse_ipc::peer::Installation;
 use gatehouse_ipc::{Layout, server};
-use gatehouse_sandbox::hardening::{self, LayerStatus, Strictness};
+use gatehouse_sandbox::hardening::{self, Strictness};
 use gatehouse_sandbox::profile::{BrokerPaths, broker_profile};
 
 /// Every heap block the broker frees is zeroized first: secrets that pass
@@ -69,27 +69,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn layer_summary(name: &str, s: &LayerStatus, degraded: &mut Vec<String>) -> String {
-    match s {
-        LayerStatus::Applied {
-            fully_enforced,
-            abi,
-            ..
-        } => match abi {
-            Some(abi) => format!(
-                "applied (ABI {abi}{})",
-                if *fully_enforced { "" } else { ", partial" }
-            ),
-            None => "applied".into(),
-        },
-        LayerStatus::Degraded { reason } => {
-            degraded.push(format!("{name}: {reason}"));
-            format!("DEGRADED: {reason}")
-        }
-        LayerStatus::NotApplied => "not applied".into(),
-    }
-}
-
 fn run(args: Args) -> Result<(), String> {
     let layout = Layout::resolve(args.profile.as_deref()).map_err(|e| e.to_string())?;
     layout.ensure().map_err(|e| e.to_string())?;
@@ -119,26 +98,8 @@ fn run(args: Args) -> Result<(), String> {
     };
     let report = hardening::apply(&broker_profile(&paths), strictness)
         .map_err(|e| format!("sandbox: {e} (use --allow-degraded to start anyway)"))?;
-    let mut degraded = report.notes.clone();
-    let landlock = layer_summary("landlock", &report.landlock, &mut degraded);
-    let _ = layer_summary("seccomp", &report.seccomp, &mut degraded);
-    let own = hardening::inspect_self();
-    let hardening = Hardening {
-        dumpable: report.dumpable,
-        no_new_privs: report.no_new_privs,
-        seccomp_mode: match own.seccomp {
-            Some(hardening::SeccompMode::Filter) => 2,
-            Some(hardening::SeccompMode::Strict) => 1,
-            _ => 0,
-        },
-        landlock,
-        core_limit: match report.core_limit {
-            hardening::Rlim::Bytes(b) => b,
-            hardening::Rlim::Unlimited => u64::MAX,
-        },
-        secret_memory: String::new(),
-        degraded,
-    };
+    // The vault fills in the secret-memory kind it got.
+    let hardening = report.summary("");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

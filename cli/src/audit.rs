@@ -208,9 +208,9 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
 
     // Hardening as each daemon and the kernel report it.
     hardening_checks(&mut checks, "broker", broker_pid, &status.hardening);
-    match crate::session_cmds::SessiondConn::connect(layout).and_then(|mut c| {
-        Ok(c.call(gatehouse_ipc::sessiond::SessiondRequest::Status)?)
-    }) {
+    match crate::session_cmds::SessiondConn::connect(layout)
+        .and_then(|mut c| Ok(c.call(gatehouse_ipc::sessiond::SessiondRequest::Status)?))
+    {
         Ok(gatehouse_ipc::sessiond::SessiondResponse::Status(s)) => {
             hardening_checks(&mut checks, "sessiond", s.pid as i32, &s.hardening)
         }
@@ -560,7 +560,7 @@ fn audit_log(
         };
         println!(
             "{:<20} {:<5} {:<12} {:<10} {:<16} {:<26} {:<18} {}",
-            format_utc(r.row.time_ms),
+            crate::recordings_cmds::utc(r.row.time_ms),
             r.row.kind,
             r.row.host,
             r.row.class,
@@ -584,27 +584,4 @@ fn truncate(s: &str, n: usize) -> String {
     let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
     t.push('…');
     t
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in UTC from Unix milliseconds.
-pub fn format_utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
 }

@@ -270,7 +270,7 @@ fn table(rows: &[&ListedRecording]) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) for a Unix time in milliseconds.
-fn utc(ms: u64) -> String {
+pub(crate) fn utc(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -333,6 +333,40 @@ fn row(process: &str, role: &str, h: &ProcessHardening) -> ProcessRow {
     }
 }
 
+/// A daemon's row: what the kernel shows in /proc, completed with what the
+/// daemon reports about itself (it knows its dumpable flag exactly).
+fn daemon_row(
+    process: &str,
+    role: &str,
+    pid: u32,
+    h: &gatehouse_ipc::broker::Hardening,
+) -> ProcessRow {
+    let mut r = match inspect_pid(pid as i32) {
+        Ok(k) => row(process, role, &k),
+        Err(_) => ProcessRow {
+            process: process.into(),
+            pid: pid as i32,
+            uid: None,
+            role: role.into(),
+            dumpable: None,
+            no_new_privs: None,
+            seccomp: "?".into(),
+            landlock: String::new(),
+            secret_memory: String::new(),
+            core_limit: String::new(),
+        },
+    };
+    r.dumpable = Some(h.dumpable);
+    r.landlock = h.landlock.clone();
+    r.secret_memory = if h.secret_memory.is_empty() {
+        "-".into()
+    } else {
+        h.secret_memory.clone()
+    };
+    r.core_limit = h.core_limit.to_string();
+    r
+}
+
 pub fn collect_status(layout: &Layout) -> StatusReport {
     let mut processes = Vec::new();
     if let Some(pid) = supervisor_pid(layout)
@@ -347,27 +381,8 @@ pub fn collect_status(layout: &Layout) -> StatusReport {
             Err(e) => (None, Some(format!("{e:#}"))),
         };
     if let Some(s) = &broker {
-        let mut r = match inspect_pid(s.pid as i32) {
-            Ok(h) => row("gatehouse-broker", "broker", &h),
-            Err(_) => ProcessRow {
-                process: "gatehouse-broker".into(),
-                pid: s.pid as i32,
-                uid: None,
-                role: "broker".into(),
-                dumpable: None,
-                no_new_privs: None,
-                seccomp: "?".into(),
-                landlock: String::new(),
-                secret_memory: String::new(),
-                core_limit: String::new(),
-            },
-        };
-        // The broker knows its own dumpable flag exactly.
-        r.dumpable = Some(s.hardening.dumpable);
+        let mut r = daemon_row("gatehouse-broker", "broker", s.pid, &s.hardening);
         r.uid = Some(s.uid);
-        r.landlock = s.hardening.landlock.clone();
-        r.secret_memory = s.hardening.secret_memory.clone();
-        r.core_limit = s.hardening.core_limit.to_string();
         processes.push(r);
     }
     let sessiond = crate::session_cmds::SessiondConn::connect(layout)
@@ -377,25 +392,12 @@ pub fn collect_status(layout: &Layout) -> StatusReport {
             _ => None,
         });
     if let Some(s) = &sessiond {
-        let mut r = match inspect_pid(s.pid as i32) {
-            Ok(h) => row("gatehouse-sessiond", "sessiond", &h),
-            Err(_) => ProcessRow {
-                process: "gatehouse-sessiond".into(),
-                pid: s.pid as i32,
-                uid: None,
-                role: "sessiond".into(),
-                dumpable: None,
-                no_new_privs: None,
-                seccomp: "?".into(),
-                landlock: String::new(),
-                secret_memory: String::new(),
-                core_limit: String::new(),
-            },
-        };
-        r.dumpable = Some(s.hardening.dumpable);
-        r.landlock = s.hardening.landlock.clone();
-        r.secret_memory = "-".into();
-        processes.push(r);
+        processes.push(daemon_row(
+            "gatehouse-sessiond",
+            "sessiond",
+            s.pid,
+            &s.hardening,
+        ));
     }
     StatusReport {
         sessiond,

@@ -98,6 +98,52 @@ pub struct HardeningReport {
     pub notes: Vec<String>,
 }
 
+impl HardeningReport {
+    /// What a daemon reports about itself in `status`, in one form for every
+    /// daemon (seccomp mode read back from /proc). `dumpable` is as applied;
+    /// a daemon that turns non-dumpable later reads it live.
+    pub fn summary(&self, secret_memory: &str) -> gatehouse_ipc::broker::Hardening {
+        let mut degraded = self.notes.clone();
+        let landlock = match &self.landlock {
+            LayerStatus::Applied {
+                fully_enforced,
+                abi,
+                ..
+            } => match abi {
+                Some(abi) => format!(
+                    "applied (ABI {abi}{})",
+                    if *fully_enforced { "" } else { ", partial" }
+                ),
+                None => "applied".into(),
+            },
+            LayerStatus::Degraded { reason } => {
+                degraded.push(format!("landlock: {reason}"));
+                format!("DEGRADED: {reason}")
+            }
+            LayerStatus::NotApplied => "not applied".into(),
+        };
+        if let LayerStatus::Degraded { reason } = &self.seccomp {
+            degraded.push(format!("seccomp: {reason}"));
+        }
+        gatehouse_ipc::broker::Hardening {
+            dumpable: self.dumpable,
+            no_new_privs: self.no_new_privs,
+            seccomp_mode: match inspect_self().seccomp {
+                Some(SeccompMode::Filter) => 2,
+                Some(SeccompMode::Strict) => 1,
+                _ => 0,
+            },
+            landlock,
+            core_limit: match self.core_limit {
+                Rlim::Bytes(b) => b,
+                Rlim::Unlimited => u64::MAX,
+            },
+            secret_memory: secret_memory.to_string(),
+            degraded,
+        }
+    }
+}
+
 fn errno_str() -> String {
     std::io::Error::last_os_error().to_string()
 }

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use gatehouse_ipc::broker::{Broker, BrokerRequest, Hardening};
+use gatehouse_ipc::broker::{Broker, BrokerRequest};
 use gatehouse_ipc::client::Client;
 use gatehouse_ipc::exe_resolver::HelperResolver;
 use gatehouse_ipc::peer::Installation;
 use gatehouse_ipc::sessiond::Sessiond;
 use gatehouse_ipc::{Layout, server};
 use gatehouse_records::Store;
-use gatehouse_sandbox::hardening::{self, LayerStatus, Strictness};
+use gatehouse_sandbox::hardening::{self, Strictness};
 use gatehouse_sandbox::profile::{SessiondPaths, sessiond_profile};
 use gatehouse_sessiond::service::SessionService;
 
@@ -90,27 +90,6 @@ async fn follow_broker(service: Arc<SessionService>, mut events: Client<Broker>)
     std::process::exit(3);
 }
 
-fn layer_summary(s: &LayerStatus, degraded: &mut Vec<String>, name: &str) -> String {
-    match s {
-        LayerStatus::Applied {
-            fully_enforced,
-            abi,
-            ..
-        } => match abi {
-            Some(abi) => format!(
-                "applied (ABI {abi}{})",
-                if *fully_enforced { "" } else { ", partial" }
-            ),
-            None => "applied".into(),
-        },
-        LayerStatus::Degraded { reason } => {
-            degraded.push(format!("{name}: {reason}"));
-            format!("DEGRADED: {reason}")
-        }
-        LayerStatus::NotApplied => "not applied".into(),
-    }
-}
-
 fn run(args: Args) -> Result<(), String> {
     let layout = Layout::resolve(args.profile.as_deref()).map_err(|e| e.to_string())?;
     layout.ensure().map_err(|e| e.to_string())?;
@@ -159,26 +138,8 @@ fn run(args: Args) -> Result<(), String> {
     // and the threads it creates later.
     let report = hardening::apply(&profile, strictness)
         .map_err(|e| format!("sandbox: {e} (use --allow-degraded to start anyway)"))?;
-    let mut degraded = report.notes.clone();
-    let landlock = layer_summary(&report.landlock, &mut degraded, "landlock");
-    let _ = layer_summary(&report.seccomp, &mut degraded, "seccomp");
-    let own = hardening::inspect_self();
-    let hardening = Hardening {
-        dumpable: false,
-        no_new_privs: report.no_new_privs,
-        seccomp_mode: match own.seccomp {
-            Some(hardening::SeccompMode::Filter) => 2,
-            Some(hardening::SeccompMode::Strict) => 1,
-            _ => 0,
-        },
-        landlock,
-        core_limit: match report.core_limit {
-            hardening::Rlim::Bytes(b) => b,
-            hardening::Rlim::Unlimited => u64::MAX,
-        },
-        secret_memory: "none (holds no keys)".into(),
-        degraded,
-    };
+    // dumpable: read live by the service (it turns non-dumpable below).
+    let hardening = report.summary("none");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -41,13 +41,66 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const DEVICE_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_COMMAND: usize = 64 * 1024;
 
+/// The fixed part of a session's audit rows: who asked what where, on
+/// whose approval (session and recording once they exist).
+#[derive(Debug, Clone)]
+struct AuditCtx {
+    requester: Requester,
+    kind: SessionKind,
+    host: String,
+    host_id: Option<String>,
+    org: String,
+    command: String,
+    class: String,
+    approver: Option<Requester>,
+    approval_id: Option<u64>,
+    session: Option<u64>,
+    recording: Option<String>,
+}
+
+impl AuditCtx {
+    fn new(peer: &PeerIdentity, kind: SessionKind, host_ref: &HostRef, command: &str) -> AuditCtx {
+        AuditCtx {
+            requester: requester(peer),
+            kind,
+            host: host_ref.host.clone(),
+            host_id: None,
+            org: host_ref.org.clone().unwrap_or_default(),
+            command: command.to_string(),
+            class: String::new(),
+            approver: None,
+            approval_id: None,
+            session: None,
+            recording: None,
+        }
+    }
+
+    fn host(mut self, h: &Host) -> AuditCtx {
+        self.host = h.name.clone();
+        self.host_id = Some(h.id.clone());
+        self.org = h.org.clone();
+        self
+    }
+
+    fn class(mut self, class: &str) -> AuditCtx {
+        self.class = class.to_string();
+        self
+    }
+
+    fn token(mut self, t: Option<&ApprovalToken>) -> AuditCtx {
+        self.approver = t.map(|t| t.approver.clone());
+        self.approval_id = t.map(|t| t.approval_id);
+        self
+    }
+}
+
 /// One execution being decided: what runs where, and on whose approval.
 struct ExecPlan {
     host: Host,
-    host_ref: HostRef,
     command: String,
     prepared: Prepared,
     token: Option<ApprovalToken>,
+    audit: AuditCtx,
 }
 
 struct Session {
@@ -224,48 +277,60 @@ impl SessionService {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn audit(
-        &self,
-        peer: &PeerIdentity,
-        kind: SessionKind,
-        host: Option<&Host>,
-        host_ref: &HostRef,
-        command: &str,
-        class: &str,
-        token: Option<&ApprovalToken>,
-        session: Option<u64>,
-        recording: Option<String>,
-        outcome: Outcome,
-    ) {
+    /// Appends one audit row for `ctx` with `outcome`.
+    async fn audit(&self, ctx: &AuditCtx, outcome: Outcome) {
         let id = audit::new_row_id();
         let row = AuditRow {
-            command_sealed: self.seal_command(&id, command).await,
+            command_sealed: self.seal_command(&id, &ctx.command).await,
             id,
             time_ms: audit::now_ms(),
-            session,
-            kind: match kind {
+            session: ctx.session,
+            kind: match ctx.kind {
                 SessionKind::Shell => "shell".into(),
                 SessionKind::Exec => "exec".into(),
             },
-            requester: requester(peer),
-            approver: token.map(|t| t.approver.clone()),
-            approval_id: token.map(|t| t.approval_id),
-            class: class.into(),
-            host: host
-                .map(|h| h.name.clone())
-                .unwrap_or_else(|| host_ref.host.clone()),
-            host_id: host.map(|h| h.id.clone()),
-            org: host
-                .map(|h| h.org.clone())
-                .or_else(|| host_ref.org.clone())
-                .unwrap_or_default(),
+            requester: ctx.requester.clone(),
+            approver: ctx.approver.clone(),
+            approval_id: ctx.approval_id,
+            class: ctx.class.clone(),
+            host: ctx.host.clone(),
+            host_id: ctx.host_id.clone(),
+            org: ctx.org.clone(),
             outcome,
-            recording,
+            recording: ctx.recording.clone(),
         };
         if let Err(e) = audit::append(&self.layout.root, &row) {
             tracing::error!("cannot write the audit log: {e}");
         }
+    }
+
+    /// The end of a session: the recording's exit event, the `exited`
+    /// audit row, out of the table, and the client's last event.
+    async fn finish_session(
+        &self,
+        ctx: &AuditCtx,
+        recorder: Option<&Recorder>,
+        tx: &mpsc::Sender<SessionEvent>,
+        (status, reason): (Option<u32>, Option<String>),
+    ) {
+        if let Some(r) = recorder {
+            r.exit(status);
+            r.finish();
+        }
+        let outcome = Outcome::Exited {
+            status,
+            reason: reason.clone(),
+        };
+        self.audit(ctx, outcome).await;
+        let Some(session) = ctx.session else { return };
+        self.sessions().remove(&session);
+        let _ = tx
+            .send(SessionEvent::Exited {
+                session,
+                status,
+                reason,
+            })
+            .await;
     }
 
     /// Connects and authenticates. `for_driver`: the connection will drive a
@@ -346,27 +411,9 @@ impl SessionService {
     }
 
     /// Audits a refused execution and hands the error back.
-    async fn refused(
-        &self,
-        peer: &PeerIdentity,
-        plan: &ExecPlan,
-        e: SessiondError,
-    ) -> SessiondError {
-        self.audit(
-            peer,
-            SessionKind::Exec,
-            Some(&plan.host),
-            &plan.host_ref,
-            &plan.command,
-            &plan.prepared.class,
-            plan.token.as_ref(),
-            None,
-            None,
-            Outcome::Refused {
-                reason: e.to_string(),
-            },
-        )
-        .await;
+    async fn refused(&self, ctx: &AuditCtx, e: SessiondError) -> SessiondError {
+        let reason = e.to_string();
+        self.audit(ctx, Outcome::Refused { reason }).await;
         e
     }
 
@@ -379,38 +426,23 @@ impl SessionService {
         approval: Option<Box<ApprovalToken>>,
         record: bool,
     ) -> Result<SessiondResponse, SessiondError> {
+        let ctx = AuditCtx::new(peer, SessionKind::Exec, &host_ref, &command);
         let host = match self.host(&host_ref).await {
             Ok(h) => h,
-            Err(e) => {
-                self.audit(
-                    peer,
-                    SessionKind::Exec,
-                    None,
-                    &host_ref,
-                    &command,
-                    "",
-                    None,
-                    None,
-                    None,
-                    Outcome::Refused {
-                        reason: e.to_string(),
-                    },
-                )
-                .await;
-                return Err(e);
-            }
+            Err(e) => return Err(self.refused(&ctx, e).await),
         };
         let prepared = self.prepare(&host, &command).await?;
+        let token = approval.map(|t| *t);
         let plan = ExecPlan {
+            audit: ctx.host(&host).class(&prepared.class).token(token.as_ref()),
             host,
-            host_ref,
             command,
             prepared,
-            token: approval.map(|t| *t),
+            token,
         };
         if let Some(reason) = &plan.prepared.blocked {
             let e = SessiondError::Blocked(reason.clone());
-            return Err(self.refused(peer, &plan, e).await);
+            return Err(self.refused(&plan.audit, e).await);
         }
         if plan.prepared.needs_approval {
             let checked = match &plan.token {
@@ -421,7 +453,7 @@ impl SessionService {
                 Some(t) => gate::check_token(t, &plan.prepared, peer),
             };
             if let Err(e) = checked {
-                return Err(self.refused(peer, &plan, e).await);
+                return Err(self.refused(&plan.audit, e).await);
             }
         }
         // Connect, authenticate and get the device ready: no command byte yet.
@@ -429,7 +461,7 @@ impl SessionService {
         let drives_shell = vendor.is_some_and(driver::uses_shell);
         let connection = match self.connect(&plan.host, drives_shell).await {
             Ok(c) => c,
-            Err(e) => return Err(self.refused(peer, &plan, e).await),
+            Err(e) => return Err(self.refused(&plan.audit, e).await),
         };
         let mut device = None;
         if let Some(v) = vendor.filter(|v| driver::uses_shell(*v)) {
@@ -438,7 +470,7 @@ impl SessionService {
                 Err(e) => {
                     connection.close().await;
                     let e = SessiondError::Device(e.to_string());
-                    return Err(self.refused(peer, &plan, e).await);
+                    return Err(self.refused(&plan.audit, e).await);
                 }
             }
         }
@@ -465,7 +497,7 @@ impl SessionService {
             };
             if let Err(e) = spent {
                 connection.close().await;
-                return Err(self.refused(peer, &plan, e).await);
+                return Err(self.refused(&plan.audit, e).await);
             }
         }
         let recorder = if record {
@@ -485,7 +517,7 @@ impl SessionService {
                 Ok(r) => Some(r),
                 Err(e) => {
                     connection.close().await;
-                    return Err(self.refused(peer, &plan, e).await);
+                    return Err(self.refused(&plan.audit, e).await);
                 }
             }
         } else {
@@ -499,31 +531,20 @@ impl SessionService {
             recorder.clone(),
             None,
         );
-        let recording = recorder.as_ref().map(|r| r.id().to_string());
-        self.audit(
-            peer,
-            SessionKind::Exec,
-            Some(&plan.host),
-            &plan.host_ref,
-            &plan.command,
-            &plan.prepared.class,
-            plan.token.as_ref(),
-            Some(session),
-            recording.clone(),
-            Outcome::Started,
-        )
-        .await;
+        let mut ctx = plan.audit.clone();
+        ctx.session = Some(session);
+        ctx.recording = recorder.as_ref().map(|r| r.id().to_string());
+        self.audit(&ctx, Outcome::Started).await;
         let reply = SessiondResponse::Started {
             session,
             class: plan.prepared.class.clone(),
-            recording: recording.clone(),
+            recording: ctx.recording.clone(),
             host_key: connection.host_key().to_string(),
             user: plan.host.username.clone(),
         };
         let this = self.clone();
-        let peer = peer.clone();
         tokio::spawn(async move {
-            let (status, reason) = run_exec(
+            let ended = run_exec(
                 connection,
                 device,
                 &plan.command,
@@ -533,33 +554,7 @@ impl SessionService {
                 stop,
             )
             .await;
-            if let Some(r) = &recorder {
-                r.exit(status);
-                r.finish();
-            }
-            this.audit(
-                &peer,
-                SessionKind::Exec,
-                Some(&plan.host),
-                &plan.host_ref,
-                &plan.command,
-                &plan.prepared.class,
-                plan.token.as_ref(),
-                Some(session),
-                recording,
-                Outcome::Exited {
-                    status,
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            this.sessions().remove(&session);
-            let _ = tx
-                .send(SessionEvent::Exited {
-                    session,
-                    status,
-                    reason,
-                })
+            this.finish_session(&ctx, recorder.as_deref(), &tx, ended)
                 .await;
         });
         Ok(reply)
@@ -585,25 +580,14 @@ impl SessionService {
             });
         }
         let host = self.host(&host_ref).await?;
-        const SHELL: &str = "(interactive shell)";
+        let mut ctx = AuditCtx::new(peer, SessionKind::Shell, &host_ref, "(interactive shell)")
+            .host(&host)
+            .class("interactive");
         let connection = match self.connect(&host, false).await {
             Ok(c) => c,
             Err(e) => {
-                self.audit(
-                    peer,
-                    SessionKind::Shell,
-                    Some(&host),
-                    &host_ref,
-                    SHELL,
-                    "interactive",
-                    None,
-                    None,
-                    None,
-                    Outcome::Failed {
-                        reason: e.to_string(),
-                    },
-                )
-                .await;
+                let reason = e.to_string();
+                self.audit(&ctx, Outcome::Failed { reason }).await;
                 return Err(e);
             }
         };
@@ -642,57 +626,20 @@ impl SessionService {
             Some(recorder.clone()),
             Some(input_tx),
         );
-        self.audit(
-            peer,
-            SessionKind::Shell,
-            Some(&host),
-            &host_ref,
-            SHELL,
-            "interactive",
-            None,
-            Some(session),
-            Some(recorder.id().to_string()),
-            Outcome::Started,
-        )
-        .await;
+        ctx.session = Some(session);
+        ctx.recording = Some(recorder.id().to_string());
+        self.audit(&ctx, Outcome::Started).await;
         let reply = SessiondResponse::Started {
             session,
-            class: "interactive".into(),
-            recording: Some(recorder.id().to_string()),
+            class: ctx.class.clone(),
+            recording: ctx.recording.clone(),
             host_key: connection.host_key().to_string(),
             user: host.username.clone(),
         };
         let this = self.clone();
-        let peer = peer.clone();
         tokio::spawn(async move {
-            let (status, reason) =
-                run_shell(connection, shell, session, &tx, &recorder, input_rx, stop).await;
-            recorder.exit(status);
-            recorder.finish();
-            this.audit(
-                &peer,
-                SessionKind::Shell,
-                Some(&host),
-                &host_ref,
-                SHELL,
-                "interactive",
-                None,
-                Some(session),
-                Some(recorder.id().to_string()),
-                Outcome::Exited {
-                    status,
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            this.sessions().remove(&session);
-            let _ = tx
-                .send(SessionEvent::Exited {
-                    session,
-                    status,
-                    reason,
-                })
-                .await;
+            let ended = run_shell(connection, shell, session, &tx, &recorder, input_rx, stop).await;
+            this.finish_session(&ctx, Some(&recorder), &tx, ended).await;
         });
         Ok(reply)
     }

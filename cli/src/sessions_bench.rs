@@ -45,10 +45,14 @@ pub struct BenchSessionsArgs {
 #[derive(Debug, Serialize)]
 pub struct SessionsBench {
     pub megabytes: u64,
+    /// Through sessiond with the session recorded (as always by default).
     pub sessiond_mb_s: f64,
+    /// Through sessiond, `--no-record`.
+    pub sessiond_unrecorded_mb_s: f64,
     pub openssh_mb_s: f64,
-    /// sessiond ÷ OpenSSH (target ≥ 0.8).
+    /// Recorded sessiond ÷ OpenSSH (target ≥ 0.8).
     pub throughput_ratio: f64,
+    pub unrecorded_ratio: f64,
     /// Connect, authenticate (broker-signed key) and run `true`, median ms.
     pub sessiond_connect_auth_exec_ms: f64,
     pub openssh_connect_auth_exec_ms: f64,
@@ -354,6 +358,25 @@ fn openssh_exec(w: &World, command: &str) -> anyhow::Result<(u64, f64)> {
     Ok((bytes, t0.elapsed().as_secs_f64()))
 }
 
+/// Writes `bytes` of base64 text lines (76 columns) to `path`.
+fn write_text(path: &Path, bytes: u64) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut raw = [0u8; 57];
+    let mut written = 0u64;
+    while written < bytes {
+        gatehouse_broker::crypto::fill_random(&mut raw);
+        let mut line = base64::engine::general_purpose::STANDARD.encode(raw);
+        line.push('\n');
+        let take = (bytes - written).min(line.len() as u64) as usize;
+        out.write_all(&line.as_bytes()[..take])?;
+        written += take as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -362,14 +385,23 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run_bench(args: &BenchSessionsArgs) -> anyhow::Result<ExitCode> {
     let w = start_world()?;
     let bytes = args.megabytes * 1_000_000;
-    let stream = format!("head -c {bytes} /dev/zero");
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    // Terminal-like output: a text file of base64 lines (a large log or
+    // config dump), streamed with a read-only `cat`.
+    let file = w.dir.join("stream.txt");
+    write_text(&file, bytes)?;
+    let stream = format!("cat {}", file.display());
+    let (mut ours, mut bare, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.runs.max(1) {
         let (n, secs) = sessiond_exec(&w.layout, "bench-sshd", Some("private"), &stream, true)?;
         if n != bytes {
             bail!("sessiond delivered {n} of {bytes} bytes");
         }
         ours.push(n as f64 / secs / 1e6);
+        let (n, secs) = sessiond_exec(&w.layout, "bench-sshd", Some("private"), &stream, false)?;
+        if n != bytes {
+            bail!("sessiond delivered {n} of {bytes} bytes");
+        }
+        bare.push(n as f64 / secs / 1e6);
         let (n, secs) = openssh_exec(&w, &stream)?;
         if n != bytes {
             bail!("ssh delivered {n} of {bytes} bytes");
@@ -392,13 +424,16 @@ pub fn run_bench(args: &BenchSessionsArgs) -> anyhow::Result<ExitCode> {
             .1 * 1e3,
         );
     }
-    let (sessiond_mb_s, openssh_mb_s) = (median(ours), median(theirs));
+    let (sessiond_mb_s, sessiond_unrecorded_mb_s, openssh_mb_s) =
+        (median(ours), median(bare), median(theirs));
     let (a, b) = (median(ours_lat), median(theirs_lat));
     let r = SessionsBench {
         megabytes: args.megabytes,
         sessiond_mb_s,
+        sessiond_unrecorded_mb_s,
         openssh_mb_s,
         throughput_ratio: sessiond_mb_s / openssh_mb_s,
+        unrecorded_ratio: sessiond_unrecorded_mb_s / openssh_mb_s,
         sessiond_connect_auth_exec_ms: a,
         openssh_connect_auth_exec_ms: b,
         connect_ratio: a / b,
@@ -418,6 +453,13 @@ pub fn run_bench(args: &BenchSessionsArgs) -> anyhow::Result<ExitCode> {
             r.sessiond_mb_s,
             r.openssh_mb_s,
             r.throughput_ratio
+        );
+        println!(
+            "{:<44} {:>12.1} {:>12.1} {:>8.2}",
+            "  the same, --no-record (MB/s)",
+            r.sessiond_unrecorded_mb_s,
+            r.openssh_mb_s,
+            r.unrecorded_ratio
         );
         println!(
             "{:<44} {:>12.1} {:>12.1} {:>8.2}",

@@ -16,9 +16,14 @@ use gatehouse_policy::{Class, OrgPolicy, Vendor, apply_org_policy, classify};
 
 use crate::hosts::Host;
 
-/// Where an organization's policy file lives (`<data>/org-policy/<org id>.json`).
+/// Where organization policies live (`<data>/org-policy/`).
+pub fn policy_dir(data_root: &Path) -> PathBuf {
+    data_root.join("org-policy")
+}
+
+/// An organization's policy file (`<data>/org-policy/<org id>.json`).
 pub fn policy_path(data_root: &Path, org: &str) -> PathBuf {
-    data_root.join("org-policy").join(format!("{org}.json"))
+    policy_dir(data_root).join(format!("{org}.json"))
 }
 
 /// Reads an org's policy; no file means no blocks. Only the blocking parts

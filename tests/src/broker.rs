@@ -54,8 +54,9 @@ pub struct BrokerFixture {
     /// Profile name (namespaces keychain entries).
     pub profile: String,
     pub keychain: Option<KeychainEnv>,
-    pub broker: Option<ChildGuard>,
+    /// Dropped (killed) before the broker, so it does not log the broker's loss.
     pub sessiond: Option<ChildGuard>,
+    pub broker: Option<ChildGuard>,
     opts: Options,
 }
 

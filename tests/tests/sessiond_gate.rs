@@ -296,6 +296,31 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
     assert!(!lab.received("r1", "10.55.0.1")?);
     assert!(!lab.received("r1", "reboot")?);
 
+    // Org policy can block dangerous commands outright, whatever the approvals.
+    let orgs: Value = serde_json::from_str(&cli_ok(f, &["org", "list", "--json"])?)?;
+    let lab_id = orgs
+        .as_array()
+        .context("orgs")?
+        .iter()
+        .find(|o| o["name"] == "lab")
+        .and_then(|o| o["id"].as_str())
+        .context("lab org")?
+        .to_string();
+    let policy_dir = f.home.join("org-policy");
+    assert!(
+        policy_dir.is_dir(),
+        "sessiond creates the policy directory it may read"
+    );
+    std::fs::write(
+        policy_dir.join(format!("{lab_id}.json")),
+        r#"{"allow":[],"block":[],"block_dangerous":true,"block_unknown":false}"#,
+    )?;
+    let blocked = exec_with(&mut ui, "r1", edited, None)?;
+    assert_eq!(error_kind(&blocked), "Blocked", "{blocked}");
+    let still_ok = exec_with(&mut ui, "r1", "/system identity print", None)?;
+    assert!(still_ok.get("ok").is_some(), "{still_ok}");
+    assert!(!lab.received("r1", "reboot")?);
+
     // The audit log has the refusals and the execution, command texts opened.
     let log: Value = serde_json::from_str(&cli_ok(f, &["audit", "log", "--json"])?)?;
     let rows = log.as_array().context("rows")?;

@@ -398,3 +398,77 @@ fn killing_sessiond_mid_session_leaves_a_playable_prefix_and_the_audit_row() -> 
     }
     Ok(())
 }
+
+#[test]
+fn interactive_shell_exit_status_and_sign_out_closing_it() -> Result<()> {
+    if !users::is_root() {
+        eprintln!("SKIPPED: sshd needs root (CI runs as root)");
+        return Ok(());
+    }
+    let sshd = Sshd::start_with(AuthMethods::PublicKeyOnly)?;
+    let f = world(&sshd, Cred::Key, true)?;
+    let connect = |f: &BrokerFixture| -> Result<std::process::Child> {
+        let mut c = f.command(&f.install_dir().join("gatehouse"));
+        c.args([
+            "--profile",
+            &f.profile,
+            "connect",
+            "target",
+            "--org",
+            "private",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        Ok(c.spawn()?)
+    };
+    // The remote shell's exit status is the CLI's.
+    let mut shell = connect(&f)?;
+    std::io::Write::write_all(
+        shell.stdin.as_mut().context("stdin")?,
+        b"echo inside-$((6*7))\nexit 3\n",
+    )?;
+    let out = shell.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inside-42"));
+
+    // Sign-out closes an open session (it holds an authenticated connection).
+    let mut shell = connect(&f)?;
+    let mut typing = shell.stdin.take().context("stdin")?;
+    std::io::Write::write_all(&mut typing, b"echo ready\n")?;
+    let mut lines = LineReader::spawn(shell.stdout.take().context("stdout")?);
+    while !lines.next_line(Duration::from_secs(15))?.contains("ready") {}
+    ok(f.cli(&["signout"], "")?)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = shell.try_wait()? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            bail!("sign-out did not close the session");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(typing);
+    let mut err = String::new();
+    shell
+        .stderr
+        .take()
+        .context("stderr")?
+        .read_to_string(&mut err)?;
+    assert!(!status.success());
+    assert!(err.contains("closed by sign-out"), "{err}");
+    // The audit log (read after signing in again) has the session's end and why.
+    ok(f.cli(&["signin", "--passphrase-stdin"], "ssh-test-pass\n")?)?;
+    let log: Value = serde_json::from_str(&ok(f.cli(&["audit", "log", "--json"], "")?)?)?;
+    assert!(
+        log.as_array()
+            .context("rows")?
+            .iter()
+            .any(|r| r["kind"] == "shell"
+                && r["outcome"] == "exited"
+                && r["reason"] == "closed by sign-out"),
+        "{log:#}"
+    );
+    Ok(())
+}

@@ -870,6 +870,7 @@ async fn run_exec(
             }
         }
         reason = stopped => (None, Some(reason)),
+        _ = tx.closed() => (None, Some("the client went away".to_string())),
     };
     connection.close().await;
     outcome
@@ -917,6 +918,8 @@ async fn run_shell(
                     break (None, Some(reason.unwrap_or_else(|| "stopped".into())));
                 }
             }
+            // The client's connection ended (even while the device is quiet).
+            _ = tx.closed() => break (None, Some("the client went away".to_string())),
             _ = flush.tick() => recorder.flush(),
         }
     };

@@ -9,8 +9,9 @@
 //!                                          a line {"sessiond": SessiondRequest} goes to sessiond on a
 //!                                          fresh connection of this same process; a session it starts
 //!                                          is followed to its end: {"ok": …, "events": [SessionEvent…]}
-//! gatehouse-test-peer garbage RUNTIME_DIR N   N concurrent connections, each handshakes then sends a
-//!                                          malformed, truncated or oversized frame; prints "garbage done K"
+//! gatehouse-test-peer garbage RUNTIME_DIR N [SOCKET]   N concurrent connections (to broker.sock or
+//!                                          SOCKET), each handshakes then sends a malformed, truncated
+//!                                          or oversized frame; prints "garbage done K"
 //! gatehouse-test-peer subscribe RUNTIME_DIR    sends Subscribe, prints {"subscribed": true}, then
 //!                                          one JSON line per pushed event until the connection ends
 //! gatehouse-test-peer handoff RUNTIME_DIR [self]   connects, then lets a child process (another pid)
@@ -55,6 +56,7 @@ fn main() {
         Some("garbage") => rt.block_on(garbage(
             PathBuf::from(&args[2]),
             args[3].parse().expect("N"),
+            args.get(4).cloned().unwrap_or_else(|| "broker.sock".into()),
         )),
         Some("ptrace") => {
             let pid = nix::unistd::Pid::from_raw(args[2].parse().expect("pid"));
@@ -218,18 +220,18 @@ fn speak(mut s: std::os::unix::net::UnixStream) {
 }
 
 /// Each connection: handshake, then one bad frame, then read until closed.
-async fn garbage(runtime: PathBuf, n: usize) {
-    let socket = runtime.join("broker.sock");
+async fn garbage(runtime: PathBuf, n: usize, service: String) {
+    let socket = runtime.join(&service);
     let mut tasks = Vec::new();
     for i in 0..n {
-        let socket = socket.clone();
+        let (socket, service) = (socket.clone(), service.clone());
         tasks.push(tokio::spawn(async move {
             let Ok(mut s) = tokio::net::UnixStream::connect(&socket).await else {
                 return false;
             };
             let hello: ClientMessage<BrokerRequest> = ClientMessage::Hello(Hello {
                 protocol: PROTOCOL_VERSION,
-                service: "broker.sock".into(),
+                service,
             });
             let frame = gatehouse_ipc::codec::encode_frame(&hello).expect("hello encodes");
             if s.write_all(&frame).await.is_err() {

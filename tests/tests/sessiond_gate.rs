@@ -347,3 +347,124 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
     );
     Ok(())
 }
+
+/// `gatehouse exec --request` in the background; returns the child and the id
+/// of the request it filed.
+fn exec_request(f: &BrokerFixture, command: &str) -> Result<(std::process::Child, u64)> {
+    let mut c = f.command(&f.install_dir().join("gatehouse"));
+    c.args([
+        "--profile",
+        &f.profile,
+        "exec",
+        "r1",
+        "--org",
+        "lab",
+        "--request",
+        "--",
+        command,
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = c.spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list: Value = serde_json::from_str(&cli_ok(f, &["approvals", "list", "--json"])?)?;
+        if let Some(id) = list.as_array().and_then(|a| {
+            a.iter()
+                .find(|v| v["state"] == "Pending" && v["action"]["command"] == command)
+                .and_then(|v| v["id"].as_u64())
+        }) {
+            return Ok((child, id));
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no pending request for {command:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn exec_request_waits_for_a_person_to_approve_reject_or_edit() -> Result<()> {
+    let lab = Lab::start(60)?;
+    let f = &lab.f;
+
+    // Approved: runs, the device has the change.
+    let add = "/ip address add address=10.11.0.1/24 interface=ether2";
+    let (child, id) = exec_request(f, add)?;
+    assert!(
+        !lab.received("r1", "10.11.0.1")?,
+        "sent before the decision"
+    );
+    let shown = cli_ok(f, &["approvals", "show", &id.to_string()])?;
+    for want in [
+        add,
+        "r1 (routeros)",
+        "moderate",
+        "ssh.password of admin@r1",
+        "cli pid",
+    ] {
+        assert!(
+            shown.contains(want),
+            "approvals show lacks {want:?}: {shown}"
+        );
+    }
+    cli_ok(f, &["approvals", "approve", &id.to_string()])?;
+    let out = child.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lab.received("r1", "10.11.0.1")?);
+
+    // Rejected: exit 3, nothing sent.
+    let add2 = "/ip address add address=10.22.0.1/24 interface=ether2";
+    let (child, id) = exec_request(f, add2)?;
+    cli_ok(
+        f,
+        &[
+            "approvals",
+            "reject",
+            &id.to_string(),
+            "--reason",
+            "not today",
+        ],
+    )?;
+    let out = child.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not today"));
+    assert!(!lab.received("r1", "10.22.0.1")?);
+
+    // Edited: the edit is classified again and needs its own approval; the
+    // waiting exec then runs the edited text, never the original.
+    let add3 = "/ip address add address=10.33.0.1/24 interface=ether2";
+    let edit = "/ip address add address=10.44.0.1/24 interface=ether3";
+    let (child, id) = exec_request(f, add3)?;
+    let out = cli_ok(
+        f,
+        &["approvals", "approve", &id.to_string(), "--edit", edit],
+    )?;
+    // "request N edited; the edited command is request M and needs its own decision"
+    let new_id: u64 = out
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .next_back()
+        .with_context(|| format!("new request id in {out:?}"))?;
+    assert_ne!(new_id, id);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !lab.received("r1", "10.44.0.1")?,
+        "the edit ran before its own approval"
+    );
+    cli_ok(f, &["approvals", "approve", &new_id.to_string()])?;
+    let out = child.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lab.received("r1", "10.44.0.1")?);
+    assert!(!lab.received("r1", "10.33.0.1")?);
+    Ok(())
+}

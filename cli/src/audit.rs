@@ -93,20 +93,15 @@ fn gatehouse_processes(install_dir: &std::path::Path, exclude: &[i32]) -> Vec<(i
             .unwrap_or_default()
             .to_string();
         if exe.parent() == Some(install_dir) && name.starts_with("gatehouse") {
-            let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .and_then(|r| r.split_whitespace().nth(1))
-                        .and_then(|p| p.parse::<i32>().ok())
-                });
-            let label =
-                if name == "gatehouse-broker" && parent.is_some_and(|p| exclude.contains(&p)) {
-                    "gatehouse-broker exe helper".to_string()
-                } else {
-                    name
-                };
+            // A daemon's peer-executable helper is the same binary with --exe-resolver.
+            let helper = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|a| a == b"--exe-resolver"))
+                .unwrap_or(false);
+            let label = if helper {
+                format!("{name} exe helper")
+            } else {
+                name
+            };
             out.push((pid, label));
         }
     }

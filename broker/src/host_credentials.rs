@@ -332,3 +332,30 @@ mod tests {
         assert!(check_userauth_request(b"arbitrary document", "admin", blob).is_err());
     }
 }
+
+/// An AI provider's API key, for the endpoint stored with it in the
+/// keychain entry (a token whose payload is a [`ProviderKeyPayload`]).
+pub fn provider_key(
+    vault: &Vault,
+    name: &str,
+    endpoint: &str,
+) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+    use gatehouse_ipc::broker::ProviderKeyPayload;
+    let payload = resolve(
+        vault,
+        Zeroizing::new(format!("keychain:{name}").into_bytes()),
+        SecretKind::Token,
+    )?;
+    let stored: ProviderKeyPayload = serde_json::from_slice(&payload).map_err(|_| {
+        refused(format!(
+            "keychain entry {name:?} is not a provider key (store it with `gatehouse copilot config --api-key-stdin`)"
+        ))
+    })?;
+    if stored.endpoint != endpoint {
+        return Err(refused(format!(
+            "keychain entry {name:?} is the key for {}, not for {endpoint}",
+            stored.endpoint
+        )));
+    }
+    Ok(Zeroizing::new(stored.key.as_bytes().to_vec()))
+}

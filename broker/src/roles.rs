@@ -48,6 +48,8 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (SshSign, &[Sessiond]),
     // Sessiond seals recordings; a person's tools play them back.
     (RecordingKey, &[Cli, Ui, Sessiond]),
+    // The copilot's API key, for the endpoint stored with it.
+    (ReleaseProviderKey, &[Copilotd]),
 ];
 
 /// Whether `role` may perform `op`.

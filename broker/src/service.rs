@@ -277,6 +277,10 @@ impl BrokerService {
             BrokerRequest::SshSign { host, to_sign } => Ok(BrokerResponse::Signature(
                 host_credentials::sign(&mut st.vault, &host, &to_sign)?,
             )),
+            BrokerRequest::ReleaseProviderKey { name, endpoint } => {
+                let key = host_credentials::provider_key(&st.vault, &name, &endpoint)?;
+                Ok(BrokerResponse::ProviderKey(SecretBytes::copy_from(&key)))
+            }
             BrokerRequest::RecordingKey { recording_id } => {
                 let key = host_credentials::recording_key(&st.vault, &recording_id)?;
                 Ok(BrokerResponse::RecordingKey(SecretBytes::copy_from(&key)))
@@ -352,6 +356,7 @@ impl Handler<Broker> for BrokerService {
                     | BrokerRequest::ReleasePassword { .. }
                     | BrokerRequest::SshPublicKey { .. }
                     | BrokerRequest::SshSign { .. }
+                    | BrokerRequest::ReleaseProviderKey { .. }
             );
         let run = || {
             let result = self.dispatch(peer, req);

@@ -8,6 +8,7 @@
 mod audit;
 mod bench_broker;
 mod commands;
+mod copilot_cmds;
 mod demo;
 mod lab;
 mod policy_cmds;
@@ -118,6 +119,10 @@ enum Command {
     /// Open an interactive shell on a host (a real terminal: raw mode,
     /// resize, exit code), recorded.
     Connect(session_cmds::ConnectArgs),
+    /// The AI copilot: provider settings and conversations whose tool calls
+    /// are classified and gated (approvals asked inline).
+    #[command(subcommand)]
+    Copilot(copilot_cmds::CopilotCmd),
     /// Session recordings: list, play, export (asciicast v3).
     ///
     /// sessiond records every SSH session it runs in the profile's
@@ -193,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lab(cmd) => lab::run(profile, cmd),
         Command::Exec(args) => session_cmds::exec(profile, &args),
         Command::Connect(args) => session_cmds::connect(profile, &args),
+        Command::Copilot(cmd) => copilot_cmds::run(profile, cmd),
         Command::Recordings(cmd) => {
             let layout = gatehouse_ipc::Layout::resolve(profile)?;
             recordings_cmds::run(&layout, cmd).map(|()| ExitCode::SUCCESS)

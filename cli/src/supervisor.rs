@@ -58,6 +58,26 @@ fn sessiond_answers(layout: &Layout) -> bool {
     crate::session_cmds::SessiondConn::connect(layout).is_ok()
 }
 
+fn copilotd_status(layout: &Layout) -> Option<gatehouse_ipc::copilotd::CopilotStatus> {
+    use gatehouse_ipc::copilotd::{CopilotRequest, CopilotResponse, Copilotd};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let mut c = gatehouse_ipc::client::Client::<Copilotd>::connect(
+            &layout.runtime,
+            Duration::from_secs(2),
+        )
+        .await
+        .ok()?;
+        match c.call(CopilotRequest::Status).await {
+            Ok(CopilotResponse::Status(s)) => Some(*s),
+            _ => None,
+        }
+    })
+}
+
 pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let layout = Layout::resolve(profile)?;
     layout.ensure()?;
@@ -92,9 +112,12 @@ pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let mut child = cmd.spawn().context("starting the supervisor")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if broker_answers(&layout) && sessiond_answers(&layout) {
+        if broker_answers(&layout)
+            && sessiond_answers(&layout)
+            && copilotd_status(&layout).is_some()
+        {
             println!(
-                "up: broker and sessiond running (supervisor pid {})",
+                "up: broker, sessiond and copilotd running (supervisor pid {})",
                 child.id()
             );
             return Ok(ExitCode::SUCCESS);
@@ -108,7 +131,7 @@ pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!(
-        "the broker and sessiond did not both answer within 15 s; see {}",
+        "the broker, sessiond and copilotd did not all answer within 15 s; see {}",
         layout.runtime.join("supervisor.log").display()
     )
 }
@@ -143,6 +166,12 @@ fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
         Daemon {
             name: "sessiond",
             path: install.dir.join("gatehouse-sessiond"),
+            args: common.clone(),
+        },
+        // Needs the broker and sessiond: until they answer it exits and is restarted.
+        Daemon {
+            name: "copilotd",
+            path: install.dir.join("gatehouse-copilotd"),
             args: common,
         },
     ];
@@ -194,14 +223,15 @@ async fn run_all(
     daemons: &[Daemon],
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let [broker, sessiond] = daemons else {
-        bail!("the supervisor runs exactly the broker and sessiond");
+    let [broker, sessiond, copilotd] = daemons else {
+        bail!("the supervisor runs exactly the broker, sessiond and copilotd");
     };
-    let (a, b) = tokio::join!(
+    let (a, b, c) = tokio::join!(
         keep_running(broker, stop.clone()),
-        keep_running(sessiond, stop)
+        keep_running(sessiond, stop.clone()),
+        keep_running(copilotd, stop)
     );
-    a.and(b)
+    a.and(b).and(c)
 }
 
 /// Runs `d`, restarting it with backoff, until `stop` turns true.
@@ -303,6 +333,7 @@ pub struct StatusReport {
     pub broker: Option<BrokerStatus>,
     pub broker_error: Option<String>,
     pub sessiond: Option<SessiondStatus>,
+    pub copilotd: Option<gatehouse_ipc::copilotd::CopilotStatus>,
 }
 
 fn seccomp_name(m: Option<SeccompMode>) -> String {
@@ -399,8 +430,18 @@ pub fn collect_status(layout: &Layout) -> StatusReport {
             &s.hardening,
         ));
     }
+    let copilotd = copilotd_status(layout);
+    if let Some(s) = &copilotd {
+        processes.push(daemon_row(
+            "gatehouse-copilotd",
+            "copilotd",
+            s.pid,
+            &s.hardening,
+        ));
+    }
     StatusReport {
         sessiond,
+        copilotd,
         profile: layout.profile.clone(),
         runtime_dir: layout.runtime.display().to_string(),
         processes,
@@ -489,6 +530,14 @@ pub fn print_status(r: &StatusReport) {
             }
         ),
         None => println!("sessiond: not running"),
+    }
+    match &r.copilotd {
+        Some(c) => println!(
+            "copilotd: provider {}; {} conversation(s)",
+            c.provider.as_deref().unwrap_or("not configured"),
+            c.conversations
+        ),
+        None => println!("copilotd: not running"),
     }
 }
 

@@ -8,5 +8,9 @@
 //! requests, run anything on a device except through sessiond with a token,
 //! or send a byte to the provider that did not pass redaction.
 
+pub mod agent;
+pub mod config;
+pub mod gate;
 pub mod provider;
 pub mod scripted;
+pub mod service;

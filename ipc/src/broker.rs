@@ -383,6 +383,12 @@ pub enum BrokerRequest {
     RecordingKey {
         recording_id: String,
     },
+    /// An AI provider's API key (keychain entry `name`, a token stored with
+    /// the endpoint it belongs to), for that endpoint only (copilotd only).
+    ReleaseProviderKey {
+        name: String,
+        endpoint: String,
+    },
 }
 
 impl BrokerRequest {
@@ -414,6 +420,7 @@ impl BrokerRequest {
             BrokerRequest::SshPublicKey { .. } => Operation::SshPublicKey,
             BrokerRequest::SshSign { .. } => Operation::SshSign,
             BrokerRequest::RecordingKey { .. } => Operation::RecordingKey,
+            BrokerRequest::ReleaseProviderKey { .. } => Operation::ReleaseProviderKey,
         }
     }
 }
@@ -446,10 +453,11 @@ pub enum Operation {
     SshPublicKey,
     SshSign,
     RecordingKey,
+    ReleaseProviderKey,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 25] = [
+    pub const ALL: [Operation; 26] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -475,6 +483,7 @@ impl Operation {
         Operation::SshPublicKey,
         Operation::SshSign,
         Operation::RecordingKey,
+        Operation::ReleaseProviderKey,
     ];
 }
 
@@ -523,6 +532,25 @@ pub enum BrokerResponse {
     /// The SSH signature blob: string algorithm ‖ string signature.
     Signature(#[serde(with = "bytes")] Vec<u8>),
     RecordingKey(SecretBytes),
+    ProviderKey(SecretBytes),
+}
+
+/// What a provider-key keychain entry holds: the key and the one endpoint
+/// it may be sent to.
+#[derive(Clone, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct ProviderKeyPayload {
+    pub endpoint: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for ProviderKeyPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ProviderKeyPayload {{ endpoint: {:?}, key: •••• }}",
+            self.endpoint
+        )
+    }
 }
 
 /// A ciphertext (not secret), serialized compactly.

@@ -275,3 +275,29 @@ fn server_gone(error: &FrameError) -> bool {
         _ => false,
     }
 }
+
+/// One connection a daemon's tasks share (calls are serialized). Daemons
+/// connect while still dumpable — servers identify peers by reading
+/// `/proc/PID/exe` — and do not reconnect: when the connection is lost the
+/// daemon exits and its supervisor starts a fresh one.
+pub struct SharedClient<S: Service> {
+    client: tokio::sync::Mutex<Client<S>>,
+}
+
+impl<S: Service> SharedClient<S> {
+    pub async fn connect(runtime_dir: &Path, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(SharedClient {
+            client: tokio::sync::Mutex::new(Client::connect(runtime_dir, timeout).await?),
+        })
+    }
+
+    /// One request.
+    pub async fn call(&self, body: S::Request) -> Result<S::Response, CallError<S::Error>> {
+        self.client.lock().await.call(body).await
+    }
+
+    /// The connection itself, for a request followed by its events.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, Client<S>> {
+        self.client.lock().await
+    }
+}

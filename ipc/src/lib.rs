@@ -13,6 +13,7 @@
 pub mod broker;
 pub mod client;
 pub mod codec;
+pub mod copilotd;
 pub mod creds;
 pub mod exe_resolver;
 pub mod paths;

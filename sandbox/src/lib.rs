@@ -26,7 +26,10 @@ pub mod zeroizing_alloc;
 pub use hardening::{
     HardeningReport, LayerStatus, ProcessHardening, Strictness, apply, inspect_pid, inspect_self,
 };
-pub use profile::{BrokerPaths, Profile, SessiondPaths, broker_profile, sessiond_profile};
+pub use profile::{
+    BrokerPaths, CopilotdPaths, Profile, SessiondPaths, broker_profile, copilotd_profile,
+    sessiond_profile,
+};
 pub use secret_mem::{
     MemoryKind, MemoryPreference, SecretArena, SecretKey, SecretKey32, SecretRegion, SecretSlot,
     probe_memory_kind, scrub_stack,

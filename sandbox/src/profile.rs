@@ -733,8 +733,70 @@ pub fn sessiond_profile(paths: &SessiondPaths) -> Profile {
     }
 }
 
+/// Paths copilotd needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopilotdPaths {
+    /// The records store's files (read-write: SQLite WAL readers write the index).
+    pub records_files: Vec<PathBuf>,
+    /// Provider settings (read-only).
+    pub config_dir: PathBuf,
+    /// Socket directory: its own socket; the broker's and sessiond's.
+    pub runtime_dir: PathBuf,
+    /// Installed binaries (read-only): peer identity.
+    pub install_dir: PathBuf,
+}
+
+/// copilotd's profile: all flags; Landlock limited to the records store, its
+/// settings, the runtime and install directories, `/proc`, name resolution
+/// and the TLS trust store; TCP outward only (the AI provider); the same
+/// syscall table as sessiond (IPC plus TCP/UDP out).
+pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
+    let mut read_write = vec![req(
+        &paths.runtime_dir,
+        "its socket, the broker's and sessiond's",
+    )];
+    read_write.extend(paths.records_files.iter().map(|p| {
+        opt(
+            p.clone(),
+            "host records (SQLite WAL readers write the -shm index)",
+        )
+    }));
+    let read_only = vec![
+        req(
+            &paths.install_dir,
+            "peer identity: stat installed binaries to compare with /proc/PID/exe",
+        ),
+        req(Path::new("/proc"), "peer identity and self-inspection"),
+        opt(paths.config_dir.clone(), "provider settings"),
+        opt("/etc/hosts", "resolving the provider's host name"),
+        opt("/etc/resolv.conf", "resolving the provider's host name"),
+        opt("/etc/nsswitch.conf", "resolving the provider's host name"),
+        opt("/etc/gai.conf", "address selection"),
+        opt("/etc/ssl", "TLS trust anchors for the provider"),
+        opt(
+            "/usr/share/ca-certificates",
+            "TLS trust anchors for the provider",
+        ),
+    ];
+    Profile {
+        name: "copilotd",
+        flags: ProfileFlags::ALL,
+        landlock: Some(LandlockRules {
+            read_write,
+            read_only,
+            tcp_bind: Vec::new(),
+            tcp_connect: Vec::new(),
+            tcp_connect_any: true,
+            scope_abstract_unix: true,
+            scope_signals: true,
+        }),
+        seccomp: Some(sessiond_syscalls()),
+    }
+}
+
 /// sessiond's syscall table: the shared daemon rows plus TCP/UDP sockets to
 /// devices (and DNS). No keyring, no secret memory, no signals to others.
+/// copilotd uses the same table (TCP to the AI provider).
 #[allow(clippy::unnecessary_cast)]
 pub fn sessiond_syscalls() -> SeccompPolicy {
     use libc::*;

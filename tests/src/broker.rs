@@ -31,8 +31,9 @@ pub struct Options {
     /// Install the test peer as `gatehouse` (the cli role) instead of the real CLI.
     pub peer_as_cli: bool,
     pub broker_args: Vec<String>,
-    /// Install the real `gatehouse-sessiond` (and the lab device) instead of
-    /// the test peer under the sessiond name; start it with `start_sessiond`.
+    /// Install the real `gatehouse-sessiond` and `gatehouse-copilotd` (and
+    /// the lab device) instead of the test peer under their names; start
+    /// them with `start_sessiond` / `start_copilotd`.
     pub real_sessiond: bool,
 }
 
@@ -54,6 +55,8 @@ pub struct BrokerFixture {
     /// Profile name (namespaces keychain entries).
     pub profile: String,
     pub keychain: Option<KeychainEnv>,
+    /// Dropped (killed) before sessiond and the broker.
+    pub copilotd: Option<ChildGuard>,
     /// Dropped (killed) before the broker, so it does not log the broker's loss.
     pub sessiond: Option<ChildGuard>,
     pub broker: Option<ChildGuard>,
@@ -78,7 +81,7 @@ impl BrokerFixture {
         )?;
         let peer = find_binary("gatehouse-test-peer")?;
         for role in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Ui] {
-            if role == PeerRole::Sessiond && opts.real_sessiond {
+            if matches!(role, PeerRole::Sessiond | PeerRole::Copilotd) && opts.real_sessiond {
                 continue;
             }
             install(&scratch, &peer, role.binary_name())?;
@@ -93,6 +96,11 @@ impl BrokerFixture {
                 &scratch,
                 &find_binary("gatehouse-labdevice")?,
                 "gatehouse-labdevice",
+            )?;
+            install(
+                &scratch,
+                &find_binary("gatehouse-copilotd")?,
+                "gatehouse-copilotd",
             )?;
         }
         if opts.peer_as_cli {
@@ -112,6 +120,7 @@ impl BrokerFixture {
             keychain,
             broker: None,
             sessiond: None,
+            copilotd: None,
             opts,
         };
         f.start_broker()?;
@@ -190,6 +199,29 @@ impl BrokerFixture {
             Ok(socket.exists())
         })?;
         self.sessiond = Some(g);
+        Ok(())
+    }
+
+    /// Starts the real copilotd (needs `Options::real_sessiond` and a running sessiond).
+    pub fn start_copilotd(&mut self) -> Result<()> {
+        self.copilotd = None;
+        let socket = self.runtime().join("copilotd.sock");
+        let mut c = self.command(&self.install_dir().join("gatehouse-copilotd"));
+        c.args(["--profile", &self.profile]);
+        c.env(
+            "GATEHOUSE_LOG",
+            std::env::var("GATEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+        c.stdin(Stdio::null());
+        let _ = std::fs::remove_file(&socket);
+        let mut g = ChildGuard::spawn(&mut c)?;
+        crate::proc::wait_until("copilotd socket", Duration::from_secs(15), || {
+            if let Some(s) = g.has_exited()? {
+                bail!("copilotd exited: {s}");
+            }
+            Ok(socket.exists())
+        })?;
+        self.copilotd = Some(g);
         Ok(())
     }
 

@@ -117,6 +117,10 @@ fn sample(op: Operation) -> BrokerRequest {
         Operation::RecordingKey => BrokerRequest::RecordingKey {
             recording_id: "0123abcd".into(),
         },
+        Operation::ReleaseProviderKey => BrokerRequest::ReleaseProviderKey {
+            name: "provider-key".into(),
+            endpoint: "https://api.example.invalid/v1".into(),
+        },
     }
 }
 

@@ -1,0 +1,362 @@
+//! `gatehouse copilot`: configure the AI provider and talk to the copilot.
+//!
+//! Owns the person's side of a conversation: streaming the answer, showing
+//! every tool call with its class and the gate's decision, and asking the
+//! person inline when a call needs approval (the decision is this process's,
+//! made with the broker as the cli role — never copilotd's). Must never:
+//! print an unredacted secret (everything shown comes redacted from
+//! copilotd), or approve anything the person did not answer for.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use gatehouse_copilotd::config::{self, Kind, ProviderSettings};
+use gatehouse_ipc::Layout;
+use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, Decision};
+use gatehouse_ipc::client::{Client, DEFAULT_TIMEOUT};
+use gatehouse_ipc::copilotd::{
+    ChatSettings, CopilotEvent, CopilotRequest, CopilotResponse, Copilotd, GateDecision, Mode,
+    Trust,
+};
+use gatehouse_ipc::sessiond::HostRef;
+
+use crate::commands::BrokerConn;
+
+#[derive(Subcommand, Debug)]
+pub enum CopilotCmd {
+    /// Point the copilot at an AI provider (OpenAI-compatible Chat Completions —
+    /// OpenAI, Ollama, llama.cpp — or Anthropic Messages).
+    Config(ConfigArgs),
+    /// Show the provider settings.
+    Show,
+    /// Talk to the copilot: the message as arguments, or one message per line
+    /// of standard input. Tool calls are shown with their class; a call that
+    /// needs approval is asked here, inline (a, r, e NEW, or s to decide
+    /// elsewhere with `gatehouse approvals`).
+    Chat(ChatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    #[arg(long, value_enum)]
+    kind: KindArg,
+    /// Base URL, e.g. https://api.openai.com/v1, http://127.0.0.1:11434/v1, https://api.anthropic.com
+    #[arg(long)]
+    endpoint: String,
+    #[arg(long)]
+    model: String,
+    /// Read the API key from stdin and keep it in the keychain as NAME
+    /// (`--api-key-name`, default `copilot-provider`), bound to this endpoint:
+    /// the broker releases it to copilotd for this endpoint only.
+    #[arg(long)]
+    api_key_stdin: bool,
+    #[arg(long, default_value = "copilot-provider", requires = "api_key_stdin")]
+    api_key_name: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum KindArg {
+    Openai,
+    Anthropic,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    Default,
+    Ask,
+    Planning,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TrustArg {
+    Manual,
+    Supervised,
+    Autonomous,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// default: works the task; ask: read-only tools only, changes are
+    /// suggestions; planning: evidence, then a plan.
+    #[arg(long, value_enum, default_value = "default")]
+    mode: ModeArg,
+    /// manual: every tool call asks; supervised: read-only runs, the rest asks.
+    #[arg(long, value_enum, default_value = "supervised")]
+    trust: TrustArg,
+    /// Autopilot (= --trust autonomous): not available yet; behaves as supervised.
+    #[arg(long)]
+    autopilot: bool,
+    /// Hosts the copilot may act on (repeat; default: all of --org).
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+    /// Organization to work in.
+    #[arg(long)]
+    org: Option<String>,
+    /// Most tool calls per message.
+    #[arg(long, default_value_t = 12)]
+    max_steps: u32,
+    /// Do not ask for approvals here; they wait for `gatehouse approvals` or the app.
+    #[arg(long)]
+    no_inline_approvals: bool,
+    /// The message (else: one message per line of stdin).
+    message: Vec<String>,
+}
+
+pub fn run(profile: Option<&str>, cmd: CopilotCmd) -> anyhow::Result<ExitCode> {
+    let layout = Layout::resolve(profile)?;
+    match cmd {
+        CopilotCmd::Config(a) => {
+            let api_key_ref = if a.api_key_stdin {
+                let mut key = String::new();
+                std::io::stdin().read_line(&mut key)?;
+                let key = zeroize::Zeroizing::new(key.trim().to_string());
+                if key.is_empty() {
+                    bail!("no API key on stdin");
+                }
+                let payload = gatehouse_ipc::broker::ProviderKeyPayload {
+                    endpoint: a.endpoint.clone(),
+                    key: key.to_string(),
+                };
+                let bytes = serde_json::to_vec(&payload)?;
+                BrokerConn::connect_layout(&layout)?.ask(BrokerRequest::KeychainSet {
+                    name: a.api_key_name.clone(),
+                    kind: gatehouse_ipc::broker::SecretKind::Token,
+                    payload: gatehouse_ipc::SecretBytes::new(bytes),
+                })?;
+                Some(format!("keychain:{}", a.api_key_name))
+            } else {
+                None
+            };
+            let s = ProviderSettings {
+                kind: match a.kind {
+                    KindArg::Openai => Kind::Openai,
+                    KindArg::Anthropic => Kind::Anthropic,
+                },
+                endpoint: a.endpoint,
+                model: a.model,
+                api_key_ref,
+            };
+            config::save(&layout.root, &s).map_err(|e| anyhow::anyhow!(e))?;
+            println!(
+                "copilot provider: {:?} {} at {}",
+                s.kind, s.model, s.endpoint
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CopilotCmd::Show => {
+            match config::load(&layout.root).map_err(|e| anyhow::anyhow!(e))? {
+                Some(s) => println!("{}", serde_json::to_string_pretty(&s)?),
+                None => println!("no provider configured (gatehouse copilot config --help)"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CopilotCmd::Chat(a) => chat(&layout, &a),
+    }
+}
+
+fn chat(layout: &Layout, a: &ChatArgs) -> anyhow::Result<ExitCode> {
+    let settings = ChatSettings {
+        mode: match a.mode {
+            ModeArg::Default => Mode::Default,
+            ModeArg::Ask => Mode::Ask,
+            ModeArg::Planning => Mode::Planning,
+        },
+        trust: match (a.autopilot, a.trust) {
+            (true, _) | (_, TrustArg::Autonomous) => Trust::Autonomous,
+            (_, TrustArg::Manual) => Trust::Manual,
+            (_, TrustArg::Supervised) => Trust::Supervised,
+        },
+        hosts: a
+            .hosts
+            .iter()
+            .map(|h| HostRef {
+                host: h.clone(),
+                org: a.org.clone(),
+            })
+            .collect(),
+        org: a.org.clone(),
+        max_steps: a.max_steps,
+    };
+    if settings.trust == Trust::Autonomous {
+        eprintln!("AUTOPILOT requested: not available yet; running supervised (changes still ask)");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut client = rt
+        .block_on(Client::<Copilotd>::connect(
+            &layout.runtime,
+            DEFAULT_TIMEOUT,
+        ))
+        .context("copilotd is not running (start it with `gatehouse up`)")?;
+    client.set_timeout(Duration::from_secs(3600));
+    let mut broker = BrokerConn::connect_layout(layout)?;
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut messages: Vec<String> = Vec::new();
+    if !a.message.is_empty() {
+        messages.push(a.message.join(" "));
+    }
+    let interactive = a.message.is_empty();
+    let mut conversation = None;
+    let mut code = ExitCode::SUCCESS;
+    loop {
+        let message = match messages.pop() {
+            Some(m) => m,
+            None if interactive => {
+                if std::io::stdin().is_terminal() {
+                    eprint!("you> ");
+                }
+                let mut line = String::new();
+                if input.read_line(&mut line)? == 0 {
+                    break;
+                }
+                let line = line.trim().to_string();
+                if line.is_empty() {
+                    continue;
+                }
+                line
+            }
+            None => break,
+        };
+        let started = rt.block_on(client.call(CopilotRequest::Chat {
+            conversation,
+            message,
+            settings: settings.clone(),
+        }))?;
+        let CopilotResponse::Started { conversation: id } = started else {
+            bail!("unexpected copilotd response {started:?}");
+        };
+        conversation = Some(id);
+        loop {
+            let Some(event) = rt.block_on(client.next_event(Duration::from_secs(3600)))? else {
+                continue;
+            };
+            match event {
+                CopilotEvent::Text { delta, .. } => {
+                    print!("{delta}");
+                    std::io::stdout().flush()?;
+                }
+                CopilotEvent::ToolCall {
+                    tool,
+                    arguments,
+                    class,
+                    reasons,
+                    decision,
+                    ..
+                } => {
+                    println!();
+                    let why = if reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", reasons.join("; "))
+                    };
+                    let what = match &decision {
+                        GateDecision::Run => "runs".to_string(),
+                        GateDecision::AskPerson { approval_id } => {
+                            format!("needs approval (request {approval_id})")
+                        }
+                        GateDecision::Suggest => "suggestion only, not run".to_string(),
+                        GateDecision::Refuse { reason } => format!("REFUSED: {reason}"),
+                    };
+                    println!("[tool] {tool} {arguments} — {class}{why}: {what}");
+                    if let GateDecision::AskPerson { approval_id } = decision
+                        && !a.no_inline_approvals
+                    {
+                        decide_inline(&mut broker, &mut input, approval_id)?;
+                    }
+                }
+                CopilotEvent::ToolResult { result, .. } => {
+                    let first: String = result.lines().take(12).collect::<Vec<_>>().join("\n  ");
+                    println!("[result]\n  {first}");
+                }
+                CopilotEvent::TurnEnded { usage, reason, .. } => {
+                    println!();
+                    if let Some(r) = reason {
+                        eprintln!("copilot: {r}");
+                        code = ExitCode::from(2);
+                    }
+                    eprintln!(
+                        "[{} model request(s), {} tokens in, {} out]",
+                        usage.requests, usage.input_tokens, usage.output_tokens
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// Shows approval request `id` and asks the person: approve, reject, edit
+/// (which files a new request, shown and asked again) or skip.
+fn decide_inline(
+    broker: &mut BrokerConn,
+    input: &mut impl BufRead,
+    mut id: u64,
+) -> anyhow::Result<()> {
+    loop {
+        if let BrokerResponse::Approval(v) = broker.ask(BrokerRequest::ShowApproval { id })? {
+            println!("┌ approval request {id}");
+            println!("│ command:    {}", v.action.command);
+            println!(
+                "│ host:       {} ({}), org {}",
+                v.action.host, v.action.vendor, v.action.org
+            );
+            println!(
+                "│ credential: {}",
+                v.action.credential.as_deref().unwrap_or("(none)")
+            );
+            println!("│ class:      {} — {}", v.class, v.reasons.join("; "));
+            println!("│ effect:     {}", v.action.expected_effect);
+            println!(
+                "│ asked by:   {} pid {} ({})",
+                v.requester.role, v.requester.pid, v.requester.exe
+            );
+            println!("└ [a]pprove, [r]eject, [e]dit NEW COMMAND, [s]kip (decide elsewhere)?");
+        }
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            println!("(no answer: request {id} stays pending)");
+            return Ok(());
+        }
+        let line = line.trim();
+        let decision = match line
+            .split_once(' ')
+            .map_or((line, ""), |(a, b)| (a, b.trim()))
+        {
+            ("a" | "approve", _) => Decision::Approve,
+            ("r" | "reject", reason) => Decision::Reject {
+                reason: if reason.is_empty() {
+                    "rejected by a person".into()
+                } else {
+                    reason.into()
+                },
+            },
+            ("e" | "edit", new) if !new.is_empty() => Decision::Edit {
+                command: new.to_string(),
+            },
+            ("s" | "skip", _) => return Ok(()),
+            _ => {
+                println!("answer a, r [reason], e NEW COMMAND or s");
+                continue;
+            }
+        };
+        match broker.ask(BrokerRequest::DecideApproval { id, decision })? {
+            BrokerResponse::Decided {
+                new_id: Some(n), ..
+            } => {
+                println!("edited: the new command is request {n}, classified again:");
+                id = n;
+            }
+            BrokerResponse::Decided { state, .. } => {
+                println!("request {id}: {state:?}");
+                return Ok(());
+            }
+            other => bail!("unexpected broker response {other:?}"),
+        }
+    }
+}

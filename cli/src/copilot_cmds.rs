@@ -37,6 +37,23 @@ pub enum CopilotCmd {
     /// needs approval is asked here, inline (a, r, e NEW, or s to decide
     /// elsewhere with `gatehouse approvals`).
     Chat(ChatArgs),
+    /// Run a procedure (runbook) with the copilot: its markdown steps become
+    /// tool calls, gated the same way (approvals asked inline). The run —
+    /// arguments, messages, tool calls, output — is stored as a
+    /// procedure-run record, sealed.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The procedure: id, NAME or FOLDER/NAME.
+    #[arg(long)]
+    procedure: String,
+    /// A parameter value, `NAME=VALUE` (repeat).
+    #[arg(long = "arg")]
+    args: Vec<String>,
+    #[command(flatten)]
+    chat: ChatOptions,
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +96,14 @@ enum TrustArg {
 
 #[derive(Args, Debug)]
 pub struct ChatArgs {
+    #[command(flatten)]
+    opts: ChatOptions,
+    /// The message (else: one message per line of stdin).
+    message: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatOptions {
     /// default: works the task; ask: read-only tools only, changes are
     /// suggestions; planning: evidence, then a plan.
     #[arg(long, value_enum, default_value = "default")]
@@ -101,8 +126,6 @@ pub struct ChatArgs {
     /// Do not ask for approvals here; they wait for `gatehouse approvals` or the app.
     #[arg(long)]
     no_inline_approvals: bool,
-    /// The message (else: one message per line of stdin).
-    message: Vec<String>,
 }
 
 pub fn run(profile: Option<&str>, cmd: CopilotCmd) -> anyhow::Result<ExitCode> {
@@ -154,91 +177,82 @@ pub fn run(profile: Option<&str>, cmd: CopilotCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CopilotCmd::Chat(a) => chat(&layout, &a),
+        CopilotCmd::Run(a) => run_procedure(profile, &layout, &a),
     }
 }
 
-fn chat(layout: &Layout, a: &ChatArgs) -> anyhow::Result<ExitCode> {
-    let settings = ChatSettings {
-        mode: match a.mode {
-            ModeArg::Default => Mode::Default,
-            ModeArg::Ask => Mode::Ask,
-            ModeArg::Planning => Mode::Planning,
-        },
-        trust: match (a.autopilot, a.trust) {
-            (true, _) | (_, TrustArg::Autonomous) => Trust::Autonomous,
-            (_, TrustArg::Manual) => Trust::Manual,
-            (_, TrustArg::Supervised) => Trust::Supervised,
-        },
-        hosts: a
-            .hosts
-            .iter()
-            .map(|h| HostRef {
-                host: h.clone(),
-                org: a.org.clone(),
-            })
-            .collect(),
-        org: a.org.clone(),
-        max_steps: a.max_steps,
-    };
-    if settings.trust == Trust::Autonomous {
-        eprintln!("AUTOPILOT requested: not available yet; running supervised (changes still ask)");
+/// What one turn showed: for the procedure-run record.
+#[derive(Default)]
+struct Transcript {
+    text: String,
+    tool_calls: Vec<gatehouse_records::model::ToolCallSummary>,
+    /// Why the turn ended early, if it did.
+    ended_early: Option<String>,
+}
+
+/// A connection to copilotd and the broker (for inline decisions).
+struct Session {
+    rt: tokio::runtime::Runtime,
+    client: Client<Copilotd>,
+    broker: BrokerConn,
+    settings: ChatSettings,
+    inline: bool,
+    conversation: Option<u64>,
+}
+
+impl Session {
+    fn open(layout: &Layout, o: &ChatOptions) -> anyhow::Result<Session> {
+        let settings = settings(o);
+        if settings.trust == Trust::Autonomous {
+            eprintln!(
+                "AUTOPILOT requested: not available yet; running supervised (changes still ask)"
+            );
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let mut client = rt
+            .block_on(Client::<Copilotd>::connect(
+                &layout.runtime,
+                DEFAULT_TIMEOUT,
+            ))
+            .context("copilotd is not running (start it with `gatehouse up`)")?;
+        client.set_timeout(Duration::from_secs(3600));
+        Ok(Session {
+            rt,
+            client,
+            broker: BrokerConn::connect_layout(layout)?,
+            settings,
+            inline: !o.no_inline_approvals,
+            conversation: None,
+        })
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut client = rt
-        .block_on(Client::<Copilotd>::connect(
-            &layout.runtime,
-            DEFAULT_TIMEOUT,
-        ))
-        .context("copilotd is not running (start it with `gatehouse up`)")?;
-    client.set_timeout(Duration::from_secs(3600));
-    let mut broker = BrokerConn::connect_layout(layout)?;
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let mut messages: Vec<String> = Vec::new();
-    if !a.message.is_empty() {
-        messages.push(a.message.join(" "));
-    }
-    let interactive = a.message.is_empty();
-    let mut conversation = None;
-    let mut code = ExitCode::SUCCESS;
-    loop {
-        let message = match messages.pop() {
-            Some(m) => m,
-            None if interactive => {
-                if std::io::stdin().is_terminal() {
-                    eprint!("you> ");
-                }
-                let mut line = String::new();
-                if input.read_line(&mut line)? == 0 {
-                    break;
-                }
-                let line = line.trim().to_string();
-                if line.is_empty() {
-                    continue;
-                }
-                line
-            }
-            None => break,
-        };
-        let started = rt.block_on(client.call(CopilotRequest::Chat {
-            conversation,
+
+    /// One turn: sends `message`, prints the stream, asks inline approvals
+    /// (answers read from `input`), returns what happened.
+    fn turn(&mut self, message: String, input: &mut impl BufRead) -> anyhow::Result<Transcript> {
+        let started = self.rt.block_on(self.client.call(CopilotRequest::Chat {
+            conversation: self.conversation,
             message,
-            settings: settings.clone(),
+            settings: self.settings.clone(),
         }))?;
         let CopilotResponse::Started { conversation: id } = started else {
             bail!("unexpected copilotd response {started:?}");
         };
-        conversation = Some(id);
+        self.conversation = Some(id);
+        let mut t = Transcript::default();
         loop {
-            let Some(event) = rt.block_on(client.next_event(Duration::from_secs(3600)))? else {
+            let Some(event) = self
+                .rt
+                .block_on(self.client.next_event(Duration::from_secs(3600)))?
+            else {
                 continue;
             };
             match event {
                 CopilotEvent::Text { delta, .. } => {
                     print!("{delta}");
                     std::io::stdout().flush()?;
+                    t.text.push_str(&delta);
                 }
                 CopilotEvent::ToolCall {
                     tool,
@@ -263,10 +277,20 @@ fn chat(layout: &Layout, a: &ChatArgs) -> anyhow::Result<ExitCode> {
                         GateDecision::Refuse { reason } => format!("REFUSED: {reason}"),
                     };
                     println!("[tool] {tool} {arguments} — {class}{why}: {what}");
+                    let host = serde_json::from_str::<serde_json::Value>(&arguments)
+                        .ok()
+                        .and_then(|v| v["host"].as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    t.tool_calls
+                        .push(gatehouse_records::model::ToolCallSummary {
+                            tool: tool.clone(),
+                            host,
+                            summary: format!("{arguments} — {class}: {what}"),
+                        });
                     if let GateDecision::AskPerson { approval_id } = decision
-                        && !a.no_inline_approvals
+                        && self.inline
                     {
-                        decide_inline(&mut broker, &mut input, approval_id)?;
+                        decide_inline(&mut self.broker, input, approval_id)?;
                     }
                 }
                 CopilotEvent::ToolResult { result, .. } => {
@@ -275,17 +299,151 @@ fn chat(layout: &Layout, a: &ChatArgs) -> anyhow::Result<ExitCode> {
                 }
                 CopilotEvent::TurnEnded { usage, reason, .. } => {
                     println!();
-                    if let Some(r) = reason {
+                    if let Some(r) = &reason {
                         eprintln!("copilot: {r}");
-                        code = ExitCode::from(2);
                     }
                     eprintln!(
                         "[{} model request(s), {} tokens in, {} out]",
                         usage.requests, usage.input_tokens, usage.output_tokens
                     );
-                    break;
+                    t.ended_early = reason;
+                    return Ok(t);
                 }
             }
+        }
+    }
+}
+
+fn settings(o: &ChatOptions) -> ChatSettings {
+    ChatSettings {
+        mode: match o.mode {
+            ModeArg::Default => Mode::Default,
+            ModeArg::Ask => Mode::Ask,
+            ModeArg::Planning => Mode::Planning,
+        },
+        trust: match (o.autopilot, o.trust) {
+            (true, _) | (_, TrustArg::Autonomous) => Trust::Autonomous,
+            (_, TrustArg::Manual) => Trust::Manual,
+            (_, TrustArg::Supervised) => Trust::Supervised,
+        },
+        hosts: o
+            .hosts
+            .iter()
+            .map(|h| HostRef {
+                host: h.clone(),
+                org: o.org.clone(),
+            })
+            .collect(),
+        org: o.org.clone(),
+        max_steps: o.max_steps,
+    }
+}
+
+fn run_procedure(profile: Option<&str>, layout: &Layout, a: &RunArgs) -> anyhow::Result<ExitCode> {
+    use gatehouse_records::model::{ProcedureRun, RunArgument, RunMessage, RunOutcome};
+    let (meta, procedure) =
+        crate::records_cmds::load_procedure(profile, &a.procedure, a.chat.org.as_deref())?;
+    let mut values: Vec<RunArgument> = Vec::new();
+    for kv in &a.args {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("invalid --arg {kv:?}: expected NAME=VALUE");
+        };
+        if !procedure.parameters.iter().any(|p| p.name == k) {
+            bail!("procedure {} has no parameter {k:?}", procedure.name);
+        }
+        values.push(RunArgument {
+            name: k.into(),
+            value: v.into(),
+        });
+    }
+    for p in &procedure.parameters {
+        if !values.iter().any(|v| v.name == p.name) {
+            match &p.default {
+                Some(d) => values.push(RunArgument {
+                    name: p.name.clone(),
+                    value: d.clone(),
+                }),
+                None => bail!("missing --arg {}=… ({})", p.name, p.description),
+            }
+        }
+    }
+    let mut body = procedure.body.expose().to_string();
+    for v in &values {
+        body = body.replace(&format!("{{{{{}}}}}", v.name), &v.value);
+    }
+    let arguments = values
+        .iter()
+        .map(|v| format!("{}={}", v.name, v.value))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!(
+        "Run the runbook \"{}\" step by step with the tools ({arguments}). Its steps:\n\n{body}",
+        procedure.name
+    );
+    let started_ms = gatehouse_records::store::now_ms();
+    let mut session = Session::open(layout, &a.chat)?;
+    let stdin = std::io::stdin();
+    let t = session.turn(message.clone(), &mut stdin.lock())?;
+    let outcome = if t.ended_early.is_some() {
+        RunOutcome::Failed
+    } else {
+        RunOutcome::Succeeded
+    };
+    let run = ProcedureRun {
+        procedure_id: meta.id.clone(),
+        started_ms,
+        who: format!("copilot for {}", crate::records_cmds::actor()),
+        outcome,
+        arguments: values,
+        messages: vec![
+            RunMessage {
+                role: "user".into(),
+                text: message,
+            },
+            RunMessage {
+                role: "assistant".into(),
+                text: t.text.clone(),
+            },
+        ],
+        tool_calls: t.tool_calls,
+        output: t.text,
+    };
+    let stored = crate::records_cmds::store_procedure_run(profile, meta.scope.clone(), run)?;
+    eprintln!("procedure run stored (id {}, sealed)", stored.id);
+    Ok(if outcome == RunOutcome::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn chat(layout: &Layout, a: &ChatArgs) -> anyhow::Result<ExitCode> {
+    let mut session = Session::open(layout, &a.opts)?;
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut code = ExitCode::SUCCESS;
+    let mut first = (!a.message.is_empty()).then(|| a.message.join(" "));
+    loop {
+        let message = match first.take() {
+            Some(m) => m,
+            None if a.message.is_empty() => {
+                if std::io::stdin().is_terminal() {
+                    eprint!("you> ");
+                }
+                let mut line = String::new();
+                if input.read_line(&mut line)? == 0 {
+                    break;
+                }
+                let line = line.trim().to_string();
+                if line.is_empty() {
+                    continue;
+                }
+                line
+            }
+            None => break,
+        };
+        if session.turn(message, &mut input)?.ended_early.is_some() {
+            code = ExitCode::from(2);
         }
     }
     Ok(code)

@@ -696,6 +696,39 @@ fn apply_host_fields(h: &mut Host, f: &HostFields) -> anyhow::Result<HostSecrets
     Ok(out)
 }
 
+/// A procedure (runbook), opened: its meta and its body in clear (for the
+/// person's own tools: `copilot run`).
+pub fn load_procedure(
+    profile: Option<&str>,
+    key: &str,
+    org: Option<&str>,
+) -> anyhow::Result<(Meta, Procedure)> {
+    let mut ctx = Ctx::open(profile)?;
+    let scope = ScopeArgs {
+        private: org == Some("private"),
+        org: org.filter(|o| *o != "private").map(str::to_string),
+    };
+    let o = open_one(&mut ctx, Kind::Procedure, key, &scope)?;
+    let Record::Procedure(p) = o.record else {
+        bail!("not a procedure");
+    };
+    Ok((o.meta, p))
+}
+
+/// Stores a procedure run (its arguments, messages, tool calls and output
+/// are sealed by the field table) in `scope`.
+pub fn store_procedure_run(
+    profile: Option<&str>,
+    scope: KeyScope,
+    run: gatehouse_records::model::ProcedureRun,
+) -> anyhow::Result<Meta> {
+    let mut ctx = Ctx::open(profile)?;
+    let mut rec = Record::ProcedureRun(run);
+    ctx.store.check(&scope, None, &mut rec)?;
+    let (store, sealer) = ctx.parts()?;
+    Ok(store.create(sealer, &actor(), scope, rec)?)
+}
+
 /// Pins `fingerprint` as the SSH host key of host `key` (a person accepted
 /// it). The host's sealed credentials are bound to the pin, so they are
 /// sealed again with it.

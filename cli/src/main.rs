@@ -8,6 +8,7 @@
 mod audit;
 mod bench_broker;
 mod commands;
+mod copilot_bench;
 mod copilot_cmds;
 mod demo;
 mod lab;
@@ -144,6 +145,9 @@ enum BenchCmd {
     /// SSH through sessiond beside OpenSSH's `ssh` against the same real sshd:
     /// streaming throughput, connect+auth latency, a read-only exec on a lab device.
     Sessions(sessions_bench::BenchSessionsArgs),
+    /// What the copilot adds per tool call (classification, gate, redaction,
+    /// agent loop) beside the raw sessiond exec, with a scripted instant model.
+    Copilot(copilot_bench::BenchCopilotArgs),
     #[command(hide = true)]
     FileRequests(bench_broker::FileRequestsArgs),
 }
@@ -185,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCmd::FileRequests(args)) => bench_broker::file_requests(profile, &args),
         Command::Bench(BenchCmd::Records(args)) => records_bench::run(&args),
         Command::Bench(BenchCmd::Sessions(args)) => sessions_bench::run_bench(&args),
+        Command::Bench(BenchCmd::Copilot(args)) => copilot_bench::run(&args),
         Command::Host(cmd) => records_cmds::host(profile, cmd),
         Command::Procedure(cmd) => records_cmds::procedure(profile, cmd),
         Command::Memory(cmd) => records_cmds::memory(profile, cmd),

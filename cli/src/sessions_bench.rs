@@ -86,8 +86,20 @@ impl Drop for World {
     }
 }
 
+/// Starts an installed daemon (beside this binary) in `layout`'s profile.
+pub(crate) fn spawn_daemon(layout: &Layout, binary: &str) -> anyhow::Result<std::process::Child> {
+    let install = gatehouse_ipc::peer::Installation::of_current_exe()?;
+    Command::new(install.dir.join(binary))
+        .args(["--profile", &layout.profile])
+        .env("GATEHOUSE_HOME", &layout.root)
+        .env("GATEHOUSE_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {binary}"))
+}
+
 /// Runs this `gatehouse` in the world's profile.
-fn gatehouse(layout: &Layout, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+pub(crate) fn gatehouse(layout: &Layout, args: &[&str], stdin: &str) -> anyhow::Result<String> {
     let mut c = Command::new(std::env::current_exe()?);
     c.env("GATEHOUSE_HOME", &layout.root)
         .args(["--profile", &layout.profile])
@@ -188,14 +200,7 @@ fn start_world() -> anyhow::Result<World> {
     b.ask(BrokerRequest::AccountInit {
         passphrase: SecretBytes::copy_from(pass.as_bytes()),
     })?;
-    let install = gatehouse_ipc::peer::Installation::of_current_exe()?;
-    let sessiond = Command::new(install.dir.join("gatehouse-sessiond"))
-        .args(["--profile", &layout.profile])
-        .env("GATEHOUSE_HOME", &layout.root)
-        .env("GATEHOUSE_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .context("starting gatehouse-sessiond")?;
+    let sessiond = spawn_daemon(&layout, "gatehouse-sessiond")?;
     let dir = layout.root.join("bench-sshd");
     gatehouse_ipc::paths::make_private_dir(&dir)?;
     let key = dir.join("id_ed25519");
@@ -272,7 +277,7 @@ fn start_world() -> anyhow::Result<World> {
 }
 
 /// Runs `command` on `host` through sessiond; returns (output bytes, seconds).
-fn sessiond_exec(
+pub(crate) fn sessiond_exec(
     layout: &Layout,
     host: &str,
     org: Option<&str>,
@@ -377,7 +382,7 @@ fn write_text(path: &Path, bytes: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

@@ -244,21 +244,40 @@ fn a_procedure_run_is_gated_and_stored_sealed() -> Result<()> {
     let marker_out = format!("output-canary-{}", std::process::id());
     let p = w.provider(vec![
         run("r1", "/ip address print"),
-        run("r1", "/ip address add address=10.77.7.1/24 interface=ether2"),
+        run(
+            "r1",
+            "/ip address add address=10.77.7.1/24 interface=ether2",
+        ),
         Turn::Text(format!("Runbook finished: {marker_out}")),
     ])?;
     let body = "1. Show the addresses of {{router}}.\n2. Add 10.77.7.1/24 on ether2 (ticket {{ticket}}).\n";
     w.f.cli(
         &[
-            "procedure", "add", "add-address", "--org", "lab", "--body", "-", "--param",
-            "router=r1:the router", "--param", "ticket:change ticket",
+            "procedure",
+            "add",
+            "add-address",
+            "--org",
+            "lab",
+            "--body",
+            "-",
+            "--param",
+            "router=r1:the router",
+            "--param",
+            "ticket:change ticket",
         ],
         body,
     )
     .map(|o| assert!(o.status.success(), "{o:?}"))?;
     // A missing parameter is refused before anything runs.
     let missing = w.f.cli(
-        &["copilot", "run", "--procedure", "add-address", "--org", "lab"],
+        &[
+            "copilot",
+            "run",
+            "--procedure",
+            "add-address",
+            "--org",
+            "lab",
+        ],
         "",
     )?;
     assert!(!missing.status.success());
@@ -266,13 +285,23 @@ fn a_procedure_run_is_gated_and_stored_sealed() -> Result<()> {
     // The run: the change asks inline and is approved.
     let out = w.f.cli(
         &[
-            "copilot", "run", "--procedure", "add-address", "--org", "lab", "--arg",
+            "copilot",
+            "run",
+            "--procedure",
+            "add-address",
+            "--org",
+            "lab",
+            "--arg",
             &format!("ticket={marker_arg}"),
         ],
         "a\n",
     )?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("needs approval"), "{stdout}");
     assert!(w.received("10.77.7.1")?);
     // The runbook text and its argument went to the model (redacted), and the
@@ -281,17 +310,24 @@ fn a_procedure_run_is_gated_and_stored_sealed() -> Result<()> {
     assert!(String::from_utf8_lossy(&bodies[0]).contains(&marker_arg));
     let runs = cli_ok(
         &w.f,
-        &["records", "list", "--kind", "procedure-run", "--org", "lab", "--json"],
+        &[
+            "records",
+            "list",
+            "--kind",
+            "procedure-run",
+            "--org",
+            "lab",
+            "--json",
+        ],
         "",
     )?;
     assert!(runs.contains("succeeded"), "{runs}");
     // ...sealed: the database holds none of its arguments, messages or output in plaintext.
     let mut db = Vec::new();
     for suffix in ["", "-wal"] {
-        let path = w
-            .f
-            .home
-            .join(format!("{}{suffix}", gatehouse_records::store::FILE_NAME));
+        let path =
+            w.f.home
+                .join(format!("{}{suffix}", gatehouse_records::store::FILE_NAME));
         if let Ok(b) = std::fs::read(path) {
             db.extend(b);
         }

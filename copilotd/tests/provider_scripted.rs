@@ -470,3 +470,27 @@ async fn malformed_json_and_unknown_paths_get_provider_style_errors() {
     assert_eq!(response.status(), 404);
     assert_eq!(server.received(), vec![b"{\"model\": ".to_vec()]);
 }
+
+#[tokio::test]
+async fn a_send_can_run_on_another_task() {
+    fn assert_send<T: Send>(value: T) -> T {
+        value
+    }
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Provider>();
+    assert_send_sync::<ScriptedProvider>();
+
+    let server = ScriptedProvider::start(vec![Turn::Text("from a task".into())])
+        .await
+        .unwrap();
+    let provider = std::sync::Arc::new(client(&server, ProviderKind::OpenAi));
+    let body = provider.request_body(&request(vec![Message::user("hi")]));
+    let task = tokio::spawn(assert_send(async move {
+        let mut pieces = 0;
+        let completion = provider.send(&body, &mut |_| pieces += 1).await;
+        (completion, pieces)
+    }));
+    let (completion, pieces) = task.await.unwrap();
+    assert_eq!(completion.unwrap().text, "from a task");
+    assert!(pieces > 1);
+}

@@ -357,10 +357,11 @@ pub(super) async fn read_stream(
             Ok(Ok(chunk)) => chunk,
         };
         let ended = chunk.is_none();
-        match chunk {
-            Some(chunk) => decoder.feed(&chunk, &mut events)?,
-            None => decoder.finish(&mut events)?,
-        }
+        // Events decoded before a bad line still count; the error comes after.
+        let decoded = match chunk {
+            Some(chunk) => decoder.feed(&chunk, &mut events),
+            None => decoder.finish(&mut events),
+        };
         for event in events.drain(..) {
             let done = match &mut assembler {
                 Assembler::OpenAi(a) => a.on_event(&event, on_delta)?,
@@ -373,6 +374,7 @@ pub(super) async fn read_stream(
                 };
             }
         }
+        decoded?;
         if ended {
             return Err(ProtocolError::Truncated {
                 expected: terminal,

@@ -284,6 +284,33 @@ pub fn recording_key(vault: &Vault, id: &str) -> Result<Zeroizing<Vec<u8>>, Brok
     Ok(Zeroizing::new(key.to_vec()))
 }
 
+/// An AI provider's API key, for the endpoint stored with it in the
+/// keychain entry (a token whose payload is a [`ProviderKeyPayload`]).
+pub fn provider_key(
+    vault: &Vault,
+    name: &str,
+    endpoint: &str,
+) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+    use gatehouse_ipc::broker::ProviderKeyPayload;
+    let payload = resolve(
+        vault,
+        Zeroizing::new(format!("keychain:{name}").into_bytes()),
+        SecretKind::Token,
+    )?;
+    let stored: ProviderKeyPayload = serde_json::from_slice(&payload).map_err(|_| {
+        refused(format!(
+            "keychain entry {name:?} is not a provider key (store it with `gatehouse copilot config --api-key-stdin`)"
+        ))
+    })?;
+    if stored.endpoint != endpoint {
+        return Err(refused(format!(
+            "keychain entry {name:?} is the key for {}, not for {endpoint}",
+            stored.endpoint
+        )));
+    }
+    Ok(Zeroizing::new(stored.key.as_bytes().to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,31 +358,4 @@ mod tests {
         }
         assert!(check_userauth_request(b"arbitrary document", "admin", blob).is_err());
     }
-}
-
-/// An AI provider's API key, for the endpoint stored with it in the
-/// keychain entry (a token whose payload is a [`ProviderKeyPayload`]).
-pub fn provider_key(
-    vault: &Vault,
-    name: &str,
-    endpoint: &str,
-) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
-    use gatehouse_ipc::broker::ProviderKeyPayload;
-    let payload = resolve(
-        vault,
-        Zeroizing::new(format!("keychain:{name}").into_bytes()),
-        SecretKind::Token,
-    )?;
-    let stored: ProviderKeyPayload = serde_json::from_slice(&payload).map_err(|_| {
-        refused(format!(
-            "keychain entry {name:?} is not a provider key (store it with `gatehouse copilot config --api-key-stdin`)"
-        ))
-    })?;
-    if stored.endpoint != endpoint {
-        return Err(refused(format!(
-            "keychain entry {name:?} is the key for {}, not for {endpoint}",
-            stored.endpoint
-        )));
-    }
-    Ok(Zeroizing::new(stored.key.as_bytes().to_vec()))
 }

@@ -31,10 +31,13 @@ pub struct Options {
     /// Install the test peer as `gatehouse` (the cli role) instead of the real CLI.
     pub peer_as_cli: bool,
     pub broker_args: Vec<String>,
-    /// Install the real `gatehouse-sessiond` and `gatehouse-copilotd` (and
-    /// the lab device) instead of the test peer under their names; start
-    /// them with `start_sessiond` / `start_copilotd`.
+    /// Install the real `gatehouse-sessiond` (and the lab device) instead of
+    /// the test peer under the sessiond name; start it with `start_sessiond`.
     pub real_sessiond: bool,
+    /// Install the real `gatehouse-copilotd` instead of the test peer under
+    /// the copilotd name (then no test peer has that role); start it with
+    /// `start_copilotd`.
+    pub real_copilotd: bool,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             peer_as_cli: false,
             broker_args: Vec::new(),
             real_sessiond: false,
+            real_copilotd: false,
         }
     }
 }
@@ -81,7 +85,12 @@ impl BrokerFixture {
         )?;
         let peer = find_binary("gatehouse-test-peer")?;
         for role in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Ui] {
-            if matches!(role, PeerRole::Sessiond | PeerRole::Copilotd) && opts.real_sessiond {
+            let real = match role {
+                PeerRole::Sessiond => opts.real_sessiond,
+                PeerRole::Copilotd => opts.real_copilotd,
+                _ => false,
+            };
+            if real {
                 continue;
             }
             install(&scratch, &peer, role.binary_name())?;
@@ -97,6 +106,8 @@ impl BrokerFixture {
                 &find_binary("gatehouse-labdevice")?,
                 "gatehouse-labdevice",
             )?;
+        }
+        if opts.real_copilotd {
             install(
                 &scratch,
                 &find_binary("gatehouse-copilotd")?,
@@ -257,6 +268,35 @@ impl BrokerFixture {
             .context("stdin")?
             .write_all(stdin.as_bytes())?;
         Ok(child.wait_with_output()?)
+    }
+}
+
+impl Drop for BrokerFixture {
+    /// Daemons first (field order), then this profile's entries in the test
+    /// user's kernel keyring, which outlive the processes and count against
+    /// the user's key quota (200 keys / 20,000 bytes by default).
+    fn drop(&mut self) {
+        self.copilotd = None;
+        self.sessiond = None;
+        self.broker = None;
+        if self.opts.backend != Backend::Keyutils {
+            return;
+        }
+        let script = format!(
+            "for id in $(keyctl rlist @u 2>/dev/null); do \
+               case \"$(keyctl rdescribe $id 2>/dev/null)\" in \
+                 *\";gatehouse:{}:\"*) keyctl unlink $id @u >/dev/null 2>&1;; \
+               esac; \
+             done",
+            self.profile
+        );
+        let _ = self
+            .scratch
+            .command(std::path::Path::new("/bin/sh"))
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -522,9 +522,10 @@ const PASSPHRASE: &str = "pass-phrase-123";
 
 #[test]
 fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
-    // The real sessiond too: `gatehouse up` waits for both daemons.
+    // The real sessiond and copilotd too: `gatehouse up` waits for every daemon.
     let mut f = BrokerFixture::start(Options {
         real_sessiond: true,
+        real_copilotd: true,
         ..Options::default()
     })?;
     f.broker = None; // the fixture's own broker: killed; `gatehouse up` runs the installed one

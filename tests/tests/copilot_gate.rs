@@ -34,6 +34,7 @@ impl World {
     fn start() -> Result<World> {
         let mut f = BrokerFixture::start(Options {
             real_sessiond: true,
+            real_copilotd: true,
             ..Options::default()
         })?;
         cli_ok(

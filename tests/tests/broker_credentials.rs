@@ -231,3 +231,43 @@ fn passwords_and_signatures_only_for_verified_records_and_their_destination() ->
     );
     Ok(())
 }
+
+#[test]
+fn provider_keys_only_to_copilotd_and_only_for_their_endpoint() -> Result<()> {
+    let f = BrokerFixture::start(Options::default())?;
+    ok(f.cli(&["account", "init", "--passphrase-stdin"], "provider-key-pass\n")?)?;
+    let key = format!("sk-test-{}", std::process::id());
+    let endpoint = "https://api.example.invalid/v1";
+    ok(f.cli(
+        &[
+            "copilot", "config", "--kind", "openai", "--endpoint", endpoint, "--model", "m",
+            "--api-key-stdin", "--api-key-name", "prov",
+        ],
+        &format!("{key}\n"),
+    )?)?;
+    // The settings file names the reference, never the key.
+    let settings = std::fs::read_to_string(f.home.join("copilot").join("provider.json"))?;
+    assert!(settings.contains("keychain:prov"), "{settings}");
+    assert!(!settings.contains(&key));
+    let release = |endpoint: &str| BrokerRequest::ReleaseProviderKey {
+        name: "prov".into(),
+        endpoint: endpoint.into(),
+    };
+    let mut copilot = f.peer(PeerRole::Copilotd)?;
+    let got = copilot.ok(&release(endpoint))?;
+    let bytes: Vec<u8> = serde_json::from_value(got["ProviderKey"].clone())?;
+    assert_eq!(bytes, key.as_bytes());
+    // Another endpoint (a rewritten settings file): refused.
+    let v = copilot.call(&release("https://attacker.example.invalid/v1"))?;
+    assert!(refused(&v), "{v}");
+    // Only copilotd; and a password entry is not a provider key.
+    let mut sessiond = f.peer(PeerRole::Sessiond)?;
+    assert!(sessiond.call(&release(endpoint))?["err"].get("Forbidden").is_some());
+    ok(f.cli(&["keychain", "set", "pw"], "not-a-provider-key\n")?)?;
+    let v = copilot.call(&BrokerRequest::ReleaseProviderKey {
+        name: "pw".into(),
+        endpoint: endpoint.into(),
+    })?;
+    assert!(refused(&v), "{v}");
+    Ok(())
+}

@@ -660,14 +660,19 @@ impl Vault {
             return Err(fail(OpenFailure::UnknownKey));
         }
         let plain = crypto::open_field(key, addr, sealed).map_err(fail)?;
-        self.cache.remember(
-            &format!(
-                "field:{}/{}/{}",
-                addr.record_kind, addr.record_id, addr.field
-            ),
-            &plain,
-        );
-        self.cache_generation += 1;
+        // Exact-value redaction knows credentials, not every sealed text: a
+        // runbook body or an audited command is private, not a secret to
+        // scrub from every prompt (that would mangle ordinary commands).
+        if is_credential_field(addr) {
+            self.cache.remember(
+                &format!(
+                    "field:{}/{}/{}",
+                    addr.record_kind, addr.record_id, addr.field
+                ),
+                &plain,
+            );
+            self.cache_generation += 1;
+        }
         Ok(plain)
     }
 
@@ -834,6 +839,23 @@ impl Vault {
         };
         Ok(vk.verify_strict(msg, &sig).is_ok())
     }
+}
+
+/// Sealed fields that hold credentials (the records field table's host
+/// protocol secrets, connector and MCP server auth): their opened values
+/// join the exact-value redaction set.
+fn is_credential_field(addr: &FieldAddress) -> bool {
+    matches!(
+        (addr.record_kind.as_str(), addr.field.as_str()),
+        (
+            "host",
+            "ssh.password"
+                | "ssh.private_key_path"
+                | "ssh.key_passphrase"
+                | "http.token"
+                | "onvif.password"
+        ) | ("connector" | "mcp-server", "auth")
+    )
 }
 
 fn org_info(o: &OrgRecord) -> OrgInfo {

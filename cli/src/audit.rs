@@ -216,6 +216,15 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
             "sessiond is not running",
         ),
     }
+    match crate::supervisor::copilotd_status(layout) {
+        Some(s) => hardening_checks(&mut checks, "copilotd", s.pid as i32, &s.hardening),
+        None => check(
+            &mut checks,
+            "copilotd hardening",
+            Outcome::Skip,
+            "copilotd is not running",
+        ),
+    }
     let h = &status.hardening;
     check(
         &mut checks,
@@ -304,11 +313,13 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
         payload: SecretBytes::copy_from(payload.as_bytes()),
     })
     .context("storing the keychain canary")?;
+    // A credential field, so the broker also keeps it for redaction (and
+    // must purge that copy at sign-out).
     let address = FieldAddress {
         scope: KeyScope::Private,
-        record_kind: "audit".into(),
-        record_id: tag.clone(),
-        field: "canary".into(),
+        record_kind: "host".into(),
+        record_id: format!("audit-canary-{tag}"),
+        field: "ssh.password".into(),
         binding: Vec::new(),
     };
     let sealed = match b.ask(BrokerRequest::SealFields {

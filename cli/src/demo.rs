@@ -220,6 +220,10 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
     )?;
     d.step(&["audit", "log", "--last", "6"], None, "")?;
 
+    // The copilot, against a scripted local model (a real HTTP server speaking
+    // the Chat Completions wire format), working on the lab.
+    copilot(d)?;
+
     // An interactive session stays open until sign-out closes it.
     println!("\n$ gatehouse connect sw1 --org lab   (in the background, typing `show clock`)");
     let mut shell = d
@@ -257,5 +261,68 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
     d.step(&["recordings", "list"], None, "")?;
     d.step(&["lab", "down"], None, "")?;
     d.step(&["down"], None, "")?;
+    Ok(())
+}
+
+/// A copilot conversation with a scripted local provider: a read-only look
+/// runs at once, the change it proposes is asked inline and approved.
+fn copilot(d: &Demo) -> anyhow::Result<()> {
+    use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
+    use serde_json::json;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let change = "/ip address add address=198.51.100.1/24 interface=ether3";
+    let provider = rt.block_on(ScriptedProvider::start(vec![
+        Turn::TextThenToolCalls(
+            "Let me look at r1's addresses first.".into(),
+            vec![(
+                "run_command".into(),
+                json!({"host": "r1", "command": "/ip address print"}),
+            )],
+        ),
+        Turn::TextThenToolCalls(
+            "ether3 has no address yet; I'll add 198.51.100.1/24 there.".into(),
+            vec![(
+                "run_command".into(),
+                json!({"host": "r1", "command": change, "effect": "adds 198.51.100.1/24 to ether3"}),
+            )],
+        ),
+        Turn::Text("Done: r1 now has 198.51.100.1/24 on ether3.".into()),
+    ]))?;
+    println!(
+        "\n# no AI provider is configured: a scripted local one plays the model (point the copilot at a real one with\n#   gatehouse copilot config --kind openai --endpoint https://api.openai.com/v1 --model MODEL --api-key-stdin\n# or --kind anthropic --endpoint https://api.anthropic.com, or a local Ollama at http://127.0.0.1:11434/v1)"
+    );
+    d.step(
+        &[
+            "copilot",
+            "config",
+            "--kind",
+            "openai",
+            "--endpoint",
+            &provider.base_url_openai(),
+            "--model",
+            "scripted-demo",
+        ],
+        None,
+        "",
+    )?;
+    d.step(
+        &[
+            "copilot",
+            "chat",
+            "--org",
+            "lab",
+            "put 198.51.100.1/24 on r1's ether3",
+        ],
+        Some("a\n"),
+        "echo a | ",
+    )?;
+    let sent = provider.received().len();
+    println!(
+        "# the scripted provider received {sent} requests, every one redacted by the broker and the pattern layer"
+    );
+    provider.shutdown();
     Ok(())
 }

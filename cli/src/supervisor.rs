@@ -58,7 +58,7 @@ fn sessiond_answers(layout: &Layout) -> bool {
     crate::session_cmds::SessiondConn::connect(layout).is_ok()
 }
 
-fn copilotd_status(layout: &Layout) -> Option<gatehouse_ipc::copilotd::CopilotStatus> {
+pub(crate) fn copilotd_status(layout: &Layout) -> Option<gatehouse_ipc::copilotd::CopilotStatus> {
     use gatehouse_ipc::copilotd::{CopilotRequest, CopilotResponse, Copilotd};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

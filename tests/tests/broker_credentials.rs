@@ -235,13 +235,25 @@ fn passwords_and_signatures_only_for_verified_records_and_their_destination() ->
 #[test]
 fn provider_keys_only_to_copilotd_and_only_for_their_endpoint() -> Result<()> {
     let f = BrokerFixture::start(Options::default())?;
-    ok(f.cli(&["account", "init", "--passphrase-stdin"], "provider-key-pass\n")?)?;
+    ok(f.cli(
+        &["account", "init", "--passphrase-stdin"],
+        "provider-key-pass\n",
+    )?)?;
     let key = format!("sk-test-{}", std::process::id());
     let endpoint = "https://api.example.invalid/v1";
     ok(f.cli(
         &[
-            "copilot", "config", "--kind", "openai", "--endpoint", endpoint, "--model", "m",
-            "--api-key-stdin", "--api-key-name", "prov",
+            "copilot",
+            "config",
+            "--kind",
+            "openai",
+            "--endpoint",
+            endpoint,
+            "--model",
+            "m",
+            "--api-key-stdin",
+            "--api-key-name",
+            "prov",
         ],
         &format!("{key}\n"),
     )?)?;
@@ -262,12 +274,61 @@ fn provider_keys_only_to_copilotd_and_only_for_their_endpoint() -> Result<()> {
     assert!(refused(&v), "{v}");
     // Only copilotd; and a password entry is not a provider key.
     let mut sessiond = f.peer(PeerRole::Sessiond)?;
-    assert!(sessiond.call(&release(endpoint))?["err"].get("Forbidden").is_some());
+    assert!(
+        sessiond.call(&release(endpoint))?["err"]
+            .get("Forbidden")
+            .is_some()
+    );
     ok(f.cli(&["keychain", "set", "pw"], "not-a-provider-key\n")?)?;
     let v = copilot.call(&BrokerRequest::ReleaseProviderKey {
         name: "pw".into(),
         endpoint: endpoint.into(),
     })?;
     assert!(refused(&v), "{v}");
+    Ok(())
+}
+
+#[test]
+fn only_opened_credentials_join_exact_value_redaction() -> Result<()> {
+    let f = BrokerFixture::start(Options::default())?;
+    ok(f.cli(
+        &["account", "init", "--passphrase-stdin"],
+        "redact-scope-pass\n",
+    )?)?;
+    let secret = format!("cred-{}-x9", std::process::id());
+    let private_text = format!(
+        "/ip address print where comment=note-{}",
+        std::process::id()
+    );
+    let seal_open = |kind: &str, field: &str, value: &str| -> Result<()> {
+        let args = [
+            "--private",
+            "--kind",
+            kind,
+            "--record",
+            "r1",
+            "--field",
+            field,
+        ];
+        let sealed = f.cli(&[&["field", "seal"][..], &args].concat(), value)?;
+        let ct = String::from_utf8_lossy(&sealed.stdout).trim().to_string();
+        ok(f.cli(
+            &[&["field", "open"][..], &args, &[ct.as_str()]].concat(),
+            "",
+        )?)?;
+        Ok(())
+    };
+    seal_open("host", "ssh.password", &secret)?;
+    seal_open("audit", "command", &private_text)?;
+    let out = f.cli(&["redact"], &format!("{secret} | {private_text}\n"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains(&secret),
+        "an opened credential is redacted: {text}"
+    );
+    assert!(
+        text.contains(&private_text),
+        "a private, non-credential field is not scrubbed from prompts: {text}"
+    );
     Ok(())
 }

@@ -342,3 +342,65 @@ fn a_procedure_run_is_gated_and_stored_sealed() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn anthropic_messages_format_and_sign_out_purges_conversations() -> Result<()> {
+    let w = World::start()?;
+    let p = w.rt.block_on(ScriptedProvider::start(vec![
+        Turn::TextThenToolCalls(
+            "Checking the identity.".into(),
+            vec![(
+                "run_command".into(),
+                json!({"host": "r1", "command": "/system identity print"}),
+            )],
+        ),
+        Turn::Text("r1 is named R1.".into()),
+    ]))?;
+    cli_ok(
+        &w.f,
+        &[
+            "copilot",
+            "config",
+            "--kind",
+            "anthropic",
+            "--endpoint",
+            &p.base_url_anthropic(),
+            "--model",
+            "scripted",
+        ],
+        "",
+    )?;
+    let out = w.chat(&["what is r1 called?"], "")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("r1 is named R1."), "{stdout}");
+    let bodies = p.received();
+    assert_eq!(bodies.len(), 2);
+    // The second request carries the tool result in Anthropic's shape.
+    let second: Value = serde_json::from_slice(&bodies[1])?;
+    assert!(second.to_string().contains("tool_result"), "{second}");
+    assert!(
+        second.to_string().contains("R1"),
+        "the device output reached the model"
+    );
+    // The conversation is kept (active work) until sign-out purges it.
+    let status: Value = serde_json::from_str(&cli_ok(&w.f, &["status", "--json"], "")?)?;
+    assert_eq!(status["copilotd"]["conversations"], 1, "{status}");
+    cli_ok(&w.f, &["signout"], "")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status: Value = serde_json::from_str(&cli_ok(&w.f, &["status", "--json"], "")?)?;
+        if status["copilotd"]["conversations"] == 0 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("conversations not purged at sign-out: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}

@@ -14,9 +14,8 @@ use gatehouse_ipc::broker::{BrokerEvent, Hardening};
 use gatehouse_ipc::copilotd::{
     CopilotError, CopilotEvent, CopilotRequest, CopilotResponse, CopilotStatus, Copilotd,
 };
-use gatehouse_ipc::server::{Events, Handler};
+use gatehouse_ipc::server::{Events, Handler, PendingStreams};
 use gatehouse_ipc::{Layout, PeerIdentity, PeerRole};
-use tokio::sync::mpsc;
 
 use crate::agent::{Agent, Conversation, Links};
 use crate::config;
@@ -33,7 +32,7 @@ pub struct CopilotService {
     /// Conversations not in a turn right now.
     conversations: Mutex<HashMap<u64, Conversation>>,
     next_id: std::sync::atomic::AtomicU64,
-    pending: Mutex<HashMap<u64, mpsc::Receiver<CopilotEvent>>>,
+    pending: PendingStreams<CopilotEvent>,
 }
 
 impl CopilotService {
@@ -51,7 +50,7 @@ impl CopilotService {
             hardening,
             conversations: Mutex::new(HashMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
+            pending: PendingStreams::default(),
         })
     }
 
@@ -156,11 +155,7 @@ impl CopilotService {
             },
         };
         let id = conv.id;
-        let (tx, rx) = mpsc::channel(256);
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(conn, rx);
+        let tx = self.pending.open(conn, 256);
         let this = self.clone();
         tokio::spawn(async move {
             let agent = Agent {
@@ -228,17 +223,10 @@ impl Handler<Copilotd> for CopilotService {
     }
 
     fn take_events(&self, conn: u64) -> Option<Events<CopilotEvent>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&conn)
-            .map(Events::Channel)
+        self.pending.take(conn)
     }
 
     fn disconnected(&self, conn: u64) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&conn);
+        self.pending.forget(conn);
     }
 }

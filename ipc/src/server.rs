@@ -81,6 +81,43 @@ impl<E: Clone> Events<E> {
     }
 }
 
+/// Event streams a handler created while answering a request, waiting for
+/// the server to attach them to their connection (`Handler::take_events`).
+pub struct PendingStreams<E> {
+    streams: std::sync::Mutex<std::collections::HashMap<u64, mpsc::Receiver<E>>>,
+}
+
+impl<E> Default for PendingStreams<E> {
+    fn default() -> Self {
+        PendingStreams {
+            streams: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<E> PendingStreams<E> {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, mpsc::Receiver<E>>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new bounded stream for connection `conn`; returns its sender.
+    pub fn open(&self, conn: u64, capacity: usize) -> mpsc::Sender<E> {
+        let (tx, rx) = mpsc::channel(capacity);
+        self.map().insert(conn, rx);
+        tx
+    }
+
+    /// The stream for `conn`, once (for `Handler::take_events`).
+    pub fn take(&self, conn: u64) -> Option<Events<E>> {
+        self.map().remove(&conn).map(Events::Channel)
+    }
+
+    /// Forgets `conn`'s stream (for `Handler::disconnected`).
+    pub fn forget(&self, conn: u64) {
+        self.map().remove(&conn);
+    }
+}
+
 /// Binds `S`'s socket in `runtime_dir` with mode 0600, replacing a stale socket.
 pub fn bind<S: Service>(runtime_dir: &Path) -> std::io::Result<Listener> {
     let path = runtime_dir.join(S::SOCKET);

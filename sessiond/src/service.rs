@@ -18,7 +18,7 @@ use gatehouse_ipc::broker::{
     ApprovalToken, BrokerEvent, BrokerRequest, BrokerResponse, Hardening, KeyScope, Requester,
     SealItem,
 };
-use gatehouse_ipc::server::{Events, Handler};
+use gatehouse_ipc::server::{Events, Handler, PendingStreams};
 use gatehouse_ipc::sessiond::{
     HostRef, Prepared, SessionEvent, SessionInfo, SessionKind, Sessiond, SessiondError,
     SessiondRequest, SessiondResponse, SessiondStatus,
@@ -129,7 +129,7 @@ pub struct SessionService {
     hardening: Hardening,
     sessions: Mutex<HashMap<u64, Session>>,
     /// Event streams waiting for their connection (taken after the reply).
-    pending: Mutex<HashMap<u64, mpsc::Receiver<SessionEvent>>>,
+    pending: PendingStreams<SessionEvent>,
     next_session: std::sync::atomic::AtomicU64,
     signed_in: std::sync::atomic::AtomicBool,
 }
@@ -184,7 +184,7 @@ impl SessionService {
             layout,
             hardening,
             sessions: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
+            pending: PendingStreams::default(),
             next_session: std::sync::atomic::AtomicU64::new(1),
             signed_in: std::sync::atomic::AtomicBool::new(true),
         })
@@ -373,12 +373,8 @@ impl SessionService {
         let id = self
             .next_session
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let tx = self.pending.open(conn, EVENT_QUEUE);
         let (stop, stop_rx) = watch::channel(None);
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(conn, rx);
         self.sessions().insert(
             id,
             Session {
@@ -949,17 +945,10 @@ impl Handler<Sessiond> for SessionService {
     }
 
     fn take_events(&self, conn: u64) -> Option<Events<SessionEvent>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&conn)
-            .map(Events::Channel)
+        self.pending.take(conn)
     }
 
     fn disconnected(&self, conn: u64) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&conn);
+        self.pending.forget(conn);
     }
 }

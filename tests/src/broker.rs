@@ -193,31 +193,21 @@ impl BrokerFixture {
     /// (Re)starts the real sessiond (needs `Options::real_sessiond`).
     pub fn start_sessiond(&mut self) -> Result<()> {
         self.sessiond = None;
-        let socket = self.runtime().join("sessiond.sock");
-        let mut c = self.command(&self.install_dir().join("gatehouse-sessiond"));
-        c.args(["--profile", &self.profile]);
-        c.env(
-            "GATEHOUSE_LOG",
-            std::env::var("GATEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        );
-        c.stdin(Stdio::null());
-        let _ = std::fs::remove_file(&socket);
-        let mut g = ChildGuard::spawn(&mut c)?;
-        crate::proc::wait_until("sessiond socket", Duration::from_secs(15), || {
-            if let Some(s) = g.has_exited()? {
-                bail!("sessiond exited: {s}");
-            }
-            Ok(socket.exists())
-        })?;
-        self.sessiond = Some(g);
+        self.sessiond = Some(self.start_daemon("gatehouse-sessiond", "sessiond.sock")?);
         Ok(())
     }
 
-    /// Starts the real copilotd (needs `Options::real_sessiond` and a running sessiond).
+    /// Starts the real copilotd (needs `Options::real_copilotd` and a running sessiond).
     pub fn start_copilotd(&mut self) -> Result<()> {
         self.copilotd = None;
-        let socket = self.runtime().join("copilotd.sock");
-        let mut c = self.command(&self.install_dir().join("gatehouse-copilotd"));
+        self.copilotd = Some(self.start_daemon("gatehouse-copilotd", "copilotd.sock")?);
+        Ok(())
+    }
+
+    /// Starts an installed daemon in this profile and waits for its socket.
+    fn start_daemon(&self, binary: &str, socket: &str) -> Result<ChildGuard> {
+        let socket = self.runtime().join(socket);
+        let mut c = self.command(&self.install_dir().join(binary));
         c.args(["--profile", &self.profile]);
         c.env(
             "GATEHOUSE_LOG",
@@ -226,14 +216,13 @@ impl BrokerFixture {
         c.stdin(Stdio::null());
         let _ = std::fs::remove_file(&socket);
         let mut g = ChildGuard::spawn(&mut c)?;
-        crate::proc::wait_until("copilotd socket", Duration::from_secs(15), || {
+        crate::proc::wait_until(&format!("{binary} socket"), Duration::from_secs(15), || {
             if let Some(s) = g.has_exited()? {
-                bail!("copilotd exited: {s}");
+                bail!("{binary} exited: {s}");
             }
             Ok(socket.exists())
         })?;
-        self.copilotd = Some(g);
-        Ok(())
+        Ok(g)
     }
 
     pub fn sessiond_pid(&self) -> u32 {

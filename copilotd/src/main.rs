@@ -135,6 +135,8 @@ fn run(args: Args) -> Result<(), String> {
         .block_on(async {
             let broker = SharedClient::connect(&layout.runtime, wait).await?;
             let sessiond = SharedClient::connect(&layout.runtime, wait).await?;
+            // A device may take its time to connect, answer and finish a command.
+            sessiond.lock().await.set_timeout(Duration::from_secs(300));
             let mut events = Client::<Broker>::connect(&layout.runtime, wait).await?;
             events.call(BrokerRequest::Subscribe).await.map_err(|e| {
                 gatehouse_ipc::client::ClientError::Unexpected {

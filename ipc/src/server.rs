@@ -285,8 +285,14 @@ async fn connection<S: Service, H: Handler<S>>(
                     Some(Ok(ClientMessage::Request { id, body })) => {
                         let subscribe = handler.subscribes(&body);
                         let result = handler.handle(&peer, conn, body).await;
-                        if subscribe && result.is_ok() && events.is_none() {
-                            events = handler.take_events(conn);
+                        // A new stream replaces the connection's current one (a
+                        // client reads one session at a time; the old stream may
+                        // have ended without the loop having noticed yet).
+                        if subscribe
+                            && result.is_ok()
+                            && let Some(new) = handler.take_events(conn)
+                        {
+                            events = Some(new);
                         }
                         ServerMessage::Reply { id, result }
                     }

@@ -404,3 +404,41 @@ fn anthropic_messages_format_and_sign_out_purges_conversations() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn back_to_back_tool_calls_on_one_sessiond_connection() -> Result<()> {
+    // copilotd runs every command on its one sessiond connection; each exec's
+    // event stream must replace the last one even if the server has not yet
+    // noticed that the previous one ended.
+    let w = World::start()?;
+    let mut turns: Vec<Turn> = (0..8)
+        .map(|i| {
+            run(
+                "r1",
+                if i % 2 == 0 {
+                    "/system identity print"
+                } else {
+                    "/ip address print"
+                },
+            )
+        })
+        .collect();
+    turns.push(Turn::Text("all done".into()));
+    let _p = w.provider(turns)?;
+    let t0 = std::time::Instant::now();
+    let out = w.chat(&["--max-steps", "10", "look around"], "")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("[result]").count(), 8, "{stdout}");
+    assert!(stdout.contains("all done"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "took {:?}: a stream was lost and a call waited for its timeout",
+        t0.elapsed()
+    );
+    Ok(())
+}

@@ -442,3 +442,97 @@ fn back_to_back_tool_calls_on_one_sessiond_connection() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn secrets_in_device_output_are_redacted_before_the_model_sees_them() -> Result<()> {
+    let w = World::start()?;
+    // A person (approving from another process) names r1 after its own
+    // password, so the device prints a keychain secret in its output.
+    let rename = format!("/system identity set name={}", w.r1_password.trim());
+    let mut c = w.f.command(&w.f.install_dir().join("gatehouse"));
+    c.args([
+        "--profile",
+        &w.f.profile,
+        "exec",
+        "r1",
+        "--org",
+        "lab",
+        "--request",
+        "--",
+        &rename,
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    let mut requester = c.spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let list: Value =
+            serde_json::from_str(&cli_ok(&w.f, &["approvals", "list", "--json"], "")?)?;
+        if let Some(id) = list
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["state"] == "Pending"))
+            .and_then(|v| v["id"].as_u64())
+        {
+            break id;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no pending request");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    cli_ok(&w.f, &["approvals", "approve", &id.to_string()], "")?;
+    assert!(requester.wait()?.success());
+
+    let p = w.provider(vec![
+        run("r1", "/system identity print"),
+        Turn::Text("r1's identity is set.".into()),
+    ])?;
+    let out = w.chat(&["what is r1's identity?"], "")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies = p.received();
+    assert_eq!(bodies.len(), 2);
+    let second = String::from_utf8_lossy(&bodies[1]);
+    // The output reached the model, with the secret replaced by its reference;
+    // the person's screen shows the reference too.
+    assert!(second.contains("name: {{keychain:lab-r1}}"), "{second}");
+    assert!(!second.contains(w.r1_password.trim()), "{second}");
+    assert!(!stdout.contains(w.r1_password.trim()), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn an_unreachable_provider_is_a_clear_error() -> Result<()> {
+    let w = World::start()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    cli_ok(
+        &w.f,
+        &[
+            "copilot",
+            "config",
+            "--kind",
+            "openai",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}/v1"),
+            "--model",
+            "m",
+        ],
+        "",
+    )?;
+    let out = w.chat(&["hello"], "")?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_lowercase().contains("reach") || err.contains("refused"),
+        "{err}"
+    );
+    Ok(())
+}

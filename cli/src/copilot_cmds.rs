@@ -241,6 +241,8 @@ impl Session {
         };
         self.conversation = Some(id);
         let mut t = Transcript::default();
+        // Calls shown as suggestions (Ask and Planning modes): the plan.
+        let mut plan: Vec<(String, String)> = Vec::new();
         loop {
             let Some(event) = self
                 .rt
@@ -287,6 +289,9 @@ impl Session {
                             host,
                             summary: format!("{arguments} — {class}: {what}"),
                         });
+                    if matches!(decision, GateDecision::Suggest) {
+                        plan.push((class.clone(), arguments.clone()));
+                    }
                     if let GateDecision::AskPerson { approval_id } = decision
                         && self.inline
                     {
@@ -299,6 +304,21 @@ impl Session {
                 }
                 CopilotEvent::TurnEnded { usage, reason, .. } => {
                     println!();
+                    if !plan.is_empty() {
+                        println!(
+                            "Plan (not run; each step asks for approval when you tell the copilot to carry it out):"
+                        );
+                        for (i, (class, args)) in plan.iter().enumerate() {
+                            let v: serde_json::Value =
+                                serde_json::from_str(args).unwrap_or_default();
+                            println!(
+                                "  {}. [{class}] {}: {}",
+                                i + 1,
+                                v["host"].as_str().unwrap_or("?"),
+                                v["command"].as_str().unwrap_or(args)
+                            );
+                        }
+                    }
                     if let Some(r) = &reason {
                         eprintln!("copilot: {r}");
                     }

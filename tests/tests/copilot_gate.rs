@@ -536,3 +536,39 @@ fn an_unreachable_provider_is_a_clear_error() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn planning_gathers_read_only_evidence_and_lists_changes_as_a_plan() -> Result<()> {
+    let w = World::start()?;
+    let _p = w.provider(vec![
+        run("r1", "/ip address print"),
+        Turn::ToolCalls(vec![
+            (
+                "run_command".into(),
+                json!({"host": "r1", "command": "/ip address add address=10.88.8.1/24 interface=ether2"}),
+            ),
+            (
+                "run_command".into(),
+                json!({"host": "r1", "command": "/system reboot"}),
+            ),
+        ]),
+        Turn::Text("1. add the address 2. reboot".into()),
+    ])?;
+    let out = w.chat(&["--mode", "planning", "plan the change"], "")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("Plan (not run"), "{stdout}");
+    assert!(
+        stdout.contains("1. [moderate] r1: /ip address add address=10.88.8.1/24"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2. [dangerous] r1: /system reboot"),
+        "{stdout}"
+    );
+    // Evidence ran; the plan did not.
+    assert!(w.received("/ip address print")?);
+    assert!(!w.received("10.88.8.1")?);
+    assert!(!w.received("reboot")?);
+    Ok(())
+}

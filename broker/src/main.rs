@@ -46,27 +46,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
-    if args.exe_resolver {
-        return match gatehouse_ipc::exe_resolver::run_helper() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        };
-    }
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gatehouse-broker: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    gatehouse_sandbox::daemon::main("gatehouse-broker", args.exe_resolver, || run(args))
 }
 
 fn run(args: Args) -> Result<(), String> {

@@ -43,27 +43,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
-    if args.exe_resolver {
-        return match gatehouse_ipc::exe_resolver::run_helper() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        };
-    }
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gatehouse-copilotd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    gatehouse_sandbox::daemon::main("gatehouse-copilotd", args.exe_resolver, || run(args))
 }
 
 /// Follows the broker's events (sign-out purges conversations); exits when

@@ -16,6 +16,7 @@
 //!
 //! This is the only Gatehouse crate allowed `unsafe`; every unsafe block states why it is sound.
 
+pub mod daemon;
 pub mod hardening;
 pub mod memscan;
 pub mod profile;

@@ -683,6 +683,16 @@ pub struct SessiondPaths {
     pub install_dir: PathBuf,
 }
 
+/// The files glibc reads to resolve a host name (devices, the AI provider).
+fn name_resolution() -> [PathRule; 4] {
+    [
+        opt("/etc/hosts", "resolving host names"),
+        opt("/etc/resolv.conf", "resolving host names"),
+        opt("/etc/nsswitch.conf", "resolving host names"),
+        opt("/etc/gai.conf", "address selection for resolved names"),
+    ]
+}
+
 /// sessiond's profile: all flags; Landlock limited to its recordings and
 /// audit directories, the records store files, the runtime and install
 /// directories and `/proc`; TCP outward only (no listening); the
@@ -702,7 +712,7 @@ pub fn sessiond_profile(paths: &SessiondPaths) -> Profile {
             "host records (SQLite WAL readers write the -shm index)",
         )
     }));
-    let read_only = vec![
+    let mut read_only = vec![
         req(
             &paths.install_dir,
             "peer identity: stat installed binaries to compare with /proc/PID/exe",
@@ -712,11 +722,8 @@ pub fn sessiond_profile(paths: &SessiondPaths) -> Profile {
             "peer identity (/proc/PID/status) and self-inspection",
         ),
         opt(paths.policy_dir.clone(), "organization policies (blocks)"),
-        opt("/etc/hosts", "resolving device host names"),
-        opt("/etc/resolv.conf", "resolving device host names"),
-        opt("/etc/nsswitch.conf", "resolving device host names"),
-        opt("/etc/gai.conf", "address selection for device host names"),
     ];
+    read_only.extend(name_resolution());
     Profile {
         name: "sessiond",
         flags: ProfileFlags::ALL,
@@ -761,23 +768,20 @@ pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
             "host records (SQLite WAL readers write the -shm index)",
         )
     }));
-    let read_only = vec![
+    let mut read_only = vec![
         req(
             &paths.install_dir,
             "peer identity: stat installed binaries to compare with /proc/PID/exe",
         ),
         req(Path::new("/proc"), "peer identity and self-inspection"),
         opt(paths.config_dir.clone(), "provider settings"),
-        opt("/etc/hosts", "resolving the provider's host name"),
-        opt("/etc/resolv.conf", "resolving the provider's host name"),
-        opt("/etc/nsswitch.conf", "resolving the provider's host name"),
-        opt("/etc/gai.conf", "address selection"),
         opt("/etc/ssl", "TLS trust anchors for the provider"),
         opt(
             "/usr/share/ca-certificates",
             "TLS trust anchors for the provider",
         ),
     ];
+    read_only.extend(name_resolution());
     Profile {
         name: "copilotd",
         flags: ProfileFlags::ALL,

@@ -49,18 +49,10 @@ fn main() -> ExitCode {
 
 /// Follows the broker's events (sign-out purges conversations); exits when
 /// the broker goes away (it could not identify us again).
-async fn follow_broker(service: Arc<CopilotService>, mut events: Client<Broker>) {
-    events.set_timeout(Duration::from_secs(24 * 3600));
-    loop {
-        match events.next_event(Duration::from_secs(3600)).await {
-            Ok(Some(e)) => service.on_broker_event(&e),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!("lost the broker ({e}); exiting");
-                std::process::exit(3);
-            }
-        }
-    }
+async fn follow_broker(service: Arc<CopilotService>, events: Client<Broker>) {
+    let e = events.follow(|e| service.on_broker_event(&e)).await;
+    tracing::warn!("lost the broker ({e}); exiting");
+    std::process::exit(3);
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -74,14 +66,8 @@ fn run(args: Args) -> Result<(), String> {
     gatehouse_ipc::paths::make_private_dir(&config_dir)
         .map_err(|e| format!("{}: {e}", config_dir.display()))?;
     let store = Store::open_in(&layout).map_err(|e| format!("records store: {e}"))?;
-    let db = store.path().to_path_buf();
-    let with_suffix = |s: &str| {
-        let mut p = db.clone().into_os_string();
-        p.push(s);
-        std::path::PathBuf::from(p)
-    };
     let mut profile = copilotd_profile(&CopilotdPaths {
-        records_files: vec![db.clone(), with_suffix("-wal"), with_suffix("-shm")],
+        records_files: store.files(),
         config_dir,
         runtime_dir: layout.runtime.clone(),
         install_dir: install.dir.clone(),

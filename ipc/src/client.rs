@@ -195,6 +195,19 @@ impl<S: Service> Client<S> {
         }
     }
 
+    /// Hands every pushed event to `on_event` until the connection ends;
+    /// returns why it ended (a daemon following the broker exits then).
+    pub async fn follow(mut self, mut on_event: impl FnMut(S::Event)) -> ClientError {
+        self.timeout = Duration::from_secs(24 * 3600);
+        loop {
+            match self.next_event(Duration::from_secs(3600)).await {
+                Ok(Some(e)) => on_event(e),
+                Ok(None) => {}
+                Err(e) => return e,
+            }
+        }
+    }
+
     /// The next pushed event (after a subscribe request), waiting up to `wait`.
     pub async fn next_event(&mut self, wait: Duration) -> Result<Option<S::Event>, ClientError> {
         if let Some(e) = self.events.pop_front() {

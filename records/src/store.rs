@@ -315,6 +315,17 @@ impl Store {
         Store::open(&layout.root.join(FILE_NAME))
     }
 
+    /// The database file and its WAL companions (`-wal`, `-shm`): what a
+    /// sandbox must let a reader of this store reach.
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        let with = |suffix: &str| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        };
+        vec![self.path.clone(), with("-wal"), with("-shm")]
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -54,18 +54,9 @@ fn main() -> ExitCode {
 /// executable, which it can read only while they are dumpable): when the
 /// broker goes away, sessiond closes every session and exits, and the
 /// supervisor starts a fresh one.
-async fn follow_broker(service: Arc<SessionService>, mut events: Client<Broker>) {
-    events.set_timeout(Duration::from_secs(24 * 3600));
-    loop {
-        match events.next_event(Duration::from_secs(3600)).await {
-            Ok(Some(e)) => service.on_broker_event(&e),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!("lost the broker ({e}); closing sessions and exiting");
-                break;
-            }
-        }
-    }
+async fn follow_broker(service: Arc<SessionService>, events: Client<Broker>) {
+    let e = events.follow(|e| service.on_broker_event(&e)).await;
+    tracing::warn!("lost the broker ({e}); closing sessions and exiting");
     service.close_all("the broker went away");
     tokio::time::sleep(Duration::from_millis(300)).await;
     std::process::exit(3);
@@ -91,16 +82,10 @@ fn run(args: Args) -> Result<(), String> {
         gatehouse_ipc::paths::make_private_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     let store = Store::open_in(&layout).map_err(|e| format!("records store: {e}"))?;
-    let db = store.path().to_path_buf();
-    let with_suffix = |s: &str| {
-        let mut p = db.clone().into_os_string();
-        p.push(s);
-        std::path::PathBuf::from(p)
-    };
     let paths = SessiondPaths {
         recordings_dir: recordings,
         audit_dir,
-        records_files: vec![db.clone(), with_suffix("-wal"), with_suffix("-shm")],
+        records_files: store.files(),
         policy_dir,
         runtime_dir: layout.runtime.clone(),
         install_dir: install.dir.clone(),

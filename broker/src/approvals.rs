@@ -254,10 +254,19 @@ impl Approvals {
         &mut self,
         token: &ApprovalToken,
         action: &Action,
+        consumer: &Requester,
         verify: impl FnOnce(&[u8], &[u8]) -> bool,
     ) -> Result<(), ApprovalError> {
         if !verify(&signed_bytes(token), &token.signature) {
             return Err(ApprovalError::BadSignature);
+        }
+        // The executor of this kind of action, and copilotd only for the
+        // tokens it asked for itself (sessiond checks its own requesters).
+        let executor = token.action.executor();
+        if consumer.role != executor
+            || (executor == gatehouse_ipc::PeerRole::Copilotd && *consumer != token.requester)
+        {
+            return Err(ApprovalError::WrongExecutor { executor });
         }
         let a = &token.action;
         let mismatch = [

@@ -32,8 +32,10 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (ApprovalOutcome, &[Cli, Ui, Sessiond, Copilotd]),
     // Approving is a person's act.
     (DecideApproval, &[Cli, Ui]),
-    // Only the executor consumes tokens.
-    (ConsumeApproval, &[Sessiond]),
+    // Only the executor consumes tokens: sessiond for device commands,
+    // copilotd for its own API calls and record writes (checked per token:
+    // `Action::executor`, and copilotd only its own tokens).
+    (ConsumeApproval, &[Sessiond, Copilotd]),
     // Exact-value redaction of text bound for the AI provider.
     (Redact, &[Cli, Ui, Copilotd]),
     (Subscribe, &[Cli, Ui, Sessiond, Copilotd]),

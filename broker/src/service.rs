@@ -234,7 +234,7 @@ impl BrokerService {
                 let verified = vault
                     .verify_approval(&crate::approvals::signed_bytes(&token), &token.signature)?;
                 approvals
-                    .consume(&token, &action, |_, _| verified)
+                    .consume(&token, &action, &me, |_, _| verified)
                     .map_err(BrokerError::Approval)?;
                 Ok(BrokerResponse::Consumed)
             }

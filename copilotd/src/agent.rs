@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gatehouse_ipc::broker::{
-    ApprovalOutcome, ApprovalToken, Broker, BrokerError, BrokerRequest, BrokerResponse,
+    Action, ApprovalOutcome, ApprovalToken, Broker, BrokerError, BrokerRequest, BrokerResponse,
 };
 use gatehouse_ipc::client::{CallError, SharedClient};
 use gatehouse_ipc::copilotd::{
@@ -51,6 +51,14 @@ pub struct Conversation {
     pub id: u64,
     pub messages: Vec<Message>,
     pub usage: Usage,
+}
+
+/// What became of a request for a person's approval.
+pub(crate) enum Approval {
+    /// Approved: carry out `token.action` (possibly a person's edit).
+    Granted(ApprovalToken),
+    /// Not approved; what the model is told.
+    NotRun(String),
 }
 
 pub struct Agent<'a> {
@@ -466,6 +474,45 @@ impl Agent<'_> {
         } else {
             effect.to_string()
         };
+        let token = match self
+            .seek_approval(
+                conversation,
+                call,
+                action,
+                &prepared.class,
+                &prepared.reasons,
+            )
+            .await?
+        {
+            Approval::Granted(t) => t,
+            Approval::NotRun(why) => return Ok(why),
+        };
+        let edited = token.action.command != prepared.action.command;
+        let out = self
+            .exec(host_ref, &token.action.command.clone(), Some(token))
+            .await?;
+        Ok(if edited {
+            format!(
+                "A person edited the command before approving it; what ran was the edited one.\n{out}"
+            )
+        } else {
+            out
+        })
+    }
+
+    /// Files an approval request for `action` through the broker, announces
+    /// the call as waiting for a person, and waits for the decision. A
+    /// granted token covers `token.action`, which a person may have edited:
+    /// carry out that, never the original. Every way of not running comes
+    /// back as the sentence the model is told.
+    pub(crate) async fn seek_approval(
+        &self,
+        conversation: u64,
+        call: &ToolCall,
+        action: Action,
+        class: &str,
+        reasons: &[String],
+    ) -> Result<Approval, CopilotError> {
         let mut id = match self
             .links
             .broker
@@ -479,18 +526,19 @@ impl Agent<'_> {
         self.announce(
             conversation,
             call,
-            &prepared.class,
-            prepared.reasons.clone(),
+            class,
+            reasons.to_vec(),
             GateDecision::AskPerson { approval_id: id },
         )
         .await?;
         let deadline = Instant::now() + DECISION_WAIT;
-        let token: ApprovalToken = loop {
+        let not_run = |s: &str| Ok(Approval::NotRun(s.to_string()));
+        loop {
             if self.events.is_closed() {
-                return Ok("Not run: the person left before deciding.".into());
+                return not_run("Not run: the person left before deciding.");
             }
             if Instant::now() > deadline {
-                return Ok("Not run: no decision in time.".into());
+                return not_run("Not run: no decision in time.");
             }
             let outcome = match self
                 .links
@@ -504,29 +552,47 @@ impl Agent<'_> {
             };
             match outcome {
                 ApprovalOutcome::Pending => tokio::time::sleep(Duration::from_millis(150)).await,
-                ApprovalOutcome::Approved(t) => break *t,
+                ApprovalOutcome::Approved(t) => return Ok(Approval::Granted(*t)),
                 ApprovalOutcome::Rejected { reason } => {
-                    return Ok(format!(
-                        "Not run: a person rejected this command ({reason}). Do not retry it; ask the person how to proceed."
-                    ));
+                    return Ok(Approval::NotRun(format!(
+                        "Not run: a person rejected this ({reason}). Do not retry it; ask the person how to proceed."
+                    )));
                 }
                 ApprovalOutcome::Edited { new_id } => id = new_id,
                 ApprovalOutcome::Expired => {
-                    return Ok("Not run: the approval request expired.".into());
+                    return not_run("Not run: the approval request expired.");
                 }
             }
-        };
-        let edited = token.action.command != prepared.action.command;
-        let out = self
-            .exec(host_ref, &token.action.command.clone(), Some(token))
-            .await?;
-        Ok(if edited {
-            format!(
-                "A person edited the command before approving it; what ran was the edited one.\n{out}"
-            )
-        } else {
-            out
-        })
+        }
+    }
+
+    /// Spends a token for an action copilotd carries out itself (an API
+    /// call, a record write: `Action::executor` is copilotd), right before
+    /// carrying it out. The broker checks the signature, that the token is
+    /// this process's own, that it covers `action` exactly, and single use.
+    #[allow(dead_code)] // the first callers (connectors, MCP, record writes) are being built
+    pub(crate) async fn spend(
+        &self,
+        token: &ApprovalToken,
+        action: &Action,
+    ) -> Result<Result<(), BrokerError>, CopilotError> {
+        match self
+            .links
+            .broker
+            .call(BrokerRequest::ConsumeApproval {
+                token: Box::new(token.clone()),
+                action: action.clone(),
+            })
+            .await
+        {
+            Ok(BrokerResponse::Consumed) => Ok(Ok(())),
+            Ok(_) => Err(daemon("broker", "unexpected reply to ConsumeApproval")),
+            Err(CallError::Remote(BrokerError::SignedOut | BrokerError::NotInitialized)) => {
+                Err(CopilotError::SignedOut)
+            }
+            Err(CallError::Remote(e)) => Ok(Err(e)),
+            Err(e) => Err(daemon("broker", e)),
+        }
     }
 
     /// Runs a command through sessiond (with a token when one was approved);

@@ -164,6 +164,24 @@ pub struct Action {
     pub expected_effect: String,
 }
 
+/// The prefix of [`Action::vendor`] for actions copilotd itself carries out
+/// (`copilot:connector`, `copilot:mcp`, `copilot:records`): API calls and
+/// record writes, never a device command.
+pub const COPILOT_ACTION_PREFIX: &str = "copilot:";
+
+impl Action {
+    /// The one role that may spend a token for this action: copilotd for its
+    /// own API calls and record writes, sessiond for everything else (device
+    /// commands).
+    pub fn executor(&self) -> crate::PeerRole {
+        if self.vendor.starts_with(COPILOT_ACTION_PREFIX) {
+            crate::PeerRole::Copilotd
+        } else {
+            crate::PeerRole::Sessiond
+        }
+    }
+}
+
 /// The process that asked, as the broker identified it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requester {
@@ -595,6 +613,11 @@ pub enum ApprovalError {
     Mismatch(ActionField),
     /// Only the requester may collect the token.
     NotRequester,
+    /// This role may not carry out this kind of action (see [`Action::executor`]),
+    /// or copilotd presented a token it did not ask for.
+    WrongExecutor {
+        executor: crate::PeerRole,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -623,6 +646,10 @@ impl std::fmt::Display for ApprovalError {
                 )
             }
             ApprovalError::NotRequester => f.write_str("only the requester may collect the token"),
+            ApprovalError::WrongExecutor { executor } => write!(
+                f,
+                "this token is not yours to spend: only its own requester, as {executor}, carries out this action"
+            ),
         }
     }
 }

@@ -301,16 +301,21 @@ fn only_the_requester_collects_the_token_and_it_is_single_use() -> Result<()> {
         )?,
         BrokerError::Approval(ApprovalError::NotPending)
     );
-    // Only the executor consumes.
-    for (p, role) in [(&mut copilot, PeerRole::Copilotd), (&mut ui, PeerRole::Ui)] {
-        assert_eq!(
-            consume(p, &t, &a)?,
-            Err(BrokerError::Forbidden {
-                role,
-                operation: Operation::ConsumeApproval
-            })
-        );
-    }
+    // Only the executor consumes: a person's role never, copilotd not a
+    // device command (even its own).
+    assert_eq!(
+        consume(&mut ui, &t, &a)?,
+        Err(BrokerError::Forbidden {
+            role: PeerRole::Ui,
+            operation: Operation::ConsumeApproval
+        })
+    );
+    assert_eq!(
+        consume(&mut copilot, &t, &a)?,
+        approval_err(ApprovalError::WrongExecutor {
+            executor: PeerRole::Sessiond
+        })
+    );
     assert_eq!(consume(&mut sessiond, &t, &a)?, Ok(()));
     assert_eq!(
         consume(&mut sessiond, &t, &a)?,
@@ -325,6 +330,63 @@ fn only_the_requester_collects_the_token_and_it_is_single_use() -> Result<()> {
     assert_eq!(token_of(&mut copilot, id)?, t);
     assert_eq!(
         consume(&mut sessiond, &token_of(&mut copilot, id)?, &a)?,
+        approval_err(ApprovalError::Replayed)
+    );
+    Ok(())
+}
+
+#[test]
+fn copilotd_spends_only_its_own_tokens_for_its_own_kind_of_action() -> Result<()> {
+    let f = start(&[])?;
+    let mut copilot = f.peer(PeerRole::Copilotd)?;
+    let mut other_copilot = f.peer(PeerRole::Copilotd)?;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    let mut sessiond = f.peer(PeerRole::Sessiond)?;
+    let api_call = Action {
+        host: "netbox".into(),
+        vendor: "copilot:connector".into(),
+        org: "acme".into(),
+        credential: Some("connector:netbox".into()),
+        command: "POST /api/dcim/devices/\n{\"name\":\"edge9\"}".into(),
+        expected_effect: "adds a device".into(),
+    };
+    assert_eq!(api_call.executor(), PeerRole::Copilotd);
+    assert_eq!(action("reload").executor(), PeerRole::Sessiond);
+
+    // sessiond never carries out copilotd's API calls.
+    let t = approved(&mut copilot, &mut ui, &api_call)?;
+    assert_eq!(
+        consume(&mut sessiond, &t, &api_call)?,
+        approval_err(ApprovalError::WrongExecutor {
+            executor: PeerRole::Copilotd
+        })
+    );
+    // Another copilotd process cannot spend it.
+    assert_eq!(
+        consume(&mut other_copilot, &t, &api_call)?,
+        approval_err(ApprovalError::WrongExecutor {
+            executor: PeerRole::Copilotd
+        })
+    );
+    // A token asked for by a person's tool is not copilotd's either.
+    let mut cli = f.peer(PeerRole::Cli)?;
+    let by_cli = approved(&mut cli, &mut ui, &api_call)?;
+    assert_eq!(
+        consume(&mut copilot, &by_cli, &api_call)?,
+        approval_err(ApprovalError::WrongExecutor {
+            executor: PeerRole::Copilotd
+        })
+    );
+    // Its own requester spends it, once, for exactly the approved call.
+    let mut changed = api_call.clone();
+    changed.command.push_str(" ");
+    assert_eq!(
+        consume(&mut copilot, &t, &changed)?,
+        approval_err(ApprovalError::Mismatch(ActionField::Command))
+    );
+    assert_eq!(consume(&mut copilot, &t, &api_call)?, Ok(()));
+    assert_eq!(
+        consume(&mut copilot, &t, &api_call)?,
         approval_err(ApprovalError::Replayed)
     );
     Ok(())

@@ -56,7 +56,7 @@ pub struct Conversation {
 /// What became of a request for a person's approval.
 pub(crate) enum Approval {
     /// Approved: carry out `token.action` (possibly a person's edit).
-    Granted(ApprovalToken),
+    Granted(Box<ApprovalToken>),
     /// Not approved; what the model is told.
     NotRun(String),
 }
@@ -489,7 +489,7 @@ impl Agent<'_> {
         };
         let edited = token.action.command != prepared.action.command;
         let out = self
-            .exec(host_ref, &token.action.command.clone(), Some(token))
+            .exec(host_ref, &token.action.command.clone(), Some(*token))
             .await?;
         Ok(if edited {
             format!(
@@ -552,7 +552,7 @@ impl Agent<'_> {
             };
             match outcome {
                 ApprovalOutcome::Pending => tokio::time::sleep(Duration::from_millis(150)).await,
-                ApprovalOutcome::Approved(t) => return Ok(Approval::Granted(*t)),
+                ApprovalOutcome::Approved(t) => return Ok(Approval::Granted(t)),
                 ApprovalOutcome::Rejected { reason } => {
                     return Ok(Approval::NotRun(format!(
                         "Not run: a person rejected this ({reason}). Do not retry it; ask the person how to proceed."

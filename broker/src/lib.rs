@@ -7,10 +7,13 @@
 //!
 //! Modules: [`crypto`] (formats and primitives), [`vault`] (keys and
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
-//! single-use approvals), [`roles`] (who may do what), [`redact`]
-//! (exact-value redaction), [`service`] (request dispatch).
+//! single-use approvals), [`autopilot`] (bounded auto-approval grants),
+//! [`audit`] (the credential-use log), [`roles`] (who may do what),
+//! [`redact`] (exact-value redaction), [`service`] (request dispatch).
 
 pub mod approvals;
+pub mod audit;
+pub mod autopilot;
 pub mod crypto;
 pub mod fuzz;
 pub mod host_credentials;

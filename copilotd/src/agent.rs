@@ -67,6 +67,9 @@ pub struct Agent<'a> {
     pub events: &'a mpsc::Sender<CopilotEvent>,
     pub hosts: &'a Mutex<gatehouse_records::Store>,
     pub data_root: PathBuf,
+    /// The Autopilot task's grant, when the person started one: approval
+    /// requests go to the broker as auto-approval requests under it.
+    pub autopilot: Option<u64>,
 }
 
 fn daemon(service: &str, e: impl std::fmt::Display) -> CopilotError {
@@ -245,7 +248,12 @@ impl Agent<'_> {
             settings.max_steps
         };
         let mut steps = 0u32;
+        let deadline = settings.autopilot.map(|a| a.expires_ms);
+        let past_deadline = || deadline.is_some_and(|d| now_ms() >= d);
         loop {
+            if past_deadline() {
+                return Ok(Some("stopped at the Autopilot task's time bound".into()));
+            }
             let completion = self.ask_model(conv, settings).await?;
             conv.messages.push(Message {
                 role: Role::Assistant,
@@ -260,6 +268,8 @@ impl Agent<'_> {
                 steps += 1;
                 let result = if steps > max_steps {
                     "Not run: the step bound of this task was reached.".to_string()
+                } else if past_deadline() {
+                    "Not run: the time bound of this Autopilot task has passed.".to_string()
                 } else {
                     self.tool_call(conv.id, call, settings).await?
                 };
@@ -281,6 +291,9 @@ impl Agent<'_> {
                 return Ok(Some(format!(
                     "stopped at the bound of {max_steps} tool calls"
                 )));
+            }
+            if past_deadline() {
+                return Ok(Some("stopped at the Autopilot task's time bound".into()));
             }
         }
     }
@@ -513,24 +526,43 @@ impl Agent<'_> {
         class: &str,
         reasons: &[String],
     ) -> Result<Approval, CopilotError> {
-        let mut id = match self
+        let request = match self.autopilot {
+            Some(grant) => BrokerRequest::RequestAutoApproval { action, grant },
+            None => BrokerRequest::RequestApproval { action },
+        };
+        let mut reasons = reasons.to_vec();
+        let (mut id, decision) = match self
             .links
             .broker
-            .call(BrokerRequest::RequestApproval { action })
+            .call(request)
             .await
             .map_err(broker_call_error)?
         {
-            BrokerResponse::ApprovalRequested { id, .. } => id,
+            BrokerResponse::ApprovalRequested { id, .. } => {
+                (id, GateDecision::AskPerson { approval_id: id })
+            }
+            BrokerResponse::AutoApprovalRequested {
+                id,
+                auto_approved,
+                why_person,
+                ..
+            } => match auto_approved {
+                Some(rule) => (
+                    id,
+                    GateDecision::AutoApproved {
+                        approval_id: id,
+                        rule,
+                    },
+                ),
+                None => {
+                    reasons.extend(why_person.map(|w| format!("Autopilot: {w}")));
+                    (id, GateDecision::AskPerson { approval_id: id })
+                }
+            },
             _ => return Err(daemon("broker", "unexpected reply to RequestApproval")),
         };
-        self.announce(
-            conversation,
-            call,
-            class,
-            reasons.to_vec(),
-            GateDecision::AskPerson { approval_id: id },
-        )
-        .await?;
+        self.announce(conversation, call, class, reasons, decision)
+            .await?;
         let deadline = Instant::now() + DECISION_WAIT;
         let not_run = |s: &str| Ok(Approval::NotRun(s.to_string()));
         loop {
@@ -682,6 +714,13 @@ impl Agent<'_> {
             Err(e) => format!("error: {e}"),
         }
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn shorten(s: &str, max: usize) -> String {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_ipc::broker::{
     Action, ApprovalOutcome, ApprovalToken, Broker, BrokerError, BrokerRequest, BrokerResponse,
+    KeyScope,
 };
 use gatehouse_ipc::client::{CallError, SharedClient};
 use gatehouse_ipc::copilotd::{
@@ -337,13 +338,15 @@ impl Agent<'_> {
             "list_hosts" => {
                 self.announce(conversation, call, "-", Vec::new(), GateDecision::Run)
                     .await?;
-                Ok(self.list_hosts(settings))
+                let scope = self.org_scope(settings).await?;
+                Ok(self.list_hosts(settings, scope))
             }
             "show_host" => {
                 self.announce(conversation, call, "-", Vec::new(), GateDecision::Run)
                     .await?;
+                let scope = self.org_scope(settings).await?;
                 Ok(match arg("host") {
-                    Some(h) => self.show_host(&h, settings),
+                    Some(h) => self.show_host(&h, settings, scope.as_ref()),
                     None => "error: show_host needs a host".into(),
                 })
             }
@@ -681,8 +684,41 @@ impl Agent<'_> {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn list_hosts(&self, settings: &ChatSettings) -> String {
-        let filter = gatehouse_records::Filter::kind(gatehouse_records::Kind::Host);
+    /// The key scope of the conversation's organization (`None`: every
+    /// scope), resolved by name or id through the broker.
+    pub(crate) async fn org_scope(
+        &self,
+        settings: &ChatSettings,
+    ) -> Result<Option<KeyScope>, CopilotError> {
+        let Some(org) = &settings.org else {
+            return Ok(None);
+        };
+        if org == "private" {
+            return Ok(Some(KeyScope::Private));
+        }
+        let BrokerResponse::Orgs(orgs) = self
+            .links
+            .broker
+            .call(BrokerRequest::OrgList)
+            .await
+            .map_err(broker_call_error)?
+        else {
+            return Err(daemon("broker", "unexpected reply to OrgList"));
+        };
+        orgs.into_iter()
+            .find(|o| o.id == *org || o.name == *org)
+            .map(|o| Some(KeyScope::Org(o.id)))
+            .ok_or_else(|| CopilotError::Invalid {
+                what: "organization".into(),
+                reason: format!("no organization {org:?}"),
+            })
+    }
+
+    fn list_hosts(&self, settings: &ChatSettings, scope: Option<KeyScope>) -> String {
+        let filter = gatehouse_records::Filter {
+            scope,
+            ..gatehouse_records::Filter::kind(gatehouse_records::Kind::Host)
+        };
         let Ok(list) = self.store().list(&filter) else {
             return "error: cannot read the hosts".into();
         };
@@ -701,13 +737,13 @@ impl Agent<'_> {
         Value::Array(rows).to_string()
     }
 
-    fn show_host(&self, host: &str, settings: &ChatSettings) -> String {
+    fn show_host(&self, host: &str, settings: &ChatSettings, scope: Option<&KeyScope>) -> String {
         if !self.in_scope(host, settings) {
             return format!("Not shown: host {host} is outside this task's hosts.");
         }
         match self
             .store()
-            .resolve(gatehouse_records::Kind::Host, None, host)
+            .resolve(gatehouse_records::Kind::Host, scope, host)
         {
             // Plaintext fields only: sealed ones are not even read.
             Ok(r) => Value::Object(r.plain.into_iter().collect()).to_string(),

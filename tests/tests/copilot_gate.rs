@@ -692,3 +692,45 @@ fn planning_gathers_read_only_evidence_and_lists_changes_as_a_plan() -> Result<(
     assert!(!w.received("reboot")?);
     Ok(())
 }
+
+#[test]
+fn list_hosts_shows_only_the_conversations_organization() -> Result<()> {
+    let w = World::start()?;
+    cli_ok(&w.f, &["org", "create", "elsewhere"], "")?;
+    cli_ok(
+        &w.f,
+        &[
+            "host",
+            "add",
+            "far-away-9",
+            "--org",
+            "elsewhere",
+            "--address",
+            "192.0.2.9",
+            "--vendor",
+            "linux",
+        ],
+        "",
+    )?;
+    let p = w.provider(vec![
+        Turn::ToolCalls(vec![("list_hosts".into(), json!({}))]),
+        Turn::ToolCalls(vec![("show_host".into(), json!({"host": "far-away-9"}))]),
+        Turn::Text("listed".into()),
+    ])?;
+    let out = w.chat(&["which hosts?"], "")?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies: Vec<String> = p
+        .received()
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let last = bodies.last().context("last body")?;
+    // The lab's hosts, not the other organization's (listed or shown).
+    assert!(last.contains("r1"), "{last}");
+    assert!(!last.contains("192.0.2.9"), "{last}");
+    Ok(())
+}

@@ -72,6 +72,13 @@ pub struct ConfigArgs {
     api_key_stdin: bool,
     #[arg(long, default_value = "copilot-provider", requires = "api_key_stdin")]
     api_key_name: String,
+    /// The model's input price in dollars per million tokens (e.g. 2.50):
+    /// chats then count what each turn and the conversation cost.
+    #[arg(long, requires = "price_out", value_parser = config::parse_price)]
+    price_in: Option<u64>,
+    /// The model's output price in dollars per million tokens (e.g. 10).
+    #[arg(long, requires = "price_in", value_parser = config::parse_price)]
+    price_out: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -170,6 +177,10 @@ pub fn run(profile: Option<&str>, cmd: CopilotCmd) -> anyhow::Result<ExitCode> {
                 endpoint: a.endpoint,
                 model: a.model,
                 api_key_ref,
+                prices: a.price_in.zip(a.price_out).map(|(i, o)| config::Prices {
+                    input_micro_usd_per_mtok: i,
+                    output_micro_usd_per_mtok: o,
+                }),
             };
             config::save(&layout.root, &s).map_err(|e| anyhow::anyhow!(e))?;
             println!(
@@ -313,7 +324,12 @@ impl Session {
                     let first: String = result.lines().take(12).collect::<Vec<_>>().join("\n  ");
                     println!("[result]\n  {first}");
                 }
-                CopilotEvent::TurnEnded { usage, reason, .. } => {
+                CopilotEvent::TurnEnded {
+                    usage,
+                    total,
+                    reason,
+                    ..
+                } => {
                     println!();
                     if !plan.is_empty() {
                         println!(
@@ -334,8 +350,9 @@ impl Session {
                         eprintln!("copilot: {r}");
                     }
                     eprintln!(
-                        "[{} model request(s), {} tokens in, {} out]",
-                        usage.requests, usage.input_tokens, usage.output_tokens
+                        "[{}; conversation: {}]",
+                        usage_line(&usage),
+                        usage_line(&total)
                     );
                     t.ended_early = reason;
                     return Ok(t);
@@ -343,6 +360,18 @@ impl Session {
             }
         }
     }
+}
+
+/// `3 model request(s), 2182 tokens in, 85 out, $0.006305`.
+fn usage_line(u: &gatehouse_ipc::copilotd::Usage) -> String {
+    let cost = match u.cost_micro_usd {
+        Some(c) => format!(", ${}.{:06}", c / 1_000_000, c % 1_000_000),
+        None => String::new(),
+    };
+    format!(
+        "{} model request(s), {} tokens in, {} out{cost}",
+        u.requests, u.input_tokens, u.output_tokens
+    )
 }
 
 /// Starts the Autopilot task in the broker (a person's act: this process

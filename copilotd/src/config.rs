@@ -26,6 +26,86 @@ pub struct ProviderSettings {
     pub model: String,
     /// `keychain:NAME` of the API key, if the endpoint needs one.
     pub api_key_ref: Option<String>,
+    /// Prices, to count what a conversation costs (none: tokens only).
+    #[serde(default)]
+    pub prices: Option<Prices>,
+}
+
+/// What the model's tokens cost, in millionths of a US dollar per million
+/// tokens (so `2.50` $/Mtok is 2_500_000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prices {
+    pub input_micro_usd_per_mtok: u64,
+    pub output_micro_usd_per_mtok: u64,
+}
+
+impl Prices {
+    /// The cost of `input` and `output` tokens, in millionths of a dollar (rounded up).
+    pub fn cost_micro_usd(&self, input: u64, output: u64) -> u64 {
+        let micro = u128::from(input) * u128::from(self.input_micro_usd_per_mtok)
+            + u128::from(output) * u128::from(self.output_micro_usd_per_mtok);
+        u64::try_from(micro.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    }
+}
+
+/// Parses a price in dollars per million tokens (`2.5`, `0.15`, `15`) into
+/// millionths of a dollar per million tokens.
+pub fn parse_price(text: &str) -> Result<u64, String> {
+    let bad = || format!("price {text:?}: dollars per million tokens, e.g. 2.50");
+    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if whole.is_empty() && frac.is_empty()
+        || frac.len() > 6
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let frac: u64 = format!("{frac:0<6}").parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac))
+        .filter(|p| *p <= 1_000_000_000_000)
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_parse_and_count() {
+        assert_eq!(parse_price("2.50"), Ok(2_500_000));
+        assert_eq!(parse_price("0.15"), Ok(150_000));
+        assert_eq!(parse_price("15"), Ok(15_000_000));
+        assert_eq!(parse_price(".5"), Ok(500_000));
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1e3",
+            "1.2345678",
+            "abc",
+            "1.2.3",
+            "99999999",
+        ] {
+            assert!(parse_price(bad).is_err(), "{bad:?}");
+        }
+        let p = Prices {
+            input_micro_usd_per_mtok: 2_500_000,
+            output_micro_usd_per_mtok: 10_000_000,
+        };
+        // 1000 in × $2.50/M + 100 out × $10/M = $0.0025 + $0.001.
+        assert_eq!(p.cost_micro_usd(1000, 100), 3500);
+        assert_eq!(p.cost_micro_usd(1, 0), 3, "rounded up");
+        assert_eq!(p.cost_micro_usd(0, 0), 0);
+    }
 }
 
 pub fn dir(data_root: &Path) -> PathBuf {

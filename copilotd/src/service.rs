@@ -73,7 +73,8 @@ impl CopilotService {
 
     /// The provider as configured now, with its API key released by the
     /// broker for that endpoint (if it needs one).
-    async fn provider(&self) -> Result<(Provider, String), CopilotError> {
+    /// The configured provider, and its prices if the settings give them.
+    async fn provider(&self) -> Result<(Provider, Option<config::Prices>), CopilotError> {
         let settings = config::load(&self.layout.root)
             .map_err(|e| CopilotError::Invalid {
                 what: "provider settings".into(),
@@ -109,7 +110,7 @@ impl CopilotService {
             max_retries: 3,
         };
         let p = Provider::new(cfg).map_err(|e| CopilotError::Provider(e.to_string()))?;
-        Ok((p, format!("{} at {}", settings.model, settings.endpoint)))
+        Ok((p, settings.prices))
     }
 
     async fn status(&self) -> CopilotStatus {
@@ -149,7 +150,7 @@ impl CopilotService {
                 reason: "needs a task a person started in the broker, bounded in hosts, steps and time (`gatehouse copilot chat --autopilot --host H --minutes M --max-steps N`)".into(),
             });
         }
-        let (provider, _) = self.provider().await?;
+        let (provider, prices) = self.provider().await?;
         let mut conv = match conversation {
             Some(id) => self
                 .conversations()
@@ -183,16 +184,29 @@ impl CopilotService {
                 Ok(r) => r,
                 Err(e) => Some(e.to_string()),
             };
+            let (input, output) = (
+                conv.usage.input_tokens - before.input_tokens,
+                conv.usage.output_tokens - before.output_tokens,
+            );
             let usage = gatehouse_ipc::copilotd::Usage {
-                input_tokens: conv.usage.input_tokens - before.input_tokens,
-                output_tokens: conv.usage.output_tokens - before.output_tokens,
+                input_tokens: input,
+                output_tokens: output,
                 requests: conv.usage.requests - before.requests,
+                cost_micro_usd: prices.map(|p| p.cost_micro_usd(input, output)),
             };
+            // `conv.usage` counts tokens as they come; the cost is added per turn.
+            conv.usage.cost_micro_usd = before.cost_micro_usd;
+            conv.usage.input_tokens = before.input_tokens;
+            conv.usage.output_tokens = before.output_tokens;
+            conv.usage.requests = before.requests;
+            conv.usage.add(&usage);
+            let total = conv.usage.clone();
             this.conversations().insert(id, conv);
             let _ = tx
                 .send(CopilotEvent::TurnEnded {
                     conversation: id,
                     usage,
+                    total,
                     reason,
                 })
                 .await;

@@ -95,6 +95,22 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Model requests made in this turn.
     pub requests: u32,
+    /// What the tokens cost, in millionths of a US dollar, when the
+    /// provider settings give prices (`copilot config --price-in/--price-out`).
+    pub cost_micro_usd: Option<u64>,
+}
+
+impl Usage {
+    /// Adds `other` (a turn) to this running total.
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.requests += other.requests;
+        self.cost_micro_usd = match (self.cost_micro_usd, other.cost_micro_usd) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +173,10 @@ pub enum CopilotEvent {
     /// The turn is over.
     TurnEnded {
         conversation: u64,
+        /// This turn's usage.
         usage: Usage,
+        /// The whole conversation's so far.
+        total: Usage,
         /// Why, when not because the model finished (step bound, provider error…).
         reason: Option<String>,
     },

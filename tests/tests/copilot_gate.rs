@@ -734,3 +734,75 @@ fn list_hosts_shows_only_the_conversations_organization() -> Result<()> {
     assert!(!last.contains("192.0.2.9"), "{last}");
     Ok(())
 }
+
+/// `N model request(s), X tokens in, Y out, $D.DDDDDD` → (N, X, Y, micro-dollars).
+fn parse_usage(s: &str) -> Option<(u64, u64, u64, u64)> {
+    let n = |w: &str| w.trim().split(' ').next()?.parse::<u64>().ok();
+    let mut parts = s.split(", ");
+    let requests = n(parts.next()?)?;
+    let input = n(parts.next()?)?;
+    let output = n(parts.next()?)?;
+    let (dollars, micro) = parts.next()?.trim().strip_prefix('$')?.split_once('.')?;
+    Some((
+        requests,
+        input,
+        output,
+        dollars.parse::<u64>().ok()? * 1_000_000 + micro.parse::<u64>().ok()?,
+    ))
+}
+
+#[test]
+fn each_turn_and_the_conversation_count_tokens_and_cost() -> Result<()> {
+    let w = World::start()?;
+    let p = w.provider(vec![
+        Turn::Text("first answer".into()),
+        Turn::Text("second answer, a little longer than the first".into()),
+    ])?;
+    // Prices: $2.50 in, $10 out per million tokens.
+    cli_ok(
+        &w.f,
+        &[
+            "copilot",
+            "config",
+            "--kind",
+            "openai",
+            "--endpoint",
+            &p.base_url_openai(),
+            "--model",
+            "scripted",
+            "--price-in",
+            "2.50",
+            "--price-out",
+            "10",
+        ],
+        "",
+    )?;
+    // Two messages on stdin: one conversation, two turns.
+    let out = w.chat(&[], "hello\nand again\n")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<(&str, &str)> = stderr
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix('[')?
+                .strip_suffix(']')?
+                .split_once("; conversation: ")
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    let mut sum = (0, 0, 0, 0);
+    for (turn, total) in &lines {
+        let (r, i, o, cost) = parse_usage(turn).context("turn usage")?;
+        assert_eq!(r, 1);
+        assert!(i > 0 && o > 0, "{turn}");
+        // Rounded up to the millionth of a dollar.
+        assert_eq!(
+            cost,
+            (i * 2_500_000 + o * 10_000_000).div_ceil(1_000_000),
+            "{turn}"
+        );
+        sum = (sum.0 + r, sum.1 + i, sum.2 + o, sum.3 + cost);
+        assert_eq!(parse_usage(total).context("total")?, sum, "{total}");
+    }
+    Ok(())
+}

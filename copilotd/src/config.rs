@@ -75,39 +75,6 @@ pub fn parse_price(text: &str) -> Result<u64, String> {
         .ok_or_else(bad)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prices_parse_and_count() {
-        assert_eq!(parse_price("2.50"), Ok(2_500_000));
-        assert_eq!(parse_price("0.15"), Ok(150_000));
-        assert_eq!(parse_price("15"), Ok(15_000_000));
-        assert_eq!(parse_price(".5"), Ok(500_000));
-        for bad in [
-            "",
-            ".",
-            "-1",
-            "1e3",
-            "1.2345678",
-            "abc",
-            "1.2.3",
-            "99999999",
-        ] {
-            assert!(parse_price(bad).is_err(), "{bad:?}");
-        }
-        let p = Prices {
-            input_micro_usd_per_mtok: 2_500_000,
-            output_micro_usd_per_mtok: 10_000_000,
-        };
-        // 1000 in × $2.50/M + 100 out × $10/M = $0.0025 + $0.001.
-        assert_eq!(p.cost_micro_usd(1000, 100), 3500);
-        assert_eq!(p.cost_micro_usd(1, 0), 3, "rounded up");
-        assert_eq!(p.cost_micro_usd(0, 0), 0);
-    }
-}
-
 pub fn dir(data_root: &Path) -> PathBuf {
     data_root.join("copilot")
 }
@@ -161,4 +128,37 @@ pub fn save(data_root: &Path, s: &ProviderSettings) -> Result<(), String> {
         f.sync_all().map_err(|e| e.to_string())?;
     }
     std::fs::rename(&tmp, path(data_root)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_parse_and_count() {
+        assert_eq!(parse_price("2.50"), Ok(2_500_000));
+        assert_eq!(parse_price("0.15"), Ok(150_000));
+        assert_eq!(parse_price("15"), Ok(15_000_000));
+        assert_eq!(parse_price(".5"), Ok(500_000));
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1e3",
+            "1.2345678",
+            "abc",
+            "1.2.3",
+            "99999999",
+        ] {
+            assert!(parse_price(bad).is_err(), "{bad:?}");
+        }
+        let p = Prices {
+            input_micro_usd_per_mtok: 2_500_000,
+            output_micro_usd_per_mtok: 10_000_000,
+        };
+        // 1000 in × $2.50/M + 100 out × $10/M = $0.0025 + $0.001.
+        assert_eq!(p.cost_micro_usd(1000, 100), 3500);
+        assert_eq!(p.cost_micro_usd(1, 0), 3, "rounded up");
+        assert_eq!(p.cost_micro_usd(0, 0), 0);
+    }
 }

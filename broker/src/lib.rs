@@ -8,9 +8,11 @@
 //! Modules: [`crypto`] (formats and primitives), [`vault`] (keys and
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
 //! single-use approvals), [`roles`] (who may do what), [`redact`]
-//! (exact-value redaction), [`service`] (request dispatch).
+//! (exact-value redaction), [`service`] (request dispatch),
+//! [`copilot_records`] (note bodies and approved record writes for copilotd).
 
 pub mod approvals;
+pub mod copilot_records;
 pub mod crypto;
 pub mod fuzz;
 pub mod host_credentials;

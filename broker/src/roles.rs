@@ -52,6 +52,12 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (RecordingKey, &[Cli, Ui, Sessiond]),
     // The copilot's API key, for the endpoint stored with it.
     (ReleaseProviderKey, &[Copilotd]),
+    // Procedure and memory bodies for the copilot's record tools: only that
+    // field of a verified record (a person's tools have OpenFields).
+    (OpenNote, &[Copilotd]),
+    // A record write copilotd carries out, only as a person approved it
+    // (the token is checked and spent per request).
+    (MacApprovedRecord, &[Copilotd]),
 ];
 
 /// Whether `role` may perform `op`.

@@ -17,6 +17,7 @@ use gatehouse_ipc::server::{Events, Handler};
 use tokio::sync::broadcast;
 
 use crate::approvals::Approvals;
+use crate::copilot_records;
 use crate::host_credentials;
 use crate::redact::Redactor;
 use crate::roles;
@@ -285,6 +286,17 @@ impl BrokerService {
                 let key = host_credentials::recording_key(&st.vault, &recording_id)?;
                 Ok(BrokerResponse::RecordingKey(SecretBytes::copy_from(&key)))
             }
+            BrokerRequest::OpenNote { record, field } => {
+                let body = copilot_records::open_note(&mut st.vault, &record, &field)?;
+                Ok(BrokerResponse::Note(SecretBytes::copy_from(&body)))
+            }
+            BrokerRequest::MacApprovedRecord(req) => {
+                let State {
+                    vault, approvals, ..
+                } = st;
+                let mac = copilot_records::mac_approved_record(vault, approvals, &me, &req)?;
+                Ok(BrokerResponse::Macs(vec![SealedBytes(mac.to_vec())]))
+            }
         }
     }
 }
@@ -314,6 +326,9 @@ fn check_action(a: &Action) -> Result<(), BrokerError> {
 
 /// Classifies an action's command for the approval card.
 pub fn classify_action(a: &Action) -> (String, Vec<String>) {
+    if let Some(c) = copilot_records::classify(&a.vendor) {
+        return c;
+    }
     match gatehouse_policy::Vendor::parse_platform(&a.vendor) {
         Some(v) => {
             let verdict = gatehouse_policy::classify(v, &a.command);

@@ -20,7 +20,7 @@ use gatehouse_ipc::broker::{
     Requester, VerifyItem,
 };
 use gatehouse_ipc::record_content::{self, FieldValue, RecordContent};
-use gatehouse_ipc::record_write::RecordWrite;
+use gatehouse_ipc::record_write::{RECORDS_HOST, RECORDS_VENDOR, RecordWrite};
 use zeroize::Zeroizing;
 
 use crate::approvals::{self, Approvals};
@@ -30,9 +30,6 @@ use crate::vault::Vault;
 /// The one field copilotd may have opened, and the kinds that have it.
 const NOTE_FIELD: &str = "body";
 const NOTE_KINDS: [&str; 2] = ["procedure", "memory"];
-/// [`gatehouse_ipc::broker::Action`] host and vendor of a copilot record write.
-pub const RECORDS_HOST: &str = "records";
-pub const RECORDS_VENDOR: &str = "copilot:records";
 /// The fields a memory has (the records field table's).
 const MEMORY_FIELDS: [&str; 4] = ["body", "folder", "host_ids", "title"];
 

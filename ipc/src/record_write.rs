@@ -31,6 +31,11 @@ pub enum RecordWrite {
     },
 }
 
+/// [`crate::broker::Action`] host and vendor of a copilot record write
+/// (its executor is copilotd: [`crate::broker::Action::executor`]).
+pub const RECORDS_HOST: &str = "records";
+pub const RECORDS_VENDOR: &str = "copilot:records";
+
 /// The first line of each kind of write.
 pub const WRITE_MEMORY: &str = "write_memory";
 pub const UPDATE_PROCEDURE: &str = "update_procedure";

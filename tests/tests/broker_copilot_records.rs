@@ -266,3 +266,388 @@ fn open_note_opens_procedure_and_memory_bodies_only() -> Result<()> {
     }
     Ok(())
 }
+
+// ------------------------------------------------------ approved record writes
+
+use gatehouse_ipc::SecretBytes;
+use gatehouse_ipc::broker::{
+    Action, ApprovalToken, ApprovedRecord, Decision, KeyScope, MacItem, SealItem,
+};
+use gatehouse_ipc::record_write::{RECORDS_HOST, RECORDS_VENDOR, RecordWrite};
+use gatehouse_records::fields::{self, MacInput};
+use std::collections::BTreeMap;
+
+fn record_action(scope: &KeyScope, write: &RecordWrite) -> Action {
+    Action {
+        host: RECORDS_HOST.into(),
+        vendor: RECORDS_VENDOR.into(),
+        org: match scope {
+            KeyScope::Org(id) => id.clone(),
+            KeyScope::Private => "private".into(),
+        },
+        credential: None,
+        command: write.render(),
+        expected_effect: "test write".into(),
+    }
+}
+
+/// A token for `action`, requested by `requester`, approved by a person's tool (`ui`).
+fn approved(requester: &mut Peer, ui: &mut Peer, action: Action) -> Result<ApprovalToken> {
+    let v = requester.ok(&BrokerRequest::RequestApproval { action })?;
+    let id = v["ApprovalRequested"]["id"].as_u64().context("id")?;
+    ui.ok(&BrokerRequest::DecideApproval {
+        id,
+        decision: Decision::Approve,
+    })?;
+    let o = requester.ok(&BrokerRequest::ApprovalOutcome { id })?;
+    Ok(serde_json::from_value(o["Outcome"]["Approved"].clone())?)
+}
+
+/// Seals `body` as the body of record `kind/id` (copilotd may seal).
+fn seal_body(
+    copilot: &mut Peer,
+    scope: &KeyScope,
+    kind: &str,
+    id: &str,
+    body: &str,
+) -> Result<Vec<u8>> {
+    let address = FieldAddress {
+        scope: scope.clone(),
+        record_kind: kind.into(),
+        record_id: id.into(),
+        field: "body".into(),
+        binding: Vec::new(),
+    };
+    let v = copilot.ok(&BrokerRequest::SealFields {
+        items: vec![SealItem {
+            address,
+            plaintext: SecretBytes::new(fields::canonical_json(&Value::String(body.into()))),
+        }],
+    })?;
+    let sealed: Vec<Vec<u8>> = serde_json::from_value(v["Sealed"].clone())?;
+    sealed.into_iter().next().context("one ciphertext")
+}
+
+/// A new memory's MAC input, as the store builds it.
+fn memory_item(
+    copilot: &mut Peer,
+    scope: &KeyScope,
+    id: &str,
+    title: &str,
+    body: &str,
+    host_ids: &[&str],
+) -> Result<MacItem> {
+    let plain: BTreeMap<String, Value> = [
+        ("folder".to_string(), json!("")),
+        ("host_ids".to_string(), json!(host_ids)),
+        ("title".to_string(), json!(title)),
+    ]
+    .into();
+    let sealed: BTreeMap<String, Vec<u8>> = [(
+        "body".to_string(),
+        seal_body(copilot, scope, "memory", id, body)?,
+    )]
+    .into();
+    Ok(MacItem {
+        scope: scope.clone(),
+        record_kind: "memory".into(),
+        record_id: id.into(),
+        content: fields::mac_content(&MacInput {
+            owner: "copilot",
+            created_ms: 1,
+            updated_ms: 1,
+            revision: 1,
+            plain: &plain,
+            sealed: &sealed,
+        }),
+    })
+}
+
+fn mac_approved(token: &ApprovalToken, item: MacItem, hosts: Vec<VerifyItem>) -> BrokerRequest {
+    BrokerRequest::MacApprovedRecord(Box::new(ApprovedRecord {
+        token: token.clone(),
+        item,
+        current: None,
+        hosts,
+    }))
+}
+
+fn not_approved(v: &Value) -> bool {
+    refusal(v).and_then(|r| r.get("NotApproved")).is_some()
+}
+
+fn approval_error(v: &Value) -> Option<&Value> {
+    v["err"].get("Approval")
+}
+
+use serde_json::json;
+
+#[test]
+fn mac_approved_record_macs_exactly_the_approved_write_once() -> Result<()> {
+    let w = World::start()?;
+    let mut copilot = w.f.peer(PeerRole::Copilotd)?;
+    let mut ui = w.f.peer(PeerRole::Ui)?;
+    let host = w.stored(Kind::Host, "core1")?;
+    let scope = host.meta.scope.clone();
+    let host_proof = verify_item(&host);
+    let host_id = host.meta.id.as_str();
+
+    // The write a person approves: a memory linked to core1.
+    let write = RecordWrite::Memory {
+        title: "uplink".into(),
+        folder: String::new(),
+        hosts: vec!["core1".into()],
+        body: "ether2 flaps at night".into(),
+    };
+    let token = approved(&mut copilot, &mut ui, record_action(&scope, &write))?;
+    let id = "00000000000000a1";
+
+    // Records a person did not approve, each refused (and the token survives them).
+    let cases: Vec<(&str, MacItem, Vec<VerifyItem>)> = vec![
+        (
+            "one byte of the body differs",
+            memory_item(
+                &mut copilot,
+                &scope,
+                id,
+                "uplink",
+                "ether2 flaps at nighT",
+                &[host_id],
+            )?,
+            vec![host_proof.clone()],
+        ),
+        (
+            "another title",
+            memory_item(
+                &mut copilot,
+                &scope,
+                id,
+                "uplink2",
+                "ether2 flaps at night",
+                &[host_id],
+            )?,
+            vec![host_proof.clone()],
+        ),
+        (
+            "no linked host",
+            memory_item(
+                &mut copilot,
+                &scope,
+                id,
+                "uplink",
+                "ether2 flaps at night",
+                &[],
+            )?,
+            Vec::new(),
+        ),
+        (
+            "linked host not presented",
+            memory_item(
+                &mut copilot,
+                &scope,
+                id,
+                "uplink",
+                "ether2 flaps at night",
+                &[host_id],
+            )?,
+            Vec::new(),
+        ),
+        (
+            "another scope",
+            memory_item(
+                &mut copilot,
+                &KeyScope::Private,
+                id,
+                "uplink",
+                "ether2 flaps at night",
+                &[host_id],
+            )?,
+            vec![host_proof.clone()],
+        ),
+    ];
+    for (what, item, hosts) in cases {
+        let v = copilot.call(&mac_approved(&token, item, hosts))?;
+        assert!(not_approved(&v), "{what}: {v}");
+    }
+    // The body's ciphertext swapped for another record's (MAC input otherwise right).
+    let mut moved = memory_item(
+        &mut copilot,
+        &scope,
+        id,
+        "uplink",
+        "ether2 flaps at night",
+        &[host_id],
+    )?;
+    let procedure = w.stored(Kind::Procedure, "check-links")?;
+    moved.content = with_sealed(&moved.content, "body", &procedure.sealed["body"])?;
+    let v = copilot.call(&mac_approved(&token, moved, vec![host_proof.clone()]))?;
+    assert_eq!(v["err"]["OpenFailed"]["failure"], "Tampered", "{v}");
+    // A token whose command was changed to match other content: its signature fails.
+    let mut forged = token.clone();
+    let other = RecordWrite::Memory {
+        title: "uplink".into(),
+        folder: String::new(),
+        hosts: vec!["core1".into()],
+        body: "forged".into(),
+    };
+    forged.action.command = other.render();
+    let forged_item = memory_item(&mut copilot, &scope, id, "uplink", "forged", &[host_id])?;
+    let v = copilot.call(&mac_approved(
+        &forged,
+        forged_item,
+        vec![host_proof.clone()],
+    ))?;
+    assert_eq!(approval_error(&v), Some(&json!("BadSignature")), "{v}");
+
+    let right = memory_item(
+        &mut copilot,
+        &scope,
+        id,
+        "uplink",
+        "ether2 flaps at night",
+        &[host_id],
+    )?;
+    // Only copilotd, and only the copilotd that asked.
+    let v = ui.call(&mac_approved(
+        &token,
+        right.clone(),
+        vec![host_proof.clone()],
+    ))?;
+    assert!(v["err"].get("Forbidden").is_some(), "{v}");
+    let mut other_copilot = w.f.peer(PeerRole::Copilotd)?;
+    let v = other_copilot.call(&mac_approved(
+        &token,
+        right.clone(),
+        vec![host_proof.clone()],
+    ))?;
+    assert!(
+        approval_error(&v)
+            .and_then(|e| e.get("WrongExecutor"))
+            .is_some(),
+        "{v}"
+    );
+
+    // The approved record: MACed, and the MAC verifies.
+    let v = copilot.ok(&mac_approved(
+        &token,
+        right.clone(),
+        vec![host_proof.clone()],
+    ))?;
+    let macs: Vec<Vec<u8>> = serde_json::from_value(v["Macs"].clone())?;
+    let check = copilot.ok(&BrokerRequest::VerifyRecords {
+        items: vec![VerifyItem {
+            item: right.clone(),
+            mac: macs[0].clone(),
+        }],
+    })?;
+    assert_eq!(check["Verified"], json!([true]));
+    // Replayed: the token was spent.
+    let v = copilot.call(&mac_approved(&token, right, vec![host_proof.clone()]))?;
+    assert_eq!(approval_error(&v), Some(&json!("Replayed")), "{v}");
+
+    // A token for a device command is not a record write.
+    let device = approved(
+        &mut copilot,
+        &mut ui,
+        Action {
+            host: "core1".into(),
+            vendor: "ios".into(),
+            org: record_action(&scope, &write).org,
+            credential: None,
+            command: write.render(),
+            expected_effect: String::new(),
+        },
+    )?;
+    let item = memory_item(
+        &mut copilot,
+        &scope,
+        id,
+        "uplink",
+        "ether2 flaps at night",
+        &[host_id],
+    )?;
+    let v = copilot.call(&mac_approved(&device, item, vec![host_proof]))?;
+    assert_eq!(refusal(&v), Some(&json!("NotARecordWrite")), "{v}");
+    Ok(())
+}
+
+#[test]
+fn a_procedure_update_changes_the_body_only() -> Result<()> {
+    let w = World::start()?;
+    let mut copilot = w.f.peer(PeerRole::Copilotd)?;
+    let mut ui = w.f.peer(PeerRole::Ui)?;
+    let current = w.stored(Kind::Procedure, "check-links")?;
+    let scope = current.meta.scope.clone();
+    let new_body = "1. show interfaces status\n";
+    let write = RecordWrite::UpdateProcedure {
+        procedure: "check-links".into(),
+        folder: String::new(),
+        body: new_body.into(),
+    };
+    let token = approved(&mut copilot, &mut ui, record_action(&scope, &write))?;
+    let sealed = seal_body(
+        &mut copilot,
+        &scope,
+        "procedure",
+        &current.meta.id,
+        new_body,
+    )?;
+    let next = |read_only: bool, revision: u64| -> Result<MacItem> {
+        let mut plain = current.plain.clone();
+        if read_only {
+            plain.insert("read_only".into(), json!(true));
+        }
+        let sealed: BTreeMap<String, Vec<u8>> = [("body".to_string(), sealed.clone())].into();
+        Ok(MacItem {
+            scope: scope.clone(),
+            record_kind: "procedure".into(),
+            record_id: current.meta.id.clone(),
+            content: fields::mac_content(&MacInput {
+                owner: &current.meta.owner,
+                created_ms: current.meta.created_ms,
+                updated_ms: current.meta.updated_ms + 1,
+                revision,
+                plain: &plain,
+                sealed: &sealed,
+            }),
+        })
+    };
+    let request = |item: MacItem, with_current: bool| {
+        BrokerRequest::MacApprovedRecord(Box::new(ApprovedRecord {
+            token: token.clone(),
+            item,
+            current: with_current.then(|| verify_item(&current)),
+            hosts: Vec::new(),
+        }))
+    };
+    let rev = current.meta.revision + 1;
+    // Not approved: another field changed too, an odd revision, or no
+    // stored record to compare with.
+    for (what, req) in [
+        ("read_only flipped", request(next(true, rev)?, true)),
+        ("revision skipped", request(next(false, rev + 1)?, true)),
+        (
+            "without the stored record",
+            request(next(false, rev)?, false),
+        ),
+    ] {
+        let v = copilot.call(&req)?;
+        assert!(not_approved(&v), "{what}: {v}");
+    }
+    // The stored record presented, tampered.
+    let mut stale = verify_item(&current);
+    stale.mac[3] ^= 0x40;
+    let v = copilot.call(&BrokerRequest::MacApprovedRecord(Box::new(
+        ApprovedRecord {
+            token: token.clone(),
+            item: next(false, rev)?,
+            current: Some(stale),
+            hosts: Vec::new(),
+        },
+    )))?;
+    assert!(refusal(&v).and_then(|r| r.get("Tampered")).is_some(), "{v}");
+    // The approved update.
+    let v = copilot.ok(&request(next(false, rev)?, true))?;
+    assert!(v.get("Macs").is_some(), "{v}");
+    Ok(())
+}

@@ -266,6 +266,12 @@ enum Prepared {
 /// Resolves and checks `write` in `scope`: the hosts a memory links to,
 /// the procedure an update replaces; validation and name uniqueness.
 fn prepare(store: &Store, scope: &KeyScope, write: &RecordWrite) -> Result<Prepared, String> {
+    // A person approves the rendering, and it is read back: it must read back as this write.
+    match RecordWrite::parse(&write.render()) {
+        Ok(w) if &w == write => {}
+        Ok(_) => return Err("the write does not read back as itself".into()),
+        Err(e) => return Err(format!("cannot be written as approved text: {e}")),
+    }
     match write {
         RecordWrite::Memory {
             title,

@@ -57,6 +57,29 @@ struct Pending {
     token: Option<ApprovalToken>,
 }
 
+/// Signs the token for a pending request and marks it approved by `approver`.
+fn approve(
+    p: &mut Pending,
+    approver: Requester,
+    token_ttl_ms: u64,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, gatehouse_ipc::broker::BrokerError>,
+) -> Result<(), gatehouse_ipc::broker::BrokerError> {
+    let mut token = ApprovalToken {
+        approval_id: p.view.id,
+        action: p.view.action.clone(),
+        requester: p.view.requester.clone(),
+        approver: approver.clone(),
+        nonce: crypto::random_bytes(),
+        expires_ms: now_ms() + token_ttl_ms,
+        signature: Vec::new(),
+    };
+    token.signature = sign(&signed_bytes(&token))?;
+    p.token = Some(token);
+    p.view.state = ApprovalState::Approved;
+    p.view.decided_by = Some(approver);
+    Ok(())
+}
+
 pub struct Approvals {
     requests: BTreeMap<u64, Pending>,
     next_id: u64,
@@ -143,6 +166,7 @@ impl Approvals {
             decided_by: None,
             replaced_by: None,
             reject_reason: None,
+            autopilot: None,
         };
         self.requests.insert(id, Pending { view, token: None });
         id
@@ -185,19 +209,7 @@ impl Approvals {
         }
         match decision {
             Decision::Approve => {
-                let mut token = ApprovalToken {
-                    approval_id: id,
-                    action: p.view.action.clone(),
-                    requester: p.view.requester.clone(),
-                    approver: decider.clone(),
-                    nonce: crypto::random_bytes(),
-                    expires_ms: now_ms() + self.token_ttl_ms,
-                    signature: Vec::new(),
-                };
-                token.signature = sign(&signed_bytes(&token))?;
-                p.token = Some(token);
-                p.view.state = ApprovalState::Approved;
-                p.view.decided_by = Some(decider);
+                approve(p, decider, self.token_ttl_ms, sign)?;
                 Ok((ApprovalState::Approved, None))
             }
             Decision::Reject { reason } => {
@@ -220,6 +232,33 @@ impl Approvals {
                 Ok((ApprovalState::Edited, Some(new_id)))
             }
         }
+    }
+
+    /// Files a request and approves it at once on behalf of `granted_by`, the
+    /// person who started the Autopilot task whose grant permitted it
+    /// (`rule`). The caller has made that decision (`autopilot::Grants`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn auto_approve(
+        &mut self,
+        action: Action,
+        requester: Requester,
+        class: String,
+        reasons: Vec<String>,
+        granted_by: Requester,
+        rule: String,
+        sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, gatehouse_ipc::broker::BrokerError>,
+    ) -> Result<u64, gatehouse_ipc::broker::BrokerError> {
+        let id = self.request(action, requester, class, reasons);
+        let ttl = self.token_ttl_ms;
+        let p = self
+            .requests
+            .get_mut(&id)
+            .ok_or(gatehouse_ipc::broker::BrokerError::Approval(
+                ApprovalError::NotFound,
+            ))?;
+        p.view.autopilot = Some(rule);
+        approve(p, granted_by, ttl, sign)?;
+        Ok(id)
     }
 
     /// What the requester learns; only the requesting process gets the token.

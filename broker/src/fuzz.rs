@@ -116,7 +116,11 @@ fn service(state: &std::path::Path, profile: &str) -> Result<Arc<BrokerService>,
     let keychain =
         Keychain::open(Some(Backend::Keyutils), profile).map_err(|e| format!("keychain: {e}"))?;
     let service = BrokerService::open(
-        state,
+        crate::service::BrokerDirs {
+            state: state.to_path_buf(),
+            org_policy: state.join("org-policy"),
+            credential_log: state.join("credentials.jsonl"),
+        },
         keychain,
         60_000,
         Hardening::default(),

@@ -7,11 +7,14 @@
 //!
 //! Modules: [`crypto`] (formats and primitives), [`vault`] (keys and
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
-//! single-use approvals), [`roles`] (who may do what), [`redact`]
-//! (exact-value redaction), [`service`] (request dispatch),
+//! single-use approvals), [`autopilot`] (bounded auto-approval grants),
+//! [`audit`] (the credential-use log), [`roles`] (who may do what),
+//! [`redact`] (exact-value redaction), [`service`] (request dispatch),
 //! [`copilot_records`] (note bodies and approved record writes for copilotd).
 
 pub mod approvals;
+pub mod audit;
+pub mod autopilot;
 pub mod copilot_records;
 pub mod crypto;
 pub mod fuzz;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gatehouse_broker::keychain::{Backend, Keychain};
-use gatehouse_broker::service::BrokerService;
+use gatehouse_broker::service::{BrokerDirs, BrokerService};
 use gatehouse_ipc::broker::Broker;
 use gatehouse_ipc::exe_resolver::HelperResolver;
 use gatehouse_ipc::peer::Installation;
@@ -60,7 +60,19 @@ fn run(args: Args) -> Result<(), String> {
 
     // Sandbox: before any secret is read, and before any thread exists
     // (Landlock below ABI 8 restricts only the calling thread and its future threads).
+    let dirs = BrokerDirs {
+        state: layout.broker_state.clone(),
+        org_policy: layout.root.join("org-policy"),
+        credential_log: gatehouse_ipc::audit::credentials_log(&layout.root),
+    };
+    // Landlock names paths that exist: make the shared directories first.
+    let audit_dir = gatehouse_ipc::audit::audit_dir(&layout.root);
+    for d in [&dirs.org_policy, &audit_dir] {
+        gatehouse_ipc::paths::make_private_dir(d).map_err(|e| e.to_string())?;
+    }
     let mut paths = BrokerPaths::new(&layout.broker_state, &layout.runtime, &install.dir);
+    paths.extra_read_only.push(dirs.org_policy.clone());
+    paths.extra_read_write.push(audit_dir);
     if let Ok(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS") {
         paths.dbus_abstract = addr.contains("abstract=");
         paths.dbus_dir = addr
@@ -100,7 +112,7 @@ fn run(args: Args) -> Result<(), String> {
         Keychain::open(args.keychain, &layout.profile).map_err(|e| format!("keychain: {e}"))?;
 
     let service = BrokerService::open(
-        &layout.broker_state,
+        dirs,
         keychain,
         args.approval_ttl_secs * 1000,
         hardening,

@@ -52,6 +52,12 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (RecordingKey, &[Cli, Ui, Sessiond]),
     // The copilot's API key, for the endpoint stored with it.
     (ReleaseProviderKey, &[Copilotd]),
+    // Starting and ending an Autopilot task is a person's act; inside it,
+    // copilotd's requests are approved at once only within its bounds and
+    // what org policy permits (crate::autopilot).
+    (GrantAutopilot, &[Cli, Ui]),
+    (EndAutopilot, &[Cli, Ui]),
+    (RequestAutoApproval, &[Copilotd]),
     // Procedure and memory bodies for the copilot's record tools: only that
     // field of a verified record (a person's tools have OpenFields).
     (OpenNote, &[Copilotd]),

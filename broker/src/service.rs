@@ -5,6 +5,7 @@
 //! the event stream. Must never: run an operation before the role check, or
 //! reply with a key.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use gatehouse_ipc::PeerIdentity;
@@ -17,16 +18,32 @@ use gatehouse_ipc::server::{Events, Handler};
 use tokio::sync::broadcast;
 
 use crate::approvals::Approvals;
+use crate::audit::CredentialAudit;
+use crate::autopilot::{AutoDecision, Grants};
 use crate::copilot_records;
 use crate::host_credentials;
 use crate::redact::Redactor;
 use crate::roles;
-use crate::vault::Vault;
+use crate::vault::{Vault, now_ms};
 
 pub struct State {
     pub vault: Vault,
     pub approvals: Approvals,
     pub redactor: Redactor,
+    pub autopilot: Grants,
+    pub audit: CredentialAudit,
+    /// `<data>/org-policy/`: the org policies Autopilot obeys.
+    pub org_policy_dir: PathBuf,
+}
+
+/// Where the broker keeps and reads things besides its vault.
+pub struct BrokerDirs {
+    /// The vault and the used-nonce log (the broker's alone).
+    pub state: PathBuf,
+    /// `<data>/org-policy/` (read).
+    pub org_policy: PathBuf,
+    /// `<data>/audit/credentials.jsonl` (appended).
+    pub credential_log: PathBuf,
 }
 
 pub struct BrokerService {
@@ -50,12 +67,13 @@ impl BrokerService {
     /// Opens the broker's state in `state_dir` (account, used-nonce log),
     /// unlocks it if this device was remembered, and builds the service.
     pub fn open(
-        state_dir: &std::path::Path,
+        dirs: BrokerDirs,
         keychain: crate::keychain::Keychain,
         token_ttl_ms: u64,
         hardening: Hardening,
         install_dir: String,
     ) -> Result<Arc<Self>, String> {
+        let state_dir = dirs.state.as_path();
         let mut vault = Vault::open(state_dir, keychain).map_err(|e| format!("vault: {e}"))?;
         match vault.sign_in_remembered() {
             Ok(true) => tracing::info!("signed in with remembered device unlock"),
@@ -69,6 +87,9 @@ impl BrokerService {
                 vault,
                 approvals,
                 redactor: Redactor::default(),
+                autopilot: Grants::default(),
+                audit: CredentialAudit::new(dirs.credential_log),
+                org_policy_dir: dirs.org_policy,
             },
             hardening,
             install_dir,
@@ -145,6 +166,7 @@ impl BrokerService {
             BrokerRequest::SignOut => {
                 let mut report = st.vault.sign_out();
                 st.redactor.clear();
+                st.autopilot.clear();
                 report.daemons_notified = self.events.send(BrokerEvent::SignedOut).unwrap_or(0);
                 Ok(BrokerResponse::SignedOut(report))
             }
@@ -268,19 +290,103 @@ impl BrokerService {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(BrokerResponse::Verified(ok))
             }
+            // Every credential use is audited before it leaves (crate::audit).
             BrokerRequest::ReleasePassword { host } => {
-                let password = host_credentials::release_password(&mut st.vault, &host)?;
+                let result = host_credentials::release_password(&mut st.vault, &host);
+                let (credential, destination) = host_credential_names(&host);
+                let password = st.audit.audited(op, &me, credential, destination, result)?;
                 Ok(BrokerResponse::Password(SecretBytes::copy_from(&password)))
             }
-            BrokerRequest::SshPublicKey { host } => Ok(BrokerResponse::PublicKey(
-                host_credentials::public_key(&mut st.vault, &host)?,
-            )),
-            BrokerRequest::SshSign { host, to_sign } => Ok(BrokerResponse::Signature(
-                host_credentials::sign(&mut st.vault, &host, &to_sign)?,
-            )),
+            BrokerRequest::SshPublicKey { host } => {
+                let result = host_credentials::public_key(&mut st.vault, &host);
+                let (credential, destination) = host_credential_names(&host);
+                Ok(BrokerResponse::PublicKey(st.audit.audited(
+                    op,
+                    &me,
+                    credential,
+                    destination,
+                    result,
+                )?))
+            }
+            BrokerRequest::SshSign { host, to_sign } => {
+                let result = host_credentials::sign(&mut st.vault, &host, &to_sign);
+                let (credential, destination) = host_credential_names(&host);
+                Ok(BrokerResponse::Signature(st.audit.audited(
+                    op,
+                    &me,
+                    credential,
+                    destination,
+                    result,
+                )?))
+            }
             BrokerRequest::ReleaseProviderKey { name, endpoint } => {
-                let key = host_credentials::provider_key(&st.vault, &name, &endpoint)?;
+                let result = host_credentials::provider_key(&st.vault, &name, &endpoint);
+                let key =
+                    st.audit
+                        .audited(op, &me, format!("keychain:{name}"), endpoint, result)?;
                 Ok(BrokerResponse::ProviderKey(SecretBytes::copy_from(&key)))
+            }
+            BrokerRequest::GrantAutopilot { bound } => {
+                if !st.vault.signed_in() {
+                    return Err(BrokerError::SignedOut);
+                }
+                let (grant, expires_ms) = st.autopilot.grant(bound, me, now_ms())?;
+                Ok(BrokerResponse::AutopilotGranted { grant, expires_ms })
+            }
+            BrokerRequest::EndAutopilot { grant } => {
+                st.autopilot.end(grant);
+                Ok(BrokerResponse::Done)
+            }
+            BrokerRequest::RequestAutoApproval { action, grant } => {
+                check_action(&action)?;
+                if !st.vault.signed_in() {
+                    return Err(BrokerError::SignedOut);
+                }
+                let (class, reasons) = classify_action(&action);
+                let policy = gatehouse_policy::load_org_policy(&st.org_policy_dir, &action.org);
+                let decision = st.autopilot.decide(
+                    grant,
+                    &action,
+                    policy.as_ref().map_err(|e| e.as_str()),
+                    now_ms(),
+                );
+                match decision {
+                    AutoDecision::Approve { rule, granted_by } => {
+                        let State {
+                            vault, approvals, ..
+                        } = st;
+                        let rule = format!("Autopilot task {grant}: {rule}");
+                        let id = approvals.auto_approve(
+                            action,
+                            me,
+                            class.clone(),
+                            reasons,
+                            granted_by,
+                            rule.clone(),
+                            |msg| vault.sign_approval(msg),
+                        )?;
+                        let _ = self.events.send(BrokerEvent::ApprovalDecided {
+                            id,
+                            state: gatehouse_ipc::broker::ApprovalState::Approved,
+                        });
+                        Ok(BrokerResponse::AutoApprovalRequested {
+                            id,
+                            class,
+                            auto_approved: Some(rule),
+                            why_person: None,
+                        })
+                    }
+                    AutoDecision::Person(why) => {
+                        let id = st.approvals.request(action, me, class.clone(), reasons);
+                        let _ = self.events.send(BrokerEvent::ApprovalPending { id });
+                        Ok(BrokerResponse::AutoApprovalRequested {
+                            id,
+                            class,
+                            auto_approved: None,
+                            why_person: Some(why),
+                        })
+                    }
+                }
             }
             BrokerRequest::RecordingKey { recording_id } => {
                 let key = host_credentials::recording_key(&st.vault, &recording_id)?;
@@ -325,6 +431,15 @@ fn check_action(a: &Action) -> Result<(), BrokerError> {
 }
 
 /// Classifies an action's command for the approval card.
+/// How a host credential request is named in the credential log.
+fn host_credential_names(h: &gatehouse_ipc::broker::HostCredential) -> (String, String) {
+    let d = &h.destination;
+    (
+        h.field.to_string(),
+        format!("{}@{}:{}", d.username, d.address, d.port),
+    )
+}
+
 pub fn classify_action(a: &Action) -> (String, Vec<String>) {
     if let Some(c) = copilot_records::classify(&a.vendor) {
         return c;

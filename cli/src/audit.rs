@@ -45,6 +45,11 @@ pub enum AuditCmd {
         /// Only the last N rows.
         #[arg(long)]
         last: Option<usize>,
+        /// The broker's credential log instead: every password, token or
+        /// key it released or used for a daemon (and every refusal), with
+        /// the daemon, the sealed field and the destination.
+        #[arg(long)]
+        credentials: bool,
     },
 }
 
@@ -114,7 +119,17 @@ pub fn run(profile: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             json,
             then_sign_out,
         } => (json, then_sign_out),
-        AuditCmd::Log { json, host, last } => {
+        AuditCmd::Log {
+            json,
+            host,
+            last,
+            credentials: true,
+        } => {
+            return credential_log(profile, json, host.as_deref(), last);
+        }
+        AuditCmd::Log {
+            json, host, last, ..
+        } => {
             return audit_log(profile, json, host.as_deref(), last);
         }
     };
@@ -578,6 +593,58 @@ fn audit_log(
                 .map(who)
                 .unwrap_or_else(|| "-".into()),
             r.command.as_deref().unwrap_or("(sealed)")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn credential_log(
+    profile: Option<&str>,
+    json: bool,
+    host: Option<&str>,
+    last: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    use gatehouse_ipc::audit::{self, CredentialRow};
+    let layout = Layout::resolve(profile)?;
+    let (mut rows, bad): (Vec<CredentialRow>, _) =
+        audit::read(&audit::credentials_log(&layout.root))?;
+    for b in &bad {
+        eprintln!("warning: credential log {b}");
+    }
+    // `--host` matches the destination's address (user@ADDRESS:port).
+    rows.retain(|r| {
+        host.is_none_or(|h| {
+            r.destination
+                .rsplit_once('@')
+                .map(|(_, a)| a)
+                .unwrap_or(&r.destination)
+                .starts_with(h)
+        })
+    });
+    if let Some(n) = last {
+        let skip = rows.len().saturating_sub(n);
+        rows.drain(..skip);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<18} {:<18} {:<28} CREDENTIAL",
+        "TIME (UTC)", "OPERATION", "FOR", "DESTINATION"
+    );
+    for r in &rows {
+        let outcome = match &r.refused {
+            None => String::new(),
+            Some(why) => format!("  REFUSED: {why}"),
+        };
+        println!(
+            "{:<20} {:<18} {:<18} {:<28} {}{outcome}",
+            crate::recordings_cmds::utc(r.time_ms),
+            r.operation.to_string(),
+            format!("{} pid {}", r.requester.role, r.requester.pid),
+            truncate(&r.destination, 28),
+            r.credential,
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -456,6 +456,9 @@ fn print_view(v: &ApprovalView) {
     if let Some(d) = &v.decided_by {
         println!("  decided by: {} pid {}", d.role, d.pid);
     }
+    if let Some(rule) = &v.autopilot {
+        println!("  AUTOPILOT:  approved without asking ({rule})");
+    }
     if let Some(n) = v.replaced_by {
         println!("  replaced by request {n}");
     }

@@ -15,11 +15,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use gatehouse_copilotd::config::{self, Kind, ProviderSettings};
 use gatehouse_ipc::Layout;
-use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, Decision};
+use gatehouse_ipc::broker::{AutopilotBound, BrokerRequest, BrokerResponse, Decision};
 use gatehouse_ipc::client::{Client, DEFAULT_TIMEOUT};
 use gatehouse_ipc::copilotd::{
-    ChatSettings, CopilotEvent, CopilotRequest, CopilotResponse, Copilotd, GateDecision, Mode,
-    Trust,
+    AutopilotTask, ChatSettings, CopilotEvent, CopilotRequest, CopilotResponse, Copilotd,
+    GateDecision, Mode, Trust,
 };
 use gatehouse_ipc::sessiond::HostRef;
 
@@ -108,21 +108,30 @@ pub struct ChatOptions {
     /// suggestions; planning: evidence, then a plan.
     #[arg(long, value_enum, default_value = "default")]
     mode: ModeArg,
-    /// manual: every tool call asks; supervised: read-only runs, the rest asks.
+    /// manual: every tool call asks; supervised: read-only runs, the rest
+    /// asks; autonomous: Autopilot (see --autopilot).
     #[arg(long, value_enum, default_value = "supervised")]
     trust: TrustArg,
-    /// Autopilot (= --trust autonomous): not available yet; behaves as supervised.
+    /// Autopilot (= --trust autonomous), off by default. Starts a task in the
+    /// broker bounded by --host (required), --max-steps and --minutes: inside
+    /// it the broker approves without asking what the organization's policy
+    /// permits (`autopilot_moderate`, or an `allow` rule); dangerous commands
+    /// and everything else still ask. The copilot stops at the bound.
     #[arg(long)]
     autopilot: bool,
     /// Hosts the copilot may act on (repeat; default: all of --org).
     #[arg(long = "host")]
     hosts: Vec<String>,
-    /// Organization to work in.
+    /// Organization to work in (required with --autopilot).
     #[arg(long)]
     org: Option<String>,
-    /// Most tool calls per message.
+    /// Most tool calls per message (with --autopilot: also the most
+    /// auto-approvals in the task).
     #[arg(long, default_value_t = 12)]
     max_steps: u32,
+    /// With --autopilot: how long the task may run, in minutes.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=480))]
+    minutes: u64,
     /// Do not ask for approvals here; they wait for `gatehouse approvals` or the app.
     #[arg(long)]
     no_inline_approvals: bool,
@@ -202,11 +211,10 @@ struct Session {
 
 impl Session {
     fn open(layout: &Layout, o: &ChatOptions) -> anyhow::Result<Session> {
-        let settings = settings(o);
+        let mut settings = settings(o);
+        let mut broker = BrokerConn::connect_layout(layout)?;
         if settings.trust == Trust::Autonomous {
-            eprintln!(
-                "AUTOPILOT requested: not available yet; running supervised (changes still ask)"
-            );
+            settings.autopilot = Some(start_autopilot(&mut broker, o)?);
         }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -221,7 +229,7 @@ impl Session {
         Ok(Session {
             rt,
             client,
-            broker: BrokerConn::connect_layout(layout)?,
+            broker,
             settings,
             inline: !o.no_inline_approvals,
             conversation: None,
@@ -274,6 +282,9 @@ impl Session {
                         GateDecision::Run => "runs".to_string(),
                         GateDecision::AskPerson { approval_id } => {
                             format!("needs approval (request {approval_id})")
+                        }
+                        GateDecision::AutoApproved { approval_id, rule } => {
+                            format!("AUTOPILOT approved (request {approval_id}, {rule})")
                         }
                         GateDecision::Suggest => "suggestion only, not run".to_string(),
                         GateDecision::Refuse { reason } => format!("REFUSED: {reason}"),
@@ -334,6 +345,47 @@ impl Session {
     }
 }
 
+/// Starts the Autopilot task in the broker (a person's act: this process
+/// has the cli role) and says so, bounds included.
+fn start_autopilot(broker: &mut BrokerConn, o: &ChatOptions) -> anyhow::Result<AutopilotTask> {
+    if o.hosts.is_empty() {
+        bail!("Autopilot is bounded in hosts: name each host it may change with --host");
+    }
+    let Some(org) = &o.org else {
+        bail!("Autopilot works under one organization's policy: name it with --org");
+    };
+    let bound = AutopilotBound {
+        org: crate::commands::org_id(broker, org)?,
+        hosts: o.hosts.clone(),
+        max_steps: o.max_steps,
+        seconds: o.minutes * 60,
+    };
+    let BrokerResponse::AutopilotGranted { grant, expires_ms } =
+        broker.ask(BrokerRequest::GrantAutopilot { bound })?
+    else {
+        bail!("unexpected broker reply to GrantAutopilot");
+    };
+    eprintln!(
+        "AUTOPILOT ON (task {grant}): hosts {}; at most {} steps; until {} UTC. \
+         What {org}'s policy permits runs without asking; dangerous commands and everything else still ask.",
+        o.hosts.join(", "),
+        o.max_steps,
+        crate::recordings_cmds::utc(expires_ms),
+    );
+    Ok(AutopilotTask { grant, expires_ms })
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // The task ends with the chat (the broker's bounds end it anyway).
+        if let Some(a) = self.settings.autopilot {
+            let _ = self
+                .broker
+                .call(BrokerRequest::EndAutopilot { grant: a.grant });
+        }
+    }
+}
+
 fn settings(o: &ChatOptions) -> ChatSettings {
     ChatSettings {
         mode: match o.mode {
@@ -356,6 +408,7 @@ fn settings(o: &ChatOptions) -> ChatSettings {
             .collect(),
         org: o.org.clone(),
         max_steps: o.max_steps,
+        autopilot: None,
     }
 }
 

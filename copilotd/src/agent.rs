@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_ipc::broker::{
     Action, ApprovalOutcome, ApprovalToken, Broker, BrokerError, BrokerRequest, BrokerResponse,
+    KeyScope,
 };
 use gatehouse_ipc::client::{CallError, SharedClient};
 use gatehouse_ipc::copilotd::{
@@ -67,6 +68,9 @@ pub struct Agent<'a> {
     pub events: &'a mpsc::Sender<CopilotEvent>,
     pub hosts: &'a Mutex<gatehouse_records::Store>,
     pub data_root: PathBuf,
+    /// The Autopilot task's grant, when the person started one: approval
+    /// requests go to the broker as auto-approval requests under it.
+    pub autopilot: Option<u64>,
 }
 
 fn daemon(service: &str, e: impl std::fmt::Display) -> CopilotError {
@@ -248,7 +252,12 @@ impl Agent<'_> {
             settings.max_steps
         };
         let mut steps = 0u32;
+        let deadline = settings.autopilot.map(|a| a.expires_ms);
+        let past_deadline = || deadline.is_some_and(|d| now_ms() >= d);
         loop {
+            if past_deadline() {
+                return Ok(Some("stopped at the Autopilot task's time bound".into()));
+            }
             let completion = self.ask_model(conv, settings).await?;
             conv.messages.push(Message {
                 role: Role::Assistant,
@@ -263,6 +272,8 @@ impl Agent<'_> {
                 steps += 1;
                 let result = if steps > max_steps {
                     "Not run: the step bound of this task was reached.".to_string()
+                } else if past_deadline() {
+                    "Not run: the time bound of this Autopilot task has passed.".to_string()
                 } else {
                     self.tool_call(conv.id, call, settings).await?
                 };
@@ -284,6 +295,9 @@ impl Agent<'_> {
                 return Ok(Some(format!(
                     "stopped at the bound of {max_steps} tool calls"
                 )));
+            }
+            if past_deadline() {
+                return Ok(Some("stopped at the Autopilot task's time bound".into()));
             }
         }
     }
@@ -327,13 +341,15 @@ impl Agent<'_> {
             "list_hosts" => {
                 self.announce(conversation, call, "-", Vec::new(), GateDecision::Run)
                     .await?;
-                Ok(self.list_hosts(settings))
+                let scope = self.org_scope(settings).await?;
+                Ok(self.list_hosts(settings, scope))
             }
             "show_host" => {
                 self.announce(conversation, call, "-", Vec::new(), GateDecision::Run)
                     .await?;
+                let scope = self.org_scope(settings).await?;
                 Ok(match arg("host") {
-                    Some(h) => self.show_host(&h, settings),
+                    Some(h) => self.show_host(&h, settings, scope.as_ref()),
                     None => "error: show_host needs a host".into(),
                 })
             }
@@ -519,24 +535,43 @@ impl Agent<'_> {
         class: &str,
         reasons: &[String],
     ) -> Result<Approval, CopilotError> {
-        let mut id = match self
+        let request = match self.autopilot {
+            Some(grant) => BrokerRequest::RequestAutoApproval { action, grant },
+            None => BrokerRequest::RequestApproval { action },
+        };
+        let mut reasons = reasons.to_vec();
+        let (mut id, decision) = match self
             .links
             .broker
-            .call(BrokerRequest::RequestApproval { action })
+            .call(request)
             .await
             .map_err(broker_call_error)?
         {
-            BrokerResponse::ApprovalRequested { id, .. } => id,
+            BrokerResponse::ApprovalRequested { id, .. } => {
+                (id, GateDecision::AskPerson { approval_id: id })
+            }
+            BrokerResponse::AutoApprovalRequested {
+                id,
+                auto_approved,
+                why_person,
+                ..
+            } => match auto_approved {
+                Some(rule) => (
+                    id,
+                    GateDecision::AutoApproved {
+                        approval_id: id,
+                        rule,
+                    },
+                ),
+                None => {
+                    reasons.extend(why_person.map(|w| format!("Autopilot: {w}")));
+                    (id, GateDecision::AskPerson { approval_id: id })
+                }
+            },
             _ => return Err(daemon("broker", "unexpected reply to RequestApproval")),
         };
-        self.announce(
-            conversation,
-            call,
-            class,
-            reasons.to_vec(),
-            GateDecision::AskPerson { approval_id: id },
-        )
-        .await?;
+        self.announce(conversation, call, class, reasons, decision)
+            .await?;
         let deadline = Instant::now() + DECISION_WAIT;
         let not_run = |s: &str| Ok(Approval::NotRun(s.to_string()));
         loop {
@@ -655,8 +690,41 @@ impl Agent<'_> {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn list_hosts(&self, settings: &ChatSettings) -> String {
-        let filter = gatehouse_records::Filter::kind(gatehouse_records::Kind::Host);
+    /// The key scope of the conversation's organization (`None`: every
+    /// scope), resolved by name or id through the broker.
+    pub(crate) async fn org_scope(
+        &self,
+        settings: &ChatSettings,
+    ) -> Result<Option<KeyScope>, CopilotError> {
+        let Some(org) = &settings.org else {
+            return Ok(None);
+        };
+        if org == "private" {
+            return Ok(Some(KeyScope::Private));
+        }
+        let BrokerResponse::Orgs(orgs) = self
+            .links
+            .broker
+            .call(BrokerRequest::OrgList)
+            .await
+            .map_err(broker_call_error)?
+        else {
+            return Err(daemon("broker", "unexpected reply to OrgList"));
+        };
+        orgs.into_iter()
+            .find(|o| o.id == *org || o.name == *org)
+            .map(|o| Some(KeyScope::Org(o.id)))
+            .ok_or_else(|| CopilotError::Invalid {
+                what: "organization".into(),
+                reason: format!("no organization {org:?}"),
+            })
+    }
+
+    fn list_hosts(&self, settings: &ChatSettings, scope: Option<KeyScope>) -> String {
+        let filter = gatehouse_records::Filter {
+            scope,
+            ..gatehouse_records::Filter::kind(gatehouse_records::Kind::Host)
+        };
         let Ok(list) = self.store().list(&filter) else {
             return "error: cannot read the hosts".into();
         };
@@ -675,19 +743,26 @@ impl Agent<'_> {
         Value::Array(rows).to_string()
     }
 
-    fn show_host(&self, host: &str, settings: &ChatSettings) -> String {
+    fn show_host(&self, host: &str, settings: &ChatSettings, scope: Option<&KeyScope>) -> String {
         if !self.in_scope(host, settings) {
             return format!("Not shown: host {host} is outside this task's hosts.");
         }
         match self
             .store()
-            .resolve(gatehouse_records::Kind::Host, None, host)
+            .resolve(gatehouse_records::Kind::Host, scope, host)
         {
             // Plaintext fields only: sealed ones are not even read.
             Ok(r) => Value::Object(r.plain.into_iter().collect()).to_string(),
             Err(e) => format!("error: {e}"),
         }
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn shorten(s: &str, max: usize) -> String {

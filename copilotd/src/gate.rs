@@ -3,9 +3,11 @@
 //!
 //! Owns one decision table, pure and tested cell by cell. The trust level
 //! moves the threshold; the classifier moves the floor. Must never: let a
-//! class above read-only run without a person (there is no auto-approval
-//! here: Autopilot is not available yet and behaves as Supervised), or run
-//! anything org policy blocks.
+//! class above read-only run without an approval token, or run anything org
+//! policy blocks. (Under Autopilot the approval request goes to the broker,
+//! which approves at once only what the person's bounds and org policy
+//! permit: see broker/src/autopilot.rs. Here Autonomous asks like
+//! Supervised.)
 
 use gatehouse_ipc::copilotd::{Mode, Trust};
 use gatehouse_policy::Class;

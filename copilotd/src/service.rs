@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use gatehouse_ipc::broker::{BrokerEvent, Hardening};
 use gatehouse_ipc::copilotd::{
-    CopilotError, CopilotEvent, CopilotRequest, CopilotResponse, CopilotStatus, Copilotd,
+    CopilotError, CopilotEvent, CopilotRequest, CopilotResponse, CopilotStatus, Copilotd, Trust,
 };
 use gatehouse_ipc::server::{Events, Handler, PendingStreams};
 use gatehouse_ipc::{Layout, PeerIdentity, PeerRole};
@@ -141,6 +141,14 @@ impl CopilotService {
                 reason: "empty or over 64 KiB".into(),
             });
         }
+        if settings.trust == Trust::Autonomous
+            && (settings.autopilot.is_none() || settings.hosts.is_empty())
+        {
+            return Err(CopilotError::Invalid {
+                what: "Autopilot".into(),
+                reason: "needs a task a person started in the broker, bounded in hosts, steps and time (`gatehouse copilot chat --autopilot --host H --minutes M --max-steps N`)".into(),
+            });
+        }
         let (provider, _) = self.provider().await?;
         let mut conv = match conversation {
             Some(id) => self
@@ -164,6 +172,10 @@ impl CopilotService {
                 events: &tx,
                 hosts: &this.hosts,
                 data_root: this.layout.root.clone(),
+                autopilot: settings
+                    .autopilot
+                    .filter(|_| settings.trust == Trust::Autonomous)
+                    .map(|a| a.grant),
             };
             let before = conv.usage.clone();
             let ended = agent.turn(&mut conv, &message, &settings).await;

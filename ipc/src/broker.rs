@@ -226,6 +226,10 @@ pub struct ApprovalView {
     pub decided_by: Option<Requester>,
     pub replaced_by: Option<u64>,
     pub reject_reason: Option<String>,
+    /// Set when Autopilot approved it: the grant and the org rule that
+    /// permitted it (`decided_by` is the person who started the task).
+    #[serde(default)]
+    pub autopilot: Option<String>,
 }
 
 /// A broker-signed permission to execute exactly `action`, once, before `expires_ms`.
@@ -407,6 +411,22 @@ pub enum BrokerRequest {
         name: String,
         endpoint: String,
     },
+    /// A person starts an Autopilot task: copilotd may have device commands
+    /// auto-approved inside these bounds, where org policy permits (cli/ui).
+    GrantAutopilot {
+        bound: AutopilotBound,
+    },
+    /// A person ends an Autopilot task before its bounds do (cli/ui).
+    EndAutopilot {
+        grant: u64,
+    },
+    /// Like `RequestApproval`, inside an Autopilot grant: the broker approves
+    /// at once what the grant's bounds and org policy permit; anything else
+    /// waits for a person as usual (copilotd).
+    RequestAutoApproval {
+        action: Action,
+        grant: u64,
+    },
     /// The body of a verified procedure or memory record, for the copilot
     /// (copilotd only): never any other field, never a credential.
     OpenNote {
@@ -436,6 +456,25 @@ pub struct ApprovedRecord {
     /// names are what the person saw.
     pub hosts: Vec<VerifyItem>,
 }
+
+/// The bounds a person puts on an Autopilot task. Dangerous commands, and
+/// whatever org policy does not permit, still wait for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutopilotBound {
+    /// The organization whose policy decides.
+    pub org: String,
+    /// The only hosts whose commands may be auto-approved (at least one).
+    pub hosts: Vec<String>,
+    /// Most auto-approvals in the task (1..=100).
+    pub max_steps: u32,
+    /// How long the task may run, in seconds (1..=8 h).
+    pub seconds: u64,
+}
+
+/// Most auto-approvals one Autopilot task may have.
+pub const AUTOPILOT_MAX_STEPS: u32 = 100;
+/// Longest Autopilot task, in seconds.
+pub const AUTOPILOT_MAX_SECONDS: u64 = 8 * 3600;
 
 impl BrokerRequest {
     /// The operation this request performs (what the role table decides on).
@@ -467,6 +506,9 @@ impl BrokerRequest {
             BrokerRequest::SshSign { .. } => Operation::SshSign,
             BrokerRequest::RecordingKey { .. } => Operation::RecordingKey,
             BrokerRequest::ReleaseProviderKey { .. } => Operation::ReleaseProviderKey,
+            BrokerRequest::GrantAutopilot { .. } => Operation::GrantAutopilot,
+            BrokerRequest::EndAutopilot { .. } => Operation::EndAutopilot,
+            BrokerRequest::RequestAutoApproval { .. } => Operation::RequestAutoApproval,
             BrokerRequest::OpenNote { .. } => Operation::OpenNote,
             BrokerRequest::MacApprovedRecord(_) => Operation::MacApprovedRecord,
         }
@@ -502,12 +544,15 @@ pub enum Operation {
     SshSign,
     RecordingKey,
     ReleaseProviderKey,
+    GrantAutopilot,
+    EndAutopilot,
+    RequestAutoApproval,
     OpenNote,
     MacApprovedRecord,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 28] = [
+    pub const ALL: [Operation; 31] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -534,6 +579,9 @@ impl Operation {
         Operation::SshSign,
         Operation::RecordingKey,
         Operation::ReleaseProviderKey,
+        Operation::GrantAutopilot,
+        Operation::EndAutopilot,
+        Operation::RequestAutoApproval,
         Operation::OpenNote,
         Operation::MacApprovedRecord,
     ];
@@ -585,6 +633,20 @@ pub enum BrokerResponse {
     Signature(#[serde(with = "bytes")] Vec<u8>),
     RecordingKey(SecretBytes),
     ProviderKey(SecretBytes),
+    AutopilotGranted {
+        grant: u64,
+        expires_ms: u64,
+    },
+    /// The answer to `RequestAutoApproval`: `auto_approved` names the rule
+    /// when the broker approved at once (the token is then ready through
+    /// `ApprovalOutcome`); `None` means the request waits for a person.
+    AutoApprovalRequested {
+        id: u64,
+        class: String,
+        auto_approved: Option<String>,
+        /// Why a person must decide (when not auto-approved).
+        why_person: Option<String>,
+    },
     /// A procedure's or memory's body (UTF-8 text).
     Note(SecretBytes),
 }

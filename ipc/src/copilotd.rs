@@ -60,6 +60,17 @@ pub struct ChatSettings {
     pub org: Option<String>,
     /// Most tool calls in this turn before the copilot stops.
     pub max_steps: u32,
+    /// With `Trust::Autonomous`: the Autopilot task a person started in the
+    /// broker (`GrantAutopilot`), whose bounds the broker enforces.
+    pub autopilot: Option<AutopilotTask>,
+}
+
+/// An Autopilot task as the broker granted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutopilotTask {
+    pub grant: u64,
+    /// When the task's time bound passes (ms since the epoch).
+    pub expires_ms: u64,
 }
 
 /// What the gate decided for one tool call.
@@ -69,6 +80,9 @@ pub enum GateDecision {
     Run,
     /// Waits for a person's decision on approval request `approval_id`.
     AskPerson { approval_id: u64 },
+    /// Approved by the broker under the Autopilot task (`rule`: what
+    /// permitted it); runs without asking.
+    AutoApproved { approval_id: u64, rule: String },
     /// Not run: shown to the person as a suggestion (Ask and Planning modes).
     Suggest,
     /// Not run: refused (org policy, out of scope, unknown tool).

@@ -10,6 +10,7 @@
 //! checking its size, panic on peer input, or print secret bytes (see
 //! [`SecretBytes`]).
 
+pub mod audit;
 pub mod broker;
 pub mod client;
 pub mod codec;

@@ -31,7 +31,10 @@ mod verdict;
 
 pub use classify::{HttpCall, MAX_CLASSIFY_BYTES, MAX_DEPTH, classify, classify_http};
 pub use fuzz::{fuzz_classify, fuzz_redact};
-pub use org::{OrgDecision, OrgOutcome, OrgPolicy, Pattern, PatternKind, apply_org_policy};
+pub use org::{
+    OrgDecision, OrgOutcome, OrgPolicy, Pattern, PatternKind, apply_org_policy, load_org_policy,
+    safe_org_id,
+};
 pub use redact::exact::{ExactSecrets, ExactSecretsBuilder};
 pub use redact::{
     MASK, Redacted, Span, max_redacted_len, redact, redact_patterns, redact_patterns_after,

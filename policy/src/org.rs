@@ -30,8 +30,9 @@ pub struct Pattern {
     pub kind: PatternKind,
 }
 
-/// Organization policy.
+/// Organization policy. Every field may be left out of the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OrgPolicy {
     /// Pre-approved commands (exact runbook commands). Never applies to dangerous.
     pub allow: Vec<Pattern>,
@@ -41,6 +42,10 @@ pub struct OrgPolicy {
     pub block_dangerous: bool,
     /// Block every unknown command.
     pub block_unknown: bool,
+    /// Under Autopilot, the broker may approve moderate commands without
+    /// asking (inside the person's bounds). Off by default; dangerous
+    /// commands are never auto-approved, unknown ones only by an `allow` rule.
+    pub autopilot_moderate: bool,
 }
 
 /// Result of org policy.
@@ -164,4 +169,28 @@ pub fn apply_org_policy(policy: &OrgPolicy, mut verdict: Verdict) -> Verdict {
     verdict.org_policy = Some(d);
     verdict.input = input;
     verdict
+}
+
+/// Whether `org` may name a policy file (`<dir>/<org>.json`): no path tricks.
+pub fn safe_org_id(org: &str) -> bool {
+    !org.is_empty()
+        && org.len() <= 128
+        && !org.starts_with('.')
+        && org
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Reads an organization's policy file, `<dir>/<org>.json`. No file means
+/// the empty policy. The error names the file and what is wrong with it.
+pub fn load_org_policy(dir: &std::path::Path, org: &str) -> Result<OrgPolicy, String> {
+    if !safe_org_id(org) {
+        return Err(format!("organization id {org:?} cannot name a policy file"));
+    }
+    let path = dir.join(format!("{org}.json"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OrgPolicy::default()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }

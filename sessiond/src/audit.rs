@@ -7,7 +7,6 @@
 //! Must never: write a command's text in plaintext, or acknowledge an
 //! execution before its row is on disk (each row is fsynced).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gatehouse_ipc::broker::{FieldAddress, KeyScope, Requester};
@@ -51,7 +50,7 @@ pub struct AuditRow {
 }
 
 pub fn log_path(data_root: &Path) -> PathBuf {
-    data_root.join("audit").join("sessions.jsonl")
+    gatehouse_ipc::audit::audit_dir(data_root).join("sessions.jsonl")
 }
 
 /// Where a row's command text is sealed.
@@ -84,38 +83,10 @@ pub fn now_ms() -> u64 {
 
 /// Appends one row and syncs it to disk.
 pub fn append(data_root: &Path, row: &AuditRow) -> std::io::Result<()> {
-    let path = log_path(data_root);
-    if let Some(dir) = path.parent() {
-        gatehouse_ipc::paths::make_private_dir(dir)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-    }
-    let mut line = serde_json::to_vec(row).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    f.write_all(&line)?;
-    f.sync_data()
+    gatehouse_ipc::audit::append(&log_path(data_root), row)
 }
 
 /// Reads every row; a damaged line is reported by number, the rest still read.
 pub fn read(data_root: &Path) -> std::io::Result<(Vec<AuditRow>, Vec<String>)> {
-    let text = match std::fs::read_to_string(log_path(data_root)) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    let mut rows = Vec::new();
-    let mut bad = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(r) => rows.push(r),
-            Err(e) => bad.push(format!("line {}: {e}", n + 1)),
-        }
-    }
-    Ok((rows, bad))
+    gatehouse_ipc::audit::read(&log_path(data_root))
 }

@@ -21,29 +21,15 @@ pub fn policy_dir(data_root: &Path) -> PathBuf {
     data_root.join("org-policy")
 }
 
-/// An organization's policy file (`<data>/org-policy/<org id>.json`).
-pub fn policy_path(data_root: &Path, org: &str) -> PathBuf {
-    policy_dir(data_root).join(format!("{org}.json"))
-}
-
 /// Reads an org's policy; no file means no blocks. Only the blocking parts
 /// are used (see the module docs).
 pub fn load_policy(data_root: &Path, org: &str) -> Result<OrgPolicy, SessiondError> {
-    let path = policy_path(data_root, org);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OrgPolicy::default()),
-        Err(e) => {
-            return Err(SessiondError::Invalid {
+    let mut policy =
+        gatehouse_policy::load_org_policy(&policy_dir(data_root), org).map_err(|reason| {
+            SessiondError::Invalid {
                 what: "org policy".into(),
-                reason: format!("{}: {e}", path.display()),
-            });
-        }
-    };
-    let mut policy: OrgPolicy =
-        serde_json::from_str(&text).map_err(|e| SessiondError::Invalid {
-            what: "org policy".into(),
-            reason: format!("{}: {e}", path.display()),
+                reason,
+            }
         })?;
     policy.allow.clear();
     Ok(policy)

@@ -379,7 +379,7 @@ fn copilotd_spends_only_its_own_tokens_for_its_own_kind_of_action() -> Result<()
     );
     // Its own requester spends it, once, for exactly the approved call.
     let mut changed = api_call.clone();
-    changed.command.push_str(" ");
+    changed.command.push(' ');
     assert_eq!(
         consume(&mut copilot, &t, &changed)?,
         approval_err(ApprovalError::Mismatch(ActionField::Command))
@@ -389,6 +389,140 @@ fn copilotd_spends_only_its_own_tokens_for_its_own_kind_of_action() -> Result<()
         consume(&mut copilot, &t, &api_call)?,
         approval_err(ApprovalError::Replayed)
     );
+    Ok(())
+}
+
+fn auto_request(p: &mut Peer, a: &Action, grant: u64) -> Result<(u64, Option<String>)> {
+    match ok(
+        p,
+        &BrokerRequest::RequestAutoApproval {
+            action: a.clone(),
+            grant,
+        },
+    )? {
+        BrokerResponse::AutoApprovalRequested {
+            id,
+            auto_approved,
+            why_person,
+            ..
+        } => {
+            // Exactly one of the two.
+            assert_ne!(auto_approved.is_some(), why_person.is_some());
+            Ok((id, auto_approved))
+        }
+        other => bail!("RequestAutoApproval: {other:?}"),
+    }
+}
+
+fn grant(p: &mut Peer, max_steps: u32, seconds: u64) -> Result<u64> {
+    match ok(
+        p,
+        &BrokerRequest::GrantAutopilot {
+            bound: gatehouse_ipc::broker::AutopilotBound {
+                org: "acme".into(),
+                hosts: vec!["core-sw1".into()],
+                max_steps,
+                seconds,
+            },
+        },
+    )? {
+        BrokerResponse::AutopilotGranted { grant, .. } => Ok(grant),
+        other => bail!("GrantAutopilot: {other:?}"),
+    }
+}
+
+#[test]
+fn the_broker_holds_autopilot_to_its_bounds_whatever_copilotd_does() -> Result<()> {
+    let f = start(&[])?;
+    let mut copilot = f.peer(PeerRole::Copilotd)?;
+    let mut cli = f.peer(PeerRole::Cli)?;
+    let mut sessiond = f.peer(PeerRole::Sessiond)?;
+    std::fs::write(
+        f.home.join("org-policy").join("acme.json"),
+        r#"{"autopilot_moderate": true}"#,
+    )?;
+    let change = action("configure terminal");
+    // copilotd cannot start a task for itself.
+    assert_eq!(
+        err(
+            &mut copilot,
+            &BrokerRequest::GrantAutopilot {
+                bound: gatehouse_ipc::broker::AutopilotBound {
+                    org: "acme".into(),
+                    hosts: vec!["core-sw1".into()],
+                    max_steps: 100,
+                    seconds: 3600,
+                },
+            }
+        )?,
+        BrokerError::Forbidden {
+            role: PeerRole::Copilotd,
+            operation: Operation::GrantAutopilot
+        }
+    );
+    let g = grant(&mut cli, 2, 3600)?;
+    // Two steps: approved at once, on behalf of the person who started the task.
+    for _ in 0..2 {
+        let (id, auto) = auto_request(&mut copilot, &change, g)?;
+        assert!(
+            auto.as_deref()
+                .is_some_and(|r| r.contains("autopilot-moderate")),
+            "{auto:?}"
+        );
+        let t = token_of(&mut copilot, id)?;
+        assert_eq!(t.approver.role, PeerRole::Cli);
+        assert_eq!(t.approver.pid, cli.pid() as i32);
+        assert_eq!(consume(&mut sessiond, &t, &change)?, Ok(()));
+        let v = show(&mut cli, id)?;
+        assert_eq!(v.state, ApprovalState::Approved);
+        assert!(v.autopilot.is_some(), "{v:?}");
+    }
+    // The third waits for a person, however copilotd counts.
+    let (id, auto) = auto_request(&mut copilot, &change, g)?;
+    assert_eq!(auto, None);
+    assert_eq!(outcome(&mut copilot, id)?, Ok(ApprovalOutcome::Pending));
+
+    // Dangerous, another host, another org: a person, even in a fresh task.
+    let g2 = grant(&mut cli, 10, 3600)?;
+    let mut elsewhere = change.clone();
+    elsewhere.host = "core-sw2".into();
+    let mut other_org = change.clone();
+    other_org.org = "other".into();
+    for a in [action("reload"), elsewhere, other_org] {
+        let (id, auto) = auto_request(&mut copilot, &a, g2)?;
+        assert_eq!(auto, None, "{a:?}");
+        assert_eq!(outcome(&mut copilot, id)?, Ok(ApprovalOutcome::Pending));
+    }
+    // The org policy changes its mind: nothing more is auto-approved.
+    std::fs::write(f.home.join("org-policy").join("acme.json"), "{}")?;
+    assert_eq!(auto_request(&mut copilot, &change, g2)?.1, None);
+    std::fs::write(
+        f.home.join("org-policy").join("acme.json"),
+        r#"{"autopilot_moderate": true}"#,
+    )?;
+    assert!(auto_request(&mut copilot, &change, g2)?.1.is_some());
+    // Ended by the person: nothing more.
+    assert!(matches!(
+        ok(&mut cli, &BrokerRequest::EndAutopilot { grant: g2 })?,
+        BrokerResponse::Done
+    ));
+    assert_eq!(auto_request(&mut copilot, &change, g2)?.1, None);
+    // The time bound.
+    let g3 = grant(&mut cli, 10, 1)?;
+    assert!(auto_request(&mut copilot, &change, g3)?.1.is_some());
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(auto_request(&mut copilot, &change, g3)?.1, None);
+    // Sign-out ends every task.
+    let g4 = grant(&mut cli, 10, 3600)?;
+    ok(&mut cli, &BrokerRequest::SignOut)?;
+    ok(
+        &mut cli,
+        &BrokerRequest::SignIn {
+            passphrase: SecretBytes::copy_from(PASSPHRASE),
+            remember_device: false,
+        },
+    )?;
+    assert_eq!(auto_request(&mut copilot, &change, g4)?.1, None);
     Ok(())
 }
 

@@ -222,6 +222,50 @@ fn passwords_and_signatures_only_for_verified_records_and_their_destination() ->
         .collect();
     assert!(!pk.to_string().contains(&body[..40]));
 
+    // Every use and every refusal is in the credential log, naming the
+    // field, the destination and the daemon, never the value.
+    let log_path = f.home.join("audit").join("credentials.jsonl");
+    let (rows, bad): (Vec<gatehouse_ipc::audit::CredentialRow>, _) =
+        gatehouse_ipc::audit::read(&log_path)?;
+    assert!(bad.is_empty(), "{bad:?}");
+    let count = |op: &str, refused: bool| {
+        rows.iter()
+            .filter(|r| r.operation.to_string() == op && r.refused.is_some() == refused)
+            .count()
+    };
+    assert!(count("ReleasePassword", false) >= 2, "{rows:#?}");
+    assert!(count("ReleasePassword", true) >= 1, "{rows:#?}");
+    assert!(count("SshPublicKey", false) >= 1, "{rows:#?}");
+    assert!(count("SshSign", false) >= 1, "{rows:#?}");
+    assert_eq!(count("SshSign", true), 3, "{rows:#?}");
+    for r in &rows {
+        assert_eq!(r.requester.role, PeerRole::Sessiond);
+        assert_eq!(r.requester.pid, sessiond.pid() as i32);
+    }
+    assert!(rows.iter().any(|r| r.credential.ends_with("ssh.password")
+        && r.destination == "admin@10.0.0.1:22"
+        && r.refused.is_none()));
+    let text = std::fs::read_to_string(&log_path)?;
+    for secret in [&kc_password, &literal] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a value in the credential log"
+        );
+    }
+    // No row, no credential: when the log cannot be written, nothing is released.
+    std::fs::rename(&log_path, log_path.with_extension("old"))?;
+    std::fs::create_dir(&log_path)?;
+    let v = sessiond.call(&release(&core_req))?;
+    assert!(
+        v["err"]["Storage"]
+            .as_str()
+            .is_some_and(|e| e.contains("nothing released")),
+        "{v}"
+    );
+    assert!(v.get("ok").is_none(), "{v}");
+    std::fs::remove_dir(&log_path)?;
+    sessiond.ok(&release(&core_req))?;
+
     // Signed out: nothing is released.
     ok(f.cli(&["signout"], "")?)?;
     let v = sessiond.call(&release(&core_req))?;

@@ -121,6 +121,16 @@ fn sample(op: Operation) -> BrokerRequest {
             name: "provider-key".into(),
             endpoint: "https://api.example.invalid/v1".into(),
         },
+        Operation::GrantAutopilot => BrokerRequest::GrantAutopilot {
+            bound: gatehouse_ipc::broker::AutopilotBound {
+                org: "acme".into(),
+                hosts: vec!["edge1".into()],
+                max_steps: 1,
+                seconds: 60,
+            },
+        },
+        Operation::EndAutopilot => BrokerRequest::EndAutopilot { grant: 1 },
+        Operation::RequestAutoApproval => BrokerRequest::RequestAutoApproval { action, grant: 1 },
         Operation::OpenNote => BrokerRequest::OpenNote {
             record: Box::new(gatehouse_ipc::broker::VerifyItem {
                 item: mac_item(),
@@ -258,7 +268,16 @@ fn table_matches_the_design() {
     for person in [PeerRole::Cli, PeerRole::Ui] {
         assert!(allowed(person, Operation::DecideApproval));
         assert!(!allowed(person, Operation::ConsumeApproval));
+        // Only a person starts an Autopilot task; only copilotd works in one.
+        assert!(allowed(person, Operation::GrantAutopilot));
+        assert!(!allowed(person, Operation::RequestAutoApproval));
     }
+    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd] {
+        assert!(!allowed(daemon, Operation::GrantAutopilot), "{daemon}");
+        assert!(!allowed(daemon, Operation::EndAutopilot), "{daemon}");
+    }
+    assert!(allowed(PeerRole::Copilotd, Operation::RequestAutoApproval));
+    assert!(!allowed(PeerRole::Sessiond, Operation::RequestAutoApproval));
     assert!(allowed(PeerRole::Sessiond, Operation::ConsumeApproval));
     // copilotd spends only its own tokens for its own API calls (checked per
     // token: broker_approvals.rs).

@@ -95,6 +95,28 @@ impl World {
         }))
     }
 
+    /// The lab organization's id (org policy files are named by it).
+    fn lab_org_id(&self) -> Result<String> {
+        let orgs: Value = serde_json::from_str(&cli_ok(&self.f, &["org", "list", "--json"], "")?)?;
+        Ok(orgs
+            .as_array()
+            .context("orgs")?
+            .iter()
+            .find(|o| o["name"] == "lab")
+            .and_then(|o| o["id"].as_str())
+            .context("lab")?
+            .to_string())
+    }
+
+    fn write_org_policy(&self, policy: &str) -> Result<()> {
+        let path = self
+            .f
+            .home
+            .join("org-policy")
+            .join(format!("{}.json", self.lab_org_id()?));
+        Ok(std::fs::write(path, policy)?)
+    }
+
     fn chat(&self, args: &[&str], answers: &str) -> Result<std::process::Output> {
         let mut all = vec!["copilot", "chat", "--org", "lab"];
         all.extend_from_slice(args);
@@ -198,6 +220,116 @@ fn supervised_copilot_runs_read_only_and_asks_a_person_for_everything_else() -> 
             && r["approver"]["role"] == "cli"),
         "{log:#}"
     );
+    // Every credential the broker released for those executions is in its
+    // credential log: one password release to sessiond per execution on r1.
+    let on_r1 = log
+        .as_array()
+        .context("rows")?
+        .iter()
+        .filter(|r| r["outcome"] == "started" && r["host"] == "r1")
+        .count();
+    assert_eq!(on_r1, 3, "print, the approved add, the edited add");
+    let creds: Value = serde_json::from_str(&cli_ok(
+        &w.f,
+        &["audit", "log", "--credentials", "--json"],
+        "",
+    )?)?;
+    let releases: Vec<&Value> = creds
+        .as_array()
+        .context("credential rows")?
+        .iter()
+        .filter(|r| r["operation"] == "ReleasePassword")
+        .collect();
+    assert_eq!(releases.len(), on_r1, "{creds:#}");
+    for r in &releases {
+        assert_eq!(r["requester"]["role"], "sessiond", "{r}");
+        assert!(r["refused"].is_null(), "{r}");
+        assert!(
+            r["credential"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("ssh.password"),
+            "{r}"
+        );
+    }
+    assert!(
+        !String::from_utf8_lossy(&std::fs::read(
+            w.f.home.join("audit").join("credentials.jsonl")
+        )?)
+        .contains(&w.r1_password),
+        "the credential log names credentials, never their values"
+    );
+    Ok(())
+}
+
+#[test]
+fn autopilot_approves_what_org_policy_permits_and_stops_at_its_bound() -> Result<()> {
+    let w = World::start()?;
+    let add = |n: u32| {
+        run(
+            "r1",
+            &format!("/ip address add address=10.88.{n}.1/24 interface=ether2"),
+        )
+    };
+    // Without the org's permission, Autopilot changes nothing on its own.
+    let _p = w.provider(vec![add(1), Turn::Text("asked".into())])?;
+    let out = w.chat(
+        &["--autopilot", "--host", "r1", "--max-steps", "3", "go"],
+        "r no\n",
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AUTOPILOT ON"), "{stderr}");
+    assert!(stdout.contains("needs approval"), "{stdout}");
+    assert!(
+        stdout.contains("autopilot_moderate"),
+        "the reason is shown: {stdout}"
+    );
+    assert!(!w.received("10.88.1.1")?);
+
+    // The org permits moderate commands under Autopilot: they run without
+    // asking, up to the step bound; dangerous still asks (and is rejected
+    // here); a host outside the task is refused.
+    w.write_org_policy(r#"{"autopilot_moderate":true}"#)?;
+    let _p = w.provider(vec![
+        add(2),
+        run("r1", "/system reset-configuration"),
+        run(
+            "r2",
+            "/ip address add address=10.88.9.1/24 interface=ether2",
+        ),
+        add(3),
+        add(4),
+        add(5),
+        Turn::Text("done".into()),
+    ])?;
+    let out = w.chat(
+        &["--autopilot", "--host", "r1", "--max-steps", "4", "go"],
+        "r not on autopilot\n",
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.matches("AUTOPILOT approved").count(), 2, "{stdout}");
+    assert!(w.received("10.88.2.1")?);
+    assert!(w.received("10.88.3.1")?);
+    // The reset asked a person, who rejected it.
+    assert_eq!(stdout.matches("needs approval").count(), 1, "{stdout}");
+    assert!(!w.received("reset-configuration")?);
+    assert!(!w.received("10.88.9.1")?, "r2 is outside the task");
+    assert!(stdout.contains("outside this task's hosts"), "{stdout}");
+    // Stopped at the bound of 4 steps: the 5th and 6th calls never ran.
+    assert!(stderr.contains("stopped at the bound of 4"), "{stderr}");
+    assert!(!w.received("10.88.4.1")?);
+    assert!(!w.received("10.88.5.1")?);
+    // The audit log says who approved: the person who started the task.
+    let log: Value = serde_json::from_str(&cli_ok(&w.f, &["audit", "log", "--json"], "")?)?;
+    let auto = log
+        .as_array()
+        .context("rows")?
+        .iter()
+        .find(|r| r["command"] == "/ip address add address=10.88.2.1/24 interface=ether2")
+        .context("audit row of the auto-approved command")?;
+    assert_eq!(auto["approver"]["role"], "cli", "{auto}");
     Ok(())
 }
 
@@ -210,19 +342,7 @@ fn manual_asks_even_for_read_only_and_org_policy_blocks_dangerous() -> Result<()
         Turn::Text("ok".into()),
     ])?;
     // Block dangerous commands for the lab org.
-    let orgs: Value = serde_json::from_str(&cli_ok(&w.f, &["org", "list", "--json"], "")?)?;
-    let lab = orgs
-        .as_array()
-        .context("orgs")?
-        .iter()
-        .find(|o| o["name"] == "lab")
-        .and_then(|o| o["id"].as_str())
-        .context("lab")?
-        .to_string();
-    std::fs::write(
-        w.f.home.join("org-policy").join(format!("{lab}.json")),
-        r#"{"allow":[],"block":[],"block_dangerous":true,"block_unknown":false}"#,
-    )?;
+    w.write_org_policy(r#"{"allow":[],"block":[],"block_dangerous":true,"block_unknown":false}"#)?;
     let out = w.chat(&["--trust", "manual", "look around"], "r\n")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
@@ -570,5 +690,47 @@ fn planning_gathers_read_only_evidence_and_lists_changes_as_a_plan() -> Result<(
     assert!(w.received("/ip address print")?);
     assert!(!w.received("10.88.8.1")?);
     assert!(!w.received("reboot")?);
+    Ok(())
+}
+
+#[test]
+fn list_hosts_shows_only_the_conversations_organization() -> Result<()> {
+    let w = World::start()?;
+    cli_ok(&w.f, &["org", "create", "elsewhere"], "")?;
+    cli_ok(
+        &w.f,
+        &[
+            "host",
+            "add",
+            "far-away-9",
+            "--org",
+            "elsewhere",
+            "--address",
+            "192.0.2.9",
+            "--vendor",
+            "linux",
+        ],
+        "",
+    )?;
+    let p = w.provider(vec![
+        Turn::ToolCalls(vec![("list_hosts".into(), json!({}))]),
+        Turn::ToolCalls(vec![("show_host".into(), json!({"host": "far-away-9"}))]),
+        Turn::Text("listed".into()),
+    ])?;
+    let out = w.chat(&["which hosts?"], "")?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies: Vec<String> = p
+        .received()
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let last = bodies.last().context("last body")?;
+    // The lab's hosts, not the other organization's (listed or shown).
+    assert!(last.contains("r1"), "{last}");
+    assert!(!last.contains("192.0.2.9"), "{last}");
     Ok(())
 }

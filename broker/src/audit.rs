@@ -1,0 +1,52 @@
+//! The broker's credential-use log: one synced row per credential it
+//! releases or uses for a daemon (and per refusal), in
+//! `<data>/audit/credentials.jsonl` (format: `gatehouse_ipc::audit`).
+//!
+//! Owns the rule "no row, no credential": the row is on disk before the
+//! credential leaves the broker, and a failed write refuses the release.
+//! Must never: write a credential's value (rows name the field and the
+//! destination), or release a credential whose row could not be written.
+
+use std::path::PathBuf;
+
+use gatehouse_ipc::audit::CredentialRow;
+use gatehouse_ipc::broker::{BrokerError, Operation, Requester};
+
+use crate::vault::now_ms;
+
+pub struct CredentialAudit {
+    path: PathBuf,
+}
+
+impl CredentialAudit {
+    pub fn new(path: PathBuf) -> CredentialAudit {
+        CredentialAudit { path }
+    }
+
+    /// Records the result of one credential use, then passes it on; a row
+    /// that cannot be written turns a release into a refusal.
+    pub fn audited<T>(
+        &self,
+        operation: Operation,
+        requester: &Requester,
+        credential: String,
+        destination: String,
+        result: Result<T, BrokerError>,
+    ) -> Result<T, BrokerError> {
+        let row = CredentialRow {
+            time_ms: now_ms(),
+            operation,
+            requester: requester.clone(),
+            credential,
+            destination,
+            refused: result.as_ref().err().map(|e| e.to_string()),
+        };
+        gatehouse_ipc::audit::append(&self.path, &row).map_err(|e| {
+            BrokerError::Storage(format!(
+                "credential audit log {}: {e} (nothing released)",
+                self.path.display()
+            ))
+        })?;
+        result
+    }
+}

@@ -9,11 +9,13 @@
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
 //! single-use approvals), [`autopilot`] (bounded auto-approval grants),
 //! [`audit`] (the credential-use log), [`roles`] (who may do what),
-//! [`redact`] (exact-value redaction), [`service`] (request dispatch).
+//! [`redact`] (exact-value redaction), [`service`] (request dispatch),
+//! [`copilot_records`] (note bodies and approved record writes for copilotd).
 
 pub mod approvals;
 pub mod audit;
 pub mod autopilot;
+pub mod copilot_records;
 pub mod crypto;
 pub mod fuzz;
 pub mod host_credentials;

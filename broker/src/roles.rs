@@ -58,6 +58,12 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (GrantAutopilot, &[Cli, Ui]),
     (EndAutopilot, &[Cli, Ui]),
     (RequestAutoApproval, &[Copilotd]),
+    // Procedure and memory bodies for the copilot's record tools: only that
+    // field of a verified record (a person's tools have OpenFields).
+    (OpenNote, &[Copilotd]),
+    // A record write copilotd carries out, only as a person approved it
+    // (the token is checked and spent per request).
+    (MacApprovedRecord, &[Copilotd]),
 ];
 
 /// Whether `role` may perform `op`.

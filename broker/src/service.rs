@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use crate::approvals::Approvals;
 use crate::audit::CredentialAudit;
 use crate::autopilot::{AutoDecision, Grants};
+use crate::copilot_records;
 use crate::host_credentials;
 use crate::redact::Redactor;
 use crate::roles;
@@ -391,6 +392,17 @@ impl BrokerService {
                 let key = host_credentials::recording_key(&st.vault, &recording_id)?;
                 Ok(BrokerResponse::RecordingKey(SecretBytes::copy_from(&key)))
             }
+            BrokerRequest::OpenNote { record, field } => {
+                let body = copilot_records::open_note(&mut st.vault, &record, &field)?;
+                Ok(BrokerResponse::Note(SecretBytes::copy_from(&body)))
+            }
+            BrokerRequest::MacApprovedRecord(req) => {
+                let State {
+                    vault, approvals, ..
+                } = st;
+                let mac = copilot_records::mac_approved_record(vault, approvals, &me, &req)?;
+                Ok(BrokerResponse::Macs(vec![SealedBytes(mac.to_vec())]))
+            }
         }
     }
 }
@@ -429,6 +441,9 @@ fn host_credential_names(h: &gatehouse_ipc::broker::HostCredential) -> (String, 
 }
 
 pub fn classify_action(a: &Action) -> (String, Vec<String>) {
+    if let Some(c) = copilot_records::classify(&a.vendor) {
+        return c;
+    }
     match gatehouse_policy::Vendor::parse_platform(&a.vendor) {
         Some(v) => {
             let verdict = gatehouse_policy::classify(v, &a.command);

@@ -442,37 +442,21 @@ fn settings(o: &ChatOptions) -> ChatSettings {
 }
 
 fn run_procedure(profile: Option<&str>, layout: &Layout, a: &RunArgs) -> anyhow::Result<ExitCode> {
-    use gatehouse_records::model::{ProcedureRun, RunArgument, RunMessage, RunOutcome};
+    use gatehouse_copilotd::record_tools;
+    use gatehouse_records::model::{ProcedureRun, RunMessage, RunOutcome};
     let (meta, procedure) =
         crate::records_cmds::load_procedure(profile, &a.procedure, a.chat.org.as_deref())?;
-    let mut values: Vec<RunArgument> = Vec::new();
+    let mut given = Vec::new();
     for kv in &a.args {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("invalid --arg {kv:?}: expected NAME=VALUE");
         };
-        if !procedure.parameters.iter().any(|p| p.name == k) {
-            bail!("procedure {} has no parameter {k:?}", procedure.name);
-        }
-        values.push(RunArgument {
-            name: k.into(),
-            value: v.into(),
-        });
+        given.push((k.to_string(), v.to_string()));
     }
-    for p in &procedure.parameters {
-        if !values.iter().any(|v| v.name == p.name) {
-            match &p.default {
-                Some(d) => values.push(RunArgument {
-                    name: p.name.clone(),
-                    value: d.clone(),
-                }),
-                None => bail!("missing --arg {}=… ({})", p.name, p.description),
-            }
-        }
-    }
-    let mut body = procedure.body.expose().to_string();
-    for v in &values {
-        body = body.replace(&format!("{{{{{}}}}}", v.name), &v.value);
-    }
+    // The same binding and substitution as the copilot's run_procedure tool.
+    let values = record_tools::bind_arguments(&procedure.name, &procedure.parameters, &given)
+        .map_err(|e| anyhow::anyhow!("{e} (give each as --arg NAME=VALUE)"))?;
+    let body = record_tools::substitute(procedure.body.expose(), &values);
     let arguments = values
         .iter()
         .map(|v| format!("{}={}", v.name, v.value))

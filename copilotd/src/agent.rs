@@ -80,7 +80,7 @@ fn daemon(service: &str, e: impl std::fmt::Display) -> CopilotError {
     }
 }
 
-fn broker_call_error(e: CallError<BrokerError>) -> CopilotError {
+pub(crate) fn broker_call_error(e: CallError<BrokerError>) -> CopilotError {
     match e {
         CallError::Remote(BrokerError::SignedOut | BrokerError::NotInitialized) => {
             CopilotError::SignedOut
@@ -142,6 +142,9 @@ pub fn tools() -> Vec<ToolSpec> {
             }),
         },
     ]
+    .into_iter()
+    .chain(crate::record_tools::specs())
+    .collect()
 }
 
 impl Agent<'_> {
@@ -299,7 +302,7 @@ impl Agent<'_> {
         }
     }
 
-    async fn announce(
+    pub(crate) async fn announce(
         &self,
         conversation: u64,
         call: &ToolCall,
@@ -362,6 +365,9 @@ impl Agent<'_> {
                 let effect = arg("effect").unwrap_or_default();
                 self.run_command(conversation, call, settings, &host, &command, &effect)
                     .await
+            }
+            name if crate::record_tools::is_record_tool(name) => {
+                self.record_tool(conversation, call, settings).await
             }
             other => {
                 let d = GateDecision::Refuse {

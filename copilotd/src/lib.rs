@@ -12,5 +12,6 @@ pub mod agent;
 pub mod config;
 pub mod gate;
 pub mod provider;
+pub mod record_tools;
 pub mod scripted;
 pub mod service;

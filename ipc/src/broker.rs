@@ -427,6 +427,34 @@ pub enum BrokerRequest {
         action: Action,
         grant: u64,
     },
+    /// The body of a verified procedure or memory record, for the copilot
+    /// (copilotd only): never any other field, never a credential.
+    OpenNote {
+        record: Box<VerifyItem>,
+        /// `body` of that record.
+        field: FieldAddress,
+    },
+    /// The MAC of one procedure or memory record copilotd writes, only if its
+    /// content is exactly the write a person approved (copilotd only; the
+    /// token is spent here).
+    MacApprovedRecord(Box<ApprovedRecord>),
+}
+
+/// A record write copilotd asks the broker to MAC (see
+/// [`BrokerRequest::MacApprovedRecord`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovedRecord {
+    /// A person's approval of the write ([`crate::record_write::RecordWrite`]
+    /// rendering as its command); copilotd's own, spent by this request.
+    pub token: ApprovalToken,
+    /// The record to MAC: every field, the body sealed.
+    pub item: MacItem,
+    /// For a procedure update: the record as stored now (its MAC must
+    /// verify; only the body, the update time and the revision may change).
+    pub current: Option<VerifyItem>,
+    /// The host records a memory links to (their MACs must verify): their
+    /// names are what the person saw.
+    pub hosts: Vec<VerifyItem>,
 }
 
 /// The bounds a person puts on an Autopilot task. Dangerous commands, and
@@ -481,6 +509,8 @@ impl BrokerRequest {
             BrokerRequest::GrantAutopilot { .. } => Operation::GrantAutopilot,
             BrokerRequest::EndAutopilot { .. } => Operation::EndAutopilot,
             BrokerRequest::RequestAutoApproval { .. } => Operation::RequestAutoApproval,
+            BrokerRequest::OpenNote { .. } => Operation::OpenNote,
+            BrokerRequest::MacApprovedRecord(_) => Operation::MacApprovedRecord,
         }
     }
 }
@@ -517,10 +547,12 @@ pub enum Operation {
     GrantAutopilot,
     EndAutopilot,
     RequestAutoApproval,
+    OpenNote,
+    MacApprovedRecord,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 29] = [
+    pub const ALL: [Operation; 31] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -550,6 +582,8 @@ impl Operation {
         Operation::GrantAutopilot,
         Operation::EndAutopilot,
         Operation::RequestAutoApproval,
+        Operation::OpenNote,
+        Operation::MacApprovedRecord,
     ];
 }
 
@@ -613,6 +647,8 @@ pub enum BrokerResponse {
         /// Why a person must decide (when not auto-approved).
         why_person: Option<String>,
     },
+    /// A procedure's or memory's body (UTF-8 text).
+    Note(SecretBytes),
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint
@@ -760,6 +796,45 @@ pub enum BrokerError {
     CredentialRefused(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A copilot record request (open a note, MAC an approved write) failed
+    /// the checks that guard it.
+    #[error("record refused: {0}")]
+    RecordRefused(RecordRefusal),
+}
+
+/// Why the broker refused to open a note for copilotd or to MAC a record
+/// copilotd writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RecordRefusal {
+    /// Only the `body` of a procedure or a memory is a note.
+    #[error("{record_kind} field {field} is not a note: only procedure and memory bodies are")]
+    NotANote { record_kind: String, field: String },
+    /// The field (or a linked record) is not the presented record's.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The presented record's MAC does not verify.
+    #[error(
+        "record {record_kind}/{record_id} fails its integrity check (changed outside Gatehouse?)"
+    )]
+    Tampered {
+        record_kind: String,
+        record_id: String,
+    },
+    /// The record content does not decode, lacks the field, or holds a
+    /// value of the wrong shape.
+    #[error("record content: {0}")]
+    Malformed(String),
+    /// The token is not a person's approval of a copilot record write.
+    #[error(
+        "the approval is not for a copilot record write (host \"records\", vendor \"copilot:records\")"
+    )]
+    NotARecordWrite,
+    /// The approved text is not a record write.
+    #[error("the approved text is not a record write: {0}")]
+    Unreadable(String),
+    /// The record is not what the person approved.
+    #[error("the record is not the write a person approved: {0}")]
+    NotApproved(String),
 }
 
 /// Pushed to subscribed clients.

@@ -20,6 +20,7 @@ pub mod exe_resolver;
 pub mod paths;
 pub mod peer;
 pub mod record_content;
+pub mod record_write;
 pub mod secret;
 pub mod server;
 pub mod sessiond;

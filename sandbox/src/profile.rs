@@ -765,7 +765,7 @@ pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
     read_write.extend(paths.records_files.iter().map(|p| {
         opt(
             p.clone(),
-            "host records (SQLite WAL readers write the -shm index)",
+            "records: reads (WAL readers write the -shm index) and the memory/procedure writes a person approved",
         )
     }));
     let mut read_only = vec![

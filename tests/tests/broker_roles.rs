@@ -131,6 +131,29 @@ fn sample(op: Operation) -> BrokerRequest {
         },
         Operation::EndAutopilot => BrokerRequest::EndAutopilot { grant: 1 },
         Operation::RequestAutoApproval => BrokerRequest::RequestAutoApproval { action, grant: 1 },
+        Operation::OpenNote => BrokerRequest::OpenNote {
+            record: Box::new(gatehouse_ipc::broker::VerifyItem {
+                item: mac_item(),
+                mac: vec![0; 32],
+            }),
+            field: addr,
+        },
+        Operation::MacApprovedRecord => {
+            BrokerRequest::MacApprovedRecord(Box::new(gatehouse_ipc::broker::ApprovedRecord {
+                token: ApprovalToken {
+                    approval_id: 1,
+                    action: action.clone(),
+                    requester: who.clone(),
+                    approver: who,
+                    nonce: [0; 16],
+                    expires_ms: 0,
+                    signature: vec![0; 64],
+                },
+                item: mac_item(),
+                current: None,
+                hosts: Vec::new(),
+            }))
+        }
     }
 }
 
@@ -259,6 +282,13 @@ fn table_matches_the_design() {
     // copilotd spends only its own tokens for its own API calls (checked per
     // token: broker_approvals.rs).
     assert!(allowed(PeerRole::Copilotd, Operation::ConsumeApproval));
+    // Note bodies and approved record writes are copilotd's narrow
+    // operations (people have OpenFields and MacRecords).
+    for op in [Operation::OpenNote, Operation::MacApprovedRecord] {
+        for role in PeerRole::ALL {
+            assert_eq!(allowed(role, op), role == PeerRole::Copilotd, "{role} {op}");
+        }
+    }
 }
 
 #[test]

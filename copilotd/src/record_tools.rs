@@ -1,0 +1,964 @@
+//! The copilot's record tools: procedures (runbooks) and memories (notes).
+//!
+//! Owns `list_procedures`, `read_procedure`, `search_memories` and
+//! `run_procedure` (reads: they run without approval, since reading a record
+//! runs nothing; bodies are opened by the broker's `OpenNote`, which opens a
+//! verified procedure's or memory's body and nothing else), and
+//! `write_memory` / `update_procedure` (moderate: gated like `run_command`;
+//! a person approves the exact canonical text of the write
+//! (`ipc::record_write`), may edit it, and what is written is what they
+//! approved, parsed back; the broker MACs the record only if its content is
+//! that text, spending the token). Every tool works in the conversation's
+//! organization (`ChatSettings::org`).
+//! Must never: open a field other than a note body, run a procedure's steps
+//! itself (they go through `run_command`, gated as usual), write a record a
+//! person did not approve, or hold the store lock across an await.
+
+use gatehouse_ipc::SecretBytes;
+use gatehouse_ipc::broker::{
+    Action, ApprovedRecord, Broker, BrokerError, BrokerRequest, BrokerResponse, KeyScope, MacItem,
+    OpenItem, SealItem, VerifyItem,
+};
+use gatehouse_ipc::client::{CallError, SharedClient};
+use gatehouse_ipc::copilotd::{ChatSettings, CopilotError, GateDecision};
+use gatehouse_ipc::record_write::{RECORDS_HOST, RECORDS_VENDOR, RecordWrite};
+use gatehouse_policy::Class;
+use gatehouse_records::model::{Memory, Parameter, Record, RunArgument, Secret};
+use gatehouse_records::store::{Filter, StoredRecord, field_address, verify_item};
+use gatehouse_records::{Kind, Meta, Sealer, SealerError, Store};
+use serde_json::{Value, json};
+
+use crate::agent::{Agent, Approval, broker_call_error};
+use crate::gate::{self, Verdict};
+use crate::provider::{ToolCall, ToolSpec};
+
+/// The names of the tools this module serves.
+pub const TOOLS: [&str; 6] = [
+    "list_procedures",
+    "read_procedure",
+    "search_memories",
+    "run_procedure",
+    "write_memory",
+    "update_procedure",
+];
+/// Most memories `search_memories` returns, and most bodies it opens.
+const MAX_HITS: usize = 10;
+const MAX_OPENED: usize = 200;
+/// Characters of context around a match.
+const SNIPPET: usize = 160;
+/// Most of a body the model sees.
+const MAX_BODY: usize = 32 * 1024;
+/// Who record writes are attributed to (owner of new records, audit rows).
+pub const ACTOR: &str = "copilot";
+
+pub fn is_record_tool(name: &str) -> bool {
+    TOOLS.contains(&name)
+}
+
+/// The specs of the record tools.
+pub fn specs() -> Vec<ToolSpec> {
+    let spec = |name: &str, description: &str, parameters: Value| ToolSpec {
+        name: name.into(),
+        description: description.into(),
+        parameters,
+    };
+    vec![
+        spec(
+            "list_procedures",
+            "List the procedures (runbooks) of this organization: name, folder, parameters, whether read-only.",
+            json!({"type": "object", "properties": {}}),
+        ),
+        spec(
+            "read_procedure",
+            "Read one procedure's steps (its markdown body).",
+            json!({
+                "type": "object",
+                "properties": {"procedure": {"type": "string", "description": "NAME or FOLDER/NAME"}},
+                "required": ["procedure"]
+            }),
+        ),
+        spec(
+            "search_memories",
+            "Search the organization's memories (notes) by title and body text; optionally only those linked to a host. Returns titles and snippets.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string"},
+                    "host": {"type": "string", "description": "host name"}
+                },
+                "required": ["query"]
+            }),
+        ),
+        spec(
+            "run_procedure",
+            "Start a procedure: returns its steps with the arguments filled in. Then carry out each step with run_command (each command is classified and gated as usual).",
+            json!({
+                "type": "object",
+                "properties": {
+                    "procedure": {"type": "string"},
+                    "args": {"type": "object", "description": "parameter name → value", "additionalProperties": {"type": "string"}}
+                },
+                "required": ["procedure"]
+            }),
+        ),
+        spec(
+            "write_memory",
+            "Write a new memory (note) for the organization, optionally linked to hosts. A person approves (or edits) it first.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string"},
+                    "body": {"type": "string"},
+                    "hosts": {"type": "array", "items": {"type": "string"}, "description": "host names"}
+                },
+                "required": ["title", "body"]
+            }),
+        ),
+        spec(
+            "update_procedure",
+            "Replace a procedure's body (its steps). A person approves (or edits) it first.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "procedure": {"type": "string"},
+                    "body": {"type": "string"}
+                },
+                "required": ["procedure", "body"]
+            }),
+        ),
+    ]
+}
+
+/// Why arguments do not fit a procedure's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgumentError {
+    #[error("procedure {procedure} has no parameter {name:?}")]
+    Unknown { procedure: String, name: String },
+    #[error("procedure {procedure} needs {}", describe_missing(missing))]
+    Missing {
+        procedure: String,
+        /// (name, description) of each parameter without a value or default.
+        missing: Vec<(String, String)>,
+    },
+}
+
+fn describe_missing(missing: &[(String, String)]) -> String {
+    missing
+        .iter()
+        .map(|(n, d)| {
+            if d.is_empty() {
+                n.clone()
+            } else {
+                format!("{n} ({d})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Binds `given` (name, value) pairs to a procedure's parameters, with
+/// defaults for the ones not given. Unknown names and parameters left
+/// without a value are errors naming them.
+pub fn bind_arguments(
+    procedure: &str,
+    parameters: &[Parameter],
+    given: &[(String, String)],
+) -> Result<Vec<RunArgument>, ArgumentError> {
+    if let Some((name, _)) = given
+        .iter()
+        .find(|(n, _)| !parameters.iter().any(|p| &p.name == n))
+    {
+        return Err(ArgumentError::Unknown {
+            procedure: procedure.into(),
+            name: name.clone(),
+        });
+    }
+    let mut values = Vec::new();
+    let mut missing = Vec::new();
+    for p in parameters {
+        match (given.iter().find(|(n, _)| *n == p.name), &p.default) {
+            (Some((_, v)), _) | (None, Some(v)) => values.push(RunArgument {
+                name: p.name.clone(),
+                value: v.clone(),
+            }),
+            (None, None) => missing.push((p.name.clone(), p.description.clone())),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ArgumentError::Missing {
+            procedure: procedure.into(),
+            missing,
+        });
+    }
+    Ok(values)
+}
+
+/// A procedure body with every `{{NAME}}` replaced by its argument.
+pub fn substitute(body: &str, args: &[RunArgument]) -> String {
+    let mut body = body.to_string();
+    for a in args {
+        body = body.replace(&format!("{{{{{}}}}}", a.name), &a.value);
+    }
+    body
+}
+
+/// The org an approval names for records of `scope` (as sessiond names hosts').
+fn org_of(scope: &KeyScope) -> String {
+    match scope {
+        KeyScope::Org(id) => id.clone(),
+        KeyScope::Private => "private".into(),
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…(truncated)", &s[..end])
+}
+
+/// Up to [`SNIPPET`] bytes of `text` around byte offset `at`.
+fn snippet(text: &str, at: usize) -> String {
+    let mut start = at.saturating_sub(SNIPPET / 2);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (start + SNIPPET).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut s = text[start..end].replace('\n', " ");
+    if start > 0 {
+        s.insert(0, '…');
+    }
+    if end < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// Where `needle_lower` (lowercase) occurs in `text`, ignoring case (a
+/// byte offset at a character boundary of `text`).
+fn find_ignoring_case(text: &str, needle_lower: &str) -> Option<usize> {
+    // Lowercasing may change lengths, so compare from each character of the original.
+    text.char_indices().map(|(i, _)| i).find(|&i| {
+        let mut hay = text[i..].chars().flat_map(char::to_lowercase);
+        needle_lower.chars().all(|c| hay.next() == Some(c))
+    })
+}
+
+/// A record write, checked and resolved against the store, ready to seal.
+enum Prepared {
+    Memory {
+        record: Record,
+        hosts: Vec<StoredRecord>,
+    },
+    Procedure {
+        record: Record,
+        current: StoredRecord,
+    },
+}
+
+/// Resolves and checks `write` in `scope`: the hosts a memory links to,
+/// the procedure an update replaces; validation and name uniqueness.
+fn prepare(store: &Store, scope: &KeyScope, write: &RecordWrite) -> Result<Prepared, String> {
+    // A person approves the rendering, and it is read back: it must read back as this write.
+    match RecordWrite::parse(&write.render()) {
+        Ok(w) if &w == write => {}
+        Ok(_) => return Err("the write does not read back as itself".into()),
+        Err(e) => return Err(format!("cannot be written as approved text: {e}")),
+    }
+    match write {
+        RecordWrite::Memory {
+            title,
+            folder,
+            hosts,
+            body,
+        } => {
+            let hosts = hosts
+                .iter()
+                .map(|h| {
+                    store
+                        .resolve(Kind::Host, Some(scope), h)
+                        .map_err(|e| format!("host {h:?}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut record = Record::Memory(Memory {
+                title: title.clone(),
+                folder: folder.clone(),
+                body: Secret::new(body.clone()),
+                host_ids: hosts.iter().map(|h| h.meta.id.clone()).collect(),
+            });
+            store
+                .check(scope, None, &mut record)
+                .map_err(|e| e.to_string())?;
+            // Validation may normalize (e.g. the folder): the record must
+            // still be exactly the text a person sees.
+            let Record::Memory(m) = &record else {
+                return Err("not a memory".into());
+            };
+            if &m.title != title || &m.folder != folder {
+                return Err(format!(
+                    "title or folder not in canonical form (the folder would be {:?})",
+                    m.folder
+                ));
+            }
+            Ok(Prepared::Memory { record, hosts })
+        }
+        RecordWrite::UpdateProcedure {
+            procedure,
+            folder,
+            body,
+        } => {
+            let key = if folder.is_empty() {
+                procedure.clone()
+            } else {
+                format!("{folder}/{procedure}")
+            };
+            let current = store
+                .resolve(Kind::Procedure, Some(scope), &key)
+                .map_err(|e| e.to_string())?;
+            let text = |f: &str| current.plain.get(f).and_then(Value::as_str).unwrap_or("");
+            if text("name") != procedure || text("folder") != folder {
+                return Err(format!(
+                    "{key:?} names procedure {}/{}: give its exact name and folder",
+                    text("folder"),
+                    text("name")
+                ));
+            }
+            let mut fields = current.plain.clone();
+            fields.insert("body".into(), Value::String(body.clone()));
+            let mut record = Record::from_value(
+                Kind::Procedure,
+                gatehouse_records::fields::unflatten(fields),
+            )
+            .map_err(|e| e.to_string())?;
+            store
+                .check(scope, Some(&current.meta.id), &mut record)
+                .map_err(|e| e.to_string())?;
+            Ok(Prepared::Procedure { record, current })
+        }
+    }
+}
+
+/// The store's [`Sealer`] for one approved write: seals through the broker
+/// (`SealFields`) and gets the record's MAC only through
+/// `MacApprovedRecord`, which checks the content against the approval and
+/// spends the token. Called from the store's synchronous code on a worker
+/// thread that left the async runtime (`block_in_place`).
+struct ApprovedSealer<'a> {
+    broker: &'a SharedClient<Broker>,
+    runtime: tokio::runtime::Handle,
+    token: gatehouse_ipc::broker::ApprovalToken,
+    current: Option<VerifyItem>,
+    hosts: Vec<VerifyItem>,
+}
+
+impl ApprovedSealer<'_> {
+    fn call(&self, req: BrokerRequest) -> Result<BrokerResponse, SealerError> {
+        self.runtime
+            .block_on(self.broker.call(req))
+            .map_err(|e| match e {
+                CallError::Remote(r) => SealerError::Remote(r),
+                CallError::Transport(t) => SealerError::Transport(t.to_string()),
+            })
+    }
+}
+
+impl Sealer for ApprovedSealer<'_> {
+    fn seal(&mut self, items: Vec<SealItem>) -> Result<Vec<Vec<u8>>, SealerError> {
+        let n = items.len();
+        match self.call(BrokerRequest::SealFields { items })? {
+            BrokerResponse::Sealed(s) if s.len() == n => Ok(s.into_iter().map(|s| s.0).collect()),
+            other => Err(SealerError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    fn mac(&mut self, mut items: Vec<MacItem>) -> Result<Vec<Vec<u8>>, SealerError> {
+        let (Some(item), true) = (items.pop(), items.is_empty()) else {
+            return Err(SealerError::Unexpected(
+                "one approval covers one record".into(),
+            ));
+        };
+        let req = ApprovedRecord {
+            token: self.token.clone(),
+            item,
+            current: self.current.clone(),
+            hosts: self.hosts.clone(),
+        };
+        match self.call(BrokerRequest::MacApprovedRecord(Box::new(req)))? {
+            BrokerResponse::Macs(mut m) if m.len() == 1 => Ok(vec![m.remove(0).0]),
+            other => Err(SealerError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    fn open(&mut self, _: Vec<OpenItem>) -> Result<Vec<SecretBytes>, SealerError> {
+        Err(SealerError::Unexpected(
+            "copilotd opens note bodies only, with OpenNote".into(),
+        ))
+    }
+
+    fn verify(&mut self, _: Vec<VerifyItem>) -> Result<Vec<bool>, SealerError> {
+        Err(SealerError::Unexpected("not used by record writes".into()))
+    }
+
+    fn keychain_names(&mut self) -> Result<Vec<String>, SealerError> {
+        Err(SealerError::Unexpected(
+            "procedures and memories hold no keychain references".into(),
+        ))
+    }
+}
+
+impl Agent<'_> {
+    fn records(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one record tool call; returns what the model is told.
+    pub(crate) async fn record_tool(
+        &self,
+        conversation: u64,
+        call: &ToolCall,
+        settings: &ChatSettings,
+    ) -> Result<String, CopilotError> {
+        let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
+        let scope = match self.conversation_scope(settings).await? {
+            Ok(s) => s,
+            Err(e) => return self.refuse(conversation, call, e).await,
+        };
+        let write = match call.name.as_str() {
+            "write_memory" => {
+                let hosts: Vec<String> = match call.arguments.get("hosts") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(v) => match serde_json::from_value(v.clone()) {
+                        Ok(h) => h,
+                        Err(_) => {
+                            return self
+                                .refuse(conversation, call, "hosts must be a list of host names")
+                                .await;
+                        }
+                    },
+                };
+                match (arg("title"), arg("body")) {
+                    (Some(title), Some(body)) => RecordWrite::Memory {
+                        title: title.into(),
+                        folder: String::new(),
+                        hosts,
+                        body: body.into(),
+                    },
+                    _ => {
+                        return self
+                            .refuse(conversation, call, "write_memory needs a title and a body")
+                            .await;
+                    }
+                }
+            }
+            "update_procedure" => match (arg("procedure"), arg("body")) {
+                (Some(p), Some(body)) => {
+                    let (folder, name) = p.rsplit_once('/').unwrap_or(("", p));
+                    RecordWrite::UpdateProcedure {
+                        procedure: name.into(),
+                        folder: folder.into(),
+                        body: body.into(),
+                    }
+                }
+                _ => {
+                    return self
+                        .refuse(
+                            conversation,
+                            call,
+                            "update_procedure needs a procedure and a body",
+                        )
+                        .await;
+                }
+            },
+            _ => {
+                // Reads: reading a record runs nothing.
+                self.announce(
+                    conversation,
+                    call,
+                    Class::ReadOnly.as_str(),
+                    vec!["reads a record".into()],
+                    GateDecision::Run,
+                )
+                .await?;
+                return self.read_tool(call, scope.as_ref()).await;
+            }
+        };
+        let Some(scope) = scope else {
+            return self
+                .refuse(
+                    conversation,
+                    call,
+                    "writing a record needs the conversation's organization (--org)",
+                )
+                .await;
+        };
+        self.write_tool(conversation, call, settings, &scope, write)
+            .await
+    }
+
+    async fn refuse(
+        &self,
+        conversation: u64,
+        call: &ToolCall,
+        reason: impl Into<String>,
+    ) -> Result<String, CopilotError> {
+        let reason = reason.into();
+        self.announce(
+            conversation,
+            call,
+            "-",
+            Vec::new(),
+            GateDecision::Refuse {
+                reason: reason.clone(),
+            },
+        )
+        .await?;
+        Ok(format!("error: {reason}"))
+    }
+
+    /// The conversation's organization as a key scope (`None`: any).
+    async fn conversation_scope(
+        &self,
+        settings: &ChatSettings,
+    ) -> Result<Result<Option<KeyScope>, String>, CopilotError> {
+        let Some(org) = &settings.org else {
+            return Ok(Ok(None));
+        };
+        if org == "private" {
+            return Ok(Ok(Some(KeyScope::Private)));
+        }
+        let orgs = match self
+            .links
+            .broker
+            .call(BrokerRequest::OrgList)
+            .await
+            .map_err(broker_call_error)?
+        {
+            BrokerResponse::Orgs(o) => o,
+            _ => return Err(CopilotError::Internal("unexpected reply to OrgList".into())),
+        };
+        Ok(orgs
+            .iter()
+            .find(|o| &o.id == org || &o.name == org)
+            .map(|o| Some(KeyScope::Org(o.id.clone())))
+            .ok_or_else(|| format!("no organization {org:?}")))
+    }
+
+    /// A verified record's body, opened by the broker (note bodies only).
+    async fn open_body(
+        &self,
+        stored: &StoredRecord,
+    ) -> Result<Result<String, String>, CopilotError> {
+        let req = BrokerRequest::OpenNote {
+            record: Box::new(verify_item(stored)),
+            field: field_address(&stored.meta, "body", &stored.plain),
+        };
+        match self.links.broker.call(req).await {
+            Ok(BrokerResponse::Note(b)) => Ok(Ok(String::from_utf8_lossy(b.expose()).into_owned())),
+            Ok(_) => Err(CopilotError::Internal(
+                "unexpected reply to OpenNote".into(),
+            )),
+            Err(CallError::Remote(BrokerError::SignedOut | BrokerError::NotInitialized)) => {
+                Err(CopilotError::SignedOut)
+            }
+            Err(CallError::Remote(e)) => Ok(Err(e.to_string())),
+            Err(e) => Err(broker_call_error(e)),
+        }
+    }
+
+    fn find(
+        &self,
+        kind: Kind,
+        scope: Option<&KeyScope>,
+        key: &str,
+    ) -> Result<StoredRecord, String> {
+        self.records()
+            .resolve(kind, scope, key)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn read_tool(
+        &self,
+        call: &ToolCall,
+        scope: Option<&KeyScope>,
+    ) -> Result<String, CopilotError> {
+        let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
+        match call.name.as_str() {
+            "list_procedures" => Ok(self.list_procedures(scope)),
+            "read_procedure" => {
+                let Some(key) = arg("procedure") else {
+                    return Ok("error: read_procedure needs a procedure".into());
+                };
+                let stored = match self.find(Kind::Procedure, scope, key) {
+                    Ok(s) => s,
+                    Err(e) => return Ok(format!("error: {e}")),
+                };
+                Ok(match self.open_body(&stored).await? {
+                    Ok(body) => format!(
+                        "Procedure {} (parameters: {}):\n\n{}",
+                        stored
+                            .plain
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or(key),
+                        stored.plain.get("parameters").unwrap_or(&Value::Null),
+                        shorten(&body, MAX_BODY)
+                    ),
+                    Err(e) => format!("error: {e}"),
+                })
+            }
+            "search_memories" => match arg("query") {
+                Some(q) if !q.trim().is_empty() => {
+                    self.search_memories(scope, q, arg("host")).await
+                }
+                _ => Ok("error: search_memories needs a query".into()),
+            },
+            "run_procedure" => match arg("procedure") {
+                Some(key) => {
+                    self.run_procedure(scope, key, call.arguments.get("args"))
+                        .await
+                }
+                None => Ok("error: run_procedure needs a procedure".into()),
+            },
+            other => Ok(format!("error: there is no tool {other:?}")),
+        }
+    }
+
+    fn list_procedures(&self, scope: Option<&KeyScope>) -> String {
+        let filter = Filter {
+            scope: scope.cloned(),
+            ..Filter::kind(Kind::Procedure)
+        };
+        match self.records().list(&filter) {
+            Ok(list) => Value::Array(
+                list.iter()
+                    .map(|s| {
+                        json!({
+                            "name": s.name(),
+                            "folder": s.folder(),
+                            "parameters": s.fields.get("parameters"),
+                            "read_only": s.fields.get("read_only"),
+                        })
+                    })
+                    .collect(),
+            )
+            .to_string(),
+            Err(e) => format!("error: cannot read the procedures: {e}"),
+        }
+    }
+
+    async fn search_memories(
+        &self,
+        scope: Option<&KeyScope>,
+        query: &str,
+        host: Option<&str>,
+    ) -> Result<String, CopilotError> {
+        let needle = query.to_lowercase();
+        let host_id = match host {
+            Some(h) => match self.find(Kind::Host, scope, h) {
+                Ok(s) => Some(s.meta.id),
+                Err(e) => return Ok(format!("error: {e}")),
+            },
+            None => None,
+        };
+        let filter = Filter {
+            scope: scope.cloned(),
+            ..Filter::kind(Kind::Memory)
+        };
+        let loaded = self.records().load(&filter);
+        let memories = match loaded {
+            Ok(m) => m,
+            Err(e) => return Ok(format!("error: cannot read the memories: {e}")),
+        };
+        let linked = |m: &StoredRecord| {
+            host_id.as_ref().is_none_or(|id| {
+                m.plain
+                    .get("host_ids")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(id)))
+            })
+        };
+        let mut hits = Vec::new();
+        let mut opened = 0;
+        let mut unopened = 0;
+        for m in memories.iter().filter(|m| linked(m)) {
+            if hits.len() >= MAX_HITS {
+                break;
+            }
+            let title = m.plain.get("title").and_then(Value::as_str).unwrap_or("");
+            if opened >= MAX_OPENED {
+                unopened += 1;
+                continue;
+            }
+            opened += 1;
+            let body = match self.open_body(m).await? {
+                Ok(b) => b,
+                Err(e) => {
+                    hits.push(json!({"title": title, "error": e}));
+                    continue;
+                }
+            };
+            let at = find_ignoring_case(&body, &needle);
+            if at.is_some() || title.to_lowercase().contains(&needle) {
+                hits.push(json!({
+                    "title": title,
+                    "folder": m.plain.get("folder"),
+                    "snippet": snippet(&body, at.unwrap_or(0)),
+                }));
+            }
+        }
+        let mut out = json!({"query": query, "matches": hits});
+        if unopened > 0 {
+            out["note"] = json!(format!(
+                "{unopened} more memories were not searched (at most {MAX_OPENED} per search)"
+            ));
+        }
+        Ok(out.to_string())
+    }
+
+    async fn run_procedure(
+        &self,
+        scope: Option<&KeyScope>,
+        key: &str,
+        args: Option<&Value>,
+    ) -> Result<String, CopilotError> {
+        let stored = match self.find(Kind::Procedure, scope, key) {
+            Ok(s) => s,
+            Err(e) => return Ok(format!("error: {e}")),
+        };
+        let name = stored
+            .plain
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(key)
+            .to_string();
+        let parameters: Vec<Parameter> = stored
+            .plain
+            .get("parameters")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .unwrap_or_default()
+            .unwrap_or_default();
+        let given: Vec<(String, String)> = match args {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(m)) => {
+                let mut g = Vec::new();
+                for (k, v) in m {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(_) | Value::Bool(_) => v.to_string(),
+                        _ => return Ok(format!("error: argument {k:?} must be text")),
+                    };
+                    g.push((k.clone(), v));
+                }
+                g
+            }
+            Some(_) => return Ok("error: args must be an object of name → value".into()),
+        };
+        let values = match bind_arguments(&name, &parameters, &given) {
+            Ok(v) => v,
+            Err(e) => return Ok(format!("error: {e}")),
+        };
+        let body = match self.open_body(&stored).await? {
+            Ok(b) => b,
+            Err(e) => return Ok(format!("error: {e}")),
+        };
+        let arguments = values
+            .iter()
+            .map(|v| format!("{}={}", v.name, v.value))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(format!(
+            "Procedure {name} ({arguments}). Carry out its steps one by one with run_command; \
+             each command is classified and gated as usual (read-only runs, anything else waits \
+             for a person's approval). Nothing has run yet. The steps:\n\n{}",
+            shorten(&substitute(&body, &values), MAX_BODY)
+        ))
+    }
+
+    /// A moderate write: the gate, a person's approval of the exact text
+    /// (or their edit of it), then the write of what they approved.
+    async fn write_tool(
+        &self,
+        conversation: u64,
+        call: &ToolCall,
+        settings: &ChatSettings,
+        scope: &KeyScope,
+        write: RecordWrite,
+    ) -> Result<String, CopilotError> {
+        // Check before asking anyone: a person approves only what can be written.
+        let checked = prepare(&self.records(), scope, &write).map(|_| ());
+        if let Err(e) = checked {
+            return self.refuse(conversation, call, e).await;
+        }
+        let class = Class::Moderate;
+        let reasons = vec!["writes a shared record (a memory or a procedure)".to_string()];
+        let not_written = match gate::decide(class, None, settings.mode, settings.trust) {
+            Verdict::Suggest => Some((
+                GateDecision::Suggest,
+                "Not written: this write is shown to the person as a suggestion (this mode runs read-only tools only).".to_string(),
+            )),
+            Verdict::Refuse(reason) => Some((
+                GateDecision::Refuse {
+                    reason: reason.clone(),
+                },
+                format!("Not written: {reason}."),
+            )),
+            // Writing a shared record always needs a person.
+            Verdict::Run | Verdict::AskPerson => None,
+        };
+        if let Some((decision, told)) = not_written {
+            self.announce(conversation, call, class.as_str(), reasons, decision)
+                .await?;
+            return Ok(told);
+        }
+        let expected_effect = match &write {
+            RecordWrite::Memory { title, hosts, .. } => format!(
+                "creates the memory {title:?}{}",
+                if hosts.is_empty() {
+                    String::new()
+                } else {
+                    format!(", linked to {}", hosts.join(", "))
+                }
+            ),
+            RecordWrite::UpdateProcedure { procedure, .. } => {
+                format!("replaces the steps of procedure {procedure:?} (nothing else changes)")
+            }
+        };
+        let action = Action {
+            host: RECORDS_HOST.into(),
+            vendor: RECORDS_VENDOR.into(),
+            org: org_of(scope),
+            credential: None,
+            command: write.render(),
+            expected_effect,
+        };
+        let token = match self
+            .seek_approval(conversation, call, action.clone(), class.as_str(), &reasons)
+            .await?
+        {
+            Approval::Granted(t) => t,
+            Approval::NotRun(why) => return Ok(why.replacen("Not run", "Not written", 1)),
+        };
+        let edited = token.action.command != action.command;
+        // Carry out what the person approved, edits included.
+        let approved = match RecordWrite::parse(&token.action.command) {
+            Ok(w) => w,
+            Err(e) => {
+                return Ok(format!(
+                    "Not written: a person edited the write and the edited text cannot be read ({e}). Nothing was written."
+                ));
+            }
+        };
+        let done = self.write_approved(scope, &approved, *token);
+        Ok(match done {
+            Ok(meta) => {
+                let what = match &approved {
+                    RecordWrite::Memory { title, .. } => format!("memory {title:?}"),
+                    RecordWrite::UpdateProcedure { procedure, .. } => {
+                        format!("procedure {procedure:?}")
+                    }
+                };
+                let head = if edited {
+                    "A person edited the write before approving it; what was written is the edited text.\n"
+                } else {
+                    ""
+                };
+                format!(
+                    "{head}Written: {what} (id {}, revision {}).",
+                    meta.id, meta.revision
+                )
+            }
+            Err(e) => format!("Not written: {e}"),
+        })
+    }
+
+    /// Writes `write` with the approval `token`: seals the body, has the
+    /// broker MAC the record against the approval, commits.
+    fn write_approved(
+        &self,
+        scope: &KeyScope,
+        write: &RecordWrite,
+        token: gatehouse_ipc::broker::ApprovalToken,
+    ) -> Result<Meta, String> {
+        let mut store = self.records();
+        let prepared = prepare(&store, scope, write)?;
+        let (current, hosts) = match &prepared {
+            Prepared::Memory { hosts, .. } => (None, hosts.iter().map(verify_item).collect()),
+            Prepared::Procedure { current, .. } => (Some(verify_item(current)), Vec::new()),
+        };
+        let mut sealer = ApprovedSealer {
+            broker: &self.links.broker,
+            runtime: tokio::runtime::Handle::current(),
+            token,
+            current,
+            hosts,
+        };
+        // The store is synchronous; its broker calls run on this worker
+        // thread, which leaves the runtime's other tasks to the others.
+        tokio::task::block_in_place(|| match prepared {
+            Prepared::Memory { record, .. } => {
+                store.create(&mut sealer, ACTOR, scope.clone(), record)
+            }
+            Prepared::Procedure { record, current } => {
+                store.update(&mut sealer, ACTOR, &current.meta, record)
+            }
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(name: &str, default: Option<&str>) -> Parameter {
+        Parameter {
+            name: name.into(),
+            description: format!("the {name}"),
+            default: default.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn arguments_bind_with_defaults_and_errors_name_what_is_wrong() {
+        let params = [param("router", Some("r1")), param("ticket", None)];
+        let got = bind_arguments("p", &params, &[("ticket".into(), "T-1".into())]).unwrap();
+        assert_eq!(
+            substitute("{{router}}: {{ticket}} {{other}}", &got),
+            "r1: T-1 {{other}}"
+        );
+        let missing = bind_arguments("p", &params, &[]).unwrap_err();
+        assert!(
+            missing.to_string().contains("ticket (the ticket)"),
+            "{missing}"
+        );
+        let unknown = bind_arguments("p", &params, &[("tickt".into(), "x".into())]).unwrap_err();
+        assert!(unknown.to_string().contains("\"tickt\""), "{unknown}");
+    }
+
+    #[test]
+    fn snippets_find_text_ignoring_case() {
+        let body = "Before. The Uplink on ether2 flaps; after.";
+        let at = find_ignoring_case(body, "uplink").unwrap();
+        assert_eq!(&body[at..at + 6], "Uplink");
+        assert!(snippet(body, at).contains("Uplink"));
+        let turkish = "İSTANBUL uplink";
+        assert_eq!(
+            find_ignoring_case(turkish, "uplink").map(|i| &turkish[i..]),
+            Some("uplink")
+        );
+        assert_eq!(
+            find_ignoring_case(turkish, "bul"),
+            Some(turkish.find("BUL").unwrap())
+        );
+        assert!(find_ignoring_case(body, "absent").is_none());
+    }
+}

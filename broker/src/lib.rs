@@ -9,7 +9,9 @@
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
 //! single-use approvals), [`autopilot`] (bounded auto-approval grants),
 //! [`audit`] (the credential-use log), [`roles`] (who may do what),
-//! [`redact`] (exact-value redaction), [`service`] (request dispatch).
+//! [`redact`] (exact-value redaction), [`host_credentials`] and
+//! [`service_auth`] (releases bound to one destination), [`service`]
+//! (request dispatch).
 
 pub mod approvals;
 pub mod audit;
@@ -21,4 +23,5 @@ pub mod keychain;
 pub mod redact;
 pub mod roles;
 pub mod service;
+pub mod service_auth;
 pub mod vault;

@@ -118,6 +118,19 @@ pub struct HostCredential {
     pub destination: Destination,
 }
 
+/// A connector or MCP server record presented to the broker to obtain its
+/// sealed `auth`, for the one endpoint copilotd is about to call: the
+/// record's MAC input and MAC, the `auth` field's address (with its
+/// binding), and where the call goes (the connector's `base_url`, the MCP
+/// server's HTTP transport URL, exactly as the record names it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAuth {
+    pub record: VerifyItem,
+    /// The record's `auth` field, with the record's binding.
+    pub field: FieldAddress,
+    pub destination: String,
+}
+
 /// What kind of secret a keychain entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretKind {
@@ -427,6 +440,12 @@ pub enum BrokerRequest {
         action: Action,
         grant: u64,
     },
+    /// The sealed `auth` of a verified connector or MCP server record, with
+    /// its `keychain:NAME` references resolved, for the endpoint the record
+    /// names (copilotd only).
+    ReleaseServiceAuth {
+        service: Box<ServiceAuth>,
+    },
 }
 
 /// The bounds a person puts on an Autopilot task. Dangerous commands, and
@@ -481,6 +500,7 @@ impl BrokerRequest {
             BrokerRequest::GrantAutopilot { .. } => Operation::GrantAutopilot,
             BrokerRequest::EndAutopilot { .. } => Operation::EndAutopilot,
             BrokerRequest::RequestAutoApproval { .. } => Operation::RequestAutoApproval,
+            BrokerRequest::ReleaseServiceAuth { .. } => Operation::ReleaseServiceAuth,
         }
     }
 }
@@ -517,10 +537,11 @@ pub enum Operation {
     GrantAutopilot,
     EndAutopilot,
     RequestAutoApproval,
+    ReleaseServiceAuth,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 29] = [
+    pub const ALL: [Operation; 30] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -550,6 +571,7 @@ impl Operation {
         Operation::GrantAutopilot,
         Operation::EndAutopilot,
         Operation::RequestAutoApproval,
+        Operation::ReleaseServiceAuth,
     ];
 }
 
@@ -613,6 +635,9 @@ pub enum BrokerResponse {
         /// Why a person must decide (when not auto-approved).
         why_person: Option<String>,
     },
+    /// A service record's `auth` as canonical JSON, `keychain:NAME`
+    /// references replaced by the entries' payloads.
+    ServiceAuth(SecretBytes),
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint

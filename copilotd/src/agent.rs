@@ -35,7 +35,7 @@ use crate::provider::{
 /// Most tool calls in one turn unless the person asks for fewer.
 pub const DEFAULT_MAX_STEPS: u32 = 12;
 /// Most of a command's output the model sees.
-const MAX_RESULT: usize = 32 * 1024;
+pub(crate) const MAX_RESULT: usize = 32 * 1024;
 /// How long a tool call waits for a person's decision.
 const DECISION_WAIT: Duration = Duration::from_secs(15 * 60);
 
@@ -79,7 +79,7 @@ fn daemon(service: &str, e: impl std::fmt::Display) -> CopilotError {
     }
 }
 
-fn broker_call_error(e: CallError<BrokerError>) -> CopilotError {
+pub(crate) fn broker_call_error(e: CallError<BrokerError>) -> CopilotError {
     match e {
         CallError::Remote(BrokerError::SignedOut | BrokerError::NotInitialized) => {
             CopilotError::SignedOut
@@ -141,6 +141,9 @@ pub fn tools() -> Vec<ToolSpec> {
             }),
         },
     ]
+    .into_iter()
+    .chain(crate::connectors::tools())
+    .collect()
 }
 
 impl Agent<'_> {
@@ -298,7 +301,7 @@ impl Agent<'_> {
         }
     }
 
-    async fn announce(
+    pub(crate) async fn announce(
         &self,
         conversation: u64,
         call: &ToolCall,
@@ -360,6 +363,7 @@ impl Agent<'_> {
                 self.run_command(conversation, call, settings, &host, &command, &effect)
                     .await
             }
+            "call_connector" => self.call_connector(conversation, call, settings).await,
             other => {
                 let d = GateDecision::Refuse {
                     reason: format!("no tool {other:?}"),

@@ -146,10 +146,12 @@ fn percent_decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// A connector's base URL: its origin and path prefix (ending in `/`).
+/// A connector's base URL: its origin, its path, and that path as a
+/// prefix (ending in `/`) every other target must start with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Base {
     url: Url,
+    path: String,
     prefix: String,
 }
 
@@ -171,11 +173,12 @@ impl Base {
         if url.query().is_some() || url.fragment().is_some() {
             return bad("it has a query or fragment");
         }
-        let mut prefix = url.path().to_string();
+        let path = url.path().to_string();
+        let mut prefix = path.clone();
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
-        Ok(Base { url, prefix })
+        Ok(Base { url, path, prefix })
     }
 
     /// `scheme://host[:port]`.
@@ -183,7 +186,9 @@ impl Base {
         self.url.origin().ascii_serialization()
     }
 
-    /// The request target for `path`, relative to the base URL.
+    /// The request target for `path`, relative to the base URL: `""` (or
+    /// just a query) is the base URL itself, anything else goes under its
+    /// path prefix.
     pub fn join(&self, path: &str) -> Result<String, UrlRefusal> {
         if path.len() > MAX_TARGET {
             return Err(UrlRefusal::TooLong);
@@ -210,21 +215,25 @@ impl Base {
             Some((p, q)) => (p, Some(q)),
             None => (path, None),
         };
-        let p = p.strip_prefix('/').unwrap_or(p);
-        for seg in p.split('/') {
-            let decoded = percent_decode(seg);
-            if decoded == b"." || decoded == b".." {
-                return Err(UrlRefusal::DotSegment);
+        let mut target = if p.is_empty() {
+            self.path.clone()
+        } else {
+            let p = p.strip_prefix('/').unwrap_or(p);
+            for seg in p.split('/') {
+                let decoded = percent_decode(seg);
+                if decoded == b"." || decoded == b".." {
+                    return Err(UrlRefusal::DotSegment);
+                }
+                if decoded.iter().any(|&c| c == b'/' || c == b'\\') {
+                    return Err(UrlRefusal::EncodedSeparator);
+                }
+                let again = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+                if ["%2e", "%2f", "%5c"].iter().any(|e| again.contains(e)) {
+                    return Err(UrlRefusal::EncodedSeparator);
+                }
             }
-            if decoded.iter().any(|&c| c == b'/' || c == b'\\') {
-                return Err(UrlRefusal::EncodedSeparator);
-            }
-            let again = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
-            if ["%2e", "%2f", "%5c"].iter().any(|e| again.contains(e)) {
-                return Err(UrlRefusal::EncodedSeparator);
-            }
-        }
-        let mut target = format!("{}{p}", self.prefix);
+            format!("{}{p}", self.prefix)
+        };
         if let Some(q) = query {
             target.push('?');
             target.push_str(q);
@@ -238,27 +247,24 @@ impl Base {
     /// Checks a target read back from a call's text (a person may have
     /// edited it): it must be one [`Base::join`] produces.
     pub fn check_target(&self, target: &str) -> Result<(), UrlRefusal> {
-        let bare = self.prefix.trim_end_matches('/');
-        if let Some(rest) = target.strip_prefix(&self.prefix) {
-            // `join` strips one leading '/': a target "/api//x" would be
-            // "/x" under "/api/", which join turns into "/api/x"; the
-            // comparison refuses it.
-            if self.join(rest)? != target {
-                return Err(UrlRefusal::OutsideBase);
-            }
-            return Ok(());
+        let rel = match target.strip_prefix(&self.path) {
+            // The base URL itself (with a query).
+            Some(rest) if rest.is_empty() || rest.starts_with('?') => rest.to_string(),
+            _ => match target.strip_prefix(&self.prefix) {
+                Some(rest) => format!("/{rest}"),
+                None => return Err(UrlRefusal::OutsideBase),
+            },
+        };
+        // A target "/api//x" is "//x" under "/api/": refused by join; and
+        // anything join would write differently is not one of its targets.
+        if self.join(&rel)? != target {
+            return Err(UrlRefusal::OutsideBase);
         }
-        // The base path itself, without its trailing '/' (and a query).
-        match target.strip_prefix(bare) {
-            Some(rest) if !bare.is_empty() && (rest.is_empty() || rest.starts_with('?')) => {
-                self.join(rest).map(|_| ())
-            }
-            _ => Err(UrlRefusal::OutsideBase),
-        }
+        Ok(())
     }
 
     /// The URL of `target`, checked once more after parsing: same origin,
-    /// under the path prefix, no userinfo.
+    /// the base path or under its prefix, no userinfo.
     pub fn url(&self, target: &str) -> Result<Url, UrlRefusal> {
         self.check_target(target)?;
         let url = Url::parse(&format!("{}{target}", self.origin()))
@@ -270,7 +276,7 @@ impl Base {
             return Err(UrlRefusal::OtherOrigin);
         }
         let path = url.path();
-        if !(path.starts_with(&self.prefix) || path == self.prefix.trim_end_matches('/')) {
+        if !(path.starts_with(&self.prefix) || path == self.path) {
             return Err(UrlRefusal::OutsideBase);
         }
         Ok(url)
@@ -861,11 +867,14 @@ mod tests {
         let b = base("https://api.example/v1");
         assert_eq!(b.join("/items").unwrap(), "/v1/items");
         assert_eq!(b.join("items?x=1&y=..").unwrap(), "/v1/items?x=1&y=..");
-        assert_eq!(b.join("").unwrap(), "/v1/");
-        assert_eq!(b.join("?q=1").unwrap(), "/v1/?q=1");
+        assert_eq!(b.join("").unwrap(), "/v1");
+        assert_eq!(b.join("/").unwrap(), "/v1/");
+        assert_eq!(b.join("?q=1").unwrap(), "/v1?q=1");
         assert_eq!(b.join("/a/b%20c").unwrap(), "/v1/a/b%20c");
         let root = base("http://127.0.0.1:8080");
         assert_eq!(root.join("/x").unwrap(), "/x");
+        assert_eq!(root.join("").unwrap(), "/");
+        assert_eq!(root.check_target("/x?y"), Ok(()));
         assert_eq!(
             root.url("/x?a=1").unwrap().as_str(),
             "http://127.0.0.1:8080/x?a=1"

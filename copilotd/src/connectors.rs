@@ -16,7 +16,6 @@
 //! auth (it is scrubbed from the response, zeroized after the call, and the
 //! broker's exact-value redaction knows it), or send through a proxy.
 
-use std::path::Path;
 use std::time::Duration;
 
 use gatehouse_ipc::broker::{
@@ -354,21 +353,6 @@ impl Connector {
     }
 }
 
-/// An org's policy file (`<data>/org-policy/<org id>.json`); none means no
-/// rules. Its allow-list is not used (pre-approval would need a signed policy).
-pub fn load_org_policy(data_root: &Path, org: &str) -> Result<OrgPolicy, String> {
-    let path = data_root.join("org-policy").join(format!("{org}.json"));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OrgPolicy::default()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let mut policy: OrgPolicy =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    policy.allow.clear();
-    Ok(policy)
-}
-
 /// The class and org decision of a call's text.
 fn judge(policy: &OrgPolicy, text: &str) -> (Verdict, Option<String>) {
     let v = apply_connector_policy(policy, classify_connector(text));
@@ -523,7 +507,8 @@ impl Agent<'_> {
                 return Ok(format!("Not run: {why}."));
             }
         };
-        let policy = match load_org_policy(&self.data_root, &connector.org) {
+        let policy_dir = self.data_root.join("org-policy");
+        let policy = match gatehouse_policy::load_org_policy(&policy_dir, &connector.org) {
             Ok(p) => p,
             Err(e) => {
                 let why = format!("the organization's policy cannot be read ({e})");

@@ -231,6 +231,30 @@ fn service_auth_only_to_copilotd_for_the_verified_record_and_its_url() -> Result
     old_binding.field.binding = inv.field.binding.clone();
     let why = refusal(&copilot.call(&release(&old_binding))?).context("binding")?;
     assert!(why.contains("binding"), "{why}");
+
+    // Every release and every refusal is in the credential log, naming the
+    // record's field and the destination, never the value.
+    let log_path = f.home.join("audit").join("credentials.jsonl");
+    let (rows, bad): (Vec<gatehouse_ipc::audit::CredentialRow>, _) =
+        gatehouse_ipc::audit::read(&log_path)?;
+    assert!(bad.is_empty(), "{bad:?}");
+    let service: Vec<_> = rows
+        .iter()
+        .filter(|r| r.operation.to_string() == "ReleaseServiceAuth")
+        .collect();
+    assert!(
+        service.iter().any(|r| r.refused.is_none()
+            && r.destination == url
+            && r.credential.contains("connector")
+            && r.credential.ends_with("field auth")),
+        "{service:#?}"
+    );
+    assert!(service.iter().filter(|r| r.refused.is_some()).count() >= 10);
+    for r in &service {
+        assert_eq!(r.requester.role, PeerRole::Copilotd);
+    }
+    let text = std::fs::read_to_string(&log_path)?;
+    assert!(!text.contains(&token) && !text.contains(&password), "{text}");
     Ok(())
 }
 

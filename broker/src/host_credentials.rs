@@ -10,8 +10,8 @@
 //! Must never: release a private key, release a password for a record that
 //! fails its MAC or names another destination, or sign anything else.
 
-use gatehouse_ipc::broker::{BrokerError, HostCredential, SecretKind};
-use gatehouse_ipc::record_content::{self, FieldValue};
+use gatehouse_ipc::broker::{BrokerError, HostCredential, SecretKind, VerifyItem};
+use gatehouse_ipc::record_content::{self, FieldValue, RecordContent};
 use ssh_key::encoding::Encode;
 use zeroize::Zeroizing;
 
@@ -24,8 +24,30 @@ const KEY_PASSPHRASE_FIELD: &str = "ssh.key_passphrase";
 /// SSH_MSG_USERAUTH_REQUEST (RFC 4252).
 const USERAUTH_REQUEST: u8 = 50;
 
-fn refused(reason: impl Into<String>) -> BrokerError {
+pub(crate) fn refused(reason: impl Into<String>) -> BrokerError {
     BrokerError::CredentialRefused(reason.into())
+}
+
+/// Checks a presented record's MAC under its scope key (constant time) and
+/// decodes the content it covers.
+pub(crate) fn verified_content<'a>(
+    vault: &Vault,
+    record: &'a VerifyItem,
+) -> Result<RecordContent<'a>, BrokerError> {
+    let item = &record.item;
+    let mac = vault.record_mac(item)?;
+    if !crypto::mac_eq(&mac, &record.mac) {
+        return Err(refused(format!(
+            "{} record {} fails its integrity check (changed outside Gatehouse?)",
+            item.record_kind, item.record_id
+        )));
+    }
+    record_content::decode(&item.content).map_err(|e| {
+        refused(format!(
+            "{} record {}: {e}",
+            item.record_kind, item.record_id
+        ))
+    })
 }
 
 /// Checks `req` and opens the sealed field it names. Returns the field's
@@ -44,15 +66,7 @@ fn open_checked(
             "the credential field does not belong to the presented host record",
         ));
     }
-    let mac = vault.record_mac(item)?;
-    if !crypto::mac_eq(&mac, &req.record.mac) {
-        return Err(refused(format!(
-            "host record {} fails its integrity check (changed outside Gatehouse?)",
-            item.record_id
-        )));
-    }
-    let content = record_content::decode(&item.content)
-        .map_err(|e| refused(format!("host record {}: {e}", item.record_id)))?;
+    let content = verified_content(vault, &req.record)?;
     let d = &req.destination;
     let expect = [
         ("address", serde_json::to_vec(&d.address)),
@@ -93,6 +107,15 @@ fn resolve(
     value: Zeroizing<Vec<u8>>,
     kind: SecretKind,
 ) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+    resolve_any(vault, value, &[kind])
+}
+
+/// [`resolve`] for a reference that may name an entry of any of `kinds`.
+pub(crate) fn resolve_any(
+    vault: &Vault,
+    value: Zeroizing<Vec<u8>>,
+    kinds: &[SecretKind],
+) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
     let Some(name) = value.strip_prefix(b"keychain:") else {
         return Ok(value);
     };
@@ -102,10 +125,12 @@ fn resolve(
         .into_iter()
         .find(|e| e.name == name)
         .ok_or_else(|| BrokerError::KeychainNotFound(name.into()))?;
-    if entry.kind != kind {
+    if !kinds.contains(&entry.kind) {
+        let want: Vec<String> = kinds.iter().map(ToString::to_string).collect();
         return Err(refused(format!(
-            "keychain entry {name:?} holds a {}, not a {kind}",
-            entry.kind
+            "keychain entry {name:?} holds a {}, not a {}",
+            entry.kind,
+            want.join(" or ")
         )));
     }
     vault.keychain_payload(name)

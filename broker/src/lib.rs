@@ -9,8 +9,10 @@
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
 //! single-use approvals), [`autopilot`] (bounded auto-approval grants),
 //! [`audit`] (the credential-use log), [`roles`] (who may do what),
-//! [`redact`] (exact-value redaction), [`service`] (request dispatch),
-//! [`copilot_records`] (note bodies and approved record writes for copilotd).
+//! [`redact`] (exact-value redaction), [`host_credentials`] and
+//! [`service_auth`] (releases bound to one destination), [`service`]
+//! (request dispatch), [`copilot_records`] (note bodies and approved record
+//! writes for copilotd).
 
 pub mod approvals;
 pub mod audit;
@@ -23,4 +25,5 @@ pub mod keychain;
 pub mod redact;
 pub mod roles;
 pub mod service;
+pub mod service_auth;
 pub mod vault;

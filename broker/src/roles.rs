@@ -64,6 +64,9 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     // A record write copilotd carries out, only as a person approved it
     // (the token is checked and spent per request).
     (MacApprovedRecord, &[Copilotd]),
+    // A connector's or MCP server's auth, for the endpoint its verified
+    // record names; copilotd applies it to that one call.
+    (ReleaseServiceAuth, &[Copilotd]),
 ];
 
 /// Whether `role` may perform `op`.
@@ -100,6 +103,11 @@ mod tests {
             assert!(!allowed(Sessiond, op), "sessiond may {op}");
         }
         assert!(allowed(Sessiond, ConsumeApproval));
+        for role in [Cli, Ui, Sessiond] {
+            assert!(!allowed(role, ReleaseServiceAuth), "{role:?}");
+        }
+        assert!(allowed(Copilotd, ReleaseServiceAuth));
+        assert!(!allowed(Copilotd, ReleasePassword));
         assert!(!allowed(Cli, ConsumeApproval));
     }
 }

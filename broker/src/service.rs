@@ -388,6 +388,17 @@ impl BrokerService {
                     }
                 }
             }
+            BrokerRequest::ReleaseServiceAuth { service } => {
+                let result = crate::service_auth::release_service_auth(&mut st.vault, &service);
+                let auth = st.audit.audited(
+                    op,
+                    &me,
+                    service.field.to_string(),
+                    service.destination.clone(),
+                    result,
+                )?;
+                Ok(BrokerResponse::ServiceAuth(SecretBytes::copy_from(&auth)))
+            }
             BrokerRequest::RecordingKey { recording_id } => {
                 let key = host_credentials::recording_key(&st.vault, &recording_id)?;
                 Ok(BrokerResponse::RecordingKey(SecretBytes::copy_from(&key)))
@@ -430,7 +441,6 @@ fn check_action(a: &Action) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// Classifies an action's command for the approval card.
 /// How a host credential request is named in the credential log.
 fn host_credential_names(h: &gatehouse_ipc::broker::HostCredential) -> (String, String) {
     let d = &h.destination;
@@ -440,9 +450,26 @@ fn host_credential_names(h: &gatehouse_ipc::broker::HostCredential) -> (String, 
     )
 }
 
+/// The vendor of a copilot connector call (its command is a connector
+/// call's text, see `gatehouse_policy::ConnectorRequest`).
+const CONNECTOR_VENDOR: &str = "copilot:connector";
+
+/// Classifies an action's command for the approval card (a person's edit
+/// included: the card always shows the broker's own classification).
 pub fn classify_action(a: &Action) -> (String, Vec<String>) {
     if let Some(c) = copilot_records::classify(&a.vendor) {
         return c;
+    }
+    if a.vendor == CONNECTOR_VENDOR {
+        let verdict = gatehouse_policy::classify_connector(&a.command);
+        return (
+            verdict.class.to_string(),
+            verdict
+                .reasons
+                .into_iter()
+                .map(|r| r.into_owned())
+                .collect(),
+        );
     }
     match gatehouse_policy::Vendor::parse_platform(&a.vendor) {
         Some(v) => {
@@ -487,6 +514,7 @@ impl Handler<Broker> for BrokerService {
                     | BrokerRequest::SshPublicKey { .. }
                     | BrokerRequest::SshSign { .. }
                     | BrokerRequest::ReleaseProviderKey { .. }
+                    | BrokerRequest::ReleaseServiceAuth { .. }
             );
         let run = || {
             let result = self.dispatch(peer, req);

@@ -36,7 +36,7 @@ use crate::provider::{
 /// Most tool calls in one turn unless the person asks for fewer.
 pub const DEFAULT_MAX_STEPS: u32 = 12;
 /// Most of a command's output the model sees.
-const MAX_RESULT: usize = 32 * 1024;
+pub(crate) const MAX_RESULT: usize = 32 * 1024;
 /// How long a tool call waits for a person's decision.
 const DECISION_WAIT: Duration = Duration::from_secs(15 * 60);
 
@@ -144,6 +144,7 @@ pub fn tools() -> Vec<ToolSpec> {
     ]
     .into_iter()
     .chain(crate::record_tools::specs())
+    .chain(crate::connectors::tools())
     .collect()
 }
 
@@ -369,6 +370,7 @@ impl Agent<'_> {
             name if crate::record_tools::is_record_tool(name) => {
                 self.record_tool(conversation, call, settings).await
             }
+            "call_connector" => self.call_connector(conversation, call, settings).await,
             other => {
                 let d = GateDecision::Refuse {
                     reason: format!("no tool {other:?}"),

@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod connectors;
 pub mod gate;
 pub mod provider;
 pub mod record_tools;

@@ -69,6 +69,7 @@ fn run(args: Args) -> Result<(), String> {
     let mut profile = copilotd_profile(&CopilotdPaths {
         records_files: store.files(),
         config_dir,
+        policy_dir: layout.root.join("org-policy"),
         runtime_dir: layout.runtime.clone(),
         install_dir: install.dir.clone(),
     });

@@ -118,6 +118,19 @@ pub struct HostCredential {
     pub destination: Destination,
 }
 
+/// A connector or MCP server record presented to the broker to obtain its
+/// sealed `auth`, for the one endpoint copilotd is about to call: the
+/// record's MAC input and MAC, the `auth` field's address (with its
+/// binding), and where the call goes (the connector's `base_url`, the MCP
+/// server's HTTP transport URL, exactly as the record names it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAuth {
+    pub record: VerifyItem,
+    /// The record's `auth` field, with the record's binding.
+    pub field: FieldAddress,
+    pub destination: String,
+}
+
 /// What kind of secret a keychain entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretKind {
@@ -438,6 +451,12 @@ pub enum BrokerRequest {
     /// content is exactly the write a person approved (copilotd only; the
     /// token is spent here).
     MacApprovedRecord(Box<ApprovedRecord>),
+    /// The sealed `auth` of a verified connector or MCP server record, with
+    /// its `keychain:NAME` references resolved, for the endpoint the record
+    /// names (copilotd only).
+    ReleaseServiceAuth {
+        service: Box<ServiceAuth>,
+    },
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -511,6 +530,7 @@ impl BrokerRequest {
             BrokerRequest::RequestAutoApproval { .. } => Operation::RequestAutoApproval,
             BrokerRequest::OpenNote { .. } => Operation::OpenNote,
             BrokerRequest::MacApprovedRecord(_) => Operation::MacApprovedRecord,
+            BrokerRequest::ReleaseServiceAuth { .. } => Operation::ReleaseServiceAuth,
         }
     }
 }
@@ -549,10 +569,11 @@ pub enum Operation {
     RequestAutoApproval,
     OpenNote,
     MacApprovedRecord,
+    ReleaseServiceAuth,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 31] = [
+    pub const ALL: [Operation; 32] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -584,6 +605,7 @@ impl Operation {
         Operation::RequestAutoApproval,
         Operation::OpenNote,
         Operation::MacApprovedRecord,
+        Operation::ReleaseServiceAuth,
     ];
 }
 
@@ -649,6 +671,9 @@ pub enum BrokerResponse {
     },
     /// A procedure's or memory's body (UTF-8 text).
     Note(SecretBytes),
+    /// A service record's `auth` as canonical JSON, `keychain:NAME`
+    /// references replaced by the entries' payloads.
+    ServiceAuth(SecretBytes),
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint

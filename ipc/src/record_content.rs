@@ -77,6 +77,19 @@ pub fn encode(
     out
 }
 
+/// The binding of a sealed field: each plaintext field it is bound to, by
+/// name, with its canonical JSON (`null` when absent), length-prefixed, in
+/// the order the field table lists them. Written by `records` when sealing,
+/// recomputed by the broker from a verified record before releasing.
+pub fn binding<'a>(bound: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, canonical) in bound {
+        push_lp(&mut out, name.as_bytes());
+        push_lp(&mut out, canonical);
+    }
+    out
+}
+
 /// Why content did not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContentError {

@@ -4,7 +4,8 @@
 //!
 //! * **classification** ([`classify`], [`classify_http`]) — decides whether a
 //!   command for a network device / Linux host, or a connector HTTP call, is
-//!   read-only, moderate, dangerous or unknown, with the rule ids and human
+//!   read-only, moderate, dangerous or unknown (and [`classify_connector`]
+//!   for the copilot's connector calls), with the rule ids and human
 //!   sentences that decided it; plus org policy on top ([`apply_org_policy`]).
 //! * **redaction** ([`redact_patterns`], [`redact`] with [`ExactSecrets`]) —
 //!   masks secret-shaped text and replaces known secret values by their
@@ -29,11 +30,14 @@ mod text;
 mod vendor;
 mod verdict;
 
-pub use classify::{HttpCall, MAX_CLASSIFY_BYTES, MAX_DEPTH, classify, classify_http};
+pub use classify::{
+    ConnectorCommandError, ConnectorRequest, HttpCall, MAX_CLASSIFY_BYTES, MAX_DEPTH, MAX_TARGET,
+    classify, classify_connector, classify_http, soap_envelope,
+};
 pub use fuzz::{fuzz_classify, fuzz_redact};
 pub use org::{
-    OrgDecision, OrgOutcome, OrgPolicy, Pattern, PatternKind, apply_org_policy, load_org_policy,
-    safe_org_id,
+    ConnectorClass, OrgDecision, OrgOutcome, OrgPolicy, Pattern, PatternKind,
+    apply_connector_policy, apply_org_policy, load_org_policy, safe_org_id,
 };
 pub use redact::exact::{ExactSecrets, ExactSecretsBuilder};
 pub use redact::{

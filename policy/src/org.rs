@@ -1,7 +1,10 @@
 //! Org policy on top of classification: block-lists, allow-lists (exact
-//! runbook commands), block dangerous / unknown entirely. Owns matching of
-//! patterns against a verdict's parts; must never lower a class, and never
-//! pre-approve a dangerous command (dangerous always needs a person).
+//! runbook commands), block dangerous / unknown entirely, and classes for
+//! connector calls the classifier cannot judge (SOAP operations). Owns
+//! matching of patterns against a verdict's parts; must never lower a class
+//! the classifier decided (an org class only replaces `unknown`, and only
+//! for connector calls), and never pre-approve a dangerous command
+//! (dangerous always needs a person).
 
 use crate::vendor::Vendor;
 use crate::verdict::{Class, Verdict};
@@ -46,6 +49,22 @@ pub struct OrgPolicy {
     /// asking (inside the person's bounds). Off by default; dangerous
     /// commands are never auto-approved, unknown ones only by an `allow` rule.
     pub autopilot_moderate: bool,
+    /// Classes for connector calls, matched against `METHOD /path` and
+    /// `SOAP <operation>` (see [`apply_connector_policy`]). First match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connector_classes: Vec<ConnectorClass>,
+}
+
+/// An organization's class for connector calls matching `pattern`: it
+/// classifies what the classifier left unknown (a SOAP operation the org
+/// knows to be read-only, say) and raises anything else; it never lowers a
+/// class the classifier decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorClass {
+    /// Stable id shown in verdicts.
+    pub id: String,
+    pub pattern: PatternKind,
+    pub class: Class,
 }
 
 /// Result of org policy.
@@ -79,8 +98,12 @@ fn matches(p: &Pattern, vendor: Option<Vendor>, text: &str) -> bool {
     if p.vendor.is_some() && p.vendor != vendor {
         return false;
     }
+    matches_kind(&p.kind, text)
+}
+
+fn matches_kind(kind: &PatternKind, text: &str) -> bool {
     let t = norm(text);
-    match &p.kind {
+    match kind {
         PatternKind::Exact(x) => t == norm(x),
         PatternKind::Prefix(x) => {
             let x = norm(x);
@@ -192,5 +215,139 @@ pub fn load_org_policy(dir: &std::path::Path, org: &str) -> Result<OrgPolicy, St
         Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OrgPolicy::default()),
         Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Org policy for a connector call's verdict (from
+/// [`crate::classify_connector`]): first the org's connector classes (the
+/// first rule matching the call's `METHOD /path` or a part such as
+/// `SOAP <operation>` replaces an unknown class, or raises a lower one),
+/// then [`apply_org_policy`] (blocks, which see the call as `METHOD
+/// /path`). Only for connector verdicts: device commands never get an org
+/// class.
+pub fn apply_connector_policy(policy: &OrgPolicy, mut verdict: Verdict) -> Verdict {
+    let hit = policy.connector_classes.iter().find(|c| {
+        matches_kind(&c.pattern, &verdict.input)
+            || verdict
+                .parts
+                .iter()
+                .any(|p| matches_kind(&c.pattern, &p.text))
+    });
+    if let Some(rule) = hit {
+        let class = if verdict.class == Class::Unknown {
+            rule.class
+        } else {
+            verdict.class.max(rule.class)
+        };
+        if class != verdict.class {
+            verdict.class = class;
+            verdict.reasons.push(std::borrow::Cow::Owned(format!(
+                "org rule {} classifies this call as {class}",
+                rule.id
+            )));
+            verdict
+                .rule_ids
+                .push(std::borrow::Cow::Owned(rule.id.clone()));
+        }
+    }
+    apply_org_policy(policy, verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify_connector;
+
+    fn rule(id: &str, pattern: PatternKind, class: Class) -> ConnectorClass {
+        ConnectorClass {
+            id: id.into(),
+            pattern,
+            class,
+        }
+    }
+
+    const ENVELOPE: &str = "<s:Envelope><s:Body><GetUser/></s:Body></s:Envelope>";
+
+    #[test]
+    fn org_classes_classify_soap_and_never_lower_rest() {
+        let p = OrgPolicy {
+            connector_classes: vec![
+                rule(
+                    "soap-reads",
+                    PatternKind::Exact("SOAP GetUser".into()),
+                    Class::ReadOnly,
+                ),
+                rule(
+                    "api-lower",
+                    PatternKind::Prefix("DELETE".into()),
+                    Class::ReadOnly,
+                ),
+                rule(
+                    "api-stricter",
+                    PatternKind::Contains("/admin/".into()),
+                    Class::Dangerous,
+                ),
+            ],
+            ..OrgPolicy::default()
+        };
+        let soap =
+            apply_connector_policy(&p, classify_connector(&format!("POST /ws\n\n{ENVELOPE}")));
+        assert_eq!(soap.class, Class::ReadOnly);
+        assert!(soap.rule_ids.iter().any(|r| r == "soap-reads"));
+        let other = apply_connector_policy(
+            &p,
+            classify_connector("POST /ws\n\n<Envelope><Body><DropAll/></Body></Envelope>"),
+        );
+        assert_eq!(other.class, Class::Unknown);
+        // A REST class decided by the classifier is never lowered…
+        let del = apply_connector_policy(&p, classify_connector("DELETE /api/x\n\n"));
+        assert_eq!(del.class, Class::Dangerous);
+        // …but may be raised.
+        let get = apply_connector_policy(&p, classify_connector("GET /admin/users\n\n"));
+        assert_eq!(get.class, Class::Dangerous);
+        let plain = apply_connector_policy(&p, classify_connector("GET /api/users\n\n"));
+        assert_eq!(plain.class, Class::ReadOnly);
+    }
+
+    #[test]
+    fn blocks_match_method_and_path() {
+        let p = OrgPolicy {
+            block: vec![Pattern {
+                id: "no-api-deletes".into(),
+                vendor: None,
+                kind: PatternKind::Contains("DELETE /api/".into()),
+            }],
+            block_unknown: true,
+            ..OrgPolicy::default()
+        };
+        let blocked = |text: &str| {
+            apply_connector_policy(&p, classify_connector(text))
+                .org_policy
+                .map(|d| d.outcome)
+                == Some(OrgOutcome::Blocked)
+        };
+        assert!(blocked("DELETE /api/items/1\n\n"));
+        assert!(!blocked("DELETE /other/1\n\n"));
+        assert!(!blocked("GET /api/items\n\n"));
+        assert!(blocked(&format!("POST /ws\n\n{ENVELOPE}")));
+        // A vendor-specific device rule never applies to connector calls.
+        let ios = OrgPolicy {
+            block: vec![Pattern {
+                id: "ios-only".into(),
+                vendor: Some(Vendor::Ios),
+                kind: PatternKind::Prefix("GET".into()),
+            }],
+            ..OrgPolicy::default()
+        };
+        let v = apply_connector_policy(&ios, classify_connector("GET /x\n\n"));
+        assert_ne!(v.org_policy.map(|d| d.outcome), Some(OrgOutcome::Blocked));
+    }
+
+    #[test]
+    fn files_without_connector_classes_still_parse() {
+        let old = r#"{"allow":[],"block":[],"block_dangerous":true,"block_unknown":false}"#;
+        let p: OrgPolicy = serde_json::from_str(old).unwrap();
+        assert!(p.connector_classes.is_empty());
+        assert!(p.block_dangerous);
     }
 }

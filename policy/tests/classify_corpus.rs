@@ -148,6 +148,7 @@ fn org_policy() {
         block_dangerous: true,
         block_unknown: false,
         autopilot_moderate: false,
+        connector_classes: Vec::new(),
     };
     let v = apply_org_policy(&p, classify(Vendor::Ios, "clear  counters"));
     assert_eq!(

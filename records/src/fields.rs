@@ -262,11 +262,6 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
-fn push_lp(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend((b.len() as u64).to_le_bytes());
-    out.extend(b);
-}
-
 /// The binding of sealed field `field`: the canonical encoding of the
 /// plaintext fields the table binds it to (absent ones as `null`).
 pub fn binding(kind: Kind, field: &str, plain: &BTreeMap<String, Value>) -> Vec<u8> {
@@ -277,15 +272,16 @@ pub fn binding(kind: Kind, field: &str, plain: &BTreeMap<String, Value>) -> Vec<
     else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for name in bound_to.iter() {
-        push_lp(&mut out, name.as_bytes());
-        push_lp(
-            &mut out,
-            &canonical_json(plain.get(*name).unwrap_or(&Value::Null)),
-        );
-    }
-    out
+    let values: Vec<Vec<u8>> = bound_to
+        .iter()
+        .map(|name| canonical_json(plain.get(*name).unwrap_or(&Value::Null)))
+        .collect();
+    gatehouse_ipc::record_content::binding(
+        bound_to
+            .iter()
+            .zip(&values)
+            .map(|(name, v)| (*name, v.as_slice())),
+    )
 }
 
 /// What a record MAC covers: every meta field and every field (sealed ones as

@@ -226,6 +226,24 @@ fn an_unclassified_field_is_refused() {
     }
 }
 
+/// The broker recomputes a service auth's binding from the plaintext field
+/// its own table names: that table must be this one.
+#[test]
+fn the_brokers_service_auth_bindings_are_the_field_tables() {
+    for (kind, bound) in gatehouse_broker::service_auth::SERVICE_KINDS {
+        let kind: Kind = kind.parse().unwrap();
+        let Class::Sealed { bound_to } = fields::rule(kind, "auth").unwrap().class else {
+            panic!("{kind} auth is not sealed");
+        };
+        assert_eq!(bound_to, [*bound], "{kind}");
+    }
+    let kinds: Vec<&str> = gatehouse_broker::service_auth::SERVICE_KINDS
+        .iter()
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(kinds, [Kind::Connector.as_str(), Kind::McpServer.as_str()]);
+}
+
 #[test]
 fn the_policy_the_issue_states() {
     let sealed =

@@ -154,6 +154,20 @@ fn sample(op: Operation) -> BrokerRequest {
                 hosts: Vec::new(),
             }))
         }
+        Operation::ReleaseServiceAuth => BrokerRequest::ReleaseServiceAuth {
+            service: Box::new(gatehouse_ipc::broker::ServiceAuth {
+                record: gatehouse_ipc::broker::VerifyItem {
+                    item: mac_item(),
+                    mac: vec![0; 32],
+                },
+                field: FieldAddress {
+                    record_kind: "connector".into(),
+                    field: "auth".into(),
+                    ..addr
+                },
+                destination: "https://api.example.invalid/v1".into(),
+            }),
+        },
     }
 }
 

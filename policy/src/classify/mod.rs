@@ -4,11 +4,15 @@
 //! lives in [`crate::rules`]. Must never return read-only for input it did not
 //! fully parse, never panic, never recurse deeper than [`MAX_DEPTH`].
 
+mod connector;
 mod http;
 mod linux;
 mod routeros;
 mod tree;
 
+pub use connector::{
+    ConnectorCommandError, ConnectorRequest, MAX_TARGET, classify_connector, soap_envelope,
+};
 pub use http::{HttpCall, classify_http};
 
 use crate::vendor::Vendor;

@@ -5,7 +5,8 @@
 //! * **classification** ([`classify`], [`classify_http`]) — decides whether a
 //!   command for a network device / Linux host, or a connector HTTP call, is
 //!   read-only, moderate, dangerous or unknown, with the rule ids and human
-//!   sentences that decided it; plus org policy on top ([`apply_org_policy`]).
+//!   sentences that decided it; plus org policy on top ([`apply_org_policy`]);
+//!   and MCP tool calls ([`classify_mcp_tool`]: annotations only raise).
 //! * **redaction** ([`redact_patterns`], [`redact`] with [`ExactSecrets`]) —
 //!   masks secret-shaped text and replaces known secret values by their
 //!   reference.
@@ -22,6 +23,7 @@
 pub mod bench_support;
 mod classify;
 mod fuzz;
+mod mcp;
 mod org;
 mod redact;
 pub mod rules;
@@ -31,6 +33,7 @@ mod verdict;
 
 pub use classify::{HttpCall, MAX_CLASSIFY_BYTES, MAX_DEPTH, classify, classify_http};
 pub use fuzz::{fuzz_classify, fuzz_redact};
+pub use mcp::{McpHints, McpVerdict, classify_mcp_tool, mcp_tool_key};
 pub use org::{OrgDecision, OrgOutcome, OrgPolicy, Pattern, PatternKind, apply_org_policy};
 pub use redact::exact::{ExactSecrets, ExactSecretsBuilder};
 pub use redact::{

@@ -6,6 +6,7 @@
 use crate::vendor::Vendor;
 use crate::verdict::{Class, Verdict};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How a pattern matches a command (whitespace is normalised, case kept).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +31,10 @@ pub struct Pattern {
     pub kind: PatternKind,
 }
 
-/// Organization policy.
+/// Organization policy (`<data>/org-policy/<org id>.json`). Every field
+/// has a default, so older files stay valid.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OrgPolicy {
     /// Pre-approved commands (exact runbook commands). Never applies to dangerous.
     pub allow: Vec<Pattern>,
@@ -41,6 +44,10 @@ pub struct OrgPolicy {
     pub block_dangerous: bool,
     /// Block every unknown command.
     pub block_unknown: bool,
+    /// Classes the org assigns to MCP tools, by `"server/tool"` (see
+    /// [`crate::classify_mcp_tool`]): the floor a tool's annotations can only
+    /// raise. A tool not listed is unknown.
+    pub mcp_tools: BTreeMap<String, Class>,
 }
 
 /// Result of org policy.

@@ -147,6 +147,7 @@ fn org_policy() {
         }],
         block_dangerous: true,
         block_unknown: false,
+        mcp_tools: [("lab/lookup_vlan".to_string(), Class::ReadOnly)].into(),
     };
     let v = apply_org_policy(&p, classify(Vendor::Ios, "clear  counters"));
     assert_eq!(

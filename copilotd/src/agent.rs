@@ -35,7 +35,7 @@ use crate::provider::{
 /// Most tool calls in one turn unless the person asks for fewer.
 pub const DEFAULT_MAX_STEPS: u32 = 12;
 /// Most of a command's output the model sees.
-const MAX_RESULT: usize = 32 * 1024;
+pub(crate) const MAX_RESULT: usize = 32 * 1024;
 /// How long a tool call waits for a person's decision.
 const DECISION_WAIT: Duration = Duration::from_secs(15 * 60);
 
@@ -138,6 +138,9 @@ pub fn tools() -> Vec<ToolSpec> {
             }),
         },
     ]
+    .into_iter()
+    .chain(crate::mcp::tool_specs())
+    .collect()
 }
 
 impl Agent<'_> {
@@ -285,7 +288,7 @@ impl Agent<'_> {
         }
     }
 
-    async fn announce(
+    pub(crate) async fn announce(
         &self,
         conversation: u64,
         call: &ToolCall,
@@ -346,6 +349,9 @@ impl Agent<'_> {
                 let effect = arg("effect").unwrap_or_default();
                 self.run_command(conversation, call, settings, &host, &command, &effect)
                     .await
+            }
+            mcp if mcp.starts_with(crate::mcp::PREFIX) => {
+                self.mcp_tool(conversation, call, settings).await
             }
             other => {
                 let d = GateDecision::Refuse {

@@ -747,6 +747,8 @@ pub struct CopilotdPaths {
     pub records_files: Vec<PathBuf>,
     /// Provider settings (read-only).
     pub config_dir: PathBuf,
+    /// Organization policies (read-only; optional): MCP tool classes and blocks.
+    pub policy_dir: PathBuf,
     /// Socket directory: its own socket; the broker's and sessiond's.
     pub runtime_dir: PathBuf,
     /// Installed binaries (read-only): peer identity.
@@ -754,8 +756,10 @@ pub struct CopilotdPaths {
 }
 
 /// copilotd's profile: all flags; Landlock limited to the records store, its
-/// settings, the runtime and install directories, `/proc`, name resolution
-/// and the TLS trust store; TCP outward only (the AI provider); the same
+/// settings, the org policies, the runtime and install directories, `/proc`,
+/// name resolution and the TLS trust store; TCP outward only (the AI
+/// provider, streamable-HTTP MCP servers; stdio MCP servers are spawned
+/// before the profile is applied, copilotd keeps only their pipes); the same
 /// syscall table as sessiond (IPC plus TCP/UDP out).
 pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
     let mut read_write = vec![req(
@@ -775,6 +779,10 @@ pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
         ),
         req(Path::new("/proc"), "peer identity and self-inspection"),
         opt(paths.config_dir.clone(), "provider settings"),
+        opt(
+            paths.policy_dir.clone(),
+            "organization policies (MCP tool classes, blocks)",
+        ),
         opt("/etc/ssl", "TLS trust anchors for the provider"),
         opt(
             "/usr/share/ca-certificates",

@@ -788,6 +788,13 @@ pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
             "/usr/share/ca-certificates",
             "TLS trust anchors for the provider",
         ),
+        // The system trust store's links lead here for locally added CAs
+        // (Debian/Ubuntu), and Fedora/RHEL keep the store here.
+        opt(
+            "/usr/local/share/ca-certificates",
+            "locally added TLS trust anchors",
+        ),
+        opt("/etc/pki", "TLS trust anchors (Fedora/RHEL layout)"),
     ];
     read_only.extend(name_resolution());
     Profile {

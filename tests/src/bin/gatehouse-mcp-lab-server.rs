@@ -49,8 +49,12 @@ fn tools() -> Vec<Tool> {
         "required": ["vlan"]
     });
     vec![
-        Tool::new("lookup_vlan", "Show one VLAN's name and ports.", schema(vlan.clone()))
-            .with_annotations(ToolAnnotations::new().read_only(true)),
+        Tool::new(
+            "lookup_vlan",
+            "Show one VLAN's name and ports.",
+            schema(vlan.clone()),
+        )
+        .with_annotations(ToolAnnotations::new().read_only(true)),
         Tool::new("delete_vlan", "Delete a VLAN.", schema(vlan))
             .with_annotations(ToolAnnotations::new().read_only(false).destructive(true)),
         Tool::new(
@@ -112,7 +116,9 @@ impl ServerHandler for Lab {
         let vlan = args["vlan"].as_i64().unwrap_or(0);
         let text = |t: String| Ok(CallToolResult::success(vec![ContentBlock::text(t)]).into());
         match request.name.as_ref() {
-            "lookup_vlan" => text(format!("vlan {vlan}: name users-{vlan}, ports ether2 ether3")),
+            "lookup_vlan" => text(format!(
+                "vlan {vlan}: name users-{vlan}, ports ether2 ether3"
+            )),
             "delete_vlan" if vlan == 1 => Ok(CallToolResult::error(vec![ContentBlock::text(
                 "cannot delete the default VLAN 1",
             )])
@@ -135,9 +141,7 @@ impl ServerHandler for Lab {
 }
 
 fn usage() -> ! {
-    eprintln!(
-        "usage: gatehouse-mcp-lab-server --log FILE (stdio | http --url-file FILE | crash)"
-    );
+    eprintln!("usage: gatehouse-mcp-lab-server --log FILE (stdio | http --url-file FILE | crash)");
     std::process::exit(2)
 }
 

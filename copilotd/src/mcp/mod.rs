@@ -166,7 +166,7 @@ enum State {
         peer: Peer<RoleClient>,
         tools: Vec<Offered>,
         /// Keeps the connection open (dropping it closes the session).
-        _service: RunningService<RoleClient, ()>,
+        _service: Box<RunningService<RoleClient, ()>>,
     },
     Failed(String),
 }
@@ -245,7 +245,7 @@ pub fn start(launched: Launched) {
                     State::Ready {
                         peer: service.peer().clone(),
                         tools,
-                        _service: service,
+                        _service: Box::new(service),
                     }
                 }
                 Err(e) => {

@@ -43,6 +43,8 @@ const MAX_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 1024;
 /// Largest input schema passed to the model (bigger: an open object).
 const MAX_SCHEMA: usize = 16 * 1024;
+/// Most tools offered from one server (a server cannot flood the model's context).
+const MAX_TOOLS: usize = 128;
 /// How long a server may take to initialize, and to list its tools.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -354,9 +356,16 @@ fn name_tools(server: &str, tools: Vec<Tool>) -> Vec<Offered> {
     let Some(hub) = HUB.get() else {
         return Vec::new();
     };
+    if tools.len() > MAX_TOOLS {
+        tracing::warn!(
+            "MCP server {server}: offers {} tools; only the first {MAX_TOOLS} are used",
+            tools.len()
+        );
+    }
     let mut taken = hub.taken.lock().unwrap_or_else(|p| p.into_inner());
     tools
         .into_iter()
+        .take(MAX_TOOLS)
         .map(|tool| {
             let exposed = exposed_name(server, &tool.name, &taken);
             taken.insert(exposed.clone());

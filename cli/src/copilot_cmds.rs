@@ -30,7 +30,7 @@ pub enum CopilotCmd {
     /// Point the copilot at an AI provider (OpenAI-compatible Chat Completions —
     /// OpenAI, Ollama, llama.cpp — or Anthropic Messages).
     Config(ConfigArgs),
-    /// Show the provider settings.
+    /// Show the provider settings and the MCP servers copilotd connected to.
     Show,
     /// Talk to the copilot: the message as arguments, or one message per line
     /// of standard input. Tool calls are shown with their class; a call that
@@ -194,10 +194,36 @@ pub fn run(profile: Option<&str>, cmd: CopilotCmd) -> anyhow::Result<ExitCode> {
                 Some(s) => println!("{}", serde_json::to_string_pretty(&s)?),
                 None => println!("no provider configured (gatehouse copilot config --help)"),
             }
+            print_mcp_servers(&layout);
             Ok(ExitCode::SUCCESS)
         }
         CopilotCmd::Chat(a) => chat(&layout, &a),
         CopilotCmd::Run(a) => run_procedure(profile, &layout, &a),
+    }
+}
+
+/// The MCP servers copilotd connected to (`gatehouse mcp add` configures
+/// them; copilotd connects at start-up).
+fn print_mcp_servers(layout: &Layout) {
+    use gatehouse_ipc::copilotd::McpServerState;
+    let Some(status) = crate::supervisor::copilotd_status(layout) else {
+        println!("MCP servers: copilotd is not running (gatehouse up)");
+        return;
+    };
+    if status.mcp_servers.is_empty() {
+        println!("MCP servers: none configured (gatehouse mcp add --help)");
+        return;
+    }
+    println!("MCP servers:");
+    for s in &status.mcp_servers {
+        let state = match &s.state {
+            McpServerState::Connecting => "connecting".to_string(),
+            McpServerState::Ready { tools } => {
+                format!("ready, {} tools: {}", tools.len(), tools.join(", "))
+            }
+            McpServerState::Failed { error } => format!("FAILED: {error}"),
+        };
+        println!("  {} ({}; {}): {state}", s.name, s.scope, s.transport);
     }
 }
 

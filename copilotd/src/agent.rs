@@ -145,6 +145,7 @@ pub fn tools() -> Vec<ToolSpec> {
     .into_iter()
     .chain(crate::record_tools::specs())
     .chain(crate::connectors::tools())
+    .chain(crate::mcp::tool_specs())
     .collect()
 }
 
@@ -342,16 +343,18 @@ impl Agent<'_> {
             "list_hosts" => {
                 self.announce(conversation, call, "-", Vec::new(), GateDecision::Run)
                     .await?;
-                let scope = self.org_scope(settings).await?;
-                Ok(self.list_hosts(settings, scope))
+                Ok(match self.org_scope(settings).await? {
+                    Ok(scope) => self.list_hosts(settings, scope),
+                    Err(e) => format!("error: {e}"),
+                })
             }
             "show_host" => {
                 self.announce(conversation, call, "-", Vec::new(), GateDecision::Run)
                     .await?;
-                let scope = self.org_scope(settings).await?;
-                Ok(match arg("host") {
-                    Some(h) => self.show_host(&h, settings, scope.as_ref()),
-                    None => "error: show_host needs a host".into(),
+                Ok(match (arg("host"), self.org_scope(settings).await?) {
+                    (Some(h), Ok(scope)) => self.show_host(&h, settings, scope.as_ref()),
+                    (None, _) => "error: show_host needs a host".into(),
+                    (_, Err(e)) => format!("error: {e}"),
                 })
             }
             "run_command" => {
@@ -371,6 +374,9 @@ impl Agent<'_> {
                 self.record_tool(conversation, call, settings).await
             }
             "call_connector" => self.call_connector(conversation, call, settings).await,
+            mcp if mcp.starts_with(crate::mcp::PREFIX) => {
+                self.mcp_tool(conversation, call, settings).await
+            }
             other => {
                 let d = GateDecision::Refuse {
                     reason: format!("no tool {other:?}"),
@@ -613,7 +619,6 @@ impl Agent<'_> {
     /// call, a record write: `Action::executor` is copilotd), right before
     /// carrying it out. The broker checks the signature, that the token is
     /// this process's own, that it covers `action` exactly, and single use.
-    #[allow(dead_code)] // the first callers (connectors, MCP, record writes) are being built
     pub(crate) async fn spend(
         &self,
         token: &ApprovalToken,
@@ -692,17 +697,18 @@ impl Agent<'_> {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The key scope of the conversation's organization (`None`: every
-    /// scope), resolved by name or id through the broker.
+    /// The key scope of the conversation's organization, resolved by name
+    /// or id through the broker: `Ok(None)` is every scope; the inner error
+    /// (no such organization) is for the model, the outer one a daemon's.
     pub(crate) async fn org_scope(
         &self,
         settings: &ChatSettings,
-    ) -> Result<Option<KeyScope>, CopilotError> {
+    ) -> Result<Result<Option<KeyScope>, String>, CopilotError> {
         let Some(org) = &settings.org else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
         if org == "private" {
-            return Ok(Some(KeyScope::Private));
+            return Ok(Ok(Some(KeyScope::Private)));
         }
         let BrokerResponse::Orgs(orgs) = self
             .links
@@ -713,13 +719,28 @@ impl Agent<'_> {
         else {
             return Err(daemon("broker", "unexpected reply to OrgList"));
         };
-        orgs.into_iter()
+        Ok(orgs
+            .into_iter()
             .find(|o| o.id == *org || o.name == *org)
             .map(|o| Some(KeyScope::Org(o.id)))
-            .ok_or_else(|| CopilotError::Invalid {
-                what: "organization".into(),
-                reason: format!("no organization {org:?}"),
-            })
+            .ok_or_else(|| format!("no organization {org:?}")))
+    }
+
+    /// Announces a call as refused and tells the model not to retry it.
+    pub(crate) async fn refuse(
+        &self,
+        conversation: u64,
+        call: &ToolCall,
+        class: &str,
+        reasons: Vec<String>,
+        reason: impl Into<String>,
+    ) -> Result<String, CopilotError> {
+        let reason = reason.into();
+        let d = GateDecision::Refuse {
+            reason: reason.clone(),
+        };
+        self.announce(conversation, call, class, reasons, d).await?;
+        Ok(format!("Not run: {reason}. Do not retry it."))
     }
 
     fn list_hosts(&self, settings: &ChatSettings, scope: Option<KeyScope>) -> String {

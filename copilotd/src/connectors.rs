@@ -458,25 +458,6 @@ fn refuse(reason: impl Into<String>) -> GateDecision {
 }
 
 impl Agent<'_> {
-    /// The organization scope a chat is bound to, if any.
-    async fn chat_scope(&self, settings: &ChatSettings) -> Result<Option<KeyScope>, String> {
-        let Some(org) = &settings.org else {
-            return Ok(None);
-        };
-        if org == "private" {
-            return Ok(Some(KeyScope::Private));
-        }
-        let orgs = match self.links.broker.call(BrokerRequest::OrgList).await {
-            Ok(BrokerResponse::Orgs(o)) => o,
-            Ok(_) => return Err("unexpected broker reply to OrgList".into()),
-            Err(e) => return Err(format!("organizations: {e}")),
-        };
-        orgs.iter()
-            .find(|o| &o.id == org || &o.name == org)
-            .map(|o| Some(KeyScope::Org(o.id.clone())))
-            .ok_or_else(|| format!("no organization {org:?}"))
-    }
-
     /// `call_connector(connector, method, path, body)`: returns what the model is told.
     pub(crate) async fn call_connector(
         &self,
@@ -630,7 +611,10 @@ impl Agent<'_> {
         soap_action: Option<&str>,
         settings: &ChatSettings,
     ) -> Result<(Connector, String), String> {
-        let scope = self.chat_scope(settings).await?;
+        let scope = self
+            .org_scope(settings)
+            .await
+            .map_err(|e| e.to_string())??;
         let connector = {
             let store = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
             Connector::load(&store, scope.as_ref(), name)?

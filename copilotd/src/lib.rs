@@ -12,7 +12,17 @@ pub mod agent;
 pub mod config;
 pub mod connectors;
 pub mod gate;
+pub mod mcp;
+pub mod org_policy;
 pub mod provider;
 pub mod record_tools;
 pub mod scripted;
 pub mod service;
+
+/// Installs rustls' ring crypto provider as the process default (reqwest is
+/// built without one: no aws-lc C build). Idempotent; every HTTP client in
+/// copilotd (AI provider, MCP servers) calls it before it is built.
+pub fn install_tls_provider() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,7 +1,7 @@
 //! `gatehouse-copilotd`: start-up of the copilot daemon.
 //!
-//! The same order as sessiond: peer-executable helper, store, sandbox
-//! (before any thread), then the connections that identify us by our
+//! The same order as sessiond: peer-executable helper, store, MCP stdio
+//! servers (spawned: no exec later), sandbox (before any thread), then the connections that identify us by our
 //! executable (broker, sessiond) while we are still dumpable, then
 //! non-dumpable, then serve. Normally started by `gatehouse up`.
 
@@ -66,10 +66,12 @@ fn run(args: Args) -> Result<(), String> {
     gatehouse_ipc::paths::make_private_dir(&config_dir)
         .map_err(|e| format!("{}: {e}", config_dir.display()))?;
     let store = Store::open_in(&layout).map_err(|e| format!("records store: {e}"))?;
+    // MCP stdio servers are started now: there is no exec after the sandbox.
+    let mcp = gatehouse_copilotd::mcp::launch(&store);
     let mut profile = copilotd_profile(&CopilotdPaths {
         records_files: store.files(),
         config_dir,
-        policy_dir: layout.root.join("org-policy"),
+        policy_dir: gatehouse_copilotd::org_policy::dir(&layout.root),
         runtime_dir: layout.runtime.clone(),
         install_dir: install.dir.clone(),
     });
@@ -89,6 +91,11 @@ fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     let _guard = rt.enter();
+    if !mcp.is_empty() {
+        tracing::info!("connecting to {} MCP servers", mcp.len());
+    }
+    gatehouse_copilotd::install_tls_provider();
+    gatehouse_copilotd::mcp::start(mcp);
     let listener = server::bind::<Copilotd>(&layout.runtime).map_err(|e| {
         format!(
             "cannot bind {}: {e}",

@@ -426,9 +426,11 @@ impl Agent<'_> {
         settings: &ChatSettings,
     ) -> Result<String, CopilotError> {
         let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
-        let scope = match self.conversation_scope(settings).await? {
+        let scope = match self.org_scope(settings).await? {
             Ok(s) => s,
-            Err(e) => return self.refuse(conversation, call, e).await,
+            Err(e) => {
+                return self.refuse(conversation, call, "-", Vec::new(), e).await;
+            }
         };
         let write = match call.name.as_str() {
             "write_memory" => {
@@ -438,7 +440,13 @@ impl Agent<'_> {
                         Ok(h) => h,
                         Err(_) => {
                             return self
-                                .refuse(conversation, call, "hosts must be a list of host names")
+                                .refuse(
+                                    conversation,
+                                    call,
+                                    "-",
+                                    Vec::new(),
+                                    "hosts must be a list of host names",
+                                )
                                 .await;
                         }
                     },
@@ -452,7 +460,13 @@ impl Agent<'_> {
                     },
                     _ => {
                         return self
-                            .refuse(conversation, call, "write_memory needs a title and a body")
+                            .refuse(
+                                conversation,
+                                call,
+                                "-",
+                                Vec::new(),
+                                "write_memory needs a title and a body",
+                            )
                             .await;
                     }
                 }
@@ -471,6 +485,8 @@ impl Agent<'_> {
                         .refuse(
                             conversation,
                             call,
+                            "-",
+                            Vec::new(),
                             "update_procedure needs a procedure and a body",
                         )
                         .await;
@@ -494,60 +510,14 @@ impl Agent<'_> {
                 .refuse(
                     conversation,
                     call,
+                    "-",
+                    Vec::new(),
                     "writing a record needs the conversation's organization (--org)",
                 )
                 .await;
         };
         self.write_tool(conversation, call, settings, &scope, write)
             .await
-    }
-
-    async fn refuse(
-        &self,
-        conversation: u64,
-        call: &ToolCall,
-        reason: impl Into<String>,
-    ) -> Result<String, CopilotError> {
-        let reason = reason.into();
-        self.announce(
-            conversation,
-            call,
-            "-",
-            Vec::new(),
-            GateDecision::Refuse {
-                reason: reason.clone(),
-            },
-        )
-        .await?;
-        Ok(format!("error: {reason}"))
-    }
-
-    /// The conversation's organization as a key scope (`None`: any).
-    async fn conversation_scope(
-        &self,
-        settings: &ChatSettings,
-    ) -> Result<Result<Option<KeyScope>, String>, CopilotError> {
-        let Some(org) = &settings.org else {
-            return Ok(Ok(None));
-        };
-        if org == "private" {
-            return Ok(Ok(Some(KeyScope::Private)));
-        }
-        let orgs = match self
-            .links
-            .broker
-            .call(BrokerRequest::OrgList)
-            .await
-            .map_err(broker_call_error)?
-        {
-            BrokerResponse::Orgs(o) => o,
-            _ => return Err(CopilotError::Internal("unexpected reply to OrgList".into())),
-        };
-        Ok(orgs
-            .iter()
-            .find(|o| &o.id == org || &o.name == org)
-            .map(|o| Some(KeyScope::Org(o.id.clone())))
-            .ok_or_else(|| format!("no organization {org:?}")))
     }
 
     /// A verified record's body, opened by the broker (note bodies only).
@@ -796,7 +766,7 @@ impl Agent<'_> {
         // Check before asking anyone: a person approves only what can be written.
         let checked = prepare(&self.records(), scope, &write).map(|_| ());
         if let Err(e) = checked {
-            return self.refuse(conversation, call, e).await;
+            return self.refuse(conversation, call, "-", Vec::new(), e).await;
         }
         let class = Class::Moderate;
         let reasons = vec!["writes a shared record (a memory or a procedure)".to_string()];

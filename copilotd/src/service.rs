@@ -126,6 +126,7 @@ impl CopilotService {
                 .flatten()
                 .map(|s| format!("{} at {}", s.model, s.endpoint)),
             conversations: self.conversations().len(),
+            mcp_servers: crate::mcp::status(),
         }
     }
 

@@ -359,6 +359,7 @@ async fn anthropic_requests_need_the_version_header() {
         .await
         .unwrap();
     let body = json!({"model": "m", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    gatehouse_copilotd::install_tls_provider();
     let status = reqwest::Client::new()
         .post(format!("{}/v1/messages", server.base_url_anthropic()))
         .json(&body)
@@ -450,6 +451,7 @@ async fn a_responder_answers_from_the_last_tool_result() {
 #[tokio::test]
 async fn malformed_json_and_unknown_paths_get_provider_style_errors() {
     let server = ScriptedProvider::start(vec![]).await.unwrap();
+    gatehouse_copilotd::install_tls_provider();
     let http = reqwest::Client::new();
     let response = http
         .post(format!("{}/chat/completions", server.base_url_openai()))

@@ -120,6 +120,31 @@ pub struct CopilotStatus {
     pub hardening: crate::broker::Hardening,
     pub provider: Option<String>,
     pub conversations: usize,
+    /// The configured MCP servers copilotd connected to at start-up.
+    pub mcp_servers: Vec<McpServerStatus>,
+}
+
+/// One configured MCP server as copilotd sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpServerStatus {
+    /// The record's name.
+    pub name: String,
+    /// `org ID` or `private`.
+    pub scope: String,
+    /// `stdio: COMMAND ARGS…` or `http: URL`.
+    pub transport: String,
+    pub state: McpServerState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum McpServerState {
+    /// Starting or initializing.
+    Connecting,
+    /// Initialized; its tools (the server's names) as offered to the model.
+    Ready { tools: Vec<String> },
+    /// Could not start, initialize or list its tools, or the connection was
+    /// lost; skipped (the copilot works without it).
+    Failed { error: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,8 @@
 //!   command for a network device / Linux host, or a connector HTTP call, is
 //!   read-only, moderate, dangerous or unknown (and [`classify_connector`]
 //!   for the copilot's connector calls), with the rule ids and human
-//!   sentences that decided it; plus org policy on top ([`apply_org_policy`]).
+//!   sentences that decided it; plus org policy on top ([`apply_org_policy`]);
+//!   and MCP tool calls ([`classify_mcp_tool`]: annotations only raise).
 //! * **redaction** ([`redact_patterns`], [`redact`] with [`ExactSecrets`]) —
 //!   masks secret-shaped text and replaces known secret values by their
 //!   reference.
@@ -23,6 +24,7 @@
 pub mod bench_support;
 mod classify;
 mod fuzz;
+mod mcp;
 mod org;
 mod redact;
 pub mod rules;
@@ -35,6 +37,7 @@ pub use classify::{
     classify, classify_connector, classify_http, soap_envelope,
 };
 pub use fuzz::{fuzz_classify, fuzz_redact};
+pub use mcp::{McpHints, McpVerdict, classify_mcp_tool, mcp_tool_key};
 pub use org::{
     ConnectorClass, OrgDecision, OrgOutcome, OrgPolicy, Pattern, PatternKind,
     apply_connector_policy, apply_org_policy, load_org_policy, safe_org_id,

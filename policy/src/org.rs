@@ -9,6 +9,7 @@
 use crate::vendor::Vendor;
 use crate::verdict::{Class, Verdict};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How a pattern matches a command (whitespace is normalised, case kept).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +34,8 @@ pub struct Pattern {
     pub kind: PatternKind,
 }
 
-/// Organization policy. Every field may be left out of the file.
+/// Organization policy (`<data>/org-policy/<org id>.json`). Every field
+/// has a default, so older files stay valid.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OrgPolicy {
@@ -53,6 +55,10 @@ pub struct OrgPolicy {
     /// `SOAP <operation>` (see [`apply_connector_policy`]). First match wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connector_classes: Vec<ConnectorClass>,
+    /// Classes the org assigns to MCP tools, by `"server/tool"` (see
+    /// [`crate::classify_mcp_tool`]): the floor a tool's annotations can only
+    /// raise. A tool not listed is unknown.
+    pub mcp_tools: BTreeMap<String, Class>,
 }
 
 /// An organization's class for connector calls matching `pattern`: it

@@ -149,6 +149,7 @@ fn org_policy() {
         block_unknown: false,
         autopilot_moderate: false,
         connector_classes: Vec::new(),
+        mcp_tools: [("lab/lookup_vlan".to_string(), Class::ReadOnly)].into(),
     };
     let v = apply_org_policy(&p, classify(Vendor::Ios, "clear  counters"));
     assert_eq!(

@@ -747,7 +747,7 @@ pub struct CopilotdPaths {
     pub records_files: Vec<PathBuf>,
     /// Provider settings (read-only).
     pub config_dir: PathBuf,
-    /// Organization policies (read-only; optional): blocks and connector classes.
+    /// Organization policies (read-only; optional): blocks, connector and MCP tool classes.
     pub policy_dir: PathBuf,
     /// Socket directory: its own socket; the broker's and sessiond's.
     pub runtime_dir: PathBuf,
@@ -756,9 +756,10 @@ pub struct CopilotdPaths {
 }
 
 /// copilotd's profile: all flags; Landlock limited to the records store, its
-/// settings, organization policies, the runtime and install directories,
-/// `/proc`, name resolution and the TLS trust store; TCP outward only (the
-/// AI provider, connectors); the same
+/// settings, the org policies, the runtime and install directories, `/proc`,
+/// name resolution and the TLS trust store; TCP outward only (the AI
+/// provider, connectors, streamable-HTTP MCP servers; stdio MCP servers are
+/// spawned before the profile is applied, copilotd keeps only their pipes); the same
 /// syscall table as sessiond (IPC plus TCP/UDP out).
 pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
     let mut read_write = vec![req(
@@ -780,13 +781,20 @@ pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
         opt(paths.config_dir.clone(), "provider settings"),
         opt(
             paths.policy_dir.clone(),
-            "organization policies (blocks, connector classes)",
+            "organization policies (blocks, connector and MCP tool classes)",
         ),
         opt("/etc/ssl", "TLS trust anchors for the provider"),
         opt(
             "/usr/share/ca-certificates",
             "TLS trust anchors for the provider",
         ),
+        // The system trust store's links lead here for locally added CAs
+        // (Debian/Ubuntu), and Fedora/RHEL keep the store here.
+        opt(
+            "/usr/local/share/ca-certificates",
+            "locally added TLS trust anchors",
+        ),
+        opt("/etc/pki", "TLS trust anchors (Fedora/RHEL layout)"),
     ];
     read_only.extend(name_resolution());
     Profile {

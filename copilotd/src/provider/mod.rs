@@ -295,3 +295,11 @@ fn parse_tool_arguments(id: &str, name: &str, raw: &str) -> Result<Value, Protoc
         Err(e) => Err(invalid(e.to_string())),
     }
 }
+
+/// An HTTP client for another endpoint copilotd talks to (an MCP server):
+/// the provider's settings (rustls/ring, no redirects, connect timeout, no
+/// proxy for loopback).
+pub(crate) fn http_client(url: &str, timeout: Duration) -> Result<reqwest::Client, String> {
+    let url = reqwest::Url::parse(url.trim()).map_err(|e| format!("URL {url:?}: {e}"))?;
+    transport::client(&url, timeout).map_err(|e| e.to_string())
+}

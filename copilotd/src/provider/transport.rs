@@ -74,6 +74,7 @@ pub(super) fn client(
     endpoint: &reqwest::Url,
     timeout: Duration,
 ) -> Result<reqwest::Client, ProviderError> {
+    crate::install_tls_provider();
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())

@@ -258,6 +258,67 @@ impl BrokerFixture {
             .write_all(stdin.as_bytes())?;
         Ok(child.wait_with_output()?)
     }
+
+    /// Runs `gatehouse ARGS` (stdin: `stdin`) and returns its stdout; when it
+    /// fails, an error with the arguments and everything it printed.
+    pub fn cli_ok(&self, args: &[&str], stdin: &str) -> Result<String> {
+        let out = self.cli(args, stdin)?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "gatehouse {args:?} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The id of organization `name` (org policy files are named by it).
+    pub fn org_id(&self, name: &str) -> Result<String> {
+        let orgs: serde_json::Value =
+            serde_json::from_str(&self.cli_ok(&["org", "list", "--json"], "")?)?;
+        orgs.as_array()
+            .context("org list")?
+            .iter()
+            .find(|o| o["name"] == name)
+            .and_then(|o| o["id"].as_str())
+            .map(str::to_string)
+            .with_context(|| format!("no organization {name}"))
+    }
+
+    /// The data log of lab device `name` (every byte it received, as JSON
+    /// lines: `gatehouse lab up --log-data`).
+    pub fn lab_log(&self, name: &str) -> Result<PathBuf> {
+        let status: serde_json::Value =
+            serde_json::from_str(&self.cli_ok(&["lab", "status", "--json"], "")?)?;
+        status
+            .as_array()
+            .context("lab status")?
+            .iter()
+            .find(|d| d["name"] == name)
+            .and_then(|d| d["log"].as_str())
+            .map(PathBuf::from)
+            .with_context(|| format!("no lab device {name} with a log"))
+    }
+
+    /// Points the copilot at a (scripted) model's Chat Completions endpoint.
+    pub fn use_openai_provider(&self, base_url: &str) -> Result<()> {
+        self.cli_ok(
+            &[
+                "copilot",
+                "config",
+                "--kind",
+                "openai",
+                "--endpoint",
+                base_url,
+                "--model",
+                "scripted",
+            ],
+            "",
+        )
+        .map(drop)
+    }
 }
 
 impl Drop for BrokerFixture {

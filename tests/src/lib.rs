@@ -38,3 +38,15 @@ pub use memscan::{ScanReport, scan_process};
 pub use proc::{ChildGuard, LineReader, wait_for_exit, wait_for_socket};
 pub use scratch::Scratch;
 pub use users::{TestUser, run_as};
+
+/// Whether a lab device's data log (`BrokerFixture::lab_log`) records any
+/// text containing `needle`.
+pub fn device_received(log: &std::path::Path, needle: &str) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(log)?;
+    Ok(text.lines().any(|l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .ok()
+            .and_then(|v| v["text"].as_str().map(|t| t.contains(needle)))
+            .unwrap_or(false)
+    }))
+}

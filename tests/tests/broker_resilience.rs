@@ -136,19 +136,6 @@ fn sessiond_pid(f: &BrokerFixture, pred: impl Fn(u32) -> bool) -> Result<u32> {
     bail!("sessiond did not answer as expected")
 }
 
-fn cli_ok(f: &BrokerFixture, args: &[&str], stdin: &str) -> Result<String> {
-    let out = f.cli(args, stdin)?;
-    if !out.status.success() {
-        bail!(
-            "gatehouse {args:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 // ------------------------------------------------------------- raw client
 
 fn hello_frame() -> Vec<u8> {
@@ -533,7 +520,7 @@ fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
         pid_file: f.runtime().join("supervisor.pid"),
         pids: Vec::new(),
     };
-    cli_ok(&f, &["up"], "")?;
+    f.cli_ok(&["up"], "")?;
     let sup: u32 = std::fs::read_to_string(&guard.pid_file)?.trim().parse()?;
     guard.pids.push(sup);
     // The supervisor is hardened too: no_new_privs, and not dumpable (its
@@ -552,8 +539,7 @@ fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
             "supervisor is dumpable: /proc/{sup}/mem owned by uid {mem_owner}"
         );
     }
-    cli_ok(
-        &f,
+    f.cli_ok(
         &["account", "init", "--passphrase-stdin"],
         &format!("{PASSPHRASE}\n"),
     )?;
@@ -583,8 +569,7 @@ fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
     assert_eq!(second["signed_in"], false, "restart must lock: {second}");
 
     // Remembered device: a restart unlocks by itself.
-    let out = cli_ok(
-        &f,
+    let out = f.cli_ok(
         &["signin", "--passphrase-stdin", "--remember"],
         &format!("{PASSPHRASE}\n"),
     )?;
@@ -601,8 +586,8 @@ fn the_supervisor_restarts_a_killed_broker() -> Result<()> {
     assert_eq!(third["remembered_device"], true, "{third}");
 
     // Sign out (deletes the unlock material from the keyring), then down.
-    cli_ok(&f, &["signout"], "")?;
-    cli_ok(&f, &["down"], "")?;
+    f.cli_ok(&["signout"], "")?;
+    f.cli_ok(&["down"], "")?;
     proc::wait_until("supervisor exit", Duration::from_secs(5), || {
         Ok(!proc::is_alive(sup))
     })?;

@@ -19,18 +19,6 @@ use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use serde_json::{Value, json};
 
-fn cli_ok(f: &BrokerFixture, args: &[&str], stdin: &str) -> Result<String> {
-    let out = f.cli(args, stdin)?;
-    if !out.status.success() {
-        bail!(
-            "gatehouse {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// One request as a server saw it.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -154,21 +142,12 @@ impl World {
             real_copilotd: true,
             ..Options::default()
         })?;
-        cli_ok(
-            &f,
+        f.cli_ok(
             &["account", "init", "--passphrase-stdin"],
             "connector-test-pass\n",
         )?;
-        cli_ok(&f, &["org", "create", "net"], "")?;
-        let orgs: Value = serde_json::from_str(&cli_ok(&f, &["org", "list", "--json"], "")?)?;
-        let org_id = orgs
-            .as_array()
-            .context("orgs")?
-            .iter()
-            .find(|o| o["name"] == "net")
-            .and_then(|o| o["id"].as_str())
-            .context("net")?
-            .to_string();
+        f.cli_ok(&["org", "create", "net"], "")?;
+        let org_id = f.org_id("net")?;
         f.start_sessiond()?;
         f.start_copilotd()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -178,13 +157,11 @@ impl World {
         let other = Server::start(&rt, None)?;
         let api = Server::start(&rt, Some(other.addr))?;
         let canary = format!("tok-canary-{}-zq", std::process::id());
-        cli_ok(
-            &f,
+        f.cli_ok(
             &["keychain", "set", "inv-token", "--kind", "token"],
             &format!("{canary}\n"),
         )?;
-        cli_ok(
-            &f,
+        f.cli_ok(
             &[
                 "connector",
                 "add",
@@ -212,20 +189,7 @@ impl World {
 
     fn provider(&self, turns: Vec<Turn>) -> Result<ScriptedProvider> {
         let p = self.rt.block_on(ScriptedProvider::start(turns))?;
-        cli_ok(
-            &self.f,
-            &[
-                "copilot",
-                "config",
-                "--kind",
-                "openai",
-                "--endpoint",
-                &p.base_url_openai(),
-                "--model",
-                "scripted",
-            ],
-            "",
-        )?;
+        self.f.use_openai_provider(&p.base_url_openai())?;
         Ok(p)
     }
 
@@ -363,7 +327,7 @@ fn org_policy_blocks_deletes_and_calls_never_leave_the_base_url() -> Result<()> 
 fn pending(f: &BrokerFixture, needle: &str) -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let list: Value = serde_json::from_str(&cli_ok(f, &["approvals", "list", "--json"], "")?)?;
+        let list: Value = serde_json::from_str(&f.cli_ok(&["approvals", "list", "--json"], "")?)?;
         if let Some(id) = list.as_array().context("list")?.iter().find_map(|v| {
             (v["state"] == "Pending"
                 && v["action"]["command"]
@@ -383,8 +347,7 @@ fn pending(f: &BrokerFixture, needle: &str) -> Result<u64> {
 fn soap_asks_edits_run_as_edited_and_an_unreachable_connector_is_a_result() -> Result<()> {
     let w = World::start()?;
     let soap_password = format!("soap-pw-{}-q", std::process::id());
-    cli_ok(
-        &w.f,
+    w.f.cli_ok(
         &[
             "connector",
             "add",
@@ -405,8 +368,7 @@ fn soap_asks_edits_run_as_edited_and_an_unreachable_connector_is_a_result() -> R
     )?;
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    cli_ok(
-        &w.f,
+    w.f.cli_ok(
         &[
             "connector",
             "add",
@@ -440,14 +402,13 @@ fn soap_asks_edits_run_as_edited_and_an_unreachable_connector_is_a_result() -> R
         let chat = s.spawn(|| w.chat(&["check billing, rename r9"], "a\n"));
         let id = pending(&w.f, "original")?;
         let edited = "PUT /api/devices/9\n\n{\"name\":\"edited\"}";
-        let out = cli_ok(
-            &w.f,
+        let out = w.f.cli_ok(
             &["approvals", "approve", &id.to_string(), "--edit", edited],
             "",
         )?;
         anyhow::ensure!(out.contains("edited"), "{out}");
         let new_id = pending(&w.f, "\"edited\"")?;
-        cli_ok(&w.f, &["approvals", "approve", &new_id.to_string()], "")?;
+        w.f.cli_ok(&["approvals", "approve", &new_id.to_string()], "")?;
         let stdout = chat
             .join()
             .map_err(|_| anyhow::anyhow!("chat panicked"))??;

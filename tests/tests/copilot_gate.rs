@@ -11,18 +11,6 @@ use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use serde_json::{Value, json};
 
-fn cli_ok(f: &BrokerFixture, args: &[&str], stdin: &str) -> Result<String> {
-    let out = f.cli(args, stdin)?;
-    if !out.status.success() {
-        bail!(
-            "gatehouse {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 struct World {
     f: BrokerFixture,
     r1_log: std::path::PathBuf,
@@ -37,22 +25,14 @@ impl World {
             real_copilotd: true,
             ..Options::default()
         })?;
-        cli_ok(
-            &f,
+        f.cli_ok(
             &["account", "init", "--passphrase-stdin"],
             "copilot-test-pass\n",
         )?;
-        cli_ok(&f, &["lab", "up", "--log-data"], "")?;
+        f.cli_ok(&["lab", "up", "--log-data"], "")?;
         f.start_sessiond()?;
         f.start_copilotd()?;
-        let status: Value = serde_json::from_str(&cli_ok(&f, &["lab", "status", "--json"], "")?)?;
-        let r1 = status
-            .as_array()
-            .context("lab")?
-            .iter()
-            .find(|d| d["name"] == "r1")
-            .context("r1")?;
-        let r1_log = std::path::PathBuf::from(r1["log"].as_str().context("log")?);
+        let r1_log = f.lab_log("r1")?;
         let r1_password = std::fs::read_to_string(f.home.join("lab").join("r1.password"))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -68,44 +48,12 @@ impl World {
 
     fn provider(&self, turns: Vec<Turn>) -> Result<ScriptedProvider> {
         let p = self.rt.block_on(ScriptedProvider::start(turns))?;
-        cli_ok(
-            &self.f,
-            &[
-                "copilot",
-                "config",
-                "--kind",
-                "openai",
-                "--endpoint",
-                &p.base_url_openai(),
-                "--model",
-                "scripted",
-            ],
-            "",
-        )?;
+        self.f.use_openai_provider(&p.base_url_openai())?;
         Ok(p)
     }
 
     fn received(&self, needle: &str) -> Result<bool> {
-        let text = std::fs::read_to_string(&self.r1_log)?;
-        Ok(text.lines().any(|l| {
-            serde_json::from_str::<Value>(l)
-                .ok()
-                .and_then(|v| v["text"].as_str().map(|t| t.contains(needle)))
-                .unwrap_or(false)
-        }))
-    }
-
-    /// The lab organization's id (org policy files are named by it).
-    fn lab_org_id(&self) -> Result<String> {
-        let orgs: Value = serde_json::from_str(&cli_ok(&self.f, &["org", "list", "--json"], "")?)?;
-        Ok(orgs
-            .as_array()
-            .context("orgs")?
-            .iter()
-            .find(|o| o["name"] == "lab")
-            .and_then(|o| o["id"].as_str())
-            .context("lab")?
-            .to_string())
+        gatehouse_tests::device_received(&self.r1_log, needle)
     }
 
     fn write_org_policy(&self, policy: &str) -> Result<()> {
@@ -113,7 +61,7 @@ impl World {
             .f
             .home
             .join("org-policy")
-            .join(format!("{}.json", self.lab_org_id()?));
+            .join(format!("{}.json", self.f.org_id("lab")?));
         Ok(std::fs::write(path, policy)?)
     }
 
@@ -207,7 +155,7 @@ fn supervised_copilot_runs_read_only_and_asks_a_person_for_everything_else() -> 
     assert!(last.contains("not in this window"), "{last}");
     assert!(last.contains("edited"), "{last}");
     // The copilot's executions are in the audit log, asked by copilotd, approved by the cli.
-    let log: Value = serde_json::from_str(&cli_ok(&w.f, &["audit", "log", "--json"], "")?)?;
+    let log: Value = serde_json::from_str(&w.f.cli_ok(&["audit", "log", "--json"], "")?)?;
     let started: Vec<&Value> = log
         .as_array()
         .context("rows")?
@@ -229,11 +177,8 @@ fn supervised_copilot_runs_read_only_and_asks_a_person_for_everything_else() -> 
         .filter(|r| r["outcome"] == "started" && r["host"] == "r1")
         .count();
     assert_eq!(on_r1, 3, "print, the approved add, the edited add");
-    let creds: Value = serde_json::from_str(&cli_ok(
-        &w.f,
-        &["audit", "log", "--credentials", "--json"],
-        "",
-    )?)?;
+    let creds: Value =
+        serde_json::from_str(&w.f.cli_ok(&["audit", "log", "--credentials", "--json"], "")?)?;
     let releases: Vec<&Value> = creds
         .as_array()
         .context("credential rows")?
@@ -322,7 +267,7 @@ fn autopilot_approves_what_org_policy_permits_and_stops_at_its_bound() -> Result
     assert!(!w.received("10.88.4.1")?);
     assert!(!w.received("10.88.5.1")?);
     // The audit log says who approved: the person who started the task.
-    let log: Value = serde_json::from_str(&cli_ok(&w.f, &["audit", "log", "--json"], "")?)?;
+    let log: Value = serde_json::from_str(&w.f.cli_ok(&["audit", "log", "--json"], "")?)?;
     let auto = log
         .as_array()
         .context("rows")?
@@ -429,8 +374,7 @@ fn a_procedure_run_is_gated_and_stored_sealed() -> Result<()> {
     // run record exists...
     let bodies = p.received();
     assert!(String::from_utf8_lossy(&bodies[0]).contains(&marker_arg));
-    let runs = cli_ok(
-        &w.f,
+    let runs = w.f.cli_ok(
         &[
             "records",
             "list",
@@ -476,8 +420,7 @@ fn anthropic_messages_format_and_sign_out_purges_conversations() -> Result<()> {
         ),
         Turn::Text("r1 is named R1.".into()),
     ]))?;
-    cli_ok(
-        &w.f,
+    w.f.cli_ok(
         &[
             "copilot",
             "config",
@@ -508,12 +451,12 @@ fn anthropic_messages_format_and_sign_out_purges_conversations() -> Result<()> {
         "the device output reached the model"
     );
     // The conversation is kept (active work) until sign-out purges it.
-    let status: Value = serde_json::from_str(&cli_ok(&w.f, &["status", "--json"], "")?)?;
+    let status: Value = serde_json::from_str(&w.f.cli_ok(&["status", "--json"], "")?)?;
     assert_eq!(status["copilotd"]["conversations"], 1, "{status}");
-    cli_ok(&w.f, &["signout"], "")?;
+    w.f.cli_ok(&["signout"], "")?;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let status: Value = serde_json::from_str(&cli_ok(&w.f, &["status", "--json"], "")?)?;
+        let status: Value = serde_json::from_str(&w.f.cli_ok(&["status", "--json"], "")?)?;
         if status["copilotd"]["conversations"] == 0 {
             break;
         }
@@ -587,8 +530,7 @@ fn secrets_in_device_output_are_redacted_before_the_model_sees_them() -> Result<
     let mut requester = c.spawn()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let id = loop {
-        let list: Value =
-            serde_json::from_str(&cli_ok(&w.f, &["approvals", "list", "--json"], "")?)?;
+        let list: Value = serde_json::from_str(&w.f.cli_ok(&["approvals", "list", "--json"], "")?)?;
         if let Some(id) = list
             .as_array()
             .and_then(|a| a.iter().find(|v| v["state"] == "Pending"))
@@ -601,7 +543,7 @@ fn secrets_in_device_output_are_redacted_before_the_model_sees_them() -> Result<
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    cli_ok(&w.f, &["approvals", "approve", &id.to_string()], "")?;
+    w.f.cli_ok(&["approvals", "approve", &id.to_string()], "")?;
     assert!(requester.wait()?.success());
 
     let p = w.provider(vec![
@@ -632,8 +574,7 @@ fn an_unreachable_provider_is_a_clear_error() -> Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    cli_ok(
-        &w.f,
+    w.f.cli_ok(
         &[
             "copilot",
             "config",
@@ -696,9 +637,8 @@ fn planning_gathers_read_only_evidence_and_lists_changes_as_a_plan() -> Result<(
 #[test]
 fn list_hosts_shows_only_the_conversations_organization() -> Result<()> {
     let w = World::start()?;
-    cli_ok(&w.f, &["org", "create", "elsewhere"], "")?;
-    cli_ok(
-        &w.f,
+    w.f.cli_ok(&["org", "create", "elsewhere"], "")?;
+    w.f.cli_ok(
         &[
             "host",
             "add",
@@ -759,8 +699,7 @@ fn each_turn_and_the_conversation_count_tokens_and_cost() -> Result<()> {
         Turn::Text("second answer, a little longer than the first".into()),
     ])?;
     // Prices: $2.50 in, $10 out per million tokens.
-    cli_ok(
-        &w.f,
+    w.f.cli_ok(
         &[
             "copilot",
             "config",

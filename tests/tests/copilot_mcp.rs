@@ -18,18 +18,6 @@ use gatehouse_tests::broker::{BrokerFixture, Options};
 use gatehouse_tests::{ChildGuard, find_binary, install};
 use serde_json::{Value, json};
 
-fn cli_ok(f: &BrokerFixture, args: &[&str], stdin: &str) -> Result<String> {
-    let out = f.cli(args, stdin)?;
-    if !out.status.success() {
-        bail!(
-            "gatehouse {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 struct World {
     f: BrokerFixture,
     lab_id: String,
@@ -49,21 +37,12 @@ impl World {
             real_copilotd: true,
             ..Options::default()
         })?;
-        cli_ok(
-            &f,
+        f.cli_ok(
             &["account", "init", "--passphrase-stdin"],
             "copilot-mcp-test-pass\n",
         )?;
-        cli_ok(&f, &["org", "create", "lab"], "")?;
-        let orgs: Value = serde_json::from_str(&cli_ok(&f, &["org", "list", "--json"], "")?)?;
-        let lab_id = orgs
-            .as_array()
-            .context("orgs")?
-            .iter()
-            .find(|o| o["name"] == "lab")
-            .and_then(|o| o["id"].as_str())
-            .context("lab")?
-            .to_string();
+        f.cli_ok(&["org", "create", "lab"], "")?;
+        let lab_id = f.org_id("lab")?;
         let server = install(
             &f.scratch,
             &find_binary("gatehouse-mcp-lab-server")?,
@@ -101,12 +80,8 @@ impl World {
         ];
         let mut add = vec!["mcp", "add", "sw", "--org", "lab", "--command", bin];
         add.extend_from_slice(&stdio);
-        cli_ok(&f, &add, "")?;
-        cli_ok(
-            &f,
-            &["mcp", "add", "swh", "--org", "lab", "--url", &url],
-            "",
-        )?;
+        f.cli_ok(&add, "")?;
+        f.cli_ok(&["mcp", "add", "swh", "--org", "lab", "--url", &url], "")?;
         let crash = [
             "--arg",
             "--log",
@@ -117,7 +92,7 @@ impl World {
         ];
         let mut add = vec!["mcp", "add", "broken", "--org", "lab", "--command", bin];
         add.extend_from_slice(&crash);
-        cli_ok(&f, &add, "")?;
+        f.cli_ok(&add, "")?;
         f.start_sessiond()?;
         f.start_copilotd()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -140,7 +115,7 @@ impl World {
     fn wait_settled(&self) -> Result<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let out = cli_ok(&self.f, &["copilot", "show"], "")?;
+            let out = self.f.cli_ok(&["copilot", "show"], "")?;
             if !out.contains("connecting") && out.contains("MCP servers:") {
                 return Ok(out);
             }
@@ -153,20 +128,7 @@ impl World {
 
     fn provider(&self, turns: Vec<Turn>) -> Result<ScriptedProvider> {
         let p = self.rt.block_on(ScriptedProvider::start(turns))?;
-        cli_ok(
-            &self.f,
-            &[
-                "copilot",
-                "config",
-                "--kind",
-                "openai",
-                "--endpoint",
-                &p.base_url_openai(),
-                "--model",
-                "scripted",
-            ],
-            "",
-        )?;
+        self.f.use_openai_provider(&p.base_url_openai())?;
         Ok(p)
     }
 

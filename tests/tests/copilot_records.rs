@@ -13,18 +13,6 @@ use gatehouse_tests::ChildGuard;
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use serde_json::{Value, json};
 
-fn cli_ok(f: &BrokerFixture, args: &[&str], stdin: &str) -> Result<String> {
-    let out = f.cli(args, stdin)?;
-    if !out.status.success() {
-        bail!(
-            "gatehouse {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 struct World {
     f: BrokerFixture,
     r1_log: std::path::PathBuf,
@@ -40,25 +28,16 @@ impl World {
             real_copilotd: true,
             ..Options::default()
         })?;
-        cli_ok(
-            &f,
+        f.cli_ok(
             &["account", "init", "--passphrase-stdin"],
             "records-test-pass\n",
         )?;
-        cli_ok(&f, &["lab", "up", "--log-data"], "")?;
+        f.cli_ok(&["lab", "up", "--log-data"], "")?;
         f.start_sessiond()?;
         f.start_copilotd()?;
-        let status: Value = serde_json::from_str(&cli_ok(&f, &["lab", "status", "--json"], "")?)?;
-        let r1 = status
-            .as_array()
-            .context("lab")?
-            .iter()
-            .find(|d| d["name"] == "r1")
-            .context("r1")?;
-        let r1_log = std::path::PathBuf::from(r1["log"].as_str().context("log")?);
+        let r1_log = f.lab_log("r1")?;
         let canary = format!("vault-canary-{}", std::process::id());
-        cli_ok(
-            &f,
+        f.cli_ok(
             &[
                 "host",
                 "add",
@@ -89,31 +68,12 @@ impl World {
 
     fn provider(&self, turns: Vec<Turn>) -> Result<ScriptedProvider> {
         let p = self.rt.block_on(ScriptedProvider::start(turns))?;
-        cli_ok(
-            &self.f,
-            &[
-                "copilot",
-                "config",
-                "--kind",
-                "openai",
-                "--endpoint",
-                &p.base_url_openai(),
-                "--model",
-                "scripted",
-            ],
-            "",
-        )?;
+        self.f.use_openai_provider(&p.base_url_openai())?;
         Ok(p)
     }
 
     fn received(&self, needle: &str) -> Result<bool> {
-        let text = std::fs::read_to_string(&self.r1_log)?;
-        Ok(text.lines().any(|l| {
-            serde_json::from_str::<Value>(l)
-                .ok()
-                .and_then(|v| v["text"].as_str().map(|t| t.contains(needle)))
-                .unwrap_or(false)
-        }))
+        gatehouse_tests::device_received(&self.r1_log, needle)
     }
 
     fn chat(&self, args: &[&str], answers: &str) -> Result<String> {
@@ -133,14 +93,13 @@ impl World {
     fn add(&self, kind: &str, name: &str, body: &str, extra: &[&str]) -> Result<()> {
         let mut args = vec![kind, "add", name, "--org", "lab", "--body", "-"];
         args.extend_from_slice(extra);
-        cli_ok(&self.f, &args, body).map(|_| ())
+        self.f.cli_ok(&args, body).map(|_| ())
     }
 
     /// A record's fields as `gatehouse records show --reveal` prints them
     /// (MAC verified, sealed fields opened by the person's tool).
     fn show(&self, kind: &str, key: &str) -> Result<Value> {
-        let v: Value = serde_json::from_str(&cli_ok(
-            &self.f,
+        let v: Value = serde_json::from_str(&self.f.cli_ok(
             &[
                 "records", "show", "--kind", kind, key, "--org", "lab", "--reveal", "--json",
             ],
@@ -337,7 +296,7 @@ fn decide_in_order(f: &BrokerFixture, answers: &[&str]) -> Result<Vec<Value>> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let (id, view) = loop {
             let list: Value =
-                serde_json::from_str(&cli_ok(f, &["approvals", "list", "--json"], "")?)?;
+                serde_json::from_str(&f.cli_ok(&["approvals", "list", "--json"], "")?)?;
             if let Some(v) = list.as_array().and_then(|a| {
                 a.iter()
                     .find(|v| v["state"] == "Pending" && !seen.contains(&v["id"]))
@@ -354,19 +313,19 @@ fn decide_in_order(f: &BrokerFixture, answers: &[&str]) -> Result<Vec<Value>> {
         let id = id.to_string();
         match answer.split_once(' ') {
             None if *answer == "approve" => {
-                cli_ok(f, &["approvals", "approve", &id], "")?;
+                f.cli_ok(&["approvals", "approve", &id], "")?;
             }
             None => {
-                cli_ok(f, &["approvals", "reject", &id], "")?;
+                f.cli_ok(&["approvals", "reject", &id], "")?;
             }
             Some((_, text)) => {
-                let out = cli_ok(f, &["approvals", "approve", &id, "--edit", text], "")?;
+                let out = f.cli_ok(&["approvals", "approve", &id, "--edit", text], "")?;
                 let new_id = out
                     .split_whitespace()
                     .find_map(|w| w.parse::<u64>().ok().filter(|n| n.to_string() != id))
                     .context("edited request id")?;
                 seen.push(json!(new_id));
-                cli_ok(f, &["approvals", "approve", &new_id.to_string()], "")?;
+                f.cli_ok(&["approvals", "approve", &new_id.to_string()], "")?;
             }
         }
     }

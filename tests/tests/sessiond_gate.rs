@@ -15,18 +15,6 @@ use gatehouse_ipc::sessiond::{HostRef, SessiondRequest};
 use gatehouse_tests::broker::{BrokerFixture, Options, Peer};
 use serde_json::{Value, json};
 
-fn cli_ok(f: &BrokerFixture, args: &[&str]) -> Result<String> {
-    let out = f.cli(args, "")?;
-    if !out.status.success() {
-        bail!(
-            "gatehouse {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 struct Lab {
     f: BrokerFixture,
     /// Device name → its event log.
@@ -45,9 +33,9 @@ impl Lab {
             "gate-test-passphrase\n",
         )?;
         assert!(init.status.success(), "{init:?}");
-        cli_ok(&f, &["lab", "up", "--log-data"])?;
+        f.cli_ok(&["lab", "up", "--log-data"], "")?;
         f.start_sessiond()?;
-        let status: Value = serde_json::from_str(&cli_ok(&f, &["lab", "status", "--json"])?)?;
+        let status: Value = serde_json::from_str(&f.cli_ok(&["lab", "status", "--json"], "")?)?;
         let logs = status
             .as_array()
             .context("lab status")?
@@ -198,7 +186,7 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
 
     // A person approves the ui peer's request (the CLI is another process).
     let id = request(&mut ui, "r1", add)?;
-    cli_ok(f, &["approvals", "approve", &id.to_string()])?;
+    f.cli_ok(&["approvals", "approve", &id.to_string()], "")?;
     let t = token(&mut ui, id)?;
 
     // The token for another command, another host, or presented by another process: refused.
@@ -264,7 +252,7 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
     // Expired (the broker here signs tokens valid for 3 s).
     let late_cmd = "/ip address add address=10.99.0.1/24 interface=ether3";
     let id = request(&mut ui, "r1", late_cmd)?;
-    cli_ok(f, &["approvals", "approve", &id.to_string()])?;
+    f.cli_ok(&["approvals", "approve", &id.to_string()], "")?;
     let late = token(&mut ui, id)?;
     std::thread::sleep(Duration::from_millis(3300));
     let expired = exec_with(&mut ui, "r1", late_cmd, Some(&late))?;
@@ -278,9 +266,9 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
         "/ip address add address=10.55.0.1/24 interface=ether2",
     )?;
     let edited = "/system reboot";
-    cli_ok(
-        f,
+    f.cli_ok(
         &["approvals", "approve", &id.to_string(), "--edit", edited],
+        "",
     )?;
     let outcome = ui.ok(&BrokerRequest::ApprovalOutcome { id })?;
     let new_id = outcome["Outcome"]["Edited"]["new_id"]
@@ -297,7 +285,7 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
     assert!(!lab.received("r1", "reboot")?);
 
     // Org policy can block dangerous commands outright, whatever the approvals.
-    let orgs: Value = serde_json::from_str(&cli_ok(f, &["org", "list", "--json"])?)?;
+    let orgs: Value = serde_json::from_str(&f.cli_ok(&["org", "list", "--json"], "")?)?;
     let lab_id = orgs
         .as_array()
         .context("orgs")?
@@ -322,7 +310,7 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
     assert!(!lab.received("r1", "reboot")?);
 
     // The audit log has the refusals and the execution, command texts opened.
-    let log: Value = serde_json::from_str(&cli_ok(f, &["audit", "log", "--json"])?)?;
+    let log: Value = serde_json::from_str(&f.cli_ok(&["audit", "log", "--json"], "")?)?;
     let rows = log.as_array().context("rows")?;
     let find = |cmd: &str, outcome: &str| {
         rows.iter()
@@ -369,7 +357,7 @@ fn exec_request(f: &BrokerFixture, command: &str) -> Result<(std::process::Child
     let child = c.spawn()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let list: Value = serde_json::from_str(&cli_ok(f, &["approvals", "list", "--json"])?)?;
+        let list: Value = serde_json::from_str(&f.cli_ok(&["approvals", "list", "--json"], "")?)?;
         if let Some(id) = list.as_array().and_then(|a| {
             a.iter()
                 .find(|v| v["state"] == "Pending" && v["action"]["command"] == command)
@@ -396,7 +384,7 @@ fn exec_request_waits_for_a_person_to_approve_reject_or_edit() -> Result<()> {
         !lab.received("r1", "10.11.0.1")?,
         "sent before the decision"
     );
-    let shown = cli_ok(f, &["approvals", "show", &id.to_string()])?;
+    let shown = f.cli_ok(&["approvals", "show", &id.to_string()], "")?;
     for want in [
         add,
         "r1 (routeros)",
@@ -409,7 +397,7 @@ fn exec_request_waits_for_a_person_to_approve_reject_or_edit() -> Result<()> {
             "approvals show lacks {want:?}: {shown}"
         );
     }
-    cli_ok(f, &["approvals", "approve", &id.to_string()])?;
+    f.cli_ok(&["approvals", "approve", &id.to_string()], "")?;
     let out = child.wait_with_output()?;
     assert!(
         out.status.success(),
@@ -421,8 +409,7 @@ fn exec_request_waits_for_a_person_to_approve_reject_or_edit() -> Result<()> {
     // Rejected: exit 3, nothing sent.
     let add2 = "/ip address add address=10.22.0.1/24 interface=ether2";
     let (child, id) = exec_request(f, add2)?;
-    cli_ok(
-        f,
+    f.cli_ok(
         &[
             "approvals",
             "reject",
@@ -430,6 +417,7 @@ fn exec_request_waits_for_a_person_to_approve_reject_or_edit() -> Result<()> {
             "--reason",
             "not today",
         ],
+        "",
     )?;
     let out = child.wait_with_output()?;
     assert_eq!(out.status.code(), Some(3));
@@ -441,9 +429,9 @@ fn exec_request_waits_for_a_person_to_approve_reject_or_edit() -> Result<()> {
     let add3 = "/ip address add address=10.33.0.1/24 interface=ether2";
     let edit = "/ip address add address=10.44.0.1/24 interface=ether3";
     let (child, id) = exec_request(f, add3)?;
-    let out = cli_ok(
-        f,
+    let out = f.cli_ok(
         &["approvals", "approve", &id.to_string(), "--edit", edit],
+        "",
     )?;
     // "request N edited; the edited command is request M and needs its own decision"
     let new_id: u64 = out
@@ -457,7 +445,7 @@ fn exec_request_waits_for_a_person_to_approve_reject_or_edit() -> Result<()> {
         !lab.received("r1", "10.44.0.1")?,
         "the edit ran before its own approval"
     );
-    cli_ok(f, &["approvals", "approve", &new_id.to_string()])?;
+    f.cli_ok(&["approvals", "approve", &new_id.to_string()], "")?;
     let out = child.wait_with_output()?;
     assert!(
         out.status.success(),

@@ -8,7 +8,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use gatehouse_ipc::PeerRole;
 use gatehouse_ipc::SecretBytes;
 use gatehouse_ipc::sessiond::{HostRef, SessiondRequest};
@@ -16,21 +16,10 @@ use gatehouse_tests::broker::{BrokerFixture, Options};
 use gatehouse_tests::{LineReader, proc};
 use serde_json::json;
 
-fn cli_ok(f: &BrokerFixture, args: &[&str]) -> Result<String> {
-    let out = f.cli(args, "")?;
-    if !out.status.success() {
-        bail!(
-            "gatehouse {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn still_works(f: &BrokerFixture) -> Result<()> {
-    let out = cli_ok(
-        f,
+    let out = f.cli_ok(
         &["exec", "r1", "--org", "lab", "--", "/system identity print"],
+        "",
     )?;
     anyhow::ensure!(out.contains("R1"), "{out}");
     Ok(())
@@ -47,7 +36,7 @@ fn bad_clients_do_not_disturb_sessiond() -> Result<()> {
         "resilience-pass\n",
     )?;
     anyhow::ensure!(init.status.success());
-    cli_ok(&f, &["lab", "up"])?;
+    f.cli_ok(&["lab", "up"], "")?;
     f.start_sessiond()?;
     let pid = f.sessiond_pid();
     still_works(&f)?;

@@ -42,7 +42,8 @@ const DECISION_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// The daemons copilotd talks to (each one connection, made at start-up).
 pub struct Links {
-    pub broker: SharedClient<Broker>,
+    /// Shared with the MCP connections (they ask for their servers' auth).
+    pub broker: std::sync::Arc<SharedClient<Broker>>,
     pub sessiond: SharedClient<Sessiond>,
 }
 

@@ -95,7 +95,6 @@ fn run(args: Args) -> Result<(), String> {
         tracing::info!("connecting to {} MCP servers", mcp.len());
     }
     gatehouse_copilotd::install_tls_provider();
-    gatehouse_copilotd::mcp::start(mcp);
     let listener = server::bind::<Copilotd>(&layout.runtime).map_err(|e| {
         format!(
             "cannot bind {}: {e}",
@@ -119,10 +118,14 @@ fn run(args: Args) -> Result<(), String> {
                     what: e.to_string(),
                 }
             })?;
+            let broker = Arc::new(broker);
             Ok::<_, gatehouse_ipc::client::ClientError>((Links { broker, sessiond }, events))
         })
         .map_err(|e| format!("cannot reach the broker and sessiond: {e}"))?;
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("set non-dumpable: {e}"))?;
+    // MCP connections start once the broker is reachable: HTTP servers'
+    // sealed auth is released by it.
+    gatehouse_copilotd::mcp::start(mcp, links.broker.clone());
     let service = CopilotService::new(layout.clone(), links, store, hardening);
     rt.spawn(follow_broker(service.clone(), events));
     tracing::info!(

@@ -23,6 +23,8 @@ struct World {
     lab_id: String,
     stdio_log: PathBuf,
     http_log: PathBuf,
+    /// The HTTP server's bearer token (sealed in the `swh` record).
+    token: String,
     _http_server: ChildGuard,
     rt: tokio::runtime::Runtime,
 }
@@ -51,8 +53,12 @@ impl World {
         let logs = f.scratch.user_dir("mcp-logs")?;
         let stdio_log = logs.join("stdio.log");
         let http_log = logs.join("http.log");
-        // The HTTP server: started by the test, on loopback.
+        // The HTTP server: started by the test, on loopback; it wants a
+        // bearer token, which the record holds sealed.
         let url_file = logs.join("http.url");
+        let token = format!("mcp-token-canary-{}", std::process::id());
+        let token_file = logs.join("http.token");
+        std::fs::write(&token_file, &token)?;
         let mut cmd = std::process::Command::new(&server);
         cmd.args([
             "--log",
@@ -60,6 +66,8 @@ impl World {
             "http",
             "--url-file",
             path(&url_file),
+            "--bearer",
+            path(&token_file),
         ]);
         let mut http_server = ChildGuard::spawn(&mut cmd)?;
         gatehouse_tests::proc::wait_until("the MCP HTTP server", Duration::from_secs(10), || {
@@ -81,7 +89,33 @@ impl World {
         let mut add = vec!["mcp", "add", "sw", "--org", "lab", "--command", bin];
         add.extend_from_slice(&stdio);
         f.cli_ok(&add, "")?;
-        f.cli_ok(&["mcp", "add", "swh", "--org", "lab", "--url", &url], "")?;
+        f.cli_ok(
+            &[
+                "mcp",
+                "add",
+                "swh",
+                "--org",
+                "lab",
+                "--url",
+                &url,
+                "--token-stdin",
+            ],
+            &format!("{token}\n"),
+        )?;
+        // The same server with a wrong token: refused, reported, not fatal.
+        f.cli_ok(
+            &[
+                "mcp",
+                "add",
+                "swbad",
+                "--org",
+                "lab",
+                "--url",
+                &url,
+                "--token-stdin",
+            ],
+            "not-the-token\n",
+        )?;
         let crash = [
             "--arg",
             "--log",
@@ -104,6 +138,7 @@ impl World {
             lab_id,
             stdio_log,
             http_log,
+            token,
             _http_server: http_server,
             rt,
         };
@@ -197,6 +232,14 @@ fn annotations_never_lower_the_class_and_every_call_is_gated() -> Result<()> {
     assert_eq!(status.matches("ready, 4 tools").count(), 2, "{status}");
     assert!(
         status.contains("broken") && status.contains("FAILED"),
+        "{status}"
+    );
+    // The HTTP server's sealed token was released by the broker for its URL
+    // and sent (swh is ready above); the record with a wrong one was refused.
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("swbad") && l.contains("FAILED")),
         "{status}"
     );
 
@@ -334,6 +377,13 @@ fn streamable_http_works_errors_are_results_and_stdio_servers_end_with_copilotd(
     assert!(body.contains("the tool reported an error"), "{body}");
     assert!(body.contains("cannot delete the default VLAN 1"), "{body}");
     assert!(body.contains("no MCP tool"), "{body}");
+    // The server's token never reaches the provider, and the refused
+    // server's tools were never offered.
+    for b in p.received() {
+        let b = String::from_utf8_lossy(&b);
+        assert!(!b.contains(&w.token), "the MCP token reached the provider");
+        assert!(!b.contains("mcp__swbad__"), "{b}");
+    }
     // The approval a person saw names the server, the copilot:mcp executor
     // and the exact canonical call.
     assert!(

@@ -25,9 +25,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use gatehouse_ipc::broker::KeyScope;
+use gatehouse_ipc::broker::{Broker, BrokerRequest, BrokerResponse, KeyScope, ServiceAuth};
+use gatehouse_ipc::client::SharedClient;
 use gatehouse_ipc::copilotd::{McpServerState, McpServerStatus};
-use gatehouse_records::model::McpTransport;
+use gatehouse_records::model::{McpAuth, McpTransport};
+use gatehouse_records::store::{field_address, verify_item};
 use gatehouse_records::{Filter, Kind, Store};
 use rmcp::model::Tool;
 use rmcp::service::{Peer, RoleClient, RunningService};
@@ -59,7 +61,12 @@ pub struct Launch {
 
 enum How {
     Stdio(std::process::Child),
-    Http(String),
+    /// A streamable-HTTP server, and the request for its sealed auth (the
+    /// broker releases it for this URL only) when the record has one.
+    Http {
+        url: String,
+        auth: Option<Box<ServiceAuth>>,
+    },
     Failed(String),
 }
 
@@ -114,7 +121,7 @@ pub fn launch(store: &Store) -> Launched {
             .cloned()
             .map(serde_json::from_value::<McpTransport>);
         let (transport, how) = match transport {
-            Some(Ok(t)) => (describe(&t), spawn(&name, &t)),
+            Some(Ok(t)) => (describe(&t), with_auth(store, &s, spawn(&name, &t))),
             Some(Err(e)) => (
                 "?".to_string(),
                 How::Failed(format!("its transport does not decode: {e}")),
@@ -134,9 +141,32 @@ pub fn launch(store: &Store) -> Launched {
     Launched(out)
 }
 
+/// For an HTTP server whose record holds a sealed auth: the request the
+/// broker will answer with it (the record's MAC, the field, the URL).
+fn with_auth(store: &Store, s: &gatehouse_records::Summary, how: How) -> How {
+    let How::Http { url, auth: None } = how else {
+        return how;
+    };
+    match store.resolve(Kind::McpServer, Some(&s.meta.scope), &s.meta.id) {
+        Ok(stored) if stored.sealed.contains_key("auth") => How::Http {
+            auth: Some(Box::new(ServiceAuth {
+                record: verify_item(&stored),
+                field: field_address(&stored.meta, "auth", &stored.plain),
+                destination: url.clone(),
+            })),
+            url,
+        },
+        Ok(_) => How::Http { url, auth: None },
+        Err(e) => How::Failed(format!("its record does not read: {e}")),
+    }
+}
+
 fn spawn(name: &str, t: &McpTransport) -> How {
     match t {
-        McpTransport::Http { url } => How::Http(url.clone()),
+        McpTransport::Http { url } => How::Http {
+            url: url.clone(),
+            auth: None,
+        },
         McpTransport::Stdio { command, args } => {
             let mut cmd = std::process::Command::new(command);
             cmd.args(args)
@@ -204,7 +234,7 @@ static HUB: OnceLock<Hub> = OnceLock::new();
 
 /// Once the runtime exists: initializes every launched server in its own
 /// task. Call at most once (later calls are ignored).
-pub fn start(launched: Launched) {
+pub fn start(launched: Launched, broker: Arc<SharedClient<Broker>>) {
     let mut tasks = Vec::new();
     let servers = launched
         .0
@@ -235,8 +265,9 @@ pub fn start(launched: Launched) {
         return;
     }
     for (server, how) in tasks {
+        let broker = broker.clone();
         tokio::spawn(async move {
-            let state = match connect(&server.name, how).await {
+            let state = match connect(&server.name, how, &broker).await {
                 Ok((service, tools)) => {
                     let tools = name_tools(&server.name, tools);
                     tracing::info!(
@@ -263,6 +294,7 @@ pub fn start(launched: Launched) {
 async fn connect(
     name: &str,
     how: How,
+    broker: &SharedClient<Broker>,
 ) -> Result<(RunningService<RoleClient, ()>, Vec<Tool>), String> {
     use rmcp::ServiceExt;
     let service = match how {
@@ -284,17 +316,18 @@ async fn connect(
                 .map_err(|_| format!("no answer to initialize within {SETUP_TIMEOUT:?}"))?
                 .map_err(|e| format!("initialize failed: {e}"))?
         }
-        How::Http(url) => {
+        How::Http { url, auth } => {
             use rmcp::transport::StreamableHttpClientTransport;
             use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-            let client = crate::provider::http_client(&url, SETUP_TIMEOUT)
+            let headers = match auth {
+                Some(request) => auth_headers(broker, *request).await?,
+                None => reqwest::header::HeaderMap::new(),
+            };
+            // The auth rides on every request to this one URL's client; the
+            // broker's exact-value redaction knows the released values.
+            let client = crate::provider::http_client(&url, SETUP_TIMEOUT, headers)
                 .map_err(|e| format!("HTTP client: {e}"))?;
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-            // AUTH: the one place a server's sealed auth would be applied:
-            // `config.auth_header(..)` / `.custom_headers(..)` with the values
-            // the broker releases for this record (ReleaseServiceAuth, being
-            // built elsewhere) and the approval's `credential:
-            // Some("mcp:<server>")`. Until then only servers without auth work.
             let transport = StreamableHttpClientTransport::with_client(client, config);
             tokio::time::timeout(SETUP_TIMEOUT, ().serve(transport))
                 .await
@@ -307,6 +340,51 @@ async fn connect(
         .map_err(|_| format!("no answer to tools/list within {SETUP_TIMEOUT:?}"))?
         .map_err(|e| format!("tools/list failed: {e}"))?;
     Ok((service, tools))
+}
+
+/// Asks the broker for an HTTP server's sealed auth (for its URL only) and
+/// turns it into request headers: the token as `Authorization: Bearer`, and
+/// each named header. Every value is marked sensitive (never logged).
+async fn auth_headers(
+    broker: &SharedClient<Broker>,
+    request: ServiceAuth,
+) -> Result<reqwest::header::HeaderMap, String> {
+    use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+    let secret = match broker
+        .call(BrokerRequest::ReleaseServiceAuth {
+            service: Box::new(request),
+        })
+        .await
+    {
+        Ok(BrokerResponse::ServiceAuth(s)) => s,
+        Ok(_) => return Err("unexpected broker reply to ReleaseServiceAuth".into()),
+        Err(e) => {
+            return Err(format!(
+                "the broker did not release its auth ({e}); sign in, then restart copilotd"
+            ));
+        }
+    };
+    let auth: McpAuth = serde_json::from_slice(secret.expose())
+        .map_err(|_| "its auth is not an MCP server auth".to_string())?;
+    let value = |text: &str| {
+        HeaderValue::from_str(text)
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+            .map_err(|_| "its auth holds a value that cannot be an HTTP header".to_string())
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(token) = &auth.token {
+        let bearer = zeroize::Zeroizing::new(format!("Bearer {}", token.expose()));
+        headers.insert(AUTHORIZATION, value(&bearer)?);
+    }
+    for h in &auth.headers {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| format!("its auth header name {:?} is not valid", h.name))?;
+        headers.insert(name, value(h.value.expose())?);
+    }
+    Ok(headers)
 }
 
 /// `[a-zA-Z0-9_-]` only; anything else becomes `_`.

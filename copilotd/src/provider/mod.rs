@@ -232,7 +232,7 @@ impl Provider {
                 return Err(ProviderError::ApiKeyNotHeaderSafe);
             }
         }
-        let http = transport::client(&endpoint, cfg.timeout)?;
+        let http = transport::client(&endpoint, cfg.timeout, reqwest::header::HeaderMap::new())?;
         Ok(Provider {
             kind: cfg.kind,
             model: cfg.model,
@@ -296,10 +296,15 @@ fn parse_tool_arguments(id: &str, name: &str, raw: &str) -> Result<Value, Protoc
     }
 }
 
-/// An HTTP client for another endpoint copilotd talks to (an MCP server):
+/// An HTTP client for another endpoint copilotd talks to (an MCP server),
+/// sending `headers` (its auth) with every request:
 /// the provider's settings (rustls/ring, no redirects, connect timeout, no
 /// proxy for loopback).
-pub(crate) fn http_client(url: &str, timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn http_client(
+    url: &str,
+    timeout: Duration,
+    headers: reqwest::header::HeaderMap,
+) -> Result<reqwest::Client, String> {
     let url = reqwest::Url::parse(url.trim()).map_err(|e| format!("URL {url:?}: {e}"))?;
-    transport::client(&url, timeout).map_err(|e| e.to_string())
+    transport::client(&url, timeout, headers).map_err(|e| e.to_string())
 }

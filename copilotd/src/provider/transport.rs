@@ -73,9 +73,11 @@ pub(super) fn is_loopback(url: &reqwest::Url) -> bool {
 pub(super) fn client(
     endpoint: &reqwest::Url,
     timeout: Duration,
+    default_headers: HeaderMap,
 ) -> Result<reqwest::Client, ProviderError> {
     crate::install_tls_provider();
     let mut builder = reqwest::Client::builder()
+        .default_headers(default_headers)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("gatehouse-copilotd/", env!("CARGO_PKG_VERSION")));

@@ -13,13 +13,16 @@
 //! device, never a real secret.
 //!
 //! Usage: `gatehouse-mcp-lab-server --log FILE stdio`
-//!        `gatehouse-mcp-lab-server --log FILE http --url-file FILE` (binds 127.0.0.1:0)
+//!        `gatehouse-mcp-lab-server --log FILE http --url-file FILE [--bearer TOKEN-FILE]`
+//!        (binds 127.0.0.1:0; with `--bearer`, every request must carry
+//!        `Authorization: Bearer <the file's text>`, else 401)
 //!        `gatehouse-mcp-lab-server --log FILE crash` (exits at once: a server that fails to start)
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -141,7 +144,9 @@ impl ServerHandler for Lab {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: gatehouse-mcp-lab-server --log FILE (stdio | http --url-file FILE | crash)");
+    eprintln!(
+        "usage: gatehouse-mcp-lab-server --log FILE (stdio | http --url-file FILE [--bearer TOKEN-FILE] | crash)"
+    );
     std::process::exit(2)
 }
 
@@ -161,7 +166,14 @@ async fn main() -> anyhow::Result<()> {
             let service = lab.serve(rmcp::transport::stdio()).await?;
             service.waiting().await?;
         }
-        [mode, flag, url_file] if mode == "http" && flag == "--url-file" => {
+        [mode, flag, url_file, bearer @ ..] if mode == "http" && flag == "--url-file" => {
+            let expected = match bearer {
+                [] => None,
+                [flag, file] if flag == "--bearer" => {
+                    Some(format!("Bearer {}", std::fs::read_to_string(file)?.trim()))
+                }
+                _ => usage(),
+            };
             use rmcp::transport::streamable_http_server::{
                 StreamableHttpService, session::local::LocalSessionManager,
             };
@@ -176,7 +188,24 @@ async fn main() -> anyhow::Result<()> {
                     Default::default(),
                     Default::default(),
                 );
-            let router = axum::Router::new().nest_service("/mcp", service);
+            let router =
+                axum::Router::new()
+                    .nest_service("/mcp", service)
+                    .layer(axum::middleware::from_fn(
+                        move |req: axum::extract::Request, next: axum::middleware::Next| {
+                            let expected = expected.clone();
+                            async move {
+                                let given = req
+                                    .headers()
+                                    .get("authorization")
+                                    .and_then(|v| v.to_str().ok());
+                                if expected.is_some() && given != expected.as_deref() {
+                                    return axum::http::StatusCode::UNAUTHORIZED.into_response();
+                                }
+                                next.run(req).await
+                            }
+                        },
+                    ));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}/mcp", listener.local_addr()?);
             let tmp = format!("{url_file}.tmp");

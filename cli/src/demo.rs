@@ -324,5 +324,73 @@ fn copilot(d: &Demo) -> anyhow::Result<()> {
         "# the scripted provider received {sent} requests, every one redacted by the broker and the pattern layer"
     );
     provider.shutdown();
+    autopilot(d, &rt)
+}
+
+/// Autopilot: the lab org lets it approve moderate commands; a change runs
+/// without asking, a dangerous one still asks (and is rejected).
+fn autopilot(d: &Demo, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
+    use serde_json::json;
+    let run = |command: &str| {
+        Turn::ToolCalls(vec![(
+            "run_command".into(),
+            json!({"host": "r1", "command": command}),
+        )])
+    };
+    let provider = rt.block_on(ScriptedProvider::start(vec![
+        run("/ip address add address=198.51.100.9/24 interface=ether4"),
+        run("/system reboot"),
+        Turn::Text(
+            "Added 198.51.100.9/24; the reboot was not approved, so r1 keeps running.".into(),
+        ),
+    ]))?;
+    let out = d.cmd(&["org", "list", "--json"]).output()?;
+    let orgs: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let lab = orgs
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["name"] == "lab"))
+        .and_then(|o| o["id"].as_str())
+        .context("the lab organization")?
+        .to_string();
+    let policy = d.home.join("org-policy").join(format!("{lab}.json"));
+    std::fs::write(&policy, "{\"autopilot_moderate\": true}\n")?;
+    println!(
+        "\n# Autopilot: the lab's org policy ({}) lets it approve moderate commands;\n# the task is bounded to r1, 3 steps, 5 minutes; dangerous commands still ask (rejected here)",
+        policy.display()
+    );
+    d.step(
+        &[
+            "copilot",
+            "config",
+            "--kind",
+            "openai",
+            "--endpoint",
+            &provider.base_url_openai(),
+            "--model",
+            "scripted-demo",
+        ],
+        None,
+        "",
+    )?;
+    d.step(
+        &[
+            "copilot",
+            "chat",
+            "--org",
+            "lab",
+            "--autopilot",
+            "--host",
+            "r1",
+            "--max-steps",
+            "3",
+            "--minutes",
+            "5",
+            "add 198.51.100.9/24 on ether4, then reboot r1",
+        ],
+        Some("r not during business hours\n"),
+        "echo 'r not during business hours' | ",
+    )?;
+    provider.shutdown();
     Ok(())
 }

@@ -1,0 +1,504 @@
+//! The app: State, Message, update, view (the Elm shape, kept flat).
+//!
+//! Owns: which screen is shown (signed out, hosts, approvals), the broker
+//! link state (connected / reconnecting), the sign-out confirmation, the
+//! keyboard shortcuts, and routing daemon replies and broker events to the
+//! screens. `update` returns [`Effect`]s as data; `main.rs` runs them as
+//! iced tasks, tests run them with [`crate::daemons::run`] directly.
+//!
+//! Must never: hold an org key or a keychain payload (nothing here asks for
+//! one), keep data of a signed-out session (sign-out clears every screen),
+//! or panic on a daemon's answer: errors are shown where they happened.
+
+use std::time::Instant;
+
+use gatehouse_ipc::broker::{BrokerError, BrokerEvent, BrokerStatus};
+use iced::keyboard::{self, Key, Modifiers, key::Named};
+use iced::widget::{button, column, container, row, rule, text};
+use iced::{Element, Fill};
+
+use crate::approval::{self, Approvals};
+use crate::daemons::{Call, DaemonError, Daemons, Feed, Reply};
+use crate::hosts::{self, Hosts};
+use crate::signin::{self, SignIn};
+
+/// The broker connection, as the person sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Up,
+    /// The broker is unavailable; the event stream keeps retrying.
+    Reconnecting(String),
+}
+
+/// Where the account is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    Unknown,
+    NoAccount,
+    SignedOut,
+    SignedIn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Hosts,
+    Approvals,
+}
+
+/// Something `update` asks the outside world to do.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Call(Call),
+    /// Focus the text field with this id.
+    Focus(&'static str),
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub daemons: Daemons,
+    pub now: Instant,
+    pub link: Link,
+    pub session: Session,
+    pub tab: Tab,
+    pub signin: SignIn,
+    pub hosts: Hosts,
+    pub approvals: Approvals,
+    pub status: Option<Box<BrokerStatus>>,
+    /// The sign-out confirmation is open.
+    pub confirm_sign_out: bool,
+    pub sign_out_busy: bool,
+    pub sign_out_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    SignIn(signin::Message),
+    Hosts(hosts::Message),
+    Approval(approval::Message),
+    Tab(Tab),
+    AskSignOut,
+    CancelSignOut,
+    ConfirmSignOut,
+    Reply(Reply),
+    Feed(Feed),
+    Tick(Instant),
+    Key(keyboard::Event),
+}
+
+/// The keyboard shortcuts, as the UI lists them.
+pub const SHORTCUTS: &str = "Ctrl+1 Hosts · Ctrl+2 Approvals · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
+
+impl State {
+    /// The initial state and its first effects (ask the broker where we are).
+    pub fn new(daemons: Daemons, now: Instant) -> (State, Vec<Effect>) {
+        (
+            State {
+                daemons,
+                now,
+                link: Link::Connecting,
+                session: Session::Unknown,
+                tab: Tab::Approvals,
+                signin: SignIn::default(),
+                hosts: Hosts::default(),
+                approvals: Approvals::default(),
+                status: None,
+                confirm_sign_out: false,
+                sign_out_busy: false,
+                sign_out_error: None,
+            },
+            vec![Effect::Call(Call::Status)],
+        )
+    }
+
+    pub fn update(&mut self, msg: Message) -> Vec<Effect> {
+        match msg {
+            Message::Tick(t) => {
+                self.now = t;
+                vec![]
+            }
+            Message::SignIn(m) => self
+                .signin
+                .update(m)
+                .map(Effect::Call)
+                .into_iter()
+                .collect(),
+            Message::Hosts(m) => {
+                if self.hosts.update(m) {
+                    vec![Effect::Call(Call::LoadHosts)]
+                } else {
+                    vec![]
+                }
+            }
+            Message::Approval(m) => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.approvals
+                    .update(m, self.now)
+                    .map(Effect::Call)
+                    .into_iter()
+                    .collect()
+            }
+            Message::Tab(t) => {
+                self.tab = t;
+                vec![]
+            }
+            Message::AskSignOut => {
+                if self.session == Session::SignedIn {
+                    self.confirm_sign_out = true;
+                    self.sign_out_error = None;
+                    // The list of what is purged uses the broker's counts.
+                    return vec![Effect::Call(Call::Status)];
+                }
+                vec![]
+            }
+            Message::CancelSignOut => {
+                self.confirm_sign_out = false;
+                vec![]
+            }
+            Message::ConfirmSignOut => {
+                if !self.confirm_sign_out || self.sign_out_busy {
+                    return vec![];
+                }
+                self.sign_out_busy = true;
+                vec![Effect::Call(Call::SignOut)]
+            }
+            Message::Reply(r) => self.reply(r),
+            Message::Feed(f) => self.feed(f),
+            Message::Key(k) => self.key(k),
+        }
+    }
+
+    fn reply(&mut self, r: Reply) -> Vec<Effect> {
+        match r {
+            Reply::Status(Ok(s)) => {
+                self.link = Link::Up;
+                let before = self.session;
+                self.session = if !s.account_initialized {
+                    Session::NoAccount
+                } else if s.signed_in {
+                    Session::SignedIn
+                } else {
+                    Session::SignedOut
+                };
+                self.status = Some(s);
+                if self.session == Session::SignedIn && before != Session::SignedIn {
+                    return self.load_signed_in();
+                }
+                if self.session != Session::SignedIn && before == Session::SignedIn {
+                    self.forget();
+                }
+                vec![]
+            }
+            Reply::Status(Err(e)) => {
+                self.failed(&e);
+                vec![]
+            }
+            Reply::SignedIn(Ok(())) => {
+                self.signin.finished(Ok(()));
+                self.session = Session::SignedIn;
+                self.link = Link::Up;
+                let mut out = vec![Effect::Call(Call::Status)];
+                out.extend(self.load_signed_in());
+                out
+            }
+            Reply::SignedIn(Err(e)) => {
+                self.failed(&e);
+                self.signin.finished(Err(e.to_string()));
+                vec![]
+            }
+            Reply::SignedOut(Ok(p)) => {
+                self.sign_out_busy = false;
+                self.confirm_sign_out = false;
+                self.session = Session::SignedOut;
+                self.forget();
+                self.signin.signed_out_note = Some(format!(
+                    "Signed out: {} keys and {} cached secrets zeroized, device unlock {}, {} daemons told to drop their caches ({} µs).",
+                    p.keys_zeroized,
+                    p.cached_secrets_zeroized,
+                    if p.unlock_material_deleted {
+                        "material deleted"
+                    } else {
+                        "material kept (none stored)"
+                    },
+                    p.daemons_notified,
+                    p.micros
+                ));
+                vec![Effect::Call(Call::Status)]
+            }
+            Reply::SignedOut(Err(e)) => {
+                self.sign_out_busy = false;
+                self.failed(&e);
+                self.sign_out_error = Some(e.to_string());
+                vec![]
+            }
+            Reply::Approvals(r) => {
+                if let Err(e) = &r {
+                    self.failed(e);
+                }
+                if self.session == Session::SignedIn {
+                    self.approvals.listed(r.map_err(|e| e.to_string()), self.now);
+                }
+                vec![]
+            }
+            Reply::Approval(r) => {
+                if let Err(e) = &r {
+                    self.failed(e);
+                }
+                if self.session == Session::SignedIn {
+                    self.approvals
+                        .shown(r.map(|b| *b).map_err(|e| e.to_string()), self.now);
+                    self.tab = Tab::Approvals;
+                }
+                vec![]
+            }
+            Reply::Decided { id, result } => {
+                if let Err(e) = &result {
+                    self.failed(e);
+                }
+                self.approvals
+                    .decided(id, result.map_err(|e| e.to_string()))
+                    .into_iter()
+                    .map(Effect::Call)
+                    .collect()
+            }
+            Reply::Hosts(r) => {
+                if self.session == Session::SignedIn {
+                    self.hosts.loaded(r.map_err(|e| e.to_string()));
+                }
+                vec![]
+            }
+        }
+    }
+
+    /// Notes a failure that says something about the broker link or session.
+    fn failed(&mut self, e: &DaemonError) {
+        match e {
+            DaemonError::Unavailable(why) => self.link = Link::Reconnecting(why.clone()),
+            DaemonError::Broker(BrokerError::SignedOut) => {
+                if self.session == Session::SignedIn {
+                    self.session = Session::SignedOut;
+                    self.forget();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn load_signed_in(&mut self) -> Vec<Effect> {
+        vec![
+            Effect::Call(Call::ListApprovals),
+            Effect::Call(Call::LoadHosts),
+        ]
+    }
+
+    /// Drops everything a signed-in session showed.
+    fn forget(&mut self) {
+        self.approvals.clear();
+        self.hosts = Hosts::default();
+        self.confirm_sign_out = false;
+    }
+
+    fn feed(&mut self, f: Feed) -> Vec<Effect> {
+        match f {
+            Feed::Connected => {
+                self.link = Link::Up;
+                let mut out = vec![Effect::Call(Call::Status)];
+                if self.session == Session::SignedIn {
+                    out.push(Effect::Call(Call::ListApprovals));
+                }
+                out
+            }
+            Feed::Lost(why) => {
+                self.link = Link::Reconnecting(why);
+                vec![]
+            }
+            Feed::Event(BrokerEvent::ApprovalPending { .. })
+            | Feed::Event(BrokerEvent::ApprovalDecided { .. }) => {
+                if self.session == Session::SignedIn {
+                    vec![Effect::Call(Call::ListApprovals)]
+                } else {
+                    vec![]
+                }
+            }
+            Feed::Event(BrokerEvent::SignedOut) => {
+                self.session = Session::SignedOut;
+                self.forget();
+                vec![Effect::Call(Call::Status)]
+            }
+            Feed::Event(BrokerEvent::SignedIn) => vec![Effect::Call(Call::Status)],
+        }
+    }
+
+    fn key(&mut self, e: keyboard::Event) -> Vec<Effect> {
+        let keyboard::Event::KeyPressed { key, modifiers, .. } = e else {
+            return vec![];
+        };
+        if self.confirm_sign_out {
+            return match key {
+                Key::Named(Named::Escape) => self.update(Message::CancelSignOut),
+                Key::Named(Named::Enter) => self.update(Message::ConfirmSignOut),
+                _ => vec![],
+            };
+        }
+        match shortcut(&key, modifiers) {
+            Some(m) => self.update(m),
+            None if matches!(key, Key::Character(ref c) if c.as_str() == "f")
+                && modifiers.command() =>
+            {
+                self.tab = Tab::Hosts;
+                vec![Effect::Focus(hosts::SEARCH_ID)]
+            }
+            None => vec![],
+        }
+    }
+
+    pub fn view(&self) -> Element<'_, Message> {
+        let link: Element<'_, Message> = match &self.link {
+            Link::Up => text("broker connected").size(13).style(text::success).into(),
+            Link::Connecting => text("connecting to the broker…").size(13).into(),
+            Link::Reconnecting(why) => text(format!("Broker unavailable, reconnecting… ({why})"))
+                .size(13)
+                .style(text::danger)
+                .into(),
+        };
+        let body: Element<'_, Message> = match self.session {
+            Session::SignedIn => self.signed_in_view(),
+            Session::NoAccount => container(text(
+                "No account in this profile yet: create one with `gatehouse account init`.",
+            ))
+            .center(Fill)
+            .into(),
+            Session::Unknown if self.link != Link::Up => {
+                container(text("Waiting for the broker…")).center(Fill).into()
+            }
+            Session::Unknown | Session::SignedOut => self.signin.view().map(Message::SignIn),
+        };
+        column![
+            row![text("Gatehouse").size(18), link].spacing(16),
+            rule::horizontal(1),
+            body,
+            rule::horizontal(1),
+            text(SHORTCUTS).size(12).style(text::secondary),
+        ]
+        .spacing(8)
+        .padding(12)
+        .into()
+    }
+
+    fn signed_in_view(&self) -> Element<'_, Message> {
+        let tab = |label: &'static str, t: Tab| {
+            let b = button(text(label));
+            if self.tab == t {
+                b
+            } else {
+                b.style(button::secondary).on_press(Message::Tab(t))
+            }
+        };
+        let pending = self.approvals.pending.len();
+        let bar = row![
+            tab("Hosts (Ctrl+1)", Tab::Hosts),
+            tab(
+                if pending > 0 {
+                    "Approvals (Ctrl+2) •"
+                } else {
+                    "Approvals (Ctrl+2)"
+                },
+                Tab::Approvals
+            ),
+            iced::widget::space::horizontal(),
+            button(text("Sign out (Ctrl+Shift+Q)"))
+                .style(button::secondary)
+                .on_press(Message::AskSignOut),
+        ]
+        .spacing(8);
+        if self.confirm_sign_out {
+            return column![bar, self.sign_out_view()].spacing(10).into();
+        }
+        let screen = match self.tab {
+            Tab::Hosts => self.hosts.view().map(Message::Hosts),
+            Tab::Approvals => self.approvals.view(self.now).map(Message::Approval),
+        };
+        column![bar, screen].spacing(10).into()
+    }
+
+    /// What sign-out purges, before it does.
+    fn sign_out_view(&self) -> Element<'_, Message> {
+        let (orgs, cached, remembered) = self
+            .status
+            .as_ref()
+            .map(|s| (s.orgs, s.cached_secrets, s.remembered_device))
+            .unwrap_or((0, 0, false));
+        let mut col = column![
+            text("Sign out?").size(22),
+            text("Signing out purges:"),
+            text(format!(
+                "• the account key and {orgs} organization key(s), zeroized in the broker"
+            )),
+            text(format!(
+                "• {cached} cached secret(s) (keychain payloads released for connections)"
+            )),
+            text(if remembered {
+                "• this device's remembered unlock material (you will type your passphrase again)"
+            } else {
+                "• any remembered-device unlock material (none stored now)"
+            }),
+            text("• sessiond and copilotd drop decrypted caches and close sessions holding credentials"),
+            text("• this window's hosts list and pending approval cards"),
+            row![
+                button(text("Sign out and purge (Enter)"))
+                    .style(button::danger)
+                    .on_press_maybe((!self.sign_out_busy).then_some(Message::ConfirmSignOut)),
+                button(text("Cancel (Esc)"))
+                    .style(button::secondary)
+                    .on_press(Message::CancelSignOut),
+            ]
+            .spacing(10),
+        ]
+        .spacing(8);
+        if let Some(e) = &self.sign_out_error {
+            col = col.push(text(format!("Sign-out failed: {e}")).style(text::danger));
+        }
+        container(col)
+            .padding(14)
+            .width(Fill)
+            .style(container::rounded_box)
+            .into()
+    }
+
+    /// The theme (light; the dark theme is not built yet).
+    pub fn theme(&self) -> iced::Theme {
+        iced::Theme::Light
+    }
+}
+
+/// The message a key press stands for (if any).
+fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
+    use approval::Message as A;
+    match key {
+        Key::Named(Named::Escape) => Some(Message::Approval(A::Cancel)),
+        Key::Character(c) => {
+            let c = c.as_str();
+            if m.alt() && !m.control() {
+                return match c {
+                    "a" => Some(Message::Approval(A::Approve)),
+                    "y" => Some(Message::Approval(A::ConfirmDangerous)),
+                    "r" => Some(Message::Approval(A::StartReject)),
+                    "e" => Some(Message::Approval(A::StartEdit)),
+                    _ => None,
+                };
+            }
+            if m.command() {
+                return match c {
+                    "1" => Some(Message::Tab(Tab::Hosts)),
+                    "2" => Some(Message::Tab(Tab::Approvals)),
+                    "q" | "Q" if m.shift() => Some(Message::AskSignOut),
+                    _ => None,
+                };
+            }
+            None
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,477 @@
+//! The approval card: what a person approves, rejects or edits.
+//!
+//! Owns: the pending requests (from `ListApprovals`), the card on screen (the
+//! exact command in a monospace block, host, organization, credential
+//! context, class with the classifier's reasons, expected effect, who is
+//! asking), the type-ahead guard ([`APPROVE_DELAY`]), the second confirmation
+//! for dangerous actions, reject reasons and edits (an edit is a new request
+//! the broker classifies again; its card is shown fresh, guard and all).
+//!
+//! Must never: approve anything the person did not see for at least
+//! [`APPROVE_DELAY`] (buttons and shortcuts alike), approve a dangerous
+//! action on one press, give the Approve button focus, or classify a
+//! command itself (the class shown is the broker's).
+
+use std::time::{Duration, Instant};
+
+use gatehouse_ipc::broker::{ApprovalState, ApprovalView, Decision};
+use iced::widget::{button, column, container, row, scrollable, text, text_input};
+use iced::{Element, Fill, Font};
+
+use crate::daemons::Call;
+
+/// How long a card (or the dangerous confirmation) must have been visible
+/// before Approve becomes active: a keystroke meant for another window
+/// cannot approve what just appeared.
+pub const APPROVE_DELAY: Duration = Duration::from_millis(800);
+
+/// The id of the reject-reason field.
+pub const REJECT_ID: &str = "reject-reason";
+/// The id of the edit field.
+pub const EDIT_ID: &str = "edit-command";
+
+/// What the card is doing besides showing the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Showing,
+    Rejecting { reason: String },
+    Editing { command: String },
+}
+
+#[derive(Debug)]
+pub struct Card {
+    pub view: ApprovalView,
+    /// When the card appeared (the guard counts from here).
+    pub shown_at: Instant,
+    pub mode: Mode,
+    /// Set by the first Approve of a dangerous action: the second,
+    /// deliberate confirmation is shown (with its own delay).
+    pub confirming_since: Option<Instant>,
+    /// A decision is on its way.
+    pub busy: bool,
+    /// Why the last decision failed (shown on the card).
+    pub error: Option<String>,
+}
+
+impl Card {
+    pub fn new(view: ApprovalView, now: Instant) -> Card {
+        Card {
+            view,
+            shown_at: now,
+            mode: Mode::Showing,
+            confirming_since: None,
+            busy: false,
+            error: None,
+        }
+    }
+
+    pub fn dangerous(&self) -> bool {
+        self.view.class == "dangerous"
+    }
+
+    /// Whether Approve is active at `now`.
+    pub fn armed(&self, now: Instant) -> bool {
+        !self.busy
+            && self.mode == Mode::Showing
+            && now.saturating_duration_since(self.shown_at) >= APPROVE_DELAY
+    }
+
+    /// Whether the dangerous confirmation is active at `now`.
+    pub fn confirm_armed(&self, now: Instant) -> bool {
+        self.armed(now)
+            && self
+                .confirming_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= APPROVE_DELAY)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Approvals {
+    pub pending: Vec<ApprovalView>,
+    pub card: Option<Card>,
+    /// Why the list could not be loaded.
+    pub error: Option<String>,
+    /// The last outcome ("Approved #3", "Edited #3 → #4: classified again").
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Open(u64),
+    Approve,
+    ConfirmDangerous,
+    StartReject,
+    RejectReason(String),
+    SubmitReject,
+    StartEdit,
+    EditCommand(String),
+    SubmitEdit,
+    /// Leaves reject/edit/confirmation (Escape).
+    Cancel,
+    Refresh,
+}
+
+impl Approvals {
+    pub fn update(&mut self, msg: Message, now: Instant) -> Option<Call> {
+        if let Message::Refresh = msg {
+            return Some(Call::ListApprovals);
+        }
+        if let Message::Open(id) = msg {
+            let view = self.pending.iter().find(|v| v.id == id)?.clone();
+            self.card = Some(Card::new(view, now));
+            return None;
+        }
+        let card = self.card.as_mut()?;
+        if card.busy {
+            return None;
+        }
+        let id = card.view.id;
+        match msg {
+            Message::Approve => {
+                if !card.armed(now) {
+                    return None;
+                }
+                if card.dangerous() {
+                    if card.confirming_since.is_none() {
+                        card.confirming_since = Some(now);
+                    }
+                    return None;
+                }
+                card.busy = true;
+                Some(Call::Decide {
+                    id,
+                    decision: Decision::Approve,
+                })
+            }
+            Message::ConfirmDangerous => {
+                if !card.dangerous() || !card.confirm_armed(now) {
+                    return None;
+                }
+                card.busy = true;
+                Some(Call::Decide {
+                    id,
+                    decision: Decision::Approve,
+                })
+            }
+            Message::StartReject => {
+                card.confirming_since = None;
+                card.mode = Mode::Rejecting {
+                    reason: String::new(),
+                };
+                None
+            }
+            Message::RejectReason(r) => {
+                if let Mode::Rejecting { reason } = &mut card.mode {
+                    *reason = r;
+                }
+                None
+            }
+            Message::SubmitReject => {
+                let Mode::Rejecting { reason } = &card.mode else {
+                    return None;
+                };
+                let reason = if reason.trim().is_empty() {
+                    "rejected in the Gatehouse app".to_string()
+                } else {
+                    reason.trim().to_string()
+                };
+                card.busy = true;
+                Some(Call::Decide {
+                    id,
+                    decision: Decision::Reject { reason },
+                })
+            }
+            Message::StartEdit => {
+                card.confirming_since = None;
+                card.mode = Mode::Editing {
+                    command: card.view.action.command.clone(),
+                };
+                None
+            }
+            Message::EditCommand(c) => {
+                if let Mode::Editing { command } = &mut card.mode {
+                    *command = c;
+                }
+                None
+            }
+            Message::SubmitEdit => {
+                let Mode::Editing { command } = &card.mode else {
+                    return None;
+                };
+                if command.trim().is_empty() {
+                    card.error = Some("the edited command is empty".into());
+                    return None;
+                }
+                card.busy = true;
+                Some(Call::Decide {
+                    id,
+                    decision: Decision::Edit {
+                        command: command.clone(),
+                    },
+                })
+            }
+            Message::Cancel => {
+                card.mode = Mode::Showing;
+                card.confirming_since = None;
+                // Leaving a sub-mode re-arms the guard: Approve is not one
+                // keystroke away from Escape.
+                card.shown_at = now;
+                None
+            }
+            Message::Open(_) | Message::Refresh => None,
+        }
+    }
+
+    /// The pending list arrived.
+    pub fn listed(&mut self, result: Result<Vec<ApprovalView>, String>, now: Instant) {
+        match result {
+            Err(e) => self.error = Some(e),
+            Ok(all) => {
+                self.error = None;
+                self.pending = all
+                    .into_iter()
+                    .filter(|v| v.state == ApprovalState::Pending)
+                    .collect();
+                // A card decided elsewhere (the CLI, another window) goes away.
+                if let Some(card) = &self.card
+                    && !card.busy
+                    && !self.pending.iter().any(|v| v.id == card.view.id)
+                {
+                    self.notice = Some(format!(
+                        "Request #{} was decided elsewhere or expired",
+                        card.view.id
+                    ));
+                    self.card = None;
+                }
+                if self.card.is_none()
+                    && let Some(first) = self.pending.first()
+                {
+                    self.card = Some(Card::new(first.clone(), now));
+                }
+            }
+        }
+    }
+
+    /// One request arrived (the new request after an edit).
+    pub fn shown(&mut self, result: Result<ApprovalView, String>, now: Instant) {
+        match result {
+            Ok(view) => {
+                if view.state == ApprovalState::Pending
+                    && !self.pending.iter().any(|v| v.id == view.id)
+                {
+                    self.pending.push(view.clone());
+                }
+                self.card = Some(Card::new(view, now));
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// The broker's answer to our decision on `id`; returns the follow-up calls.
+    pub fn decided(
+        &mut self,
+        id: u64,
+        result: Result<(ApprovalState, Option<u64>), String>,
+    ) -> Vec<Call> {
+        let Some(card) = self.card.as_mut().filter(|c| c.view.id == id) else {
+            return vec![Call::ListApprovals];
+        };
+        card.busy = false;
+        match result {
+            Err(e) => {
+                card.error = Some(e);
+                vec![Call::ListApprovals]
+            }
+            Ok((state, new_id)) => {
+                self.pending.retain(|v| v.id != id);
+                self.card = None;
+                self.notice = Some(match (state, new_id) {
+                    (ApprovalState::Approved, _) => format!("Approved #{id}"),
+                    (ApprovalState::Rejected, _) => format!("Rejected #{id}"),
+                    (ApprovalState::Edited, Some(n)) => {
+                        format!("Edited #{id}: new request #{n}, classified again")
+                    }
+                    (other, _) => format!("#{id}: {other:?}"),
+                });
+                match new_id {
+                    Some(n) => vec![Call::ShowApproval(n), Call::ListApprovals],
+                    None => vec![Call::ListApprovals],
+                }
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        *self = Approvals::default();
+    }
+
+    pub fn view(&self, now: Instant) -> Element<'_, Message> {
+        let mut col = column![].spacing(10);
+        if let Some(n) = &self.notice {
+            col = col.push(text(n.clone()).style(text::success));
+        }
+        if let Some(e) = &self.error {
+            col = col.push(text(format!("Approvals: {e}")).style(text::danger));
+        }
+        let mut list = row![text(format!("{} pending", self.pending.len()))].spacing(6);
+        for v in &self.pending {
+            let current = self.card.as_ref().is_some_and(|c| c.view.id == v.id);
+            let b = button(text(format!("#{} {} {}", v.id, v.action.host, v.class)).size(13));
+            list = list.push(if current {
+                b
+            } else {
+                b.style(button::secondary).on_press(Message::Open(v.id))
+            });
+        }
+        col = col.push(scrollable(list).direction(scrollable::Direction::Horizontal(
+            scrollable::Scrollbar::default(),
+        )));
+        match &self.card {
+            None => col.push(text("No request is waiting for you.")),
+            Some(card) => col.push(card_view(card, now)),
+        }
+        .into()
+    }
+}
+
+fn field<'a>(label: &'a str, value: String) -> Element<'a, Message> {
+    row![
+        text(label).width(170).style(text::secondary),
+        text(value).width(Fill)
+    ]
+    .spacing(8)
+    .into()
+}
+
+/// The card itself.
+pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
+    let v = &card.view;
+    let a = &v.action;
+    let class_style = match v.class.as_str() {
+        "dangerous" => text::danger,
+        "read-only" => text::success,
+        _ => text::warning,
+    };
+    let mut col = column![
+        row![
+            text(format!("Approval request #{}", v.id)).size(22),
+            text(v.class.to_uppercase()).size(22).style(class_style),
+        ]
+        .spacing(16),
+        container(text(a.command.clone()).font(Font::MONOSPACE).size(15))
+            .padding(10)
+            .width(Fill)
+            .style(container::bordered_box),
+        field("Host", format!("{} ({})", a.host, a.vendor)),
+        field("Organization", a.org.clone()),
+        field(
+            "Credential",
+            a.credential
+                .clone()
+                .unwrap_or_else(|| "none (no credential)".into())
+        ),
+        field("Class", v.class.clone()),
+    ]
+    .spacing(8);
+    for r in &v.reasons {
+        col = col.push(field("Reason", r.clone()));
+    }
+    col = col
+        .push(field("Expected effect", a.expected_effect.clone()))
+        .push(field(
+            "Asked by",
+            format!(
+                "{} (pid {}, {})",
+                v.requester.role, v.requester.pid, v.requester.exe
+            ),
+        ));
+    if let Some(e) = &card.error {
+        col = col.push(text(format!("Decision failed: {e}")).style(text::danger));
+    }
+    let armed = card.armed(now);
+    match &card.mode {
+        Mode::Showing => {
+            let approve_label = if armed {
+                "Approve (Alt+A)".to_string()
+            } else {
+                "Approve (wait…)".to_string()
+            };
+            // Buttons never take keyboard focus in iced: Enter or Space
+            // typed ahead cannot press Approve.
+            let mut actions = row![
+                button(text(approve_label))
+                    .style(button::success)
+                    .on_press_maybe(armed.then_some(Message::Approve)),
+                button(text("Reject (Alt+R)"))
+                    .style(button::danger)
+                    .on_press_maybe((!card.busy).then_some(Message::StartReject)),
+                button(text("Edit (Alt+E)"))
+                    .style(button::secondary)
+                    .on_press_maybe((!card.busy).then_some(Message::StartEdit)),
+            ]
+            .spacing(10);
+            if card.dangerous() && card.confirming_since.is_some() {
+                let ok = card.confirm_armed(now);
+                actions = actions.push(
+                    button(text(format!(
+                        "Yes, run this DANGEROUS command on {} (Alt+Y)",
+                        a.host
+                    )))
+                    .style(button::danger)
+                    .on_press_maybe(ok.then_some(Message::ConfirmDangerous)),
+                );
+            }
+            col = col.push(actions);
+            if card.dangerous() {
+                col = col.push(
+                    text("Dangerous: approving needs a second, deliberate confirmation.")
+                        .style(text::danger),
+                );
+            }
+        }
+        Mode::Rejecting { reason } => {
+            col = col.push(
+                row![
+                    text_input("Why? (optional)", reason)
+                        .id(REJECT_ID)
+                        .on_input(Message::RejectReason)
+                        .on_submit(Message::SubmitReject)
+                        .padding(6),
+                    button(text("Reject request"))
+                        .style(button::danger)
+                        .on_press_maybe((!card.busy).then_some(Message::SubmitReject)),
+                    button(text("Back (Esc)"))
+                        .style(button::secondary)
+                        .on_press(Message::Cancel),
+                ]
+                .spacing(8),
+            );
+        }
+        Mode::Editing { command } => {
+            col = col.push(text(
+                "The edited command becomes a new request: the broker classifies it again and it needs its own approval.",
+            ));
+            col = col.push(
+                row![
+                    text_input("Command", command)
+                        .id(EDIT_ID)
+                        .font(Font::MONOSPACE)
+                        .on_input(Message::EditCommand)
+                        .on_submit(Message::SubmitEdit)
+                        .padding(6),
+                    button(text("Submit edit"))
+                        .on_press_maybe((!card.busy).then_some(Message::SubmitEdit)),
+                    button(text("Back (Esc)"))
+                        .style(button::secondary)
+                        .on_press(Message::Cancel),
+                ]
+                .spacing(8),
+            );
+        }
+    }
+    container(col)
+        .padding(14)
+        .width(Fill)
+        .style(container::rounded_box)
+        .into()
+}

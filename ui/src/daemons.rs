@@ -1,0 +1,311 @@
+//! The UI's only way to the daemons: broker calls over `gatehouse_ipc` and
+//! the read-only records store.
+//!
+//! Owns: [`Call`] (an effect the app state asks for, as data), running it
+//! against the broker or the store ([`run`]), turning every failure into a
+//! readable [`DaemonError`], and the broker event stream ([`events`]) that
+//! reconnects when the broker goes away. The broker identifies this process
+//! by its executable (`gatehouse-ui` beside the broker → the `ui` role); we
+//! never claim a role.
+//!
+//! Must never: ask for an org key, a keychain payload or a sealed field (no
+//! `OpenFields`, no `Release*` here), keep a passphrase after its request is
+//! sent, retry a request on its own, or panic on what a daemon answers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_ipc::broker::{
+    ApprovalState, ApprovalView, Broker, BrokerError, BrokerEvent, BrokerRequest, BrokerResponse,
+    BrokerStatus, Decision, PurgeReport,
+};
+use gatehouse_ipc::client::{CallError, Client, ClientError, DEFAULT_TIMEOUT};
+use gatehouse_ipc::{Layout, SecretBytes};
+use gatehouse_records::model::Kind;
+use gatehouse_records::store::{Filter, Store};
+
+/// How long the event stream waits before reconnecting to a lost broker.
+pub const RECONNECT_AFTER: Duration = Duration::from_millis(1500);
+
+/// Where this profile's daemons and store are.
+#[derive(Debug, Clone)]
+pub struct Daemons {
+    layout: Arc<Layout>,
+}
+
+impl Daemons {
+    pub fn new(layout: Layout) -> Daemons {
+        Daemons {
+            layout: Arc::new(layout),
+        }
+    }
+
+    /// The profile of `--profile` (or the default one).
+    pub fn resolve(profile: Option<&str>) -> Result<Daemons, String> {
+        Layout::resolve(profile)
+            .map(Daemons::new)
+            .map_err(|e| format!("cannot find the Gatehouse profile: {e}"))
+    }
+
+    pub fn runtime(&self) -> PathBuf {
+        self.layout.runtime.clone()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+}
+
+/// A failed daemon call, as a person reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonError {
+    /// The broker is not running or went away: the UI shows a reconnecting state.
+    Unavailable(String),
+    /// The broker answered with an error (wrong passphrase, forbidden, …).
+    Broker(BrokerError),
+    /// The records store could not be read.
+    Store(String),
+    /// The broker answered something this UI did not ask for.
+    Unexpected(String),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Unavailable(why) => write!(f, "broker unavailable: {why}"),
+            DaemonError::Broker(e) => write!(f, "{e}"),
+            DaemonError::Store(e) => write!(f, "records store: {e}"),
+            DaemonError::Unexpected(e) => write!(f, "unexpected answer from the broker: {e}"),
+        }
+    }
+}
+
+impl From<ClientError> for DaemonError {
+    fn from(e: ClientError) -> Self {
+        DaemonError::Unavailable(e.to_string())
+    }
+}
+
+impl From<CallError<BrokerError>> for DaemonError {
+    fn from(e: CallError<BrokerError>) -> Self {
+        match e {
+            CallError::Transport(t) => t.into(),
+            CallError::Remote(r) => DaemonError::Broker(r),
+        }
+    }
+}
+
+/// A host as the list shows it: plaintext fields only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRow {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub port: String,
+    pub vendor: String,
+    pub tags: Vec<String>,
+    pub folder: String,
+}
+
+/// An effect the app state asks for.
+#[derive(Debug, Clone)]
+pub enum Call {
+    Status,
+    /// The passphrase is moved into the request and zeroized with it.
+    SignIn {
+        passphrase: SecretBytes,
+        remember_device: bool,
+    },
+    SignOut,
+    ListApprovals,
+    ShowApproval(u64),
+    Decide {
+        id: u64,
+        decision: Decision,
+    },
+    LoadHosts,
+}
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(Result<Box<BrokerStatus>, DaemonError>),
+    SignedIn(Result<(), DaemonError>),
+    SignedOut(Result<PurgeReport, DaemonError>),
+    Approvals(Result<Vec<ApprovalView>, DaemonError>),
+    Approval(Result<Box<ApprovalView>, DaemonError>),
+    Decided {
+        id: u64,
+        result: Result<(ApprovalState, Option<u64>), DaemonError>,
+    },
+    Hosts(Result<Vec<HostRow>, DaemonError>),
+}
+
+async fn broker_call(d: &Daemons, req: BrokerRequest) -> Result<BrokerResponse, DaemonError> {
+    let mut client = Client::<Broker>::connect(&d.layout.runtime, DEFAULT_TIMEOUT).await?;
+    Ok(client.call(req).await?)
+}
+
+fn unexpected(r: BrokerResponse) -> DaemonError {
+    DaemonError::Unexpected(format!("{r:?}"))
+}
+
+/// Runs one call (one broker connection per call: nothing is kept open
+/// that a signed-out UI would have to forget).
+pub async fn run(d: Daemons, call: Call) -> Reply {
+    match call {
+        Call::Status => Reply::Status(match broker_call(&d, BrokerRequest::Status).await {
+            Ok(BrokerResponse::Status(s)) => Ok(s),
+            Ok(r) => Err(unexpected(r)),
+            Err(e) => Err(e),
+        }),
+        Call::SignIn {
+            passphrase,
+            remember_device,
+        } => Reply::SignedIn(
+            match broker_call(
+                &d,
+                BrokerRequest::SignIn {
+                    passphrase,
+                    remember_device,
+                },
+            )
+            .await
+            {
+                Ok(BrokerResponse::SignedIn { .. }) => Ok(()),
+                Ok(r) => Err(unexpected(r)),
+                Err(e) => Err(e),
+            },
+        ),
+        Call::SignOut => Reply::SignedOut(match broker_call(&d, BrokerRequest::SignOut).await {
+            Ok(BrokerResponse::SignedOut(p)) => Ok(p),
+            Ok(r) => Err(unexpected(r)),
+            Err(e) => Err(e),
+        }),
+        Call::ListApprovals => Reply::Approvals(
+            match broker_call(&d, BrokerRequest::ListApprovals).await {
+                Ok(BrokerResponse::Approvals(v)) => Ok(v),
+                Ok(r) => Err(unexpected(r)),
+                Err(e) => Err(e),
+            },
+        ),
+        Call::ShowApproval(id) => Reply::Approval(
+            match broker_call(&d, BrokerRequest::ShowApproval { id }).await {
+                Ok(BrokerResponse::Approval(v)) => Ok(v),
+                Ok(r) => Err(unexpected(r)),
+                Err(e) => Err(e),
+            },
+        ),
+        Call::Decide { id, decision } => Reply::Decided {
+            id,
+            result: match broker_call(&d, BrokerRequest::DecideApproval { id, decision }).await {
+                Ok(BrokerResponse::Decided { state, new_id }) => Ok((state, new_id)),
+                Ok(r) => Err(unexpected(r)),
+                Err(e) => Err(e),
+            },
+        },
+        Call::LoadHosts => {
+            let layout = d.layout.clone();
+            Reply::Hosts(
+                tokio::task::spawn_blocking(move || load_hosts(&layout))
+                    .await
+                    .unwrap_or_else(|e| Err(DaemonError::Store(e.to_string()))),
+            )
+        }
+    }
+}
+
+/// Every host record's plaintext fields (the store only: no broker, nothing opened).
+pub fn load_hosts(layout: &Layout) -> Result<Vec<HostRow>, DaemonError> {
+    let store = Store::open_in(layout).map_err(|e| DaemonError::Store(e.to_string()))?;
+    let rows = store
+        .list(&Filter::kind(Kind::Host))
+        .map_err(|e| DaemonError::Store(e.to_string()))?;
+    let text = |s: &gatehouse_records::store::Summary, k: &str| -> String {
+        match s.fields.get(k) {
+            Some(serde_json::Value::String(v)) => v.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    };
+    Ok(rows
+        .iter()
+        .map(|s| HostRow {
+            id: s.meta.id.clone(),
+            name: s.name().to_string(),
+            address: text(s, "address"),
+            port: text(s, "port"),
+            vendor: text(s, "vendor"),
+            tags: s
+                .fields
+                .get("tags")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            folder: s.folder().to_string(),
+        })
+        .collect())
+}
+
+/// What the event stream reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feed {
+    /// Subscribed: events follow.
+    Connected,
+    Event(BrokerEvent),
+    /// The connection failed or was lost; retrying after [`RECONNECT_AFTER`].
+    Lost(String),
+}
+
+/// The broker's events, forever: subscribes, forwards every event, and on
+/// loss reports it and reconnects.
+pub fn events(d: Daemons) -> impl iced::futures::Stream<Item = Feed> + Send + 'static {
+    iced::stream::channel(16, async move |mut out: iced::futures::channel::mpsc::Sender<Feed>| {
+        use iced::futures::SinkExt;
+        loop {
+            match subscribe(&d).await {
+                Ok(mut client) => {
+                    if out.send(Feed::Connected).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        match client.next_event(Duration::from_secs(3600)).await {
+                            Ok(Some(e)) => {
+                                if out.send(Feed::Event(e)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                if out.send(Feed::Lost(e.to_string())).await.is_err() {
+                                    return;
+                                }
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    if out.send(Feed::Lost(e.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(RECONNECT_AFTER).await;
+        }
+    })
+}
+
+/// A connection subscribed to the broker's events.
+pub async fn subscribe(d: &Daemons) -> Result<Client<Broker>, DaemonError> {
+    let mut client = Client::<Broker>::connect(&d.layout.runtime, DEFAULT_TIMEOUT).await?;
+    match client.call(BrokerRequest::Subscribe).await? {
+        BrokerResponse::Subscribed => Ok(client),
+        r => Err(unexpected(r)),
+    }
+}

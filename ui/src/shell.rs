@@ -1,0 +1,140 @@
+//! The iced shell around [`crate::app::State`]: effects as tasks, the
+//! subscriptions (clock, keyboard, broker events), and the `--screenshot`
+//! mode that saves the first rendered frame and exits.
+//!
+//! Must never: change state except through `State::update`, or write the
+//! screenshot anywhere but the path the person gave.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use iced::{Subscription, Task};
+
+use crate::app::{Effect, Message, State};
+use crate::daemons::{self, Daemons};
+
+/// How often the clock ticks (the approval guard counts with it).
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// How long `--screenshot` waits for the first broker answers before it
+/// captures the window.
+pub const SCREENSHOT_AFTER: Duration = Duration::from_millis(1500);
+
+/// The iced program state: the app plus the shell's own settings.
+pub struct Shell {
+    pub app: State,
+    screenshot: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ShellMessage {
+    App(Message),
+    Capture,
+    Captured(iced::window::Screenshot),
+    Saved(Result<(), String>),
+}
+
+/// Turns effects into iced tasks.
+pub fn tasks(daemons: &Daemons, effects: Vec<Effect>) -> Task<ShellMessage> {
+    Task::batch(effects.into_iter().map(|e| match e {
+        Effect::Call(c) => Task::perform(daemons::run(daemons.clone(), c), |r| {
+            ShellMessage::App(Message::Reply(r))
+        }),
+        Effect::Focus(id) => iced::widget::operation::focus(id),
+    }))
+}
+
+impl Shell {
+    pub fn boot(daemons: Daemons, screenshot: Option<PathBuf>) -> (Shell, Task<ShellMessage>) {
+        let (app, effects) = State::new(daemons.clone(), Instant::now());
+        let mut task = tasks(&daemons, effects);
+        if screenshot.is_some() {
+            task = Task::batch([
+                task,
+                Task::perform(tokio::time::sleep(SCREENSHOT_AFTER), |_| {
+                    ShellMessage::Capture
+                }),
+            ]);
+        }
+        (Shell { app, screenshot }, task)
+    }
+
+    pub fn update(&mut self, m: ShellMessage) -> Task<ShellMessage> {
+        match m {
+            ShellMessage::App(m) => {
+                let effects = self.app.update(m);
+                tasks(&self.app.daemons, effects)
+            }
+            ShellMessage::Capture => iced::window::latest().then(|id| match id {
+                Some(id) => iced::window::screenshot(id).map(ShellMessage::Captured),
+                None => Task::done(ShellMessage::Saved(Err("no window to capture".into()))),
+            }),
+            ShellMessage::Captured(shot) => {
+                let Some(path) = self.screenshot.clone() else {
+                    return Task::none();
+                };
+                Task::perform(
+                    async move {
+                        tokio::task::spawn_blocking(move || save_ppm(&path, &shot))
+                            .await
+                            .map_err(|e| e.to_string())?
+                    },
+                    ShellMessage::Saved,
+                )
+            }
+            ShellMessage::Saved(r) => {
+                match r {
+                    Ok(()) => {}
+                    Err(e) => eprintln!("gatehouse-ui: screenshot failed: {e}"),
+                }
+                iced::exit()
+            }
+        }
+    }
+
+    pub fn view(&self) -> iced::Element<'_, ShellMessage> {
+        self.app.view().map(ShellMessage::App)
+    }
+
+    pub fn theme(&self) -> iced::Theme {
+        self.app.theme()
+    }
+
+    pub fn subscription(&self) -> Subscription<ShellMessage> {
+        Subscription::batch([
+            iced::time::every(TICK).map(|t| ShellMessage::App(Message::Tick(t))),
+            iced::keyboard::listen().map(|k| ShellMessage::App(Message::Key(k))),
+            Subscription::run_with(EventsOf(self.app.daemons.clone()), |d| {
+                daemons::events(d.0.clone())
+            })
+            .map(|f| ShellMessage::App(Message::Feed(f))),
+        ])
+    }
+}
+
+/// The broker event stream's identity: one per runtime directory.
+struct EventsOf(Daemons);
+
+impl std::hash::Hash for EventsOf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.runtime().hash(state);
+    }
+}
+
+/// Writes a screenshot as binary PPM (P6: RGB, no alpha).
+pub fn save_ppm(path: &std::path::Path, shot: &iced::window::Screenshot) -> Result<(), String> {
+    let (w, h) = (shot.size.width as usize, shot.size.height as usize);
+    if shot.rgba.len() != w * h * 4 {
+        return Err(format!(
+            "screenshot is {} bytes, expected {}x{}x4",
+            shot.rgba.len(),
+            w,
+            h
+        ));
+    }
+    let mut out = format!("P6\n{w} {h}\n255\n").into_bytes();
+    for px in shot.rgba.chunks_exact(4) {
+        out.extend_from_slice(&px[..3]);
+    }
+    std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))
+}

@@ -19,6 +19,7 @@ mod records_cmds;
 mod session_cmds;
 mod sessions_bench;
 mod supervisor;
+mod ui_cmd;
 
 use std::process::ExitCode;
 
@@ -132,6 +133,8 @@ enum Command {
     /// exporting ask the broker for the key; listing does not.
     #[command(subcommand)]
     Recordings(recordings_cmds::RecordingsCommand),
+    /// Open the desktop app (`gatehouse-ui`, installed next to `gatehouse`).
+    Ui(ui_cmd::UiArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diagram(cmd) => records_cmds::diagram(profile, cmd),
         Command::Records(cmd) => records_cmds::records(profile, cmd),
         Command::Export(args) => records_cmds::export(profile, &args),
+        Command::Ui(args) => ui_cmd::run(profile, &args),
         Command::Import(args) => records_cmds::import(profile, &args),
         Command::Demo(args) => demo::run(&args),
         Command::Lab(cmd) => lab::run(profile, cmd),

@@ -30,6 +30,11 @@ pub struct Options {
     pub backend: Backend,
     /// Install the test peer as `gatehouse` (the cli role) instead of the real CLI.
     pub peer_as_cli: bool,
+    /// Install the running test executable itself as `gatehouse-ui` (the ui
+    /// role) instead of the test peer: [`BrokerFixture::run_as_ui`] re-runs
+    /// one test from there, so the test process is what the broker
+    /// identifies as the desktop app.
+    pub peer_as_ui: bool,
     pub broker_args: Vec<String>,
     /// Install the real `gatehouse-sessiond` (and the lab device) instead of
     /// the test peer under the sessiond name; start it with `start_sessiond`.
@@ -45,6 +50,7 @@ impl Default for Options {
         Options {
             backend: Backend::Keyutils,
             peer_as_cli: false,
+            peer_as_ui: false,
             broker_args: Vec::new(),
             real_sessiond: false,
             real_copilotd: false,
@@ -91,6 +97,11 @@ impl BrokerFixture {
                 _ => false,
             };
             if real {
+                continue;
+            }
+            if role == PeerRole::Ui && opts.peer_as_ui {
+                let me = std::env::current_exe().context("current_exe")?;
+                install(&scratch, &me, role.binary_name())?;
                 continue;
             }
             install(&scratch, &peer, role.binary_name())?;
@@ -243,6 +254,36 @@ impl BrokerFixture {
         Peer::spawn(self, exe)
     }
 
+    /// Re-runs test `test` (its full name within its test binary) from the
+    /// installed `gatehouse-ui` copy of this test executable, as the test
+    /// user, in this profile: the test process then has the ui role. Needs
+    /// `Options::peer_as_ui`; the child finds the fixture through
+    /// [`UiChild::from_env`]. Fails unless exactly that one test ran and passed.
+    pub fn run_as_ui(&self, test: &str) -> Result<()> {
+        if !self.opts.peer_as_ui {
+            bail!("run_as_ui needs Options::peer_as_ui");
+        }
+        let mut c = self.command(&self.install_dir().join(PeerRole::Ui.binary_name()));
+        c.args([test, "--exact", "--nocapture", "--test-threads=1"]);
+        c.env(UI_CHILD_ENV, "1")
+            .env("GATEHOUSE_TEST_UI_RUNTIME", self.runtime())
+            .env("GATEHOUSE_TEST_UI_INSTALL", self.install_dir())
+            .env("GATEHOUSE_TEST_UI_PROFILE", &self.profile)
+            .env("GATEHOUSE_TEST_UI_HOME", &self.home);
+        c.stdin(Stdio::null());
+        let out = c.output().context("running the ui-role test child")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("--- ui child {test} ---\n{stdout}{stderr}--- end ui child ---");
+        if !out.status.success() {
+            bail!("ui-role test child {test} failed ({})", out.status);
+        }
+        if !stdout.contains("test result: ok. 1 passed") {
+            bail!("ui-role test child did not run exactly the test {test:?}");
+        }
+        Ok(())
+    }
+
     /// Runs the real CLI (`gatehouse ARGS`) as the test user with `stdin`.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Result<std::process::Output> {
         let mut c = self.command(&self.install_dir().join("gatehouse"));
@@ -350,6 +391,41 @@ impl Drop for BrokerFixture {
     }
 }
 
+/// Set in the environment of a test re-run by [`BrokerFixture::run_as_ui`].
+pub const UI_CHILD_ENV: &str = "GATEHOUSE_TEST_UI_CHILD";
+
+/// The fixture as seen from a test re-run by [`BrokerFixture::run_as_ui`]
+/// (the process with the ui role): where the broker is, and peers of the
+/// other roles. The parent test owns the broker.
+#[derive(Debug, Clone)]
+pub struct UiChild {
+    pub runtime: PathBuf,
+    pub install: PathBuf,
+    pub profile: String,
+    pub home: PathBuf,
+}
+
+impl UiChild {
+    /// `Some` only inside the re-run test.
+    pub fn from_env() -> Option<UiChild> {
+        std::env::var_os(UI_CHILD_ENV)?;
+        let var = |k: &str| std::env::var_os(k).map(PathBuf::from);
+        Some(UiChild {
+            runtime: var("GATEHOUSE_TEST_UI_RUNTIME")?,
+            install: var("GATEHOUSE_TEST_UI_INSTALL")?,
+            profile: std::env::var("GATEHOUSE_TEST_UI_PROFILE").ok()?,
+            home: var("GATEHOUSE_TEST_UI_HOME")?,
+        })
+    }
+
+    /// A connected peer with `role` (the test peer installed under its name).
+    pub fn peer(&self, role: PeerRole) -> Result<Peer> {
+        let mut c = Command::new(self.install.join(role.binary_name()));
+        c.arg("call").arg(&self.runtime);
+        Peer::spawn_command(c)
+    }
+}
+
 /// A broker client process in `call` mode.
 pub struct Peer {
     pub child: ChildGuard,
@@ -363,6 +439,10 @@ impl Peer {
     fn spawn(f: &BrokerFixture, exe: &Path) -> Result<Peer> {
         let mut c = f.command(exe);
         c.arg("call").arg(f.runtime());
+        Peer::spawn_command(c)
+    }
+
+    fn spawn_command(mut c: Command) -> Result<Peer> {
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

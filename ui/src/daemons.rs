@@ -81,6 +81,8 @@ impl std::fmt::Display for DaemonError {
     }
 }
 
+impl std::error::Error for DaemonError {}
+
 impl From<ClientError> for DaemonError {
     fn from(e: ClientError) -> Self {
         DaemonError::Unavailable(e.to_string())

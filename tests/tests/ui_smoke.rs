@@ -1,0 +1,137 @@
+//! Smoke test of the real `gatehouse-ui` window: started by `gatehouse ui`
+//! under Xvfb (software rendering, no GPU), signed in, with an approval
+//! request waiting; it saves its first rendered frame (`--screenshot`) and
+//! exits; the frame must not be blank.
+//!
+//! Needs `Xvfb` (scripts/deps installs xvfb and xauth): without it the test
+//! fails and says so; nothing is skipped.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use gatehouse_ipc::PeerRole;
+use gatehouse_ipc::broker::{Action, BrokerRequest};
+use gatehouse_tests::broker::{BrokerFixture, Options};
+use gatehouse_tests::{ChildGuard, find_binary, install};
+
+/// A private X server on a free display number.
+fn start_xvfb() -> Result<(ChildGuard, String)> {
+    if Command::new("Xvfb").arg("-help").output().is_err() {
+        bail!(
+            "Xvfb is not installed: the UI smoke test needs it (run scripts/deps, which installs xvfb and xauth)"
+        );
+    }
+    for n in (100 + std::process::id() % 400..).take(50) {
+        if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+            continue;
+        }
+        let display = format!(":{n}");
+        let mut c = Command::new("Xvfb");
+        c.args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-ac"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut g = ChildGuard::spawn(&mut c)?;
+        let socket = format!("/tmp/.X11-unix/X{n}");
+        let up = gatehouse_tests::proc::wait_until("Xvfb socket", Duration::from_secs(10), || {
+            if let Some(s) = g.has_exited()? {
+                bail!("Xvfb {display} exited: {s}");
+            }
+            Ok(Path::new(&socket).exists())
+        });
+        match up {
+            Ok(()) => return Ok((g, display)),
+            Err(_) => continue,
+        }
+    }
+    bail!("no free X display for Xvfb")
+}
+
+/// Distinct RGB colours of a binary PPM (P6) image, and its size.
+fn ppm_colours(bytes: &[u8]) -> Result<(usize, usize, usize)> {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let start = i;
+        while bytes.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if start == i {
+            bail!("truncated PPM header");
+        }
+        fields.push(String::from_utf8_lossy(&bytes[start..i]).into_owned());
+    }
+    if fields[0] != "P6" || fields[3] != "255" {
+        bail!("not an 8-bit P6 PPM: {fields:?}");
+    }
+    let (w, h): (usize, usize) = (fields[1].parse()?, fields[2].parse()?);
+    let px = &bytes[i + 1..];
+    if px.len() != w * h * 3 {
+        bail!("PPM has {} pixel bytes, expected {}", px.len(), w * h * 3);
+    }
+    let colours: std::collections::HashSet<&[u8]> = px.chunks_exact(3).collect();
+    Ok((w, h, colours.len()))
+}
+
+#[test]
+fn real_window_under_xvfb_renders_a_non_blank_frame() -> Result<()> {
+    let (_xvfb, display) = start_xvfb()?;
+    let f = BrokerFixture::start(Options::default())?;
+    // The real app in place of the test peer under the ui name.
+    install(&f.scratch, &find_binary("gatehouse-ui")?, "gatehouse-ui")?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        "smoke-test-passphrase\n",
+    )?;
+    f.cli_ok(&["org", "create", "acme"], "")?;
+    let mut copilot = f.peer(PeerRole::Copilotd)?;
+    copilot.ok(&BrokerRequest::RequestApproval {
+        action: Action {
+            host: "edge-r1".into(),
+            vendor: "routeros".into(),
+            org: "acme".into(),
+            credential: Some("keychain:edge-r1".into()),
+            command: "/interface disable ether2".into(),
+            expected_effect: "ether2 goes down".into(),
+        },
+    })?;
+
+    let dir = f.scratch.user_dir("shots")?;
+    let shot = dir.join("first-frame.ppm");
+    let mut c = f.command(&f.install_dir().join("gatehouse"));
+    c.args(["--profile", &f.profile, "ui", "--screenshot"])
+        .arg(&shot)
+        .env("DISPLAY", &display)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = ChildGuard::spawn(&mut c)?;
+    let status = g
+        .wait_timeout(Duration::from_secs(90))
+        .context("gatehouse ui did not exit within 90 s")?;
+    let mut err = String::new();
+    if let Some(mut e) = g.child_mut().stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    if !status.success() {
+        bail!("gatehouse ui --screenshot failed ({status}): {err}");
+    }
+    let bytes = std::fs::read(&shot).with_context(|| format!("no screenshot at {shot:?}: {err}"))?;
+    let (w, h, colours) = ppm_colours(&bytes)?;
+    println!("first frame {w}x{h}, {colours} distinct colours");
+    assert!(w >= 800 && h >= 600, "window size {w}x{h}");
+    assert!(
+        colours >= 64,
+        "the frame looks blank: only {colours} distinct colours"
+    );
+    if let Ok(keep) = std::env::var("GATEHOUSE_UI_SCREENSHOT") {
+        std::fs::copy(&shot, keep)?;
+    }
+    Ok(())
+}

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use gatehouse_broker::service::classify_action;
 use gatehouse_ipc::PeerRole;
-use gatehouse_ipc::broker::{
-    Action, ApprovalOutcome, BrokerEvent, BrokerRequest, BrokerResponse,
-};
+use gatehouse_ipc::broker::{Action, ApprovalOutcome, BrokerEvent, BrokerRequest, BrokerResponse};
 use gatehouse_tests::broker::{BrokerFixture, Options, Peer, UiChild};
 use gatehouse_ui::app::{Effect, Message, Session, State, Tab};
 use gatehouse_ui::approval::APPROVE_DELAY;
@@ -79,7 +77,9 @@ impl Driver {
     fn apply(&mut self, effects: Vec<Effect>) {
         for e in effects {
             if let Effect::Call(c) = e {
-                let r = self.rt.block_on(daemons::run(self.state.daemons.clone(), c));
+                let r = self
+                    .rt
+                    .block_on(daemons::run(self.state.daemons.clone(), c));
                 let more = self.state.update(Message::Reply(r));
                 self.apply(more);
             }
@@ -164,7 +164,10 @@ impl Driver {
     }
 
     /// Waits for the next broker event on `sub` and hands it to the app.
-    fn next_event(&mut self, sub: &mut gatehouse_ipc::client::Client<gatehouse_ipc::broker::Broker>) -> Result<BrokerEvent> {
+    fn next_event(
+        &mut self,
+        sub: &mut gatehouse_ipc::client::Client<gatehouse_ipc::broker::Broker>,
+    ) -> Result<BrokerEvent> {
         let e = self
             .rt
             .block_on(sub.next_event(Duration::from_secs(15)))?
@@ -268,8 +271,19 @@ fn hosts_list_filtered_by_search_over_plaintext_fields() -> Result<()> {
             ] {
                 f.cli_ok(
                     &[
-                        "host", "add", name, "--org", "acme", "--address", addr, "--vendor",
-                        vendor, "--tag", tag, "--folder", folder,
+                        "host",
+                        "add",
+                        name,
+                        "--org",
+                        "acme",
+                        "--address",
+                        addr,
+                        "--vendor",
+                        vendor,
+                        "--tag",
+                        tag,
+                        "--folder",
+                        folder,
                     ],
                     "",
                 )?;
@@ -297,7 +311,9 @@ fn hosts_list_filtered_by_search_over_plaintext_fields() -> Result<()> {
             assert!(d.sees("1 of 3 hosts") && d.sees("core-sw2") && !d.sees("core-sw1"));
             d.send(Message::Hosts(hosts::Message::Search("10.0.0.".into())));
             assert!(d.sees("2 of 3 hosts"));
-            d.send(Message::Hosts(hosts::Message::Search("nothing-like-this".into())));
+            d.send(Message::Hosts(hosts::Message::Search(
+                "nothing-like-this".into(),
+            )));
             assert!(d.sees("0 of 3 hosts") && !d.sees("edge-r1"));
             Ok(())
         },
@@ -336,7 +352,10 @@ fn approval_card_guard_approve_reject_and_edit_reclassified() -> Result<()> {
             assert_eq!(d.click("Approve (wait…)")?, 0, "inactive before the delay");
             // The shortcut obeys the same guard.
             d.send(Message::Approval(gatehouse_ui::approval::Message::Approve));
-            assert!(matches!(outcome(&mut copilot, id)?, ApprovalOutcome::Pending));
+            assert!(matches!(
+                outcome(&mut copilot, id)?,
+                ApprovalOutcome::Pending
+            ));
             d.wait_guard();
             assert!(d.sees("Approve (Alt+A)"));
             assert_eq!(d.click("Approve (Alt+A)")?, 1);
@@ -356,7 +375,11 @@ fn approval_card_guard_approve_reject_and_edit_reclassified() -> Result<()> {
             d.next_event(&mut sub)?;
             assert!(d.sees(&format!("Approval request #{id}")));
             d.click("Reject (Alt+R)")?;
-            d.type_into(gatehouse_ui::approval::REJECT_ID, "not during business hours", false)?;
+            d.type_into(
+                gatehouse_ui::approval::REJECT_ID,
+                "not during business hours",
+                false,
+            )?;
             d.click("Reject request")?;
             assert!(d.sees(&format!("Rejected #{id}")));
             match outcome(&mut copilot, id)? {
@@ -372,22 +395,28 @@ fn approval_card_guard_approve_reject_and_edit_reclassified() -> Result<()> {
             let id = file(&mut copilot, &action(moderate))?;
             d.next_event(&mut sub)?;
             d.click("Edit (Alt+E)")?;
-            d.send(Message::Approval(gatehouse_ui::approval::Message::EditCommand(
-                "/system reboot".into(),
-            )));
+            d.send(Message::Approval(
+                gatehouse_ui::approval::Message::EditCommand("/system reboot".into()),
+            ));
             d.click("Submit edit")?;
             let new_id = match outcome(&mut copilot, id)? {
                 ApprovalOutcome::Edited { new_id } => new_id,
                 other => bail!("expected an edit, got {other:?}"),
             };
-            assert!(d.sees(&format!("Approval request #{new_id}")), "the new card");
+            assert!(
+                d.sees(&format!("Approval request #{new_id}")),
+                "the new card"
+            );
             assert!(d.sees("/system reboot") && d.sees("DANGEROUS"));
             assert!(d.sees_part("needs a second, deliberate confirmation"));
             assert_eq!(d.click("Approve (wait…)")?, 0);
             d.wait_guard();
             d.click("Approve (Alt+A)")?;
             // Not yet: the confirmation appears, itself inactive for a moment.
-            assert!(matches!(outcome(&mut copilot, new_id)?, ApprovalOutcome::Pending));
+            assert!(matches!(
+                outcome(&mut copilot, new_id)?,
+                ApprovalOutcome::Pending
+            ));
             let confirm = "Yes, run this DANGEROUS command on edge-r1 (Alt+Y)";
             assert!(d.sees(confirm));
             assert_eq!(d.click(confirm)?, 0, "the confirmation has its own delay");

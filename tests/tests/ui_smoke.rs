@@ -29,10 +29,18 @@ fn start_xvfb() -> Result<(ChildGuard, String)> {
         }
         let display = format!(":{n}");
         let mut c = Command::new("Xvfb");
-        c.args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-ac"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        c.args([
+            &display,
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+            "-ac",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         let mut g = ChildGuard::spawn(&mut c)?;
         let socket = format!("/tmp/.X11-unix/X{n}");
         let up = gatehouse_tests::proc::wait_until("Xvfb socket", Duration::from_secs(10), || {
@@ -122,7 +130,8 @@ fn real_window_under_xvfb_renders_a_non_blank_frame() -> Result<()> {
     if !status.success() {
         bail!("gatehouse ui --screenshot failed ({status}): {err}");
     }
-    let bytes = std::fs::read(&shot).with_context(|| format!("no screenshot at {shot:?}: {err}"))?;
+    let bytes =
+        std::fs::read(&shot).with_context(|| format!("no screenshot at {shot:?}: {err}"))?;
     let (w, h, colours) = ppm_colours(&bytes)?;
     println!("first frame {w}x{h}, {colours} distinct colours");
     assert!(w >= 800 && h >= 600, "window size {w}x{h}");

@@ -238,7 +238,8 @@ impl State {
                     self.failed(e);
                 }
                 if self.session == Session::SignedIn {
-                    self.approvals.listed(r.map_err(|e| e.to_string()), self.now);
+                    self.approvals
+                        .listed(r.map_err(|e| e.to_string()), self.now);
                 }
                 vec![]
             }
@@ -276,11 +277,9 @@ impl State {
     fn failed(&mut self, e: &DaemonError) {
         match e {
             DaemonError::Unavailable(why) => self.link = Link::Reconnecting(why.clone()),
-            DaemonError::Broker(BrokerError::SignedOut) => {
-                if self.session == Session::SignedIn {
-                    self.session = Session::SignedOut;
-                    self.forget();
-                }
+            DaemonError::Broker(BrokerError::SignedOut) if self.session == Session::SignedIn => {
+                self.session = Session::SignedOut;
+                self.forget();
             }
             _ => {}
         }
@@ -356,7 +355,10 @@ impl State {
 
     pub fn view(&self) -> Element<'_, Message> {
         let link: Element<'_, Message> = match &self.link {
-            Link::Up => text("broker connected").size(13).style(text::success).into(),
+            Link::Up => text("broker connected")
+                .size(13)
+                .style(text::success)
+                .into(),
             Link::Connecting => text("connecting to the broker…").size(13).into(),
             Link::Reconnecting(why) => text(format!("Broker unavailable, reconnecting… ({why})"))
                 .size(13)
@@ -370,9 +372,9 @@ impl State {
             ))
             .center(Fill)
             .into(),
-            Session::Unknown if self.link != Link::Up => {
-                container(text("Waiting for the broker…")).center(Fill).into()
-            }
+            Session::Unknown if self.link != Link::Up => container(text("Waiting for the broker…"))
+                .center(Fill)
+                .into(),
             Session::Unknown | Session::SignedOut => self.signin.view().map(Message::SignIn),
         };
         column![

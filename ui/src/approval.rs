@@ -323,9 +323,11 @@ impl Approvals {
                 b.style(button::secondary).on_press(Message::Open(v.id))
             });
         }
-        col = col.push(scrollable(list).direction(scrollable::Direction::Horizontal(
-            scrollable::Scrollbar::default(),
-        )));
+        col = col.push(
+            scrollable(list).direction(scrollable::Direction::Horizontal(
+                scrollable::Scrollbar::default(),
+            )),
+        );
         match &self.card {
             None => col.push(text("No request is waiting for you.")),
             Some(card) => col.push(card_view(card, now)),

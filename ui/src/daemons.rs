@@ -185,13 +185,13 @@ pub async fn run(d: Daemons, call: Call) -> Reply {
             Ok(r) => Err(unexpected(r)),
             Err(e) => Err(e),
         }),
-        Call::ListApprovals => Reply::Approvals(
-            match broker_call(&d, BrokerRequest::ListApprovals).await {
+        Call::ListApprovals => {
+            Reply::Approvals(match broker_call(&d, BrokerRequest::ListApprovals).await {
                 Ok(BrokerResponse::Approvals(v)) => Ok(v),
                 Ok(r) => Err(unexpected(r)),
                 Err(e) => Err(e),
-            },
-        ),
+            })
+        }
         Call::ShowApproval(id) => Reply::Approval(
             match broker_call(&d, BrokerRequest::ShowApproval { id }).await {
                 Ok(BrokerResponse::Approval(v)) => Ok(v),
@@ -267,40 +267,43 @@ pub enum Feed {
 /// The broker's events, forever: subscribes, forwards every event, and on
 /// loss reports it and reconnects.
 pub fn events(d: Daemons) -> impl iced::futures::Stream<Item = Feed> + Send + 'static {
-    iced::stream::channel(16, async move |mut out: iced::futures::channel::mpsc::Sender<Feed>| {
-        use iced::futures::SinkExt;
-        loop {
-            match subscribe(&d).await {
-                Ok(mut client) => {
-                    if out.send(Feed::Connected).await.is_err() {
-                        return;
-                    }
-                    loop {
-                        match client.next_event(Duration::from_secs(3600)).await {
-                            Ok(Some(e)) => {
-                                if out.send(Feed::Event(e)).await.is_err() {
-                                    return;
+    iced::stream::channel(
+        16,
+        async move |mut out: iced::futures::channel::mpsc::Sender<Feed>| {
+            use iced::futures::SinkExt;
+            loop {
+                match subscribe(&d).await {
+                    Ok(mut client) => {
+                        if out.send(Feed::Connected).await.is_err() {
+                            return;
+                        }
+                        loop {
+                            match client.next_event(Duration::from_secs(3600)).await {
+                                Ok(Some(e)) => {
+                                    if out.send(Feed::Event(e)).await.is_err() {
+                                        return;
+                                    }
                                 }
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                if out.send(Feed::Lost(e.to_string())).await.is_err() {
-                                    return;
+                                Ok(None) => {}
+                                Err(e) => {
+                                    if out.send(Feed::Lost(e.to_string())).await.is_err() {
+                                        return;
+                                    }
+                                    break;
                                 }
-                                break;
                             }
                         }
                     }
-                }
-                Err(e) => {
-                    if out.send(Feed::Lost(e.to_string())).await.is_err() {
-                        return;
+                    Err(e) => {
+                        if out.send(Feed::Lost(e.to_string())).await.is_err() {
+                            return;
+                        }
                     }
                 }
+                tokio::time::sleep(RECONNECT_AFTER).await;
             }
-            tokio::time::sleep(RECONNECT_AFTER).await;
-        }
-    })
+        },
+    )
 }
 
 /// A connection subscribed to the broker's events.

@@ -71,10 +71,13 @@ impl Hosts {
         let visible = self.visible();
         let mut col = column![
             row![
-                text_input("Search hosts: name, address, vendor, tag, folder (Ctrl+F)", &self.search)
-                    .id(SEARCH_ID)
-                    .on_input(Message::Search)
-                    .padding(6),
+                text_input(
+                    "Search hosts: name, address, vendor, tag, folder (Ctrl+F)",
+                    &self.search
+                )
+                .id(SEARCH_ID)
+                .on_input(Message::Search)
+                .padding(6),
                 iced::widget::button(text("Refresh")).on_press(Message::Refresh),
             ]
             .spacing(8),

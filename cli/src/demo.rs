@@ -294,20 +294,7 @@ fn copilot(d: &Demo) -> anyhow::Result<()> {
     println!(
         "\n# no AI provider is configured: a scripted local one plays the model (point the copilot at a real one with\n#   gatehouse copilot config --kind openai --endpoint https://api.openai.com/v1 --model MODEL --api-key-stdin\n# or --kind anthropic --endpoint https://api.anthropic.com, or a local Ollama at http://127.0.0.1:11434/v1)"
     );
-    d.step(
-        &[
-            "copilot",
-            "config",
-            "--kind",
-            "openai",
-            "--endpoint",
-            &provider.base_url_openai(),
-            "--model",
-            "scripted-demo",
-        ],
-        None,
-        "",
-    )?;
+    use_scripted(d, &provider)?;
     d.step(
         &[
             "copilot",
@@ -325,6 +312,28 @@ fn copilot(d: &Demo) -> anyhow::Result<()> {
     );
     provider.shutdown();
     autopilot(d, &rt)
+}
+
+/// Points the copilot at the scripted local model.
+fn use_scripted(
+    d: &Demo,
+    provider: &gatehouse_copilotd::scripted::ScriptedProvider,
+) -> anyhow::Result<()> {
+    d.step(
+        &[
+            "copilot",
+            "config",
+            "--kind",
+            "openai",
+            "--endpoint",
+            &provider.base_url_openai(),
+            "--model",
+            "scripted-demo",
+        ],
+        None,
+        "",
+    )
+    .map(drop)
 }
 
 /// Autopilot: the lab org lets it approve moderate commands; a change runs
@@ -359,20 +368,7 @@ fn autopilot(d: &Demo, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         "\n# Autopilot: the lab's org policy ({}) lets it approve moderate commands;\n# the task is bounded to r1, 3 steps, 5 minutes; dangerous commands still ask (rejected here)",
         policy.display()
     );
-    d.step(
-        &[
-            "copilot",
-            "config",
-            "--kind",
-            "openai",
-            "--endpoint",
-            &provider.base_url_openai(),
-            "--model",
-            "scripted-demo",
-        ],
-        None,
-        "",
-    )?;
+    use_scripted(d, &provider)?;
     d.step(
         &[
             "copilot",

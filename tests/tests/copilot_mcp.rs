@@ -391,6 +391,8 @@ fn streamable_http_works_errors_are_results_and_stdio_servers_end_with_copilotd(
         "{out}"
     );
     assert!(out.contains("swh (copilot:mcp)"), "{out}");
+    // The card names the credential the call carries (swh's sealed token).
+    assert!(out.contains("credential: mcp:swh"), "{out}");
 
     // The stdio server is a child of copilotd outside its sandbox: when
     // copilotd dies (even by SIGKILL) its stdin closes and it exits.

@@ -237,7 +237,7 @@ impl Agent<'_> {
                     host: server.name.clone(),
                     vendor: VENDOR.into(),
                     org: org.clone().unwrap_or_else(|| "private".into()),
-                    credential: None,
+                    credential: server.credential.clone(),
                     command: action_command(&tool.name, &arguments),
                     expected_effect: if hinted.is_empty() {
                         format!("calls MCP tool {} on server {}", tool.name, server.name)

@@ -206,6 +206,9 @@ enum State {
 pub(crate) struct Server {
     pub name: String,
     pub org: Option<String>,
+    /// The credential context an approval names (`mcp:<server>`) when the
+    /// server's sealed auth is sent with its calls.
+    pub credential: Option<String>,
     transport: String,
     state: RwLock<State>,
 }
@@ -244,9 +247,12 @@ pub fn start(launched: Launched, broker: Arc<SharedClient<Broker>>) {
                 How::Failed(e) => (State::Failed(e), None),
                 how => (State::Connecting, Some(how)),
             };
+            let credential = matches!(&how, Some(How::Http { auth: Some(_), .. }))
+                .then(|| format!("mcp:{}", l.name));
             let server = Arc::new(Server {
                 name: l.name,
                 org: l.org,
+                credential,
                 transport: l.transport,
                 state: RwLock::new(state),
             });

@@ -9,179 +9,17 @@
 //! `daemons::run`, and approvals are filed and collected by a copilotd test
 //! peer. Nothing is mocked.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{Context, Result, bail};
 use gatehouse_broker::service::classify_action;
 use gatehouse_ipc::PeerRole;
 use gatehouse_ipc::broker::{Action, ApprovalOutcome, BrokerEvent, BrokerRequest, BrokerResponse};
-use gatehouse_tests::broker::{BrokerFixture, Options, Peer, UiChild};
-use gatehouse_ui::app::{Effect, Message, Session, State, Tab};
-use gatehouse_ui::approval::APPROVE_DELAY;
-use gatehouse_ui::daemons::{self, Call, Daemons, Feed, Reply};
+use gatehouse_tests::broker::Peer;
+use gatehouse_ui::app::{Message, Session, Tab};
+use gatehouse_ui::daemons;
 use gatehouse_ui::{hosts, signin};
-use iced_test::selector::{self, Candidate};
-use iced_test::simulator;
 
-const PASSPHRASE: &str = "ui-test-passphrase";
-
-/// Runs `body` as the ui role: in the parent, starts a broker with an
-/// account (signed out), runs `setup`, then re-runs `name` as `gatehouse-ui`.
-fn ui_test(
-    name: &str,
-    setup: impl FnOnce(&BrokerFixture) -> Result<()>,
-    body: impl FnOnce(&UiChild) -> Result<()>,
-) -> Result<()> {
-    if let Some(child) = UiChild::from_env() {
-        return body(&child);
-    }
-    let f = BrokerFixture::start(Options {
-        peer_as_ui: true,
-        ..Options::default()
-    })?;
-    f.cli_ok(
-        &["account", "init", "--passphrase-stdin"],
-        &format!("{PASSPHRASE}\n"),
-    )?;
-    f.cli_ok(&["org", "create", "acme"], "")?;
-    setup(&f)?;
-    f.cli_ok(&["signout"], "")?;
-    f.run_as_ui(name)
-}
-
-/// The app state and a runtime that carries out its effects.
-struct Driver {
-    state: State,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Driver {
-    fn new(child: &UiChild) -> Result<Driver> {
-        let daemons = Daemons::resolve(Some(&child.profile)).map_err(anyhow::Error::msg)?;
-        if daemons.runtime() != child.runtime {
-            bail!(
-                "profile resolves to {:?}, broker is in {:?}",
-                daemons.runtime(),
-                child.runtime
-            );
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (state, effects) = State::new(daemons, Instant::now());
-        let mut d = Driver { state, rt };
-        d.apply(effects);
-        Ok(d)
-    }
-
-    fn apply(&mut self, effects: Vec<Effect>) {
-        for e in effects {
-            if let Effect::Call(c) = e {
-                let r = self
-                    .rt
-                    .block_on(daemons::run(self.state.daemons.clone(), c));
-                let more = self.state.update(Message::Reply(r));
-                self.apply(more);
-            }
-        }
-    }
-
-    fn send(&mut self, m: Message) {
-        let effects = self.state.update(m);
-        self.apply(effects);
-    }
-
-    fn tick(&mut self) {
-        self.send(Message::Tick(Instant::now()));
-    }
-
-    /// Clicks the widget showing exactly `label`; returns how many messages
-    /// the click produced (0: the button was inactive).
-    fn click(&mut self, label: &str) -> Result<usize> {
-        let msgs: Vec<Message> = {
-            let mut ui = simulator(self.state.view());
-            ui.click(label)
-                .map_err(|e| anyhow::anyhow!("click {label:?}: {e}"))?;
-            ui.into_messages().collect()
-        };
-        let n = msgs.len();
-        for m in msgs {
-            self.send(m);
-        }
-        Ok(n)
-    }
-
-    /// Clicks the text field `id` and types `text`, then optionally Enter.
-    fn type_into(&mut self, id: &'static str, text: &str, enter: bool) -> Result<()> {
-        let msgs: Vec<Message> = {
-            let mut ui = simulator(self.state.view());
-            ui.click(selector::id(id))
-                .map_err(|e| anyhow::anyhow!("focus {id}: {e}"))?;
-            ui.typewrite(text);
-            if enter {
-                ui.tap_key(iced::keyboard::key::Named::Enter);
-            }
-            ui.into_messages().collect()
-        };
-        for m in msgs {
-            self.send(m);
-        }
-        Ok(())
-    }
-
-    /// Whether some text on screen is exactly `s`.
-    fn sees(&self, s: &str) -> bool {
-        simulator(self.state.view()).find(s).is_ok()
-    }
-
-    /// Whether some text on screen contains `s`.
-    fn sees_part(&self, s: &str) -> bool {
-        let needle = s.to_string();
-        simulator(self.state.view())
-            .find(move |c: Candidate<'_>| match c {
-                Candidate::Text { content, .. } if content.contains(&needle) => Some(()),
-                _ => None,
-            })
-            .is_ok()
-    }
-
-    fn sign_in(&mut self) -> Result<()> {
-        self.type_into(signin::PASSPHRASE_ID, PASSPHRASE, true)?;
-        if self.state.session != Session::SignedIn {
-            bail!("not signed in: {:?}", self.state.signin.error);
-        }
-        Ok(())
-    }
-
-    fn broker_signed_in(&self) -> Result<bool> {
-        match self
-            .rt
-            .block_on(daemons::run(self.state.daemons.clone(), Call::Status))
-        {
-            Reply::Status(Ok(s)) => Ok(s.signed_in),
-            other => bail!("status: {other:?}"),
-        }
-    }
-
-    /// Waits for the next broker event on `sub` and hands it to the app.
-    fn next_event(
-        &mut self,
-        sub: &mut gatehouse_ipc::client::Client<gatehouse_ipc::broker::Broker>,
-    ) -> Result<BrokerEvent> {
-        let e = self
-            .rt
-            .block_on(sub.next_event(Duration::from_secs(15)))?
-            .context("no broker event within 15 s")?;
-        self.send(Message::Feed(Feed::Event(e.clone())));
-        Ok(e)
-    }
-
-    /// Waits out the type-ahead guard.
-    fn wait_guard(&mut self) {
-        std::thread::sleep(APPROVE_DELAY + Duration::from_millis(100));
-        self.tick();
-    }
-}
+mod ui_driver;
+use ui_driver::{Driver, ui_test};
 
 fn ok(p: &mut Peer, req: &BrokerRequest) -> Result<BrokerResponse> {
     Ok(serde_json::from_value(p.ok(req)?)?)
@@ -341,7 +179,7 @@ fn approval_card_guard_approve_reject_and_edit_reclassified() -> Result<()> {
             // 1. A pending request shows as a card, Approve inactive at first.
             let id = file(&mut copilot, &action(moderate))?;
             assert_eq!(d.next_event(&mut sub)?, BrokerEvent::ApprovalPending { id });
-            d.click("Approvals (Ctrl+2) •")?;
+            d.click("Approvals (Ctrl+4) •")?;
             assert!(d.sees(moderate), "the exact command is on the card");
             assert!(d.sees(&format!("Approval request #{id}")));
             assert!(d.sees("MODERATE"));

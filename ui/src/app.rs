@@ -18,9 +18,16 @@ use iced::widget::{button, column, container, row, rule, text};
 use iced::{Element, Fill};
 
 use crate::approval::{self, Approvals};
-use crate::daemons::{Call, DaemonError, Daemons, Feed, Reply};
+use crate::audit_log::{self, AuditLog};
+use crate::copilot::{self, Copilot};
+use crate::daemons::{Call, DaemonError, Daemons, Feed, Reply, Watch};
+use crate::diagrams::{self, Diagrams};
 use crate::hosts::{self, Hosts};
+use crate::procedures::{self, Procedures};
+use crate::recordings::{self, Recordings};
+use crate::security::{self, Security};
 use crate::signin::{self, SignIn};
+use crate::terminal::{self, Terminals};
 
 /// The broker connection, as the person sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,18 +47,65 @@ pub enum Session {
     SignedIn,
 }
 
+/// The screens of a signed-in session, in the tab bar's order (Ctrl+1…9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Hosts,
+    Terminals,
+    Copilot,
     Approvals,
+    Procedures,
+    Recordings,
+    Audit,
+    Diagrams,
+    Security,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 9] = [
+        Tab::Hosts,
+        Tab::Terminals,
+        Tab::Copilot,
+        Tab::Approvals,
+        Tab::Procedures,
+        Tab::Recordings,
+        Tab::Audit,
+        Tab::Diagrams,
+        Tab::Security,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Hosts => "Hosts",
+            Tab::Terminals => "Terminals",
+            Tab::Copilot => "Copilot",
+            Tab::Approvals => "Approvals",
+            Tab::Procedures => "Procedures",
+            Tab::Recordings => "Recordings",
+            Tab::Audit => "Audit",
+            Tab::Diagrams => "Diagrams",
+            Tab::Security => "Security",
+        }
+    }
+
+    /// The tab bar's button text, with its shortcut (`Hosts (Ctrl+1)`).
+    pub fn button_text(self) -> String {
+        let n = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) + 1;
+        format!("{} (Ctrl+{n})", self.label())
+    }
 }
 
 /// Something `update` asks the outside world to do.
 #[derive(Debug, Clone)]
 pub enum Effect {
     Call(Call),
+    /// Start a long-lived call; its replies arrive as `Message::Reply`.
+    Watch(Watch),
     /// Focus the text field with this id.
     Focus(&'static str),
+    /// Hand this message to `update` next (one screen asking another:
+    /// a host's "Connect" opens a terminal tab).
+    Then(Box<Message>),
 }
 
 #[derive(Debug)]
@@ -64,6 +118,13 @@ pub struct State {
     pub signin: SignIn,
     pub hosts: Hosts,
     pub approvals: Approvals,
+    pub terminals: Terminals,
+    pub copilot: Copilot,
+    pub procedures: Procedures,
+    pub recordings: Recordings,
+    pub audit: AuditLog,
+    pub diagrams: Diagrams,
+    pub security: Security,
     pub status: Option<Box<BrokerStatus>>,
     /// The sign-out confirmation is open.
     pub confirm_sign_out: bool,
@@ -76,6 +137,13 @@ pub enum Message {
     SignIn(signin::Message),
     Hosts(hosts::Message),
     Approval(approval::Message),
+    Terminal(terminal::Message),
+    Copilot(copilot::Message),
+    Procedures(procedures::Message),
+    Recordings(recordings::Message),
+    Audit(audit_log::Message),
+    Diagrams(diagrams::Message),
+    Security(security::Message),
     Tab(Tab),
     AskSignOut,
     CancelSignOut,
@@ -87,7 +155,7 @@ pub enum Message {
 }
 
 /// The keyboard shortcuts, as the UI lists them.
-pub const SHORTCUTS: &str = "Ctrl+1 Hosts · Ctrl+2 Approvals · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
+pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
 
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
@@ -102,6 +170,13 @@ impl State {
                 signin: SignIn::default(),
                 hosts: Hosts::default(),
                 approvals: Approvals::default(),
+                terminals: Terminals::default(),
+                copilot: Copilot::default(),
+                procedures: Procedures::default(),
+                recordings: Recordings::default(),
+                audit: AuditLog::default(),
+                diagrams: Diagrams::default(),
+                security: Security::default(),
                 status: None,
                 confirm_sign_out: false,
                 sign_out_busy: false,
@@ -140,6 +215,13 @@ impl State {
                     .into_iter()
                     .collect()
             }
+            Message::Terminal(m) => self.terminals.update(m),
+            Message::Copilot(m) => self.copilot.update(m),
+            Message::Procedures(m) => self.procedures.update(m),
+            Message::Recordings(m) => self.recordings.update(m),
+            Message::Audit(m) => self.audit.update(m),
+            Message::Diagrams(m) => self.diagrams.update(m),
+            Message::Security(m) => self.security.update(m),
             Message::Tab(t) => {
                 self.tab = t;
                 vec![]
@@ -270,6 +352,17 @@ impl State {
                 }
                 vec![]
             }
+            // A screen's own replies; a reply that arrives after sign-out is
+            // dropped (its screen was cleared).
+            _ if self.session != Session::SignedIn => vec![],
+            Reply::Host(r) => self.hosts.replied(r),
+            Reply::Terminal(r) => self.terminals.replied(r),
+            Reply::Copilot(r) => self.copilot.replied(r),
+            Reply::Procedures(r) => self.procedures.replied(r),
+            Reply::Recordings(r) => self.recordings.replied(r),
+            Reply::Audit(r) => self.audit.replied(r),
+            Reply::Diagrams(r) => self.diagrams.replied(r),
+            Reply::Security(r) => self.security.replied(r),
         }
     }
 
@@ -296,6 +389,13 @@ impl State {
     fn forget(&mut self) {
         self.approvals.clear();
         self.hosts = Hosts::default();
+        self.terminals.clear();
+        self.copilot.clear();
+        self.procedures.clear();
+        self.recordings.clear();
+        self.audit.clear();
+        self.diagrams.clear();
+        self.security.clear();
         self.confirm_sign_out = false;
     }
 
@@ -377,8 +477,22 @@ impl State {
                 .into(),
             Session::Unknown | Session::SignedOut => self.signin.view().map(Message::SignIn),
         };
+        let mut header = row![
+            text("Gatehouse").size(18),
+            link,
+            iced::widget::space::horizontal()
+        ]
+        .spacing(16)
+        .align_y(iced::Center);
+        if self.session == Session::SignedIn {
+            header = header.push(
+                button(text("Sign out (Ctrl+Shift+Q)").size(13))
+                    .style(button::secondary)
+                    .on_press(Message::AskSignOut),
+            );
+        }
         column![
-            row![text("Gatehouse").size(18), link].spacing(16),
+            header,
             rule::horizontal(1),
             body,
             rule::horizontal(1),
@@ -390,37 +504,34 @@ impl State {
     }
 
     fn signed_in_view(&self) -> Element<'_, Message> {
-        let tab = |label: &'static str, t: Tab| {
-            let b = button(text(label));
-            if self.tab == t {
+        let pending = self.approvals.pending.len();
+        let mut bar = row![].spacing(6);
+        for t in Tab::ALL {
+            let mut label = t.button_text();
+            if t == Tab::Approvals && pending > 0 {
+                label.push_str(" •");
+            }
+            let b = button(text(label).size(13));
+            bar = bar.push(if self.tab == t {
                 b
             } else {
                 b.style(button::secondary).on_press(Message::Tab(t))
-            }
-        };
-        let pending = self.approvals.pending.len();
-        let bar = row![
-            tab("Hosts (Ctrl+1)", Tab::Hosts),
-            tab(
-                if pending > 0 {
-                    "Approvals (Ctrl+2) •"
-                } else {
-                    "Approvals (Ctrl+2)"
-                },
-                Tab::Approvals
-            ),
-            iced::widget::space::horizontal(),
-            button(text("Sign out (Ctrl+Shift+Q)"))
-                .style(button::secondary)
-                .on_press(Message::AskSignOut),
-        ]
-        .spacing(8);
+            });
+        }
+        let bar = bar.wrap();
         if self.confirm_sign_out {
             return column![bar, self.sign_out_view()].spacing(10).into();
         }
         let screen = match self.tab {
             Tab::Hosts => self.hosts.view().map(Message::Hosts),
             Tab::Approvals => self.approvals.view(self.now).map(Message::Approval),
+            Tab::Terminals => self.terminals.view().map(Message::Terminal),
+            Tab::Copilot => self.copilot.view().map(Message::Copilot),
+            Tab::Procedures => self.procedures.view().map(Message::Procedures),
+            Tab::Recordings => self.recordings.view().map(Message::Recordings),
+            Tab::Audit => self.audit.view().map(Message::Audit),
+            Tab::Diagrams => self.diagrams.view().map(Message::Diagrams),
+            Tab::Security => self.security.view().map(Message::Security),
         };
         column![bar, screen].spacing(10).into()
     }
@@ -492,9 +603,14 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                 };
             }
             if m.command() {
+                if let Some(t) = c
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| Tab::ALL.get(n.checked_sub(1)?))
+                {
+                    return Some(Message::Tab(*t));
+                }
                 return match c {
-                    "1" => Some(Message::Tab(Tab::Hosts)),
-                    "2" => Some(Message::Tab(Tab::Approvals)),
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
                     _ => None,
                 };

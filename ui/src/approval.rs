@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_ipc::broker::{ApprovalState, ApprovalView, Decision};
 use iced::widget::{button, column, container, row, scrollable, text, text_input};
-use iced::{Element, Fill, Font};
+use iced::{Element, Fill};
 
 use crate::daemons::Call;
 
@@ -360,7 +360,7 @@ pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
             text(v.class.to_uppercase()).size(22).style(class_style),
         ]
         .spacing(16),
-        container(text(a.command.clone()).font(Font::MONOSPACE).size(15))
+        container(text(a.command.clone()).font(crate::MONO).size(15))
             .padding(10)
             .width(Fill)
             .style(container::bordered_box),
@@ -457,7 +457,7 @@ pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
                 row![
                     text_input("Command", command)
                         .id(EDIT_ID)
-                        .font(Font::MONOSPACE)
+                        .font(crate::MONO)
                         .on_input(Message::EditCommand)
                         .on_submit(Message::SubmitEdit)
                         .padding(6),

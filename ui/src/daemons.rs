@@ -21,7 +21,11 @@ use gatehouse_ipc::broker::{
     BrokerStatus, Decision, PurgeReport,
 };
 use gatehouse_ipc::client::{CallError, Client, ClientError, DEFAULT_TIMEOUT};
+use gatehouse_ipc::wire::Service;
 use gatehouse_ipc::{Layout, SecretBytes};
+use iced::futures::stream::BoxStream;
+
+use crate::{audit_log, copilot, diagrams, hosts, procedures, recordings, security, terminal};
 use gatehouse_records::model::Kind;
 use gatehouse_records::store::{Filter, Store};
 
@@ -64,9 +68,13 @@ pub enum DaemonError {
     Unavailable(String),
     /// The broker answered with an error (wrong passphrase, forbidden, …).
     Broker(BrokerError),
-    /// The records store could not be read.
+    /// sessiond or copilotd is not running or went away (`daemon` names it).
+    DaemonUnavailable { daemon: &'static str, why: String },
+    /// sessiond or copilotd answered with an error (its message, verbatim).
+    Refused { daemon: &'static str, error: String },
+    /// The records store could not be read or written.
     Store(String),
-    /// The broker answered something this UI did not ask for.
+    /// A daemon answered something this UI did not ask for.
     Unexpected(String),
 }
 
@@ -75,8 +83,12 @@ impl std::fmt::Display for DaemonError {
         match self {
             DaemonError::Unavailable(why) => write!(f, "broker unavailable: {why}"),
             DaemonError::Broker(e) => write!(f, "{e}"),
+            DaemonError::DaemonUnavailable { daemon, why } => {
+                write!(f, "{daemon} unavailable: {why}")
+            }
+            DaemonError::Refused { daemon, error } => write!(f, "{daemon}: {error}"),
             DaemonError::Store(e) => write!(f, "records store: {e}"),
-            DaemonError::Unexpected(e) => write!(f, "unexpected answer from the broker: {e}"),
+            DaemonError::Unexpected(e) => write!(f, "unexpected answer: {e}"),
         }
     }
 }
@@ -95,6 +107,42 @@ impl From<CallError<BrokerError>> for DaemonError {
             CallError::Transport(t) => t.into(),
             CallError::Remote(r) => DaemonError::Broker(r),
         }
+    }
+}
+
+/// One request to sessiond or copilotd on a fresh connection (`S::NAME`
+/// names the daemon in errors). The broker has its own [`broker_call`]
+/// because its errors are typed (the app reacts to `SignedOut`).
+pub async fn daemon_call<S: Service>(
+    d: &Daemons,
+    req: S::Request,
+) -> Result<S::Response, DaemonError> {
+    let mut client = daemon_connect::<S>(d).await?;
+    client.call(req).await.map_err(|e| daemon_error::<S>(e))
+}
+
+/// A connection to sessiond or copilotd (for calls whose answers are
+/// followed by events on the same connection).
+pub async fn daemon_connect<S: Service>(d: &Daemons) -> Result<Client<S>, DaemonError> {
+    Client::<S>::connect(&d.layout.runtime, DEFAULT_TIMEOUT)
+        .await
+        .map_err(|e| DaemonError::DaemonUnavailable {
+            daemon: S::NAME,
+            why: e.to_string(),
+        })
+}
+
+/// A sessiond/copilotd call failure, as a person reads it.
+pub fn daemon_error<S: Service>(e: CallError<S::Error>) -> DaemonError {
+    match e {
+        CallError::Transport(t) => DaemonError::DaemonUnavailable {
+            daemon: S::NAME,
+            why: t.to_string(),
+        },
+        CallError::Remote(r) => DaemonError::Refused {
+            daemon: S::NAME,
+            error: r.to_string(),
+        },
     }
 }
 
@@ -127,6 +175,33 @@ pub enum Call {
         decision: Decision,
     },
     LoadHosts,
+    // One variant per screen that talks to the daemons; each screen's
+    // module owns its calls and runs them (`<module>::run`).
+    Hosts(hosts::Call),
+    Terminal(terminal::Call),
+    Copilot(copilot::Call),
+    Procedures(procedures::Call),
+    Recordings(recordings::Call),
+    Audit(audit_log::Call),
+    Diagrams(diagrams::Call),
+    Security(security::Call),
+}
+
+/// A long-lived call whose answers arrive one by one (a shell's output, a
+/// chat turn's events): the shell runs it as a stream of [`Reply`]s until
+/// it ends. One variant per screen, like [`Call`].
+#[derive(Debug, Clone)]
+pub enum Watch {
+    Terminal(terminal::Watch),
+    Copilot(copilot::Watch),
+}
+
+/// Runs a [`Watch`]: its replies, until it ends.
+pub fn watch(d: Daemons, w: Watch) -> BoxStream<'static, Reply> {
+    match w {
+        Watch::Terminal(w) => terminal::watch(d, w),
+        Watch::Copilot(w) => copilot::watch(d, w),
+    }
 }
 
 /// What came back.
@@ -142,9 +217,17 @@ pub enum Reply {
         result: Result<(ApprovalState, Option<u64>), DaemonError>,
     },
     Hosts(Result<Vec<HostRow>, DaemonError>),
+    Host(hosts::Reply),
+    Terminal(terminal::Reply),
+    Copilot(copilot::Reply),
+    Procedures(procedures::Reply),
+    Recordings(recordings::Reply),
+    Audit(audit_log::Reply),
+    Diagrams(diagrams::Reply),
+    Security(security::Reply),
 }
 
-async fn broker_call(d: &Daemons, req: BrokerRequest) -> Result<BrokerResponse, DaemonError> {
+pub async fn broker_call(d: &Daemons, req: BrokerRequest) -> Result<BrokerResponse, DaemonError> {
     let mut client = Client::<Broker>::connect(&d.layout.runtime, DEFAULT_TIMEOUT).await?;
     Ok(client.call(req).await?)
 }
@@ -215,6 +298,14 @@ pub async fn run(d: Daemons, call: Call) -> Reply {
                     .unwrap_or_else(|e| Err(DaemonError::Store(e.to_string()))),
             )
         }
+        Call::Hosts(c) => Reply::Host(hosts::run(d, c).await),
+        Call::Terminal(c) => Reply::Terminal(terminal::run(d, c).await),
+        Call::Copilot(c) => Reply::Copilot(copilot::run(d, c).await),
+        Call::Procedures(c) => Reply::Procedures(procedures::run(d, c).await),
+        Call::Recordings(c) => Reply::Recordings(recordings::run(d, c).await),
+        Call::Audit(c) => Reply::Audit(audit_log::run(d, c).await),
+        Call::Diagrams(c) => Reply::Diagrams(diagrams::run(d, c).await),
+        Call::Security(c) => Reply::Security(security::run(d, c).await),
     }
 }
 

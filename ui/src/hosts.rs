@@ -7,9 +7,9 @@
 //! search (the store's plaintext is enough), or show a credential.
 
 use iced::widget::{column, container, row, scrollable, text, text_input};
-use iced::{Element, Fill, Font};
+use iced::{Element, Fill};
 
-use crate::daemons::HostRow;
+use crate::daemons::{Daemons, HostRow};
 
 /// The id of the search field (Ctrl+F focuses it).
 pub const SEARCH_ID: &str = "host-search";
@@ -29,6 +29,18 @@ pub enum Message {
     Refresh,
 }
 
+/// One-shot calls of the hosts screen beyond listing (see [`crate::daemons::Call`]).
+#[derive(Debug, Clone)]
+pub enum Call {}
+
+#[derive(Debug, Clone)]
+pub enum Reply {}
+
+/// Runs one [`Call`].
+pub async fn run(_d: Daemons, c: Call) -> Reply {
+    match c {}
+}
+
 impl Hosts {
     /// True when the search text needs a reload from the store (never:
     /// filtering is local); returns whether a refresh was asked.
@@ -40,6 +52,10 @@ impl Hosts {
             }
             Message::Refresh => true,
         }
+    }
+
+    pub fn replied(&mut self, r: Reply) -> Vec<crate::app::Effect> {
+        match r {}
     }
 
     pub fn loaded(&mut self, result: Result<Vec<HostRow>, String>) {
@@ -126,7 +142,7 @@ fn host_line<'a>(
     row![
         text(name.to_string()).width(iced::FillPortion(3)),
         text(address.to_string())
-            .font(Font::MONOSPACE)
+            .font(crate::MONO)
             .width(iced::FillPortion(3)),
         text(vendor.to_string()).width(iced::FillPortion(2)),
         text(tags.to_string()).width(iced::FillPortion(3)),

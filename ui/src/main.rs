@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         Shell::update,
         Shell::view,
     )
+    .font(gatehouse_ui::MONO_FONT_BYTES)
     .title("Gatehouse")
     .theme(Shell::theme)
     .subscription(Shell::subscription)

@@ -40,7 +40,11 @@ pub fn tasks(daemons: &Daemons, effects: Vec<Effect>) -> Task<ShellMessage> {
         Effect::Call(c) => Task::perform(daemons::run(daemons.clone(), c), |r| {
             ShellMessage::App(Message::Reply(r))
         }),
+        Effect::Watch(w) => Task::run(daemons::watch(daemons.clone(), w), |r| {
+            ShellMessage::App(Message::Reply(r))
+        }),
         Effect::Focus(id) => iced::widget::operation::focus(id),
+        Effect::Then(m) => Task::done(ShellMessage::App(*m)),
     }))
 }
 

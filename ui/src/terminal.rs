@@ -13,7 +13,12 @@ use crate::daemons::Daemons;
 pub struct Terminals {}
 
 #[derive(Debug, Clone)]
-pub enum Message {}
+pub enum Message {
+    /// Open a shell to this host (its record id or name) in a new tab.
+    /// Other screens ask for it with `Effect::Then` (a host's Connect, a
+    /// diagram node).
+    Open { host: String },
+}
 
 /// One-shot daemon calls this screen asks for (see [`crate::daemons::Call`]).
 #[derive(Debug, Clone)]
@@ -38,7 +43,9 @@ pub async fn run(_d: Daemons, c: Call) -> Reply {
 
 impl Terminals {
     pub fn update(&mut self, m: Message) -> Vec<Effect> {
-        match m {}
+        match m {
+            Message::Open { host: _ } => vec![],
+        }
     }
 
     pub fn replied(&mut self, r: Reply) -> Vec<Effect> {

@@ -126,6 +126,8 @@ pub struct State {
     pub diagrams: Diagrams,
     pub security: Security,
     pub status: Option<Box<BrokerStatus>>,
+    /// The dark theme is on (Ctrl+Shift+D toggles).
+    pub dark: bool,
     /// The sign-out confirmation is open.
     pub confirm_sign_out: bool,
     pub sign_out_busy: bool,
@@ -145,6 +147,7 @@ pub enum Message {
     Diagrams(diagrams::Message),
     Security(security::Message),
     Tab(Tab),
+    ToggleTheme,
     AskSignOut,
     CancelSignOut,
     ConfirmSignOut,
@@ -155,7 +158,7 @@ pub enum Message {
 }
 
 /// The keyboard shortcuts, as the UI lists them.
-pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
+pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+Shift+D Dark/light · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
 
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
@@ -178,6 +181,7 @@ impl State {
                 diagrams: Diagrams::default(),
                 security: Security::default(),
                 status: None,
+                dark: false,
                 confirm_sign_out: false,
                 sign_out_busy: false,
                 sign_out_error: None,
@@ -224,6 +228,10 @@ impl State {
             Message::Security(m) => self.security.update(m),
             Message::Tab(t) => {
                 self.tab = t;
+                vec![]
+            }
+            Message::ToggleTheme => {
+                self.dark = !self.dark;
                 vec![]
             }
             Message::AskSignOut => {
@@ -484,6 +492,18 @@ impl State {
         ]
         .spacing(16)
         .align_y(iced::Center);
+        header = header.push(
+            button(
+                text(if self.dark {
+                    "Light theme (Ctrl+Shift+D)"
+                } else {
+                    "Dark theme (Ctrl+Shift+D)"
+                })
+                .size(13),
+            )
+            .style(button::text)
+            .on_press(Message::ToggleTheme),
+        );
         if self.session == Session::SignedIn {
             header = header.push(
                 button(text("Sign out (Ctrl+Shift+Q)").size(13))
@@ -580,9 +600,22 @@ impl State {
             .into()
     }
 
-    /// The theme (light; the dark theme is not built yet).
     pub fn theme(&self) -> iced::Theme {
-        iced::Theme::Light
+        if self.dark {
+            iced::Theme::Dark
+        } else {
+            iced::Theme::Light
+        }
+    }
+
+    /// Whether something on screen changes with time alone (a guard delay
+    /// running out): only then does the shell's clock tick, so an idle
+    /// window is not redrawn ten times a second.
+    pub fn needs_clock(&self) -> bool {
+        self.approvals
+            .card
+            .as_ref()
+            .is_some_and(|c| c.guard_running(self.now))
     }
 }
 
@@ -612,6 +645,7 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                 }
                 return match c {
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
+                    "d" | "D" if m.shift() => Some(Message::ToggleTheme),
                     _ => None,
                 };
             }

@@ -28,6 +28,10 @@ pub struct DemoArgs {
     /// Walk through in the terminal even when a display is available.
     #[arg(long)]
     headless: bool,
+    /// On a desktop: save the app's window (binary PPM) once it has loaded,
+    /// close it and finish (tests and the README's screenshot use this).
+    #[arg(long, value_name = "FILE")]
+    screenshot: Option<std::path::PathBuf>,
 }
 
 struct Demo {
@@ -89,7 +93,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         home.display()
     );
     let result = match desktop_available(args) {
-        Ok(()) => desktop(&demo),
+        Ok(()) => desktop(&demo, args.screenshot.as_deref()),
         Err(why) => {
             println!("{why}: running the headless walk-through instead.");
             walk(&demo)
@@ -155,7 +159,7 @@ fn set_up(d: &Demo) -> anyhow::Result<String> {
 /// The desktop walk: the world of [`set_up`], a change waiting for
 /// approval, the copilot on the scripted model; then the app, until its
 /// window is closed.
-fn desktop(d: &Demo) -> anyhow::Result<()> {
+fn desktop(d: &Demo, screenshot: Option<&std::path::Path>) -> anyhow::Result<()> {
     use gatehouse_copilotd::scripted::ScriptedProvider;
     let passphrase = set_up(d)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -176,7 +180,11 @@ fn desktop(d: &Demo) -> anyhow::Result<()> {
          - Copilot (Ctrl+3): ask \"put 198.51.100.1/24 on r1's ether3\" (a scripted local model answers).\n\
          Close the window to end the demo.\n\n$ gatehouse ui"
     );
-    let status = d.cmd(&["ui"]).status()?;
+    let mut ui = d.cmd(&["ui"]);
+    if let Some(file) = screenshot {
+        ui.arg("--screenshot").arg(file);
+    }
+    let status = ui.status()?;
     provider.shutdown();
     if requester.try_wait()?.is_none() {
         let _ = requester.kill();

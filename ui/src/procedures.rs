@@ -27,6 +27,11 @@ pub async fn run(_d: Daemons, c: Call) -> Reply {
 }
 
 impl Procedures {
+    /// What the screen loads when the session starts.
+    pub fn load(&self) -> Vec<Effect> {
+        vec![]
+    }
+
     pub fn update(&mut self, m: Message) -> Vec<Effect> {
         match m {}
     }

@@ -5,13 +5,18 @@
 //! sent to copilotd, and the [`Transcript`] of a turn that becomes the
 //! procedure-run record.
 //!
-//! Pure: no store, no broker, no daemon. Must never: open or seal anything
-//! (the caller does, through the broker), or keep a turn's text beyond the
-//! record it builds.
+//! Pure but for [`store_run`] (the store, sealing through the caller's
+//! broker connection). Must never: open anything, write a run's arguments,
+//! messages or output unsealed (the field table seals them), or keep a
+//! turn's text beyond the record it builds.
 
+use gatehouse_ipc::broker::KeyScope;
 use gatehouse_ipc::copilotd::{CopilotEvent, GateDecision, call_target};
 
-use crate::model::{Parameter, ProcedureRun, RunArgument, RunMessage, RunOutcome, ToolCallSummary};
+use crate::model::{
+    Parameter, ProcedureRun, Record, RunArgument, RunMessage, RunOutcome, ToolCallSummary,
+};
+use crate::{Meta, RecordError, Sealer, Store};
 
 /// Why arguments do not fit a procedure's parameters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -200,6 +205,20 @@ impl Transcript {
             output: self.text,
         }
     }
+}
+
+/// Stores a procedure run in `scope` (the procedure's): checked, then its
+/// arguments, messages, tool calls and output sealed by the field table.
+pub fn store_run(
+    store: &mut Store,
+    sealer: &mut dyn Sealer,
+    actor: &str,
+    scope: KeyScope,
+    run: ProcedureRun,
+) -> Result<Meta, RecordError> {
+    let mut rec = Record::ProcedureRun(run);
+    store.check(&scope, None, &mut rec)?;
+    store.create(sealer, actor, scope, rec)
 }
 
 #[cfg(test)]

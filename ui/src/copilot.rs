@@ -145,14 +145,9 @@ pub struct Copilot {
     pub input: String,
     pub max_steps: String,
     pub minutes: String,
-    pub conversation: Option<u64>,
-    pub entries: Vec<Entry>,
-    /// A turn is running.
-    pub busy: bool,
+    pub thread: Thread,
     /// The message waiting for the Autopilot grant.
     queued: Option<String>,
-    /// The running turn's events (for the plan).
-    turn: Transcript,
     pub autopilot: Option<Autopilot>,
     /// Why the orgs or hosts could not be loaded, or the input is refused.
     pub error: Option<String>,
@@ -170,11 +165,8 @@ impl Default for Copilot {
             input: String::new(),
             max_steps: DEFAULT_MAX_STEPS.to_string(),
             minutes: DEFAULT_MINUTES.to_string(),
-            conversation: None,
-            entries: Vec::new(),
-            busy: false,
+            thread: Thread::default(),
             queued: None,
-            turn: Transcript::default(),
             autopilot: None,
             error: None,
         }
@@ -227,11 +219,25 @@ pub enum Reply {
     Granted(Result<AutopilotTask, DaemonError>),
     Ended(Result<(), DaemonError>),
     Forgot,
+    Turn(TurnReply),
+}
+
+/// What a running turn reports.
+#[derive(Debug, Clone)]
+pub enum TurnReply {
     /// The turn started in conversation `conversation`.
     Started(u64),
     Event(CopilotEvent),
     /// The turn could not start or was cut off.
     Failed(String),
+}
+
+/// Which screen a turn reports to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Panel,
+    /// A procedure run on the Procedures screen.
+    Procedures,
 }
 
 /// Long-lived streams this screen asks for (see [`crate::daemons::Watch`]).
@@ -242,11 +248,15 @@ pub enum Watch {
         conversation: Option<u64>,
         message: String,
         settings: ChatSettings,
+        to: Target,
     },
 }
 
-fn out(r: Reply) -> daemons::Reply {
-    daemons::Reply::Copilot(r)
+fn out(to: &Target, r: TurnReply) -> daemons::Reply {
+    match to {
+        Target::Panel => daemons::Reply::Copilot(Reply::Turn(r)),
+        Target::Procedures => daemons::Reply::Procedures(crate::procedures::Reply::Turn(r)),
+    }
 }
 
 /// Runs one [`Watch`] as a stream of replies.
@@ -256,13 +266,14 @@ pub fn watch(d: Daemons, w: Watch) -> BoxStream<'static, daemons::Reply> {
             conversation,
             message,
             settings,
+            to,
         } => iced::stream::channel(
             32,
             async move |mut tx: iced::futures::channel::mpsc::Sender<daemons::Reply>| {
                 use iced::futures::SinkExt;
                 let mut replies = turn(&d, conversation, message, settings).await;
                 while let Some(r) = replies.next().await {
-                    if tx.send(out(r)).await.is_err() {
+                    if tx.send(out(&to, r)).await.is_err() {
                         return;
                     }
                 }
@@ -296,7 +307,7 @@ async fn turn(
         .await;
     match started {
         Ok(CopilotResponse::Started { conversation }) => TurnReplies {
-            first: Some(Reply::Started(conversation)),
+            first: Some(TurnReply::Started(conversation)),
             client: Some(client),
         },
         Ok(other) => TurnReplies::failed(format!("copilotd: unexpected answer {other:?}")),
@@ -306,19 +317,19 @@ async fn turn(
 
 /// A turn's replies, read one by one as they arrive.
 struct TurnReplies {
-    first: Option<Reply>,
+    first: Option<TurnReply>,
     client: Option<gatehouse_ipc::client::Client<Copilotd>>,
 }
 
 impl TurnReplies {
     fn failed(why: String) -> TurnReplies {
         TurnReplies {
-            first: Some(Reply::Failed(why)),
+            first: Some(TurnReply::Failed(why)),
             client: None,
         }
     }
 
-    async fn next(&mut self) -> Option<Reply> {
+    async fn next(&mut self) -> Option<TurnReply> {
         if let Some(r) = self.first.take() {
             return Some(r);
         }
@@ -329,12 +340,12 @@ impl TurnReplies {
                     if matches!(e, CopilotEvent::TurnEnded { .. }) {
                         self.client = None;
                     }
-                    return Some(Reply::Event(e));
+                    return Some(TurnReply::Event(e));
                 }
                 Ok(None) => continue,
                 Err(e) => {
                     self.client = None;
-                    return Some(Reply::Failed(format!(
+                    return Some(TurnReply::Failed(format!(
                         "copilotd: the turn was cut off: {e}"
                     )));
                 }
@@ -528,12 +539,12 @@ impl Copilot {
                 out
             }
             Message::NewConversation => {
-                if self.busy {
+                if self.thread.busy {
                     return vec![];
                 }
-                self.entries.clear();
+                self.thread.entries.clear();
                 self.error = None;
-                match self.conversation.take() {
+                match self.thread.conversation.take() {
                     Some(conversation) => Self::call(Call::Forget { conversation }),
                     None => vec![],
                 }
@@ -562,7 +573,7 @@ impl Copilot {
     fn end_autopilot(&mut self) -> Vec<Effect> {
         match self.autopilot.take() {
             Some(a) => {
-                self.entries.push(Entry::Note(format!(
+                self.thread.entries.push(Entry::Note(format!(
                     "Autopilot ended (task {}).",
                     a.task.grant
                 )));
@@ -595,7 +606,7 @@ impl Copilot {
 
     fn send(&mut self) -> Vec<Effect> {
         let message = self.input.trim().to_string();
-        if message.is_empty() || self.busy || self.queued.is_some() {
+        if message.is_empty() || self.thread.busy || self.queued.is_some() {
             return vec![];
         }
         let max_steps = match self.max_steps.trim().parse::<u32>() {
@@ -641,14 +652,8 @@ impl Copilot {
     }
 
     fn start_turn(&mut self, message: String, max_steps: u32) -> Vec<Effect> {
-        self.entries.push(Entry::You(message.clone()));
-        self.busy = true;
-        self.turn = Transcript::default();
-        vec![Effect::Watch(daemons::Watch::Copilot(Watch::Turn {
-            conversation: self.conversation,
-            message,
-            settings: self.settings(max_steps),
-        }))]
+        let settings = self.settings(max_steps);
+        vec![self.thread.start(message, settings, Target::Panel)]
     }
 
     pub fn replied(&mut self, r: Reply) -> Vec<Effect> {
@@ -686,7 +691,7 @@ impl Copilot {
                 };
                 let max_steps = self.max_steps.trim().parse().unwrap_or(DEFAULT_MAX_STEPS);
                 let hosts: Vec<String> = self.scope.iter().cloned().collect();
-                self.entries.push(Entry::Note(format!(
+                self.thread.entries.push(Entry::Note(format!(
                     "Autopilot started (task {}): hosts {}; at most {max_steps} steps. What the organization's policy permits runs without asking; dangerous commands and everything else still ask.",
                     task.grant,
                     hosts.join(", ")
@@ -708,94 +713,26 @@ impl Copilot {
             }
             Reply::Ended(Ok(())) | Reply::Forgot => vec![],
             Reply::Ended(Err(e)) => {
-                self.entries
+                self.thread
+                    .entries
                     .push(Entry::Error(format!("Ending Autopilot failed: {e}")));
                 vec![]
             }
-            Reply::Started(c) => {
-                self.conversation = Some(c);
-                vec![]
-            }
-            Reply::Event(e) => {
-                self.event(e);
-                vec![]
-            }
-            Reply::Failed(why) => {
-                self.busy = false;
-                self.entries.push(Entry::Error(why));
-                vec![]
-            }
-        }
-    }
-
-    fn event(&mut self, e: CopilotEvent) {
-        self.turn.record(&e);
-        match e {
-            CopilotEvent::Text { delta, .. } => match self.entries.last_mut() {
-                Some(Entry::Answer(a)) => a.push_str(&delta),
-                _ => self.entries.push(Entry::Answer(delta)),
-            },
-            CopilotEvent::ToolCall {
-                call_id,
-                tool,
-                arguments,
-                class,
-                reasons,
-                decision,
-                ..
-            } => {
-                if let (GateDecision::AutoApproved { .. }, Some(a)) =
-                    (&decision, self.autopilot.as_mut())
+            Reply::Turn(t) => {
+                if let (
+                    TurnReply::Event(CopilotEvent::ToolCall {
+                        decision: GateDecision::AutoApproved { .. },
+                        ..
+                    }),
+                    Some(a),
+                ) = (&t, self.autopilot.as_mut())
                 {
                     a.used += 1;
                 }
-                self.entries.push(Entry::Tool(ToolEntry {
-                    call_id,
-                    tool,
-                    arguments,
-                    class,
-                    reasons,
-                    decision,
-                    result: None,
-                }));
-            }
-            CopilotEvent::ToolResult {
-                call_id, result, ..
-            } => {
-                let entry = self.entries.iter_mut().rev().find_map(|e| match e {
-                    Entry::Tool(t) if t.call_id == call_id && t.result.is_none() => Some(t),
-                    _ => None,
-                });
-                if let Some(t) = entry {
-                    t.result = Some(result);
-                }
-            }
-            CopilotEvent::TurnEnded {
-                usage,
-                total,
-                reason,
-                ..
-            } => {
-                self.busy = false;
-                if !self.turn.plan.is_empty() {
-                    self.entries.push(Entry::Plan(self.turn.plan.clone()));
-                }
-                if let Some(r) = reason {
-                    self.entries
-                        .push(Entry::Error(format!("The turn stopped: {r}")));
-                }
-                self.entries
-                    .push(Entry::Usage(format!("{usage}; conversation: {total}")));
+                self.thread.replied(t);
+                vec![]
             }
         }
-    }
-
-    /// The tool calls shown, in order.
-    pub fn tools(&self) -> impl Iterator<Item = &ToolEntry> {
-        self.entries.iter().filter_map(|e| match e {
-            Entry::Tool(t) => Some(t),
-            _ => None,
-        })
     }
 
     /// Forgets everything shown (sign-out; the broker ends Autopilot tasks
@@ -828,26 +765,12 @@ impl Copilot {
         if let Some(e) = &self.error {
             col = col.push(text(e.clone()).style(text::danger));
         }
-        let mut list = column![].spacing(6);
-        if self.entries.is_empty() {
-            list = list.push(
-                text("Ask the copilot about your devices. Read-only commands run at once under Supervised; anything else asks you first on the approval card.")
-                    .style(text::secondary),
-            );
-        }
-        for e in &self.entries {
-            list = list.push(entry_view(e));
-        }
-        if self.busy {
-            list = list.push(text("…").style(text::secondary));
-        }
-        col = col.push(
-            scrollable(container(list).width(Fill).padding(4))
-                .anchor_bottom()
-                .height(Fill),
+        col = col.push(self.thread.view(
+            "Ask the copilot about your devices. Read-only commands run at once under Supervised; anything else asks you first on the approval card.",
+        ));
+        let send = button(text("Send (Enter)")).on_press_maybe(
+            (!self.thread.busy && !self.input.trim().is_empty()).then_some(Message::Send),
         );
-        let send = button(text("Send (Enter)"))
-            .on_press_maybe((!self.busy && !self.input.trim().is_empty()).then_some(Message::Send));
         col.push(
             row![
                 text_input("Message the copilot…", &self.input)
@@ -858,7 +781,7 @@ impl Copilot {
                 send,
                 button(text("New (Alt+N)"))
                     .style(button::secondary)
-                    .on_press_maybe((!self.busy).then_some(Message::NewConversation)),
+                    .on_press_maybe((!self.thread.busy).then_some(Message::NewConversation)),
             ]
             .spacing(8),
         )
@@ -958,7 +881,128 @@ impl Copilot {
     }
 }
 
-fn entry_view(e: &Entry) -> Element<'_, Message> {
+/// A conversation as shown, turn by turn: the copilot panel's, and a
+/// procedure run's on the Procedures screen.
+#[derive(Debug, Default)]
+pub struct Thread {
+    pub conversation: Option<u64>,
+    pub entries: Vec<Entry>,
+    /// A turn is running.
+    pub busy: bool,
+    /// The running (or last) turn's events.
+    pub turn: Transcript,
+}
+
+impl Thread {
+    /// Starts a turn with `message`: shown at once, its replies come back
+    /// to `to`.
+    pub fn start(&mut self, message: String, settings: ChatSettings, to: Target) -> Effect {
+        self.entries.push(Entry::You(message.clone()));
+        self.busy = true;
+        self.turn = Transcript::default();
+        Effect::Watch(daemons::Watch::Copilot(Watch::Turn {
+            conversation: self.conversation,
+            message,
+            settings,
+            to,
+        }))
+    }
+
+    /// Notes a reply of the running turn.
+    pub fn replied(&mut self, r: TurnReply) {
+        match r {
+            TurnReply::Started(c) => self.conversation = Some(c),
+            TurnReply::Event(e) => self.event(e),
+            TurnReply::Failed(why) => {
+                self.busy = false;
+                self.entries.push(Entry::Error(why));
+            }
+        }
+    }
+
+    fn event(&mut self, e: CopilotEvent) {
+        self.turn.record(&e);
+        match e {
+            CopilotEvent::Text { delta, .. } => match self.entries.last_mut() {
+                Some(Entry::Answer(a)) => a.push_str(&delta),
+                _ => self.entries.push(Entry::Answer(delta)),
+            },
+            CopilotEvent::ToolCall {
+                call_id,
+                tool,
+                arguments,
+                class,
+                reasons,
+                decision,
+                ..
+            } => self.entries.push(Entry::Tool(ToolEntry {
+                call_id,
+                tool,
+                arguments,
+                class,
+                reasons,
+                decision,
+                result: None,
+            })),
+            CopilotEvent::ToolResult {
+                call_id, result, ..
+            } => {
+                let entry = self.entries.iter_mut().rev().find_map(|e| match e {
+                    Entry::Tool(t) if t.call_id == call_id && t.result.is_none() => Some(t),
+                    _ => None,
+                });
+                if let Some(t) = entry {
+                    t.result = Some(result);
+                }
+            }
+            CopilotEvent::TurnEnded {
+                usage,
+                total,
+                reason,
+                ..
+            } => {
+                self.busy = false;
+                if !self.turn.plan.is_empty() {
+                    self.entries.push(Entry::Plan(self.turn.plan.clone()));
+                }
+                if let Some(r) = reason {
+                    self.entries
+                        .push(Entry::Error(format!("The turn stopped: {r}")));
+                }
+                self.entries
+                    .push(Entry::Usage(format!("{usage}; conversation: {total}")));
+            }
+        }
+    }
+
+    /// The tool calls shown, in order.
+    pub fn tools(&self) -> impl Iterator<Item = &ToolEntry> {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Tool(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The entries, scrolled to the newest (`empty`: said when there are none).
+    pub fn view<'a, M: 'a>(&'a self, empty: &'a str) -> Element<'a, M> {
+        let mut list = column![].spacing(6);
+        if self.entries.is_empty() {
+            list = list.push(text(empty).style(text::secondary));
+        }
+        for e in &self.entries {
+            list = list.push(entry_view(e));
+        }
+        if self.busy {
+            list = list.push(text("…").style(text::secondary));
+        }
+        scrollable(container(list).width(Fill).padding(4))
+            .anchor_bottom()
+            .height(Fill)
+            .into()
+    }
+}
+
+fn entry_view<'a, M: 'a>(e: &'a Entry) -> Element<'a, M> {
     match e {
         Entry::You(m) => row![
             text("You").width(80).style(text::secondary),
@@ -1006,7 +1050,7 @@ fn entry_view(e: &Entry) -> Element<'_, Message> {
     }
 }
 
-fn tool_view(t: &ToolEntry) -> Element<'_, Message> {
+fn tool_view<'a, M: 'a>(t: &'a ToolEntry) -> Element<'a, M> {
     let what = if t.tool == "run_command" {
         let (host, command) = call_target(&t.arguments);
         format!("{host}: {command}")

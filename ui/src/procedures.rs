@@ -69,6 +69,13 @@ pub struct Body {
     items: Vec<markdown::Item>,
 }
 
+impl Body {
+    /// The body as parsed for the markdown view.
+    pub fn items(&self) -> &[markdown::Item] {
+        &self.items
+    }
+}
+
 /// The run in progress: what its record needs when the turn ends.
 #[derive(Debug, Clone)]
 struct Running {

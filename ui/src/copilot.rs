@@ -146,8 +146,8 @@ pub struct Copilot {
     pub max_steps: String,
     pub minutes: String,
     pub thread: Thread,
-    /// The message waiting for the Autopilot grant.
-    queued: Option<String>,
+    /// The message (and its step bound) waiting for the Autopilot grant.
+    queued: Option<(String, u32)>,
     pub autopilot: Option<Autopilot>,
     /// Why the orgs or hosts could not be loaded, or the input is refused.
     pub error: Option<String>,
@@ -413,6 +413,18 @@ fn org_hosts(layout: &gatehouse_ipc::Layout, org_id: &str) -> Result<Vec<String>
     Ok(names)
 }
 
+/// `s` as a whole number in `range`, or the sentence saying what `what` must be.
+fn number_in(s: &str, range: std::ops::RangeInclusive<u64>, what: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{what} must be a number from {} to {}.",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -609,10 +621,10 @@ impl Copilot {
         if message.is_empty() || self.thread.busy || self.queued.is_some() {
             return vec![];
         }
-        let max_steps = match self.max_steps.trim().parse::<u32>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => {
-                self.error = Some("Max steps must be a number from 1 to 100.".into());
+        let max_steps = match number_in(&self.max_steps, 1..=100, "Max steps") {
+            Ok(n) => n as u32,
+            Err(e) => {
+                self.error = Some(e);
                 return vec![];
             }
         };
@@ -631,15 +643,15 @@ impl Copilot {
                     Some("Autopilot is bounded in hosts: tick each host it may change.".into());
                 return vec![];
             }
-            let minutes = match self.minutes.trim().parse::<u64>() {
-                Ok(n) if (1..=480).contains(&n) => n,
-                _ => {
-                    self.error = Some("Minutes must be a number from 1 to 480.".into());
+            let minutes = match number_in(&self.minutes, 1..=480, "Minutes") {
+                Ok(n) => n,
+                Err(e) => {
+                    self.error = Some(e);
                     return vec![];
                 }
             };
             self.input.clear();
-            self.queued = Some(message);
+            self.queued = Some((message, max_steps));
             return Self::call(Call::GrantAutopilot(AutopilotBound {
                 org: org.id.clone(),
                 hosts: self.scope.iter().cloned().collect(),
@@ -686,10 +698,9 @@ impl Copilot {
                 vec![]
             }
             Reply::Granted(Ok(task)) => {
-                let Some(message) = self.queued.take() else {
+                let Some((message, max_steps)) = self.queued.take() else {
                     return Self::call(Call::EndAutopilot { grant: task.grant });
                 };
-                let max_steps = self.max_steps.trim().parse().unwrap_or(DEFAULT_MAX_STEPS);
                 let hosts: Vec<String> = self.scope.iter().cloned().collect();
                 self.thread.entries.push(Entry::Note(format!(
                     "Autopilot started (task {}): hosts {}; at most {max_steps} steps. What the organization's policy permits runs without asking; dangerous commands and everything else still ask.",
@@ -705,7 +716,7 @@ impl Copilot {
                 self.start_turn(message, max_steps)
             }
             Reply::Granted(Err(e)) => {
-                if let Some(m) = self.queued.take() {
+                if let Some((m, _)) = self.queued.take() {
                     self.input = m;
                 }
                 self.error = Some(format!("Autopilot not started: {e}"));
@@ -1102,4 +1113,166 @@ fn tool_view<'a, M: 'a>(t: &'a ToolEntry) -> Element<'a, M> {
         .width(Fill)
         .style(container::rounded_box)
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_ipc::copilotd::Usage;
+
+    fn call(id: &str, command: &str, class: &str, decision: GateDecision) -> TurnReply {
+        TurnReply::Event(CopilotEvent::ToolCall {
+            conversation: 1,
+            call_id: id.into(),
+            tool: "run_command".into(),
+            arguments: json_args(command),
+            class: class.into(),
+            reasons: vec![],
+            decision,
+        })
+    }
+
+    fn json_args(command: &str) -> String {
+        serde_json::json!({"host": "r1", "command": command}).to_string()
+    }
+
+    fn ended(reason: Option<&str>) -> TurnReply {
+        TurnReply::Event(CopilotEvent::TurnEnded {
+            conversation: 1,
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 2,
+                requests: 1,
+                cost_micro_usd: None,
+            },
+            total: Usage::default(),
+            reason: reason.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn a_turn_streams_marks_waiting_and_not_run_and_ends_with_the_plan() {
+        let mut t = Thread {
+            busy: true,
+            ..Thread::default()
+        };
+        t.replied(TurnReply::Started(7));
+        assert_eq!(t.conversation, Some(7));
+        for piece in ["Look", "ing…"] {
+            t.replied(TurnReply::Event(CopilotEvent::Text {
+                conversation: 7,
+                delta: piece.into(),
+            }));
+        }
+        assert_eq!(t.entries, [Entry::Answer("Looking…".into())]);
+        t.replied(call(
+            "a",
+            "/interface disable ether2",
+            "moderate",
+            GateDecision::AskPerson { approval_id: 3 },
+        ));
+        assert!(t.tools().next().is_some_and(ToolEntry::waiting));
+        t.replied(TurnReply::Event(CopilotEvent::ToolResult {
+            conversation: 7,
+            call_id: "a".into(),
+            result: "Not run: a person rejected this (no). Do not retry it.".into(),
+        }));
+        let a = t.tools().next().unwrap();
+        assert!(!a.waiting() && a.not_run());
+        t.replied(call(
+            "b",
+            "/system reboot",
+            "dangerous",
+            GateDecision::Suggest,
+        ));
+        assert!(t.tools().nth(1).is_some_and(ToolEntry::not_run));
+        t.replied(ended(Some("step bound reached")));
+        assert!(!t.busy);
+        assert!(t.entries.contains(&Entry::Plan(vec![PlanStep {
+            class: "dangerous".into(),
+            host: "r1".into(),
+            command: "/system reboot".into(),
+        }])));
+        assert!(
+            t.entries
+                .contains(&Entry::Error("The turn stopped: step bound reached".into()))
+        );
+        assert!(
+            matches!(t.entries.last(), Some(Entry::Usage(u)) if u.starts_with("1 model request(s), 10 tokens in, 2 out"))
+        );
+    }
+
+    #[test]
+    fn autopilot_needs_an_org_and_hosts_and_counts_its_steps() {
+        let mut c = Copilot {
+            input: "go".into(),
+            ..Copilot::default()
+        };
+        c.update(Message::Trust(Trust::Autonomous));
+        assert!(c.update(Message::Send).is_empty());
+        assert!(
+            c.error
+                .as_deref()
+                .unwrap()
+                .contains("choose the organization")
+        );
+        c.org = Some(Org {
+            id: "o1".into(),
+            name: "lab".into(),
+        });
+        assert!(c.update(Message::Send).is_empty());
+        assert!(c.error.as_deref().unwrap().contains("tick each host"));
+        c.update(Message::ToggleHost("r1".into()));
+        c.minutes = "0".into();
+        assert!(c.update(Message::Send).is_empty());
+        assert_eq!(
+            c.error.as_deref(),
+            Some("Minutes must be a number from 1 to 480.")
+        );
+        c.minutes = "2".into();
+        c.max_steps = "3".into();
+        let grant = c.update(Message::Send);
+        assert!(matches!(
+            grant.as_slice(),
+            [Effect::Call(daemons::Call::Copilot(Call::GrantAutopilot(b)))]
+                if b.org == "o1" && b.hosts == ["r1"] && b.max_steps == 3 && b.seconds == 120
+        ));
+        let task = AutopilotTask {
+            grant: 9,
+            expires_ms: now_ms() + 120_000,
+        };
+        let turn = c.replied(Reply::Granted(Ok(task)));
+        assert!(matches!(
+            turn.as_slice(),
+            [Effect::Watch(daemons::Watch::Copilot(Watch::Turn { settings, .. }))]
+                if settings.autopilot == Some(task) && settings.trust == Trust::Autonomous
+        ));
+        c.replied(Reply::Turn(call(
+            "x",
+            "/ip address add address=10.0.0.1/24 interface=ether2",
+            "moderate",
+            GateDecision::AutoApproved {
+                approval_id: 1,
+                rule: "autopilot_moderate".into(),
+            },
+        )));
+        let a = c.autopilot.as_ref().unwrap();
+        assert_eq!(
+            a.banner(task.expires_ms - 61_000),
+            "AUTOPILOT ON — 2 steps / 2 min left"
+        );
+        assert_eq!(
+            a.banner(task.expires_ms + 1),
+            "AUTOPILOT ON — 2 steps / 0 min left"
+        );
+        // Leaving Autonomous ends the task in the broker.
+        let end = c.update(Message::Trust(Trust::Supervised));
+        assert!(matches!(
+            end.as_slice(),
+            [Effect::Call(daemons::Call::Copilot(Call::EndAutopilot {
+                grant: 9
+            }))]
+        ));
+        assert!(c.autopilot.is_none());
+    }
 }

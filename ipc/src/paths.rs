@@ -165,6 +165,17 @@ pub fn make_private_dir(dir: &Path) -> Result<(), LayoutError> {
     Ok(())
 }
 
+/// The local account's name (`uid1000` when it has none): who acts in
+/// record owners and procedure runs, for the cli and the app alike.
+pub fn local_user() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid{}", uid.as_raw()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

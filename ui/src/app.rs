@@ -387,10 +387,13 @@ impl State {
     }
 
     fn load_signed_in(&mut self) -> Vec<Effect> {
-        vec![
+        let mut out = vec![
             Effect::Call(Call::ListApprovals),
             Effect::Call(Call::LoadHosts),
-        ]
+        ];
+        out.extend(self.copilot.load());
+        out.extend(self.procedures.load());
+        out
     }
 
     /// Drops everything a signed-in session showed.
@@ -456,6 +459,9 @@ impl State {
             {
                 self.tab = Tab::Hosts;
                 vec![Effect::Focus(hosts::SEARCH_ID)]
+            }
+            None if self.tab == Tab::Copilot && self.session == Session::SignedIn => {
+                self.copilot.key(&key, modifiers)
             }
             None => vec![],
         }

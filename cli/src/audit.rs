@@ -18,6 +18,7 @@ use gatehouse_ipc::broker::{
 };
 use gatehouse_ipc::{Layout, SecretBytes};
 use gatehouse_sandbox::memscan::scan_process;
+use gatehouse_sandbox::status::{Check, Outcome};
 use serde::Serialize;
 
 use crate::commands::BrokerConn;
@@ -51,21 +52,6 @@ pub enum AuditCmd {
         #[arg(long)]
         credentials: bool,
     },
-}
-
-#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    Skip,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Check {
-    pub check: String,
-    pub outcome: Outcome,
-    pub detail: String,
 }
 
 fn check(checks: &mut Vec<Check>, name: &str, outcome: Outcome, detail: impl Into<String>) {

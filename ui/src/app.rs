@@ -224,7 +224,11 @@ impl State {
             Message::Security(m) => self.security.update(m),
             Message::Tab(t) => {
                 self.tab = t;
-                vec![]
+                // Screens that load on first view.
+                match t {
+                    Tab::Security => self.security.shown(),
+                    _ => vec![],
+                }
             }
             Message::AskSignOut => {
                 if self.session == Session::SignedIn {

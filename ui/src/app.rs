@@ -227,6 +227,7 @@ impl State {
                 // Screens that load on first view.
                 match t {
                     Tab::Security => self.security.shown(),
+                    Tab::Audit => self.audit.shown(),
                     _ => vec![],
                 }
             }
@@ -450,6 +451,10 @@ impl State {
             None if matches!(key, Key::Character(ref c) if c.as_str() == "f")
                 && modifiers.command() =>
             {
+                // The audit log has its own filter; elsewhere Ctrl+F searches hosts.
+                if self.tab == Tab::Audit {
+                    return vec![Effect::Focus(audit_log::FILTER_ID)];
+                }
                 self.tab = Tab::Hosts;
                 vec![Effect::Focus(hosts::SEARCH_ID)]
             }

@@ -190,6 +190,7 @@ impl State {
         match msg {
             Message::Tick(t) => {
                 self.now = t;
+                self.recordings.tick(t);
                 vec![]
             }
             Message::SignIn(m) => self
@@ -228,6 +229,7 @@ impl State {
                 match t {
                     Tab::Security => self.security.shown(),
                     Tab::Audit => self.audit.shown(),
+                    Tab::Recordings => self.recordings.shown(),
                     _ => vec![],
                 }
             }

@@ -230,6 +230,7 @@ impl State {
                     Tab::Security => self.security.shown(),
                     Tab::Audit => self.audit.shown(),
                     Tab::Recordings => self.recordings.shown(),
+                    Tab::Diagrams => self.diagrams.shown(),
                     _ => vec![],
                 }
             }
@@ -447,6 +448,12 @@ impl State {
                 Key::Named(Named::Enter) => self.update(Message::ConfirmSignOut),
                 _ => vec![],
             };
+        }
+        if self.tab == Tab::Diagrams
+            && self.session == Session::SignedIn
+            && let Some(m) = diagrams::key(&key, modifiers)
+        {
+            return self.update(Message::Diagrams(m));
         }
         match shortcut(&key, modifiers) {
             Some(m) => self.update(m),

@@ -57,6 +57,31 @@ pub fn ui_test_with(
     f.run_as_ui(name)
 }
 
+/// [`ui_test_with`] whose `setup` may change the fixture (start sessiond,
+/// `lab up`): the daemons it starts keep running while the ui child runs.
+pub fn ui_test_world(
+    name: &str,
+    opts: Options,
+    setup: impl FnOnce(&mut BrokerFixture) -> Result<()>,
+    body: impl FnOnce(&UiChild) -> Result<()>,
+) -> Result<()> {
+    if let Some(child) = UiChild::from_env() {
+        return body(&child);
+    }
+    let mut f = BrokerFixture::start(Options {
+        peer_as_ui: true,
+        ..opts
+    })?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    f.cli_ok(&["org", "create", "acme"], "")?;
+    setup(&mut f)?;
+    f.cli_ok(&["signout"], "")?;
+    f.run_as_ui(name)
+}
+
 /// The app state and a runtime that carries out its effects.
 pub struct Driver {
     pub state: State,

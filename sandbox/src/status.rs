@@ -232,7 +232,7 @@ impl ProcessRow {
                 "landlock",
                 l,
                 Unknown,
-                "not reported (the kernel does not show another process's Landlock state)",
+                "not reported by the process, and the kernel does not expose it",
             )
         } else {
             verdict("landlock", l, Off, l)

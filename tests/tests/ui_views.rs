@@ -6,6 +6,7 @@
 
 use anyhow::{Context, Result, bail};
 use gatehouse_sandbox::status::{LayerState, Outcome};
+use gatehouse_sessiond::recording;
 use gatehouse_tests::broker::Options;
 use gatehouse_ui::app::{Effect, Message, Tab};
 use gatehouse_ui::audit_log::{self, Source};
@@ -32,6 +33,23 @@ fn layer(
         .find(|l| l.layer == name)
         .with_context(|| format!("no {name} layer"))?;
     Ok((l.value, l.state))
+}
+
+/// With `GATEHOUSE_UI_SNAPSHOTS=DIR`, saves what the screen shows as
+/// `DIR/NAME.png` (1024x768) for a person to look at; otherwise nothing.
+fn snapshot(d: &Driver, name: &str) -> Result<()> {
+    let Some(dir) = std::env::var_os("GATEHOUSE_UI_SNAPSHOTS") else {
+        return Ok(());
+    };
+    let mut ui = simulator(d.state.view());
+    let snap = ui
+        .snapshot(&d.state.theme())
+        .map_err(|e| anyhow::anyhow!("snapshot: {e}"))?;
+    let path = std::path::PathBuf::from(dir).join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&path);
+    snap.matches_image(&path)
+        .map_err(|e| anyhow::anyhow!("saving {}: {e}", path.display()))?;
+    Ok(())
 }
 
 /// `Seccomp:` of a process as the kernel shows it.
@@ -125,6 +143,7 @@ fn security_panel_judges_each_process_and_runs_the_isolation_audit() -> Result<(
             );
             assert!(d.sees("broker not dumpable"));
             assert!(d.sees_part("checks:"));
+            snapshot(&d, "security")?;
             Ok(())
         },
     )
@@ -198,6 +217,7 @@ fn audit_log_and_playback_of_a_real_session() -> Result<()> {
                 "the exec's session row: {rows:#?}"
             );
             assert!(d.sees("host edge-r9"));
+            snapshot(&d, "audit-log")?;
 
             // The filter narrows: by source, by words, to refusals.
             d.type_into(audit_log::FILTER_ID, "source:credentials", false)?;
@@ -250,6 +270,7 @@ fn audit_log_and_playback_of_a_real_session() -> Result<()> {
                 d.state.recordings.screen.text()
             );
             assert!(d.sees_part("R1"));
+            snapshot(&d, "recording")?;
             // Back to the start: a fresh screen, replayed.
             d.send(Message::Recordings(recordings::Message::Seek(0.0)));
             assert!(!d.state.recordings.screen.text().contains("R1"));
@@ -271,6 +292,29 @@ fn audit_log_and_playback_of_a_real_session() -> Result<()> {
             assert!(d.state.recordings.playback.is_none());
             assert!(d.state.recordings.screen.text().trim().is_empty());
             assert!(d.state.audit.loaded.is_none());
+
+            // A recording altered on disk is refused: nothing of it is shown.
+            d.sign_in()?;
+            // Still on the recordings tab: signing in lists them again.
+            assert_eq!(d.state.tab, Tab::Recordings);
+            let path = recording::recording_path(
+                &recording::recordings_dir(d.state.daemons.layout()),
+                &listed.id,
+            );
+            let mut bytes = std::fs::read(&path)?;
+            let at = bytes.len() - 20;
+            bytes[at] ^= 0x01;
+            std::fs::write(&path, &bytes)?;
+            d.click(&format!("Play {}", &listed.id[..12]))?;
+            assert!(d.state.recordings.playback.is_none());
+            let e = d
+                .state
+                .recordings
+                .error
+                .clone()
+                .context("a tampered recording opened")?;
+            assert!(d.sees_part(&e), "the reason is on screen: {e}");
+            assert!(!d.sees_part("R1"));
             Ok(())
         },
     )
@@ -376,6 +420,7 @@ fn diagram_node_linked_to_a_host_opens_its_terminal() -> Result<()> {
             }
             assert!(opens(&effects).is_empty());
             assert!(d.sees_part("is a label, not a host"));
+            snapshot(&d, "diagram")?;
 
             // Empty canvas space: nothing.
             let mut ui = simulator(d.state.view());

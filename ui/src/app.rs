@@ -225,14 +225,7 @@ impl State {
             Message::Security(m) => self.security.update(m),
             Message::Tab(t) => {
                 self.tab = t;
-                // Screens that load on first view.
-                match t {
-                    Tab::Security => self.security.shown(),
-                    Tab::Audit => self.audit.shown(),
-                    Tab::Recordings => self.recordings.shown(),
-                    Tab::Diagrams => self.diagrams.shown(),
-                    _ => vec![],
-                }
+                self.tab_shown()
             }
             Message::AskSignOut => {
                 if self.session == Session::SignedIn {
@@ -387,10 +380,23 @@ impl State {
     }
 
     fn load_signed_in(&mut self) -> Vec<Effect> {
-        vec![
+        let mut out = vec![
             Effect::Call(Call::ListApprovals),
             Effect::Call(Call::LoadHosts),
-        ]
+        ];
+        out.extend(self.tab_shown());
+        out
+    }
+
+    /// The current tab is on screen: screens that load on first view do.
+    fn tab_shown(&mut self) -> Vec<Effect> {
+        match self.tab {
+            Tab::Security => self.security.shown(),
+            Tab::Audit => self.audit.shown(),
+            Tab::Recordings => self.recordings.shown(),
+            Tab::Diagrams => self.diagrams.shown(),
+            _ => vec![],
+        }
     }
 
     /// Drops everything a signed-in session showed.

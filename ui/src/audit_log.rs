@@ -104,17 +104,14 @@ pub enum Reply {
 /// Runs one [`Call`].
 pub async fn run(d: Daemons, c: Call) -> Reply {
     match c {
-        Call::Load => {
-            let layout = d.layout().clone();
-            Reply::Loaded(
-                tokio::task::spawn_blocking(move || load(&layout))
-                    .await
-                    .unwrap_or_else(|e| Loaded {
-                        rows: vec![],
-                        warnings: vec![format!("reading the logs failed: {e}")],
-                    }),
-            )
-        }
+        Call::Load => Reply::Loaded(
+            daemons::on_files(&d, load)
+                .await
+                .unwrap_or_else(|e| Loaded {
+                    rows: vec![],
+                    warnings: vec![e],
+                }),
+        ),
     }
 }
 

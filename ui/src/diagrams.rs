@@ -85,14 +85,7 @@ pub enum Reply {
 /// Runs one [`Call`].
 pub async fn run(d: Daemons, c: Call) -> Reply {
     match c {
-        Call::Load => {
-            let layout = d.layout().clone();
-            Reply::Loaded(
-                tokio::task::spawn_blocking(move || load(&layout))
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string())),
-            )
-        }
+        Call::Load => Reply::Loaded(daemons::on_files(&d, load).await.and_then(|r| r)),
     }
 }
 

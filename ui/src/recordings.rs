@@ -475,14 +475,11 @@ fn dir(d: &Daemons) -> PathBuf {
 /// Runs one [`Call`].
 pub async fn run(d: Daemons, c: Call) -> Reply {
     match c {
-        Call::List => {
-            let dir = dir(&d);
-            Reply::Listed(
-                tokio::task::spawn_blocking(move || list(&dir))
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string())),
-            )
-        }
+        Call::List => Reply::Listed(
+            daemons::on_files(&d, |l| list(&recording::recordings_dir(l)))
+                .await
+                .and_then(|r| r),
+        ),
         Call::Open(id) => Reply::Opened {
             result: open(&d, &id).await.map(Arc::new),
             id,
@@ -589,6 +586,8 @@ impl Recordings {
                         p.seek(0, &mut self.screen);
                     }
                     p.playing = !p.playing;
+                    // The next tick anchors the clock: time before Play does not count.
+                    self.last_tick = None;
                 }
             }
             Message::Seek(ms) => {
@@ -793,9 +792,11 @@ impl Recordings {
             .width(Fill)
             .height(Length::Fixed(12.0)),
             scrollable(markers.wrap()).height(Length::Shrink),
-            container(scrollable(screen_lines).height(Fill))
+            container(screen_lines)
                 .padding(6)
                 .width(Fill)
+                .height(Fill)
+                .clip(true)
                 .style(container::dark),
         ]
         .spacing(6)

@@ -336,7 +336,11 @@ fn state_text(l: &LayerVerdict) -> Element<'static, Message> {
         LayerState::Unknown => ("unknown", text::warning),
         LayerState::NotUsed => ("not used", text::secondary),
     };
-    text(label).style(style).width(FillPortion(2)).into()
+    text(label)
+        .size(13)
+        .style(style)
+        .width(FillPortion(2))
+        .into()
 }
 
 fn process_card<'a>(r: &ProcessRow, broker: Option<&BrokerStatus>) -> Element<'a, Message> {

@@ -40,21 +40,7 @@ pub fn ui_test_with(
     setup: impl FnOnce(&BrokerFixture) -> Result<()>,
     body: impl FnOnce(&UiChild) -> Result<()>,
 ) -> Result<()> {
-    if let Some(child) = UiChild::from_env() {
-        return body(&child);
-    }
-    let f = BrokerFixture::start(Options {
-        peer_as_ui: true,
-        ..opts
-    })?;
-    f.cli_ok(
-        &["account", "init", "--passphrase-stdin"],
-        &format!("{PASSPHRASE}\n"),
-    )?;
-    f.cli_ok(&["org", "create", "acme"], "")?;
-    setup(&f)?;
-    f.cli_ok(&["signout"], "")?;
-    f.run_as_ui(name)
+    ui_test_world(name, opts, |f| setup(f), body)
 }
 
 /// [`ui_test_with`] whose `setup` may change the fixture (start sessiond,

@@ -52,6 +52,21 @@ fn snapshot(d: &Driver, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A key press, as the keyboard subscription hands it to the app.
+fn key(k: Key, modifiers: keyboard::Modifiers) -> Message {
+    Message::Key(keyboard::Event::KeyPressed {
+        key: k.clone(),
+        modified_key: k,
+        physical_key: keyboard::key::Physical::Unidentified(
+            keyboard::key::NativeCode::Unidentified,
+        ),
+        location: keyboard::Location::Standard,
+        modifiers,
+        text: None,
+        repeat: false,
+    })
+}
+
 /// `Seccomp:` of a process as the kernel shows it.
 fn kernel_seccomp(pid: i32) -> Result<String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -218,6 +233,16 @@ fn audit_log_and_playback_of_a_real_session() -> Result<()> {
             );
             assert!(d.sees("host edge-r9"));
             snapshot(&d, "audit-log")?;
+
+            // Ctrl+F on this tab focuses the log's filter, not the hosts search.
+            let effects = d
+                .state
+                .update(key(Key::Character("f".into()), keyboard::Modifiers::CTRL));
+            assert!(
+                matches!(effects.as_slice(), [Effect::Focus(id)] if *id == audit_log::FILTER_ID),
+                "{effects:?}"
+            );
+            assert_eq!(d.state.tab, Tab::Audit);
 
             // The filter narrows: by source, by words, to refusals.
             d.type_into(audit_log::FILTER_ID, "source:credentials", false)?;
@@ -433,23 +458,16 @@ fn diagram_node_linked_to_a_host_opens_its_terminal() -> Result<()> {
             assert_eq!(ui.into_messages().count(), 0);
 
             // The keyboard: Tab to the first node, Enter opens it.
-            let key = |k: Key| {
-                Message::Key(keyboard::Event::KeyPressed {
-                    key: k.clone(),
-                    modified_key: k,
-                    physical_key: keyboard::key::Physical::Unidentified(
-                        keyboard::key::NativeCode::Unidentified,
-                    ),
-                    location: keyboard::Location::Standard,
-                    modifiers: keyboard::Modifiers::empty(),
-                    text: None,
-                    repeat: false,
-                })
-            };
             d.state.diagrams.focus = None;
-            assert!(d.state.update(key(Key::Named(Named::Tab))).is_empty());
+            assert!(
+                d.state
+                    .update(key(Key::Named(Named::Tab), keyboard::Modifiers::empty()))
+                    .is_empty()
+            );
             assert_eq!(d.state.diagrams.focus, Some(0));
-            let effects = d.state.update(key(Key::Named(Named::Enter)));
+            let effects = d
+                .state
+                .update(key(Key::Named(Named::Enter), keyboard::Modifiers::empty()));
             assert_eq!(opens(&effects), vec![host_id]);
             Ok(())
         },

@@ -907,4 +907,32 @@ mod tests {
         p.advance(Duration::from_secs(5), &mut s);
         assert!(!p.playing, "stops at the end");
     }
+
+    #[test]
+    fn markers_jump_and_sign_out_drops_the_recording() {
+        let mut r = Recordings {
+            opening: Some("ab".into()),
+            ..Recordings::default()
+        };
+        r.replied(Reply::Opened {
+            id: "ab".into(),
+            result: Ok(opened()),
+        });
+        // The marker's button seeks to it: the screen shows what came before.
+        let ui = iced_test::simulator(r.view())
+            .find("◆ mark @ 0:02.0")
+            .is_ok();
+        assert!(ui, "the marker is offered");
+        r.update(Message::Seek(2000.0));
+        assert_eq!(r.screen.text().trim_end(), "one\ntwo");
+        // A reply for a recording no longer asked for is dropped.
+        r.replied(Reply::Opened {
+            id: "cd".into(),
+            result: Ok(opened()),
+        });
+        assert_eq!(r.playback.as_ref().map(|p| p.position_us), Some(2_000_000));
+        r.clear();
+        assert!(r.playback.is_none());
+        assert_eq!(r.screen.text(), "");
+    }
 }

@@ -142,7 +142,11 @@ fn security_panel_judges_each_process_and_runs_the_isolation_audit() -> Result<(
             assert!(d.sees_part("keychain backend:"));
 
             // The isolation audit, through the real CLI beside the app.
-            d.click("Run isolation audit")?;
+            // By its key (I), as a keyboard user would.
+            d.send(key(
+                Key::Character("i".into()),
+                keyboard::Modifiers::empty(),
+            ));
             let checks = match &d.state.security.audit {
                 AuditRun::Done(c) => c.clone(),
                 other => bail!("audit: {other:?}"),
@@ -298,6 +302,11 @@ fn audit_log_and_playback_of_a_real_session() -> Result<()> {
             snapshot(&d, "recording")?;
             // Back to the start: a fresh screen, replayed.
             d.send(Message::Recordings(recordings::Message::Seek(0.0)));
+            assert!(!d.state.recordings.screen.text().contains("R1"));
+            // The same by keyboard: End, then Home.
+            d.send(key(Key::Named(Named::End), keyboard::Modifiers::empty()));
+            assert!(d.state.recordings.screen.text().contains("R1"));
+            d.send(key(Key::Named(Named::Home), keyboard::Modifiers::empty()));
             assert!(!d.state.recordings.screen.text().contains("R1"));
             // Play at 8x with the clock: the output arrives by itself.
             d.click("8x")?;

@@ -455,11 +455,17 @@ impl State {
                 _ => vec![],
             };
         }
-        if self.tab == Tab::Diagrams
-            && self.session == Session::SignedIn
-            && let Some(m) = diagrams::key(&key, modifiers)
-        {
-            return self.update(Message::Diagrams(m));
+        // Screens without text fields take plain keys of their own.
+        if self.session == Session::SignedIn && !modifiers.control() && !modifiers.alt() {
+            let own = match self.tab {
+                Tab::Diagrams => diagrams::key(&key, modifiers).map(Message::Diagrams),
+                Tab::Recordings => recordings::key(&self.recordings, &key).map(Message::Recordings),
+                Tab::Security => security::key(&key).map(Message::Security),
+                _ => None,
+            };
+            if let Some(m) = own {
+                return self.update(m);
+            }
         }
         match shortcut(&key, modifiers) {
             Some(m) => self.update(m),

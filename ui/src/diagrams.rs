@@ -69,6 +69,8 @@ pub enum Message {
     Step(bool),
     /// Enter on the selected node.
     ActivateFocused,
+    /// PageDown/PageUp: the next (true) or previous diagram.
+    SelectStep(bool),
 }
 
 /// One-shot daemon calls this screen asks for (see [`crate::daemons::Call`]).
@@ -146,6 +148,9 @@ pub fn key(key: &Key, m: Modifiers) -> Option<Message> {
         Key::Named(Named::ArrowRight | Named::ArrowDown) => Some(Message::Step(true)),
         Key::Named(Named::ArrowLeft | Named::ArrowUp) => Some(Message::Step(false)),
         Key::Named(Named::Enter) => Some(Message::ActivateFocused),
+        Key::Named(Named::PageDown) => Some(Message::SelectStep(true)),
+        Key::Named(Named::PageUp) => Some(Message::SelectStep(false)),
+        Key::Character(c) if c.as_str() == "r" => Some(Message::Refresh),
         _ => None,
     }
 }
@@ -190,6 +195,17 @@ impl Diagrams {
                 self.selected = i;
                 self.focus = None;
                 self.note = None;
+            }
+            Message::SelectStep(next) => {
+                let n = self.loaded.as_ref().map(|l| l.diagrams.len()).unwrap_or(0);
+                if n > 0 {
+                    let i = if next {
+                        (self.selected + 1).min(n - 1)
+                    } else {
+                        self.selected.saturating_sub(1)
+                    };
+                    return self.update(Message::Select(i));
+                }
             }
             Message::Step(forward) => {
                 let n = self.current().map(|d| d.diagram.nodes.len()).unwrap_or(0);
@@ -323,7 +339,7 @@ impl Diagrams {
                 })
                 .collect();
             right = right.push(
-                text("Click a host (or Tab/arrows, then Enter) to open a terminal.")
+                text("Click a host (or Tab/arrows, then Enter) to open a terminal · PageUp/PageDown diagrams · R refresh")
                     .size(12)
                     .style(text::secondary),
             );

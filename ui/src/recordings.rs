@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse};
 use gatehouse_ipc::display::{human_duration, human_size, utc};
 use gatehouse_sessiond::recording::{self, EventData, RecordingReader};
+use iced::keyboard::{Key, key::Named};
 use iced::widget::{button, canvas, column, container, row, scrollable, slider, text};
 use iced::{Element, Fill, FillPortion, Length};
 use zeroize::{Zeroize, Zeroizing};
@@ -438,6 +439,8 @@ pub struct Recordings {
     pub opening: Option<String>,
     pub playback: Option<Playback>,
     pub screen: MiniScreen,
+    /// The list row chosen with the keyboard (Up/Down, Enter plays it).
+    pub selected: usize,
     last_tick: Option<Instant>,
 }
 
@@ -450,6 +453,44 @@ pub enum Message {
     /// Seek to this many ms from the start.
     Seek(f64),
     Speed(f64),
+    /// Keyboard: seek by this many seconds (negative = back).
+    SeekBy(f64),
+    /// Keyboard: the next (true) or previous marker.
+    Marker(bool),
+    /// Keyboard: a faster (true) or slower speed.
+    SpeedStep(bool),
+    /// Keyboard: the next (true) or previous recording in the list.
+    Step(bool),
+    /// Keyboard: play the selected recording.
+    OpenSelected,
+}
+
+/// The keys of this screen (no text field here, so plain keys are free):
+/// in the list Up/Down and Enter, R refresh; while playing Space
+/// play/pause, Left/Right ±5 s, Home/End, [ and ] markers, - and + speed,
+/// Esc back to the list.
+pub fn key(r: &Recordings, key: &Key) -> Option<Message> {
+    let playing = r.playback.is_some();
+    match key {
+        Key::Named(Named::Space) if playing => Some(Message::PlayPause),
+        Key::Named(Named::ArrowLeft) if playing => Some(Message::SeekBy(-5.0)),
+        Key::Named(Named::ArrowRight) if playing => Some(Message::SeekBy(5.0)),
+        Key::Named(Named::Home) if playing => Some(Message::Seek(0.0)),
+        Key::Named(Named::End) if playing => Some(Message::Seek(f64::MAX)),
+        Key::Named(Named::Escape) if playing => Some(Message::Close),
+        Key::Named(Named::ArrowUp) if !playing => Some(Message::Step(false)),
+        Key::Named(Named::ArrowDown) if !playing => Some(Message::Step(true)),
+        Key::Named(Named::Enter) if !playing => Some(Message::OpenSelected),
+        Key::Character(c) => match c.as_str() {
+            "[" if playing => Some(Message::Marker(false)),
+            "]" if playing => Some(Message::Marker(true)),
+            "-" if playing => Some(Message::SpeedStep(false)),
+            "+" | "=" if playing => Some(Message::SpeedStep(true)),
+            "r" if !playing => Some(Message::Refresh),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// One-shot daemon calls this screen asks for (see [`crate::daemons::Call`]).
@@ -600,6 +641,59 @@ impl Recordings {
                     p.speed = s;
                 }
             }
+            Message::SeekBy(secs) => {
+                if let Some(p) = &mut self.playback {
+                    let to = p.position_us as f64 + secs * 1e6;
+                    p.seek(to.max(0.0) as u64, &mut self.screen);
+                }
+            }
+            Message::Marker(next) => {
+                if let Some(p) = &mut self.playback {
+                    let at = p.position_us;
+                    let t = if next {
+                        p.rec.markers.iter().map(|m| m.0).find(|t| *t > at)
+                    } else {
+                        p.rec.markers.iter().rev().map(|m| m.0).find(|t| *t < at)
+                    };
+                    if let Some(t) = t {
+                        p.seek(t, &mut self.screen);
+                    }
+                }
+            }
+            Message::SpeedStep(up) => {
+                if let Some(p) = &mut self.playback {
+                    let i = SPEEDS
+                        .iter()
+                        .position(|s| (*s - p.speed).abs() < f64::EPSILON)
+                        .unwrap_or(1);
+                    let j = if up {
+                        (i + 1).min(SPEEDS.len() - 1)
+                    } else {
+                        i.saturating_sub(1)
+                    };
+                    p.speed = SPEEDS[j];
+                }
+            }
+            Message::Step(down) => {
+                let n = self.listing.as_ref().map(|l| l.rows.len()).unwrap_or(0);
+                if n > 0 {
+                    self.selected = if down {
+                        (self.selected + 1).min(n - 1)
+                    } else {
+                        self.selected.saturating_sub(1)
+                    };
+                }
+            }
+            Message::OpenSelected => {
+                let id = self
+                    .listing
+                    .as_ref()
+                    .and_then(|l| l.rows.get(self.selected))
+                    .map(|r| r.id.clone());
+                if let (Some(id), None) = (id, &self.opening) {
+                    return self.update(Message::Open(id));
+                }
+            }
         }
         vec![]
     }
@@ -610,6 +704,7 @@ impl Recordings {
                 self.loading = false;
                 match l {
                     Ok(l) => {
+                        self.selected = self.selected.min(l.rows.len().saturating_sub(1));
                         self.listing = Some(l);
                         self.error = None;
                     }
@@ -666,6 +761,11 @@ impl Recordings {
             .align_y(iced::Center)
         ]
         .spacing(6);
+        col = col.push(
+            text("Up/Down choose · Enter play · R refresh")
+                .size(12)
+                .style(text::secondary),
+        );
         let Some(l) = &self.listing else {
             return col.into();
         };
@@ -677,7 +777,7 @@ impl Recordings {
             );
         }
         let mut list = column![].spacing(3);
-        for r in &l.rows {
+        for (i, r) in l.rows.iter().enumerate() {
             let state = if r.complete { "complete" } else { "incomplete" };
             let label = if self.opening.as_deref() == Some(r.id.as_str()) {
                 "Opening…".to_string()
@@ -687,7 +787,11 @@ impl Recordings {
             list = list.push(
                 row![
                     button(text(label).size(13).font(crate::MONO))
-                        .style(button::secondary)
+                        .style(if i == self.selected {
+                            button::primary
+                        } else {
+                            button::secondary
+                        })
                         .on_press_maybe(self.opening.is_none().then(|| Message::Open(r.id.clone())))
                         .width(FillPortion(3)),
                     text(format!("{} ({})", r.host, r.user))
@@ -778,6 +882,11 @@ impl Recordings {
             ]
             .spacing(10)
             .align_y(iced::Center),
+            text(
+                "Space play/pause · Left/Right ±5 s · Home/End · [ ] markers · - + speed · Esc back"
+            )
+            .size(12)
+            .style(text::secondary),
             slider(
                 0.0..=dur_ms.max(1.0),
                 (p.position_us / 1000) as f64,

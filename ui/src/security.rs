@@ -64,6 +64,19 @@ pub enum Message {
     RunAudit,
 }
 
+/// The keys of this screen (no text field here): R refresh, I run the
+/// isolation audit.
+pub fn key(key: &iced::keyboard::Key) -> Option<Message> {
+    match key {
+        iced::keyboard::Key::Character(c) => match c.as_str() {
+            "r" => Some(Message::Refresh),
+            "i" => Some(Message::RunAudit),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// One-shot daemon calls this screen asks for (see [`crate::daemons::Call`]).
 #[derive(Debug, Clone)]
 pub enum Call {
@@ -244,14 +257,14 @@ impl Security {
                 button(text(if self.loading {
                     "Refreshing…"
                 } else {
-                    "Refresh"
+                    "Refresh (R)"
                 }))
                 .style(button::secondary)
                 .on_press_maybe((!self.loading).then_some(Message::Refresh)),
                 button(text(if self.audit == AuditRun::Running {
                     "Auditing…"
                 } else {
-                    "Run isolation audit"
+                    "Run isolation audit (I)"
                 }))
                 .on_press_maybe((self.audit != AuditRun::Running).then_some(Message::RunAudit)),
             ]

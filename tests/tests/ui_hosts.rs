@@ -122,7 +122,7 @@ fn host_add_error_at_field_then_edit_reveal_audited_and_dropped_at_sign_out() ->
 
             // 2. The detail: the sealed password masked, nothing opened for it.
             assert_eq!(d.state.hosts.selected.as_deref(), Some(id.as_str()));
-            assert!(d.sees("••••") && d.sees("Reveal ssh.password (V)"));
+            assert!(d.sees("••••") && d.sees("Reveal SSH password (V)"));
             assert!(!d.sees_part(PASSWORD));
             let opened = |d: &Driver| -> Result<usize> {
                 Ok(credential_rows(d)?
@@ -133,7 +133,7 @@ fn host_add_error_at_field_then_edit_reveal_audited_and_dropped_at_sign_out() ->
             assert_eq!(opened(&d)?, 0, "adding and showing opened nothing");
 
             // Reveal: exactly that field, audited for the ui's pid.
-            d.click("Reveal ssh.password (V)")?;
+            d.click("Reveal SSH password (V)")?;
             assert!(d.sees(PASSWORD), "revealed");
             assert!(d.state.hosts.holds_revealed());
             let rows = credential_rows(&d)?;
@@ -181,7 +181,7 @@ fn host_add_error_at_field_then_edit_reveal_audited_and_dropped_at_sign_out() ->
             let h = stored(&d)?.pop().context("host")?;
             assert_eq!(h.tags, ["edge", "lab", "east"]);
             assert!(d.sees("Revision") && d.sees_part("2 (owner"));
-            d.click("Reveal ssh.password (V)")?;
+            d.click("Reveal SSH password (V)")?;
             assert!(d.sees(PASSWORD), "the edit kept the sealed password");
 
             // Connect asks the terminal screen for a shell to this host.

@@ -153,31 +153,31 @@ impl Shown {
         }
         let default = self.default_reveal();
         for f in &d.sealed {
+            let name = field_label(f);
             let shortcut = if Some(f) == default.as_ref() {
                 format!(" ({REVEAL_KEY})")
             } else {
                 String::new()
             };
             let value: Element<'a, Message> = match self.revealed(f) {
-                Some(v) => row![
+                Some(v) => column![
                     text(shown(v)).font(crate::MONO),
-                    button(text(format!("Hide {f}")).size(13))
+                    button(text(format!("Hide {name}")).size(13))
                         .style(button::secondary)
                         .on_press(Message::Hide),
                 ]
-                .spacing(8)
+                .spacing(4)
                 .into(),
-                None => row![
+                None => column![
                     text(MASK).font(crate::MONO),
-                    button(text(format!("Reveal {f}{shortcut}")).size(13))
+                    button(text(format!("Reveal {name}{shortcut}")).size(13))
                         .style(button::secondary)
                         .on_press_maybe((!self.revealing).then(|| Message::Reveal(f.clone()))),
                 ]
-                .spacing(8)
+                .spacing(4)
                 .into(),
             };
-            col =
-                col.push(row![text(f.clone()).width(130).style(text::secondary), value].spacing(8));
+            col = col.push(row![text(name).width(130).style(text::secondary), value].spacing(8));
         }
         if let Some(e) = &self.reveal_error {
             col = col.push(text(format!("Reveal failed: {e}")).style(text::danger));
@@ -213,6 +213,18 @@ fn shown(v: &str) -> std::borrow::Cow<'_, str> {
     match gatehouse_records::model::keychain_ref(v) {
         Some(name) => format!("keychain:{name} (reference; payload stays in the keychain)").into(),
         None => v.into(),
+    }
+}
+
+/// A sealed field as a person reads it (`ssh.password` → "SSH password").
+pub fn field_label(field: &str) -> &str {
+    match field {
+        "ssh.password" => "SSH password",
+        "ssh.private_key_path" => "SSH key",
+        "ssh.key_passphrase" => "Key passphrase",
+        "http.token" => "HTTP token",
+        "onvif.password" => "ONVIF password",
+        other => other,
     }
 }
 

@@ -277,13 +277,7 @@ impl Form {
                     .into(),
                 ),
             )
-            .push(self.field(
-                "Tags (comma separated)",
-                "tags",
-                TAGS_ID,
-                &self.tags,
-                Message::Tags,
-            ))
+            .push(self.field("Tags", "tags", TAGS_ID, &self.tags, Message::Tags))
             .push(self.field(
                 "SSH user",
                 "ssh.username",
@@ -375,12 +369,19 @@ impl Form {
         self.labelled(
             label,
             field,
-            text_input("", value)
-                .id(id)
-                .on_input(on)
-                .on_submit(Message::Submit)
-                .padding(4)
-                .into(),
+            text_input(
+                if field == "tags" {
+                    "comma separated"
+                } else {
+                    ""
+                },
+                value,
+            )
+            .id(id)
+            .on_input(on)
+            .on_submit(Message::Submit)
+            .padding(4)
+            .into(),
         )
     }
 

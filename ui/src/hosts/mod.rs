@@ -54,6 +54,8 @@ pub struct Hosts {
     pub rows: Vec<HostRow>,
     /// Per row: its plaintext fields, lowercased, one per line.
     hay: Vec<String>,
+    /// The vendor, tag and folder filters' options (built on load).
+    options: (Vec<String>, Vec<String>, Vec<String>),
     pub search: String,
     pub vendor: Option<String>,
     pub tag: Option<String>,
@@ -391,6 +393,7 @@ impl Hosts {
                         .then_with(|| a.name.cmp(&b.name))
                 });
                 self.hay = rows.iter().map(haystack).collect();
+                self.options = filter_options(&rows);
                 self.rows = rows;
                 self.error = None;
             }
@@ -496,7 +499,7 @@ impl Hosts {
                 .into();
         }
         let visible = self.visible(org);
-        let (vendors, tags, folders) = self.filter_options();
+        let (vendors, tags, folders) = &self.options;
         let top = row![
             text_input(
                 "Search hosts: name, address, vendor, tag, folder (Ctrl+F)",
@@ -507,19 +510,19 @@ impl Hosts {
             .padding(6)
             .width(iced::FillPortion(3)),
             pick_list(
-                vendors,
+                vendors.as_slice(),
                 Some(self.vendor.clone().unwrap_or(ALL_VENDORS.into())),
                 Message::FilterVendor
             )
             .text_size(13),
             pick_list(
-                tags,
+                tags.as_slice(),
                 Some(self.tag.clone().unwrap_or(ALL_TAGS.into())),
                 Message::FilterTag
             )
             .text_size(13),
             pick_list(
-                folders,
+                folders.as_slice(),
                 Some(self.folder.clone().unwrap_or(ALL_FOLDERS.into())),
                 Message::FilterFolder
             )
@@ -598,31 +601,6 @@ impl Hosts {
             .width(Fill)
             .style(container::bordered_box)
             .into()
-    }
-
-    /// The options of the vendor, tag and folder filters (from the rows).
-    fn filter_options(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
-        let mut v = BTreeSet::new();
-        let mut t = BTreeSet::new();
-        let mut f = BTreeSet::new();
-        for r in &self.rows {
-            v.insert(r.vendor.clone());
-            t.extend(r.tags.iter().cloned());
-            let parts: Vec<&str> = r.folder.split('/').filter(|p| !p.is_empty()).collect();
-            for i in 1..=parts.len() {
-                f.insert(parts[..i].join("/"));
-            }
-        }
-        let with = |all: &str, s: BTreeSet<String>| {
-            std::iter::once(all.to_string())
-                .chain(s)
-                .collect::<Vec<_>>()
-        };
-        (
-            with(ALL_VENDORS, v),
-            with(ALL_TAGS, t),
-            with(ALL_FOLDERS, f),
-        )
     }
 
     /// The visible rows as a folder tree (collapsible folders, hosts under
@@ -722,6 +700,31 @@ impl Hosts {
         .align_y(iced::Center)
         .into()
     }
+}
+
+/// The options of the vendor, tag and folder filters (from the rows).
+fn filter_options(rows: &[HostRow]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut v = BTreeSet::new();
+    let mut t = BTreeSet::new();
+    let mut f = BTreeSet::new();
+    for r in rows {
+        v.insert(r.vendor.clone());
+        t.extend(r.tags.iter().cloned());
+        let parts: Vec<&str> = r.folder.split('/').filter(|p| !p.is_empty()).collect();
+        for i in 1..=parts.len() {
+            f.insert(parts[..i].join("/"));
+        }
+    }
+    let with = |all: &str, s: BTreeSet<String>| {
+        std::iter::once(all.to_string())
+            .chain(s)
+            .collect::<Vec<_>>()
+    };
+    (
+        with(ALL_VENDORS, v),
+        with(ALL_TAGS, t),
+        with(ALL_FOLDERS, f),
+    )
 }
 
 fn connect(id: String) -> Vec<Effect> {

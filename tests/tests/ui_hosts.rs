@@ -358,3 +358,72 @@ fn org_switcher_field_errors_from_the_store_and_delete_with_confirmation() -> Re
         },
     )
 }
+
+/// A record changed without the key (its address redirected in the
+/// database) is not revealed: the MAC is checked first and nothing is
+/// opened, so no credential-log row and no value.
+#[test]
+fn reveal_of_a_tampered_host_is_refused_before_anything_is_opened() -> Result<()> {
+    ui_test(
+        "reveal_of_a_tampered_host_is_refused_before_anything_is_opened",
+        |f| {
+            f.cli_ok(
+                &[
+                    "host",
+                    "add",
+                    "r1",
+                    "--org",
+                    "acme",
+                    "--address",
+                    "10.0.0.1",
+                    "--ssh-user",
+                    "admin",
+                    "--password-stdin",
+                ],
+                &format!("{PASSWORD}\n"),
+            )?;
+            Ok(())
+        },
+        |child| {
+            let mut d = Driver::new(child)?;
+            d.sign_in()?;
+            d.click("Hosts (Ctrl+1)")?;
+            let id = stored(&d)?.pop().context("r1")?.id;
+            {
+                let db = rusqlite::Connection::open(
+                    d.state
+                        .daemons
+                        .layout()
+                        .root
+                        .join(gatehouse_records::store::FILE_NAME),
+                )?;
+                let n = db.execute(
+                    "UPDATE records SET plain = replace(plain, '10.0.0.1', '203.0.113.66') WHERE id = ?1",
+                    [&id],
+                )?;
+                assert_eq!(n, 1);
+            }
+            d.send(Message::Hosts(hosts::Message::Refresh));
+            d.click("r1")?;
+            assert!(d.sees("••••"), "the mask needs no opening");
+            d.click("Reveal SSH password (V)")?;
+            let err = d
+                .state
+                .hosts
+                .shown
+                .as_ref()
+                .and_then(|s| s.reveal_error.clone())
+                .context("a reveal error")?;
+            assert!(err.contains("tampered"), "{err}");
+            assert!(d.sees(&format!("Reveal failed: {err}")));
+            assert!(!d.state.hosts.holds_revealed() && !d.sees_part(PASSWORD));
+            assert!(
+                credential_rows(&d)?
+                    .iter()
+                    .all(|r| r.operation.to_string() != "OpenFields"),
+                "nothing was opened"
+            );
+            Ok(())
+        },
+    )
+}

@@ -122,7 +122,9 @@ impl Ctx {
 }
 
 /// Who is acting (the OS account name; recorded as owner and in audit rows).
-pub use gatehouse_records::host_edit::actor;
+pub fn actor() -> String {
+    gatehouse_ipc::paths::local_user()
+}
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ScopeArgs {
@@ -634,10 +636,14 @@ pub fn store_procedure_run(
     run: gatehouse_records::model::ProcedureRun,
 ) -> anyhow::Result<Meta> {
     let mut ctx = Ctx::open(profile)?;
-    let mut rec = Record::ProcedureRun(run);
-    ctx.store.check(&scope, None, &mut rec)?;
     let (store, sealer) = ctx.parts()?;
-    Ok(store.create(sealer, &actor(), scope, rec)?)
+    Ok(gatehouse_records::runbook::store_run(
+        store,
+        sealer,
+        &actor(),
+        scope,
+        run,
+    )?)
 }
 
 /// Pins `fingerprint` as the SSH host key of host `key` (a person accepted

@@ -240,17 +240,6 @@ pub fn apply(h: &mut Host, c: HostChanges) -> Result<HostSecrets, RecordError> {
     Ok(out)
 }
 
-/// Who is acting: the OS account name (recorded as owner and in the
-/// store's audit rows), or `uid<N>` when it has no name.
-pub fn actor() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| format!("uid{}", uid.as_raw()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod cache;
 pub mod fields;
 pub mod host_edit;
 pub mod model;
+pub mod runbook;
 pub mod sealer;
 pub mod ssh_config;
 pub mod store;

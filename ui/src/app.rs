@@ -129,6 +129,8 @@ pub struct State {
     /// read it: the hosts list shows, and new hosts go to, this one.
     pub org: Option<String>,
     pub status: Option<Box<BrokerStatus>>,
+    /// The dark theme is on (Ctrl+Shift+D toggles).
+    pub dark: bool,
     /// The sign-out confirmation is open.
     pub confirm_sign_out: bool,
     pub sign_out_busy: bool,
@@ -148,6 +150,7 @@ pub enum Message {
     Diagrams(diagrams::Message),
     Security(security::Message),
     Tab(Tab),
+    ToggleTheme,
     /// The organization switcher.
     Org(hosts::OrgPick),
     AskSignOut,
@@ -160,7 +163,7 @@ pub enum Message {
 }
 
 /// The keyboard shortcuts, as the UI lists them.
-pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
+pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+Shift+D Dark/light · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
 
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
@@ -184,6 +187,7 @@ impl State {
                 security: Security::default(),
                 org: None,
                 status: None,
+                dark: false,
                 confirm_sign_out: false,
                 sign_out_busy: false,
                 sign_out_error: None,
@@ -233,6 +237,10 @@ impl State {
             Message::Security(m) => self.security.update(m),
             Message::Tab(t) => {
                 self.tab = t;
+                vec![]
+            }
+            Message::ToggleTheme => {
+                self.dark = !self.dark;
                 vec![]
             }
             Message::AskSignOut => {
@@ -388,11 +396,14 @@ impl State {
     }
 
     fn load_signed_in(&mut self) -> Vec<Effect> {
-        vec![
+        let mut out = vec![
             Effect::Call(Call::ListApprovals),
             Effect::Call(Call::LoadHosts),
             Effect::Call(Call::Hosts(hosts::Call::Orgs)),
-        ]
+        ];
+        out.extend(self.copilot.load());
+        out.extend(self.procedures.load());
+        out
     }
 
     /// Drops everything a signed-in session showed.
@@ -468,6 +479,9 @@ impl State {
                 self.tab = Tab::Hosts;
                 vec![Effect::Focus(hosts::SEARCH_ID)]
             }
+            None if self.tab == Tab::Copilot && self.session == Session::SignedIn => {
+                self.copilot.key(&key, modifiers)
+            }
             None => vec![],
         }
     }
@@ -503,6 +517,18 @@ impl State {
         ]
         .spacing(16)
         .align_y(iced::Center);
+        header = header.push(
+            button(
+                text(if self.dark {
+                    "Light theme (Ctrl+Shift+D)"
+                } else {
+                    "Dark theme (Ctrl+Shift+D)"
+                })
+                .size(13),
+            )
+            .style(button::text)
+            .on_press(Message::ToggleTheme),
+        );
         if self.session == Session::SignedIn {
             header = header.push(
                 button(text("Sign out (Ctrl+Shift+Q)").size(13))
@@ -612,9 +638,22 @@ impl State {
             .into()
     }
 
-    /// The theme (light; the dark theme is not built yet).
     pub fn theme(&self) -> iced::Theme {
-        iced::Theme::Light
+        if self.dark {
+            iced::Theme::Dark
+        } else {
+            iced::Theme::Light
+        }
+    }
+
+    /// Whether something on screen changes with time alone (a guard delay
+    /// running out): only then does the shell's clock tick, so an idle
+    /// window is not redrawn ten times a second.
+    pub fn needs_clock(&self) -> bool {
+        self.approvals
+            .card
+            .as_ref()
+            .is_some_and(|c| c.guard_running(self.now))
     }
 }
 
@@ -644,6 +683,7 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                 }
                 return match c {
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
+                    "d" | "D" if m.shift() => Some(Message::ToggleTheme),
                     _ => None,
                 };
             }

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 
 use gatehouse_ipc::broker::{KeyScope, OrgInfo};
 use gatehouse_records::model::Secret;
+use gatehouse_ui::bench::generated_hosts;
 use gatehouse_ui::hosts::detail::Shown;
 use gatehouse_ui::hosts::form::Form;
-use gatehouse_ui::hosts::{Hosts, Message, ops, sample_rows};
+use gatehouse_ui::hosts::{Hosts, Message, ops};
 use iced::{Element, Settings, Theme};
 use iced_test::Simulator;
 
@@ -43,7 +44,7 @@ fn matches(name: &str, view: Element<'_, Message>) -> bool {
 
 fn hosts() -> Hosts {
     let mut h = Hosts::default();
-    let mut rows = sample_rows(24);
+    let mut rows = generated_hosts(24);
     rows[0].folder = String::new();
     rows[1].vendor = "onvif-camera".into();
     rows[2].vendor = "other".into();
@@ -54,7 +55,7 @@ fn hosts() -> Hosts {
         key_id: "k".into(),
         created_ms: 0,
     }];
-    h.collapsed.insert("dc3".into());
+    h.collapsed.insert("region3".into());
     h
 }
 

@@ -43,6 +43,15 @@ pub fn ui_test_with(
     if let Some(child) = UiChild::from_env() {
         return body(&child);
     }
+    let f = start_fixture(opts)?;
+    setup(&f)?;
+    f.cli_ok(&["signout"], "")?;
+    f.run_as_ui(name)
+}
+
+/// A broker (as `opts` ask, `peer_as_ui` set) with an account, signed in,
+/// and the organization `acme`.
+fn start_fixture(opts: Options) -> Result<BrokerFixture> {
     let f = BrokerFixture::start(Options {
         peer_as_ui: true,
         ..opts
@@ -52,9 +61,38 @@ pub fn ui_test_with(
         &format!("{PASSPHRASE}\n"),
     )?;
     f.cli_ok(&["org", "create", "acme"], "")?;
-    setup(&f)?;
-    f.cli_ok(&["signout"], "")?;
-    f.run_as_ui(name)
+    Ok(f)
+}
+
+/// [`ui_test_with`] against the lab: the lab devices are brought up
+/// (`lab up --log-data`: organization `lab`, hosts `r1` and `sw1`, every
+/// byte they receive logged) and the real daemons `opts` asks for are
+/// started before `setup`; the lab goes down when the test ends.
+pub fn ui_test_lab(
+    name: &str,
+    opts: Options,
+    setup: impl FnOnce(&mut BrokerFixture) -> Result<()>,
+    body: impl FnOnce(&UiChild) -> Result<()>,
+) -> Result<()> {
+    if let Some(child) = UiChild::from_env() {
+        return body(&child);
+    }
+    let (sessiond, copilotd) = (opts.real_sessiond, opts.real_copilotd);
+    let mut f = start_fixture(opts)?;
+    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    let result = (|| {
+        if sessiond {
+            f.start_sessiond()?;
+        }
+        if copilotd {
+            f.start_copilotd()?;
+        }
+        setup(&mut f)?;
+        f.cli_ok(&["signout"], "")?;
+        f.run_as_ui(name)
+    })();
+    let _ = f.cli(&["lab", "down"], "");
+    result
 }
 
 /// The app state and a runtime that carries out its effects.
@@ -130,9 +168,11 @@ impl Driver {
             if left.is_zero() {
                 bail!("not done within {within:?}");
             }
+            // The timer is made inside the runtime (tokio needs its context).
+            let rx = &mut self.watch_rx;
             let next = self
                 .rt
-                .block_on(tokio::time::timeout(left, self.watch_rx.recv()));
+                .block_on(async move { tokio::time::timeout(left, rx.recv()).await });
             match next {
                 Ok(Some(r)) => self.send(Message::Reply(r)),
                 Ok(None) => bail!("the watch channel closed"),
@@ -230,6 +270,16 @@ impl Driver {
             .context("no broker event within 15 s")?;
         self.send(Message::Feed(Feed::Event(e.clone())));
         Ok(e)
+    }
+
+    /// The log of every byte lab device `name` received (`ui_test_lab`).
+    pub fn lab_log(&self, name: &str) -> std::path::PathBuf {
+        self.state
+            .daemons
+            .layout()
+            .root
+            .join("lab")
+            .join(format!("{name}.log.jsonl"))
     }
 
     /// Waits out the type-ahead guard.

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 use gatehouse_ipc::Layout;
 use gatehouse_ipc::broker::KeyScope;
-use gatehouse_records::host_edit::{self, HostChanges, actor};
+use gatehouse_ipc::paths::local_user as actor;
+use gatehouse_records::host_edit::{self, HostChanges};
 use gatehouse_records::model::{Kind, Record, Secret};
 use gatehouse_records::{BrokerSealer, RecordError, Store};
 use serde_json::Value;

@@ -30,6 +30,15 @@ fn credential_rows(d: &Driver) -> Result<Vec<CredentialRow>> {
     Ok(rows)
 }
 
+/// The app, signed in, on the hosts screen.
+fn on_hosts(child: &gatehouse_tests::broker::UiChild) -> Result<Driver> {
+    let mut d = Driver::new(child)?;
+    d.sign_in()?;
+    d.click("Hosts (Ctrl+1)")?;
+    assert_eq!(d.state.tab, Tab::Hosts);
+    Ok(d)
+}
+
 fn form_msg(d: &mut Driver, m: form::Message) {
     d.send(Message::Hosts(hosts::Message::Form(m)));
 }
@@ -62,10 +71,7 @@ fn host_add_error_at_field_then_edit_reveal_audited_and_dropped_at_sign_out() ->
         "host_add_error_at_field_then_edit_reveal_audited_and_dropped_at_sign_out",
         |_| Ok(()),
         |child| {
-            let mut d = Driver::new(child)?;
-            d.sign_in()?;
-            d.click("Hosts (Ctrl+1)")?;
-            assert_eq!(d.state.tab, Tab::Hosts);
+            let mut d = on_hosts(child)?;
             assert!(d.sees("0 of 0 hosts"));
             assert_eq!(d.state.hosts.orgs.len(), 1, "OrgList from the broker");
 
@@ -245,9 +251,7 @@ fn org_switcher_field_errors_from_the_store_and_delete_with_confirmation() -> Re
             Ok(())
         },
         |child| {
-            let mut d = Driver::new(child)?;
-            d.sign_in()?;
-            d.click("Hosts (Ctrl+1)")?;
+            let mut d = on_hosts(child)?;
             assert!(d.sees("3 of 3 hosts"), "{:?}", d.state.hosts.rows);
             assert!(d.sees("Organization:"));
             let picks: Vec<String> = d
@@ -385,9 +389,7 @@ fn reveal_of_a_tampered_host_is_refused_before_anything_is_opened() -> Result<()
             Ok(())
         },
         |child| {
-            let mut d = Driver::new(child)?;
-            d.sign_in()?;
-            d.click("Hosts (Ctrl+1)")?;
+            let mut d = on_hosts(child)?;
             let id = stored(&d)?.pop().context("r1")?.id;
             {
                 let db = rusqlite::Connection::open(

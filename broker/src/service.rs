@@ -198,15 +198,22 @@ impl BrokerService {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(BrokerResponse::Sealed(sealed))
             }
+            // Every opened field is audited (a reveal in the UI, `host show
+            // --reveal`, an edit): its row is on disk before the value leaves.
             BrokerRequest::OpenFields { items } => {
-                let opened = items
+                let result = items
                     .iter()
                     .map(|i| {
                         st.vault
                             .open_field(&i.address, &i.sealed)
                             .map(|p| SecretBytes::copy_from(&p))
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .collect::<Result<Vec<_>, _>>();
+                let credentials = items.iter().map(|i| i.address.to_string()).collect();
+                let destination = format!("shown to {} pid {}", me.role, me.pid);
+                let opened = st
+                    .audit
+                    .audited_all(op, &me, credentials, destination, result)?;
                 Ok(BrokerResponse::Opened(opened))
             }
             BrokerRequest::RequestApproval { action } => {

@@ -16,6 +16,7 @@ use clap::{Args, Subcommand};
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, KeyScope, SecretKind};
 use gatehouse_ipc::{Layout, SecretBytes};
 use gatehouse_records::fields::{self, Class};
+use gatehouse_records::host_edit::{self, HostChanges, SecretInput};
 use gatehouse_records::model::*;
 use gatehouse_records::store::{Filter, Opened, Store, StoredRecord, Summary};
 use gatehouse_records::validate::parse_port;
@@ -555,140 +556,57 @@ pub struct HostImportArgs {
     tags: Vec<String>,
 }
 
-/// What applying host fields left to do.
-#[derive(Default)]
-struct HostSecrets {
-    /// A literal SSH password is stored (sealed) in the record.
-    literal: bool,
-    /// `--to-keychain NAME`: store this literal in the keychain once the
-    /// record (which already holds the reference) has passed its checks.
-    to_keychain: Option<(String, Secret)>,
-}
-
-/// Applies `f` to `h`.
-fn apply_host_fields(h: &mut Host, f: &HostFields) -> anyhow::Result<HostSecrets> {
-    let needed = [
-        f.password_stdin,
-        f.key_passphrase_stdin,
-        f.token_stdin,
-        f.onvif_password_stdin,
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
-    let mut stdin = StdinLines::read(needed)?;
-    if let Some(a) = &f.address {
-        h.address = a.clone();
-    }
-    if let Some(p) = &f.port {
-        h.port = parse_port("port", p)?;
-    }
-    if let Some(fo) = &f.folder {
-        h.folder = fo.clone();
-    }
-    if !f.tags.is_empty() {
-        h.tags = f.tags.clone();
-    }
-    if let Some(v) = &f.vendor {
-        h.vendor = v.parse()?;
-    }
-    let wants_ssh = f.ssh_user.is_some()
-        || f.password_stdin
-        || f.password_ref.is_some()
-        || f.ssh_key.is_some()
-        || f.key_passphrase_stdin
-        || f.host_key.is_some();
-    if wants_ssh && h.ssh.is_none() {
-        let Some(user) = &f.ssh_user else {
-            bail!("invalid ssh.username: SSH settings need --ssh-user");
+impl HostFields {
+    /// The changes these flags ask for; secrets are read from stdin (one
+    /// line each, in flag order) only when `read_secrets`.
+    fn changes(&self, read_secrets: bool) -> anyhow::Result<HostChanges> {
+        let needed = [
+            self.password_stdin,
+            self.key_passphrase_stdin,
+            self.token_stdin,
+            self.onvif_password_stdin,
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        let mut stdin = StdinLines::read(if read_secrets { needed } else { 0 })?;
+        let mut line = |on: bool, field: &str| -> anyhow::Result<Option<Secret>> {
+            if on && read_secrets {
+                stdin.next(field).map(Some)
+            } else {
+                Ok(None)
+            }
         };
-        h.ssh = Some(SshProtocol {
-            username: user.clone(),
-            password: None,
-            private_key_path: None,
-            key_passphrase: None,
-            host_key_fingerprint: None,
-        });
+        let password = line(self.password_stdin, "ssh.password")?;
+        let key_passphrase = line(self.key_passphrase_stdin, "ssh.key_passphrase")?;
+        let token = line(self.token_stdin, "http.token")?;
+        let onvif_password = line(self.onvif_password_stdin, "onvif.password")?;
+        let secret = |lit: Option<Secret>, r: &Option<String>| {
+            lit.map(SecretInput::Literal)
+                .or_else(|| r.clone().map(SecretInput::Reference))
+        };
+        Ok(HostChanges {
+            name: None,
+            address: self.address.clone(),
+            port: self.port.clone(),
+            folder: self.folder.clone(),
+            tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
+            vendor: self.vendor.clone(),
+            ssh_user: self.ssh_user.clone(),
+            password: secret(password, &self.password_ref),
+            clear_password: false,
+            to_keychain: self.to_keychain.clone(),
+            ssh_key: self.ssh_key.clone(),
+            key_passphrase,
+            host_key: self.host_key.clone(),
+            http_port: self.http_port.clone(),
+            http_plain: self.http_plain,
+            token: secret(token, &self.token_ref),
+            onvif_user: self.onvif_user.clone(),
+            onvif_port: self.onvif_port.clone(),
+            onvif_password: secret(onvif_password, &self.onvif_password_ref),
+        })
     }
-    let mut out = HostSecrets::default();
-    if let Some(ssh) = h.ssh.as_mut() {
-        if let Some(u) = &f.ssh_user {
-            ssh.username = u.clone();
-        }
-        if f.password_stdin {
-            let pw = stdin.next("ssh.password")?;
-            ssh.password = Some(match &f.to_keychain {
-                Some(name) => {
-                    out.to_keychain = Some((name.clone(), pw));
-                    Secret::keychain(name)
-                }
-                None => {
-                    out.literal = true;
-                    pw
-                }
-            });
-        }
-        if let Some(r) = &f.password_ref {
-            ssh.password = Some(reference(r));
-        }
-        if let Some(k) = &f.ssh_key {
-            ssh.private_key_path = Some(Secret::new(k.clone()));
-        }
-        if f.key_passphrase_stdin {
-            ssh.key_passphrase = Some(stdin.next("ssh.key_passphrase")?);
-        }
-        if let Some(hk) = &f.host_key {
-            ssh.host_key_fingerprint = Some(hk.clone());
-        }
-    }
-    let wants_http = f.http_port.is_some() || f.token_stdin || f.token_ref.is_some();
-    if wants_http {
-        let http = h.http.get_or_insert(HttpProtocol {
-            port: if f.http_plain { 80 } else { 443 },
-            tls: !f.http_plain,
-            token: None,
-        });
-        if let Some(p) = &f.http_port {
-            http.port = parse_port("http.port", p)?;
-        }
-        http.tls = !f.http_plain;
-        if f.token_stdin {
-            http.token = Some(stdin.next("http.token")?);
-        }
-        if let Some(r) = &f.token_ref {
-            http.token = Some(reference(r));
-        }
-    }
-    let wants_onvif = f.onvif_user.is_some()
-        || f.onvif_port.is_some()
-        || f.onvif_password_stdin
-        || f.onvif_password_ref.is_some();
-    if wants_onvif {
-        if h.onvif.is_none() {
-            let Some(user) = &f.onvif_user else {
-                bail!("invalid onvif.username: ONVIF settings need --onvif-user");
-            };
-            h.onvif = Some(OnvifProtocol {
-                port: 80,
-                username: user.clone(),
-                password: None,
-            });
-        }
-        let o = h.onvif.as_mut().expect("set above");
-        if let Some(u) = &f.onvif_user {
-            o.username = u.clone();
-        }
-        if let Some(p) = &f.onvif_port {
-            o.port = parse_port("onvif.port", p)?;
-        }
-        if f.onvif_password_stdin {
-            o.password = Some(stdin.next("onvif.password")?);
-        }
-        if let Some(r) = &f.onvif_password_ref {
-            o.password = Some(reference(r));
-        }
-    }
-    Ok(out)
 }
 
 /// A procedure (runbook), opened: its meta and its body in clear (for the
@@ -768,30 +686,10 @@ pub fn host(profile: Option<&str>, cmd: HostCmd) -> anyhow::Result<ExitCode> {
     let mut ctx = Ctx::open(profile)?;
     match cmd {
         HostCmd::Add(a) => {
-            let Some(address) = a.f.address.clone() else {
-                bail!("invalid address: --address is required");
-            };
-            let mut h = Host {
-                name: a.name.clone(),
-                folder: String::new(),
-                address,
-                port: 22,
-                tags: Vec::new(),
-                vendor: Vendor::Other,
-                ssh: None,
-                http: None,
-                onvif: None,
-            };
             // Validate what needs no broker before reading stdin or connecting.
-            if let Some(v) = &a.f.vendor {
-                v.parse::<Vendor>()?;
-            }
-            if let Some(p) = &a.f.port {
-                parse_port("port", p)?;
-            }
-            gatehouse_records::validate::check_address("address", &h.address)?;
+            host_edit::precheck_new(&a.f.changes(false)?)?;
             let scope = ctx.new_scope(&a.scope)?;
-            let secrets = apply_host_fields(&mut h, &a.f)?;
+            let (h, secrets) = host_edit::new_host(&a.name, a.f.changes(true)?)?;
             let mut rec = Record::Host(h);
             ctx.store.check(&scope, None, &mut rec)?;
             if let Some((name, pw)) = &secrets.to_keychain {
@@ -811,15 +709,10 @@ pub fn host(profile: Option<&str>, cmd: HostCmd) -> anyhow::Result<ExitCode> {
             let Record::Host(mut h) = o.record else {
                 bail!("not a host");
             };
-            if let Some(n) = &a.name {
-                h.name = n.clone();
-            }
-            if a.clear_password
-                && let Some(ssh) = h.ssh.as_mut()
-            {
-                ssh.password = None;
-            }
-            let secrets = apply_host_fields(&mut h, &a.f)?;
+            let mut changes = a.f.changes(true)?;
+            changes.name = a.name.clone();
+            changes.clear_password = a.clear_password;
+            let secrets = host_edit::apply(&mut h, changes)?;
             let name = h.name.clone();
             let mut rec = Record::Host(h);
             ctx.store.check(&o.meta.scope, Some(&o.meta.id), &mut rec)?;

@@ -47,16 +47,25 @@ pub struct CredentialRow {
 
 /// Appends one row as a JSON line and syncs it to disk.
 pub fn append<T: Serialize>(path: &Path, row: &T) -> std::io::Result<()> {
+    append_all(path, std::slice::from_ref(row))
+}
+
+/// Appends rows as JSON lines in one write and syncs them to disk once (a
+/// batch of credential uses: every row is on disk before any is acknowledged).
+pub fn append_all<T: Serialize>(path: &Path, rows: &[T]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         crate::paths::make_private_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
     }
-    let mut line = serde_json::to_vec(row).map_err(std::io::Error::other)?;
-    line.push(b'\n');
+    let mut lines = Vec::new();
+    for row in rows {
+        serde_json::to_writer(&mut lines, row).map_err(std::io::Error::other)?;
+        lines.push(b'\n');
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
-    f.write_all(&line)?;
+    f.write_all(&lines)?;
     f.sync_data()
 }
 

@@ -4,8 +4,9 @@
 //! sealed ([`fields::TABLE`]), and the local SQLite store that enforces it.
 //!
 //! Owns: record types ([`model`]), the field table and canonical encodings
-//! ([`fields`]), input checks ([`validate`]), the store ([`store`]), the
-//! memory-only decrypted cache ([`cache`]), the
+//! ([`fields`]), input checks ([`validate`]), building hosts from a
+//! person's input ([`host_edit`], shared by the CLI and the UI), the store
+//! ([`store`]), the memory-only decrypted cache ([`cache`]), the
 //! broker-facing [`sealer::Sealer`], OpenSSH config import ([`ssh_config`])
 //! and org bundles ([`bundle`]).
 //! Must never: hold a key (sealing, opening and MACs are the broker's, through
@@ -15,6 +16,7 @@
 pub mod bundle;
 pub mod cache;
 pub mod fields;
+pub mod host_edit;
 pub mod model;
 pub mod runbook;
 pub mod sealer;

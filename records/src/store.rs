@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::RecordError;
 use crate::fields::{self, MacInput};
-use crate::model::{Kind, Meta, Record, parse_scope, scope_str};
+use crate::model::{Kind, Meta, Record, Secret, parse_scope, scope_str};
 use crate::sealer::{Sealer, SealerError};
 use crate::validate;
 
@@ -1055,6 +1055,45 @@ impl Store {
                 }
             })
             .collect())
+    }
+
+    /// Verifies the record's MAC, then opens only its sealed `field` (one
+    /// `OpenFields` item, audited by the broker): a person's explicit
+    /// reveal. A record whose MAC fails is refused without opening anything.
+    pub fn open_field(
+        sealer: &mut dyn Sealer,
+        stored: &StoredRecord,
+        field: &str,
+    ) -> Result<Secret, RecordError> {
+        let Some(c) = stored.sealed.get(field) else {
+            return Err(RecordError::NotFound {
+                kind: stored.meta.kind,
+                key: format!("{} field {field}", stored.meta.id),
+            });
+        };
+        if !Self::verify(sealer, std::slice::from_ref(stored))?
+            .first()
+            .copied()
+            .unwrap_or(false)
+        {
+            return Err(RecordError::Tampered {
+                kind: stored.meta.kind,
+                id: stored.meta.id.clone(),
+                fields: Vec::new(),
+            });
+        }
+        let plain = sealer
+            .open(vec![OpenItem {
+                address: field_address(&stored.meta, field, &stored.plain),
+                sealed: c.clone(),
+            }])?
+            .pop()
+            .ok_or_else(|| SealerError::Unexpected("no opened value".into()))?;
+        // A string field is its JSON string; anything else is shown as JSON.
+        Ok(match serde_json::from_slice::<String>(plain.expose()) {
+            Ok(s) => Secret::new(s),
+            Err(_) => Secret::new(String::from_utf8_lossy(plain.expose()).into_owned()),
+        })
     }
 
     /// Checks MACs only (one batch); opens nothing.

@@ -238,7 +238,11 @@ fn passwords_and_signatures_only_for_verified_records_and_their_destination() ->
     assert!(count("SshPublicKey", false) >= 1, "{rows:#?}");
     assert!(count("SshSign", false) >= 1, "{rows:#?}");
     assert_eq!(count("SshSign", true), 3, "{rows:#?}");
-    for r in &rows {
+    // (The CLI's `host edit` above opened the record: its OpenFields rows are the cli's.)
+    for r in rows
+        .iter()
+        .filter(|r| r.operation.to_string() != "OpenFields")
+    {
         assert_eq!(r.requester.role, PeerRole::Sessiond);
         assert_eq!(r.requester.pid, sessiond.pid() as i32);
     }
@@ -374,5 +378,107 @@ fn only_opened_credentials_join_exact_value_redaction() -> Result<()> {
         text.contains(&private_text),
         "a private, non-credential field is not scrubbed from prompts: {text}"
     );
+    Ok(())
+}
+
+/// Opening a sealed field for a person's tool (`OpenFields`: the UI's
+/// Reveal, `host show --reveal`, an edit) writes a synced row per field to
+/// the credential log before the value leaves; no row, no value.
+#[test]
+fn open_fields_writes_a_row_per_field_and_refuses_without_one() -> Result<()> {
+    let f = BrokerFixture::start(Options::default())?;
+    ok(f.cli(
+        &["account", "init", "--passphrase-stdin"],
+        "open-audit-pass\n",
+    )?)?;
+    ok(f.cli(&["org", "create", "net"], "")?)?;
+    let literal = format!("reveal-me-{}", std::process::id());
+    ok(f.cli(
+        &[
+            "host",
+            "add",
+            "r1",
+            "--org",
+            "net",
+            "--address",
+            "10.0.0.9",
+            "--ssh-user",
+            "ops",
+            "--password-stdin",
+        ],
+        &format!("{literal}\n"),
+    )?)?;
+    let log_path = f.home.join("audit").join("credentials.jsonl");
+    let read = || -> Result<Vec<gatehouse_ipc::audit::CredentialRow>> {
+        let (rows, bad) = gatehouse_ipc::audit::read(&log_path)?;
+        anyhow::ensure!(bad.is_empty(), "{bad:?}");
+        Ok(rows)
+    };
+    assert!(
+        read()?
+            .iter()
+            .all(|r| r.operation.to_string() != "OpenFields"),
+        "adding a host opens nothing"
+    );
+    // `host show --reveal` opens the record's one sealed field: one row.
+    let out = f.cli_ok(&["host", "show", "r1", "--reveal"], "")?;
+    assert!(out.contains(&literal), "{out}");
+    let rows = read()?;
+    let opened: Vec<_> = rows
+        .iter()
+        .filter(|r| r.operation.to_string() == "OpenFields")
+        .collect();
+    assert_eq!(opened.len(), 1, "one sealed field, one row: {rows:#?}");
+    let r = opened[0];
+    assert_eq!(r.requester.role, PeerRole::Cli);
+    assert!(r.credential.ends_with("field ssh.password"), "{r:?}");
+    assert!(r.credential.contains("host/"), "{r:?}");
+    assert!(
+        r.destination.starts_with("shown to cli pid "),
+        "{}",
+        r.destination
+    );
+    assert!(r.refused.is_none());
+    let text = std::fs::read_to_string(&log_path)?;
+    assert!(
+        !text.contains(&literal),
+        "the log names fields, never values"
+    );
+
+    // No row, no value: with the log unwritable the field is not opened.
+    std::fs::rename(&log_path, log_path.with_extension("old"))?;
+    std::fs::create_dir(&log_path)?;
+    let out = f.cli(&["host", "show", "r1", "--reveal"], "")?;
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("nothing released"), "{all}");
+    assert!(!all.contains(&literal), "{all}");
+    std::fs::remove_dir(&log_path)?;
+    std::fs::rename(log_path.with_extension("old"), &log_path)?;
+
+    // A field that does not open (another record's ciphertext) is refused,
+    // and the refusal is a row too.
+    let store = gatehouse_records::Store::open(&f.home.join(gatehouse_records::store::FILE_NAME))?;
+    let stored = store.resolve(gatehouse_records::Kind::Host, None, "r1")?;
+    let mut address =
+        gatehouse_records::store::field_address(&stored.meta, "ssh.password", &stored.plain);
+    address.record_id = "someone-else".into();
+    let mut ui = f.peer(PeerRole::Ui)?;
+    let v = ui.call(&BrokerRequest::OpenFields {
+        items: vec![gatehouse_ipc::broker::OpenItem {
+            address,
+            sealed: stored.sealed["ssh.password"].clone(),
+        }],
+    })?;
+    assert!(v.get("err").is_some(), "{v}");
+    let rows = read()?;
+    let last = rows.last().context("rows")?;
+    assert_eq!(last.operation.to_string(), "OpenFields");
+    assert!(last.refused.is_some() && last.credential.contains("someone-else"));
+    assert_eq!(last.destination, format!("shown to ui pid {}", ui.pid()));
     Ok(())
 }

@@ -138,7 +138,9 @@ fn hosts_list_filtered_by_search_over_plaintext_fields() -> Result<()> {
                 assert!(d.sees(n), "{n} listed");
             }
             assert!(d.sees_part("192.0.2.1"), "address shown");
-            assert!(d.sees("routeros") && d.sees("dc1/core") && d.sees("edge"));
+            // Vendor (badge and name), the folder tree (dc1/ › core/), tag chips.
+            assert!(d.sees("routeros") && d.sees("RoS") && d.sees("edge"));
+            assert!(d.sees_part("dc1/") && d.sees_part("core/"));
 
             d.type_into(hosts::SEARCH_ID, "routeros", false)?;
             assert!(d.sees("1 of 3 hosts"));

@@ -125,6 +125,9 @@ pub struct State {
     pub audit: AuditLog,
     pub diagrams: Diagrams,
     pub security: Security,
+    /// The organization the switcher selected (its id; None: all). Screens
+    /// read it: the hosts list shows, and new hosts go to, this one.
+    pub org: Option<String>,
     pub status: Option<Box<BrokerStatus>>,
     /// The dark theme is on (Ctrl+Shift+D toggles).
     pub dark: bool,
@@ -148,6 +151,8 @@ pub enum Message {
     Security(security::Message),
     Tab(Tab),
     ToggleTheme,
+    /// The organization switcher.
+    Org(hosts::OrgPick),
     AskSignOut,
     CancelSignOut,
     ConfirmSignOut,
@@ -180,6 +185,7 @@ impl State {
                 audit: AuditLog::default(),
                 diagrams: Diagrams::default(),
                 security: Security::default(),
+                org: None,
                 status: None,
                 dark: false,
                 confirm_sign_out: false,
@@ -204,11 +210,14 @@ impl State {
                 .into_iter()
                 .collect(),
             Message::Hosts(m) => {
-                if self.hosts.update(m) {
-                    vec![Effect::Call(Call::LoadHosts)]
-                } else {
-                    vec![]
+                if self.session != Session::SignedIn {
+                    return vec![];
                 }
+                self.hosts.update(m, self.org.as_deref())
+            }
+            Message::Org(pick) => {
+                self.org = pick.id;
+                vec![]
             }
             Message::Approval(m) => {
                 if self.session != Session::SignedIn {
@@ -391,6 +400,7 @@ impl State {
         let mut out = vec![
             Effect::Call(Call::ListApprovals),
             Effect::Call(Call::LoadHosts),
+            Effect::Call(Call::Hosts(hosts::Call::Orgs)),
         ];
         out.extend(self.copilot.load());
         out.extend(self.procedures.load());
@@ -412,7 +422,10 @@ impl State {
     /// Drops everything a signed-in session showed.
     fn forget(&mut self) {
         self.approvals.clear();
+        // Dropping the hosts screen drops (and zeroizes) a revealed value
+        // and a typed password.
         self.hosts = Hosts::default();
+        self.org = None;
         self.terminals.clear();
         self.copilot.clear();
         self.procedures.clear();
@@ -464,6 +477,12 @@ impl State {
                 Key::Named(Named::Enter) => self.update(Message::ConfirmSignOut),
                 _ => vec![],
             };
+        }
+        if self.session == Session::SignedIn
+            && self.tab == Tab::Hosts
+            && let Some(m) = self.hosts.key(&key, modifiers)
+        {
+            return self.update(Message::Hosts(m));
         }
         // Screens without text fields take plain keys of their own.
         if self.session == Session::SignedIn && !modifiers.control() && !modifiers.alt() {
@@ -573,12 +592,25 @@ impl State {
                 b.style(button::secondary).on_press(Message::Tab(t))
             });
         }
+        let bar = bar.push(iced::widget::space::horizontal()).push(
+            row![
+                text("Organization:").size(13),
+                iced::widget::pick_list(
+                    self.hosts.org_choices(),
+                    Some(self.hosts.org_pick(self.org.as_deref())),
+                    Message::Org
+                )
+                .text_size(13),
+            ]
+            .spacing(6)
+            .align_y(iced::Center),
+        );
         let bar = bar.wrap();
         if self.confirm_sign_out {
             return column![bar, self.sign_out_view()].spacing(10).into();
         }
         let screen = match self.tab {
-            Tab::Hosts => self.hosts.view().map(Message::Hosts),
+            Tab::Hosts => self.hosts.view(self.org.as_deref()).map(Message::Hosts),
             Tab::Approvals => self.approvals.view(self.now).map(Message::Approval),
             Tab::Terminals => self.terminals.view().map(Message::Terminal),
             Tab::Copilot => self.copilot.view().map(Message::Copilot),

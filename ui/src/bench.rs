@@ -14,7 +14,8 @@ use crate::daemons::HostRow;
 use crate::hosts::{self, Hosts};
 
 /// Generated hosts that look like a real inventory: folders per site,
-/// several vendors, a few tags, addresses in private ranges.
+/// several vendors, a few tags, addresses in private ranges, three
+/// organizations (ids `org0`..`org2`).
 pub fn generated_hosts(n: usize) -> Vec<HostRow> {
     const VENDORS: [&str; 5] = ["routeros", "ios", "junos", "linux", "other"];
     const ROLES: [&str; 4] = ["core", "edge", "access", "mgmt"];
@@ -30,6 +31,7 @@ pub fn generated_hosts(n: usize) -> Vec<HostRow> {
                 vendor: VENDORS[i % VENDORS.len()].into(),
                 tags: vec![role.to_string(), format!("site{site:02}")],
                 folder: format!("region{}/site{site:02}", site % 4),
+                scope: gatehouse_ipc::broker::KeyScope::Org(format!("org{}", i % 3)),
             }
         })
         .collect()
@@ -59,9 +61,9 @@ pub fn hosts_filter(n: usize, samples: usize) -> Value {
     let mut matched = 0;
     for _ in 0..samples.max(1) {
         for q in queries {
-            screen.update(hosts::Message::Search(q.to_string()));
+            screen.update(hosts::Message::Search(q.to_string()), None);
             let t = Instant::now();
-            matched = std::hint::black_box(screen.visible().len());
+            matched = std::hint::black_box(screen.visible(None).len());
             app.push(t.elapsed());
             let needle = q.split_whitespace().next().unwrap_or("");
             let t = Instant::now();

@@ -9,8 +9,10 @@
 //! never claim a role.
 //!
 //! Must never: ask for an org key, a keychain payload or a sealed field (no
-//! `OpenFields`, no `Release*` here), keep a passphrase after its request is
-//! sent, retry a request on its own, or panic on what a daemon answers.
+//! `OpenFields`, no `Release*` here: the one sealed-field opening is the
+//! hosts screen's explicit, audited Reveal), keep a passphrase after its
+//! request is sent, retry a request on its own, or panic on what a daemon
+//! answers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -156,6 +158,8 @@ pub struct HostRow {
     pub vendor: String,
     pub tags: Vec<String>,
     pub folder: String,
+    /// The organization (or private scope) the host belongs to.
+    pub scope: gatehouse_ipc::broker::KeyScope,
 }
 
 /// An effect the app state asks for.
@@ -353,6 +357,7 @@ pub fn load_hosts(layout: &Layout) -> Result<Vec<HostRow>, DaemonError> {
                 })
                 .unwrap_or_default(),
             folder: s.folder().to_string(),
+            scope: s.meta.scope.clone(),
         })
         .collect())
 }

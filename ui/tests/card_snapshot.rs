@@ -1,21 +1,21 @@
 //! Snapshot tests of the approval card, rendered headless by iced_test with
-//! the tiny-skia renderer.
+//! the tiny-skia renderer and compared with the PNGs stored in
+//! `ui/tests/snapshots/` (written on the first run; delete one to accept a
+//! deliberate change, and look at it before committing).
 //!
-//! The rendering is deterministic on one machine (checked: two renders of
-//! the same card hash the same), but the monospace command block uses the
-//! system's monospace font (fontconfig), so expected images are NOT stored
-//! in the repository: the pixels would differ between machines. Instead the
-//! test checks that what must look different (the guard's state, the
-//! dangerous confirmation) does, and saves the images in a temporary dir
-//! (`GATEHOUSE_UI_SNAPSHOT_DIR` keeps them).
+//! Both faces are embedded (iced's Fira Sans, and DejaVu Sans Mono for the
+//! command block, loaded through the simulator's settings), so the pixels
+//! do not depend on the machine's fonts. Besides matching the stored
+//! images, the test checks that what must look different (the guard's
+//! state, the dangerous confirmation, another command) does.
 
 use std::time::{Duration, Instant};
 
 use gatehouse_ipc::PeerRole;
 use gatehouse_ipc::broker::{Action, ApprovalState, ApprovalView, Requester};
 use gatehouse_ui::approval::{APPROVE_DELAY, Approvals, Card, Message, card_view};
-use iced::Theme;
-use iced_test::simulator;
+use iced::{Settings, Theme};
+use iced_test::Simulator;
 
 fn view(class: &str, command: &str) -> ApprovalView {
     ApprovalView {
@@ -44,34 +44,34 @@ fn view(class: &str, command: &str) -> ApprovalView {
     }
 }
 
-/// Whether the card at `now` matches the hash stored at `name` in `dir`
-/// (the first call stores it).
-fn matches(dir: &std::path::Path, name: &str, card: &Card, now: Instant) -> bool {
-    let mut ui = simulator(card_view(card, now));
+/// Whether the card at `now` renders exactly as the stored image `name`
+/// (stored on the first run).
+fn matches(name: &str, card: &Card, now: Instant) -> bool {
+    let settings = Settings {
+        fonts: vec![gatehouse_ui::MONO_FONT_BYTES.into()],
+        ..Settings::default()
+    };
+    let mut ui = Simulator::with_settings(settings, card_view(card, now));
     let snap = ui.snapshot(&Theme::Light).expect("snapshot");
-    let _ = snap.matches_image(dir.join(format!("{name}.png")));
-    snap.matches_hash(dir.join(name)).expect("hash")
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("snapshots")
+        .join(format!("card-{name}.png"));
+    snap.matches_image(path).expect("image")
 }
 
 #[test]
 fn approval_card_snapshots_are_deterministic_and_show_the_guard() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = std::env::var_os("GATEHOUSE_UI_SNAPSHOT_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tmp.path().to_path_buf());
     let t0 = Instant::now();
     let later = t0 + APPROVE_DELAY + Duration::from_millis(1);
 
     let card = Card::new(view("dangerous", "/system reboot"), t0);
     // Stored on the first render, matched by a second render of the same state.
-    assert!(matches(&dir, "dangerous-waiting", &card, t0));
-    assert!(
-        matches(&dir, "dangerous-waiting", &card, t0),
-        "deterministic"
-    );
+    assert!(matches("dangerous-waiting", &card, t0));
+    assert!(matches("dangerous-waiting", &card, t0), "deterministic");
     // Armed looks different from waiting (the Approve button's label and style).
-    assert!(!matches(&dir, "dangerous-waiting", &card, later));
-    assert!(matches(&dir, "dangerous-armed", &card, later));
+    assert!(!matches("dangerous-waiting", &card, later));
+    assert!(matches("dangerous-armed", &card, later));
 
     // The first Approve of a dangerous card adds the confirmation, not a decision.
     let mut approvals = Approvals::default();
@@ -79,9 +79,10 @@ fn approval_card_snapshots_are_deterministic_and_show_the_guard() {
     assert!(approvals.update(Message::Approve, later).is_none());
     let card = approvals.card.as_ref().unwrap();
     assert!(card.confirming_since.is_some());
-    assert!(!matches(&dir, "dangerous-armed", card, later));
+    assert!(!matches("dangerous-armed", card, later));
 
     // Another command or class is another image.
     let moderate = Card::new(view("moderate", "/interface disable ether2"), t0);
-    assert!(!matches(&dir, "dangerous-waiting", &moderate, t0));
+    assert!(!matches("dangerous-waiting", &moderate, t0));
+    assert!(matches("moderate-waiting", &moderate, t0));
 }

@@ -27,4 +27,5 @@ pub mod recordings;
 pub mod security;
 pub mod shell;
 pub mod signin;
+pub mod term_grid;
 pub mod terminal;

@@ -155,7 +155,7 @@ pub enum Message {
 }
 
 /// The keyboard shortcuts, as the UI lists them.
-pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
+pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out · Terminals: Ctrl+Shift+T Open, Ctrl+Shift+PgUp/PgDn Tabs, Ctrl+Shift+W Close";
 
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
@@ -431,7 +431,10 @@ impl State {
     }
 
     fn key(&mut self, e: keyboard::Event) -> Vec<Effect> {
-        let keyboard::Event::KeyPressed { key, modifiers, .. } = e else {
+        let keyboard::Event::KeyPressed {
+            ref key, modifiers, ..
+        } = e
+        else {
             return vec![];
         };
         if self.confirm_sign_out {
@@ -441,6 +444,15 @@ impl State {
                 _ => vec![],
             };
         }
+        // The terminal screen takes what is typed (Esc, Ctrl+F, Alt+… too),
+        // except the app's Ctrl+1…9 and Ctrl+Shift+Q.
+        if self.tab == Tab::Terminals
+            && self.session == Session::SignedIn
+            && let Some(effects) = self.terminals.key(&e)
+        {
+            return effects;
+        }
+        let key = key.clone();
         match shortcut(&key, modifiers) {
             Some(m) => self.update(m),
             None if matches!(key, Key::Character(ref c) if c.as_str() == "f")
@@ -612,6 +624,7 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                 }
                 return match c {
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
+                    "t" | "T" if m.shift() => Some(Message::Terminal(terminal::Message::FocusHost)),
                     _ => None,
                 };
             }

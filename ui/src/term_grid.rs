@@ -842,11 +842,11 @@ impl<M> Widget<M, iced::Theme, iced::Renderer> for GridView<'_, M> {
                             _ => {}
                         }
                     }
-                    Key::Named(Named::PageUp) if m.shift() => {
+                    Key::Named(Named::PageUp) if m.shift() && !m.control() => {
                         shell.publish((self.on)(GridEvent::Page(true)));
                         shell.capture_event();
                     }
-                    Key::Named(Named::PageDown) if m.shift() => {
+                    Key::Named(Named::PageDown) if m.shift() && !m.control() => {
                         shell.publish((self.on)(GridEvent::Page(false)));
                         shell.capture_event();
                     }

@@ -33,7 +33,8 @@ pub fn ui_test(
 }
 
 /// [`ui_test`] with fixture options (`real_sessiond`, `real_copilotd`, …;
-/// `peer_as_ui` is always set).
+/// `peer_as_ui` is always set); the real daemons asked for are started
+/// after `setup`.
 pub fn ui_test_with(
     name: &str,
     opts: Options,
@@ -43,9 +44,9 @@ pub fn ui_test_with(
     if let Some(child) = UiChild::from_env() {
         return body(&child);
     }
-    let f = BrokerFixture::start(Options {
+    let mut f = BrokerFixture::start(Options {
         peer_as_ui: true,
-        ..opts
+        ..opts.clone()
     })?;
     f.cli_ok(
         &["account", "init", "--passphrase-stdin"],
@@ -53,6 +54,14 @@ pub fn ui_test_with(
     )?;
     f.cli_ok(&["org", "create", "acme"], "")?;
     setup(&f)?;
+    // The real daemons the options ask for run from here on (after setup,
+    // so hosts and lab devices added there are known).
+    if opts.real_sessiond {
+        f.start_sessiond()?;
+    }
+    if opts.real_copilotd {
+        f.start_copilotd()?;
+    }
     f.cli_ok(&["signout"], "")?;
     f.run_as_ui(name)
 }
@@ -130,9 +139,11 @@ impl Driver {
             if left.is_zero() {
                 bail!("not done within {within:?}");
             }
+            // The timer is made inside the runtime (it needs its context).
+            let rx = &mut self.watch_rx;
             let next = self
                 .rt
-                .block_on(tokio::time::timeout(left, self.watch_rx.recv()));
+                .block_on(async move { tokio::time::timeout(left, rx.recv()).await });
             match next {
                 Ok(Some(r)) => self.send(Message::Reply(r)),
                 Ok(None) => bail!("the watch channel closed"),

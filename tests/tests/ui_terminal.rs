@@ -13,6 +13,7 @@ use gatehouse_ipc::sessiond::{Sessiond, SessiondRequest, SessiondResponse};
 use gatehouse_tests::broker::Options;
 use gatehouse_ui::app::{Message, Session, Tab};
 use gatehouse_ui::daemons::daemon_call;
+use gatehouse_ui::term_grid::GridEvent;
 use gatehouse_ui::terminal::{self, TabState};
 use iced::keyboard::{self, Key, Location, Modifiers, key};
 
@@ -155,7 +156,8 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
             let recording = t.recording.clone().context("sessiond records shells")?;
             let session = t.session.context("session id")?;
             assert_eq!(t.label(), "sw1 · admin ● REC");
-            assert!(d.sees_part("sw1 · admin ● REC"), "tab label shown");
+            assert!(d.sees("sw1 · admin"), "tab label shown");
+            assert!(d.sees("● REC"), "the recording indicator");
             assert!(d.sees_part(&format!(
                 "● REC: sessiond records this session ({recording})"
             )));
@@ -226,6 +228,36 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
                     .is_some_and(|t| t.grid.text().matches("SW1").count() >= 3)
             })?;
             assert!(!grid_text(&d).contains("zzz"), "{}", grid_text(&d));
+
+            // A paste (Ctrl+Shift+V hands the clipboard's text to the tab):
+            // line breaks become Enter.
+            let id = d.state.terminals.current().context("tab")?.id;
+            d.send(Message::Terminal(terminal::Message::Grid(
+                id,
+                GridEvent::Paste("show clock\n".into()),
+            )));
+            d.pump(Duration::from_secs(15), |s| {
+                s.terminals
+                    .current()
+                    .is_some_and(|t| t.grid.text().contains("UTC"))
+                    && at_prompt(s)
+            })
+            .with_context(|| format!("paste: {}", tab_dump(&d)))?;
+
+            // The device ends the session: the tab says so and stays readable.
+            type_keys(&mut d, "exit\n");
+            d.pump(Duration::from_secs(15), |s| {
+                s.terminals
+                    .current()
+                    .is_some_and(|t| matches!(t.state, TabState::Ended(_)))
+            })
+            .with_context(|| format!("exit: {}", tab_dump(&d)))?;
+            assert!(d.sees("sw1 · admin (ended)"));
+            assert!(d.sees_part("session ended"), "{}", tab_dump(&d));
+            assert!(grid_text(&d).contains("UTC"), "the screen stays");
+            assert_eq!(wait_sessions(&d, <[u64]>::is_empty)?, Vec::<u64>::new());
+            // Keys for an ended session go nowhere (and do not panic).
+            type_keys(&mut d, "show version\n");
 
             // Sign-out drops every tab (and sessiond closes the sessions).
             press(&mut d, Key::Character("Q".into()), None, ctrl_shift);

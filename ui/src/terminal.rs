@@ -90,12 +90,18 @@ pub struct TermTab {
 impl TermTab {
     /// The tab's label: host, user, ● REC, and how it ended.
     pub fn label(&self) -> String {
+        let mut s = self.title();
+        if self.recording.is_some() {
+            s.push_str(" ● REC");
+        }
+        s
+    }
+
+    /// The label without the recording indicator (drawn apart, in red).
+    pub fn title(&self) -> String {
         let mut s = self.name.clone();
         if let Some(u) = &self.user {
             s.push_str(&format!(" · {u}"));
-        }
-        if self.recording.is_some() {
-            s.push_str(" ● REC");
         }
         match &self.state {
             TabState::Opening => s.push_str(" (connecting…)"),
@@ -634,12 +640,17 @@ impl Terminals {
     pub fn view(&self) -> Element<'_, Message> {
         let mut bar = row![].spacing(6).align_y(iced::Center);
         for (i, t) in self.tabs.iter().enumerate() {
-            let label = text(t.label()).size(13).font(crate::MONO);
+            let mut label = row![text(t.title()).size(13).font(crate::MONO)]
+                .spacing(6)
+                .align_y(iced::Center);
+            if t.recording.is_some() {
+                label = label.push(text("● REC").size(13).style(text::danger));
+            }
             let b = button(label).on_press(Message::Select(t.id));
             let b = if i == self.active {
-                b
-            } else {
                 b.style(button::secondary)
+            } else {
+                b.style(button::text)
             };
             bar = bar.push(b).push(
                 button(text("×").size(13))
@@ -672,17 +683,23 @@ impl Terminals {
                     }
                     TabState::Live => {
                         let rec = match &t.recording {
-                            Some(r) => format!("● REC: sessiond records this session ({r})"),
-                            None => "not recorded".into(),
+                            Some(r) => text(format!("● REC: sessiond records this session ({r})"))
+                                .size(12)
+                                .style(text::danger),
+                            None => text("not recorded").size(12),
                         };
                         status = status.push(
-                            text(format!(
-                                "{} as {} · {rec} · {}",
-                                t.name,
-                                t.user.as_deref().unwrap_or("?"),
-                                t.host_key.as_deref().unwrap_or("")
-                            ))
-                            .size(12),
+                            row![
+                                text(format!(
+                                    "{} as {} · host key {}",
+                                    t.name,
+                                    t.user.as_deref().unwrap_or("?"),
+                                    t.host_key.as_deref().unwrap_or("")
+                                ))
+                                .size(12),
+                                rec
+                            ]
+                            .spacing(12),
                         );
                     }
                     TabState::Ended(why) => {

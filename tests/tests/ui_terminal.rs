@@ -104,6 +104,25 @@ fn at_prompt(s: &gatehouse_ui::app::State) -> bool {
     })
 }
 
+/// Pumps until the shown grid has `needle` and the prompt is back.
+fn until_output(d: &mut Driver, needle: &str) -> Result<()> {
+    d.pump(Duration::from_secs(30), |s| {
+        s.terminals
+            .current()
+            .is_some_and(|t| t.grid.text().contains(needle))
+            && at_prompt(s)
+    })
+    .with_context(|| format!("waiting for {needle:?}: {}", tab_dump(d)))
+}
+
+/// Pumps until the shown tab's state satisfies `ok`.
+fn until_state(d: &mut Driver, ok: impl Fn(&TabState) -> bool) -> Result<()> {
+    d.pump(Duration::from_secs(15), |s| {
+        s.terminals.current().is_some_and(|t| ok(&t.state))
+    })
+    .with_context(|| format!("tab state: {}", tab_dump(d)))
+}
+
 /// The ids of sessiond's open sessions.
 fn sessions(d: &Driver) -> Result<Vec<u64>> {
     match d.rt.block_on(daemon_call::<Sessiond>(
@@ -167,13 +186,7 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
 
             // A read-only command typed key by key; its output on the grid.
             type_keys(&mut d, "show version\n");
-            d.pump(Duration::from_secs(30), |s| {
-                s.terminals
-                    .current()
-                    .is_some_and(|t| t.grid.text().contains("Cisco IOS Software"))
-                    && at_prompt(s)
-            })
-            .with_context(|| format!("no output: {}", tab_dump(&d)))?;
+            until_output(&mut d, "Cisco IOS Software")?;
             let text = grid_text(&d);
             assert!(text.contains("show version"), "echoed: {text}");
             assert!(text.contains("SW1 uptime is"), "{text}");
@@ -236,22 +249,11 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
                 id,
                 GridEvent::Paste("show clock\n".into()),
             )));
-            d.pump(Duration::from_secs(15), |s| {
-                s.terminals
-                    .current()
-                    .is_some_and(|t| t.grid.text().contains("UTC"))
-                    && at_prompt(s)
-            })
-            .with_context(|| format!("paste: {}", tab_dump(&d)))?;
+            until_output(&mut d, "UTC")?;
 
             // The device ends the session: the tab says so and stays readable.
             type_keys(&mut d, "exit\n");
-            d.pump(Duration::from_secs(15), |s| {
-                s.terminals
-                    .current()
-                    .is_some_and(|t| matches!(t.state, TabState::Ended(_)))
-            })
-            .with_context(|| format!("exit: {}", tab_dump(&d)))?;
+            until_state(&mut d, |t| matches!(t, TabState::Ended(_)))?;
             assert!(d.sees("sw1 · admin (ended)"));
             assert!(d.sees_part("session ended"), "{}", tab_dump(&d));
             assert!(grid_text(&d).contains("UTC"), "the screen stays");
@@ -290,11 +292,7 @@ fn terminal_unknown_host_reads_as_an_error_in_its_tab() -> Result<()> {
                 host: "no-such-host".into(),
             }));
             assert_eq!(d.state.tab, Tab::Terminals);
-            d.pump(Duration::from_secs(15), |s| {
-                s.terminals
-                    .current()
-                    .is_some_and(|t| matches!(t.state, TabState::Failed(_)))
-            })?;
+            until_state(&mut d, |t| matches!(t, TabState::Failed(_)))?;
             let t = d.state.terminals.current().context("tab")?;
             let TabState::Failed(why) = &t.state else {
                 bail!("{:?}", t.state);
@@ -321,11 +319,7 @@ fn terminal_without_sessiond_reads_as_unavailable() -> Result<()> {
             d.send(Message::Terminal(terminal::Message::Open {
                 host: "sw1".into(),
             }));
-            d.pump(Duration::from_secs(15), |s| {
-                s.terminals
-                    .current()
-                    .is_some_and(|t| matches!(t.state, TabState::Failed(_)))
-            })?;
+            until_state(&mut d, |t| matches!(t, TabState::Failed(_)))?;
             assert!(d.sees_part("Could not open a shell to sw1: sessiond unavailable"));
             Ok(())
         },

@@ -128,23 +128,28 @@ mod tests {
         assert!(s.windows(6).any(|w| w == b"\x1b[38;2"), "true colors");
     }
 
+    /// iced_test's headless renderer on `e`; the embedded font is loaded
+    /// with the first frame only (the font system is global).
+    fn headless(e: Element<'_, ()>, first: bool) -> iced_test::Simulator<'_, ()> {
+        if first {
+            iced_test::Simulator::with_settings(
+                iced::Settings {
+                    fonts: vec![crate::MONO_FONT_BYTES.into()],
+                    ..iced::Settings::default()
+                },
+                e,
+            )
+        } else {
+            iced_test::simulator(e)
+        }
+    }
+
     #[test]
     fn bench_renders_a_frame_per_piece_with_the_headless_renderer() {
         let mut last = None;
         let mut first = true;
         let t = run(4 * FRAME_EVERY, 120, 40, |e| {
-            // The embedded font is loaded once (the font system is global).
-            let mut ui = if std::mem::take(&mut first) {
-                iced_test::Simulator::with_settings(
-                    iced::Settings {
-                        fonts: vec![crate::MONO_FONT_BYTES.into()],
-                        ..iced::Settings::default()
-                    },
-                    e,
-                )
-            } else {
-                iced_test::simulator(e)
-            };
+            let mut ui = headless(e, std::mem::take(&mut first));
             last = Some(ui.snapshot(&iced::Theme::Dark).expect("snapshot"));
         });
         if let (Some(dir), Some(shot)) = (std::env::var_os("GATEHOUSE_TERM_SNAPSHOT"), &last) {
@@ -170,17 +175,7 @@ mod tests {
         );
         let mut first = true;
         let framed = run(4 << 20, 120, 40, |e| {
-            let mut ui = if std::mem::take(&mut first) {
-                iced_test::Simulator::with_settings(
-                    iced::Settings {
-                        fonts: vec![crate::MONO_FONT_BYTES.into()],
-                        ..iced::Settings::default()
-                    },
-                    e,
-                )
-            } else {
-                iced_test::simulator(e)
-            };
+            let mut ui = headless(e, std::mem::take(&mut first));
             let _ = ui.snapshot(&iced::Theme::Dark);
         });
         println!(

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use gatehouse_ipc::SecretBytes;
+use gatehouse_ipc::client::Client;
 use gatehouse_ipc::sessiond::{HostRef, SessionEvent, Sessiond, SessiondRequest, SessiondResponse};
 use iced::futures::stream::BoxStream;
 use iced::futures::{SinkExt, StreamExt};
@@ -268,66 +269,72 @@ async fn display_name(d: &Daemons, host: &str) -> String {
         .unwrap_or_else(|| host.to_string())
 }
 
-/// A shell's life: open it, forward its output, send what the tab queues
-/// (in order, on a second connection), close it when the tab is dropped.
-async fn shell(d: Daemons, tab: u64, host: String, cols: u16, rows: u16, mut out: Out) {
-    let name = display_name(&d, &host).await;
-    let mut events = match daemon_connect::<Sessiond>(&d).await {
-        Ok(c) => c,
-        Err(e) => {
-            say(
-                &mut out,
-                Reply::Failed {
-                    tab,
-                    error: e.to_string(),
-                },
-            )
-            .await;
-            return;
-        }
-    };
+/// A shell sessiond opened: its event connection, the control connection,
+/// and what `Started` said.
+struct Opened {
+    events: Client<Sessiond>,
+    control: Client<Sessiond>,
+    session: u64,
+    user: String,
+    recording: Option<String>,
+    host_key: String,
+}
+
+/// Opens a shell to `host`; the error as a person reads it.
+async fn open_shell(d: &Daemons, host: &str, cols: u16, rows: u16) -> Result<Opened, String> {
+    let mut events = daemon_connect::<Sessiond>(d)
+        .await
+        .map_err(|e| e.to_string())?;
     // Keystrokes and sizes go over a second connection of this process
     // (sessiond accepts them from the process that opened the session).
-    let mut control = match daemon_connect::<Sessiond>(&d).await {
-        Ok(c) => c,
-        Err(e) => {
-            say(
-                &mut out,
-                Reply::Failed {
-                    tab,
-                    error: e.to_string(),
-                },
-            )
-            .await;
-            return;
-        }
-    };
+    let control = daemon_connect::<Sessiond>(d)
+        .await
+        .map_err(|e| e.to_string())?;
     let started = events
         .call(SessiondRequest::OpenShell {
             host: HostRef {
-                host: host.clone(),
+                host: host.to_string(),
                 org: None,
             },
             cols,
             rows,
             term: TERM.into(),
         })
-        .await;
-    let (session, user, recording, host_key) = match started {
-        Ok(SessiondResponse::Started {
+        .await
+        .map_err(|e| daemon_error::<Sessiond>(e).to_string())?;
+    match started {
+        SessiondResponse::Started {
             session,
             recording,
             host_key,
             user,
             ..
-        }) => (session, user, recording, host_key),
-        Ok(other) => {
-            let error = format!("sessiond answered {other:?}");
-            say(&mut out, Reply::Failed { tab, error }).await;
-            return;
-        }
-        Err(e) => {
-            let error = daemon_error::<Sessiond>(e).to_string();
+        } => Ok(Opened {
+            events,
+            control,
+            session,
+            user,
+            recording,
+            host_key,
+        }),
+        other => Err(format!("sessiond answered {other:?}")),
+    }
+}
+
+/// A shell's life: open it, forward its output, send what the tab queues
+/// (in order, on a second connection), close it when the tab is dropped.
+async fn shell(d: Daemons, tab: u64, host: String, cols: u16, rows: u16, mut out: Out) {
+    let name = display_name(&d, &host).await;
+    let Opened {
+        mut events,
+        mut control,
+        session,
+        user,
+        recording,
+        host_key,
+    } = match open_shell(&d, &host, cols, rows).await {
+        Ok(o) => o,
+        Err(error) => {
             say(&mut out, Reply::Failed { tab, error }).await;
             return;
         }

@@ -202,6 +202,32 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
             })
             .with_context(|| format!("r1: {}", tab_dump(&d)))?;
             assert_eq!(d.state.terminals.tabs.len(), 2);
+            // The window's size reaches the device: at 6 rows RouterOS pages
+            // a long print after 5 lines.
+            let r1_tab = d.state.terminals.current().context("r1 tab")?.id;
+            d.send(Message::Terminal(terminal::Message::Grid(
+                r1_tab,
+                GridEvent::Resize { cols: 100, rows: 6 },
+            )));
+            assert_eq!(
+                d.state.terminals.current().map(|t| t.grid.size()),
+                Some((100, 6))
+            );
+            type_keys(&mut d, "/system resource print\n");
+            d.pump(Duration::from_secs(15), |s| {
+                s.terminals
+                    .current()
+                    .is_some_and(|t| t.grid.text().contains("-- [Q quit|D dump|down]"))
+            })
+            .with_context(|| format!("paging: {}", tab_dump(&d)))?;
+            type_keys(&mut d, "q");
+            d.send(Message::Terminal(terminal::Message::Grid(
+                r1_tab,
+                GridEvent::Resize {
+                    cols: 120,
+                    rows: 36,
+                },
+            )));
             let ctrl_shift = Modifiers::CTRL | Modifiers::SHIFT;
             press(&mut d, Key::Named(key::Named::PageUp), None, ctrl_shift);
             assert_eq!(

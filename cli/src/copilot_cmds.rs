@@ -22,6 +22,7 @@ use gatehouse_ipc::copilotd::{
     GateDecision, Mode, Trust,
 };
 use gatehouse_ipc::sessiond::HostRef;
+use gatehouse_records::runbook::{self, Transcript};
 
 use crate::commands::BrokerConn;
 
@@ -227,15 +228,6 @@ fn print_mcp_servers(layout: &Layout) {
     }
 }
 
-/// What one turn showed: for the procedure-run record.
-#[derive(Default)]
-struct Transcript {
-    text: String,
-    tool_calls: Vec<gatehouse_records::model::ToolCallSummary>,
-    /// Why the turn ended early, if it did.
-    ended_early: Option<String>,
-}
-
 /// A connection to copilotd and the broker (for inline decisions).
 struct Session {
     rt: tokio::runtime::Runtime,
@@ -286,8 +278,6 @@ impl Session {
         };
         self.conversation = Some(id);
         let mut t = Transcript::default();
-        // Calls shown as suggestions (Ask and Planning modes): the plan.
-        let mut plan: Vec<(String, String)> = Vec::new();
         loop {
             let Some(event) = self
                 .rt
@@ -295,11 +285,11 @@ impl Session {
             else {
                 continue;
             };
+            t.record(&event);
             match event {
                 CopilotEvent::Text { delta, .. } => {
                     print!("{delta}");
                     std::io::stdout().flush()?;
-                    t.text.push_str(&delta);
                 }
                 CopilotEvent::ToolCall {
                     tool,
@@ -315,31 +305,10 @@ impl Session {
                     } else {
                         format!(" ({})", reasons.join("; "))
                     };
-                    let what = match &decision {
-                        GateDecision::Run => "runs".to_string(),
-                        GateDecision::AskPerson { approval_id } => {
-                            format!("needs approval (request {approval_id})")
-                        }
-                        GateDecision::AutoApproved { approval_id, rule } => {
-                            format!("AUTOPILOT approved (request {approval_id}, {rule})")
-                        }
-                        GateDecision::Suggest => "suggestion only, not run".to_string(),
-                        GateDecision::Refuse { reason } => format!("REFUSED: {reason}"),
-                    };
-                    println!("[tool] {tool} {arguments} — {class}{why}: {what}");
-                    let host = serde_json::from_str::<serde_json::Value>(&arguments)
-                        .ok()
-                        .and_then(|v| v["host"].as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    t.tool_calls
-                        .push(gatehouse_records::model::ToolCallSummary {
-                            tool: tool.clone(),
-                            host,
-                            summary: format!("{arguments} — {class}: {what}"),
-                        });
-                    if matches!(decision, GateDecision::Suggest) {
-                        plan.push((class.clone(), arguments.clone()));
-                    }
+                    println!(
+                        "[tool] {tool} {arguments} — {class}{why}: {}",
+                        decision.describe()
+                    );
                     if let GateDecision::AskPerson { approval_id } = decision
                         && self.inline
                     {
@@ -357,47 +326,29 @@ impl Session {
                     ..
                 } => {
                     println!();
-                    if !plan.is_empty() {
+                    if !t.plan.is_empty() {
                         println!(
                             "Plan (not run; each step asks for approval when you tell the copilot to carry it out):"
                         );
-                        for (i, (class, args)) in plan.iter().enumerate() {
-                            let v: serde_json::Value =
-                                serde_json::from_str(args).unwrap_or_default();
+                        for (i, step) in t.plan.iter().enumerate() {
                             println!(
-                                "  {}. [{class}] {}: {}",
+                                "  {}. [{}] {}: {}",
                                 i + 1,
-                                v["host"].as_str().unwrap_or("?"),
-                                v["command"].as_str().unwrap_or(args)
+                                step.class,
+                                step.host,
+                                step.command
                             );
                         }
                     }
                     if let Some(r) = &reason {
                         eprintln!("copilot: {r}");
                     }
-                    eprintln!(
-                        "[{}; conversation: {}]",
-                        usage_line(&usage),
-                        usage_line(&total)
-                    );
-                    t.ended_early = reason;
+                    eprintln!("[{usage}; conversation: {total}]");
                     return Ok(t);
                 }
             }
         }
     }
-}
-
-/// `3 model request(s), 2182 tokens in, 85 out, $0.006305`.
-fn usage_line(u: &gatehouse_ipc::copilotd::Usage) -> String {
-    let cost = match u.cost_micro_usd {
-        Some(c) => format!(", ${}.{:06}", c / 1_000_000, c % 1_000_000),
-        None => String::new(),
-    };
-    format!(
-        "{} model request(s), {} tokens in, {} out{cost}",
-        u.requests, u.input_tokens, u.output_tokens
-    )
 }
 
 /// Starts the Autopilot task in the broker (a person's act: this process
@@ -468,8 +419,7 @@ fn settings(o: &ChatOptions) -> ChatSettings {
 }
 
 fn run_procedure(profile: Option<&str>, layout: &Layout, a: &RunArgs) -> anyhow::Result<ExitCode> {
-    use gatehouse_copilotd::record_tools;
-    use gatehouse_records::model::{ProcedureRun, RunMessage, RunOutcome};
+    use gatehouse_records::model::RunOutcome;
     let (meta, procedure) =
         crate::records_cmds::load_procedure(profile, &a.procedure, a.chat.org.as_deref())?;
     let mut given = Vec::new();
@@ -480,46 +430,21 @@ fn run_procedure(profile: Option<&str>, layout: &Layout, a: &RunArgs) -> anyhow:
         given.push((k.to_string(), v.to_string()));
     }
     // The same binding and substitution as the copilot's run_procedure tool.
-    let values = record_tools::bind_arguments(&procedure.name, &procedure.parameters, &given)
+    let values = runbook::bind_arguments(&procedure.name, &procedure.parameters, &given)
         .map_err(|e| anyhow::anyhow!("{e} (give each as --arg NAME=VALUE)"))?;
-    let body = record_tools::substitute(procedure.body.expose(), &values);
-    let arguments = values
-        .iter()
-        .map(|v| format!("{}={}", v.name, v.value))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let message = format!(
-        "Run the runbook \"{}\" step by step with the tools ({arguments}). Its steps:\n\n{body}",
-        procedure.name
-    );
+    let message = runbook::task(&procedure.name, &values, procedure.body.expose());
     let started_ms = gatehouse_records::store::now_ms();
     let mut session = Session::open(layout, &a.chat)?;
     let stdin = std::io::stdin();
     let t = session.turn(message.clone(), &mut stdin.lock())?;
-    let outcome = if t.ended_early.is_some() {
-        RunOutcome::Failed
-    } else {
-        RunOutcome::Succeeded
-    };
-    let run = ProcedureRun {
-        procedure_id: meta.id.clone(),
+    let run = t.into_run(
+        &meta.id,
         started_ms,
-        who: format!("copilot for {}", crate::records_cmds::actor()),
-        outcome,
-        arguments: values,
-        messages: vec![
-            RunMessage {
-                role: "user".into(),
-                text: message,
-            },
-            RunMessage {
-                role: "assistant".into(),
-                text: t.text.clone(),
-            },
-        ],
-        tool_calls: t.tool_calls,
-        output: t.text,
-    };
+        format!("copilot for {}", crate::records_cmds::actor()),
+        values,
+        message,
+    );
+    let outcome = run.outcome;
     let stored = crate::records_cmds::store_procedure_run(profile, meta.scope.clone(), run)?;
     eprintln!("procedure run stored (id {}, sealed)", stored.id);
     Ok(if outcome == RunOutcome::Succeeded {

@@ -5,6 +5,11 @@
 //! needs and gets a person's approval, the audit log, an interactive session
 //! that sign-out closes, recordings.
 //!
+//! On a desktop (a display, and `gatehouse-ui` built beside `gatehouse`)
+//! it sets up the same world and opens the desktop app on it instead, with
+//! a change waiting for approval and the copilot pointed at the scripted
+//! model; without a display it says so and walks through headless.
+//!
 //! Must never: touch the user's own profile (it sets GATEHOUSE_HOME to a
 //! temporary directory) or use a fixed secret (all are generated per run).
 
@@ -20,6 +25,13 @@ pub struct DemoArgs {
     /// Keep the demo profile (prints its path) instead of deleting it.
     #[arg(long)]
     keep: bool,
+    /// Walk through in the terminal even when a display is available.
+    #[arg(long)]
+    headless: bool,
+    /// On a desktop: save the app's window (binary PPM) once it has loaded,
+    /// close it and finish (tests and the README's screenshot use this).
+    #[arg(long, value_name = "FILE")]
+    screenshot: Option<std::path::PathBuf>,
 }
 
 struct Demo {
@@ -80,7 +92,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "Gatehouse demo in a throwaway profile: GATEHOUSE_HOME={}",
         home.display()
     );
-    let result = walk(&demo);
+    let result = match desktop_available(args) {
+        Ok(()) => desktop(&demo, args.screenshot.as_deref()),
+        Err(why) => {
+            println!("{why}: running the headless walk-through instead.");
+            walk(&demo)
+        }
+    };
     let _ = demo.cmd(&["lab", "down"]).stdout(Stdio::null()).status();
     let _ = demo.cmd(&["down"]).stdout(Stdio::null()).status();
     if args.keep {
@@ -91,7 +109,32 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
-fn walk(d: &Demo) -> anyhow::Result<()> {
+/// Why the desktop app cannot be opened (`Err`), or `Ok` when it can.
+fn desktop_available(args: &DemoArgs) -> Result<(), String> {
+    if args.headless {
+        return Err("--headless".into());
+    }
+    let display = |v| std::env::var_os(v).is_some_and(|d| !d.is_empty());
+    if !display("DISPLAY") && !display("WAYLAND_DISPLAY") {
+        return Err("No display (DISPLAY is not set), so the desktop app cannot open".into());
+    }
+    let ui = gatehouse_ipc::peer::Installation::of_current_exe()
+        .map_err(|e| format!("cannot find the installation directory: {e}"))?
+        .binary(gatehouse_ipc::PeerRole::Ui);
+    if !ui.exists() {
+        return Err(format!(
+            "{} is not built (cargo build --release -p gatehouse-ui)",
+            ui.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The start of both walks: the daemons, an account (signed in), an
+/// organization, a keychain secret, and the lab's two simulated devices
+/// (RouterOS, IOS) added as hosts whose passwords are keychain references.
+/// Returns the generated passphrase.
+fn set_up(d: &Demo) -> anyhow::Result<String> {
     let rand =
         |n| gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<12>()) + n;
     let passphrase = format!("demo-pass-{}", rand(""));
@@ -109,9 +152,81 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
         "echo $ROUTER_PASSWORD | ",
     )?;
     d.step(&["keychain", "list"], None, "")?;
-    // The lab: two simulated devices (RouterOS, IOS) on loopback, added as
-    // hosts whose passwords are keychain references.
     d.step(&["lab", "up"], None, "")?;
+    Ok(passphrase)
+}
+
+/// The desktop walk: the world of [`set_up`], a change waiting for
+/// approval, the copilot on the scripted model; then the app, until its
+/// window is closed.
+fn desktop(d: &Demo, screenshot: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use gatehouse_copilotd::scripted::ScriptedProvider;
+    let passphrase = set_up(d)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let provider = rt.block_on(ScriptedProvider::start(lab_conversation()))?;
+    use_scripted(d, &provider)?;
+    let change = "/ip address add address=192.0.2.1/24 interface=ether2";
+    println!(
+        "\n$ gatehouse exec r1 --org lab --request --effect 'adds 192.0.2.1/24 to ether2' -- {change}   (in the background: its card waits in the app)"
+    );
+    let mut requester = request_in_background(d, change, "adds 192.0.2.1/24 to ether2")?;
+    println!(
+        "\nOpening the desktop app on this throwaway profile (already signed in; its passphrase, if you sign out: {passphrase}).\n\
+         - Approvals (Ctrl+4): the change above waits for you; Approve turns active after a moment.\n\
+         - Hosts (Ctrl+1): the lab's r1 (RouterOS) and sw1 (IOS); Connect opens a terminal.\n\
+         - Copilot (Ctrl+3): ask \"put 198.51.100.1/24 on r1's ether3\" (a scripted local model answers).\n\
+         Close the window to end the demo.\n\n$ gatehouse ui"
+    );
+    let mut ui = d.cmd(&["ui"]);
+    if let Some(file) = screenshot {
+        ui.arg("--screenshot").arg(file);
+    }
+    let status = ui.status()?;
+    provider.shutdown();
+    if requester.try_wait()?.is_none() {
+        let _ = requester.kill();
+    }
+    let out = requester.wait_with_output()?;
+    println!(
+        "# the background request's terminal:\n{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).trim_end()
+    );
+    d.step(&["audit", "log", "--last", "6"], None, "")?;
+    if !status.success() {
+        bail!("the desktop app exited with {status}");
+    }
+    Ok(())
+}
+
+/// `gatehouse exec r1 --request` in the background: it files the approval
+/// request and waits for a person's decision.
+fn request_in_background(
+    d: &Demo,
+    change: &str,
+    effect: &str,
+) -> anyhow::Result<std::process::Child> {
+    Ok(d.cmd(&[
+        "exec",
+        "r1",
+        "--org",
+        "lab",
+        "--request",
+        "--effect",
+        effect,
+        "--",
+        change,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()?)
+}
+
+fn walk(d: &Demo) -> anyhow::Result<()> {
+    let passphrase = set_up(d)?;
     d.step(&["host", "list", "--org", "lab"], None, "")?;
     d.step(&["host", "show", "sw1", "--org", "lab"], None, "")?;
     // One field address, used to seal, to open, and (with another record id) to show a moved ciphertext failing.
@@ -171,21 +286,7 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
     println!(
         "\n$ gatehouse exec r1 --org lab --request --effect 'adds 192.0.2.1/24 to ether2' -- {change}   (in the background)"
     );
-    let requester = d
-        .cmd(&[
-            "exec",
-            "r1",
-            "--org",
-            "lab",
-            "--request",
-            "--effect",
-            "adds 192.0.2.1/24 to ether2",
-            "--",
-            change,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let requester = request_in_background(d, change, "adds 192.0.2.1/24 to ether2")?;
     let mut id = None;
     for _ in 0..200 {
         let out = d.cmd(&["approvals", "list", "--json"]).output()?;
@@ -267,30 +368,12 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
 /// A copilot conversation with a scripted local provider: a read-only look
 /// runs at once, the change it proposes is asked inline and approved.
 fn copilot(d: &Demo) -> anyhow::Result<()> {
-    use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
-    use serde_json::json;
+    use gatehouse_copilotd::scripted::ScriptedProvider;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let change = "/ip address add address=198.51.100.1/24 interface=ether3";
-    let provider = rt.block_on(ScriptedProvider::start(vec![
-        Turn::TextThenToolCalls(
-            "Let me look at r1's addresses first.".into(),
-            vec![(
-                "run_command".into(),
-                json!({"host": "r1", "command": "/ip address print"}),
-            )],
-        ),
-        Turn::TextThenToolCalls(
-            "ether3 has no address yet; I'll add 198.51.100.1/24 there.".into(),
-            vec![(
-                "run_command".into(),
-                json!({"host": "r1", "command": change, "effect": "adds 198.51.100.1/24 to ether3"}),
-            )],
-        ),
-        Turn::Text("Done: r1 now has 198.51.100.1/24 on ether3.".into()),
-    ]))?;
+    let provider = rt.block_on(ScriptedProvider::start(lab_conversation()))?;
     println!(
         "\n# no AI provider is configured: a scripted local one plays the model (point the copilot at a real one with\n#   gatehouse copilot config --kind openai --endpoint https://api.openai.com/v1 --model MODEL --api-key-stdin\n# or --kind anthropic --endpoint https://api.anthropic.com, or a local Ollama at http://127.0.0.1:11434/v1)"
     );
@@ -312,6 +395,31 @@ fn copilot(d: &Demo) -> anyhow::Result<()> {
     );
     provider.shutdown();
     autopilot(d, &rt)
+}
+
+/// The scripted model's side of a conversation on the lab: a read-only
+/// look at r1, then a change to propose, then a report.
+fn lab_conversation() -> Vec<gatehouse_copilotd::scripted::Turn> {
+    use gatehouse_copilotd::scripted::Turn;
+    use serde_json::json;
+    let change = "/ip address add address=198.51.100.1/24 interface=ether3";
+    vec![
+        Turn::TextThenToolCalls(
+            "Let me look at r1's addresses first.".into(),
+            vec![(
+                "run_command".into(),
+                json!({"host": "r1", "command": "/ip address print"}),
+            )],
+        ),
+        Turn::TextThenToolCalls(
+            "ether3 has no address yet; I'll add 198.51.100.1/24 there.".into(),
+            vec![(
+                "run_command".into(),
+                json!({"host": "r1", "command": change, "effect": "adds 198.51.100.1/24 to ether3"}),
+            )],
+        ),
+        Turn::Text("Done: r1 now has 198.51.100.1/24 on ether3.".into()),
+    ]
 }
 
 /// Points the copilot at the scripted local model.

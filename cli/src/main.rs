@@ -19,6 +19,7 @@ mod records_cmds;
 mod session_cmds;
 mod sessions_bench;
 mod supervisor;
+mod ui_bench;
 mod ui_cmd;
 
 use std::process::ExitCode;
@@ -151,6 +152,9 @@ enum BenchCmd {
     /// What the copilot adds per tool call (classification, gate, redaction,
     /// agent loop) beside the raw sessiond exec, with a scripted instant model.
     Copilot(copilot_bench::BenchCopilotArgs),
+    /// The desktop app: cold start to first frame (vs an empty window), terminal
+    /// throughput, filtering 10,000 hosts. Needs `gatehouse-ui` built beside `gatehouse`.
+    Ui(ui_bench::BenchUiArgs),
     #[command(hide = true)]
     FileRequests(bench_broker::FileRequestsArgs),
 }
@@ -193,6 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCmd::Records(args)) => records_bench::run(&args),
         Command::Bench(BenchCmd::Sessions(args)) => sessions_bench::run_bench(&args),
         Command::Bench(BenchCmd::Copilot(args)) => copilot_bench::run(&args),
+        Command::Bench(BenchCmd::Ui(args)) => ui_bench::run(&args),
         Command::Host(cmd) => records_cmds::host(profile, cmd),
         Command::Procedure(cmd) => records_cmds::procedure(profile, cmd),
         Command::Memory(cmd) => records_cmds::memory(profile, cmd),

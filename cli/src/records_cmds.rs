@@ -122,12 +122,7 @@ impl Ctx {
 
 /// Who is acting (the OS account name; recorded as owner and in audit rows).
 pub fn actor() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| format!("uid{}", uid.as_raw()))
+    gatehouse_ipc::paths::local_user()
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -723,10 +718,14 @@ pub fn store_procedure_run(
     run: gatehouse_records::model::ProcedureRun,
 ) -> anyhow::Result<Meta> {
     let mut ctx = Ctx::open(profile)?;
-    let mut rec = Record::ProcedureRun(run);
-    ctx.store.check(&scope, None, &mut rec)?;
     let (store, sealer) = ctx.parts()?;
-    Ok(store.create(sealer, &actor(), scope, rec)?)
+    Ok(gatehouse_records::runbook::store_run(
+        store,
+        sealer,
+        &actor(),
+        scope,
+        run,
+    )?)
 }
 
 /// Pins `fingerprint` as the SSH host key of host `key` (a person accepted

@@ -23,7 +23,7 @@ use gatehouse_ipc::client::{CallError, SharedClient};
 use gatehouse_ipc::copilotd::{ChatSettings, CopilotError, GateDecision};
 use gatehouse_ipc::record_write::{RECORDS_HOST, RECORDS_VENDOR, RecordWrite};
 use gatehouse_policy::Class;
-use gatehouse_records::model::{Memory, Parameter, Record, RunArgument, Secret};
+use gatehouse_records::model::{Memory, Parameter, Record, Secret};
 use gatehouse_records::store::{Filter, StoredRecord, field_address, verify_item};
 use gatehouse_records::{Kind, Meta, Sealer, SealerError, Store};
 use serde_json::{Value, json};
@@ -129,78 +129,7 @@ pub fn specs() -> Vec<ToolSpec> {
     ]
 }
 
-/// Why arguments do not fit a procedure's parameters.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ArgumentError {
-    #[error("procedure {procedure} has no parameter {name:?}")]
-    Unknown { procedure: String, name: String },
-    #[error("procedure {procedure} needs {}", describe_missing(missing))]
-    Missing {
-        procedure: String,
-        /// (name, description) of each parameter without a value or default.
-        missing: Vec<(String, String)>,
-    },
-}
-
-fn describe_missing(missing: &[(String, String)]) -> String {
-    missing
-        .iter()
-        .map(|(n, d)| {
-            if d.is_empty() {
-                n.clone()
-            } else {
-                format!("{n} ({d})")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Binds `given` (name, value) pairs to a procedure's parameters, with
-/// defaults for the ones not given. Unknown names and parameters left
-/// without a value are errors naming them.
-pub fn bind_arguments(
-    procedure: &str,
-    parameters: &[Parameter],
-    given: &[(String, String)],
-) -> Result<Vec<RunArgument>, ArgumentError> {
-    if let Some((name, _)) = given
-        .iter()
-        .find(|(n, _)| !parameters.iter().any(|p| &p.name == n))
-    {
-        return Err(ArgumentError::Unknown {
-            procedure: procedure.into(),
-            name: name.clone(),
-        });
-    }
-    let mut values = Vec::new();
-    let mut missing = Vec::new();
-    for p in parameters {
-        match (given.iter().find(|(n, _)| *n == p.name), &p.default) {
-            (Some((_, v)), _) | (None, Some(v)) => values.push(RunArgument {
-                name: p.name.clone(),
-                value: v.clone(),
-            }),
-            (None, None) => missing.push((p.name.clone(), p.description.clone())),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(ArgumentError::Missing {
-            procedure: procedure.into(),
-            missing,
-        });
-    }
-    Ok(values)
-}
-
-/// A procedure body with every `{{NAME}}` replaced by its argument.
-pub fn substitute(body: &str, args: &[RunArgument]) -> String {
-    let mut body = body.to_string();
-    for a in args {
-        body = body.replace(&format!("{{{{{}}}}}", a.name), &a.value);
-    }
-    body
-}
+pub use gatehouse_records::runbook::{ArgumentError, bind_arguments, substitute};
 
 /// The org an approval names for records of `scope` (as sessiond names hosts').
 fn org_of(scope: &KeyScope) -> String {
@@ -740,11 +669,7 @@ impl Agent<'_> {
             Ok(b) => b,
             Err(e) => return Ok(format!("error: {e}")),
         };
-        let arguments = values
-            .iter()
-            .map(|v| format!("{}={}", v.name, v.value))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let arguments = gatehouse_records::runbook::arguments_line(&values);
         Ok(format!(
             "Procedure {name} ({arguments}). Carry out its steps one by one with run_command; \
              each command is classified and gated as usual (read-only runs, anything else waits \
@@ -888,31 +813,6 @@ impl Agent<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn param(name: &str, default: Option<&str>) -> Parameter {
-        Parameter {
-            name: name.into(),
-            description: format!("the {name}"),
-            default: default.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn arguments_bind_with_defaults_and_errors_name_what_is_wrong() {
-        let params = [param("router", Some("r1")), param("ticket", None)];
-        let got = bind_arguments("p", &params, &[("ticket".into(), "T-1".into())]).unwrap();
-        assert_eq!(
-            substitute("{{router}}: {{ticket}} {{other}}", &got),
-            "r1: T-1 {{other}}"
-        );
-        let missing = bind_arguments("p", &params, &[]).unwrap_err();
-        assert!(
-            missing.to_string().contains("ticket (the ticket)"),
-            "{missing}"
-        );
-        let unknown = bind_arguments("p", &params, &[("tickt".into(), "x".into())]).unwrap_err();
-        assert!(unknown.to_string().contains("\"tickt\""), "{unknown}");
-    }
 
     #[test]
     fn snippets_find_text_ignoring_case() {

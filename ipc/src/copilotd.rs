@@ -89,6 +89,35 @@ pub enum GateDecision {
     Refuse { reason: String },
 }
 
+impl GateDecision {
+    /// What the gate decided, as a person reads it (`runs`, `needs approval
+    /// (request 7)`, …): the cli's line and the app's tool-call card.
+    pub fn describe(&self) -> String {
+        match self {
+            GateDecision::Run => "runs".to_string(),
+            GateDecision::AskPerson { approval_id } => {
+                format!("needs approval (request {approval_id})")
+            }
+            GateDecision::AutoApproved { approval_id, rule } => {
+                format!("AUTOPILOT approved (request {approval_id}, {rule})")
+            }
+            GateDecision::Suggest => "suggestion only, not run".to_string(),
+            GateDecision::Refuse { reason } => format!("REFUSED: {reason}"),
+        }
+    }
+}
+
+/// The host and command a tool call's arguments (JSON, as in
+/// [`CopilotEvent::ToolCall`]) name: `run_command`'s `host`/`command`, else
+/// `?` and the raw arguments. For plan steps and tool-call summaries.
+pub fn call_target(arguments: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(arguments).unwrap_or_default();
+    (
+        v["host"].as_str().unwrap_or("?").to_string(),
+        v["command"].as_str().unwrap_or(arguments).to_string(),
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
@@ -110,6 +139,22 @@ impl Usage {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
         };
+    }
+}
+
+/// `3 model request(s), 2182 tokens in, 85 out, $0.006305` (the cost only
+/// when the provider settings give prices).
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} model request(s), {} tokens in, {} out",
+            self.requests, self.input_tokens, self.output_tokens
+        )?;
+        if let Some(c) = self.cost_micro_usd {
+            write!(f, ", ${}.{:06}", c / 1_000_000, c % 1_000_000)?;
+        }
+        Ok(())
     }
 }
 

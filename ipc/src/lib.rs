@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod broker;
 pub mod client;
+pub mod clock;
 pub mod codec;
 pub mod copilotd;
 pub mod creds;

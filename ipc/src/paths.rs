@@ -41,15 +41,15 @@ impl Layout {
     /// Resolves the layout: `GATEHOUSE_HOME` wins; else `profile` under the
     /// user's XDG directories; else the default profile.
     ///
-    /// With `GATEHOUSE_HOME=/x`: state in `/x/state`, sockets in `/x/run`.
+    /// With `GATEHOUSE_HOME=/x`: state in `/x/state`, sockets in `/x/run`,
+    /// and, without `--profile`, the profile name `home-HASH` (`HASH`: 8 hex
+    /// digits of `/x`), so two homes never share keychain entries (the
+    /// keychain is per user, namespaced by profile name).
     /// With profile `NAME`: `$XDG_DATA_HOME/gatehouse/profiles/NAME` and
     /// `$XDG_RUNTIME_DIR/gatehouse-NAME` (or `/tmp/gatehouse-UID-NAME`).
     pub fn resolve(profile: Option<&str>) -> Result<Layout, LayoutError> {
         if let Some(home) = std::env::var_os("GATEHOUSE_HOME").filter(|h| !h.is_empty()) {
-            let root = PathBuf::from(home);
-            let name = profile.unwrap_or("home").to_string();
-            check_profile_name(&name)?;
-            return Ok(Layout::under(root.clone(), root.join("run"), name));
+            return Layout::in_home(PathBuf::from(home), profile);
         }
         let name = profile.unwrap_or("default").to_string();
         check_profile_name(&name)?;
@@ -78,6 +78,16 @@ impl Layout {
     }
 
     /// A layout rooted at `root` with sockets in `runtime`.
+    /// The layout of `GATEHOUSE_HOME=root` (see [`Layout::resolve`]).
+    pub fn in_home(root: PathBuf, profile: Option<&str>) -> Result<Layout, LayoutError> {
+        let name = match profile {
+            Some(p) => p.to_string(),
+            None => format!("home-{:08x}", fnv1a32(root.as_os_str().as_encoded_bytes())),
+        };
+        check_profile_name(&name)?;
+        Ok(Layout::under(root.clone(), root.join("run"), name))
+    }
+
     pub fn under(root: PathBuf, runtime: PathBuf, profile: String) -> Layout {
         Layout {
             broker_state: root.join("state"),
@@ -99,6 +109,13 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// FNV-1a (32 bits): a stable short tag for a path, not a security measure.
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn check_profile_name(name: &str) -> Result<(), LayoutError> {
@@ -146,4 +163,33 @@ pub fn make_private_dir(dir: &Path) -> Result<(), LayoutError> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
     }
     Ok(())
+}
+
+/// The local account's name (`uid1000` when it has none): who acts in
+/// record owners and procedure runs, for the cli and the app alike.
+pub fn local_user() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid{}", uid.as_raw()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_homes_never_share_a_keychain_namespace() {
+        let a = Layout::in_home("/tmp/gatehouse-demo-1".into(), None).unwrap();
+        let b = Layout::in_home("/tmp/gatehouse-demo-2".into(), None).unwrap();
+        let a2 = Layout::in_home("/tmp/gatehouse-demo-1".into(), None).unwrap();
+        assert_ne!(a.profile, b.profile);
+        assert_eq!(a.profile, a2.profile, "stable for one home");
+        assert!(a.profile.starts_with("home-") && a.profile.len() == 13);
+        let named = Layout::in_home("/tmp/x".into(), Some("lab")).unwrap();
+        assert_eq!(named.profile, "lab");
+        assert!(Layout::in_home("/tmp/x".into(), Some("no/slash")).is_err());
+    }
 }

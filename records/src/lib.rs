@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod cache;
 pub mod fields;
 pub mod model;
+pub mod runbook;
 pub mod sealer;
 pub mod ssh_config;
 pub mod store;

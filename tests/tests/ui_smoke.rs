@@ -144,3 +144,100 @@ fn real_window_under_xvfb_renders_a_non_blank_frame() -> Result<()> {
     }
     Ok(())
 }
+
+/// The README's run command on a desktop: `gatehouse demo` sets up the lab
+/// in a throwaway profile and opens the real app on it, a change waiting
+/// for approval; `--screenshot` closes the window once it has loaded.
+#[test]
+fn demo_on_a_desktop_opens_the_app_against_the_lab() -> Result<()> {
+    let (_xvfb, display) = start_xvfb()?;
+    let dir = tempfile::tempdir()?;
+    let shot = dir.path().join("demo.ppm");
+    let mut c = Command::new(find_binary("gatehouse")?);
+    c.args(["demo", "--screenshot"])
+        .arg(&shot)
+        .env("DISPLAY", &display)
+        .env("TMPDIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = ChildGuard::spawn(&mut c)?;
+    let status = g
+        .wait_timeout(Duration::from_secs(240))
+        .context("gatehouse demo did not finish within 240 s")?;
+    let read = |s: Option<&mut dyn std::io::Read>| {
+        let mut t = String::new();
+        if let Some(s) = s {
+            let _ = s.read_to_string(&mut t);
+        }
+        t
+    };
+    let out = read(g.child_mut().stdout.as_mut().map(|s| s as _));
+    let err = read(g.child_mut().stderr.as_mut().map(|s| s as _));
+    if !status.success() {
+        bail!("gatehouse demo failed ({status}):\n{out}\n{err}");
+    }
+    assert!(
+        !out.contains("headless walk-through"),
+        "a display was there: {out}"
+    );
+    assert!(out.contains("$ gatehouse lab up") && out.contains("Opening the desktop app"));
+    // The change filed in the background waited for a person (nobody
+    // approved it in the window).
+    assert!(out.contains("waiting for a person"), "{out}");
+    let (w, h, colours) = ppm_colours(&std::fs::read(&shot)?)?;
+    println!("demo window {w}x{h}, {colours} distinct colours");
+    assert!(w >= 800 && h >= 600 && colours >= 64, "blank window");
+    if let Ok(keep) = std::env::var("GATEHOUSE_DEMO_SCREENSHOT") {
+        std::fs::copy(&shot, keep)?;
+    }
+    // Everything it started is gone with its profile.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("gatehouse-demo-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "demo profile left behind");
+    Ok(())
+}
+
+/// The README's run command without a display: it says so and walks
+/// through the same world in the terminal, every step a real command.
+#[test]
+fn demo_without_a_display_says_so_and_walks_through_headless() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = Command::new(find_binary("gatehouse")?)
+        .arg("demo")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("TMPDIR", dir.path())
+        .stdin(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "gatehouse demo failed ({}):\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        text.contains("No display (DISPLAY is not set)")
+            && text.contains("running the headless walk-through instead"),
+        "{text}"
+    );
+    assert!(!text.contains("Opening the desktop app"));
+    for step in [
+        "$ gatehouse approvals approve",
+        "AUTOPILOT approved",
+        "session ended: closed by sign-out",
+        "every key operation fails",
+        "$ gatehouse down",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+    Ok(())
+}

@@ -18,29 +18,7 @@ use gatehouse_ui::terminal::{self, TabState};
 use iced::keyboard::{self, Key, Location, Modifiers, key};
 
 mod ui_driver;
-use ui_driver::{Driver, ui_test, ui_test_with};
-
-/// Stops the lab devices `lab up` started (they outlive the fixture).
-#[derive(Default)]
-struct Lab(Vec<u32>);
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            let _ = gatehouse_tests::proc::signal(*pid, nix::sys::signal::Signal::SIGTERM);
-        }
-    }
-}
-
-fn lab_up(f: &gatehouse_tests::broker::BrokerFixture, lab: &mut Lab) -> Result<()> {
-    f.cli_ok(&["lab", "up"], "")?;
-    let status: serde_json::Value =
-        serde_json::from_str(&f.cli_ok(&["lab", "status", "--json"], "")?)?;
-    for d in status.as_array().context("lab status")? {
-        lab.0.push(d["pid"].as_u64().context("pid")? as u32);
-    }
-    Ok(())
-}
+use ui_driver::{Driver, ui_test, ui_test_lab};
 
 /// A key press as the keyboard subscription delivers it.
 fn press(d: &mut Driver, key: Key, text: Option<&str>, modifiers: Modifiers) {
@@ -151,14 +129,13 @@ fn wait_sessions(d: &Driver, ok: impl Fn(&[u64]) -> bool) -> Result<Vec<u64>> {
 
 #[test]
 fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Result<()> {
-    let mut lab = Lab::default();
-    ui_test_with(
+    ui_test_lab(
         "terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes",
         Options {
             real_sessiond: true,
             ..Options::default()
         },
-        |f| lab_up(f, &mut lab),
+        |_| Ok(()),
         |child| {
             let mut d = Driver::new(child)?;
             d.sign_in()?;
@@ -267,6 +244,10 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
                     .is_some_and(|t| t.grid.text().matches("SW1").count() >= 3)
             })?;
             assert!(!grid_text(&d).contains("zzz"), "{}", grid_text(&d));
+            // What the device itself received (its byte log).
+            let log = d.lab_log("sw1");
+            assert!(gatehouse_tests::device_received(&log, "show version")?);
+            assert!(!gatehouse_tests::device_received(&log, "zzz")?);
 
             // A paste (Ctrl+Shift+V hands the clipboard's text to the tab):
             // line breaks become Enter.
@@ -304,7 +285,7 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
 
 #[test]
 fn terminal_unknown_host_reads_as_an_error_in_its_tab() -> Result<()> {
-    ui_test_with(
+    ui_test_lab(
         "terminal_unknown_host_reads_as_an_error_in_its_tab",
         Options {
             real_sessiond: true,

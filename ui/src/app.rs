@@ -126,6 +126,8 @@ pub struct State {
     pub diagrams: Diagrams,
     pub security: Security,
     pub status: Option<Box<BrokerStatus>>,
+    /// The dark theme is on (Ctrl+Shift+D toggles).
+    pub dark: bool,
     /// The sign-out confirmation is open.
     pub confirm_sign_out: bool,
     pub sign_out_busy: bool,
@@ -145,6 +147,7 @@ pub enum Message {
     Diagrams(diagrams::Message),
     Security(security::Message),
     Tab(Tab),
+    ToggleTheme,
     AskSignOut,
     CancelSignOut,
     ConfirmSignOut,
@@ -155,7 +158,7 @@ pub enum Message {
 }
 
 /// The keyboard shortcuts, as the UI lists them.
-pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out · Terminals: Ctrl+Shift+T Open, Ctrl+Shift+PgUp/PgDn Tabs, Ctrl+Shift+W Close";
+pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+Shift+D Dark/light · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out · Terminals: Ctrl+Shift+T Open, Ctrl+Shift+PgUp/PgDn Tabs, Ctrl+Shift+W Close";
 
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
@@ -178,6 +181,7 @@ impl State {
                 diagrams: Diagrams::default(),
                 security: Security::default(),
                 status: None,
+                dark: false,
                 confirm_sign_out: false,
                 sign_out_busy: false,
                 sign_out_error: None,
@@ -224,6 +228,10 @@ impl State {
             Message::Security(m) => self.security.update(m),
             Message::Tab(t) => {
                 self.tab = t;
+                vec![]
+            }
+            Message::ToggleTheme => {
+                self.dark = !self.dark;
                 vec![]
             }
             Message::AskSignOut => {
@@ -379,10 +387,13 @@ impl State {
     }
 
     fn load_signed_in(&mut self) -> Vec<Effect> {
-        vec![
+        let mut out = vec![
             Effect::Call(Call::ListApprovals),
             Effect::Call(Call::LoadHosts),
-        ]
+        ];
+        out.extend(self.copilot.load());
+        out.extend(self.procedures.load());
+        out
     }
 
     /// Drops everything a signed-in session showed.
@@ -445,7 +456,7 @@ impl State {
             };
         }
         // The terminal screen takes what is typed (Esc, Ctrl+F, Alt+… too),
-        // except the app's Ctrl+1…9 and Ctrl+Shift+Q.
+        // except the app's Ctrl+1…9 and Ctrl+Shift+letters.
         if self.tab == Tab::Terminals
             && self.session == Session::SignedIn
             && let Some(effects) = self.terminals.key(&e)
@@ -460,6 +471,9 @@ impl State {
             {
                 self.tab = Tab::Hosts;
                 vec![Effect::Focus(hosts::SEARCH_ID)]
+            }
+            None if self.tab == Tab::Copilot && self.session == Session::SignedIn => {
+                self.copilot.key(&key, modifiers)
             }
             None => vec![],
         }
@@ -496,6 +510,18 @@ impl State {
         ]
         .spacing(16)
         .align_y(iced::Center);
+        header = header.push(
+            button(
+                text(if self.dark {
+                    "Light theme (Ctrl+Shift+D)"
+                } else {
+                    "Dark theme (Ctrl+Shift+D)"
+                })
+                .size(13),
+            )
+            .style(button::text)
+            .on_press(Message::ToggleTheme),
+        );
         if self.session == Session::SignedIn {
             header = header.push(
                 button(text("Sign out (Ctrl+Shift+Q)").size(13))
@@ -592,9 +618,22 @@ impl State {
             .into()
     }
 
-    /// The theme (light; the dark theme is not built yet).
     pub fn theme(&self) -> iced::Theme {
-        iced::Theme::Light
+        if self.dark {
+            iced::Theme::Dark
+        } else {
+            iced::Theme::Light
+        }
+    }
+
+    /// Whether something on screen changes with time alone (a guard delay
+    /// running out): only then does the shell's clock tick, so an idle
+    /// window is not redrawn ten times a second.
+    pub fn needs_clock(&self) -> bool {
+        self.approvals
+            .card
+            .as_ref()
+            .is_some_and(|c| c.guard_running(self.now))
     }
 }
 
@@ -624,6 +663,7 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                 }
                 return match c {
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
+                    "d" | "D" if m.shift() => Some(Message::ToggleTheme),
                     "t" | "T" if m.shift() => Some(Message::Terminal(terminal::Message::FocusHost)),
                     _ => None,
                 };

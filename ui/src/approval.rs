@@ -85,6 +85,15 @@ impl Card {
     }
 }
 
+impl Card {
+    /// Whether the card is waiting out a guard delay (the clock must tick
+    /// so the button turns active when the delay is over).
+    pub fn guard_running(&self, now: Instant) -> bool {
+        let waiting = |since: Instant| now.saturating_duration_since(since) < APPROVE_DELAY;
+        !self.busy && (waiting(self.shown_at) || self.confirming_since.is_some_and(waiting))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Approvals {
     pub pending: Vec<ApprovalView>,

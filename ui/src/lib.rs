@@ -18,6 +18,7 @@ pub const MONO_FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf"
 pub mod app;
 pub mod approval;
 pub mod audit_log;
+pub mod bench;
 pub mod copilot;
 pub mod daemons;
 pub mod diagrams;

@@ -9,18 +9,38 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gatehouse_ui::daemons::Daemons;
-use gatehouse_ui::shell::Shell;
+use gatehouse_ui::shell::{self, Capture, Shell};
 
-const USAGE: &str = "usage: gatehouse-ui [--profile NAME] [--screenshot FILE.ppm]";
+const USAGE: &str =
+    "usage: gatehouse-ui [--profile NAME] [--screenshot FILE.ppm | --first-frame [--bare]]
+
+  --screenshot FILE  save the window as it is 1.5 s after start (binary PPM) and exit
+  --first-frame      print `first frame WxH` once the first frame is rendered, and exit
+  --bare             with --first-frame: an empty window with nothing of the app (the
+                     baseline `gatehouse bench ui` compares cold starts with)
+  --bench-headless   print the in-process benchmarks as JSON (no display, no daemons)";
 
 fn main() -> ExitCode {
     let mut profile: Option<String> = None;
-    let mut screenshot: Option<PathBuf> = None;
+    let mut capture = Capture::None;
+    let mut bare = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--profile" => profile = args.next(),
-            "--screenshot" => screenshot = args.next().map(PathBuf::from),
+            "--screenshot" => match args.next() {
+                Some(p) => capture = Capture::Screenshot(PathBuf::from(p)),
+                None => {
+                    eprintln!("gatehouse-ui: --screenshot needs a file\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--first-frame" => capture = Capture::FirstFrame,
+            "--bare" => bare = true,
+            "--bench-headless" => {
+                println!("{}", gatehouse_ui::bench::headless(20));
+                return ExitCode::SUCCESS;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -44,8 +64,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    if bare {
+        if !matches!(capture, Capture::FirstFrame) {
+            eprintln!("gatehouse-ui: --bare goes with --first-frame\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        return finish(bare_first_frame());
+    }
     let result = iced::application(
-        move || Shell::boot(daemons.clone(), screenshot.clone()),
+        move || Shell::boot(daemons.clone(), capture.clone()),
         Shell::update,
         Shell::view,
     )
@@ -55,6 +82,38 @@ fn main() -> ExitCode {
     .subscription(Shell::subscription)
     .window_size((1100.0, 720.0))
     .run();
+    finish(result)
+}
+
+/// The baseline window: the same toolkit, renderer and fonts, nothing of
+/// the app (no state, no daemons, no subscriptions).
+fn bare_first_frame() -> iced::Result {
+    iced::application(bare_boot, bare_update, bare_view)
+        .font(gatehouse_ui::MONO_FONT_BYTES)
+        .title("Gatehouse")
+        .window_size((1100.0, 720.0))
+        .run()
+}
+
+#[derive(Debug, Clone)]
+enum Bare {
+    Captured(Result<iced::window::Screenshot, String>),
+}
+
+fn bare_boot() -> ((), iced::Task<Bare>) {
+    ((), shell::capture_frame(Bare::Captured))
+}
+
+fn bare_update(_: &mut (), m: Bare) -> iced::Task<Bare> {
+    let Bare::Captured(shot) = m;
+    shell::first_frame_done(shot)
+}
+
+fn bare_view(_: &()) -> iced::Element<'_, Bare> {
+    iced::widget::text("Gatehouse").into()
+}
+
+fn finish(result: iced::Result) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

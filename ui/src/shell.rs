@@ -20,17 +20,50 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// captures the window.
 pub const SCREENSHOT_AFTER: Duration = Duration::from_millis(1500);
 
+/// What the window captures of itself, if anything.
+#[derive(Debug, Clone, Default)]
+pub enum Capture {
+    #[default]
+    None,
+    /// Save the frame shown after [`SCREENSHOT_AFTER`] to this file and exit.
+    Screenshot(PathBuf),
+    /// As soon as the first frame is rendered, print `first frame` on
+    /// stdout and exit (`gatehouse bench ui` times cold starts with it).
+    FirstFrame,
+}
+
 /// The iced program state: the app plus the shell's own settings.
 pub struct Shell {
     pub app: State,
-    screenshot: Option<PathBuf>,
+    capture: Capture,
+}
+
+/// A task that captures the window's current frame.
+pub fn capture_frame<M: Send + 'static>(
+    done: fn(Result<iced::window::Screenshot, String>) -> M,
+) -> Task<M> {
+    iced::window::latest().then(move |id| match id {
+        Some(id) => iced::window::screenshot(id).map(move |s| done(Ok(s))),
+        None => Task::done(done(Err("no window to capture".into()))),
+    })
+}
+
+/// Reports the first frame (see [`Capture::FirstFrame`]) and exits.
+pub fn first_frame_done<M: Send + 'static>(
+    shot: Result<iced::window::Screenshot, String>,
+) -> Task<M> {
+    match shot {
+        Ok(s) => println!("first frame {}x{}", s.size.width, s.size.height),
+        Err(e) => eprintln!("gatehouse-ui: {e}"),
+    }
+    iced::exit()
 }
 
 #[derive(Debug, Clone)]
 pub enum ShellMessage {
     App(Message),
     Capture,
-    Captured(iced::window::Screenshot),
+    Captured(Result<iced::window::Screenshot, String>),
     Saved(Result<(), String>),
 }
 
@@ -49,33 +82,45 @@ pub fn tasks(daemons: &Daemons, effects: Vec<Effect>) -> Task<ShellMessage> {
 }
 
 impl Shell {
-    pub fn boot(daemons: Daemons, screenshot: Option<PathBuf>) -> (Shell, Task<ShellMessage>) {
+    pub fn boot(daemons: Daemons, capture: Capture) -> (Shell, Task<ShellMessage>) {
         let (app, effects) = State::new(daemons.clone(), Instant::now());
         let mut task = tasks(&daemons, effects);
-        if screenshot.is_some() {
-            task = Task::batch([
-                task,
-                Task::perform(tokio::time::sleep(SCREENSHOT_AFTER), |_| {
-                    ShellMessage::Capture
-                }),
-            ]);
+        match capture {
+            Capture::None => {}
+            Capture::Screenshot(_) => {
+                task = Task::batch([
+                    task,
+                    Task::perform(tokio::time::sleep(SCREENSHOT_AFTER), |_| {
+                        ShellMessage::Capture
+                    }),
+                ]);
+            }
+            Capture::FirstFrame => task = Task::batch([task, Task::done(ShellMessage::Capture)]),
         }
-        (Shell { app, screenshot }, task)
+        (Shell { app, capture }, task)
     }
 
     pub fn update(&mut self, m: ShellMessage) -> Task<ShellMessage> {
         match m {
             ShellMessage::App(m) => {
+                // The clock does not tick while idle: bring it up to date
+                // first, so a card shown now starts its guard now.
+                if !matches!(m, Message::Tick(_)) {
+                    self.app.update(Message::Tick(Instant::now()));
+                }
                 let effects = self.app.update(m);
                 tasks(&self.app.daemons, effects)
             }
-            ShellMessage::Capture => iced::window::latest().then(|id| match id {
-                Some(id) => iced::window::screenshot(id).map(ShellMessage::Captured),
-                None => Task::done(ShellMessage::Saved(Err("no window to capture".into()))),
-            }),
+            ShellMessage::Capture => capture_frame(ShellMessage::Captured),
             ShellMessage::Captured(shot) => {
-                let Some(path) = self.screenshot.clone() else {
-                    return Task::none();
+                let path = match &self.capture {
+                    Capture::None => return Task::none(),
+                    Capture::FirstFrame => return first_frame_done(shot),
+                    Capture::Screenshot(p) => p.clone(),
+                };
+                let shot = match shot {
+                    Ok(s) => s,
+                    Err(e) => return Task::done(ShellMessage::Saved(Err(e))),
                 };
                 Task::perform(
                     async move {
@@ -105,8 +150,14 @@ impl Shell {
     }
 
     pub fn subscription(&self) -> Subscription<ShellMessage> {
+        // The clock runs only while something depends on it (a guard delay).
+        let clock = if self.app.needs_clock() {
+            iced::time::every(TICK).map(|t| ShellMessage::App(Message::Tick(t)))
+        } else {
+            Subscription::none()
+        };
         Subscription::batch([
-            iced::time::every(TICK).map(|t| ShellMessage::App(Message::Tick(t))),
+            clock,
             iced::keyboard::listen().map(|k| ShellMessage::App(Message::Key(k))),
             Subscription::run_with(EventsOf(self.app.daemons.clone()), |d| {
                 daemons::events(d.0.clone())

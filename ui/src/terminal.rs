@@ -602,7 +602,7 @@ impl Terminals {
 
     /// A key pressed while the Terminals screen is shown (and no field took
     /// it). `None`: not this screen's (the app's shortcuts: Ctrl+1…9,
-    /// Ctrl+Shift+Q); otherwise what it did.
+    /// Ctrl+Shift+letters); otherwise what it did.
     pub fn key(&mut self, e: &keyboard::Event) -> Option<Vec<Effect>> {
         let keyboard::Event::KeyPressed {
             key,
@@ -617,9 +617,12 @@ impl Terminals {
         if let Some(msg) = shortcut(key, m) {
             return Some(self.update(msg));
         }
+        // The app's shortcuts: Ctrl+1…9, and every Ctrl+Shift+letter this
+        // screen does not use (Ctrl+Shift+Q sign out, Ctrl+Shift+D theme…;
+        // a shell reads Ctrl+Shift+D as Ctrl+D, which would log it out).
         if m.command()
             && let Key::Character(c) = key
-            && (c.parse::<u8>().is_ok() || (m.shift() && c.eq_ignore_ascii_case("q")))
+            && (c.parse::<u8>().is_ok() || m.shift())
         {
             return None;
         }

@@ -33,8 +33,7 @@ pub fn ui_test(
 }
 
 /// [`ui_test`] with fixture options (`real_sessiond`, `real_copilotd`, …;
-/// `peer_as_ui` is always set); the real daemons asked for are started
-/// after `setup`.
+/// `peer_as_ui` is always set).
 pub fn ui_test_with(
     name: &str,
     opts: Options,
@@ -44,26 +43,56 @@ pub fn ui_test_with(
     if let Some(child) = UiChild::from_env() {
         return body(&child);
     }
-    let mut f = BrokerFixture::start(Options {
+    let f = start_fixture(opts)?;
+    setup(&f)?;
+    f.cli_ok(&["signout"], "")?;
+    f.run_as_ui(name)
+}
+
+/// A broker (as `opts` ask, `peer_as_ui` set) with an account, signed in,
+/// and the organization `acme`.
+fn start_fixture(opts: Options) -> Result<BrokerFixture> {
+    let f = BrokerFixture::start(Options {
         peer_as_ui: true,
-        ..opts.clone()
+        ..opts
     })?;
     f.cli_ok(
         &["account", "init", "--passphrase-stdin"],
         &format!("{PASSPHRASE}\n"),
     )?;
     f.cli_ok(&["org", "create", "acme"], "")?;
-    setup(&f)?;
-    // The real daemons the options ask for run from here on (after setup,
-    // so hosts and lab devices added there are known).
-    if opts.real_sessiond {
-        f.start_sessiond()?;
+    Ok(f)
+}
+
+/// [`ui_test_with`] against the lab: the lab devices are brought up
+/// (`lab up --log-data`: organization `lab`, hosts `r1` and `sw1`, every
+/// byte they receive logged) and the real daemons `opts` asks for are
+/// started before `setup`; the lab goes down when the test ends.
+pub fn ui_test_lab(
+    name: &str,
+    opts: Options,
+    setup: impl FnOnce(&mut BrokerFixture) -> Result<()>,
+    body: impl FnOnce(&UiChild) -> Result<()>,
+) -> Result<()> {
+    if let Some(child) = UiChild::from_env() {
+        return body(&child);
     }
-    if opts.real_copilotd {
-        f.start_copilotd()?;
-    }
-    f.cli_ok(&["signout"], "")?;
-    f.run_as_ui(name)
+    let (sessiond, copilotd) = (opts.real_sessiond, opts.real_copilotd);
+    let mut f = start_fixture(opts)?;
+    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    let result = (|| {
+        if sessiond {
+            f.start_sessiond()?;
+        }
+        if copilotd {
+            f.start_copilotd()?;
+        }
+        setup(&mut f)?;
+        f.cli_ok(&["signout"], "")?;
+        f.run_as_ui(name)
+    })();
+    let _ = f.cli(&["lab", "down"], "");
+    result
 }
 
 /// The app state and a runtime that carries out its effects.
@@ -139,7 +168,7 @@ impl Driver {
             if left.is_zero() {
                 bail!("not done within {within:?}");
             }
-            // The timer is made inside the runtime (it needs its context).
+            // The timer is made inside the runtime (tokio needs its context).
             let rx = &mut self.watch_rx;
             let next = self
                 .rt
@@ -241,6 +270,16 @@ impl Driver {
             .context("no broker event within 15 s")?;
         self.send(Message::Feed(Feed::Event(e.clone())));
         Ok(e)
+    }
+
+    /// The log of every byte lab device `name` received (`ui_test_lab`).
+    pub fn lab_log(&self, name: &str) -> std::path::PathBuf {
+        self.state
+            .daemons
+            .layout()
+            .root
+            .join("lab")
+            .join(format!("{name}.log.jsonl"))
     }
 
     /// Waits out the type-ahead guard.

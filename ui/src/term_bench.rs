@@ -113,6 +113,91 @@ pub fn run(
     }
 }
 
+/// The app's renderer (tiny-skia), drawing offscreen at the simulator's
+/// 1024x768, kept across frames as a window keeps its own (glyph cache
+/// included).
+pub struct Offscreen {
+    renderer: iced::Renderer,
+    cache: Option<iced_runtime::user_interface::Cache>,
+    size: iced::Size,
+    theme: iced::Theme,
+}
+
+impl Offscreen {
+    /// `None` when no headless renderer can be made.
+    pub fn new() -> Option<Offscreen> {
+        if let Ok(mut fonts) = iced_renderer::graphics::text::font_system().write() {
+            fonts.load_font(crate::MONO_FONT_BYTES.into());
+        }
+        // The software renderer is made at once: one poll, no executor.
+        let made = <iced::Renderer as iced_core::renderer::Headless>::new(
+            iced::Font::with_name("Fira Sans"),
+            iced::Pixels(16.0),
+            None,
+        );
+        let mut made = std::pin::pin!(made);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(Some(renderer)) = made.as_mut().poll(&mut cx) else {
+            return None;
+        };
+        Some(Offscreen {
+            renderer,
+            cache: Some(iced_runtime::user_interface::Cache::default()),
+            size: iced::Size::new(1024.0, 768.0),
+            theme: iced::Theme::Dark,
+        })
+    }
+
+    /// Lays out and draws `e`, and reads the pixels back.
+    pub fn frame(&mut self, e: Element<'_, ()>) {
+        use iced_core::renderer::Headless as _;
+        let cache = self.cache.take().unwrap_or_default();
+        let mut ui = iced_runtime::UserInterface::build(e, self.size, cache, &mut self.renderer);
+        let base = iced::theme::Base::base(&self.theme);
+        ui.draw(
+            &mut self.renderer,
+            &self.theme,
+            &iced_core::renderer::Style {
+                text_color: base.text_color,
+            },
+            iced_core::mouse::Cursor::Unavailable,
+        );
+        self.cache = Some(ui.into_cache());
+        let px = iced::Size::new(self.size.width as u32, self.size.height as u32);
+        std::hint::black_box(self.renderer.screenshot(px, 1.0, base.background_color));
+    }
+}
+
+/// Terminal throughput for `gatehouse bench ui`, as JSON: `mib` MiB fed
+/// at 120x40 with a frame per 64 KiB drawn offscreen, beside two baselines
+/// measured in the same run: parsing alone (no frames), and the same number
+/// of frames of an empty screen (what the renderer costs by itself).
+pub fn headless(mib: usize) -> serde_json::Value {
+    let bytes = mib.max(1) << 20;
+    let parse_only = run(bytes, 120, 40, |_| {});
+    let Some(mut off) = Offscreen::new() else {
+        return serde_json::json!({ "error": "no headless renderer" });
+    };
+    let framed = run(bytes, 120, 40, |e| off.frame(e));
+    let t = Instant::now();
+    for _ in 0..framed.frames {
+        off.frame(iced::widget::space().into());
+    }
+    let empty = t.elapsed();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    serde_json::json!({
+        "bytes": framed.bytes,
+        "frames": framed.frames,
+        "frame_every_bytes": FRAME_EVERY,
+        "grid": "120x40, 1024x768 frame",
+        "mib_per_s": framed.mib_per_sec(),
+        "parse_ms": ms(framed.parse),
+        "render_ms_per_frame": ms(framed.render) / framed.frames.max(1) as f64,
+        "baseline_parse_only_mib_per_s": parse_only.mib_per_sec(),
+        "baseline_empty_frame_ms": ms(empty) / framed.frames.max(1) as f64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,9 +213,22 @@ mod tests {
         assert!(s.windows(6).any(|w| w == b"\x1b[38;2"), "true colors");
     }
 
+    #[test]
+    fn offscreen_frames_and_json() {
+        let v = super::headless(1);
+        println!("{v}");
+        assert_eq!(v["bytes"], 1 << 20, "{v}");
+        assert_eq!(v["frames"], 16, "{v}");
+        assert!(
+            v["render_ms_per_frame"].as_f64().is_some_and(|m| m > 0.0),
+            "{v}"
+        );
+        assert!(v["baseline_empty_frame_ms"].as_f64().is_some(), "{v}");
+    }
+
     /// iced_test's headless renderer on `e`; the embedded font is loaded
     /// with the first frame only (the font system is global).
-    fn headless(e: Element<'_, ()>, first: bool) -> iced_test::Simulator<'_, ()> {
+    fn simulated(e: Element<'_, ()>, first: bool) -> iced_test::Simulator<'_, ()> {
         if first {
             iced_test::Simulator::with_settings(
                 iced::Settings {
@@ -149,7 +247,7 @@ mod tests {
         let mut last = None;
         let mut first = true;
         let t = run(4 * FRAME_EVERY, 120, 40, |e| {
-            let mut ui = headless(e, std::mem::take(&mut first));
+            let mut ui = simulated(e, std::mem::take(&mut first));
             last = Some(ui.snapshot(&iced::Theme::Dark).expect("snapshot"));
         });
         if let (Some(dir), Some(shot)) = (std::env::var_os("GATEHOUSE_TERM_SNAPSHOT"), &last) {
@@ -175,7 +273,7 @@ mod tests {
         );
         let mut first = true;
         let framed = run(4 << 20, 120, 40, |e| {
-            let mut ui = headless(e, std::mem::take(&mut first));
+            let mut ui = simulated(e, std::mem::take(&mut first));
             let _ = ui.snapshot(&iced::Theme::Dark);
         });
         println!(

@@ -127,10 +127,11 @@ fn wait_sessions(d: &Driver, ok: impl Fn(&[u64]) -> bool) -> Result<Vec<u64>> {
     }
 }
 
-#[test]
-fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Result<()> {
+/// Runs `body` as the ui role, signed in, with the lab devices and a real
+/// sessiond.
+fn signed_in_with_lab(name: &str, body: impl FnOnce(Driver) -> Result<()>) -> Result<()> {
     ui_test_lab(
-        "terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes",
+        name,
         Options {
             real_sessiond: true,
             ..Options::default()
@@ -139,6 +140,16 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
         |child| {
             let mut d = Driver::new(child)?;
             d.sign_in()?;
+            body(d)
+        },
+    )
+}
+
+#[test]
+fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Result<()> {
+    signed_in_with_lab(
+        "terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes",
+        |mut d| {
             // Through the screen: the Terminals tab, the host field, Enter.
             d.click("Terminals (Ctrl+2)")?;
             assert!(d.sees_part("No terminal open"));
@@ -285,16 +296,9 @@ fn terminal_tab_shows_the_lab_device_prompt_runs_a_command_and_closes() -> Resul
 
 #[test]
 fn terminal_unknown_host_reads_as_an_error_in_its_tab() -> Result<()> {
-    ui_test_lab(
+    signed_in_with_lab(
         "terminal_unknown_host_reads_as_an_error_in_its_tab",
-        Options {
-            real_sessiond: true,
-            ..Options::default()
-        },
-        |_| Ok(()),
-        |child| {
-            let mut d = Driver::new(child)?;
-            d.sign_in()?;
+        |mut d| {
             d.send(Message::Terminal(terminal::Message::Open {
                 host: "no-such-host".into(),
             }));

@@ -18,6 +18,7 @@ use gatehouse_ipc::broker::{
 };
 use gatehouse_ipc::{Layout, SecretBytes};
 use gatehouse_sandbox::memscan::scan_process;
+use gatehouse_sandbox::status::{Check, Outcome};
 use serde::Serialize;
 
 use crate::commands::BrokerConn;
@@ -51,21 +52,6 @@ pub enum AuditCmd {
         #[arg(long)]
         credentials: bool,
     },
-}
-
-#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    Skip,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Check {
-    pub check: String,
-    pub outcome: Outcome,
-    pub detail: String,
 }
 
 fn check(checks: &mut Vec<Check>, name: &str, outcome: Outcome, detail: impl Into<String>) {
@@ -569,19 +555,10 @@ fn audit_log(
     );
     for r in &out {
         let who = |q: &gatehouse_ipc::broker::Requester| format!("{} pid {}", q.role, q.pid);
-        let outcome = match &r.row.outcome {
-            audit::Outcome::Started => "started".to_string(),
-            audit::Outcome::Exited { status, reason } => match (status, reason) {
-                (Some(s), _) => format!("exited {s}"),
-                (None, Some(why)) => format!("ended: {why}"),
-                (None, None) => "ended".into(),
-            },
-            audit::Outcome::Refused { reason } => format!("REFUSED: {reason}"),
-            audit::Outcome::Failed { reason } => format!("failed: {reason}"),
-        };
+        let outcome = r.row.outcome.describe();
         println!(
             "{:<20} {:<5} {:<12} {:<10} {:<16} {:<26} {:<18} {}",
-            crate::recordings_cmds::utc(r.row.time_ms),
+            gatehouse_ipc::display::utc(r.row.time_ms),
             r.row.kind,
             r.row.host,
             r.row.class,
@@ -640,7 +617,7 @@ fn credential_log(
         };
         println!(
             "{:<20} {:<18} {:<18} {:<28} {}{outcome}",
-            crate::recordings_cmds::utc(r.time_ms),
+            gatehouse_ipc::display::utc(r.time_ms),
             r.operation.to_string(),
             format!("{} pid {}", r.requester.role, r.requester.pid),
             truncate(&r.destination, 28),

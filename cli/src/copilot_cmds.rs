@@ -376,7 +376,7 @@ fn start_autopilot(broker: &mut BrokerConn, o: &ChatOptions) -> anyhow::Result<A
          What {org}'s policy permits runs without asking; dangerous commands and everything else still ask.",
         o.hosts.join(", "),
         o.max_steps,
-        crate::recordings_cmds::utc(expires_ms),
+        gatehouse_ipc::display::utc(expires_ms),
     );
     Ok(AutopilotTask { grant, expires_ms })
 }

@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use gatehouse_ipc::Layout;
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse};
+use gatehouse_ipc::display::{human_duration, human_size, utc};
 use gatehouse_sessiond::recording::{
     self, EventData, FILE_SUFFIX, ListedRecording, Recording, RecordingReader,
 };
@@ -269,33 +270,6 @@ fn table(rows: &[&ListedRecording]) -> String {
     out
 }
 
-pub(crate) use gatehouse_ipc::clock::utc;
-
-fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m{:02}s", s / 3600, s % 3600 / 60, s % 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
 // ------------------------------------------------------------------ open
 
 /// The one recording in `dir` whose id starts with `prefix`.
@@ -463,16 +437,6 @@ mod tests {
     fn id_of(path: &Path) -> String {
         let name = path.file_name().expect("name").to_string_lossy();
         name.trim_end_matches(FILE_SUFFIX).to_string()
-    }
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
-        assert_eq!(human_duration(Duration::from_millis(4200)), "4.2s");
-        assert_eq!(human_duration(Duration::from_secs(723)), "12m03s");
-        assert_eq!(human_duration(Duration::from_secs(3723)), "1h02m03s");
     }
 
     #[test]

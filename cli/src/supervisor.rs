@@ -15,7 +15,8 @@ use gatehouse_ipc::Layout;
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, BrokerStatus};
 use gatehouse_ipc::peer::Installation;
 use gatehouse_ipc::sessiond::{SessiondRequest, SessiondResponse, SessiondStatus};
-use gatehouse_sandbox::hardening::{ProcessHardening, SeccompMode, inspect_pid};
+use gatehouse_sandbox::hardening::inspect_pid;
+use gatehouse_sandbox::status::{ProcessRow, kernel_row, process_rows};
 use serde::Serialize;
 
 use crate::commands::BrokerConn;
@@ -310,21 +311,6 @@ pub fn down(profile: Option<&str>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One process in `gatehouse status`.
-#[derive(Debug, Serialize)]
-pub struct ProcessRow {
-    pub process: String,
-    pub pid: i32,
-    pub uid: Option<u32>,
-    pub role: String,
-    pub dumpable: Option<bool>,
-    pub no_new_privs: Option<bool>,
-    pub seccomp: String,
-    pub landlock: String,
-    pub secret_memory: String,
-    pub core_limit: String,
-}
-
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub profile: String,
@@ -336,74 +322,12 @@ pub struct StatusReport {
     pub copilotd: Option<gatehouse_ipc::copilotd::CopilotStatus>,
 }
 
-fn seccomp_name(m: Option<SeccompMode>) -> String {
-    match m {
-        Some(SeccompMode::Filter) => "filter (2)".into(),
-        Some(SeccompMode::Strict) => "strict (1)".into(),
-        Some(SeccompMode::Disabled) => "off (0)".into(),
-        None => "?".into(),
-    }
-}
-
-fn row(process: &str, role: &str, h: &ProcessHardening) -> ProcessRow {
-    ProcessRow {
-        process: process.into(),
-        pid: h.pid,
-        uid: h.euid,
-        role: role.into(),
-        dumpable: h.dumpable,
-        no_new_privs: h.no_new_privs,
-        seccomp: seccomp_name(h.seccomp),
-        landlock: "-".into(),
-        secret_memory: "-".into(),
-        core_limit: match h.core_limit {
-            Some(gatehouse_sandbox::hardening::Rlim::Bytes(b)) => b.to_string(),
-            Some(gatehouse_sandbox::hardening::Rlim::Unlimited) => "unlimited".into(),
-            None => "?".into(),
-        },
-    }
-}
-
-/// A daemon's row: what the kernel shows in /proc, completed with what the
-/// daemon reports about itself (it knows its dumpable flag exactly).
-fn daemon_row(
-    process: &str,
-    role: &str,
-    pid: u32,
-    h: &gatehouse_ipc::broker::Hardening,
-) -> ProcessRow {
-    let mut r = match inspect_pid(pid as i32) {
-        Ok(k) => row(process, role, &k),
-        Err(_) => ProcessRow {
-            process: process.into(),
-            pid: pid as i32,
-            uid: None,
-            role: role.into(),
-            dumpable: None,
-            no_new_privs: None,
-            seccomp: "?".into(),
-            landlock: String::new(),
-            secret_memory: String::new(),
-            core_limit: String::new(),
-        },
-    };
-    r.dumpable = Some(h.dumpable);
-    r.landlock = h.landlock.clone();
-    r.secret_memory = if h.secret_memory.is_empty() {
-        "-".into()
-    } else {
-        h.secret_memory.clone()
-    };
-    r.core_limit = h.core_limit.to_string();
-    r
-}
-
 pub fn collect_status(layout: &Layout) -> StatusReport {
     let mut processes = Vec::new();
     if let Some(pid) = supervisor_pid(layout)
         && let Ok(h) = inspect_pid(pid)
     {
-        processes.push(row("gatehouse up", "supervisor", &h));
+        processes.push(kernel_row("gatehouse up", "supervisor", &h));
     }
     let (broker, broker_error) =
         match BrokerConn::connect_layout(layout).and_then(|mut b| b.ask(BrokerRequest::Status)) {
@@ -411,34 +335,18 @@ pub fn collect_status(layout: &Layout) -> StatusReport {
             Ok(other) => (None, Some(format!("unexpected reply {other:?}"))),
             Err(e) => (None, Some(format!("{e:#}"))),
         };
-    if let Some(s) = &broker {
-        let mut r = daemon_row("gatehouse-broker", "broker", s.pid, &s.hardening);
-        r.uid = Some(s.uid);
-        processes.push(r);
-    }
     let sessiond = crate::session_cmds::SessiondConn::connect(layout)
         .ok()
         .and_then(|mut c| match c.call(SessiondRequest::Status) {
             Ok(SessiondResponse::Status(s)) => Some(*s),
             _ => None,
         });
-    if let Some(s) = &sessiond {
-        processes.push(daemon_row(
-            "gatehouse-sessiond",
-            "sessiond",
-            s.pid,
-            &s.hardening,
-        ));
-    }
     let copilotd = copilotd_status(layout);
-    if let Some(s) = &copilotd {
-        processes.push(daemon_row(
-            "gatehouse-copilotd",
-            "copilotd",
-            s.pid,
-            &s.hardening,
-        ));
-    }
+    processes.extend(process_rows(
+        broker.as_ref(),
+        sessiond.as_ref(),
+        copilotd.as_ref(),
+    ));
     StatusReport {
         sessiond,
         copilotd,

@@ -13,10 +13,10 @@
 pub mod audit;
 pub mod broker;
 pub mod client;
-pub mod clock;
 pub mod codec;
 pub mod copilotd;
 pub mod creds;
+pub mod display;
 pub mod exe_resolver;
 pub mod paths;
 pub mod peer;

@@ -22,6 +22,7 @@ pub mod memscan;
 pub mod profile;
 pub mod seccomp;
 pub mod secret_mem;
+pub mod status;
 pub mod zeroizing_alloc;
 
 pub use hardening::{

@@ -29,6 +29,23 @@ pub enum Outcome {
     Failed { reason: String },
 }
 
+impl Outcome {
+    /// One line for a person (`exited 0`, `REFUSED: …`), as `audit log` and
+    /// the desktop app show it.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Started => "started".to_string(),
+            Outcome::Exited { status, reason } => match (status, reason) {
+                (Some(s), _) => format!("exited {s}"),
+                (None, Some(why)) => format!("ended: {why}"),
+                (None, None) => "ended".into(),
+            },
+            Outcome::Refused { reason } => format!("REFUSED: {reason}"),
+            Outcome::Failed { reason } => format!("failed: {reason}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
     pub id: String,

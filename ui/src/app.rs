@@ -194,6 +194,7 @@ impl State {
         match msg {
             Message::Tick(t) => {
                 self.now = t;
+                self.recordings.tick(t);
                 vec![]
             }
             Message::SignIn(m) => self
@@ -228,7 +229,7 @@ impl State {
             Message::Security(m) => self.security.update(m),
             Message::Tab(t) => {
                 self.tab = t;
-                vec![]
+                self.tab_shown()
             }
             Message::ToggleTheme => {
                 self.dark = !self.dark;
@@ -393,7 +394,19 @@ impl State {
         ];
         out.extend(self.copilot.load());
         out.extend(self.procedures.load());
+        out.extend(self.tab_shown());
         out
+    }
+
+    /// The current tab is on screen: screens that load on first view do.
+    fn tab_shown(&mut self) -> Vec<Effect> {
+        match self.tab {
+            Tab::Security => self.security.shown(),
+            Tab::Audit => self.audit.shown(),
+            Tab::Recordings => self.recordings.shown(),
+            Tab::Diagrams => self.diagrams.shown(),
+            _ => vec![],
+        }
     }
 
     /// Drops everything a signed-in session showed.
@@ -464,11 +477,27 @@ impl State {
             return effects;
         }
         let key = key.clone();
+        // Screens without text fields take plain keys of their own.
+        if self.session == Session::SignedIn && !modifiers.control() && !modifiers.alt() {
+            let own = match self.tab {
+                Tab::Diagrams => diagrams::key(&key, modifiers).map(Message::Diagrams),
+                Tab::Recordings => recordings::key(&self.recordings, &key).map(Message::Recordings),
+                Tab::Security => security::key(&key).map(Message::Security),
+                _ => None,
+            };
+            if let Some(m) = own {
+                return self.update(m);
+            }
+        }
         match shortcut(&key, modifiers) {
             Some(m) => self.update(m),
             None if matches!(key, Key::Character(ref c) if c.as_str() == "f")
                 && modifiers.command() =>
             {
+                // The audit log has its own filter; elsewhere Ctrl+F searches hosts.
+                if self.tab == Tab::Audit {
+                    return vec![Effect::Focus(audit_log::FILTER_ID)];
+                }
                 self.tab = Tab::Hosts;
                 vec![Effect::Focus(hosts::SEARCH_ID)]
             }

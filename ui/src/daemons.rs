@@ -309,6 +309,18 @@ pub async fn run(d: Daemons, call: Call) -> Reply {
     }
 }
 
+/// Runs `f` on the profile's files (the store, logs, recordings) on a
+/// blocking thread; a panic there becomes an error, never the app's.
+pub async fn on_files<T: Send + 'static>(
+    d: &Daemons,
+    f: impl FnOnce(&Layout) -> T + Send + 'static,
+) -> Result<T, String> {
+    let layout = d.layout.clone();
+    tokio::task::spawn_blocking(move || f(&layout))
+        .await
+        .map_err(|e| format!("reading the profile's files failed: {e}"))
+}
+
 /// Every host record's plaintext fields (the store only: no broker, nothing opened).
 pub fn load_hosts(layout: &Layout) -> Result<Vec<HostRow>, DaemonError> {
     let store = Store::open_in(layout).map_err(|e| DaemonError::Store(e.to_string()))?;

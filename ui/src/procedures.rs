@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 
 use gatehouse_ipc::broker::KeyScope;
-use gatehouse_ipc::clock::utc;
 use gatehouse_ipc::copilotd::{ChatSettings, Mode, Trust};
+use gatehouse_ipc::display::utc;
 use gatehouse_records::model::{Kind, Parameter, ProcedureRun, Record};
 use gatehouse_records::runbook;
 use gatehouse_records::store::{Filter, Store, Summary, now_ms};

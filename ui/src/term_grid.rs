@@ -308,6 +308,23 @@ impl TermGrid {
     }
 }
 
+/// A recording played back into the grid (answers to the device's
+/// queries are dropped: there is no device).
+impl crate::recordings::TermSink for TermGrid {
+    fn feed(&mut self, bytes: &[u8]) {
+        TermGrid::feed(self, bytes);
+        self.take_answers();
+    }
+
+    fn resize(&mut self, cols: u16, rows: u16) {
+        TermGrid::resize(self, cols, rows);
+    }
+
+    fn reset(&mut self, cols: u16, rows: u16) {
+        *self = TermGrid::new(cols, rows);
+    }
+}
+
 /// Key press → the bytes a terminal sends for it (`None`: not for the
 /// terminal). `text` is what the key typed (layout and Shift applied).
 pub fn key_bytes(key: &Key, m: Modifiers, text: Option<&str>, app_cursor: bool) -> Option<Vec<u8>> {
@@ -1053,6 +1070,19 @@ mod tests {
         assert_eq!(g.selection_text().as_deref(), Some("l18\nl19"));
         g.resize(30, 4);
         assert_eq!(g.size(), (30, 4));
+    }
+
+    #[test]
+    fn plays_a_recording_as_a_term_sink() {
+        use crate::recordings::TermSink;
+        let mut g = TermGrid::new(20, 3);
+        TermSink::feed(&mut g, b"one\x1b[6n\r\ntwo");
+        assert_eq!(g.text(), "one\ntwo");
+        assert!(g.take_answers().is_empty(), "no device to answer");
+        TermSink::resize(&mut g, 30, 5);
+        assert_eq!(g.size(), (30, 5));
+        TermSink::reset(&mut g, 10, 2);
+        assert_eq!((g.size(), g.text()), ((10, 2), String::new()));
     }
 
     #[test]

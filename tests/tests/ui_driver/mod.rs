@@ -40,11 +40,22 @@ pub fn ui_test_with(
     setup: impl FnOnce(&BrokerFixture) -> Result<()>,
     body: impl FnOnce(&UiChild) -> Result<()>,
 ) -> Result<()> {
+    ui_test_world(name, opts, |f| setup(f), body)
+}
+
+/// [`ui_test_with`] whose `setup` may change the fixture (start sessiond,
+/// `lab up`): the daemons it starts keep running while the ui child runs.
+pub fn ui_test_world(
+    name: &str,
+    opts: Options,
+    setup: impl FnOnce(&mut BrokerFixture) -> Result<()>,
+    body: impl FnOnce(&UiChild) -> Result<()>,
+) -> Result<()> {
     if let Some(child) = UiChild::from_env() {
         return body(&child);
     }
-    let f = start_fixture(opts)?;
-    setup(&f)?;
+    let mut f = start_fixture(opts)?;
+    setup(&mut f)?;
     f.cli_ok(&["signout"], "")?;
     f.run_as_ui(name)
 }

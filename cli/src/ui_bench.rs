@@ -204,4 +204,23 @@ fn print_table(r: &Value) {
         f(&h["baseline_name_scan_ms_median"]),
         f(&h["ratio"])
     );
+    let t = &r["terminal"];
+    let ratio = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    };
+    println!(
+        "{:<44} {:>12} {:>12} {:>8}",
+        "terminal, MiB/s, frame per 64 KiB (vs parse)",
+        f(&t["mib_per_s"]),
+        f(&t["baseline_parse_only_mib_per_s"]),
+        ratio(&t["mib_per_s"], &t["baseline_parse_only_mib_per_s"])
+    );
+    println!(
+        "{:<44} {:>12} {:>12} {:>8}",
+        "terminal frame 120x40, ms (vs empty frame)",
+        f(&t["render_ms_per_frame"]),
+        f(&t["baseline_empty_frame_ms"]),
+        ratio(&t["render_ms_per_frame"], &t["baseline_empty_frame_ms"])
+    );
 }

@@ -163,7 +163,7 @@ pub enum Message {
 }
 
 /// The keyboard shortcuts, as the UI lists them.
-pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+Shift+D Dark/light · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out";
+pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+Shift+D Dark/light · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out · Terminals: Ctrl+Shift+T Open, Ctrl+Shift+PgUp/PgDn Tabs, Ctrl+Shift+W Close";
 
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
@@ -468,7 +468,10 @@ impl State {
     }
 
     fn key(&mut self, e: keyboard::Event) -> Vec<Effect> {
-        let keyboard::Event::KeyPressed { key, modifiers, .. } = e else {
+        let keyboard::Event::KeyPressed {
+            ref key, modifiers, ..
+        } = e
+        else {
             return vec![];
         };
         if self.confirm_sign_out {
@@ -478,6 +481,15 @@ impl State {
                 _ => vec![],
             };
         }
+        // The terminal screen takes what is typed (Esc, Ctrl+F, Alt+… too),
+        // except the app's Ctrl+1…9 and Ctrl+Shift+letters.
+        if self.tab == Tab::Terminals
+            && self.session == Session::SignedIn
+            && let Some(effects) = self.terminals.key(&e)
+        {
+            return effects;
+        }
+        let key = key.clone();
         if self.session == Session::SignedIn
             && self.tab == Tab::Hosts
             && let Some(m) = self.hosts.key(&key, modifiers)
@@ -713,6 +725,7 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                 return match c {
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
                     "d" | "D" if m.shift() => Some(Message::ToggleTheme),
+                    "t" | "T" if m.shift() => Some(Message::Terminal(terminal::Message::FocusHost)),
                     _ => None,
                 };
             }

@@ -86,5 +86,6 @@ pub fn hosts_filter(n: usize, samples: usize) -> Value {
 pub fn headless(samples: usize) -> Value {
     json!({
         "hosts_filter": hosts_filter(10_000, samples),
+        "terminal": crate::term_bench::headless(8),
     })
 }

@@ -28,4 +28,6 @@ pub mod recordings;
 pub mod security;
 pub mod shell;
 pub mod signin;
+pub mod term_bench;
+pub mod term_grid;
 pub mod terminal;

@@ -7,13 +7,15 @@
 //! right; every chunk authenticated by `RecordingReader`, as `recordings
 //! play`), and [`Playback`]: the state machine from a time on the timeline
 //! to the output fed so far, independent of the terminal widget it feeds
-//! (anything that implements [`TermSink`]; [`MiniScreen`] until the
-//! terminal screen's widget is swapped in).
+//! (anything that implements [`TermSink`]: the app feeds the terminal
+//! tabs' emulator, [`TermGrid`], so playback shows colours and full-screen
+//! programs as they were).
 //!
 //! Must never: show bytes of a chunk that failed authentication (the reader
 //! refuses the recording), write a decrypted recording anywhere, keep it
 //! after sign-out ([`Recordings::clear`] drops it; its output buffers are
-//! zeroized on drop), or print it through `Debug`.
+//! zeroized on drop — the emulator's cells, like a terminal tab's, are
+//! dropped but not wiped), or print it through `Debug`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::app::Effect;
 use crate::daemons::{self, Daemons};
+use crate::term_grid::{GridEvent, TermGrid};
 
 /// Playback speeds offered.
 pub const SPEEDS: [f64; 5] = [0.5, 1.0, 2.0, 4.0, 8.0];
@@ -192,244 +195,6 @@ impl Playback {
     }
 }
 
-/// A minimal terminal screen for playback until the terminal widget lands:
-/// printable text, CR/LF/BS/TAB, cursor moves and erases of the common CSI
-/// sequences; other escapes are skipped. Its cells are blanked when
-/// dropped; `Debug` shows only its size.
-#[derive(Default)]
-pub struct MiniScreen {
-    pub cols: usize,
-    pub rows: usize,
-    cells: Vec<Vec<char>>,
-    x: usize,
-    y: usize,
-    esc: Escape,
-    utf8: Vec<u8>,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-enum Escape {
-    #[default]
-    None,
-    Started,
-    Csi(String),
-    Osc(bool),
-}
-
-impl std::fmt::Debug for MiniScreen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MiniScreen({}x{})", self.cols, self.rows)
-    }
-}
-
-impl MiniScreen {
-    pub fn new(cols: u16, rows: u16) -> MiniScreen {
-        let mut s = MiniScreen::default();
-        s.reset(cols, rows);
-        s
-    }
-
-    /// The screen's lines, trailing blanks trimmed.
-    pub fn lines(&self) -> Vec<String> {
-        self.cells
-            .iter()
-            .map(|l| l.iter().collect::<String>().trim_end().to_string())
-            .collect()
-    }
-
-    /// All text on screen, lines joined with `\n`.
-    pub fn text(&self) -> String {
-        self.lines().join("\n")
-    }
-
-    fn newline(&mut self) {
-        if self.y + 1 < self.rows {
-            self.y += 1;
-        } else if self.rows > 0 {
-            self.cells.remove(0);
-            self.cells.push(vec![' '; self.cols]);
-        }
-    }
-
-    fn put(&mut self, c: char) {
-        if self.cols == 0 || self.rows == 0 {
-            return;
-        }
-        if self.x >= self.cols {
-            self.x = 0;
-            self.newline();
-        }
-        self.cells[self.y][self.x] = c;
-        self.x += 1;
-    }
-
-    fn csi(&mut self, seq: &str) {
-        let Some(fin) = seq.chars().last() else {
-            return;
-        };
-        let body = &seq[..seq.len() - fin.len_utf8()];
-        let nums: Vec<usize> = body
-            .trim_start_matches('?')
-            .split(';')
-            .map(|n| n.parse().unwrap_or(0))
-            .collect();
-        let n = |i: usize| nums.get(i).copied().filter(|v| *v > 0).unwrap_or(1);
-        let (cols, rows) = (self.cols.max(1), self.rows.max(1));
-        match fin {
-            'A' => self.y = self.y.saturating_sub(n(0)),
-            'B' => self.y = (self.y + n(0)).min(rows - 1),
-            'C' => self.x = (self.x + n(0)).min(cols - 1),
-            'D' => self.x = self.x.saturating_sub(n(0)),
-            'G' => self.x = (n(0) - 1).min(cols - 1),
-            'H' | 'f' => {
-                self.y = (n(0) - 1).min(rows - 1);
-                self.x = (n(1) - 1).min(cols - 1);
-            }
-            'J' => {
-                let mode = nums.first().copied().unwrap_or(0);
-                let (x, y) = (self.x, self.y);
-                for (i, line) in self.cells.iter_mut().enumerate() {
-                    for (j, c) in line.iter_mut().enumerate() {
-                        let after = i > y || (i == y && j >= x);
-                        let wipe = match mode {
-                            0 => after,
-                            1 => !after,
-                            _ => true,
-                        };
-                        if wipe {
-                            *c = ' ';
-                        }
-                    }
-                }
-            }
-            'K' => {
-                let mode = nums.first().copied().unwrap_or(0);
-                let x = self.x;
-                if let Some(line) = self.cells.get_mut(self.y) {
-                    for (j, c) in line.iter_mut().enumerate() {
-                        let wipe = match mode {
-                            0 => j >= x,
-                            1 => j <= x,
-                            _ => true,
-                        };
-                        if wipe {
-                            *c = ' ';
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn byte(&mut self, b: u8) {
-        match std::mem::take(&mut self.esc) {
-            Escape::Started => {
-                self.esc = match b {
-                    b'[' => Escape::Csi(String::new()),
-                    b']' => Escape::Osc(false),
-                    _ => Escape::None,
-                };
-                return;
-            }
-            Escape::Csi(mut s) => {
-                if (0x40..=0x7e).contains(&b) {
-                    s.push(b as char);
-                    self.csi(&s);
-                } else if s.len() < 64 {
-                    s.push(b as char);
-                    self.esc = Escape::Csi(s);
-                }
-                return;
-            }
-            Escape::Osc(after_esc) => {
-                // Ends at BEL or ESC \.
-                if b == 0x07 || (after_esc && b == b'\\') {
-                    return;
-                }
-                self.esc = Escape::Osc(b == 0x1b);
-                return;
-            }
-            Escape::None => {}
-        }
-        match b {
-            0x1b => self.esc = Escape::Started,
-            b'\r' => self.x = 0,
-            b'\n' => self.newline(),
-            0x08 => self.x = self.x.saturating_sub(1),
-            b'\t' => self.x = ((self.x / 8 + 1) * 8).min(self.cols.saturating_sub(1)),
-            0..=0x1f | 0x7f => {}
-            0x20..=0x7e => self.put(b as char),
-            _ => {
-                self.utf8.push(b);
-                match std::str::from_utf8(&self.utf8) {
-                    Ok(s) => {
-                        let c = s.chars().next().unwrap_or('?');
-                        self.utf8.clear();
-                        self.put(c);
-                    }
-                    Err(e) if e.error_len().is_some() || self.utf8.len() >= 4 => {
-                        self.utf8.clear();
-                        self.put('\u{fffd}');
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
-    }
-
-    fn wipe(&mut self) {
-        for l in &mut self.cells {
-            for c in l.iter_mut() {
-                *c = ' ';
-            }
-        }
-        std::hint::black_box(&self.cells);
-    }
-}
-
-impl Drop for MiniScreen {
-    fn drop(&mut self) {
-        self.wipe();
-    }
-}
-
-impl TermSink for MiniScreen {
-    fn feed(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.byte(*b);
-        }
-    }
-
-    fn resize(&mut self, cols: u16, rows: u16) {
-        let (cols, rows) = (usize::from(cols.max(1)), usize::from(rows.max(1)));
-        for l in &mut self.cells {
-            l.resize(cols, ' ');
-        }
-        while self.cells.len() > rows {
-            self.cells.remove(0);
-            self.y = self.y.saturating_sub(1);
-        }
-        while self.cells.len() < rows {
-            self.cells.push(vec![' '; cols]);
-        }
-        self.cols = cols;
-        self.rows = rows;
-        self.x = self.x.min(cols - 1);
-        self.y = self.y.min(rows - 1);
-    }
-
-    fn reset(&mut self, cols: u16, rows: u16) {
-        self.wipe();
-        self.cells.clear();
-        self.x = 0;
-        self.y = 0;
-        self.esc = Escape::None;
-        self.utf8.clear();
-        self.resize(cols, rows);
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct Recordings {
     pub loading: bool,
@@ -438,7 +203,8 @@ pub struct Recordings {
     /// The recording being opened (its id).
     pub opening: Option<String>,
     pub playback: Option<Playback>,
-    pub screen: MiniScreen,
+    /// The playback screen: the same terminal emulator as the terminal tabs.
+    pub screen: TermGrid,
     /// The list row chosen with the keyboard (Up/Down, Enter plays it).
     pub selected: usize,
     last_tick: Option<Instant>,
@@ -463,6 +229,9 @@ pub enum Message {
     Step(bool),
     /// Keyboard: play the selected recording.
     OpenSelected,
+    /// Scrolling and selecting on the playback screen (its size is the
+    /// recording's: a resize of the widget changes nothing).
+    Grid(GridEvent),
 }
 
 /// The keys of this screen (no text field here, so plain keys are free):
@@ -617,9 +386,16 @@ impl Recordings {
                 self.error = None;
                 return vec![Effect::Call(daemons::Call::Recordings(Call::Open(id)))];
             }
+            Message::Grid(e) => match e {
+                GridEvent::Scroll(n) => self.screen.scroll(n),
+                GridEvent::Page(up) => self.screen.page(up),
+                GridEvent::SelectStart { line, col } => self.screen.select_start(line, col),
+                GridEvent::SelectTo { line, col } => self.screen.select_to(line, col),
+                GridEvent::Paste(_) | GridEvent::Resize { .. } => {}
+            },
             Message::Close => {
                 self.playback = None;
-                self.screen = MiniScreen::default();
+                self.screen = TermGrid::default();
             }
             Message::PlayPause => {
                 if let Some(p) = &mut self.playback {
@@ -718,7 +494,7 @@ impl Recordings {
                 self.opening = None;
                 match result {
                     Ok(rec) => {
-                        self.screen = MiniScreen::default();
+                        self.screen = TermGrid::default();
                         self.playback = Some(Playback::new(rec, &mut self.screen));
                     }
                     Err(e) => self.error = Some(e),
@@ -843,12 +619,6 @@ impl Recordings {
                     .on_press(Message::Seek((*t / 1000) as f64)),
             );
         }
-        let screen_lines = column(
-            self.screen
-                .lines()
-                .into_iter()
-                .map(|l| text(l).font(crate::MONO).size(12).into()),
-        );
         column![
             row![
                 text(format!(
@@ -901,7 +671,7 @@ impl Recordings {
             .width(Fill)
             .height(Length::Fixed(12.0)),
             scrollable(markers.wrap()).height(Length::Shrink),
-            container(screen_lines)
+            container(self.screen.view(Message::Grid))
                 .padding(6)
                 .width(Fill)
                 .height(Fill)
@@ -965,17 +735,6 @@ impl<Message> canvas::Program<Message> for Timeline {
 mod tests {
     use super::*;
 
-    #[test]
-    fn mini_screen_handles_cr_lf_and_erases() {
-        let mut s = MiniScreen::new(10, 3);
-        s.feed(b"hello\r\nworld\x1b[2;1H\x1b[KW");
-        assert_eq!(s.lines(), vec!["hello", "W", ""]);
-        s.feed(b"\x1b[2J\x1b[Hok \xc3\xa9\x1b]0;title\x07!");
-        assert_eq!(s.lines()[0], "ok é!");
-        s.feed(b"\r\n1\r\n2\r\n3");
-        assert_eq!(s.lines(), vec!["1", "2", "3"]);
-    }
-
     fn opened() -> Arc<Opened> {
         Arc::new(Opened {
             id: "ab".into(),
@@ -996,7 +755,7 @@ mod tests {
 
     #[test]
     fn seeking_feeds_exactly_the_steps_up_to_the_position() {
-        let mut s = MiniScreen::default();
+        let mut s = TermGrid::default();
         let mut p = Playback::new(opened(), &mut s);
         p.seek(1_500_000, &mut s);
         assert_eq!(s.text().trim_end(), "one");

@@ -1,0 +1,290 @@
+//! Terminal throughput, measured in the app's real path (the hook of
+//! `gatehouse bench ui`): realistic device output fed through
+//! [`TermGrid`] in pieces, a frame of the grid widget rendered after each.
+//!
+//! Owns: the sample output (colored `show` tables, long wrapped lines,
+//! prompts, scrolling) and the timing. The renderer is passed in (`FnMut(Element)`),
+//! so this crate needs no headless renderer: the CLI hands in
+//! `iced_test::simulator(element).snapshot(&theme)` (with [`crate::MONO`]
+//! loaded once). Must never: touch a daemon or the network.
+
+use std::time::{Duration, Instant};
+
+use iced::Element;
+
+use crate::term_grid::TermGrid;
+
+/// One frame is rendered per this many bytes fed.
+pub const FRAME_EVERY: usize = 64 * 1024;
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    /// Bytes fed.
+    pub bytes: u64,
+    /// Frames rendered.
+    pub frames: u64,
+    /// Everything (parse + render).
+    pub elapsed: Duration,
+    /// Parsing alone.
+    pub parse: Duration,
+    /// Rendering alone.
+    pub render: Duration,
+}
+
+impl Throughput {
+    /// MiB fed per second, parse and render together.
+    pub fn mib_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        self.bytes as f64 / (1024.0 * 1024.0) / secs
+    }
+}
+
+/// Realistic device output of about `len` bytes: a prompt, `show`
+/// commands with colored tables (16, 256 and true colors, bold, inverse),
+/// lines longer than the screen (they wrap), and enough of it to scroll.
+pub fn sample_output(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 4096);
+    let mut n = 0u32;
+    while out.len() < len {
+        out.extend_from_slice(b"\x1b[1mcore-sw1#\x1b[0m show interfaces status\r\n");
+        out.extend_from_slice(
+            b"\x1b[7mPort      Name               Status       Vlan       Duplex  Speed Type\x1b[0m\r\n",
+        );
+        for i in 0..48u32 {
+            let (color, status) = match (i + n) % 3 {
+                0 => ("\x1b[32m", "connected   "),
+                1 => ("\x1b[31m", "notconnect  "),
+                _ => ("\x1b[38;5;214m", "err-disabled"),
+            };
+            out.extend_from_slice(
+                format!(
+                    "Gi1/0/{i:<4}{:<19}{color}{status}\x1b[0m {:<10} a-full  a-1000 \x1b[38;2;120;160;255m10/100/1000BaseTX\x1b[0m\r\n",
+                    format!("uplink-{n}-{i}"),
+                    100 + i % 7
+                )
+                .as_bytes(),
+            );
+        }
+        // A long line (a config dump line, a log message) that wraps.
+        out.extend_from_slice(b"\x1b[2m%LINK-3-UPDOWN:\x1b[0m ");
+        for k in 0..12 {
+            out.extend_from_slice(
+                format!("Interface GigabitEthernet1/0/{k}, changed state to up; ").as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"\r\n");
+        n += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Feeds `total` bytes of [`sample_output`] through a `cols`x`rows`
+/// [`TermGrid`], [`FRAME_EVERY`] bytes at a time, and renders the grid
+/// widget after each piece with `render`.
+pub fn run(
+    total: usize,
+    cols: u16,
+    rows: u16,
+    mut render: impl FnMut(Element<'_, ()>),
+) -> Throughput {
+    let data = sample_output(total);
+    let mut grid = TermGrid::new(cols, rows);
+    let mut parse = Duration::ZERO;
+    let mut drawn = Duration::ZERO;
+    let mut frames = 0u64;
+    let start = Instant::now();
+    for piece in data.chunks(FRAME_EVERY) {
+        let t = Instant::now();
+        grid.feed(piece);
+        parse += t.elapsed();
+        let t = Instant::now();
+        render(grid.view(|_| ()));
+        drawn += t.elapsed();
+        frames += 1;
+    }
+    Throughput {
+        bytes: data.len() as u64,
+        frames,
+        elapsed: start.elapsed(),
+        parse,
+        render: drawn,
+    }
+}
+
+/// The app's renderer (tiny-skia), drawing offscreen at the simulator's
+/// 1024x768, kept across frames as a window keeps its own (glyph cache
+/// included).
+pub struct Offscreen {
+    renderer: iced::Renderer,
+    cache: Option<iced_runtime::user_interface::Cache>,
+    size: iced::Size,
+    theme: iced::Theme,
+}
+
+impl Offscreen {
+    /// `None` when no headless renderer can be made.
+    pub fn new() -> Option<Offscreen> {
+        if let Ok(mut fonts) = iced_renderer::graphics::text::font_system().write() {
+            fonts.load_font(crate::MONO_FONT_BYTES.into());
+        }
+        // The software renderer is made at once: one poll, no executor.
+        let made = <iced::Renderer as iced_core::renderer::Headless>::new(
+            iced::Font::with_name("Fira Sans"),
+            iced::Pixels(16.0),
+            None,
+        );
+        let mut made = std::pin::pin!(made);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(Some(renderer)) = made.as_mut().poll(&mut cx) else {
+            return None;
+        };
+        Some(Offscreen {
+            renderer,
+            cache: Some(iced_runtime::user_interface::Cache::default()),
+            size: iced::Size::new(1024.0, 768.0),
+            theme: iced::Theme::Dark,
+        })
+    }
+
+    /// Lays out and draws `e`, and reads the pixels back.
+    pub fn frame(&mut self, e: Element<'_, ()>) {
+        use iced_core::renderer::Headless as _;
+        let cache = self.cache.take().unwrap_or_default();
+        let mut ui = iced_runtime::UserInterface::build(e, self.size, cache, &mut self.renderer);
+        let base = iced::theme::Base::base(&self.theme);
+        ui.draw(
+            &mut self.renderer,
+            &self.theme,
+            &iced_core::renderer::Style {
+                text_color: base.text_color,
+            },
+            iced_core::mouse::Cursor::Unavailable,
+        );
+        self.cache = Some(ui.into_cache());
+        let px = iced::Size::new(self.size.width as u32, self.size.height as u32);
+        std::hint::black_box(self.renderer.screenshot(px, 1.0, base.background_color));
+    }
+}
+
+/// Terminal throughput for `gatehouse bench ui`, as JSON: `mib` MiB fed
+/// at 120x40 with a frame per 64 KiB drawn offscreen, beside two baselines
+/// measured in the same run: parsing alone (no frames), and the same number
+/// of frames of an empty screen (what the renderer costs by itself).
+pub fn headless(mib: usize) -> serde_json::Value {
+    let bytes = mib.max(1) << 20;
+    let parse_only = run(bytes, 120, 40, |_| {});
+    let Some(mut off) = Offscreen::new() else {
+        return serde_json::json!({ "error": "no headless renderer" });
+    };
+    let framed = run(bytes, 120, 40, |e| off.frame(e));
+    let t = Instant::now();
+    for _ in 0..framed.frames {
+        off.frame(iced::widget::space().into());
+    }
+    let empty = t.elapsed();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    serde_json::json!({
+        "bytes": framed.bytes,
+        "frames": framed.frames,
+        "frame_every_bytes": FRAME_EVERY,
+        "grid": "120x40, 1024x768 frame",
+        "mib_per_s": framed.mib_per_sec(),
+        "parse_ms": ms(framed.parse),
+        "render_ms_per_frame": ms(framed.render) / framed.frames.max(1) as f64,
+        "baseline_parse_only_mib_per_s": parse_only.mib_per_sec(),
+        "baseline_empty_frame_ms": ms(empty) / framed.frames.max(1) as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_is_colored_wrapping_and_scrolls() {
+        let s = sample_output(200_000);
+        assert_eq!(s.len(), 200_000);
+        let mut g = TermGrid::new(80, 24);
+        g.feed(&s);
+        assert!(g.history() > 1000, "scrolled: {}", g.history());
+        assert!(s.windows(6).any(|w| w == b"\x1b[38;5"), "256 colors");
+        assert!(s.windows(6).any(|w| w == b"\x1b[38;2"), "true colors");
+    }
+
+    #[test]
+    fn offscreen_frames_and_json() {
+        let v = super::headless(1);
+        println!("{v}");
+        assert_eq!(v["bytes"], 1 << 20, "{v}");
+        assert_eq!(v["frames"], 16, "{v}");
+        assert!(
+            v["render_ms_per_frame"].as_f64().is_some_and(|m| m > 0.0),
+            "{v}"
+        );
+        assert!(v["baseline_empty_frame_ms"].as_f64().is_some(), "{v}");
+    }
+
+    /// iced_test's headless renderer on `e`; the embedded font is loaded
+    /// with the first frame only (the font system is global).
+    fn simulated(e: Element<'_, ()>, first: bool) -> iced_test::Simulator<'_, ()> {
+        if first {
+            iced_test::Simulator::with_settings(
+                iced::Settings {
+                    fonts: vec![crate::MONO_FONT_BYTES.into()],
+                    ..iced::Settings::default()
+                },
+                e,
+            )
+        } else {
+            iced_test::simulator(e)
+        }
+    }
+
+    #[test]
+    fn bench_renders_a_frame_per_piece_with_the_headless_renderer() {
+        let mut last = None;
+        let mut first = true;
+        let t = run(4 * FRAME_EVERY, 120, 40, |e| {
+            let mut ui = simulated(e, std::mem::take(&mut first));
+            last = Some(ui.snapshot(&iced::Theme::Dark).expect("snapshot"));
+        });
+        if let (Some(dir), Some(shot)) = (std::env::var_os("GATEHOUSE_TERM_SNAPSHOT"), &last) {
+            let _ = shot.matches_image(std::path::Path::new(&dir).join("term"));
+        }
+        assert_eq!(t.frames, 4);
+        assert_eq!(t.bytes, 4 * FRAME_EVERY as u64);
+        assert!(t.elapsed >= t.parse + t.render);
+        assert!(last.is_some());
+    }
+
+    /// The figures (`cargo test -p gatehouse-ui --release --lib term_bench
+    /// -- --ignored --nocapture`): parsing alone, then with a frame per piece.
+    #[test]
+    #[ignore]
+    fn figures() {
+        let parse_only = run(32 << 20, 120, 40, |_| {});
+        println!(
+            "parse only: {} MiB in {:?} = {:.1} MiB/s",
+            parse_only.bytes >> 20,
+            parse_only.elapsed,
+            parse_only.mib_per_sec()
+        );
+        let mut first = true;
+        let framed = run(4 << 20, 120, 40, |e| {
+            let mut ui = simulated(e, std::mem::take(&mut first));
+            let _ = ui.snapshot(&iced::Theme::Dark);
+        });
+        println!(
+            "with frames: {} MiB, {} frames in {:?} (parse {:?}, render {:?}) = {:.1} MiB/s, {:.1} ms/frame",
+            framed.bytes >> 20,
+            framed.frames,
+            framed.elapsed,
+            framed.parse,
+            framed.render,
+            framed.mib_per_sec(),
+            framed.render.as_secs_f64() * 1000.0 / framed.frames as f64
+        );
+    }
+}

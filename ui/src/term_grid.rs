@@ -1,0 +1,1145 @@
+//! A terminal emulator widget: bytes in, a grid of styled cells out.
+//!
+//! Owns: parsing a byte stream (VT/xterm escape sequences, with
+//! `alacritty_terminal`) into a grid with scrollback, the selection, the
+//! answers a terminal owes its peer (cursor-position and device-attribute
+//! reports), the key → bytes mapping of a person's keystrokes, and drawing
+//! the grid with iced ([`TermGrid::view`]): runs of same-styled cells as one
+//! text each, backgrounds as quads, bold, inverse, 16/256/truecolor, the
+//! cursor; the mouse wheel and Shift+PageUp/PageDown scroll back, a drag
+//! selects, Ctrl+Shift+C copies the selection, Ctrl+Shift+V pastes.
+//!
+//! Reusable: it is fed bytes ([`TermGrid::feed`]), wherever they come from
+//! (a live shell through sessiond, a recording played back); it opens no
+//! PTY and talks to no daemon.
+//!
+//! Must never: let the peer read or write the person's clipboard (OSC 52 is
+//! disabled; clipboard, color and window-size queries go unanswered), or
+//! panic on any byte sequence.
+
+use std::sync::{Arc, Mutex};
+
+use alacritty_terminal::Term;
+use alacritty_terminal::event::{Event as TermEvent, EventListener};
+use alacritty_terminal::grid::{Dimensions, Scroll};
+use alacritty_terminal::index::{Column, Line, Point as GridPoint, Side};
+use alacritty_terminal::selection::{Selection, SelectionType};
+use alacritty_terminal::term::cell::Flags;
+use alacritty_terminal::term::{Config, Osc52, TermMode};
+use alacritty_terminal::vte::ansi::{Color as AnsiColor, CursorShape, NamedColor, Processor, Rgb};
+use iced::keyboard::{Key, Modifiers, key::Named};
+use iced::{Color, Element, Event, Font, Length, Pixels, Point, Rectangle, Size};
+use iced_core::layout::{self, Layout};
+use iced_core::renderer::{self, Quad};
+use iced_core::text::{self as core_text, LineHeight, Shaping, Wrapping};
+use iced_core::widget::{Tree, Widget, tree};
+use iced_core::{Clipboard, Shell, clipboard, mouse};
+
+/// Lines of scrollback kept per terminal.
+pub const SCROLLBACK: usize = 10_000;
+/// The default font size of terminal cells.
+pub const FONT_SIZE: f32 = 13.0;
+/// DejaVu Sans Mono's advance width, in ems (1233/2048).
+const ADVANCE_EM: f32 = 1233.0 / 2048.0;
+
+/// The cell size of [`crate::MONO`] at `size` pixels: (width, height).
+pub fn cell_size(size: f32) -> (f32, f32) {
+    (size * ADVANCE_EM, (size * 1.25).round())
+}
+
+/// How many columns and rows fit in `bounds` at `size` (at least 2x1).
+pub fn fit(bounds: Size, size: f32) -> (u16, u16) {
+    let (w, h) = cell_size(size);
+    let cols = (bounds.width / w).floor().clamp(2.0, 1000.0) as u16;
+    let rows = (bounds.height / h).floor().clamp(1.0, 500.0) as u16;
+    (cols, rows)
+}
+
+/// What the peer asked the terminal to answer (device status reports):
+/// collected while parsing, taken with [`TermGrid::take_answers`].
+#[derive(Clone, Default)]
+struct Answers(Arc<Mutex<Vec<u8>>>);
+
+impl EventListener for Answers {
+    fn send_event(&self, event: TermEvent) {
+        // Only plain reports (cursor position, device attributes, modes).
+        // Clipboard loads, color and size queries are not answered: they
+        // would let the device read the person's clipboard or screen.
+        if let TermEvent::PtyWrite(s) = event
+            && let Ok(mut a) = self.0.lock()
+        {
+            // Bounded: a peer flooding queries cannot grow this forever.
+            if a.len() < 64 * 1024 {
+                a.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+}
+
+/// The size of a terminal, as alacritty asks for it.
+#[derive(Debug, Clone, Copy)]
+struct GridSize {
+    cols: usize,
+    rows: usize,
+}
+
+impl Dimensions for GridSize {
+    fn total_lines(&self) -> usize {
+        self.rows
+    }
+    fn screen_lines(&self) -> usize {
+        self.rows
+    }
+    fn columns(&self) -> usize {
+        self.cols
+    }
+}
+
+/// What a person did to the grid widget (mapped to the owner's message).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GridEvent {
+    /// Scroll the view by this many lines (positive: back into history).
+    Scroll(i32),
+    /// Scroll a page back (true) or forward (false).
+    Page(bool),
+    /// A drag started at (line, column) of the grid (line < 0: history).
+    SelectStart { line: i32, col: usize },
+    /// The drag reached (line, column).
+    SelectTo { line: i32, col: usize },
+    /// Ctrl+Shift+V: the clipboard's text.
+    Paste(String),
+    /// The widget's area now fits this many columns and rows.
+    Resize { cols: u16, rows: u16 },
+}
+
+/// A terminal screen with scrollback, fed bytes.
+pub struct TermGrid {
+    term: Term<Answers>,
+    parser: Processor,
+    answers: Answers,
+    fed: u64,
+}
+
+/// An 80x24 screen (a recording's playback resizes it to the recording's).
+impl Default for TermGrid {
+    fn default() -> Self {
+        TermGrid::new(80, 24)
+    }
+}
+
+impl std::fmt::Debug for TermGrid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (cols, rows) = self.size();
+        f.debug_struct("TermGrid")
+            .field("cols", &cols)
+            .field("rows", &rows)
+            .field("fed", &self.fed)
+            .finish()
+    }
+}
+
+impl TermGrid {
+    pub fn new(cols: u16, rows: u16) -> TermGrid {
+        let answers = Answers::default();
+        let config = Config {
+            scrolling_history: SCROLLBACK,
+            osc52: Osc52::Disabled,
+            ..Config::default()
+        };
+        let size = GridSize {
+            cols: usize::from(cols.max(2)),
+            rows: usize::from(rows.max(1)),
+        };
+        TermGrid {
+            term: Term::new(config, &size, answers.clone()),
+            parser: Processor::new(),
+            answers,
+            fed: 0,
+        }
+    }
+
+    /// Parses `bytes` (one pass; escape sequences may span calls).
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.parser.advance(&mut self.term, bytes);
+        self.fed += bytes.len() as u64;
+    }
+
+    /// Bytes fed so far.
+    pub fn fed(&self) -> u64 {
+        self.fed
+    }
+
+    /// The answers the peer asked for since the last call (to send back
+    /// to a live shell; a playback drops them).
+    pub fn take_answers(&mut self) -> Vec<u8> {
+        self.answers
+            .0
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default()
+    }
+
+    /// Columns and rows.
+    pub fn size(&self) -> (u16, u16) {
+        let g = self.term.grid();
+        (g.columns() as u16, g.screen_lines() as u16)
+    }
+
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        if self.size() == (cols, rows) {
+            return;
+        }
+        self.term.resize(GridSize {
+            cols: usize::from(cols.max(2)),
+            rows: usize::from(rows.max(1)),
+        });
+    }
+
+    /// Lines of history above the screen.
+    pub fn history(&self) -> usize {
+        self.term.grid().history_size()
+    }
+
+    /// How far the view is scrolled back (0: at the bottom).
+    pub fn display_offset(&self) -> usize {
+        self.term.grid().display_offset()
+    }
+
+    /// Scrolls the view (positive: back into history).
+    pub fn scroll(&mut self, lines: i32) {
+        self.term.scroll_display(Scroll::Delta(lines));
+    }
+
+    /// Scrolls a page back (`up`) or forward.
+    pub fn page(&mut self, up: bool) {
+        self.term
+            .scroll_display(if up { Scroll::PageUp } else { Scroll::PageDown });
+    }
+
+    /// Back to the live screen.
+    pub fn scroll_to_bottom(&mut self) {
+        self.term.scroll_display(Scroll::Bottom);
+    }
+
+    /// Whether the peer asked for bracketed paste.
+    pub fn bracketed_paste(&self) -> bool {
+        self.term.mode().contains(TermMode::BRACKETED_PASTE)
+    }
+
+    /// Whether arrows send application-cursor sequences (`ESC O A`).
+    pub fn app_cursor(&self) -> bool {
+        self.term.mode().contains(TermMode::APP_CURSOR)
+    }
+
+    fn clamp_point(&self, line: i32, col: usize) -> GridPoint {
+        let g = self.term.grid();
+        let top = -(g.history_size() as i32);
+        let bottom = g.screen_lines() as i32 - 1;
+        GridPoint::new(
+            Line(line.clamp(top, bottom)),
+            Column(col.min(g.columns().saturating_sub(1))),
+        )
+    }
+
+    /// Starts a selection at a grid point.
+    pub fn select_start(&mut self, line: i32, col: usize) {
+        let p = self.clamp_point(line, col);
+        self.term.selection = Some(Selection::new(SelectionType::Simple, p, Side::Left));
+    }
+
+    /// Extends the selection to a grid point.
+    pub fn select_to(&mut self, line: i32, col: usize) {
+        let p = self.clamp_point(line, col);
+        if let Some(s) = self.term.selection.as_mut() {
+            s.update(p, Side::Right);
+        }
+    }
+
+    pub fn clear_selection(&mut self) {
+        self.term.selection = None;
+    }
+
+    /// The selected text, if any.
+    pub fn selection_text(&self) -> Option<String> {
+        self.term.selection_to_string().filter(|s| !s.is_empty())
+    }
+
+    /// Line `n` of the grid (0: the screen's top row when not scrolled;
+    /// negative: history), without trailing blanks.
+    pub fn line(&self, n: i32) -> String {
+        let g = self.term.grid();
+        if n < -(g.history_size() as i32) || n >= g.screen_lines() as i32 {
+            return String::new();
+        }
+        let row = &g[Line(n)];
+        let mut s = String::with_capacity(g.columns());
+        for c in 0..g.columns() {
+            let cell = &row[Column(c)];
+            if cell.flags.contains(Flags::WIDE_CHAR_SPACER) {
+                continue;
+            }
+            s.push(cell.c);
+        }
+        s.truncate(s.trim_end().len());
+        s
+    }
+
+    /// The screen's text as shown (scrolled view included), one line per
+    /// row, without trailing blanks or blank rows at the end.
+    pub fn text(&self) -> String {
+        let g = self.term.grid();
+        let offset = g.display_offset() as i32;
+        let mut out: Vec<String> = (0..g.screen_lines() as i32)
+            .map(|r| self.line(r - offset))
+            .collect();
+        while out.last().is_some_and(String::is_empty) {
+            out.pop();
+        }
+        out.join("\n")
+    }
+
+    /// The cursor's (row, column) on the screen.
+    pub fn cursor(&self) -> (usize, usize) {
+        let p = self.term.grid().cursor.point;
+        (p.line.0.max(0) as usize, p.column.0)
+    }
+
+    /// The widget showing this grid; `on` maps what the person does to it.
+    pub fn view<'a, M: 'a>(&'a self, on: impl Fn(GridEvent) -> M + 'a) -> Element<'a, M> {
+        Element::new(GridView {
+            grid: self,
+            size: FONT_SIZE,
+            font: crate::MONO,
+            on: Box::new(on),
+        })
+    }
+}
+
+/// A recording played back into the grid (answers to the device's
+/// queries are dropped: there is no device).
+impl crate::recordings::TermSink for TermGrid {
+    fn feed(&mut self, bytes: &[u8]) {
+        TermGrid::feed(self, bytes);
+        self.take_answers();
+    }
+
+    fn resize(&mut self, cols: u16, rows: u16) {
+        TermGrid::resize(self, cols, rows);
+    }
+
+    fn reset(&mut self, cols: u16, rows: u16) {
+        *self = TermGrid::new(cols, rows);
+    }
+}
+
+/// Key press → the bytes a terminal sends for it (`None`: not for the
+/// terminal). `text` is what the key typed (layout and Shift applied).
+pub fn key_bytes(key: &Key, m: Modifiers, text: Option<&str>, app_cursor: bool) -> Option<Vec<u8>> {
+    let esc = |s: &str| {
+        let mut v = vec![0x1b];
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    // xterm's modifier parameter: 1 + shift + 2*alt + 4*ctrl.
+    let modp = 1 + u8::from(m.shift()) + 2 * u8::from(m.alt()) + 4 * u8::from(m.control());
+    let cursor = |c: char| {
+        if modp > 1 {
+            esc(&format!("[1;{modp}{c}"))
+        } else if app_cursor {
+            esc(&format!("O{c}"))
+        } else {
+            esc(&format!("[{c}"))
+        }
+    };
+    let tilde = |n: u8| {
+        if modp > 1 {
+            esc(&format!("[{n};{modp}~"))
+        } else {
+            esc(&format!("[{n}~"))
+        }
+    };
+    match key {
+        Key::Named(n) => Some(match n {
+            Named::Enter => b"\r".to_vec(),
+            Named::Backspace => {
+                if m.alt() {
+                    vec![0x1b, 0x7f]
+                } else if m.control() {
+                    vec![0x08]
+                } else {
+                    vec![0x7f]
+                }
+            }
+            Named::Tab => {
+                if m.shift() {
+                    esc("[Z")
+                } else {
+                    b"\t".to_vec()
+                }
+            }
+            Named::Escape => vec![0x1b],
+            Named::ArrowUp => cursor('A'),
+            Named::ArrowDown => cursor('B'),
+            Named::ArrowRight => cursor('C'),
+            Named::ArrowLeft => cursor('D'),
+            Named::Home => cursor('H'),
+            Named::End => cursor('F'),
+            Named::Insert => tilde(2),
+            Named::Delete => tilde(3),
+            Named::PageUp => tilde(5),
+            Named::PageDown => tilde(6),
+            Named::F1 => esc("OP"),
+            Named::F2 => esc("OQ"),
+            Named::F3 => esc("OR"),
+            Named::F4 => esc("OS"),
+            Named::F5 => tilde(15),
+            Named::F6 => tilde(17),
+            Named::F7 => tilde(18),
+            Named::F8 => tilde(19),
+            Named::F9 => tilde(20),
+            Named::F10 => tilde(21),
+            Named::F11 => tilde(23),
+            Named::F12 => tilde(24),
+            Named::Space => {
+                if m.control() {
+                    vec![0]
+                } else if m.alt() {
+                    esc(" ")
+                } else {
+                    b" ".to_vec()
+                }
+            }
+            _ => return None,
+        }),
+        Key::Character(c) => {
+            let c = c.as_str();
+            if m.control() {
+                let ch = c.chars().next()?;
+                let b = match ch.to_ascii_lowercase() {
+                    l @ 'a'..='z' => l as u8 - b'a' + 1,
+                    '@' | '2' => 0,
+                    '[' | '3' => 0x1b,
+                    '\\' | '4' => 0x1c,
+                    ']' | '5' => 0x1d,
+                    '^' | '6' => 0x1e,
+                    '_' | '-' | '7' => 0x1f,
+                    '?' | '8' => 0x7f,
+                    _ => return None,
+                };
+                return Some(if m.alt() { vec![0x1b, b] } else { vec![b] });
+            }
+            let typed = text.filter(|t| !t.is_empty() && !t.chars().any(char::is_control));
+            let typed = typed.unwrap_or(c);
+            if m.alt() {
+                Some(esc(typed))
+            } else {
+                Some(typed.as_bytes().to_vec())
+            }
+        }
+        Key::Unidentified => None,
+    }
+}
+
+/// Wraps pasted text for the peer: bracketed when it asked, and with line
+/// breaks as Enter (`\r`). Escape bytes inside are dropped so a paste cannot
+/// end the bracket early or smuggle control sequences.
+pub fn paste_bytes(text: &str, bracketed: bool) -> Vec<u8> {
+    let body: String = text
+        .replace("\r\n", "\r")
+        .replace('\n', "\r")
+        .chars()
+        .filter(|c| *c != '\u{1b}')
+        .collect();
+    if bracketed {
+        let mut v = b"\x1b[200~".to_vec();
+        v.extend_from_slice(body.as_bytes());
+        v.extend_from_slice(b"\x1b[201~");
+        v
+    } else {
+        body.into_bytes()
+    }
+}
+
+// ---------------------------------------------------------------- colors
+
+const DEFAULT_FG: Rgb = Rgb {
+    r: 0xd4,
+    g: 0xd4,
+    b: 0xd4,
+};
+const DEFAULT_BG: Rgb = Rgb {
+    r: 0x1c,
+    g: 0x1c,
+    b: 0x1c,
+};
+const PALETTE16: [Rgb; 16] = [
+    Rgb {
+        r: 0x00,
+        g: 0x00,
+        b: 0x00,
+    },
+    Rgb {
+        r: 0xcd,
+        g: 0x31,
+        b: 0x31,
+    },
+    Rgb {
+        r: 0x0d,
+        g: 0xbc,
+        b: 0x79,
+    },
+    Rgb {
+        r: 0xe5,
+        g: 0xe5,
+        b: 0x10,
+    },
+    Rgb {
+        r: 0x24,
+        g: 0x72,
+        b: 0xc8,
+    },
+    Rgb {
+        r: 0xbc,
+        g: 0x3f,
+        b: 0xbc,
+    },
+    Rgb {
+        r: 0x11,
+        g: 0xa8,
+        b: 0xcd,
+    },
+    Rgb {
+        r: 0xe5,
+        g: 0xe5,
+        b: 0xe5,
+    },
+    Rgb {
+        r: 0x66,
+        g: 0x66,
+        b: 0x66,
+    },
+    Rgb {
+        r: 0xf1,
+        g: 0x4c,
+        b: 0x4c,
+    },
+    Rgb {
+        r: 0x23,
+        g: 0xd1,
+        b: 0x8b,
+    },
+    Rgb {
+        r: 0xf5,
+        g: 0xf5,
+        b: 0x43,
+    },
+    Rgb {
+        r: 0x3b,
+        g: 0x8e,
+        b: 0xea,
+    },
+    Rgb {
+        r: 0xd6,
+        g: 0x70,
+        b: 0xd6,
+    },
+    Rgb {
+        r: 0x29,
+        g: 0xb8,
+        b: 0xdb,
+    },
+    Rgb {
+        r: 0xff,
+        g: 0xff,
+        b: 0xff,
+    },
+];
+
+/// The xterm 256-color palette entry `i` (16..=255: cube and grays).
+fn indexed(i: u8) -> Rgb {
+    match i {
+        0..=15 => PALETTE16[usize::from(i)],
+        16..=231 => {
+            let i = i - 16;
+            let level = |v: u8| if v == 0 { 0 } else { 55 + v * 40 };
+            Rgb {
+                r: level(i / 36),
+                g: level((i / 6) % 6),
+                b: level(i % 6),
+            }
+        }
+        232..=255 => {
+            let v = 8 + (i - 232) * 10;
+            Rgb { r: v, g: v, b: v }
+        }
+    }
+}
+
+fn dim(c: Rgb) -> Rgb {
+    Rgb {
+        r: (u16::from(c.r) * 2 / 3) as u8,
+        g: (u16::from(c.g) * 2 / 3) as u8,
+        b: (u16::from(c.b) * 2 / 3) as u8,
+    }
+}
+
+impl TermGrid {
+    /// The RGB of a cell color (OSC 4 overrides first), bold brightening
+    /// the eight basic colors as xterm does.
+    fn rgb(&self, c: AnsiColor, bold: bool) -> Rgb {
+        let colors = self.term.colors();
+        match c {
+            AnsiColor::Spec(rgb) => rgb,
+            AnsiColor::Indexed(i) => {
+                let i = if bold && i < 8 { i + 8 } else { i };
+                colors[usize::from(i)].unwrap_or_else(|| indexed(i))
+            }
+            AnsiColor::Named(n) => {
+                let idx = n as usize;
+                if let Some(rgb) = colors[idx] {
+                    return rgb;
+                }
+                match n {
+                    NamedColor::Foreground | NamedColor::BrightForeground => DEFAULT_FG,
+                    NamedColor::Background => DEFAULT_BG,
+                    NamedColor::Cursor => DEFAULT_FG,
+                    NamedColor::DimForeground => dim(DEFAULT_FG),
+                    _ if idx < 8 && bold => PALETTE16[idx + 8],
+                    _ if idx < 16 => PALETTE16[idx],
+                    // Dim black..white follow Foreground's block.
+                    _ => {
+                        let base = idx.saturating_sub(NamedColor::DimBlack as usize);
+                        dim(PALETTE16[base.min(7)])
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn color(c: Rgb) -> Color {
+    Color::from_rgb8(c.r, c.g, c.b)
+}
+
+/// One run of same-styled cells on a row.
+#[derive(PartialEq, Clone, Copy)]
+struct Style {
+    fg: Rgb,
+    bg: Rgb,
+    bold: bool,
+    underline: bool,
+    strike: bool,
+}
+
+// ---------------------------------------------------------------- widget
+
+struct GridView<'a, M> {
+    grid: &'a TermGrid,
+    size: f32,
+    font: Font,
+    on: Box<dyn Fn(GridEvent) -> M + 'a>,
+}
+
+#[derive(Default)]
+struct ViewState {
+    dragging: bool,
+    reported: Option<(u16, u16)>,
+}
+
+impl<M> GridView<'_, M> {
+    /// The grid point under `p` (widget-relative pixels).
+    fn point_at(&self, bounds: Rectangle, p: Point) -> (i32, usize) {
+        let (w, h) = cell_size(self.size);
+        let row = ((p.y - bounds.y) / h).floor().max(0.0) as i32;
+        let col = ((p.x - bounds.x) / w).floor().max(0.0) as usize;
+        (row - self.grid.display_offset() as i32, col)
+    }
+
+    fn style_of(&self, cell: &alacritty_terminal::term::cell::Cell, selected: bool) -> Style {
+        let bold = cell.flags.contains(Flags::BOLD);
+        let mut fg = self.grid.rgb(cell.fg, bold);
+        let mut bg = self.grid.rgb(cell.bg, false);
+        if cell.flags.contains(Flags::DIM) {
+            fg = dim(fg);
+        }
+        if cell.flags.contains(Flags::INVERSE) {
+            std::mem::swap(&mut fg, &mut bg);
+        }
+        if cell.flags.contains(Flags::HIDDEN) {
+            fg = bg;
+        }
+        if selected {
+            fg = DEFAULT_BG;
+            bg = Rgb {
+                r: 0x9c,
+                g: 0xc4,
+                b: 0xf0,
+            };
+        }
+        Style {
+            fg,
+            bg,
+            bold,
+            underline: cell.flags.intersects(Flags::ALL_UNDERLINES),
+            strike: cell.flags.contains(Flags::STRIKEOUT),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn draw_run(
+        &self,
+        renderer: &mut iced::Renderer,
+        bounds: Rectangle,
+        row: usize,
+        start_col: usize,
+        cols: usize,
+        text: &str,
+        s: Style,
+    ) {
+        use iced_core::Renderer as _;
+        use iced_core::text::Renderer as _;
+        let (w, h) = cell_size(self.size);
+        let x = bounds.x + start_col as f32 * w;
+        let y = bounds.y + row as f32 * h;
+        if s.bg != DEFAULT_BG {
+            renderer.fill_quad(
+                Quad {
+                    bounds: Rectangle::new(Point::new(x, y), Size::new(cols as f32 * w, h)),
+                    ..Quad::default()
+                },
+                color(s.bg),
+            );
+        }
+        if text.trim().is_empty() {
+            return;
+        }
+        let fg = color(s.fg);
+        let t = core_text::Text {
+            content: text.to_string(),
+            bounds: Size::new((cols + 1) as f32 * w, h),
+            size: Pixels(self.size),
+            line_height: LineHeight::Absolute(Pixels(h)),
+            font: self.font,
+            align_x: core_text::Alignment::Left,
+            align_y: iced::alignment::Vertical::Top,
+            shaping: Shaping::Basic,
+            wrapping: Wrapping::None,
+        };
+        if s.bold {
+            // DejaVu Sans Mono is embedded in one weight: bold is drawn
+            // twice, half a pixel apart.
+            renderer.fill_text(t.clone(), Point::new(x + 0.6, y), fg, bounds);
+        }
+        renderer.fill_text(t, Point::new(x, y), fg, bounds);
+        let line = |renderer: &mut iced::Renderer, at: f32| {
+            renderer.fill_quad(
+                Quad {
+                    bounds: Rectangle::new(Point::new(x, y + at), Size::new(cols as f32 * w, 1.0)),
+                    ..Quad::default()
+                },
+                fg,
+            );
+        };
+        if s.underline {
+            line(renderer, h - 2.0);
+        }
+        if s.strike {
+            line(renderer, (h / 2.0).floor());
+        }
+    }
+}
+
+impl<M> Widget<M, iced::Theme, iced::Renderer> for GridView<'_, M> {
+    fn size(&self) -> Size<Length> {
+        Size::new(Length::Fill, Length::Fill)
+    }
+
+    fn tag(&self) -> tree::Tag {
+        tree::Tag::of::<ViewState>()
+    }
+
+    fn state(&self) -> tree::State {
+        tree::State::new(ViewState::default())
+    }
+
+    fn layout(
+        &mut self,
+        _tree: &mut Tree,
+        _renderer: &iced::Renderer,
+        limits: &layout::Limits,
+    ) -> layout::Node {
+        layout::atomic(limits, Length::Fill, Length::Fill)
+    }
+
+    fn operate(
+        &mut self,
+        _tree: &mut Tree,
+        layout: Layout<'_>,
+        _renderer: &iced::Renderer,
+        operation: &mut dyn iced_core::widget::Operation,
+    ) {
+        // Each shown row as a text (what `find`/screen readers see).
+        let bounds = layout.bounds();
+        let (_, h) = cell_size(self.size);
+        let offset = self.grid.display_offset() as i32;
+        let (_, rows) = self.grid.size();
+        for r in 0..i32::from(rows) {
+            let line = self.grid.line(r - offset);
+            if !line.is_empty() {
+                let b = Rectangle::new(
+                    Point::new(bounds.x, bounds.y + r as f32 * h),
+                    Size::new(bounds.width, h),
+                );
+                operation.text(None, b, &line);
+            }
+        }
+    }
+
+    fn update(
+        &mut self,
+        tree: &mut Tree,
+        event: &Event,
+        layout: Layout<'_>,
+        cursor: mouse::Cursor,
+        _renderer: &iced::Renderer,
+        clipboard: &mut dyn Clipboard,
+        shell: &mut Shell<'_, M>,
+        _viewport: &Rectangle,
+    ) {
+        let state = tree.state.downcast_mut::<ViewState>();
+        let bounds = layout.bounds();
+        let fits = fit(bounds.size(), self.size);
+        if fits == self.grid.size() {
+            state.reported = Some(fits);
+        } else if state.reported != Some(fits) {
+            state.reported = Some(fits);
+            shell.publish((self.on)(GridEvent::Resize {
+                cols: fits.0,
+                rows: fits.1,
+            }));
+        }
+        match event {
+            Event::Mouse(mouse::Event::WheelScrolled { delta }) if cursor.is_over(bounds) => {
+                let lines = match delta {
+                    mouse::ScrollDelta::Lines { y, .. } => (y * 3.0).round() as i32,
+                    mouse::ScrollDelta::Pixels { y, .. } => {
+                        (y / cell_size(self.size).1).round() as i32
+                    }
+                };
+                if lines != 0 {
+                    shell.publish((self.on)(GridEvent::Scroll(lines)));
+                    shell.capture_event();
+                }
+            }
+            Event::Mouse(mouse::Event::ButtonPressed(mouse::Button::Left)) => {
+                if let Some(p) = cursor.position_over(bounds) {
+                    let (line, col) = self.point_at(bounds, p);
+                    state.dragging = true;
+                    shell.publish((self.on)(GridEvent::SelectStart { line, col }));
+                    shell.capture_event();
+                }
+            }
+            Event::Mouse(mouse::Event::CursorMoved { position }) if state.dragging => {
+                let (line, col) = self.point_at(bounds, *position);
+                shell.publish((self.on)(GridEvent::SelectTo { line, col }));
+            }
+            Event::Mouse(mouse::Event::ButtonReleased(mouse::Button::Left)) => {
+                state.dragging = false;
+            }
+            Event::Keyboard(iced::keyboard::Event::KeyPressed { key, modifiers, .. }) => {
+                let m = *modifiers;
+                match key {
+                    Key::Character(c) if m.control() && m.shift() => {
+                        match c.as_str().to_ascii_lowercase().as_str() {
+                            "c" => {
+                                if let Some(t) = self.grid.selection_text() {
+                                    clipboard.write(clipboard::Kind::Standard, t);
+                                }
+                                shell.capture_event();
+                            }
+                            "v" => {
+                                if let Some(t) = clipboard.read(clipboard::Kind::Standard) {
+                                    shell.publish((self.on)(GridEvent::Paste(t)));
+                                }
+                                shell.capture_event();
+                            }
+                            _ => {}
+                        }
+                    }
+                    Key::Named(Named::PageUp) if m.shift() && !m.control() => {
+                        shell.publish((self.on)(GridEvent::Page(true)));
+                        shell.capture_event();
+                    }
+                    Key::Named(Named::PageDown) if m.shift() && !m.control() => {
+                        shell.publish((self.on)(GridEvent::Page(false)));
+                        shell.capture_event();
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn mouse_interaction(
+        &self,
+        _tree: &Tree,
+        layout: Layout<'_>,
+        cursor: mouse::Cursor,
+        _viewport: &Rectangle,
+        _renderer: &iced::Renderer,
+    ) -> mouse::Interaction {
+        if cursor.is_over(layout.bounds()) {
+            mouse::Interaction::Text
+        } else {
+            mouse::Interaction::None
+        }
+    }
+
+    fn draw(
+        &self,
+        _tree: &Tree,
+        renderer: &mut iced::Renderer,
+        _theme: &iced::Theme,
+        _style: &renderer::Style,
+        layout: Layout<'_>,
+        _cursor: mouse::Cursor,
+        _viewport: &Rectangle,
+    ) {
+        use iced_core::Renderer as _;
+        let bounds = layout.bounds();
+        renderer.fill_quad(
+            Quad {
+                bounds,
+                ..Quad::default()
+            },
+            color(DEFAULT_BG),
+        );
+        let term = &self.grid.term;
+        let g = term.grid();
+        let offset = g.display_offset() as i32;
+        let cols = g.columns();
+        let (cw, ch) = cell_size(self.size);
+        let shown_rows = ((bounds.height / ch).ceil() as usize).min(g.screen_lines());
+        let shown_cols = ((bounds.width / cw).ceil() as usize).min(cols);
+        let selection = term.selection.as_ref().and_then(|s| s.to_range(term));
+        let mut run = String::with_capacity(cols);
+        for r in 0..shown_rows {
+            let line = Line(r as i32 - offset);
+            let row = &g[line];
+            let mut start = 0usize;
+            let mut width = 0usize;
+            let mut style: Option<Style> = None;
+            run.clear();
+            for c in 0..shown_cols {
+                let cell = &row[Column(c)];
+                if cell.flags.contains(Flags::WIDE_CHAR_SPACER) {
+                    width += 1;
+                    continue;
+                }
+                let selected = selection
+                    .as_ref()
+                    .is_some_and(|s| s.contains(GridPoint::new(line, Column(c))));
+                let s = self.style_of(cell, selected);
+                let wide = cell.flags.contains(Flags::WIDE_CHAR);
+                // A wide glyph is drawn on its own (its advance is not one cell).
+                if style != Some(s) || wide {
+                    if let Some(prev) = style {
+                        self.draw_run(renderer, bounds, r, start, width, &run, prev);
+                    }
+                    run.clear();
+                    start = c;
+                    width = 0;
+                    style = Some(s);
+                }
+                run.push(if cell.c == '\0' { ' ' } else { cell.c });
+                if let Some(zw) = cell.zerowidth() {
+                    run.extend(zw.iter());
+                }
+                width += 1;
+                if wide {
+                    self.draw_run(renderer, bounds, r, start, 2, &run, s);
+                    run.clear();
+                    style = None;
+                    width = 0;
+                    start = c + 1;
+                }
+            }
+            if let Some(s) = style {
+                self.draw_run(renderer, bounds, r, start, width, &run, s);
+            }
+        }
+        // The cursor (on the live screen only).
+        let cur = term.renderable_content().cursor;
+        if cur.shape != CursorShape::Hidden {
+            let row = cur.point.line.0 + offset;
+            if row >= 0 && (row as usize) < shown_rows && cur.point.column.0 < shown_cols {
+                let x = bounds.x + cur.point.column.0 as f32 * cw;
+                let y = bounds.y + row as f32 * ch;
+                let cell = &g[cur.point.line][cur.point.column];
+                let mut s = self.style_of(cell, false);
+                match cur.shape {
+                    CursorShape::Underline => renderer.fill_quad(
+                        Quad {
+                            bounds: Rectangle::new(Point::new(x, y + ch - 2.0), Size::new(cw, 2.0)),
+                            ..Quad::default()
+                        },
+                        color(s.fg),
+                    ),
+                    CursorShape::Beam => renderer.fill_quad(
+                        Quad {
+                            bounds: Rectangle::new(Point::new(x, y), Size::new(2.0, ch)),
+                            ..Quad::default()
+                        },
+                        color(s.fg),
+                    ),
+                    _ => {
+                        std::mem::swap(&mut s.fg, &mut s.bg);
+                        if s.bg == DEFAULT_BG {
+                            s.bg = DEFAULT_FG;
+                        }
+                        renderer.fill_quad(
+                            Quad {
+                                bounds: Rectangle::new(Point::new(x, y), Size::new(cw, ch)),
+                                ..Quad::default()
+                            },
+                            color(s.bg),
+                        );
+                        let t = if cell.c == '\0' { ' ' } else { cell.c };
+                        s.bg = DEFAULT_BG; // the quad above is the background
+                        self.draw_run(
+                            renderer,
+                            bounds,
+                            row as usize,
+                            cur.point.column.0,
+                            1,
+                            &t.to_string(),
+                            s,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feeds_text_colors_and_wraps() {
+        let mut g = TermGrid::new(10, 3);
+        g.feed(b"hello\r\n\x1b[31;1mred\x1b[0m \x1b[38;5;200mx\x1b[38;2;1;2;3my");
+        assert_eq!(g.line(0), "hello");
+        assert_eq!(g.line(1), "red xy");
+        g.feed(b"\r\n0123456789ABC");
+        // Wrapped at 10 columns; the first line went to history.
+        assert_eq!(g.text(), "red xy\n0123456789\nABC");
+        assert_eq!(g.history(), 1);
+        g.feed(b"\r\nmore");
+        assert_eq!(g.history(), 2);
+        assert_eq!(g.line(-2), "hello");
+    }
+
+    #[test]
+    fn escape_sequences_split_across_feeds() {
+        let mut g = TermGrid::new(20, 2);
+        for b in b"ab\x1b[2J\x1b[Hcd\x1b[1;5Hx" {
+            g.feed(&[*b]);
+        }
+        assert_eq!(g.line(0), "cd  x");
+    }
+
+    #[test]
+    fn answers_cursor_position_reports_but_not_clipboard_reads() {
+        let mut g = TermGrid::new(20, 5);
+        g.feed(b"ab\x1b[6n");
+        assert_eq!(g.take_answers(), b"\x1b[1;3R");
+        // OSC 52 read: no answer (the clipboard is not the device's).
+        g.feed(b"\x1b]52;c;?\x07");
+        assert!(g.take_answers().is_empty());
+    }
+
+    #[test]
+    fn scrollback_selection_and_resize() {
+        let mut g = TermGrid::new(10, 2);
+        for i in 0..20 {
+            g.feed(format!("l{i}\r\n").as_bytes());
+        }
+        assert_eq!(g.text(), "l19");
+        g.scroll(3);
+        assert_eq!(g.display_offset(), 3);
+        assert_eq!(g.text(), "l16\nl17");
+        g.scroll_to_bottom();
+        g.select_start(-1, 0);
+        g.select_to(0, 9);
+        assert_eq!(g.selection_text().as_deref(), Some("l18\nl19"));
+        g.resize(30, 4);
+        assert_eq!(g.size(), (30, 4));
+    }
+
+    #[test]
+    fn plays_a_recording_as_a_term_sink() {
+        use crate::recordings::TermSink;
+        let mut g = TermGrid::new(20, 3);
+        TermSink::feed(&mut g, b"one\x1b[6n\r\ntwo");
+        assert_eq!(g.text(), "one\ntwo");
+        assert!(g.take_answers().is_empty(), "no device to answer");
+        TermSink::resize(&mut g, 30, 5);
+        assert_eq!(g.size(), (30, 5));
+        TermSink::reset(&mut g, 10, 2);
+        assert_eq!((g.size(), g.text()), ((10, 2), String::new()));
+    }
+
+    #[test]
+    fn keys_to_bytes() {
+        let none = Modifiers::empty();
+        let ch = |s: &str| Key::Character(s.into());
+        assert_eq!(
+            key_bytes(&ch("a"), none, Some("a"), false),
+            Some(b"a".to_vec())
+        );
+        assert_eq!(
+            key_bytes(&ch("a"), Modifiers::SHIFT, Some("A"), false),
+            Some(b"A".to_vec())
+        );
+        assert_eq!(
+            key_bytes(&ch("c"), Modifiers::CTRL, None, false),
+            Some(vec![3])
+        );
+        assert_eq!(
+            key_bytes(&Key::Named(Named::ArrowUp), none, None, false),
+            Some(b"\x1b[A".to_vec())
+        );
+        assert_eq!(
+            key_bytes(&Key::Named(Named::ArrowUp), none, None, true),
+            Some(b"\x1bOA".to_vec())
+        );
+        assert_eq!(
+            key_bytes(&Key::Named(Named::Enter), none, None, false),
+            Some(b"\r".to_vec())
+        );
+        assert_eq!(
+            key_bytes(&Key::Named(Named::Backspace), none, None, false),
+            Some(vec![0x7f])
+        );
+        assert_eq!(
+            key_bytes(&ch("b"), Modifiers::ALT, Some("b"), false),
+            Some(b"\x1bb".to_vec())
+        );
+        assert_eq!(
+            key_bytes(&Key::Named(Named::Shift), none, None, false),
+            None
+        );
+    }
+
+    #[test]
+    fn paste_is_bracketed_and_cannot_escape() {
+        assert_eq!(
+            paste_bytes("a\nb\x1b[201~rm", true),
+            b"\x1b[200~a\rb[201~rm\x1b[201~".to_vec()
+        );
+        assert_eq!(paste_bytes("x\r\ny", false), b"x\ry".to_vec());
+    }
+}

@@ -213,12 +213,37 @@ impl<S: Service> Client<S> {
         if let Some(e) = self.events.pop_front() {
             return Ok(Some(e));
         }
-        // Waiting for readability is cancel-safe; a frame, once started, is read whole.
-        if tokio::time::timeout(wait, self.stream.inner().readable())
-            .await
-            .is_err()
-        {
-            return Ok(None);
+        // Waiting for readability is cancel-safe; a frame, once started, is
+        // read whole. tokio keeps a socket "readable" until an operation
+        // meets WouldBlock, which may be long after the last frame was read:
+        // so look (without consuming) whether a byte is really there, and
+        // wait again if not, all within `wait`.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let sock = self.stream.inner();
+            if tokio::time::timeout_at(deadline, sock.readable())
+                .await
+                .is_err()
+            {
+                return Ok(None);
+            }
+            let peeked = sock.try_io(tokio::io::Interest::READABLE, || {
+                use std::os::fd::AsRawFd;
+                let mut byte = [0u8; 1];
+                nix::sys::socket::recv(
+                    sock.as_raw_fd(),
+                    &mut byte,
+                    nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+                )
+                .map_err(std::io::Error::from)
+            });
+            match peeked {
+                // A byte, or the end of the stream (which `recv` reports).
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                // A socket error: `recv` reports it precisely.
+                Err(_) => break,
+            }
         }
         match self.recv().await? {
             ServerMessage::Event(e) => Ok(Some(e)),

@@ -1,18 +1,19 @@
-//! The UI's only way to the daemons: broker calls over `gatehouse_ipc` and
-//! the read-only records store.
+//! The UI's way to the daemons: broker calls over `gatehouse_ipc`, calls
+//! and event streams of sessiond and copilotd, and the records store.
 //!
-//! Owns: [`Call`] (an effect the app state asks for, as data), running it
-//! against the broker or the store ([`run`]), turning every failure into a
-//! readable [`DaemonError`], and the broker event stream ([`events`]) that
-//! reconnects when the broker goes away. The broker identifies this process
-//! by its executable (`gatehouse-ui` beside the broker → the `ui` role); we
-//! never claim a role.
+//! Owns: [`Call`] and [`Watch`] (effects the app state asks for, as data;
+//! one variant per screen, whose module runs it), the plumbing they share
+//! ([`broker_call`], [`daemon_call`], [`daemon_connect`]), turning every
+//! failure into a readable [`DaemonError`], and the broker event stream
+//! ([`events`]) that reconnects when the broker goes away. The broker
+//! identifies this process by its executable (`gatehouse-ui` beside the
+//! broker → the `ui` role); we never claim a role.
 //!
-//! Must never: ask for an org key, a keychain payload or a sealed field (no
-//! `OpenFields`, no `Release*` here: the one sealed-field opening is the
-//! hosts screen's explicit, audited Reveal), keep a passphrase after its
-//! request is sent, retry a request on its own, or panic on what a daemon
-//! answers.
+//! Must never: ask for an org key or a keychain payload (no `Release*`);
+//! open a sealed field except on a person's explicit act — a host's Reveal,
+//! opening a procedure, playing a recording — always through the broker,
+//! which logs every opened field; keep a passphrase after its request is
+//! sent; retry a request on its own; or panic on what a daemon answers.
 
 use std::path::PathBuf;
 use std::sync::Arc;

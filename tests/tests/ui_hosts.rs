@@ -275,6 +275,11 @@ fn org_switcher_field_errors_from_the_store_and_delete_with_confirmation() -> Re
             d.send(Message::Org(acme));
             assert_eq!(d.state.org.as_deref(), Some(acme_id.as_str()));
             assert!(d.sees("2 of 2 hosts") && d.sees("a1") && !d.sees("g1"));
+            // The copilot panel follows the switcher.
+            assert_eq!(
+                d.state.copilot.org.as_ref().map(|o| o.id.as_str()),
+                Some(acme_id.as_str())
+            );
 
             // Folder tree: collapsing dc1 hides a1, not a3 (root).
             d.click("▾ dc1/  (1)")?;

@@ -217,7 +217,20 @@ impl State {
             }
             Message::Org(pick) => {
                 self.org = pick.id;
-                vec![]
+                // The copilot follows the switcher when it names one organization.
+                let org = self.org.as_deref();
+                match self
+                    .copilot
+                    .orgs
+                    .iter()
+                    .find(|o| Some(o.id.as_str()) == org)
+                {
+                    Some(o) => {
+                        let o = o.clone();
+                        self.copilot.update(copilot::Message::Org(o))
+                    }
+                    None => vec![],
+                }
             }
             Message::Approval(m) => {
                 if self.session != Session::SignedIn {

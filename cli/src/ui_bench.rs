@@ -204,6 +204,13 @@ fn print_table(r: &Value) {
         f(&h["baseline_name_scan_ms_median"]),
         f(&h["ratio"])
     );
+    println!(
+        "{:<44} {:>12} {:>12} {:>8}",
+        "  a keystroke: filter + hosts screen built, ms",
+        f(&h["keystroke_filter_and_view_ms_median"]),
+        "",
+        ""
+    );
     let t = &r["terminal"];
     let ratio = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),

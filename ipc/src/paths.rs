@@ -82,7 +82,14 @@ impl Layout {
     pub fn in_home(root: PathBuf, profile: Option<&str>) -> Result<Layout, LayoutError> {
         let name = match profile {
             Some(p) => p.to_string(),
-            None => format!("home-{:08x}", fnv1a32(root.as_os_str().as_encoded_bytes())),
+            // `/x/` and `/x` name one home: hash the path's components.
+            None => {
+                let normal: PathBuf = root.components().collect();
+                format!(
+                    "home-{:08x}",
+                    fnv1a32(normal.as_os_str().as_encoded_bytes())
+                )
+            }
         };
         check_profile_name(&name)?;
         Ok(Layout::under(root.clone(), root.join("run"), name))
@@ -184,9 +191,12 @@ mod tests {
     fn two_homes_never_share_a_keychain_namespace() {
         let a = Layout::in_home("/tmp/gatehouse-demo-1".into(), None).unwrap();
         let b = Layout::in_home("/tmp/gatehouse-demo-2".into(), None).unwrap();
-        let a2 = Layout::in_home("/tmp/gatehouse-demo-1".into(), None).unwrap();
+        let a2 = Layout::in_home("/tmp/gatehouse-demo-1/".into(), None).unwrap();
         assert_ne!(a.profile, b.profile);
-        assert_eq!(a.profile, a2.profile, "stable for one home");
+        assert_eq!(
+            a.profile, a2.profile,
+            "stable for one home, trailing slash or not"
+        );
         assert!(a.profile.starts_with("home-") && a.profile.len() == 13);
         let named = Layout::in_home("/tmp/x".into(), Some("lab")).unwrap();
         assert_eq!(named.profile, "lab");

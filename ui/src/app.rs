@@ -701,13 +701,16 @@ impl State {
     }
 
     /// Whether something on screen changes with time alone (a guard delay
-    /// running out): only then does the shell's clock tick, so an idle
+    /// running out, a playback, Autopilot's minutes left): only then does the shell's clock tick, so an idle
     /// window is not redrawn ten times a second.
     pub fn needs_clock(&self) -> bool {
-        self.approvals
-            .card
-            .as_ref()
-            .is_some_and(|c| c.guard_running(self.now))
+        self.recordings.needs_clock()
+            || self.copilot.autopilot.is_some()
+            || self
+                .approvals
+                .card
+                .as_ref()
+                .is_some_and(|c| c.guard_running(self.now))
     }
 }
 

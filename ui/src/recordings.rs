@@ -367,6 +367,11 @@ impl Recordings {
         }
     }
 
+    /// Whether playback is running: the shell's clock must tick for it.
+    pub fn needs_clock(&self) -> bool {
+        self.playback.as_ref().is_some_and(|p| p.playing)
+    }
+
     /// The clock ticked: playback advances by the real time since the last tick.
     pub fn tick(&mut self, now: Instant) {
         let last = self.last_tick.replace(now);
@@ -774,6 +779,29 @@ mod tests {
         assert_eq!(s.text().trim_end(), "one");
         p.advance(Duration::from_secs(5), &mut s);
         assert!(!p.playing, "stops at the end");
+    }
+
+    #[test]
+    fn the_clock_runs_only_while_playing() {
+        let mut r = Recordings {
+            opening: Some("ab".into()),
+            ..Recordings::default()
+        };
+        assert!(!r.needs_clock(), "nothing open");
+        r.replied(Reply::Opened {
+            id: "ab".into(),
+            result: Ok(opened()),
+        });
+        let playing = r.playback.as_ref().is_some_and(|p| p.playing);
+        assert_eq!(r.needs_clock(), playing);
+        r.update(Message::PlayPause);
+        assert_eq!(
+            r.needs_clock(),
+            !playing,
+            "Play/Pause turns the clock on/off"
+        );
+        r.clear();
+        assert!(!r.needs_clock(), "sign-out stops it");
     }
 
     #[test]

@@ -12,9 +12,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bytes::{Bytes, Hash32};
-use crate::ids::{AccountId, ChannelId, KeyId, OrgId};
-use crate::membership::{LogEntry, Role};
+use crate::ids::{AccountId, ChannelId, OrgId};
 use crate::record::RecordEnvelope;
+use crate::role::Role;
 
 // ---------------------------------------------------------------- errors
 
@@ -101,45 +101,35 @@ pub struct ServerInfo {
 
 // ---------------------------------------------------------------- accounts and devices
 
-/// `POST /v1/accounts` (no session): creates an account whose first device key
-/// is its identity key. `signature` by the identity key over
-/// [`crate::signing::register_bytes`].
+/// `POST /v1/accounts` (no session): creates an account from its signed
+/// account card (`postcard(gatehouse_membership::SignedCard)`: account name,
+/// Ed25519 identity key, X25519 agreement key, self-signed by the identity
+/// key). The server verifies the self-signature; the name must be free.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterAccount {
-    pub account: AccountId,
-    /// Ed25519 public key (32 bytes).
-    pub identity_key: Bytes,
-    /// X25519 public key (32 bytes).
-    pub agreement_key: Bytes,
-    pub signature: Bytes,
+    pub card: Bytes,
 }
 
-/// `GET /v1/accounts/{account}` (session): an account's public keys, to wrap
-/// grants to it and to show fingerprints.
+/// `GET /v1/accounts/{account}` (session): an account's signed card, to wrap
+/// grants to it and show its fingerprint, and the devices that signed in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountKeys {
+pub struct AccountInfo {
     pub account: AccountId,
-    pub identity_key: Bytes,
-    pub agreement_key: Bytes,
-    pub identity_fingerprint: String,
+    pub card: Bytes,
+    /// The card's fingerprint as `gatehouse_membership::Fingerprint` prints it.
+    pub fingerprint: String,
     pub devices: Vec<DeviceInfo>,
 }
 
+/// A device of an account: a name its syncd signs challenges under, recorded
+/// at its first sign-in. `DELETE /v1/devices/{device}` (session) ends its
+/// sessions and refuses its challenges from then on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
-    pub key_id: KeyId,
-    pub label: String,
-    pub added_ms: u64,
-}
-
-/// `POST /v1/devices` (session): adds an Ed25519 device key to the session's
-/// account; `signature` by the NEW key over [`crate::signing::device_bytes`].
-/// `DELETE /v1/devices/{key_id}` removes one (and ends its sessions).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddDevice {
-    pub device_key: Bytes,
-    pub label: String,
-    pub signature: Bytes,
+    pub device: String,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    pub revoked: bool,
 }
 
 // ---------------------------------------------------------------- device challenge
@@ -148,27 +138,32 @@ pub struct AddDevice {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeRequest {
     pub account: AccountId,
-    /// Which registered device key will answer.
-    pub key_id: KeyId,
+    /// The device's name (1..=64 of `[A-Za-z0-9._-]`).
+    pub device: String,
 }
 
-/// The answer to [`ChallengeRequest`]; single use, valid until `expires_ms`.
+/// The answer to [`ChallengeRequest`]; single use, valid for
+/// [`crate::limits::CHALLENGE_TTL_MS`] after `time_ms`. The device signs
+/// `gatehouse_membership` `AuthChallenge { server, account, device, nonce, time_ms }`
+/// (domain `gatehouse/sync-auth/v1`) with the account's identity key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
     pub challenge_id: String,
-    pub server_id: String,
+    /// The server id from [`ServerInfo`] (goes into the signed `server` field).
+    pub server: String,
     /// 32 random bytes.
     pub nonce: Bytes,
-    pub expires_ms: u64,
+    /// The server's clock when it issued the challenge.
+    pub time_ms: u64,
 }
 
-/// `POST /v1/auth/response` (no session): `signature` over
-/// [`crate::signing::auth_bytes`] by the key `key_id`.
+/// `POST /v1/auth/response` (no session).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeResponse {
     pub challenge_id: String,
     pub account: AccountId,
-    pub key_id: KeyId,
+    pub device: String,
+    /// 64 bytes, Ed25519 by the account's identity key.
     pub signature: Bytes,
 }
 
@@ -177,19 +172,33 @@ pub struct ChallengeResponse {
 pub struct Session {
     pub token: String,
     pub account: AccountId,
+    pub device: String,
     pub expires_ms: u64,
 }
 
 // ---------------------------------------------------------------- orgs and the membership log
 
-/// `POST /v1/orgs` (session): creates an org with its first log entry (`Create`,
-/// signed by the session's account as owner).
+/// One membership-log entry as it travels: `entry` is
+/// `postcard(gatehouse_membership::SignedEntry)`, opaque on the wire; `seq`
+/// and `hash` repeat what it says (the server fills them in answers; on a
+/// push they are checked against the decoded entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateOrg {
-    pub genesis: LogEntry,
+pub struct LogEntryBlob {
+    pub seq: u64,
+    pub hash: Hash32,
+    pub entry: Bytes,
 }
 
-/// `GET /v1/orgs` (session): the orgs the account is a member of, or pending in.
+/// `POST /v1/orgs` (session): creates an org with its first log entry
+/// (`Genesis`, seq 0, signed by the session account's identity key as owner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateOrg {
+    pub org: OrgId,
+    pub genesis: Bytes,
+}
+
+/// `GET /v1/orgs` (session): the orgs the account is a member of, pending in,
+/// or was removed from (so its client learns of the removal and purges).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgList {
     pub orgs: Vec<OrgSummary>,
@@ -198,18 +207,27 @@ pub struct OrgList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgSummary {
     pub org: OrgId,
-    /// `None` while pending confirmation.
-    pub role: Option<Role>,
+    pub status: MemberStatus,
+    /// The seq of the log's last entry.
     pub log_head: u64,
     pub records_head: u64,
 }
 
-/// `POST /v1/orgs/{org}/log` (session, owner/admin): appends one entry. The
-/// server checks seq, hash link, signer role and signature with
-/// [`crate::Roster::apply`] against the log it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum MemberStatus {
+    Active { role: Role },
+    Pending { role: Role },
+    Removed,
+}
+
+/// `POST /v1/orgs/{org}/log` (session): appends one entry. The server checks it
+/// with `gatehouse_membership` against the log it holds (seq, hash link,
+/// signature, signer an active owner/admin, the role rules) and that the
+/// signer is the session's account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendLog {
-    pub entry: LogEntry,
+    pub entry: Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,21 +236,22 @@ pub struct LogAppended {
     pub hash: Hash32,
 }
 
-/// `GET /v1/orgs/{org}/log?after=N` (session, member, pending joiner, or
-/// removed member — who needs to see their removal): entries with seq > N, in order.
+/// `GET /v1/orgs/{org}/log?after=N` (session: member, pending joiner or
+/// removed member): entries with seq > N in order (`after` absent: from seq 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogPage {
-    pub entries: Vec<LogEntry>,
+    pub entries: Vec<LogEntryBlob>,
     pub head_seq: u64,
 }
 
 /// `POST /v1/orgs/{org}/join` (session): shows an invite's one-time secret;
 /// the account becomes a pending member (not yet in the log). The server
-/// compares [`crate::signing::invite_secret_hash`] with the `Invite` entry,
-/// refuses an expired or used invite, and marks it used.
+/// hashes the secret as the log's `Invite` entry does, refuses an unknown,
+/// revoked, expired or already used invite, and marks it used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinOrg {
-    pub invite_id: String,
+    /// 16 bytes.
+    pub invite_id: Bytes,
     pub secret: Bytes,
 }
 
@@ -240,9 +259,6 @@ pub struct JoinOrg {
 pub struct Joined {
     pub org: OrgId,
     pub role: Role,
-    /// The owner's identity-key fingerprint as the log's `Create` has it (the
-    /// client compares it with the one pinned in the invite code).
-    pub owner_fingerprint: String,
 }
 
 /// `GET /v1/orgs/{org}/pending` (session, owner/admin).
@@ -254,46 +270,41 @@ pub struct PendingList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingMember {
     pub account: AccountId,
-    pub invite_id: String,
+    pub invite_id: Bytes,
     pub role: Role,
-    pub identity_key: Bytes,
-    pub agreement_key: Bytes,
-    /// [`crate::fingerprint`] of `identity_key`, for `org confirm --fingerprint`.
+    /// The joiner's signed card as registered (the admin's client checks the
+    /// fingerprint the person typed against it before confirming).
+    pub card: Bytes,
     pub fingerprint: String,
     pub joined_ms: u64,
 }
 
 // ---------------------------------------------------------------- key grants
 
-/// An org key generation wrapped to one member's X25519 key and signed by
-/// the granter's identity key over [`crate::signing::grant_bytes`]. `wrapped`
-/// is opaque to the server (format: /work/brief/sync-keys.md).
+/// An org key generation wrapped to one member: `grant` is
+/// `postcard(gatehouse_membership::SignedGrant)` (wrapped to the recipient's
+/// X25519 key, signed by the granter), opaque to the server apart from the
+/// routing fields it repeats and the server checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyGrant {
     pub org: OrgId,
     pub generation: u32,
     pub recipient: AccountId,
-    /// Key id of the recipient's X25519 agreement key.
-    pub recipient_key_id: KeyId,
     pub granter: AccountId,
-    /// Key id of the granter's Ed25519 identity key.
-    pub granter_key_id: KeyId,
-    /// The membership-log head the granter saw (a grant is checked against the
-    /// log up to here: the recipient was a member and the generation current).
     pub log_seq: u64,
-    pub wrapped: Bytes,
-    pub signature: Bytes,
+    pub grant: Bytes,
 }
 
 /// `POST /v1/orgs/{org}/grants` (session, owner/admin): stores grants; the
-/// recipient must be a member per the log; one grant per (generation, recipient).
+/// recipient must be an active member per the log; one grant per
+/// (generation, recipient) — a second one replaces the first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostGrants {
     pub grants: Vec<KeyGrant>,
 }
 
-/// `GET /v1/orgs/{org}/grants` (session, member): the grants addressed to the
-/// session's account, every generation.
+/// `GET /v1/orgs/{org}/grants` (session, active member): the grants addressed
+/// to the session's account, every generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantList {
     pub grants: Vec<KeyGrant>,
@@ -415,18 +426,17 @@ pub struct RelayParticipant {
 }
 
 /// `PUT /v1/relay/{channel}` (session, org member): creates or replaces a
-/// channel's participant list; only its creator (the sharer) may replace it.
-/// Each replacement raises `epoch` (a new session key). Signed by the sharer
-/// over [`crate::signing::relay_participants_bytes`].
+/// channel's participant list; only its creator (the sharer) may replace it,
+/// and each replacement must raise `epoch` (a new session key). `signed` is
+/// the sharer's signature over the list (format: issue 14's sharing code);
+/// the server relays it to participants and does not interpret it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayParticipants {
     pub channel: ChannelId,
     pub org: OrgId,
     pub epoch: u64,
     pub participants: Vec<RelayParticipant>,
-    pub sharer: AccountId,
-    pub sharer_key_id: KeyId,
-    pub signature: Bytes,
+    pub signed: Bytes,
 }
 
 /// `POST /v1/relay/{channel}/frames` (session, sharer or participant): one
@@ -459,8 +469,7 @@ pub mod paths {
     pub const INFO: &str = "/v1/info";
     pub const ACCOUNTS: &str = "/v1/accounts";
     pub const ACCOUNT: &str = "/v1/accounts/{account}";
-    pub const DEVICES: &str = "/v1/devices";
-    pub const DEVICE: &str = "/v1/devices/{key_id}";
+    pub const DEVICE: &str = "/v1/devices/{device}";
     pub const AUTH_CHALLENGE: &str = "/v1/auth/challenge";
     pub const AUTH_RESPONSE: &str = "/v1/auth/response";
     pub const ORGS: &str = "/v1/orgs";

@@ -5,7 +5,6 @@
 //! Must never: accept path separators, whitespace or control characters in an id.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use crate::limits::MAX_ID_LEN;
 
@@ -164,63 +163,6 @@ impl<'de> Deserialize<'de> for SpaceId {
     }
 }
 
-/// A public key's id: the first 16 bytes of SHA-256(public key), 32 lowercase hex digits.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct KeyId(String);
-
-impl KeyId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-    pub fn parse(s: &str) -> Result<KeyId, IdError> {
-        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(KeyId(s.to_string()))
-        } else {
-            Err(IdError {
-                what: "key id",
-                value: s.chars().take(80).collect(),
-                reason: "must be 32 lowercase hex digits",
-            })
-        }
-    }
-}
-
-impl std::fmt::Display for KeyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for KeyId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyId, D::Error> {
-        let s = String::deserialize(d)?;
-        KeyId::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// The key id of a public key (Ed25519 or X25519, 32 bytes).
-pub fn key_id(public_key: &[u8]) -> KeyId {
-    let h = Sha256::digest(public_key);
-    KeyId(h[..16].iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// What a person compares (invite codes, `org confirm --fingerprint`):
-/// `SHA256:` + unpadded standard base64 of SHA-256(public key), as OpenSSH prints.
-pub fn fingerprint(public_key: &[u8]) -> String {
-    use base64::Engine;
-    let h = Sha256::digest(public_key);
-    format!(
-        "SHA256:{}",
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,15 +186,5 @@ mod tests {
         assert_eq!(serde_json::to_string(&p).unwrap(), "\"private:bob\"");
         assert!("acme".parse::<SpaceId>().is_err());
         assert!("org:a/b".parse::<SpaceId>().is_err());
-    }
-
-    #[test]
-    fn key_ids_and_fingerprints() {
-        let k = key_id(&[7u8; 32]);
-        assert_eq!(k.as_str().len(), 32);
-        assert_eq!(KeyId::parse(k.as_str()).unwrap(), k);
-        assert!(KeyId::parse("XYZ").is_err());
-        assert!(fingerprint(&[7u8; 32]).starts_with("SHA256:"));
-        assert_ne!(fingerprint(&[7u8; 32]), fingerprint(&[8u8; 32]));
     }
 }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bytes::Bytes;
-use crate::ids::{AccountId, KeyId, KindName, RecordId, SpaceId};
+use crate::ids::{AccountId, KindName, RecordId, SpaceId};
 use crate::limits::{MAX_ID_LEN, MAX_RECORD_BYTES};
 
 /// One sealed field as the local store keeps it (`sealed_fields.ciphertext`:
@@ -42,15 +42,16 @@ pub struct RecordEnvelope {
     pub sealed: Vec<SealedField>,
     /// The record MAC as the store keeps it (`records.mac`).
     pub mac: Bytes,
-    /// The org key generation the sealed fields and MAC use (0 for private records).
-    pub key_generation: u32,
-    /// The writer's clock (ms since the epoch) at the write; informative.
-    pub written_ms: u64,
+    /// The account that wrote this revision (the server stores only writes
+    /// whose session is this account).
     pub writer: AccountId,
-    /// Key id of the writer's Ed25519 identity key.
-    pub writer_key_id: KeyId,
-    /// Ed25519 over [`crate::signing::record_bytes`].
-    pub signature: Bytes,
+    /// `postcard(gatehouse_membership::SignedWrite)`: the writer's identity-key
+    /// signature over scope, kind, id, revision, base revision, tombstone flag,
+    /// a hash of the content (plain + sealed as stored), key generation and
+    /// the log head the writer saw. The server decodes it and checks that it
+    /// names this envelope's space/kind/id/revisions/tombstone and the
+    /// writer's registered identity key, and that the signature verifies.
+    pub write: Bytes,
 }
 
 /// What is wrong with an envelope's shape (before any role or revision check).
@@ -126,9 +127,9 @@ impl RecordEnvelope {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::ids::{OrgId, key_id};
+    use crate::ids::OrgId;
 
     pub fn sample() -> RecordEnvelope {
         RecordEnvelope {
@@ -144,11 +145,8 @@ pub(crate) mod tests {
                 ciphertext: Bytes(vec![1; 40]),
             }],
             mac: Bytes(vec![2; 32]),
-            key_generation: 1,
-            written_ms: 1,
             writer: AccountId::new("alice").unwrap(),
-            writer_key_id: key_id(&[1; 32]),
-            signature: Bytes(vec![3; 64]),
+            write: Bytes(vec![3; 180]),
         }
     }
 

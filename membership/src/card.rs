@@ -152,6 +152,11 @@ impl SignedCard {
     /// The self-signature holds and the account name is valid.
     pub fn verify(&self) -> bool {
         valid_account_name(&self.card.account)
-            && sign::verify(&self.card.identity, DOMAIN_CARD, &self.card, &self.signature)
+            && sign::verify(
+                &self.card.identity,
+                DOMAIN_CARD,
+                &self.card,
+                &self.signature,
+            )
     }
 }

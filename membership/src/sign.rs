@@ -80,7 +80,10 @@ pub enum DecodeError {
 pub const MAX_OBJECT_BYTES: usize = 64 * 1024;
 
 /// Decodes exactly one `T` from `bytes` (postcard), refusing trailing bytes.
-pub fn decode_exact<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn decode_exact<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
     if bytes.len() > MAX_OBJECT_BYTES {
         return Err(DecodeError::TooLarge {
             what,

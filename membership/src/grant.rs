@@ -1,0 +1,255 @@
+//! Org-key grants: one generation of an org key wrapped to one member's
+//! X25519 agreement key and signed by the granting owner/admin.
+//!
+//! Owns: the grant format, wrapping (ephemeral X25519 → HMAC-SHA256 key
+//! derivation → XChaCha20-Poly1305, with every routing field as associated
+//! data) and opening (which checks the key against the log's commitment).
+//! Must never: hand out a key whose commitment the log does not hold, or
+//! open a grant whose routing fields were changed.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::PublicKey;
+use crate::log::{KeyGen, MembershipState};
+use crate::sign::{self, DOMAIN_GRANT};
+
+const DOMAIN_WRAP: &str = "gatehouse/grant-wrap/v1";
+
+/// The routing fields (signed, and the wrap's associated data) and the wrapped key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantBody {
+    pub org: String,
+    pub generation: u32,
+    pub recipient: String,
+    /// The recipient's agreement key the key was wrapped to.
+    pub recipient_key: PublicKey,
+    pub granter: String,
+    /// The log head the granter verified.
+    pub log_seq: u64,
+    pub ephemeral: PublicKey,
+    pub nonce: [u8; 24],
+    /// XChaCha20-Poly1305 of the 32-byte org key.
+    pub wrapped: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedGrant {
+    pub body: GrantBody,
+    pub signature: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("the grant is for org {got:?}, not {want:?}")]
+    WrongOrg { want: String, got: String },
+    #[error("the grant is for {got:?}, not {want:?}")]
+    WrongRecipient { want: String, got: String },
+    #[error("the granter {0:?} is not an active owner or admin")]
+    GranterNotAdmin(String),
+    #[error("the grant signature does not verify under {0:?}'s identity key")]
+    BadSignature(String),
+    #[error("the recipient {0:?} is not an active member")]
+    RecipientNotMember(String),
+    #[error("the grant is wrapped to another agreement key than {0:?}'s card")]
+    RecipientKey(String),
+    #[error("the log has no key generation {0}")]
+    UnknownGeneration(u32),
+    #[error("the grant does not open (wrong key or tampered)")]
+    Open,
+    #[error("the key does not match the log's commitment for generation {0}")]
+    Commitment(u32),
+    #[error("no randomness: {0}")]
+    Random(String),
+}
+
+struct AssociatedData<'a> {
+    org: &'a str,
+    generation: u32,
+    recipient: &'a str,
+    recipient_key: &'a PublicKey,
+    granter: &'a str,
+    log_seq: u64,
+    ephemeral: &'a PublicKey,
+}
+
+impl AssociatedData<'_> {
+    fn of(b: &GrantBody) -> AssociatedData<'_> {
+        AssociatedData {
+            org: &b.org,
+            generation: b.generation,
+            recipient: &b.recipient,
+            recipient_key: &b.recipient_key,
+            granter: &b.granter,
+            log_seq: b.log_seq,
+            ephemeral: &b.ephemeral,
+        }
+    }
+    fn bytes(&self) -> Vec<u8> {
+        sign::message(
+            DOMAIN_WRAP,
+            &(
+                self.org,
+                self.generation,
+                self.recipient,
+                self.recipient_key,
+                self.granter,
+                self.log_seq,
+                self.ephemeral,
+            ),
+        )
+    }
+}
+
+fn wrap_key(
+    shared: &[u8; 32],
+    ephemeral: &PublicKey,
+    recipient: &PublicKey,
+) -> Zeroizing<[u8; 32]> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(shared).expect("HMAC takes any key length");
+    mac.update(DOMAIN_WRAP.as_bytes());
+    mac.update(&[0]);
+    mac.update(ephemeral);
+    mac.update(recipient);
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+impl SignedGrant {
+    /// Wraps `org_key` to `recipient_key` and signs the grant with the granter's identity key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal(
+        granter_seed: &[u8; 32],
+        granter: &str,
+        org: &str,
+        generation: u32,
+        log_seq: u64,
+        recipient: &str,
+        recipient_key: &PublicKey,
+        org_key: &[u8; 32],
+    ) -> Result<SignedGrant, GrantError> {
+        let mut eph = Zeroizing::new([0u8; 32]);
+        let mut nonce = [0u8; 24];
+        getrandom::fill(eph.as_mut()).map_err(|e| GrantError::Random(e.to_string()))?;
+        getrandom::fill(&mut nonce).map_err(|e| GrantError::Random(e.to_string()))?;
+        let eph_secret = x25519_dalek::StaticSecret::from(*eph);
+        let ephemeral = x25519_dalek::PublicKey::from(&eph_secret).to_bytes();
+        let shared = eph_secret.diffie_hellman(&x25519_dalek::PublicKey::from(*recipient_key));
+        let key = wrap_key(shared.as_bytes(), &ephemeral, recipient_key);
+        let mut body = GrantBody {
+            org: org.into(),
+            generation,
+            recipient: recipient.into(),
+            recipient_key: *recipient_key,
+            granter: granter.into(),
+            log_seq,
+            ephemeral,
+            nonce,
+            wrapped: Vec::new(),
+        };
+        let aad = AssociatedData::of(&body).bytes();
+        body.wrapped = XChaCha20Poly1305::new(key.as_ref().into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: org_key,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| GrantError::Open)?;
+        let sk = ed25519_dalek::SigningKey::from_bytes(granter_seed);
+        let signature = sign::sign(&sk, DOMAIN_GRANT, &body);
+        Ok(SignedGrant { body, signature })
+    }
+
+    /// What the server and a recipient check without the recipient's secret:
+    /// the granter is an active owner/admin in `state` and signed it, the
+    /// recipient is an active member and the key was wrapped to their card's
+    /// agreement key, the generation exists.
+    pub fn check(&self, state: &MembershipState) -> Result<(), GrantError> {
+        let b = &self.body;
+        if b.org != state.org {
+            return Err(GrantError::WrongOrg {
+                want: state.org.clone(),
+                got: b.org.clone(),
+            });
+        }
+        let granter = state
+            .members
+            .get(&b.granter)
+            .filter(|m| m.role.administers())
+            .ok_or_else(|| GrantError::GranterNotAdmin(b.granter.clone()))?;
+        if !sign::verify(
+            &granter.card.card.identity,
+            DOMAIN_GRANT,
+            b,
+            &self.signature,
+        ) {
+            return Err(GrantError::BadSignature(b.granter.clone()));
+        }
+        let recipient = state
+            .members
+            .get(&b.recipient)
+            .ok_or_else(|| GrantError::RecipientNotMember(b.recipient.clone()))?;
+        if recipient.card.card.agreement != b.recipient_key {
+            return Err(GrantError::RecipientKey(b.recipient.clone()));
+        }
+        if state.key(b.generation).is_none() {
+            return Err(GrantError::UnknownGeneration(b.generation));
+        }
+        Ok(())
+    }
+
+    /// The recipient opens the grant: [`SignedGrant::check`], then unwrap
+    /// with its agreement secret, then compare to the log's commitment.
+    pub fn open(
+        &self,
+        state: &MembershipState,
+        me: &str,
+        agreement_secret: &[u8; 32],
+    ) -> Result<Zeroizing<[u8; 32]>, GrantError> {
+        self.check(state)?;
+        let b = &self.body;
+        if b.recipient != me {
+            return Err(GrantError::WrongRecipient {
+                want: me.into(),
+                got: b.recipient.clone(),
+            });
+        }
+        let secret = x25519_dalek::StaticSecret::from(*agreement_secret);
+        let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(b.ephemeral));
+        let key = wrap_key(shared.as_bytes(), &b.ephemeral, &b.recipient_key);
+        let aad = AssociatedData::of(b).bytes();
+        let plain = Zeroizing::new(
+            XChaCha20Poly1305::new(key.as_ref().into())
+                .decrypt(
+                    XNonce::from_slice(&b.nonce),
+                    Payload {
+                        msg: &b.wrapped,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| GrantError::Open)?,
+        );
+        let org_key: [u8; 32] = plain.as_slice().try_into().map_err(|_| GrantError::Open)?;
+        let org_key = Zeroizing::new(org_key);
+        let gen_ = state
+            .key(b.generation)
+            .ok_or(GrantError::UnknownGeneration(b.generation))?;
+        if KeyGen::commit(&b.org, b.generation, &org_key) != gen_.commitment {
+            return Err(GrantError::Commitment(b.generation));
+        }
+        Ok(org_key)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        sign::encode(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<SignedGrant, sign::DecodeError> {
+        sign::decode_exact("key grant", bytes)
+    }
+}

@@ -1,0 +1,36 @@
+//! `gatehouse-sync-server`: the team sync server. It stores, per
+//! organization, the membership log, key grants wrapped to members, and
+//! record envelopes (plaintext-allowed fields, ciphertexts, MACs, writers'
+//! signatures), and per account its private records' envelopes — and
+//! serves them over HTTPS to members. It is treated as hostile by clients:
+//! it holds no key that opens a field, and everything it returns is checked
+//! by the client against signatures and the membership log.
+//!
+//! Modules: [`store`] (the one storage trait, SQLite and PostgreSQL),
+//! [`http`] (the API and its checks), [`refusal`] (errors), [`tls`]
+//! (rustls, self-signed mode, fingerprints), [`client`] (a small HTTPS
+//! client with certificate pinning, for tests, benchmarks and later syncd),
+//! [`pgcluster`] (a throwaway PostgreSQL cluster for tests and benchmarks).
+//! Must never: hold or derive a key that opens a sealed field or a grant.
+
+pub mod client;
+pub mod http;
+pub mod pgcluster;
+pub mod refusal;
+pub mod store;
+pub mod tls;
+
+use std::sync::Arc;
+
+/// Starts serving on `listener` with `tls`, until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    store: Arc<dyn store::Store>,
+) -> anyhow::Result<()> {
+    let server_id = store.server_id().await?;
+    let app = http::router(Arc::new(http::AppState { store, server_id }));
+    let listener = tls::TlsListener::new(listener, tls);
+    axum::serve(listener, app).await?;
+    Ok(())
+}

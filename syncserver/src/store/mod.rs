@@ -1,0 +1,202 @@
+//! The server's storage: ONE trait, [`Store`], with two backends that pass
+//! the same test suite — an SQLite file ([`sqlite`], the default) and
+//! PostgreSQL ([`postgres`], several server processes on one database).
+//!
+//! Owns: what the server keeps (accounts' public cards, single-use device
+//! challenges, hashed session tokens, each org's membership log and the
+//! member roles derived from it, record envelopes with their per-space
+//! sequence numbers, wrapped key grants) and the atomicity rules:
+//! * a log append succeeds only if its seq is the next one (two concurrent
+//!   appends of the same seq: one wins, the other gets [`StoreError::Conflict`]);
+//! * a push is one transaction; each record is compare-and-swapped on its
+//!   revision; accepted records get the space's next sequence numbers, which
+//!   the database allocates (no in-process counter);
+//! * a challenge is taken once.
+//!
+//! Must never: open, parse or log a ciphertext; keep state in the process
+//! that another instance on the same database would need (change
+//! notification goes through the database: LISTEN/NOTIFY or polling).
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness or sequence rule lost a race, or the id exists.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database failed; nothing was applied.
+    #[error("database: {0}")]
+    Db(String),
+}
+
+/// An account as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    pub account: String,
+    /// `postcard(SignedCard)` as registered.
+    pub card: Vec<u8>,
+    pub identity: [u8; 32],
+    pub created_ms: u64,
+}
+
+/// A device challenge, single use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRow {
+    pub id: String,
+    pub account: String,
+    pub device: String,
+    pub nonce: Vec<u8>,
+    pub time_ms: u64,
+}
+
+/// A session; only the SHA-256 of its token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub token_hash: [u8; 32],
+    pub account: String,
+    pub device: String,
+    pub expires_ms: u64,
+}
+
+/// One membership-log entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    pub seq: u64,
+    pub hash: [u8; 32],
+    /// `postcard(SignedEntry)`.
+    pub entry: Vec<u8>,
+}
+
+/// A member's role as the log says after its last entry (derived; the log
+/// is the truth). `role` is `None` for a removed member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub account: String,
+    pub role: Option<gatehouse_syncproto::Role>,
+}
+
+/// One record revision to store: its routing fields and the envelope's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordWrite {
+    pub kind: String,
+    pub id: String,
+    pub revision: u64,
+    pub base_revision: u64,
+    /// The whole `RecordEnvelope` as JSON, returned byte for byte on pull.
+    pub envelope: String,
+}
+
+/// What happened to one record of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    Accepted { seq: u64 },
+    Conflict { current_revision: u64, current_seq: u64 },
+}
+
+/// One stored grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub generation: u32,
+    pub recipient: String,
+    pub granter: String,
+    pub log_seq: u64,
+    /// `postcard(SignedGrant)`.
+    pub grant: Vec<u8>,
+}
+
+/// The storage of one server database. Every method is atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A random id made once per database (every instance on it says the same).
+    async fn server_id(&self) -> Result<String, StoreError>;
+
+    /// Registers an account; [`StoreError::Conflict`] if the name is taken.
+    async fn create_account(&self, row: &AccountRow) -> Result<(), StoreError>;
+    async fn account(&self, account: &str) -> Result<Option<AccountRow>, StoreError>;
+
+    async fn put_challenge(&self, row: &ChallengeRow) -> Result<(), StoreError>;
+    /// Removes and returns the challenge (a second take finds nothing).
+    async fn take_challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError>;
+
+    async fn put_session(&self, row: &SessionRow) -> Result<(), StoreError>;
+    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError>;
+
+    /// Appends entry `entry.seq` to `org`'s log and replaces the org's member
+    /// rows with `members`, in one transaction. Conflict if that seq exists
+    /// or (seq > 0) the previous one does not.
+    async fn append_log(
+        &self,
+        org: &str,
+        entry: &LogRow,
+        members: &[MemberRow],
+    ) -> Result<(), StoreError>;
+    /// Entries with seq > `after` (all of them for `None`), in order.
+    async fn log(&self, org: &str, after: Option<u64>) -> Result<Vec<LogRow>, StoreError>;
+    /// The member row of `account` in `org` (active or removed).
+    async fn member(&self, org: &str, account: &str) -> Result<Option<MemberRow>, StoreError>;
+
+    /// Compare-and-swaps each record in order, in one transaction.
+    async fn push(&self, space: &str, writes: &[RecordWrite]) -> Result<(Vec<CasOutcome>, u64), StoreError>;
+    /// Envelopes with seq > `after`, in seq order, at most `limit`; and the head.
+    async fn pull(
+        &self,
+        space: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, String)>, u64), StoreError>;
+    /// The space's sequence now (0 if nothing was ever written).
+    async fn head(&self, space: &str) -> Result<u64, StoreError>;
+
+    /// Stores grants (one per generation and recipient: a second replaces the first).
+    async fn put_grants(&self, org: &str, grants: &[GrantRow]) -> Result<(), StoreError>;
+    async fn grants_for(&self, org: &str, recipient: &str) -> Result<Vec<GrantRow>, StoreError>;
+
+    /// A feed that ticks when something may have changed in some space (a
+    /// push by this or, through the database, another instance), and the
+    /// longest a waiter may sleep on it before re-reading the head (what the
+    /// feed cannot see). Waiters subscribe BEFORE reading the head; a
+    /// spurious tick is harmless.
+    fn change_feed(&self) -> (watch::Receiver<u64>, Duration);
+}
+
+/// Opens a store from `--db`: `sqlite:PATH` or `postgres://…` / `postgresql://…`.
+pub async fn open(db: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(path) = db.strip_prefix("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(path)?))
+    } else if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(db).await?))
+    } else {
+        anyhow::bail!("--db must be sqlite:PATH or postgres://…, not {db:?}")
+    }
+}
+
+/// A random token: `n` bytes, URL-safe base64 without padding.
+pub fn random_token(n: usize) -> Result<String, StoreError> {
+    use base64::Engine;
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Db(format!("no randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+pub(crate) fn role_to_str(r: Option<gatehouse_syncproto::Role>) -> &'static str {
+    r.map(|r| r.as_str()).unwrap_or("removed")
+}
+
+pub(crate) fn role_from_str(s: &str) -> Option<gatehouse_syncproto::Role> {
+    use gatehouse_syncproto::Role;
+    match s {
+        "owner" => Some(Role::Owner),
+        "admin" => Some(Role::Admin),
+        "member" => Some(Role::Member),
+        "viewer" => Some(Role::Viewer),
+        _ => None,
+    }
+}

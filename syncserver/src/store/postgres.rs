@@ -1,0 +1,522 @@
+//! The PostgreSQL backend (`--db postgres://…`): several server processes
+//! on one database serve the same orgs.
+//!
+//! Owns: the PostgreSQL schema and queries, the connection pool
+//! (deadpool-postgres over tokio-postgres) and one LISTEN connection per
+//! process. Sequences are allocated in the database: a push locks its
+//! space's row (`SELECT … FOR UPDATE`), so pushes to one space commit one
+//! after the other and a puller never sees seq N+1 before N. Every push
+//! sends `NOTIFY gatehouse_sync` in its transaction, which wakes the
+//! long-polls of every instance.
+//! Must never: keep a sequence or a cache in the process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime};
+use tokio::sync::watch;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{
+    AccountRow, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite, SessionRow,
+    Store, StoreError, random_token, role_from_str, role_to_str,
+};
+
+/// The NOTIFY channel.
+pub const CHANNEL: &str = "gatehouse_sync";
+const LISTEN_SQL: &str = "LISTEN gatehouse_sync";
+/// Connections per process.
+pub const POOL_SIZE: usize = 24;
+/// Longest a waiter sleeps without a notification (covers a lost LISTEN connection).
+pub const FALLBACK_POLL: Duration = Duration::from_secs(1);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (account TEXT PRIMARY KEY, card BYTEA NOT NULL,
+    identity BYTEA NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS challenges (id TEXT PRIMARY KEY, account TEXT NOT NULL,
+    device TEXT NOT NULL, nonce BYTEA NOT NULL, time_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (token_hash BYTEA PRIMARY KEY, account TEXT NOT NULL,
+    device TEXT NOT NULL, expires_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS log_entries (org TEXT NOT NULL, seq BIGINT NOT NULL,
+    hash BYTEA NOT NULL, entry BYTEA NOT NULL, PRIMARY KEY (org, seq));
+CREATE TABLE IF NOT EXISTS members (org TEXT NOT NULL, account TEXT NOT NULL,
+    role TEXT NOT NULL, PRIMARY KEY (org, account));
+CREATE TABLE IF NOT EXISTS spaces (space TEXT PRIMARY KEY, head BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (space TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    revision BIGINT NOT NULL, seq BIGINT NOT NULL, envelope TEXT NOT NULL,
+    PRIMARY KEY (space, kind, id));
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_seq ON records (space, seq);
+CREATE TABLE IF NOT EXISTS grants (org TEXT NOT NULL, generation BIGINT NOT NULL,
+    recipient TEXT NOT NULL, granter TEXT NOT NULL, log_seq BIGINT NOT NULL,
+    grant_blob BYTEA NOT NULL, PRIMARY KEY (org, generation, recipient));
+";
+
+pub struct PgStore {
+    pool: Pool,
+    /// Bumped on every notification received by this process's LISTEN connection.
+    notified: watch::Sender<u64>,
+    _listener: Arc<tokio::task::JoinHandle<()>>,
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::T_R_SERIALIZATION_FAILURE => {
+            StoreError::Conflict(e.to_string())
+        }
+        _ => StoreError::Db(e.to_string()),
+    }
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Db(format!("connection pool: {e}"))
+}
+
+fn hash32(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Db("stored hash is not 32 bytes".into()))
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut cfg = deadpool_postgres::Config::new();
+        cfg.url = Some(url.to_string());
+        cfg.pool = Some(PoolConfig::new(POOL_SIZE));
+        cfg.manager = Some(ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        });
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(|e| StoreError::Db(format!("bad postgres url: {e}")))?;
+        {
+            let mut c = pool.get().await.map_err(pool_err)?;
+            let tx = c.transaction().await.map_err(db)?;
+            // Two instances starting at once must not race on CREATE TABLE.
+            tx.execute("SELECT pg_advisory_xact_lock(7151)", &[])
+                .await
+                .map_err(db)?;
+            tx.batch_execute(SCHEMA).await.map_err(db)?;
+            let id = random_token(16)?;
+            tx.execute(
+                "INSERT INTO meta (k, v) VALUES ('server_id', $1) ON CONFLICT DO NOTHING",
+                &[&id],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+        }
+        let notified = watch::channel(0u64).0;
+        let listener = tokio::spawn(listen(url.to_string(), notified.clone()));
+        Ok(PgStore {
+            pool,
+            notified,
+            _listener: Arc::new(listener),
+        })
+    }
+
+    async fn conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self._listener.abort();
+    }
+}
+
+/// Keeps a LISTEN connection open (reconnecting after a failure) and bumps
+/// `notified` on every notification.
+async fn listen(url: String, notified: watch::Sender<u64>) {
+    use futures_util::StreamExt;
+    loop {
+        if let Ok((client, mut conn)) = tokio_postgres::connect(&url, NoTls).await {
+            let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            let listen = client.batch_execute(LISTEN_SQL);
+            // Drive the connection while LISTEN runs, then forever.
+            let mut listen = std::pin::pin!(listen);
+            let mut listening = false;
+            loop {
+                tokio::select! {
+                    r = &mut listen, if !listening => {
+                        if r.is_err() { break; }
+                        listening = true;
+                        // Anything pushed before LISTEN took effect: wake waiters to re-read.
+                        notified.send_modify(|n| *n += 1);
+                    }
+                    m = messages.next() => match m {
+                        Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                            notified.send_modify(|n| *n += 1);
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break,
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn server_id(&self) -> Result<String, StoreError> {
+        let c = self.conn().await?;
+        let r = c
+            .query_one("SELECT v FROM meta WHERE k = 'server_id'", &[])
+            .await
+            .map_err(db)?;
+        Ok(r.get(0))
+    }
+
+    async fn create_account(&self, row: &AccountRow) -> Result<(), StoreError> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO accounts (account, card, identity, created_ms) VALUES ($1, $2, $3, $4)",
+            &[
+                &row.account,
+                &row.card,
+                &row.identity.as_slice(),
+                &(row.created_ms as i64),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn account(&self, account: &str) -> Result<Option<AccountRow>, StoreError> {
+        let c = self.conn().await?;
+        let r = c
+            .query_opt(
+                "SELECT card, identity, created_ms FROM accounts WHERE account = $1",
+                &[&account],
+            )
+            .await
+            .map_err(db)?;
+        r.map(|r| {
+            Ok(AccountRow {
+                account: account.to_string(),
+                card: r.get(0),
+                identity: hash32(r.get(1))?,
+                created_ms: r.get::<_, i64>(2) as u64,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_challenge(&self, row: &ChallengeRow) -> Result<(), StoreError> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO challenges (id, account, device, nonce, time_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[&row.id, &row.account, &row.device, &row.nonce, &(row.time_ms as i64)],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn take_challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
+        let c = self.conn().await?;
+        let r = c
+            .query_opt(
+                "DELETE FROM challenges WHERE id = $1 RETURNING account, device, nonce, time_ms",
+                &[&id],
+            )
+            .await
+            .map_err(db)?;
+        Ok(r.map(|r| ChallengeRow {
+            id: id.to_string(),
+            account: r.get(0),
+            device: r.get(1),
+            nonce: r.get(2),
+            time_ms: r.get::<_, i64>(3) as u64,
+        }))
+    }
+
+    async fn put_session(&self, row: &SessionRow) -> Result<(), StoreError> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO sessions (token_hash, account, device, expires_ms) VALUES ($1, $2, $3, $4)",
+            &[
+                &row.token_hash.as_slice(),
+                &row.account,
+                &row.device,
+                &(row.expires_ms as i64),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
+        let c = self.conn().await?;
+        let r = c
+            .query_opt(
+                "SELECT account, device, expires_ms FROM sessions WHERE token_hash = $1",
+                &[&token_hash.as_slice()],
+            )
+            .await
+            .map_err(db)?;
+        Ok(r.map(|r| SessionRow {
+            token_hash: *token_hash,
+            account: r.get(0),
+            device: r.get(1),
+            expires_ms: r.get::<_, i64>(2) as u64,
+        }))
+    }
+
+    async fn append_log(
+        &self,
+        org: &str,
+        entry: &LogRow,
+        members: &[MemberRow],
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // One appender per org at a time (the lock ends with the transaction).
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&org])
+            .await
+            .map_err(db)?;
+        let head: Option<i64> = tx
+            .query_one("SELECT MAX(seq) FROM log_entries WHERE org = $1", &[&org])
+            .await
+            .map_err(db)?
+            .get(0);
+        let want = head.map(|h| h as u64 + 1).unwrap_or(0);
+        if entry.seq != want {
+            return Err(StoreError::Conflict(format!(
+                "the log's next seq is {want}, not {}",
+                entry.seq
+            )));
+        }
+        tx.execute(
+            "INSERT INTO log_entries (org, seq, hash, entry) VALUES ($1, $2, $3, $4)",
+            &[&org, &(entry.seq as i64), &entry.hash.as_slice(), &entry.entry],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute("DELETE FROM members WHERE org = $1", &[&org])
+            .await
+            .map_err(db)?;
+        for m in members {
+            tx.execute(
+                "INSERT INTO members (org, account, role) VALUES ($1, $2, $3)",
+                &[&org, &m.account, &role_to_str(m.role)],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn log(&self, org: &str, after: Option<u64>) -> Result<Vec<LogRow>, StoreError> {
+        let c = self.conn().await?;
+        let after = after.map(|a| a as i64).unwrap_or(-1);
+        let rows = c
+            .query(
+                "SELECT seq, hash, entry FROM log_entries WHERE org = $1 AND seq > $2 ORDER BY seq",
+                &[&org, &after],
+            )
+            .await
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(LogRow {
+                    seq: r.get::<_, i64>(0) as u64,
+                    hash: hash32(r.get(1))?,
+                    entry: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    async fn member(&self, org: &str, account: &str) -> Result<Option<MemberRow>, StoreError> {
+        let c = self.conn().await?;
+        let r = c
+            .query_opt(
+                "SELECT role FROM members WHERE org = $1 AND account = $2",
+                &[&org, &account],
+            )
+            .await
+            .map_err(db)?;
+        Ok(r.map(|r| MemberRow {
+            account: account.to_string(),
+            role: role_from_str(r.get(0)),
+        }))
+    }
+
+    async fn push(
+        &self,
+        space: &str,
+        writes: &[RecordWrite],
+    ) -> Result<(Vec<CasOutcome>, u64), StoreError> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        tx.execute(
+            "INSERT INTO spaces (space, head) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+            &[&space],
+        )
+        .await
+        .map_err(db)?;
+        let mut head: i64 = tx
+            .query_one(
+                "SELECT head FROM spaces WHERE space = $1 FOR UPDATE",
+                &[&space],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        let select = tx
+            .prepare_cached(
+                "SELECT revision, seq FROM records WHERE space = $1 AND kind = $2 AND id = $3",
+            )
+            .await
+            .map_err(db)?;
+        let upsert = tx
+            .prepare_cached(
+                "INSERT INTO records (space, kind, id, revision, seq, envelope) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (space, kind, id) DO UPDATE SET revision = excluded.revision,
+                   seq = excluded.seq, envelope = excluded.envelope",
+            )
+            .await
+            .map_err(db)?;
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            let cur = tx
+                .query_opt(&select, &[&space, &w.kind, &w.id])
+                .await
+                .map_err(db)?;
+            let (rev, cur_seq) = cur
+                .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+                .unwrap_or((0, 0));
+            if rev != w.base_revision {
+                out.push(CasOutcome::Conflict {
+                    current_revision: rev,
+                    current_seq: cur_seq,
+                });
+                continue;
+            }
+            head += 1;
+            tx.execute(
+                &upsert,
+                &[&space, &w.kind, &w.id, &(w.revision as i64), &head, &w.envelope],
+            )
+            .await
+            .map_err(db)?;
+            out.push(CasOutcome::Accepted { seq: head as u64 });
+        }
+        if out.iter().any(|o| matches!(o, CasOutcome::Accepted { .. })) {
+            tx.execute(
+                "UPDATE spaces SET head = $2 WHERE space = $1",
+                &[&space, &head],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &space])
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok((out, head as u64))
+    }
+
+    async fn pull(
+        &self,
+        space: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, String)>, u64), StoreError> {
+        let mut c = self.conn().await?;
+        // One snapshot for the head and the rows.
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db)?;
+        let head: i64 = tx
+            .query_opt("SELECT head FROM spaces WHERE space = $1", &[&space])
+            .await
+            .map_err(db)?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        let rows = tx
+            .query(
+                "SELECT seq, envelope FROM records WHERE space = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&space, &(after as i64), &(limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok((
+            rows.into_iter()
+                .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+                .collect(),
+            head as u64,
+        ))
+    }
+
+    async fn head(&self, space: &str) -> Result<u64, StoreError> {
+        let c = self.conn().await?;
+        Ok(c.query_opt("SELECT head FROM spaces WHERE space = $1", &[&space])
+            .await
+            .map_err(db)?
+            .map(|r| r.get::<_, i64>(0) as u64)
+            .unwrap_or(0))
+    }
+
+    async fn put_grants(&self, org: &str, grants: &[GrantRow]) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        for g in grants {
+            tx.execute(
+                "INSERT INTO grants (org, generation, recipient, granter, log_seq, grant_blob)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (org, generation, recipient) DO UPDATE SET granter = excluded.granter,
+                   log_seq = excluded.log_seq, grant_blob = excluded.grant_blob",
+                &[
+                    &org,
+                    &(g.generation as i64),
+                    &g.recipient,
+                    &g.granter,
+                    &(g.log_seq as i64),
+                    &g.grant,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn grants_for(&self, org: &str, recipient: &str) -> Result<Vec<GrantRow>, StoreError> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT generation, granter, log_seq, grant_blob FROM grants
+                 WHERE org = $1 AND recipient = $2 ORDER BY generation",
+                &[&org, &recipient],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| GrantRow {
+                generation: r.get::<_, i64>(0) as u32,
+                recipient: recipient.to_string(),
+                granter: r.get(1),
+                log_seq: r.get::<_, i64>(2) as u64,
+                grant: r.get(3),
+            })
+            .collect())
+    }
+
+    fn change_feed(&self) -> (watch::Receiver<u64>, Duration) {
+        (self.notified.subscribe(), FALLBACK_POLL)
+    }
+}

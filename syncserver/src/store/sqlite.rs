@@ -1,0 +1,480 @@
+//! The SQLite backend: one database file (WAL, `synchronous=FULL`), the
+//! embedded default (`--db sqlite:PATH`).
+//!
+//! Owns: the SQLite schema and its queries. One connection per process,
+//! used from the blocking pool; pushes run in `BEGIN IMMEDIATE` transactions
+//! so several processes on one file still allocate sequences one at a time.
+//! Change notification: a push by this process wakes waiters at once;
+//! waiters also re-check every [`POLL`] (another process may have written).
+//! Must never: hold the connection lock across an await.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::watch;
+
+use super::{
+    AccountRow, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite, SessionRow,
+    Store, StoreError, random_token, role_from_str, role_to_str,
+};
+
+/// How often a waiter re-reads the head when no local push woke it.
+pub const POLL: Duration = Duration::from_millis(100);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (account TEXT PRIMARY KEY, card BLOB NOT NULL,
+    identity BLOB NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS challenges (id TEXT PRIMARY KEY, account TEXT NOT NULL,
+    device TEXT NOT NULL, nonce BLOB NOT NULL, time_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (token_hash BLOB PRIMARY KEY, account TEXT NOT NULL,
+    device TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS log_entries (org TEXT NOT NULL, seq INTEGER NOT NULL,
+    hash BLOB NOT NULL, entry BLOB NOT NULL, PRIMARY KEY (org, seq));
+CREATE TABLE IF NOT EXISTS members (org TEXT NOT NULL, account TEXT NOT NULL,
+    role TEXT NOT NULL, PRIMARY KEY (org, account));
+CREATE TABLE IF NOT EXISTS spaces (space TEXT PRIMARY KEY, head INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS records (space TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    revision INTEGER NOT NULL, seq INTEGER NOT NULL, envelope TEXT NOT NULL,
+    PRIMARY KEY (space, kind, id));
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_seq ON records (space, seq);
+CREATE TABLE IF NOT EXISTS grants (org TEXT NOT NULL, generation INTEGER NOT NULL,
+    recipient TEXT NOT NULL, granter TEXT NOT NULL, log_seq INTEGER NOT NULL,
+    grant_blob BLOB NOT NULL, PRIMARY KEY (org, generation, recipient));
+";
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// Bumped after every local push (wakes local waiters).
+    pushed: watch::Sender<u64>,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, ref m)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(m.clone().unwrap_or_else(|| "constraint".into()))
+        }
+        e => StoreError::Db(e.to_string()),
+    }
+}
+
+fn hash32(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Db("stored hash is not 32 bytes".into()))
+}
+
+impl SqliteStore {
+    pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        let id = random_token(16)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (k, v) VALUES ('server_id', ?1)",
+            [id],
+        )
+        .map_err(db)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            pushed: watch::channel(0).0,
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| StoreError::Db(format!("storage task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn server_id(&self) -> Result<String, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT v FROM meta WHERE k = 'server_id'", [], |r| r.get(0))
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn create_account(&self, row: &AccountRow) -> Result<(), StoreError> {
+        let row = row.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO accounts (account, card, identity, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![row.account, row.card, row.identity.to_vec(), row.created_ms as i64],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account(&self, account: &str) -> Result<Option<AccountRow>, StoreError> {
+        let account = account.to_string();
+        self.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT card, identity, created_ms FROM accounts WHERE account = ?1",
+                    [&account],
+                    |r| {
+                        Ok((
+                            r.get::<_, Vec<u8>>(0)?,
+                            r.get::<_, Vec<u8>>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(db)?;
+            row.map(|(card, identity, created)| {
+                Ok(AccountRow {
+                    account: account.clone(),
+                    card,
+                    identity: hash32(identity)?,
+                    created_ms: created as u64,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_challenge(&self, row: &ChallengeRow) -> Result<(), StoreError> {
+        let row = row.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO challenges (id, account, device, nonce, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row.id, row.account, row.device, row.nonce, row.time_ms as i64],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "DELETE FROM challenges WHERE id = ?1 RETURNING account, device, nonce, time_ms",
+                [&id],
+                |r| {
+                    Ok(ChallengeRow {
+                        id: id.clone(),
+                        account: r.get(0)?,
+                        device: r.get(1)?,
+                        nonce: r.get(2)?,
+                        time_ms: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn put_session(&self, row: &SessionRow) -> Result<(), StoreError> {
+        let row = row.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO sessions (token_hash, account, device, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![row.token_hash.to_vec(), row.account, row.device, row.expires_ms as i64],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
+        let th = *token_hash;
+        self.with(move |c| {
+            c.query_row(
+                "SELECT account, device, expires_ms FROM sessions WHERE token_hash = ?1",
+                [th.to_vec()],
+                |r| {
+                    Ok(SessionRow {
+                        token_hash: th,
+                        account: r.get(0)?,
+                        device: r.get(1)?,
+                        expires_ms: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn append_log(
+        &self,
+        org: &str,
+        entry: &LogRow,
+        members: &[MemberRow],
+    ) -> Result<(), StoreError> {
+        let (org, entry, members) = (org.to_string(), entry.clone(), members.to_vec());
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let head: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(seq) FROM log_entries WHERE org = ?1",
+                    [&org],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            let want = head.map(|h| h as u64 + 1).unwrap_or(0);
+            if entry.seq != want {
+                return Err(StoreError::Conflict(format!(
+                    "the log's next seq is {want}, not {}",
+                    entry.seq
+                )));
+            }
+            tx.execute(
+                "INSERT INTO log_entries (org, seq, hash, entry) VALUES (?1, ?2, ?3, ?4)",
+                params![org, entry.seq as i64, entry.hash.to_vec(), entry.entry],
+            )
+            .map_err(db)?;
+            tx.execute("DELETE FROM members WHERE org = ?1", [&org])
+                .map_err(db)?;
+            for m in &members {
+                tx.execute(
+                    "INSERT INTO members (org, account, role) VALUES (?1, ?2, ?3)",
+                    params![org, m.account, role_to_str(m.role)],
+                )
+                .map_err(db)?;
+            }
+            tx.commit().map_err(db)
+        })
+        .await
+    }
+
+    async fn log(&self, org: &str, after: Option<u64>) -> Result<Vec<LogRow>, StoreError> {
+        let org = org.to_string();
+        let after = after.map(|a| a as i64).unwrap_or(-1);
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT seq, hash, entry FROM log_entries WHERE org = ?1 AND seq > ?2 ORDER BY seq",
+                )
+                .map_err(db)?;
+            let rows = st
+                .query_map(params![org, after], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
+                .map_err(db)?;
+            rows.map(|r| {
+                let (seq, hash, entry) = r.map_err(db)?;
+                Ok(LogRow {
+                    seq: seq as u64,
+                    hash: hash32(hash)?,
+                    entry,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn member(&self, org: &str, account: &str) -> Result<Option<MemberRow>, StoreError> {
+        let (org, account) = (org.to_string(), account.to_string());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT role FROM members WHERE org = ?1 AND account = ?2",
+                [&org, &account],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(db)
+            .map(|r| {
+                r.map(|role| MemberRow {
+                    account: account.clone(),
+                    role: role_from_str(&role),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn push(
+        &self,
+        space: &str,
+        writes: &[RecordWrite],
+    ) -> Result<(Vec<CasOutcome>, u64), StoreError> {
+        let (space, writes) = (space.to_string(), writes.to_vec());
+        let out = self
+            .with(move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(db)?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO spaces (space, head) VALUES (?1, 0)",
+                    [&space],
+                )
+                .map_err(db)?;
+                let mut head: i64 = tx
+                    .query_row("SELECT head FROM spaces WHERE space = ?1", [&space], |r| {
+                        r.get(0)
+                    })
+                    .map_err(db)?;
+                let mut out = Vec::with_capacity(writes.len());
+                for w in &writes {
+                    let cur: Option<(i64, i64)> = tx
+                        .query_row(
+                            "SELECT revision, seq FROM records WHERE space = ?1 AND kind = ?2 AND id = ?3",
+                            [&space, &w.kind, &w.id],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .optional()
+                        .map_err(db)?;
+                    let (rev, cur_seq) = cur.map(|(r, s)| (r as u64, s as u64)).unwrap_or((0, 0));
+                    if rev != w.base_revision {
+                        out.push(CasOutcome::Conflict {
+                            current_revision: rev,
+                            current_seq: cur_seq,
+                        });
+                        continue;
+                    }
+                    head += 1;
+                    tx.execute(
+                        "INSERT INTO records (space, kind, id, revision, seq, envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (space, kind, id) DO UPDATE SET revision = excluded.revision,
+                           seq = excluded.seq, envelope = excluded.envelope",
+                        params![space, w.kind, w.id, w.revision as i64, head, w.envelope],
+                    )
+                    .map_err(db)?;
+                    out.push(CasOutcome::Accepted { seq: head as u64 });
+                }
+                tx.execute(
+                    "UPDATE spaces SET head = ?2 WHERE space = ?1",
+                    params![space, head],
+                )
+                .map_err(db)?;
+                tx.commit().map_err(db)?;
+                Ok((out, head as u64))
+            })
+            .await?;
+        self.pushed.send_modify(|n| *n += 1);
+        Ok(out)
+    }
+
+    async fn pull(
+        &self,
+        space: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, String)>, u64), StoreError> {
+        let space = space.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let head: i64 = tx
+                .query_row("SELECT head FROM spaces WHERE space = ?1", [&space], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(db)?
+                .unwrap_or(0);
+            let mut out = Vec::new();
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT seq, envelope FROM records WHERE space = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    )
+                    .map_err(db)?;
+                let rows = st
+                    .query_map(params![space, after as i64, limit as i64], |r| {
+                        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+                    })
+                    .map_err(db)?;
+                for r in rows {
+                    out.push(r.map_err(db)?);
+                }
+            }
+            tx.commit().map_err(db)?;
+            Ok((out, head as u64))
+        })
+        .await
+    }
+
+    async fn head(&self, space: &str) -> Result<u64, StoreError> {
+        let space = space.to_string();
+        self.with(move |c| {
+            c.query_row("SELECT head FROM spaces WHERE space = ?1", [&space], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            .map_err(db)
+            .map(|h| h.unwrap_or(0) as u64)
+        })
+        .await
+    }
+
+    async fn put_grants(&self, org: &str, grants: &[GrantRow]) -> Result<(), StoreError> {
+        let (org, grants) = (org.to_string(), grants.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            for g in &grants {
+                tx.execute(
+                    "INSERT INTO grants (org, generation, recipient, granter, log_seq, grant_blob)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (org, generation, recipient) DO UPDATE SET granter = excluded.granter,
+                       log_seq = excluded.log_seq, grant_blob = excluded.grant_blob",
+                    params![org, g.generation, g.recipient, g.granter, g.log_seq as i64, g.grant],
+                )
+                .map_err(db)?;
+            }
+            tx.commit().map_err(db)
+        })
+        .await
+    }
+
+    async fn grants_for(&self, org: &str, recipient: &str) -> Result<Vec<GrantRow>, StoreError> {
+        let (org, recipient) = (org.to_string(), recipient.to_string());
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT generation, granter, log_seq, grant_blob FROM grants
+                     WHERE org = ?1 AND recipient = ?2 ORDER BY generation",
+                )
+                .map_err(db)?;
+            let rows = st
+                .query_map([&org, &recipient], |r| {
+                    Ok(GrantRow {
+                        generation: r.get(0)?,
+                        recipient: recipient.clone(),
+                        granter: r.get(1)?,
+                        log_seq: r.get::<_, i64>(2)? as u64,
+                        grant: r.get(3)?,
+                    })
+                })
+                .map_err(db)?;
+            rows.map(|r| r.map_err(db)).collect()
+        })
+        .await
+    }
+
+    fn change_feed(&self) -> (watch::Receiver<u64>, Duration) {
+        (self.pushed.subscribe(), POLL)
+    }
+}

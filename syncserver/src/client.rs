@@ -24,6 +24,9 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// HTTP methods for [`SyncClient::raw`].
+pub use reqwest::Method;
+
 /// What went wrong with a call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -243,7 +246,8 @@ impl SyncClient {
         self.post(
             "/v1/auth/challenge",
             &ChallengeRequest {
-                account: AccountId::new(account).map_err(|e| ClientError::Protocol(e.to_string()))?,
+                account: AccountId::new(account)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?,
                 device: device.into(),
             },
         )
@@ -274,7 +278,8 @@ impl SyncClient {
         let s = self
             .respond(&ChallengeResponse {
                 challenge_id: c.challenge_id,
-                account: AccountId::new(account).map_err(|e| ClientError::Protocol(e.to_string()))?,
+                account: AccountId::new(account)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?,
                 device: device.into(),
                 signature: Bytes(signature),
             })
@@ -282,7 +287,11 @@ impl SyncClient {
         Ok(self.with_token(&s.token))
     }
 
-    pub async fn create_org(&self, org: &OrgId, genesis: Vec<u8>) -> Result<LogAppended, ClientError> {
+    pub async fn create_org(
+        &self,
+        org: &OrgId,
+        genesis: Vec<u8>,
+    ) -> Result<LogAppended, ClientError> {
         self.post(
             "/v1/orgs",
             &CreateOrg {
@@ -293,9 +302,18 @@ impl SyncClient {
         .await
     }
 
-    pub async fn append_log(&self, org: &OrgId, entry: Vec<u8>) -> Result<LogAppended, ClientError> {
-        self.post(&format!("/v1/orgs/{org}/log"), &AppendLog { entry: Bytes(entry) })
-            .await
+    pub async fn append_log(
+        &self,
+        org: &OrgId,
+        entry: Vec<u8>,
+    ) -> Result<LogAppended, ClientError> {
+        self.post(
+            &format!("/v1/orgs/{org}/log"),
+            &AppendLog {
+                entry: Bytes(entry),
+            },
+        )
+        .await
     }
 
     pub async fn log(&self, org: &OrgId, after: Option<u64>) -> Result<LogPage, ClientError> {
@@ -305,7 +323,11 @@ impl SyncClient {
         }
     }
 
-    pub async fn post_grants(&self, org: &OrgId, grants: Vec<KeyGrant>) -> Result<GrantList, ClientError> {
+    pub async fn post_grants(
+        &self,
+        org: &OrgId,
+        grants: Vec<KeyGrant>,
+    ) -> Result<GrantList, ClientError> {
         self.post(&format!("/v1/orgs/{org}/grants"), &PostGrants { grants })
             .await
     }
@@ -319,17 +341,30 @@ impl SyncClient {
         space: &SpaceId,
         records: Vec<RecordEnvelope>,
     ) -> Result<PushResponse, ClientError> {
-        self.post(&format!("/v1/spaces/{space}/records"), &PushRecords { records })
-            .await
+        self.post(
+            &format!("/v1/spaces/{space}/records"),
+            &PushRecords { records },
+        )
+        .await
     }
 
-    pub async fn pull(&self, space: &SpaceId, after: u64, limit: Option<usize>) -> Result<PullResponse, ClientError> {
+    pub async fn pull(
+        &self,
+        space: &SpaceId,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<PullResponse, ClientError> {
         let limit = limit.map(|l| format!("&limit={l}")).unwrap_or_default();
         self.get(&format!("/v1/spaces/{space}/records?after={after}{limit}"))
             .await
     }
 
-    pub async fn wait(&self, space: &SpaceId, after: u64, timeout_ms: u64) -> Result<WaitResponse, ClientError> {
+    pub async fn wait(
+        &self,
+        space: &SpaceId,
+        after: u64,
+        timeout_ms: u64,
+    ) -> Result<WaitResponse, ClientError> {
         self.get(&format!(
             "/v1/spaces/{space}/wait?after={after}&timeout_ms={timeout_ms}"
         ))

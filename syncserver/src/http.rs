@@ -28,8 +28,8 @@ use gatehouse_syncproto::record::ShapeError;
 use gatehouse_syncproto::{
     AccountId, AccountInfo, AppendLog, Bytes, Challenge, ChallengeRequest, ChallengeResponse,
     CreateOrg, ErrorCode, GrantList, Hash32, KeyGrant, LogAppended, LogEntryBlob, LogPage, OrgId,
-    PostGrants, PulledRecord, PullResponse, PushRecords, PushResponse, PushResult,
-    RecordEnvelope, RegisterAccount, Role, ServerInfo, Session, SpaceId, WaitResponse, paths,
+    PostGrants, PullResponse, PulledRecord, PushRecords, PushResponse, PushResult, RecordEnvelope,
+    RegisterAccount, Role, ServerInfo, Session, SpaceId, WaitResponse, paths,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -81,14 +81,19 @@ async fn session(st: &AppState, headers: &HeaderMap) -> Result<SessionRow, Refus
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauth("no session: send Authorization: Bearer TOKEN from /v1/auth/response"))?;
+        .ok_or_else(|| {
+            unauth("no session: send Authorization: Bearer TOKEN from /v1/auth/response")
+        })?;
     let s = st
         .store
         .session(&token_hash(token))
         .await?
         .ok_or_else(|| unauth("unknown session token"))?;
     if s.expires_ms <= now_ms() {
-        return Err(Refusal::new(ErrorCode::Expired, "the session expired; sign in again"));
+        return Err(Refusal::new(
+            ErrorCode::Expired,
+            "the session expired; sign in again",
+        ));
     }
     Ok(s)
 }
@@ -118,8 +123,8 @@ async fn info(State(st): St) -> Answer<ServerInfo> {
 }
 
 fn decode_card(bytes: &[u8]) -> Result<SignedCard, Refusal> {
-    let card: SignedCard = sign::decode_exact("account card", bytes)
-        .map_err(|e| Refusal::bad(e.to_string()))?;
+    let card: SignedCard =
+        sign::decode_exact("account card", bytes).map_err(|e| Refusal::bad(e.to_string()))?;
     if !card.verify() {
         return Err(Refusal::new(
             ErrorCode::BadSignature,
@@ -135,8 +140,8 @@ async fn register(
 ) -> Answer<AccountInfo> {
     let Json(req) = body?;
     let card = decode_card(&req.card.0)?;
-    let account = AccountId::new(card.card.account.clone())
-        .map_err(|e| Refusal::bad(e.to_string()))?;
+    let account =
+        AccountId::new(card.card.account.clone()).map_err(|e| Refusal::bad(e.to_string()))?;
     st.store
         .create_account(&AccountRow {
             account: account.to_string(),
@@ -387,10 +392,9 @@ async fn create_org(
         )
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => Refusal::new(
-                ErrorCode::Conflict,
-                format!("the org {} exists", req.org),
-            ),
+            crate::store::StoreError::Conflict(_) => {
+                Refusal::new(ErrorCode::Conflict, format!("the org {} exists", req.org))
+            }
             e => e.into(),
         })?;
     Ok(Json(LogAppended {
@@ -483,7 +487,10 @@ async fn append_log(
         .map_err(|e| match e {
             crate::store::StoreError::Conflict(m) => Refusal::new(
                 ErrorCode::Conflict,
-                format!("another entry took seq {} first ({m}); pull the log and retry", entry.body.seq),
+                format!(
+                    "another entry took seq {} first ({m}); pull the log and retry",
+                    entry.body.seq
+                ),
             ),
             e => e.into(),
         })?;
@@ -505,10 +512,7 @@ async fn post_grants(
     let org: OrgId = parse("org", &org)?;
     let Json(req) = body?;
     let state = org_state(&st, org.as_str()).await?;
-    if !state
-        .role(&s.account)
-        .is_some_and(|r| r.administers())
-    {
+    if !state.role(&s.account).is_some_and(|r| r.administers()) {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
             format!("{} is not an owner or admin of {org}", s.account),
@@ -519,7 +523,10 @@ async fn post_grants(
         if g.grant.len() > MAX_GRANT_BYTES {
             return Err(Refusal::new(
                 ErrorCode::TooLarge,
-                format!("a grant is {} bytes; the limit is {MAX_GRANT_BYTES}", g.grant.len()),
+                format!(
+                    "a grant is {} bytes; the limit is {MAX_GRANT_BYTES}",
+                    g.grant.len()
+                ),
             ));
         }
         let sg = SignedGrant::from_bytes(&g.grant.0).map_err(|e| Refusal::bad(e.to_string()))?;
@@ -642,7 +649,10 @@ fn check_record(
 ) -> Result<(), Refusal> {
     let at = |m: String| format!("record {i} ({}/{}): {m}", r.kind, r.id);
     if &r.space != space {
-        return Err(Refusal::bad(at(format!("is for space {}, pushed to {space}", r.space))));
+        return Err(Refusal::bad(at(format!(
+            "is for space {}, pushed to {space}",
+            r.space
+        ))));
     }
     r.check_shape().map_err(|e| match e {
         ShapeError::TooLarge { .. } => Refusal::new(ErrorCode::TooLarge, at(e.to_string())),
@@ -651,7 +661,10 @@ fn check_record(
     if r.writer.as_str() != s.account {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
-            at(format!("names writer {}, the session is {}", r.writer, s.account)),
+            at(format!(
+                "names writer {}, the session is {}",
+                r.writer, s.account
+            )),
         ));
     }
     let w = SignedWrite::from_bytes(&r.write.0).map_err(|e| Refusal::bad(at(e.to_string())))?;
@@ -679,7 +692,10 @@ fn check_record(
     if !w.verify(identity) {
         return Err(Refusal::new(
             ErrorCode::BadSignature,
-            at(format!("the write signature does not verify under {}'s identity key", s.account)),
+            at(format!(
+                "the write signature does not verify under {}'s identity key",
+                s.account
+            )),
         ));
     }
     Ok(())
@@ -758,7 +774,10 @@ async fn pull(
     let space: SpaceId = parse("space", &space)?;
     let Query(q) = q?;
     authorize(&st, &s, &space, false).await?;
-    let limit = q.limit.unwrap_or(MAX_PULL_RECORDS).clamp(1, MAX_PULL_RECORDS);
+    let limit = q
+        .limit
+        .unwrap_or(MAX_PULL_RECORDS)
+        .clamp(1, MAX_PULL_RECORDS);
     let (rows, head_seq) = st.store.pull(&space.to_string(), q.after, limit).await?;
     let more = rows.len() == limit && rows.last().is_some_and(|(seq, _)| *seq < head_seq);
     let records = rows

@@ -15,7 +15,10 @@ use clap::Parser;
 use gatehouse_sync_server::{store, tls};
 
 #[derive(Parser)]
-#[command(name = "gatehouse-sync-server", about = "Gatehouse team sync server (HTTPS)")]
+#[command(
+    name = "gatehouse-sync-server",
+    about = "Gatehouse team sync server (HTTPS)"
+)]
 struct Args {
     /// Address to listen on (port 0: any free port, printed at start).
     #[arg(long, default_value = "127.0.0.1:8443")]

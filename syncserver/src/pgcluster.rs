@@ -146,7 +146,15 @@ impl PgCluster {
     pub fn create_db(&self, name: &str) -> Result<()> {
         self.run(
             "createdb",
-            &["-h", &self.sock.to_string_lossy(), "-p", &PORT.to_string(), "-U", ROLE, name],
+            &[
+                "-h",
+                &self.sock.to_string_lossy(),
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                ROLE,
+                name,
+            ],
         )?;
         Ok(())
     }
@@ -172,7 +180,15 @@ impl PgCluster {
         Ok(self
             .run(
                 "pg_dump",
-                &["-h", &self.sock.to_string_lossy(), "-p", &PORT.to_string(), "-U", ROLE, name],
+                &[
+                    "-h",
+                    &self.sock.to_string_lossy(),
+                    "-p",
+                    &PORT.to_string(),
+                    "-U",
+                    ROLE,
+                    name,
+                ],
             )?
             .stdout)
     }
@@ -187,7 +203,13 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         let _ = self
             .command("pg_ctl")
-            .args(["-D", &self.data.to_string_lossy(), "-m", "immediate", "stop"])
+            .args([
+                "-D",
+                &self.data.to_string_lossy(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
             .output();
     }
 }

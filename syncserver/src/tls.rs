@@ -32,7 +32,10 @@ pub fn install_provider() {
 
 /// SHA-256 of a DER certificate, lowercase hex.
 pub fn fingerprint(cert: &[u8]) -> String {
-    Sha256::digest(cert).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(cert)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A certificate chain and key, with the leaf's fingerprint.

@@ -97,8 +97,13 @@ pub struct RecordWrite {
 /// What happened to one record of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CasOutcome {
-    Accepted { seq: u64 },
-    Conflict { current_revision: u64, current_seq: u64 },
+    Accepted {
+        seq: u64,
+    },
+    Conflict {
+        current_revision: u64,
+        current_seq: u64,
+    },
 }
 
 /// One stored grant.
@@ -144,7 +149,11 @@ pub trait Store: Send + Sync + 'static {
     async fn member(&self, org: &str, account: &str) -> Result<Option<MemberRow>, StoreError>;
 
     /// Compare-and-swaps each record in order, in one transaction.
-    async fn push(&self, space: &str, writes: &[RecordWrite]) -> Result<(Vec<CasOutcome>, u64), StoreError>;
+    async fn push(
+        &self,
+        space: &str,
+        writes: &[RecordWrite],
+    ) -> Result<(Vec<CasOutcome>, u64), StoreError>;
     /// Envelopes with seq > `after`, in seq order, at most `limit`; and the head.
     async fn pull(
         &self,

@@ -63,7 +63,9 @@ pub struct PgStore {
 
 fn db(e: tokio_postgres::Error) -> StoreError {
     match e.code() {
-        Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::T_R_SERIALIZATION_FAILURE => {
+        Some(c)
+            if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
             StoreError::Conflict(e.to_string())
         }
         _ => StoreError::Db(e.to_string()),
@@ -295,7 +297,12 @@ impl Store for PgStore {
         }
         tx.execute(
             "INSERT INTO log_entries (org, seq, hash, entry) VALUES ($1, $2, $3, $4)",
-            &[&org, &(entry.seq as i64), &entry.hash.as_slice(), &entry.entry],
+            &[
+                &org,
+                &(entry.seq as i64),
+                &entry.hash.as_slice(),
+                &entry.entry,
+            ],
         )
         .await
         .map_err(db)?;
@@ -403,7 +410,14 @@ impl Store for PgStore {
             head += 1;
             tx.execute(
                 &upsert,
-                &[&space, &w.kind, &w.id, &(w.revision as i64), &head, &w.envelope],
+                &[
+                    &space,
+                    &w.kind,
+                    &w.id,
+                    &(w.revision as i64),
+                    &head,
+                    &w.envelope,
+                ],
             )
             .await
             .map_err(db)?;
@@ -463,11 +477,13 @@ impl Store for PgStore {
 
     async fn head(&self, space: &str) -> Result<u64, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query_opt("SELECT head FROM spaces WHERE space = $1", &[&space])
-            .await
-            .map_err(db)?
-            .map(|r| r.get::<_, i64>(0) as u64)
-            .unwrap_or(0))
+        Ok(
+            c.query_opt("SELECT head FROM spaces WHERE space = $1", &[&space])
+                .await
+                .map_err(db)?
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .unwrap_or(0),
+        )
     }
 
     async fn put_grants(&self, org: &str, grants: &[GrantRow]) -> Result<(), StoreError> {

@@ -1,0 +1,930 @@
+//! The sync server as a real process (`gatehouse-sync-server --self-signed`,
+//! pinned by the fingerprint it prints), on both storage backends with the
+//! SAME scenarios: an SQLite file, and a throwaway PostgreSQL 15 cluster
+//! (initdb in a temp dir, private Unix socket, run as the unprivileged test
+//! user when the test runs as root).
+//!
+//! Scenarios: roles enforced by the server from the membership log (member
+//! writes, viewer refused, outsider and removed member refused), CAS
+//! conflicts, incremental pull, long-poll wake-up; bad input (malformed
+//! body, oversize record with the limit named, forged and mismatched write
+//! signatures, wrong challenge signature, replayed challenge, forged and
+//! out-of-order log entries, grants by a non-admin, a wrong certificate
+//! pin); a database dump that holds no canary plaintext. PostgreSQL only:
+//! two server processes on one database serve the same org.
+//!
+//! Build the server first: `cargo build -p gatehouse-sync-server`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use gatehouse_membership::card::{AccountCard, Role as MRole, SignedCard};
+use gatehouse_membership::envelope::{Scope, SignedWrite, WriteBody, content_hash};
+use gatehouse_membership::invite::secret_hash;
+use gatehouse_membership::{EntryBody, KeyGen, Op, SignedEntry, SignedGrant, sign};
+use gatehouse_sync_server::client::{ClientError, Method, SyncClient};
+use gatehouse_sync_server::pgcluster::PgCluster;
+use gatehouse_syncproto::limits::MAX_RECORD_BYTES;
+use gatehouse_syncproto::{
+    AccountId, Bytes, ChallengeResponse, ErrorCode, KeyGrant, KindName, OrgId, PushResult,
+    RecordEnvelope, RecordId, SealedField, SpaceId,
+};
+use gatehouse_tests::{ChildGuard, LineReader, TestUser, find_binary};
+
+// ---------------------------------------------------------------- backends
+
+enum Db {
+    Sqlite {
+        dir: tempfile::TempDir,
+    },
+    Pg {
+        cluster: PgCluster,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        Db::Sqlite {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn postgres() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let user = TestUser::primary();
+        let run_as = (!user.is_current()).then_some((user.uid, user.gid));
+        let cluster = PgCluster::start(dir.path(), run_as).expect("starting PostgreSQL");
+        cluster.create_db("sync").unwrap();
+        Db::Pg { cluster, _dir: dir }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Db::Sqlite { dir } => format!("sqlite:{}", dir.path().join("sync.sqlite").display()),
+            Db::Pg { cluster, .. } => cluster.url("sync"),
+        }
+    }
+
+    /// Everything the database holds, as a hostile server operator would
+    /// copy it: the SQLite files (db, WAL) or pg_dump plus the raw data dir.
+    fn dump(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Db::Sqlite { dir } => read_tree(dir.path(), &mut out),
+            Db::Pg { cluster, .. } => {
+                out.extend(cluster.dump("sync").unwrap());
+                read_tree(cluster.data_dir(), &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn read_tree(dir: &Path, out: &mut Vec<u8>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p: PathBuf = e.path();
+        if p.is_dir() {
+            read_tree(&p, out);
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.extend(b);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the server process
+
+struct Server {
+    child: ChildGuard,
+    url: String,
+    pin: String,
+}
+
+impl Server {
+    fn start(db: &str) -> Server {
+        let bin = find_binary("gatehouse-sync-server").unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.args(["--listen", "127.0.0.1:0", "--db", db, "--self-signed"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = ChildGuard::spawn(&mut cmd).unwrap();
+        let mut lines = LineReader::spawn(child.child_mut().stdout.take().unwrap());
+        let l = lines
+            .wait_for(Duration::from_secs(60), |l| {
+                l.contains("listening on https://")
+            })
+            .unwrap();
+        let url = l.split("listening on ").nth(1).unwrap().trim().to_string();
+        let f = lines
+            .wait_for(Duration::from_secs(10), |l| l.contains("fingerprint: "))
+            .unwrap();
+        let pin = f.split("fingerprint: ").nth(1).unwrap().trim().to_string();
+        assert_eq!(pin.len(), 64, "{f}");
+        Server { child, url, pin }
+    }
+
+    fn client(&self) -> SyncClient {
+        SyncClient::new(&self.url, &self.pin).unwrap()
+    }
+}
+
+// ---------------------------------------------------------------- accounts, the log, records
+
+struct Acct {
+    name: String,
+    seed: [u8; 32],
+    card: SignedCard,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).unwrap();
+    b
+}
+
+fn acct(name: &str) -> Acct {
+    let seed = random::<32>();
+    let card = SignedCard::sign(
+        &seed,
+        AccountCard {
+            account: name.into(),
+            identity: sign::identity_public(&seed),
+            agreement: sign::agreement_public(&random::<32>()),
+        },
+    );
+    Acct {
+        name: name.into(),
+        seed,
+        card,
+    }
+}
+
+async fn join(anon: &SyncClient, a: &Acct) -> SyncClient {
+    anon.register(sign::encode(&a.card)).await.unwrap();
+    anon.sign_in(&a.name, "laptop", &a.seed).await.unwrap()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+struct Org {
+    id: OrgId,
+    entries: Vec<SignedEntry>,
+}
+
+impl Org {
+    async fn create(owner: &Acct, c: &SyncClient, id: &str) -> Org {
+        let g = SignedEntry::sign(
+            &owner.seed,
+            EntryBody {
+                org: id.into(),
+                seq: 0,
+                prev: [0; 32],
+                time_ms: now_ms(),
+                signer: owner.name.clone(),
+                op: Op::Genesis {
+                    owner: owner.card.clone(),
+                    key: KeyGen::for_key(id, 1, &random::<32>()),
+                },
+            },
+        );
+        let id = OrgId::new(id).unwrap();
+        c.create_org(&id, g.to_bytes()).await.unwrap();
+        Org {
+            id,
+            entries: vec![g],
+        }
+    }
+
+    fn entry(&self, by: &Acct, op: Op) -> SignedEntry {
+        let last = self.entries.last().unwrap();
+        SignedEntry::sign(
+            &by.seed,
+            EntryBody {
+                org: self.id.to_string(),
+                seq: last.body.seq + 1,
+                prev: last.hash(),
+                time_ms: now_ms().max(last.body.time_ms),
+                signer: by.name.clone(),
+                op,
+            },
+        )
+    }
+
+    async fn append(&mut self, c: &SyncClient, by: &Acct, op: Op) -> Result<(), ClientError> {
+        let e = self.entry(by, op);
+        c.append_log(&self.id, e.to_bytes()).await?;
+        self.entries.push(e);
+        Ok(())
+    }
+
+    async fn add(&mut self, c: &SyncClient, by: &Acct, who: &Acct, role: MRole) {
+        let invite_id = random::<16>();
+        self.append(
+            c,
+            by,
+            Op::Invite {
+                invite_id,
+                role,
+                secret_hash: secret_hash(&invite_id, &random::<32>()),
+                expires_ms: now_ms() + 3_600_000,
+            },
+        )
+        .await
+        .unwrap();
+        self.append(
+            c,
+            by,
+            Op::Confirm {
+                invite_id,
+                member: who.card.clone(),
+                role,
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    fn space(&self) -> SpaceId {
+        SpaceId::Org(self.id.clone())
+    }
+}
+
+/// A record envelope signed by `by`; `sealed` are (field, ciphertext).
+fn record(
+    space: &SpaceId,
+    by: &Acct,
+    id: &str,
+    base: u64,
+    plain: &str,
+    sealed: Vec<(&str, Vec<u8>)>,
+) -> RecordEnvelope {
+    let sealed: Vec<SealedField> = sealed
+        .into_iter()
+        .map(|(f, c)| SealedField {
+            field: f.into(),
+            ciphertext: Bytes(c),
+        })
+        .collect();
+    let content = content_hash(
+        plain,
+        sealed
+            .iter()
+            .map(|f| (f.field.as_str(), f.ciphertext.as_slice())),
+    );
+    let scope = match space {
+        SpaceId::Org(o) => Scope::Org(o.to_string()),
+        SpaceId::Private(a) => Scope::Private(a.to_string()),
+    };
+    let write = SignedWrite::sign(
+        &by.seed,
+        WriteBody {
+            scope,
+            kind: "host".into(),
+            id: id.into(),
+            revision: base + 1,
+            base_revision: base,
+            deleted: false,
+            content,
+            generation: 1,
+            log_head: 0,
+            writer: by.name.clone(),
+        },
+    );
+    RecordEnvelope {
+        space: space.clone(),
+        kind: KindName::new("host").unwrap(),
+        id: RecordId::new(id).unwrap(),
+        revision: base + 1,
+        base_revision: base,
+        deleted: false,
+        plain: plain.into(),
+        sealed,
+        mac: Bytes(random::<32>().to_vec()),
+        writer: AccountId::new(by.name.clone()).unwrap(),
+        write: Bytes(write.to_bytes()),
+    }
+}
+
+fn code(r: Result<impl std::fmt::Debug, ClientError>) -> (ErrorCode, String) {
+    match r {
+        Err(ClientError::Api { error, .. }) => (error.code, error.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// alice owner, bob member, carol viewer, mallory registered outsider.
+struct Team {
+    alice: Acct,
+    bob: Acct,
+    carol: Acct,
+    mallory: Acct,
+    a: SyncClient,
+    b: SyncClient,
+    c: SyncClient,
+    m: SyncClient,
+    org: Org,
+}
+
+async fn team(s: &Server) -> Team {
+    let anon = s.client();
+    let (alice, bob, carol, mallory) = (acct("alice"), acct("bob"), acct("carol"), acct("mallory"));
+    let a = join(&anon, &alice).await;
+    let b = join(&anon, &bob).await;
+    let c = join(&anon, &carol).await;
+    let m = join(&anon, &mallory).await;
+    let mut org = Org::create(&alice, &a, "acme").await;
+    org.add(&a, &alice, &bob, MRole::Member).await;
+    org.add(&a, &alice, &carol, MRole::Viewer).await;
+    Team {
+        alice,
+        bob,
+        carol,
+        mallory,
+        a,
+        b,
+        c,
+        m,
+        org,
+    }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async fn roles_cas_pull_and_removal(db: &Db) {
+    let s = Server::start(&db.url());
+    let mut t = team(&s).await;
+    let sp = t.org.space();
+
+    // alice writes; bob pulls the envelope exactly as pushed.
+    let r1 = record(
+        &sp,
+        &t.alice,
+        "h1",
+        0,
+        r#"{"name":"r1"}"#,
+        vec![("password", vec![1; 40])],
+    );
+    let p = t.a.push(&sp, vec![r1.clone()]).await.unwrap();
+    assert_eq!(p.results, vec![PushResult::Accepted { seq: 1 }]);
+    let got = t.b.pull(&sp, 0, None).await.unwrap();
+    assert_eq!(got.head_seq, 1);
+    assert_eq!(got.records.len(), 1);
+    assert_eq!(got.records[0].record, r1);
+
+    // bob (member) edits on revision 1; alice's concurrent edit on 1 conflicts.
+    let r2 = record(&sp, &t.bob, "h1", 1, r#"{"name":"r1-bob"}"#, vec![]);
+    assert_eq!(
+        t.b.push(&sp, vec![r2.clone()]).await.unwrap().results,
+        vec![PushResult::Accepted { seq: 2 }]
+    );
+    let stale = record(&sp, &t.alice, "h1", 1, r#"{"name":"r1-alice"}"#, vec![]);
+    assert_eq!(
+        t.a.push(&sp, vec![stale]).await.unwrap().results,
+        vec![PushResult::Conflict {
+            current_revision: 2,
+            current_seq: 2
+        }]
+    );
+    // A "new" record that exists is a conflict too.
+    let again = record(&sp, &t.alice, "h1", 0, r#"{"name":"x"}"#, vec![]);
+    assert!(matches!(
+        t.a.push(&sp, vec![again]).await.unwrap().results[0],
+        PushResult::Conflict {
+            current_revision: 2,
+            ..
+        }
+    ));
+    // Incremental: after seq 1, only the latest revision of h1 (seq 2).
+    let inc = t.a.pull(&sp, 1, None).await.unwrap();
+    assert_eq!(inc.records.len(), 1);
+    assert_eq!(inc.records[0].seq, 2);
+    assert_eq!(inc.records[0].record, r2);
+    // Paging.
+    for i in 0..5 {
+        let r = record(
+            &sp,
+            &t.alice,
+            &format!("p{i}"),
+            0,
+            r#"{"name":"p"}"#,
+            vec![],
+        );
+        t.a.push(&sp, vec![r]).await.unwrap();
+    }
+    let page = t.a.pull(&sp, 0, Some(3)).await.unwrap();
+    assert_eq!(page.records.len(), 3);
+    assert!(page.more);
+    let rest = t.a.pull(&sp, page.records[2].seq, None).await.unwrap();
+    assert_eq!(rest.records.len(), 3);
+    assert!(!rest.more);
+
+    // carol (viewer) reads but may not write; mallory (outsider) neither.
+    assert_eq!(t.c.pull(&sp, 0, None).await.unwrap().head_seq, 7);
+    let by_carol = record(&sp, &t.carol, "c1", 0, r#"{"name":"c"}"#, vec![]);
+    let (c, m) = code(t.c.push(&sp, vec![by_carol]).await);
+    assert_eq!(c, ErrorCode::Forbidden, "{m}");
+    assert!(m.contains("viewer"), "{m}");
+    assert_eq!(code(t.m.pull(&sp, 0, None).await).0, ErrorCode::NotMember);
+    let by_m = record(&sp, &t.mallory, "m1", 0, r#"{"name":"m"}"#, vec![]);
+    assert_eq!(
+        code(t.m.push(&sp, vec![by_m]).await).0,
+        ErrorCode::NotMember
+    );
+    // A private space is its own account's only.
+    let priv_b = SpaceId::Private(AccountId::new("bob").unwrap());
+    let mine = record(&priv_b, &t.bob, "n1", 0, r#"{"name":"note"}"#, vec![]);
+    t.b.push(&priv_b, vec![mine]).await.unwrap();
+    assert_eq!(
+        code(t.a.pull(&priv_b, 0, None).await).0,
+        ErrorCode::Forbidden
+    );
+
+    // Long-poll: bob waits past the head; alice's push wakes him.
+    let head = t.b.pull(&sp, 0, None).await.unwrap().head_seq;
+    let waiter = {
+        let (b, sp) = (t.b.clone(), sp.clone());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            (b.wait(&sp, head, 20_000).await.unwrap(), t0.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = record(&sp, &t.alice, "w1", 0, r#"{"name":"w"}"#, vec![]);
+    t.a.push(&sp, vec![r]).await.unwrap();
+    let (w, took) = waiter.await.unwrap();
+    assert!(w.changed && w.head_seq == head + 1, "{w:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let idle = t.b.wait(&sp, head + 1, 200).await.unwrap();
+    assert!(!idle.changed);
+
+    // bob is removed (with a rotation): the server refuses him from then on,
+    // but still shows him the log so his client learns of the removal.
+    let k2 = KeyGen::for_key("acme", 2, &random::<32>());
+    let alice = acct_ref(&t.alice);
+    t.org
+        .append(
+            &t.a,
+            alice,
+            Op::Remove {
+                account: "bob".into(),
+                next_key: k2,
+            },
+        )
+        .await
+        .unwrap();
+    let (c, m) = code(t.b.pull(&sp, 0, None).await);
+    assert_eq!(c, ErrorCode::NotMember);
+    assert!(m.contains("removed"), "{m}");
+    let late = record(&sp, &t.bob, "h9", 0, r#"{"name":"late"}"#, vec![]);
+    assert_eq!(
+        code(t.b.push(&sp, vec![late]).await).0,
+        ErrorCode::NotMember
+    );
+    let log = t.b.log(&t.org.id, None).await.unwrap();
+    assert_eq!(log.entries.len(), t.org.entries.len());
+    let entries: Vec<SignedEntry> = log
+        .entries
+        .iter()
+        .map(|e| SignedEntry::from_bytes(&e.entry.0).unwrap())
+        .collect();
+    let st = gatehouse_membership::MembershipState::verify_chain(&entries).unwrap();
+    assert!(st.removed.contains_key("bob"));
+    drop(s.child);
+}
+
+fn acct_ref(a: &Acct) -> &Acct {
+    a
+}
+
+async fn bad_input_is_refused_clearly(db: &Db) {
+    let s = Server::start(&db.url());
+    let mut t = team(&s).await;
+    let sp = t.org.space();
+    let path = format!("/v1/spaces/{sp}/records");
+
+    // Malformed bodies.
+    let (st, body) =
+        t.a.raw(Method::POST, &path, b"{not json".to_vec())
+            .await
+            .unwrap();
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        body.contains("bad_request") && body.contains("malformed body"),
+        "{body}"
+    );
+    let (st, body) =
+        t.a.raw(
+            Method::POST,
+            &path,
+            br#"{"records":[{"space":"org:acme"}]}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 400, "{body}");
+    let (st, body) =
+        t.a.raw(Method::POST, "/v1/spaces/org:a%2Fb/records", b"{}".to_vec())
+            .await
+            .unwrap();
+    assert_eq!(st, 400, "{body}");
+
+    // An oversize record: 413 naming the limit.
+    let big = record(
+        &sp,
+        &t.alice,
+        "big",
+        0,
+        r#"{"name":"big"}"#,
+        vec![("blob", vec![0; MAX_RECORD_BYTES])],
+    );
+    let (c, m) = code(t.a.push(&sp, vec![big]).await);
+    assert_eq!(c, ErrorCode::TooLarge);
+    assert!(m.contains(&MAX_RECORD_BYTES.to_string()), "{m}");
+    // A body over the request limit.
+    let (st, body) =
+        t.a.raw(Method::POST, &path, vec![b' '; 9 * 1024 * 1024])
+            .await
+            .unwrap();
+    assert_eq!(st, 413, "{body}");
+
+    // A write signed by another key than the writer's.
+    let mut forged = record(&sp, &t.alice, "f1", 0, r#"{"name":"f"}"#, vec![]);
+    let by_bob = record(&sp, &t.bob, "f1", 0, r#"{"name":"f"}"#, vec![]);
+    let mut w = SignedWrite::from_bytes(&by_bob.write.0).unwrap();
+    w.body.writer = "alice".into();
+    forged.write = Bytes(w.to_bytes());
+    let (c, m) = code(t.a.push(&sp, vec![forged]).await);
+    assert_eq!(c, ErrorCode::BadSignature, "{m}");
+    // Content changed after signing (a flipped ciphertext byte).
+    let mut flipped = record(
+        &sp,
+        &t.alice,
+        "f2",
+        0,
+        r#"{"name":"f"}"#,
+        vec![("password", vec![5; 40])],
+    );
+    flipped.sealed[0].ciphertext.0[3] ^= 1;
+    assert_eq!(
+        code(t.a.push(&sp, vec![flipped]).await).0,
+        ErrorCode::BadSignature
+    );
+    // An envelope naming another writer than the session.
+    let as_bob = record(&sp, &t.bob, "f3", 0, r#"{"name":"f"}"#, vec![]);
+    assert_eq!(
+        code(t.a.push(&sp, vec![as_bob]).await).0,
+        ErrorCode::Forbidden
+    );
+    // Nothing half-applied: a push with one bad record stores none.
+    let good = record(&sp, &t.alice, "g1", 0, r#"{"name":"g"}"#, vec![]);
+    let mut bad = record(&sp, &t.alice, "g2", 0, r#"{"name":"g"}"#, vec![]);
+    bad.revision = 5;
+    assert_eq!(
+        code(t.a.push(&sp, vec![good, bad]).await).0,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(t.a.pull(&sp, 0, None).await.unwrap().head_seq, 0);
+
+    // Device challenge: a wrong key, a replayed challenge, an unknown account.
+    let anon = s.client();
+    let ch = anon.challenge("alice", "laptop").await.unwrap();
+    let wrong = gatehouse_membership::auth::AuthChallenge {
+        server: ch.server.clone(),
+        account: "alice".into(),
+        device: "laptop".into(),
+        nonce: ch.nonce.0.clone(),
+        time_ms: ch.time_ms,
+    };
+    let resp = |sig: Vec<u8>| ChallengeResponse {
+        challenge_id: ch.challenge_id.clone(),
+        account: AccountId::new("alice").unwrap(),
+        device: "laptop".into(),
+        signature: Bytes(sig),
+    };
+    let (c, m) = code(anon.respond(&resp(wrong.sign(&t.bob.seed))).await);
+    assert_eq!(c, ErrorCode::Unauthorized);
+    assert!(m.contains("does not verify"), "{m}");
+    // The challenge was consumed by the failed try: the right signature now fails too.
+    let (c, m) = code(anon.respond(&resp(wrong.sign(&t.alice.seed))).await);
+    assert_eq!(c, ErrorCode::Unauthorized);
+    assert!(m.contains("already used"), "{m}");
+    assert_eq!(
+        code(anon.challenge("nobody", "x").await).0,
+        ErrorCode::NotFound
+    );
+    // A made-up token.
+    let fake = anon.with_token("AAAA");
+    assert_eq!(
+        code(fake.pull(&sp, 0, None).await).0,
+        ErrorCode::Unauthorized
+    );
+    // A name taken.
+    assert_eq!(
+        code(anon.register(sign::encode(&acct("alice").card)).await).0,
+        ErrorCode::Conflict
+    );
+
+    // Membership log: forged signature, out of order, a member signing, a replay.
+    let erin = acct("erin");
+    join(&anon, &erin).await;
+    let mut e = t.org.entry(
+        &t.alice,
+        Op::ChangeRole {
+            account: "carol".into(),
+            role: MRole::Member,
+        },
+    );
+    e.signature = SignedEntry::sign(&t.bob.seed, e.body.clone()).signature;
+    let (c, m) = code(t.a.append_log(&t.org.id, e.to_bytes()).await);
+    assert_eq!(c, ErrorCode::LogRejected);
+    assert!(m.contains("signature"), "{m}");
+    let mut skip = t
+        .org
+        .entry(&t.alice, Op::RevokeInvite { invite_id: [0; 16] });
+    skip.body.seq += 1;
+    let skip = SignedEntry::sign(&t.alice.seed, skip.body);
+    assert_eq!(
+        code(t.a.append_log(&t.org.id, skip.to_bytes()).await).0,
+        ErrorCode::LogRejected
+    );
+    let by_member = t.org.entry(
+        &t.bob,
+        Op::ChangeRole {
+            account: "carol".into(),
+            role: MRole::Member,
+        },
+    );
+    assert_eq!(
+        code(t.b.append_log(&t.org.id, by_member.to_bytes()).await).0,
+        ErrorCode::LogRejected
+    );
+    let replay = t.org.entries[1].clone();
+    assert_eq!(
+        code(t.a.append_log(&t.org.id, replay.to_bytes()).await).0,
+        ErrorCode::LogRejected
+    );
+    let (st, body) =
+        t.a.raw(
+            Method::POST,
+            &format!("/v1/orgs/{}/log", t.org.id),
+            br#"{"entry":"AAAA"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 400, "{body}");
+    // A confirm of a card other than the one erin registered.
+    let invite_id = random::<16>();
+    t.org
+        .append(
+            &t.a,
+            acct_ref(&t.alice),
+            Op::Invite {
+                invite_id,
+                role: MRole::Member,
+                secret_hash: [0; 32],
+                expires_ms: now_ms() + 60_000,
+            },
+        )
+        .await
+        .unwrap();
+    let swapped = acct("erin");
+    let conf = t.org.entry(
+        &t.alice,
+        Op::Confirm {
+            invite_id,
+            member: swapped.card.clone(),
+            role: MRole::Member,
+        },
+    );
+    let (c, m) = code(t.a.append_log(&t.org.id, conf.to_bytes()).await);
+    assert_eq!(c, ErrorCode::LogRejected);
+    assert!(m.contains("differs"), "{m}");
+
+    // Grants: by a member refused; by the owner, to a member, accepted and
+    // served to that member only.
+    let key = random::<32>();
+    let head = t.org.entries.last().unwrap().body.seq;
+    let grant = |by: &Acct, to: &str, agreement: &[u8; 32]| {
+        let g =
+            SignedGrant::seal(&by.seed, &by.name, "acme", 1, head, to, agreement, &key).unwrap();
+        KeyGrant {
+            org: t.org.id.clone(),
+            generation: 1,
+            recipient: AccountId::new(to).unwrap(),
+            granter: AccountId::new(by.name.clone()).unwrap(),
+            log_seq: head,
+            grant: Bytes(g.to_bytes()),
+        }
+    };
+    let to_carol = grant(&t.bob, "carol", &t.carol.card.card.agreement);
+    assert_eq!(
+        code(t.b.post_grants(&t.org.id, vec![to_carol]).await).0,
+        ErrorCode::Forbidden
+    );
+    let to_mallory = grant(&t.alice, "mallory", &t.mallory.card.card.agreement);
+    assert_eq!(
+        code(t.a.post_grants(&t.org.id, vec![to_mallory]).await).0,
+        ErrorCode::Forbidden
+    );
+    let ok = grant(&t.alice, "bob", &t.bob.card.card.agreement);
+    let mut moved = ok.clone();
+    moved.recipient = AccountId::new("carol").unwrap();
+    assert_eq!(
+        code(t.a.post_grants(&t.org.id, vec![moved]).await).0,
+        ErrorCode::BadRequest
+    );
+    t.a.post_grants(&t.org.id, vec![ok.clone()]).await.unwrap();
+    assert_eq!(t.b.grants(&t.org.id).await.unwrap().grants, vec![ok]);
+    assert!(t.c.grants(&t.org.id).await.unwrap().grants.is_empty());
+    assert_eq!(code(t.m.grants(&t.org.id).await).0, ErrorCode::NotMember);
+
+    // A client pinning another certificate refuses the server.
+    let wrong_pin = SyncClient::new(&s.url, &"ab".repeat(32)).unwrap();
+    match wrong_pin.info().await {
+        Err(ClientError::Transport(m)) => assert!(m.contains("pinned"), "{m}"),
+        other => panic!("a wrong pin must fail the handshake: {other:?}"),
+    }
+}
+
+async fn dump_holds_no_canary_plaintext(db: &Db) {
+    let s = Server::start(&db.url());
+    let t = team(&s).await;
+    let sp = t.org.space();
+    let canary = format!("CANARY-{}", hex(&random::<8>()));
+    let visible = format!("visible-host-{}", hex(&random::<8>()));
+    // The client seals the canary (here: ChaCha20-Poly1305 with a key the
+    // server never sees); only the ciphertext travels.
+    let key = random::<32>();
+    let nonce = random::<12>();
+    let ct = ChaCha20Poly1305::new(&key.into())
+        .encrypt(Nonce::from_slice(&nonce), canary.as_bytes())
+        .unwrap();
+    let mut sealed = nonce.to_vec();
+    sealed.extend(ct);
+    let plain = format!(r#"{{"name":"{visible}"}}"#);
+    for i in 0..20 {
+        let r = record(
+            &sp,
+            &t.alice,
+            &format!("c{i}"),
+            0,
+            &plain,
+            vec![("password", sealed.clone())],
+        );
+        t.a.push(&sp, vec![r]).await.unwrap();
+    }
+    assert_eq!(t.b.pull(&sp, 0, None).await.unwrap().records.len(), 20);
+    drop(s.child);
+    let dump = db.dump();
+    assert!(
+        memchr::memmem::find(&dump, visible.as_bytes()).is_some(),
+        "the dump must hold the plaintext-allowed field (else it scanned nothing)"
+    );
+    assert!(
+        memchr::memmem::find(&dump, canary.as_bytes()).is_none(),
+        "the canary plaintext is in the server's database"
+    );
+    assert!(memchr::memmem::find(&dump, &key).is_none());
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+macro_rules! suite {
+    ($backend:ident, $db:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn roles_cas_pull_and_removal() {
+                super::roles_cas_pull_and_removal(&$db).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn bad_input_is_refused_clearly() {
+                super::bad_input_is_refused_clearly(&$db).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn dump_holds_no_canary_plaintext() {
+                super::dump_holds_no_canary_plaintext(&$db).await
+            }
+        }
+    };
+}
+
+suite!(sqlite, Db::sqlite());
+suite!(postgres, Db::postgres());
+
+/// Two server processes on one PostgreSQL database serve one org: a push to
+/// one is pulled from the other, a long-poll on one wakes on a push to the
+/// other (LISTEN/NOTIFY), and the sequence is shared.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_on_one_postgres_database() {
+    let db = Db::postgres();
+    let s1 = Server::start(&db.url());
+    let s2 = Server::start(&db.url());
+    assert_eq!(
+        s1.client().info().await.unwrap().server_id,
+        s2.client().info().await.unwrap().server_id
+    );
+    // Set up through server 1; sign in on server 2 (sessions live in the database).
+    let t = team(&s1).await;
+    let b2 = s2
+        .client()
+        .sign_in("bob", "desktop", &t.bob.seed)
+        .await
+        .unwrap();
+    let sp = t.org.space();
+    let r = record(
+        &sp,
+        &t.alice,
+        "h1",
+        0,
+        r#"{"name":"shared"}"#,
+        vec![("password", vec![9; 40])],
+    );
+    t.a.push(&sp, vec![r.clone()]).await.unwrap();
+    let got = b2.pull(&sp, 0, None).await.unwrap();
+    assert_eq!(got.records.len(), 1);
+    assert_eq!(got.records[0].record, r);
+
+    // A wait on server 2 wakes on a push through server 1.
+    let waiter = {
+        let (b2, sp) = (b2.clone(), sp.clone());
+        tokio::spawn(async move { b2.wait(&sp, 1, 20_000).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r2 = record(&sp, &t.alice, "h2", 0, r#"{"name":"two"}"#, vec![]);
+    t.a.push(&sp, vec![r2]).await.unwrap();
+    let w = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the wait on server 2 did not wake")
+        .unwrap();
+    assert!(w.changed && w.head_seq == 2, "{w:?}");
+
+    // Concurrent pushes through both servers: every seq used once, none lost.
+    let a1 = t.a.clone();
+    let a2 = s2
+        .client()
+        .sign_in("alice", "phone", &t.alice.seed)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (n, c) in [(0, a1), (1, a2)] {
+        let sp = sp.clone();
+        let recs: Vec<RecordEnvelope> = (0..25)
+            .map(|i| {
+                record(
+                    &sp,
+                    &t.alice,
+                    &format!("x{n}-{i}"),
+                    0,
+                    r#"{"name":"x"}"#,
+                    vec![],
+                )
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for r in recs {
+                match c.push(&sp, vec![r]).await.unwrap().results[0] {
+                    PushResult::Accepted { seq } => seqs.push(seq),
+                    ref o => panic!("{o:?}"),
+                }
+            }
+            seqs
+        }));
+    }
+    let mut all: Vec<u64> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (3..=52).collect::<Vec<u64>>());
+    // The same record CAS'd through both servers at once: exactly one wins.
+    let base = record(&sp, &t.alice, "race", 0, r#"{"name":"r"}"#, vec![]);
+    t.a.push(&sp, vec![base]).await.unwrap();
+    let e1 = record(&sp, &t.alice, "race", 1, r#"{"name":"one"}"#, vec![]);
+    let e2 = record(&sp, &t.alice, "race", 1, r#"{"name":"two"}"#, vec![]);
+    let a2 = s2
+        .client()
+        .sign_in("alice", "tablet", &t.alice.seed)
+        .await
+        .unwrap();
+    let (x, y) = tokio::join!(t.a.push(&sp, vec![e1]), a2.push(&sp, vec![e2]));
+    let wins = [x.unwrap(), y.unwrap()]
+        .iter()
+        .filter(|p| matches!(p.results[0], PushResult::Accepted { .. }))
+        .count();
+    assert_eq!(wins, 1);
+    let _ = (&t.carol, &t.mallory, &t.c, &t.m, &t.b);
+}

@@ -710,7 +710,12 @@ async fn push(
     let s = session(&st, &headers).await?;
     let space: SpaceId = parse("space", &space)?;
     let Json(req) = body?;
-    authorize(&st, &s, &space, true).await?;
+    // The role and the writer's key are independent lookups: both at once.
+    let (allowed, account) = tokio::join!(
+        authorize(&st, &s, &space, true),
+        st.store.account(&s.account)
+    );
+    allowed?;
     if req.records.len() > MAX_PUSH_RECORDS {
         return Err(Refusal::new(
             ErrorCode::TooLarge,
@@ -720,10 +725,7 @@ async fn push(
             ),
         ));
     }
-    let identity = st
-        .store
-        .account(&s.account)
-        .await?
+    let identity = account?
         .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized, "the session's account is gone"))?
         .identity;
     let mut writes = Vec::with_capacity(req.records.len());

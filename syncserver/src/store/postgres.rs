@@ -191,11 +191,12 @@ impl Store for PgStore {
 
     async fn account(&self, account: &str) -> Result<Option<AccountRow>, StoreError> {
         let c = self.conn().await?;
+        let st = c
+            .prepare_cached("SELECT card, identity, created_ms FROM accounts WHERE account = $1")
+            .await
+            .map_err(db)?;
         let r = c
-            .query_opt(
-                "SELECT card, identity, created_ms FROM accounts WHERE account = $1",
-                &[&account],
-            )
+            .query_opt(&st, &[&account])
             .await
             .map_err(db)?;
         r.map(|r| {
@@ -256,11 +257,12 @@ impl Store for PgStore {
 
     async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
         let c = self.conn().await?;
+        let st = c
+            .prepare_cached("SELECT account, device, expires_ms FROM sessions WHERE token_hash = $1")
+            .await
+            .map_err(db)?;
         let r = c
-            .query_opt(
-                "SELECT account, device, expires_ms FROM sessions WHERE token_hash = $1",
-                &[&token_hash.as_slice()],
-            )
+            .query_opt(&st, &[&token_hash.as_slice()])
             .await
             .map_err(db)?;
         Ok(r.map(|r| SessionRow {
@@ -343,11 +345,12 @@ impl Store for PgStore {
 
     async fn member(&self, org: &str, account: &str) -> Result<Option<MemberRow>, StoreError> {
         let c = self.conn().await?;
+        let st = c
+            .prepare_cached("SELECT role FROM members WHERE org = $1 AND account = $2")
+            .await
+            .map_err(db)?;
         let r = c
-            .query_opt(
-                "SELECT role FROM members WHERE org = $1 AND account = $2",
-                &[&org, &account],
-            )
+            .query_opt(&st, &[&org, &account])
             .await
             .map_err(db)?;
         Ok(r.map(|r| MemberRow {
@@ -363,20 +366,15 @@ impl Store for PgStore {
     ) -> Result<(Vec<CasOutcome>, u64), StoreError> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
-        tx.execute(
-            "INSERT INTO spaces (space, head) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-            &[&space],
-        )
-        .await
-        .map_err(db)?;
-        let mut head: i64 = tx
-            .query_one(
-                "SELECT head FROM spaces WHERE space = $1 FOR UPDATE",
-                &[&space],
+        // Creates the space's row if needed and locks it until commit, in one statement.
+        let lock = tx
+            .prepare_cached(
+                "INSERT INTO spaces (space, head) VALUES ($1, 0)
+                 ON CONFLICT (space) DO UPDATE SET head = spaces.head RETURNING head",
             )
             .await
-            .map_err(db)?
-            .get(0);
+            .map_err(db)?;
+        let mut head: i64 = tx.query_one(&lock, &[&space]).await.map_err(db)?.get(0);
         let select = tx
             .prepare_cached(
                 "SELECT revision, seq FROM records WHERE space = $1 AND kind = $2 AND id = $3",
@@ -424,13 +422,14 @@ impl Store for PgStore {
             out.push(CasOutcome::Accepted { seq: head as u64 });
         }
         if out.iter().any(|o| matches!(o, CasOutcome::Accepted { .. })) {
-            tx.execute(
-                "UPDATE spaces SET head = $2 WHERE space = $1",
-                &[&space, &head],
-            )
-            .await
-            .map_err(db)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &space])
+            let bump = tx
+                .prepare_cached(
+                    "WITH bumped AS (UPDATE spaces SET head = $2 WHERE space = $1)
+                     SELECT pg_notify($3, $1)",
+                )
+                .await
+                .map_err(db)?;
+            tx.query_one(&bump, &[&space, &head, &CHANNEL])
                 .await
                 .map_err(db)?;
         }

@@ -74,11 +74,13 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
     let addr = listener.local_addr()?;
+    // A reader that stops reading (closes the pipe) must not stop the
+    // server: write errors on stdout are ignored.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "gatehouse-sync-server: listening on https://{addr}")?;
-    writeln!(out, "certificate sha256 fingerprint: {fingerprint}")?;
-    writeln!(out, "storage: {}", redact(&a.db))?;
-    out.flush()?;
+    let _ = writeln!(out, "gatehouse-sync-server: listening on https://{addr}");
+    let _ = writeln!(out, "certificate sha256 fingerprint: {fingerprint}");
+    let _ = writeln!(out, "storage: {}", redact(&a.db));
+    let _ = out.flush();
     drop(out);
     gatehouse_sync_server::serve(listener, cfg, store).await
 }

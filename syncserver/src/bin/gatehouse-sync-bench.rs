@@ -174,6 +174,8 @@ async fn start_server(db: &str) -> Result<Server> {
             pin = Some(p.trim().to_string());
         }
     }
+    // Keep reading the server's stdout (closing the pipe early is not its problem).
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let client = SyncClient::new(&url.unwrap_or_default(), &pin.unwrap_or_default())?;
     Ok(Server {
         _child: child,

@@ -3,11 +3,13 @@
 //!
 //! Owns: the PostgreSQL schema and queries, the connection pool
 //! (deadpool-postgres over tokio-postgres) and one LISTEN connection per
-//! process. Sequences are allocated in the database: a push locks its
-//! space's row (`SELECT … FOR UPDATE`), so pushes to one space commit one
-//! after the other and a puller never sees seq N+1 before N. Every push
-//! sends `NOTIFY gatehouse_sync` in its transaction, which wakes the
-//! long-polls of every instance.
+//! process. Sequences are allocated in the database: each record goes
+//! through `gh_push_one` (a PL/pgSQL function in the schema), which locks
+//! its space's row until the transaction ends, so pushes to one space commit
+//! one after the other and a puller never sees seq N+1 before N; a
+//! one-record push is a single statement (one round trip). After the commit
+//! the push sends `NOTIFY gatehouse_sync`, which wakes the long-polls of
+//! every instance.
 //! Must never: keep a sequence or a cache in the process.
 
 use std::sync::Arc;
@@ -52,6 +54,32 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_by_seq ON records (space, seq);
 CREATE TABLE IF NOT EXISTS grants (org TEXT NOT NULL, generation BIGINT NOT NULL,
     recipient TEXT NOT NULL, granter TEXT NOT NULL, log_seq BIGINT NOT NULL,
     grant_blob BYTEA NOT NULL, PRIMARY KEY (org, generation, recipient));
+-- One record's compare-and-swap: locks the space's row (created if needed)
+-- until the transaction ends, checks the stored revision, and on success
+-- stores the envelope under the space's next sequence number.
+CREATE OR REPLACE FUNCTION gh_push_one(p_space TEXT, p_kind TEXT, p_id TEXT,
+    p_base BIGINT, p_rev BIGINT, p_env TEXT)
+RETURNS TABLE (o_accepted BOOLEAN, o_seq BIGINT, o_cur_rev BIGINT, o_cur_seq BIGINT, o_head BIGINT)
+LANGUAGE plpgsql AS $$
+DECLARE h BIGINT; r BIGINT; s BIGINT;
+BEGIN
+    INSERT INTO spaces AS sp (space, head) VALUES (p_space, 0)
+        ON CONFLICT (space) DO UPDATE SET head = sp.head RETURNING sp.head INTO h;
+    SELECT rec.revision, rec.seq INTO r, s FROM records rec
+        WHERE rec.space = p_space AND rec.kind = p_kind AND rec.id = p_id;
+    IF COALESCE(r, 0) <> p_base THEN
+        RETURN QUERY SELECT FALSE, 0::BIGINT, COALESCE(r, 0), COALESCE(s, 0), h;
+        RETURN;
+    END IF;
+    h := h + 1;
+    INSERT INTO records AS rec (space, kind, id, revision, seq, envelope)
+        VALUES (p_space, p_kind, p_id, p_rev, h, p_env)
+        ON CONFLICT (space, kind, id) DO UPDATE SET revision = EXCLUDED.revision,
+            seq = EXCLUDED.seq, envelope = EXCLUDED.envelope;
+    UPDATE spaces SET head = h WHERE space = p_space;
+    RETURN QUERY SELECT TRUE, h, p_rev, h, h;
+END
+$$;
 ";
 
 pub struct PgStore {
@@ -162,6 +190,41 @@ async fn listen(url: String, notified: watch::Sender<u64>) {
     }
 }
 
+/// Compare-and-swaps one record through `gh_push_one`; returns the outcome and the head.
+async fn push_one(
+    q: &impl tokio_postgres::GenericClient,
+    call: &tokio_postgres::Statement,
+    space: &str,
+    w: &RecordWrite,
+) -> Result<(CasOutcome, u64), StoreError> {
+    let r = q
+        .query_one(
+            call,
+            &[
+                &space,
+                &w.kind,
+                &w.id,
+                &(w.base_revision as i64),
+                &(w.revision as i64),
+                &w.envelope,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    let head = r.get::<_, i64>(4) as u64;
+    let outcome = if r.get::<_, bool>(0) {
+        CasOutcome::Accepted {
+            seq: r.get::<_, i64>(1) as u64,
+        }
+    } else {
+        CasOutcome::Conflict {
+            current_revision: r.get::<_, i64>(2) as u64,
+            current_seq: r.get::<_, i64>(3) as u64,
+        }
+    };
+    Ok((outcome, head))
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn server_id(&self) -> Result<String, StoreError> {
@@ -195,10 +258,7 @@ impl Store for PgStore {
             .prepare_cached("SELECT card, identity, created_ms FROM accounts WHERE account = $1")
             .await
             .map_err(db)?;
-        let r = c
-            .query_opt(&st, &[&account])
-            .await
-            .map_err(db)?;
+        let r = c.query_opt(&st, &[&account]).await.map_err(db)?;
         r.map(|r| {
             Ok(AccountRow {
                 account: account.to_string(),
@@ -258,7 +318,9 @@ impl Store for PgStore {
     async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
         let c = self.conn().await?;
         let st = c
-            .prepare_cached("SELECT account, device, expires_ms FROM sessions WHERE token_hash = $1")
+            .prepare_cached(
+                "SELECT account, device, expires_ms FROM sessions WHERE token_hash = $1",
+            )
             .await
             .map_err(db)?;
         let r = c
@@ -349,10 +411,7 @@ impl Store for PgStore {
             .prepare_cached("SELECT role FROM members WHERE org = $1 AND account = $2")
             .await
             .map_err(db)?;
-        let r = c
-            .query_opt(&st, &[&org, &account])
-            .await
-            .map_err(db)?;
+        let r = c.query_opt(&st, &[&org, &account]).await.map_err(db)?;
         Ok(r.map(|r| MemberRow {
             account: account.to_string(),
             role: role_from_str(r.get(0)),
@@ -365,76 +424,40 @@ impl Store for PgStore {
         writes: &[RecordWrite],
     ) -> Result<(Vec<CasOutcome>, u64), StoreError> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(db)?;
-        // Creates the space's row if needed and locks it until commit, in one statement.
-        let lock = tx
+        let call = c
             .prepare_cached(
-                "INSERT INTO spaces (space, head) VALUES ($1, 0)
-                 ON CONFLICT (space) DO UPDATE SET head = spaces.head RETURNING head",
-            )
-            .await
-            .map_err(db)?;
-        let mut head: i64 = tx.query_one(&lock, &[&space]).await.map_err(db)?.get(0);
-        let select = tx
-            .prepare_cached(
-                "SELECT revision, seq FROM records WHERE space = $1 AND kind = $2 AND id = $3",
-            )
-            .await
-            .map_err(db)?;
-        let upsert = tx
-            .prepare_cached(
-                "INSERT INTO records (space, kind, id, revision, seq, envelope) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (space, kind, id) DO UPDATE SET revision = excluded.revision,
-                   seq = excluded.seq, envelope = excluded.envelope",
+                "SELECT o_accepted, o_seq, o_cur_rev, o_cur_seq, o_head
+                 FROM gh_push_one($1, $2, $3, $4, $5, $6)",
             )
             .await
             .map_err(db)?;
         let mut out = Vec::with_capacity(writes.len());
-        for w in writes {
-            let cur = tx
-                .query_opt(&select, &[&space, &w.kind, &w.id])
-                .await
-                .map_err(db)?;
-            let (rev, cur_seq) = cur
-                .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
-                .unwrap_or((0, 0));
-            if rev != w.base_revision {
-                out.push(CasOutcome::Conflict {
-                    current_revision: rev,
-                    current_seq: cur_seq,
-                });
-                continue;
+        let mut head = 0;
+        if let [w] = writes {
+            // One record: one statement in its own transaction, one round trip.
+            let client: &tokio_postgres::Client = &c;
+            let (o, h) = push_one(client, &call, space, w).await?;
+            out.push(o);
+            head = h;
+        } else {
+            let tx = c.transaction().await.map_err(db)?;
+            for w in writes {
+                let t: &tokio_postgres::Transaction = &tx;
+                let (o, h) = push_one(t, &call, space, w).await?;
+                out.push(o);
+                head = h;
             }
-            head += 1;
-            tx.execute(
-                &upsert,
-                &[
-                    &space,
-                    &w.kind,
-                    &w.id,
-                    &(w.revision as i64),
-                    &head,
-                    &w.envelope,
-                ],
-            )
-            .await
-            .map_err(db)?;
-            out.push(CasOutcome::Accepted { seq: head as u64 });
+            tx.commit().await.map_err(db)?;
         }
         if out.iter().any(|o| matches!(o, CasOutcome::Accepted { .. })) {
-            let bump = tx
-                .prepare_cached(
-                    "WITH bumped AS (UPDATE spaces SET head = $2 WHERE space = $1)
-                     SELECT pg_notify($3, $1)",
-                )
-                .await
-                .map_err(db)?;
-            tx.query_one(&bump, &[&space, &head, &CHANNEL])
+            // After the commit, in its own (WAL-free) transaction: a NOTIFY
+            // inside the push would hold PostgreSQL's notify lock across the
+            // commit's WAL flush and serialize every push of every space.
+            c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &space])
                 .await
                 .map_err(db)?;
         }
-        tx.commit().await.map_err(db)?;
-        Ok((out, head as u64))
+        Ok((out, head))
     }
 
     async fn pull(

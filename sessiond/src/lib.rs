@@ -15,6 +15,5 @@ pub mod driver;
 pub mod gate;
 pub mod hosts;
 pub mod recorder;
-pub mod recording;
 pub mod service;
 pub mod ssh;

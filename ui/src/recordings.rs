@@ -2,7 +2,7 @@
 //! timeline (play/pause, seek slider, speed, the recording's markers).
 //!
 //! Owns: listing (plaintext metadata and chunk headers only, through
-//! `gatehouse_sessiond::recording::list`, as `gatehouse recordings list`),
+//! `gatehouse_recordings::list`, as `gatehouse recordings list`),
 //! opening one (the key from the broker's `RecordingKey`, the ui role's
 //! right; every chunk authenticated by `RecordingReader`, as `recordings
 //! play`), and [`Playback`]: the state machine from a time on the timeline
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse};
 use gatehouse_ipc::display::{human_duration, human_size, utc};
-use gatehouse_sessiond::recording::{self, EventData, RecordingReader};
+use gatehouse_recordings::{EventData, RecordingReader};
 use iced::keyboard::{Key, key::Named};
 use iced::widget::{button, canvas, column, container, row, scrollable, slider, text};
 use iced::{Element, Fill, FillPortion, Length};
@@ -103,7 +103,7 @@ impl std::fmt::Debug for Opened {
 
 impl Opened {
     /// Takes a verified recording apart (its output strings are moved, not copied).
-    pub fn from_recording(rec: recording::Recording) -> Opened {
+    pub fn from_recording(rec: gatehouse_recordings::Recording) -> Opened {
         let mut t = 0u64;
         let mut steps = Vec::new();
         let mut markers = Vec::new();
@@ -279,14 +279,14 @@ pub enum Reply {
 }
 
 fn dir(d: &Daemons) -> PathBuf {
-    recording::recordings_dir(d.layout())
+    gatehouse_recordings::recordings_dir(d.layout())
 }
 
 /// Runs one [`Call`].
 pub async fn run(d: Daemons, c: Call) -> Reply {
     match c {
         Call::List => Reply::Listed(
-            daemons::on_files(&d, |l| list(&recording::recordings_dir(l)))
+            daemons::on_files(&d, |l| list(&gatehouse_recordings::recordings_dir(l)))
                 .await
                 .and_then(|r| r),
         ),
@@ -299,7 +299,8 @@ pub async fn run(d: Daemons, c: Call) -> Reply {
 
 /// Every recording's metadata (no key, no broker), newest first.
 pub fn list(dir: &std::path::Path) -> Result<Listing, String> {
-    let entries = recording::list(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let entries =
+        gatehouse_recordings::list(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     let mut out = Listing::default();
     for e in entries {
         match e {
@@ -325,7 +326,7 @@ pub fn list(dir: &std::path::Path) -> Result<Listing, String> {
 /// Asks the broker for the key of recording `id` and reads it (every chunk
 /// authenticated).
 pub async fn open(d: &Daemons, id: &str) -> Result<Opened, String> {
-    if !recording::is_recording_id(id) {
+    if !gatehouse_recordings::is_recording_id(id) {
         return Err(format!("{id:?} is not a recording id"));
     }
     let secret = match daemons::broker_call(
@@ -340,9 +341,9 @@ pub async fn open(d: &Daemons, id: &str) -> Result<Opened, String> {
         Ok(r) => return Err(format!("unexpected broker answer {r:?}")),
         Err(e) => return Err(format!("the broker gave no key: {e}")),
     };
-    let key = recording::recording_key(&secret).map_err(|e| e.to_string())?;
+    let key = gatehouse_recordings::recording_key(&secret).map_err(|e| e.to_string())?;
     drop(secret);
-    let path = recording::recording_path(&dir(d), id);
+    let path = gatehouse_recordings::recording_path(&dir(d), id);
     tokio::task::spawn_blocking(move || {
         RecordingReader::open(&path, &key)
             .map(Opened::from_recording)

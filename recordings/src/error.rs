@@ -3,9 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-
 use crate::layout::*;
-
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {

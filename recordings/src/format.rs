@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-
 /// What kind of session was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,7 +157,6 @@ impl EventData {
     }
 }
 
-
 /// `[interval, "code", "` with the interval in seconds (microsecond precision).
 pub(crate) fn push_event_start(out: &mut Vec<u8>, interval_us: u64, code: &str) {
     let _ = write!(
@@ -271,7 +269,6 @@ pub(crate) fn escape_json_into(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[copied..]);
 }
-
 
 pub(crate) fn parse_event(line: &[u8]) -> Result<Event, String> {
     let (secs, code, data): (f64, String, String) =

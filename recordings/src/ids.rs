@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use gatehouse_ipc::{Layout, SecretBytes};
 use zeroize::Zeroizing;
 
-use crate::layout::*;
 use crate::error::*;
+use crate::layout::*;
 
 /// Where a profile keeps its recordings.
 pub fn recordings_dir(layout: &Layout) -> PathBuf {

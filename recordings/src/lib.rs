@@ -47,14 +47,14 @@ pub mod seal;
 pub mod writer;
 
 pub use error::RecordingError;
+pub use export::{export_asciicast, write_asciicast};
 pub use format::{
     CastHeader, CastTerm, Event, EventData, RecordingKind, RecordingMeta, RecordingOptions,
 };
-pub use export::{export_asciicast, write_asciicast};
 pub use ids::{is_recording_id, new_recording_id, recording_key, recording_path, recordings_dir};
+pub use layout::{FILE_SUFFIX, MAX_CHUNK_BODY};
 pub use list::{ChunkScan, ListedRecording, UnreadableRecording, list, scan};
 pub use reader::{Recording, RecordingReader};
-pub use layout::{FILE_SUFFIX, MAX_CHUNK_BODY};
 pub use writer::{FinishedRecording, RecordingWriter};
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-
 use crate::layout::*;
 use crate::{error::*, format::*, seal::*};
 

@@ -3,7 +3,6 @@
 //! from HChaCha20 and ring's ChaCha20-Poly1305.
 //! Must never: return plaintext of a chunk that failed authentication.
 
-
 use chacha20::cipher::consts::U10;
 use chacha20::cipher::generic_array::GenericArray;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
@@ -12,10 +11,6 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::layout::*;
 use crate::{error::*, format::*, ids::*};
-
-
-
-
 
 pub(crate) fn key_check(key: &[u8; 32], id: &str) -> String {
     let mut h = Sha256::new();
@@ -73,7 +68,12 @@ impl ChunkCipher {
     }
 
     /// Encrypts `buf` in place; `None` only if the input is beyond the cipher's limits.
-    pub(crate) fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> Option<[u8; TAG_LEN]> {
+    pub(crate) fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Option<[u8; TAG_LEN]> {
         let (key, nonce) = self.inner(nonce)?;
         let tag = key
             .seal_in_place_separate_tag(nonce, Aad::from(aad), buf)
@@ -82,7 +82,13 @@ impl ChunkCipher {
     }
 
     /// Decrypts `buf` in place; `false` if authentication failed.
-    pub(crate) fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> bool {
         let Some((key, nonce)) = self.inner(nonce) else {
             return false;
         };

@@ -2,13 +2,13 @@
 //! chunks, the reference XChaCha20-Poly1305.
 use crate::layout::*;
 use crate::{error::*, export::*, format::*, ids::*, list::*, reader::*, seal::*, writer::*};
-use std::time::{Duration, Instant};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use gatehouse_ipc::SecretBytes;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 
 fn random_key() -> Zeroizing<[u8; 32]> {
     let mut k = Zeroizing::new([0u8; 32]);
@@ -59,12 +59,7 @@ fn chunk_ranges(bytes: &[u8]) -> Vec<(usize, usize)> {
 }
 
 /// A finished recording of `n` outputs of ~`size` bytes, flushed every `every`.
-fn many_chunks(
-    dir: &Path,
-    key: &Zeroizing<[u8; 32]>,
-    n: usize,
-    every: usize,
-) -> (PathBuf, String) {
+fn many_chunks(dir: &Path, key: &Zeroizing<[u8; 32]>, n: usize, every: usize) -> (PathBuf, String) {
     let mut w = writer(dir, key);
     let mut all = String::new();
     for i in 0..n {
@@ -271,11 +266,7 @@ fn sigkill_leaves_a_readable_prefix() {
     let key = random_key();
     let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "--exact",
-            "tests::sigkill_child_writer",
-            "--ignored",
-        ])
+        .args(["--exact", "tests::sigkill_child_writer", "--ignored"])
         .env("GATEHOUSE_TEST_REC_DIR", dir.path())
         .env("GATEHOUSE_TEST_REC_KEY", &key_hex)
         .stdout(std::process::Stdio::null())
@@ -747,9 +738,7 @@ fn export_converts_with_asciinema_3_when_present() {
         .arg("--version")
         .output()
     else {
-        eprintln!(
-            "asciinema not installed: format checked by export_is_valid_asciicast_v3 only"
-        );
+        eprintln!("asciinema not installed: format checked by export_is_valid_asciicast_v3 only");
         return;
     };
     let version = String::from_utf8_lossy(&out.stdout).to_string();
@@ -832,8 +821,7 @@ fn create_refuses_bad_ids_and_existing_files() {
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     let id = new_recording_id().expect("id");
     assert!(is_recording_id(&id));
-    let w =
-        RecordingWriter::create(dir.path(), key.clone(), meta(&id), opts()).expect("create");
+    let w = RecordingWriter::create(dir.path(), key.clone(), meta(&id), opts()).expect("create");
     let e = RecordingWriter::create(dir.path(), key.clone(), meta(&id), opts())
         .err()
         .expect("exists");

@@ -266,7 +266,13 @@ impl RecordingWriter {
         result
     }
 
-    pub(crate) fn text_events(&mut self, stream: Stream, code: &str, t: u64, input: &[u8]) -> io::Result<()> {
+    pub(crate) fn text_events(
+        &mut self,
+        stream: Stream,
+        code: &str,
+        t: u64,
+        input: &[u8],
+    ) -> io::Result<()> {
         let (body, tail) = input.split_at(input.len() - incomplete_tail_len(input));
         match std::str::from_utf8(body) {
             // The common case: one fast validation pass.

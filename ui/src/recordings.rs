@@ -23,11 +23,10 @@ use std::time::{Duration, Instant};
 
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse};
 use gatehouse_ipc::display::{human_duration, human_size, utc};
-use gatehouse_recordings::{EventData, RecordingReader};
+use gatehouse_recordings::RecordingReader;
 use iced::keyboard::{Key, key::Named};
 use iced::widget::{button, canvas, column, container, row, scrollable, slider, text};
 use iced::{Element, Fill, FillPortion, Length};
-use zeroize::{Zeroize, Zeroizing};
 
 use crate::app::Effect;
 use crate::daemons::{self, Daemons};
@@ -605,6 +604,7 @@ impl<Message> canvas::Program<Message> for Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zeroize::Zeroizing;
 
     fn opened() -> Arc<Opened> {
         Arc::new(Opened {

@@ -9,6 +9,7 @@
 //! or send a byte to the provider that did not pass redaction.
 
 pub mod agent;
+pub mod agent_api;
 pub mod config;
 pub mod connectors;
 pub mod gate;

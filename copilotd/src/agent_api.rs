@@ -50,8 +50,8 @@ pub(crate) fn broker_call_error(e: CallError<BrokerError>) -> CopilotError {
     }
 }
 
-/// What a tool may ask of the agent running it (implemented by
-/// [`crate::agent::Agent`]).
+/// What a tool may ask of the agent running it (the agent loop's `Agent`
+/// implements it).
 pub(crate) trait AgentApi {
     /// Tells the person's window about a tool call and the gate's decision
     /// (the arguments pass redaction first).

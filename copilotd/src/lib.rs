@@ -11,6 +11,7 @@
 //! or send a byte to the provider that did not pass redaction.
 
 pub mod agent;
+pub mod agent_api;
 /// The provider settings file, shared with the CLI that writes it.
 pub use gatehouse_ipc::provider_settings as config;
 pub mod connectors;

@@ -9,6 +9,7 @@
 //! decide an approval, send the provider a body that did not pass both
 //! redaction layers, or let a rejection go unreported to the model.
 
+use gatehouse_ipc::os::now_ms;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -739,13 +740,6 @@ impl AgentApi for Agent<'_> {
     fn data_root(&self) -> &Path {
         &self.data_root
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn shorten(s: &str, max: usize) -> String {

@@ -1,7 +1,8 @@
 //! HTTP request and response bodies, endpoint paths and error codes.
 //!
-//! Owns: the body of every endpoint (the table in /work/brief/sync-protocol.md
-//! and docs/sync.md lists them) and [`ErrorCode`] with its HTTP status.
+//! Owns: the body of every endpoint (docs/sync.md lists them; the join,
+//! pending, bundle, device and relay bodies are reserved for endpoints the
+//! server does not serve yet) and [`ErrorCode`] with its HTTP status.
 //! Must never: carry a secret the server could use: grants, bundles, sealed
 //! fields and relay frames are ciphertexts the server stores and returns.
 //!

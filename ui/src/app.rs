@@ -131,6 +131,10 @@ pub struct State {
     pub status: Option<Box<BrokerStatus>>,
     /// The dark theme is on (Ctrl+Shift+D toggles).
     pub dark: bool,
+    /// The window has keyboard focus (the shell reports it; an approval
+    /// card's guard counts only while it is true). Starts false: nothing is
+    /// assumed seen before the window system says the window has focus.
+    pub focused: bool,
     /// The sign-out confirmation is open.
     pub confirm_sign_out: bool,
     pub sign_out_busy: bool,
@@ -160,6 +164,8 @@ pub enum Message {
     Feed(Feed),
     Tick(Instant),
     Key(keyboard::Event),
+    /// The window gained (true) or lost (false) keyboard focus.
+    WindowFocused(bool),
 }
 
 /// The keyboard shortcuts, as the UI lists them.
@@ -188,6 +194,7 @@ impl State {
                 org: None,
                 status: None,
                 dark: false,
+                focused: false,
                 confirm_sign_out: false,
                 sign_out_busy: false,
                 sign_out_error: None,
@@ -197,6 +204,23 @@ impl State {
     }
 
     pub fn update(&mut self, msg: Message) -> Vec<Effect> {
+        let out = self.handle(msg);
+        // After every change: is the approvals screen in front of the
+        // person? The card's guard counts only while it is.
+        self.approvals.set_seen(self.approvals_seen(), self.now);
+        out
+    }
+
+    /// Whether the approvals screen is what the person sees: signed in, on
+    /// the Approvals tab, nothing drawn over it, in the focused window.
+    pub fn approvals_seen(&self) -> bool {
+        self.session == Session::SignedIn
+            && self.tab == Tab::Approvals
+            && !self.confirm_sign_out
+            && self.focused
+    }
+
+    fn handle(&mut self, msg: Message) -> Vec<Effect> {
         match msg {
             Message::Tick(t) => {
                 self.now = t;
@@ -234,6 +258,14 @@ impl State {
             }
             Message::Approval(m) => {
                 if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                // Approve acts only on the approvals screen, on the card shown.
+                if matches!(
+                    m,
+                    approval::Message::Approve | approval::Message::ConfirmDangerous
+                ) && !self.approvals_seen()
+                {
                     return vec![];
                 }
                 self.approvals
@@ -280,6 +312,10 @@ impl State {
             Message::Reply(r) => self.reply(r),
             Message::Feed(f) => self.feed(f),
             Message::Key(k) => self.key(k),
+            Message::WindowFocused(f) => {
+                self.focused = f;
+                vec![]
+            }
         }
     }
 
@@ -522,6 +558,8 @@ impl State {
             }
         }
         match shortcut(&key, modifiers) {
+            // The card's keys (Alt+A/Y/R/E, Esc) act only where the card is.
+            Some(Message::Approval(_)) if self.tab != Tab::Approvals => vec![],
             Some(m) => self.update(m),
             None if matches!(key, Key::Character(ref c) if c.as_str() == "f")
                 && modifiers.command() =>

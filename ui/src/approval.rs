@@ -7,10 +7,17 @@
 //! for dangerous actions, reject reasons and edits (an edit is a new request
 //! the broker classifies again; its card is shown fresh, guard and all).
 //!
-//! Must never: approve anything the person did not see for at least
-//! [`APPROVE_DELAY`] (buttons and shortcuts alike), approve a dangerous
-//! action on one press, give the Approve button focus, or classify a
-//! command itself (the class shown is the broker's).
+//! The guard counts only time during which the card is *seen*: the app
+//! tells this screen whether it is on screen in a focused window
+//! ([`Approvals::set_seen`]); the count starts when that exact card becomes
+//! seen, restarts when another card (or a changed request) takes its place,
+//! and is lost the moment the screen is hidden or the window loses focus.
+//!
+//! Must never: approve anything the person did not see — on screen, in the
+//! focused window, unchanged — for at least [`APPROVE_DELAY`] (buttons and
+//! shortcuts alike), approve a dangerous action on one press, give the
+//! Approve button focus, or classify a command itself (the class shown is
+//! the broker's).
 
 use std::time::{Duration, Instant};
 
@@ -20,9 +27,10 @@ use iced::{Element, Fill};
 
 use crate::daemons::Call;
 
-/// How long a card (or the dangerous confirmation) must have been visible
-/// before Approve becomes active: a keystroke meant for another window
-/// cannot approve what just appeared.
+/// How long a card (or the dangerous confirmation) must have been seen
+/// without interruption — on the approvals screen, in the focused window,
+/// unchanged — before Approve becomes active: a keystroke meant for another
+/// window or screen cannot approve what just appeared.
 pub const APPROVE_DELAY: Duration = Duration::from_millis(800);
 
 /// The id of the reject-reason field.
@@ -41,8 +49,10 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct Card {
     pub view: ApprovalView,
-    /// When the card appeared (the guard counts from here).
-    pub shown_at: Instant,
+    /// Since when this card has been seen without interruption (the guard
+    /// counts from here); `None` while it is not on screen in the focused
+    /// window.
+    pub seen_since: Option<Instant>,
     pub mode: Mode,
     /// Set by the first Approve of a dangerous action: the second,
     /// deliberate confirmation is shown (with its own delay).
@@ -54,10 +64,12 @@ pub struct Card {
 }
 
 impl Card {
-    pub fn new(view: ApprovalView, now: Instant) -> Card {
+    /// A card for `view`; `seen` says whether it is on screen in the focused
+    /// window from `now` on.
+    pub fn new(view: ApprovalView, seen: bool, now: Instant) -> Card {
         Card {
             view,
-            shown_at: now,
+            seen_since: seen.then_some(now),
             mode: Mode::Showing,
             confirming_since: None,
             busy: false,
@@ -69,11 +81,14 @@ impl Card {
         self.view.class == "dangerous"
     }
 
-    /// Whether Approve is active at `now`.
+    /// Whether Approve is active at `now`: the card has been seen for the
+    /// whole of the last [`APPROVE_DELAY`].
     pub fn armed(&self, now: Instant) -> bool {
         !self.busy
             && self.mode == Mode::Showing
-            && now.saturating_duration_since(self.shown_at) >= APPROVE_DELAY
+            && self
+                .seen_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= APPROVE_DELAY)
     }
 
     /// Whether the dangerous confirmation is active at `now`.
@@ -90,7 +105,21 @@ impl Card {
     /// so the button turns active when the delay is over).
     pub fn guard_running(&self, now: Instant) -> bool {
         let waiting = |since: Instant| now.saturating_duration_since(since) < APPROVE_DELAY;
-        !self.busy && (waiting(self.shown_at) || self.confirming_since.is_some_and(waiting))
+        !self.busy
+            && (self.seen_since.is_some_and(waiting) || self.confirming_since.is_some_and(waiting))
+    }
+
+    /// The card is (or is no longer) seen at `now`. Hiding it loses the
+    /// time counted so far and withdraws a dangerous confirmation.
+    fn set_seen(&mut self, seen: bool, now: Instant) {
+        match (seen, self.seen_since) {
+            (true, None) => self.seen_since = Some(now),
+            (false, Some(_)) => {
+                self.seen_since = None;
+                self.confirming_since = None;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -102,6 +131,9 @@ pub struct Approvals {
     pub error: Option<String>,
     /// The last outcome ("Approved #3", "Edited #3 → #4: classified again").
     pub notice: Option<String>,
+    /// Whether this screen is on screen in the focused window (the app
+    /// says so through [`Approvals::set_seen`]).
+    pub seen: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -127,11 +159,18 @@ impl Approvals {
         }
         if let Message::Open(id) = msg {
             let view = self.pending.iter().find(|v| v.id == id)?.clone();
-            self.card = Some(Card::new(view, now));
+            if self.card.as_ref().is_some_and(|c| c.view.id == id) {
+                return None;
+            }
+            self.card = Some(Card::new(view, self.seen, now));
             return None;
         }
         let card = self.card.as_mut()?;
         if card.busy {
+            return None;
+        }
+        // Nothing is decided on a card that is not on screen.
+        if matches!(msg, Message::Approve | Message::ConfirmDangerous) && !self.seen {
             return None;
         }
         let id = card.view.id;
@@ -224,7 +263,7 @@ impl Approvals {
                 card.confirming_since = None;
                 // Leaving a sub-mode re-arms the guard: Approve is not one
                 // keystroke away from Escape.
-                card.shown_at = now;
+                card.seen_since = self.seen.then_some(now);
                 None
             }
             Message::Open(_) | Message::Refresh => None,
@@ -244,18 +283,27 @@ impl Approvals {
                 // A card decided elsewhere (the CLI, another window) goes away.
                 if let Some(card) = &self.card
                     && !card.busy
-                    && !self.pending.iter().any(|v| v.id == card.view.id)
                 {
-                    self.notice = Some(format!(
-                        "Request #{} was decided elsewhere or expired",
-                        card.view.id
-                    ));
-                    self.card = None;
+                    match self.pending.iter().find(|v| v.id == card.view.id) {
+                        None => {
+                            self.notice = Some(format!(
+                                "Request #{} was decided elsewhere or expired",
+                                card.view.id
+                            ));
+                            self.card = None;
+                        }
+                        // The same id with different content is a different
+                        // request as far as the guard is concerned.
+                        Some(v) if *v != card.view => {
+                            self.card = Some(Card::new(v.clone(), self.seen, now));
+                        }
+                        Some(_) => {}
+                    }
                 }
                 if self.card.is_none()
                     && let Some(first) = self.pending.first()
                 {
-                    self.card = Some(Card::new(first.clone(), now));
+                    self.card = Some(Card::new(first.clone(), self.seen, now));
                 }
             }
         }
@@ -270,7 +318,7 @@ impl Approvals {
                 {
                     self.pending.push(view.clone());
                 }
-                self.card = Some(Card::new(view, now));
+                self.card = Some(Card::new(view, self.seen, now));
             }
             Err(e) => self.error = Some(e),
         }
@@ -312,6 +360,16 @@ impl Approvals {
 
     pub fn clear(&mut self) {
         *self = Approvals::default();
+    }
+
+    /// Whether this screen is on screen in the focused window from `now`
+    /// on. The app calls it after every message; the card's guard counts
+    /// only while it is true.
+    pub fn set_seen(&mut self, seen: bool, now: Instant) {
+        self.seen = seen;
+        if let Some(card) = &mut self.card {
+            card.set_seen(seen, now);
+        }
     }
 
     pub fn view(&self, now: Instant) -> Element<'_, Message> {

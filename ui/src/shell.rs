@@ -159,11 +159,30 @@ impl Shell {
         Subscription::batch([
             clock,
             iced::keyboard::listen().map(|k| ShellMessage::App(Message::Key(k))),
+            iced::event::listen_with(window_focus),
             Subscription::run_with(EventsOf(self.app.daemons.clone()), |d| {
                 daemons::events(d.0.clone())
             })
             .map(|f| ShellMessage::App(Message::Feed(f))),
         ])
+    }
+}
+
+/// The window's focus changes (the approval guard counts only while the
+/// window has focus).
+fn window_focus(
+    e: iced::Event,
+    _: iced::event::Status,
+    _: iced::window::Id,
+) -> Option<ShellMessage> {
+    match e {
+        iced::Event::Window(iced::window::Event::Focused) => {
+            Some(ShellMessage::App(Message::WindowFocused(true)))
+        }
+        iced::Event::Window(iced::window::Event::Unfocused) => {
+            Some(ShellMessage::App(Message::WindowFocused(false)))
+        }
+        _ => None,
     }
 }
 

@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse_ipc::broker::{ApprovalState, ApprovalView, Decision};
+use gatehouse_ipc::broker::{ApprovalState, ApprovalView, Decision, OrgInfo};
 use iced::widget::{button, column, container, row, scrollable, text, text_input};
 use iced::{Element, Fill};
 
@@ -372,7 +372,9 @@ impl Approvals {
         }
     }
 
-    pub fn view(&self, now: Instant) -> Element<'_, Message> {
+    /// The screen; `orgs` names the organizations (the card shows names,
+    /// not ids).
+    pub fn view<'a>(&'a self, now: Instant, orgs: &[OrgInfo]) -> Element<'a, Message> {
         let mut col = column![].spacing(10);
         if let Some(n) = &self.notice {
             col = col.push(text(n.clone()).style(text::success));
@@ -397,7 +399,7 @@ impl Approvals {
         );
         match &self.card {
             None => col.push(text("No request is waiting for you.")),
-            Some(card) => col.push(card_view(card, now)),
+            Some(card) => col.push(card_view(card, now, org_name(orgs, &card.view.action.org))),
         }
         .into()
     }
@@ -412,8 +414,16 @@ fn field<'a>(label: &'a str, value: String) -> Element<'a, Message> {
     .into()
 }
 
-/// The card itself.
-pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
+/// How the card names organization `org` (an id or a name): its name; the
+/// text as given when no organization has it.
+pub fn org_name(orgs: &[OrgInfo], org: &str) -> String {
+    orgs.iter()
+        .find(|o| o.id == org || o.name == org)
+        .map_or_else(|| org.to_string(), |o| o.name.clone())
+}
+
+/// The card itself; `org` is the organization as [`org_name`] names it.
+pub fn card_view(card: &Card, now: Instant, org: String) -> Element<'_, Message> {
     let v = &card.view;
     let a = &v.action;
     let class_style = match v.class.as_str() {
@@ -432,7 +442,7 @@ pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
             .width(Fill)
             .style(container::bordered_box),
         field("Host", format!("{} ({})", a.host, a.vendor)),
-        field("Organization", a.org.clone()),
+        field("Organization", org),
         field(
             "Credential",
             a.credential
@@ -543,4 +553,105 @@ pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
         .width(Fill)
         .style(container::rounded_box)
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The guard's arithmetic on the screen state alone (the real window is
+    //! driven in tests/tests/ui_window.rs).
+    use super::*;
+    use gatehouse_ipc::PeerRole;
+    use gatehouse_ipc::broker::{Action, Requester};
+
+    fn view(id: u64, command: &str, class: &str) -> ApprovalView {
+        ApprovalView {
+            id,
+            action: Action {
+                host: "r1".into(),
+                vendor: "routeros".into(),
+                org: "lab".into(),
+                credential: None,
+                command: command.into(),
+                expected_effect: String::new(),
+            },
+            requester: Requester {
+                role: PeerRole::Cli,
+                pid: 1,
+                exe: "/x/gatehouse".into(),
+            },
+            class: class.into(),
+            reasons: vec![],
+            state: ApprovalState::Pending,
+            created_ms: 0,
+            decided_by: None,
+            replaced_by: None,
+            reject_reason: None,
+            autopilot: None,
+        }
+    }
+
+    fn approves(a: &mut Approvals, now: Instant) -> bool {
+        matches!(
+            a.update(Message::Approve, now),
+            Some(Call::Decide {
+                decision: Decision::Approve,
+                ..
+            })
+        )
+    }
+
+    const LONG: Duration = Duration::from_millis(1500);
+
+    #[test]
+    fn time_listed_but_not_seen_does_not_count() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        assert!(!approves(&mut a, t0 + LONG), "never seen");
+        a.set_seen(true, t0 + LONG);
+        assert!(!approves(&mut a, t0 + LONG + Duration::from_millis(5)));
+        assert!(approves(&mut a, t0 + LONG + APPROVE_DELAY));
+    }
+
+    #[test]
+    fn hiding_the_card_loses_the_time_counted() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.set_seen(true, t0);
+        a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        a.set_seen(false, t0 + Duration::from_millis(700));
+        a.set_seen(true, t0 + Duration::from_millis(750));
+        assert!(!approves(&mut a, t0 + Duration::from_millis(900)));
+        // Not seen at all: no decision however long it has been.
+        a.set_seen(false, t0 + Duration::from_millis(900));
+        assert!(!approves(&mut a, t0 + LONG * 4));
+    }
+
+    #[test]
+    fn a_changed_request_under_the_same_id_restarts_the_guard() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.set_seen(true, t0);
+        a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        let later = t0 + APPROVE_DELAY + Duration::from_millis(50);
+        a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), later);
+        assert!(!approves(&mut a, later + Duration::from_millis(10)));
+        assert_eq!(a.card.as_ref().map(|c| c.view.class.as_str()), Some("dangerous"));
+    }
+
+    #[test]
+    fn losing_focus_withdraws_a_dangerous_confirmation() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.set_seen(true, t0);
+        a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), t0);
+        let t1 = t0 + APPROVE_DELAY;
+        assert!(a.update(Message::Approve, t1).is_none(), "first press asks again");
+        assert!(a.card.as_ref().is_some_and(|c| c.confirming_since.is_some()));
+        a.set_seen(false, t1 + Duration::from_millis(10));
+        a.set_seen(true, t1 + Duration::from_millis(20));
+        assert!(a.card.as_ref().is_some_and(|c| c.confirming_since.is_none()));
+        let t2 = t1 + LONG;
+        assert!(a.update(Message::ConfirmDangerous, t2).is_none());
+    }
 }

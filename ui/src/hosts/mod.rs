@@ -40,8 +40,6 @@ pub const SEARCH_ID: &str = "host-search";
 /// At most this many host lines are drawn; the count says how many match.
 pub const MAX_DRAWN: usize = 300;
 
-/// The keys of this screen, as shown under the list.
-pub const SHORTCUTS: &str = "↑/↓ select · Enter connect · Ctrl+N new host · E edit · Del delete · V reveal password · Esc close";
 
 const ALL_VENDORS: &str = "All vendors";
 const ALL_TAGS: &str = "All tags";
@@ -457,7 +455,7 @@ impl Hosts {
     }
 
     /// The message a key press stands for on this screen (the keys are
-    /// listed in [`SHORTCUTS`]); keys typed into a text field never get here.
+    /// listed in the command palette); keys typed into a text field never get here.
     pub fn key(&self, key: &Key, m: Modifiers) -> Option<Message> {
         if self.form.is_some() {
             return matches!(key, Key::Named(Named::Escape))
@@ -572,9 +570,8 @@ impl Hosts {
             }
             None => list.into(),
         };
-        col.push(body)
-            .push(text(SHORTCUTS).size(12).style(text::secondary))
-            .into()
+        // The keys are listed in the command palette (Ctrl+Shift+P).
+        col.push(body).into()
     }
 
     fn confirm_delete_view<'a>(&'a self, s: &'a Shown) -> Element<'a, Message> {

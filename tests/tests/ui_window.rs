@@ -144,3 +144,47 @@ fn approve_acts_only_on_a_card_seen_on_the_approvals_screen_of_the_focused_windo
     let _ = f.cli(&["lab", "down"], "");
     result
 }
+
+/// The window is resizable and opens at the size it had last time.
+#[test]
+fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
+    let x = Xvfb::start()?;
+    let f = BrokerFixture::start(Options::default())?;
+    install(&f.scratch, &find_binary("gatehouse-ui")?, "gatehouse-ui")?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        "window-test-passphrase\n",
+    )?;
+    let open = || -> Result<(ChildGuard, String)> {
+        let mut app = f.command(&f.install_dir().join("gatehouse"));
+        app.args(["--profile", &f.profile, "ui"])
+            .env("DISPLAY", &x.display)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let app = ChildGuard::spawn_group(&mut app)?;
+        let win = x.wait_window("Gatehouse", Duration::from_secs(60))?;
+        Ok((app, win))
+    };
+    let geometry = |win: &str| -> Result<String> {
+        let out = x.xdotool(&["getwindowgeometry", win])?;
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("Geometry: ").map(str::to_string))
+            .with_context(|| format!("no geometry in {out:?}"))
+    };
+
+    let (app, win) = open()?;
+    assert_eq!(geometry(&win)?, "1100x720", "the first run's size");
+    x.xdotool(&["windowsize", "--sync", &win, "930", "610"])?;
+    gatehouse_tests::proc::wait_until("the new size", Duration::from_secs(10), || {
+        Ok(geometry(&win)? == "930x610")
+    })?;
+    // Give the app a moment to hear of it, then close it the hard way
+    // (nothing is written at exit: the size is saved as it changes).
+    std::thread::sleep(Duration::from_millis(700));
+    drop(app);
+
+    let (_app, win) = open()?;
+    assert_eq!(geometry(&win)?, "930x610", "the size it was left at");
+    Ok(())
+}

@@ -775,7 +775,10 @@ impl State {
             self.palette.view().map(Message::Palette)
         } else {
             match self.tab {
-                Tab::Hosts => self.hosts.view(self.org.as_deref()).map(Message::Hosts),
+                Tab::Hosts => self
+                    .hosts
+                    .view_marked(self.org.as_deref(), &self.terminals.open_hosts())
+                    .map(Message::Hosts),
                 Tab::Approvals => self
                     .approvals
                     .view(self.now, &self.hosts.orgs)

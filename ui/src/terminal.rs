@@ -432,6 +432,17 @@ impl Terminals {
     }
 
     /// The tab with this id.
+    /// The hosts (as asked for, and by name) with a session opening or
+    /// live: the hosts list marks them.
+    pub fn open_hosts(&self) -> std::collections::BTreeSet<String> {
+        self.tabs
+            .iter()
+            .filter(|t| matches!(t.state, TabState::Opening | TabState::Live))
+            .flat_map(|t| [t.host.clone(), t.name.clone()])
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
+
     pub fn tab(&self, id: u64) -> Option<&TermTab> {
         self.tabs.iter().find(|t| t.id == id)
     }

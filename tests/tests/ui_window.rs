@@ -100,22 +100,27 @@ fn approve_acts_only_on_a_card_seen_on_the_approvals_screen_of_the_focused_windo
             || Ok(approvals(&f)?.iter().any(|(_, s)| s == "Pending")),
         )?;
 
-        // (a) Its card was never on screen: 1.5 s later Alt+A does nothing.
-        std::thread::sleep(Duration::from_millis(1500));
+        // (a) Its card was never on screen: 1.5 s later (3 s here: a loaded
+        // machine may take a while to hand the app the broker's event, and
+        // before this fix the guard then still ran; 3 s made the old app
+        // approve reliably) Alt+A does nothing.
+        std::thread::sleep(Duration::from_millis(3000));
         x.keys(&["alt+a"], 12)?;
         std::thread::sleep(Duration::from_millis(1000));
         nothing_ran(&f, &mut requester, "Alt+A on Hosts")?;
 
         // (b) Alt+A together with Ctrl+4: the card was shown for
-        // milliseconds; nothing is approved.
-        x.keys(&["ctrl+4", "alt+a"], 1)?;
+        // milliseconds (60 ms between the chords: with less, X may still
+        // report Ctrl held when A arrives, and Ctrl+Alt+A is no shortcut —
+        // the test would pass for the wrong reason); nothing is approved.
+        x.keys(&["ctrl+4", "alt+a"], 60)?;
         std::thread::sleep(Duration::from_millis(1000));
         nothing_ran(&f, &mut requester, "Alt+A with Ctrl+4")?;
 
         // The positive control: on the approvals screen, the card seen for
         // longer than the guard, Alt+A approves and the change runs. (This
         // also proves the keys above reached the window.)
-        std::thread::sleep(Duration::from_millis(600));
+        std::thread::sleep(Duration::from_millis(1500));
         x.keys(&["alt+a"], 12)?;
         let status = requester
             .wait_timeout(Duration::from_secs(30))
@@ -179,9 +184,12 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
     gatehouse_tests::proc::wait_until("the new size", Duration::from_secs(10), || {
         Ok(geometry(&win)? == "930x610")
     })?;
-    // Give the app a moment to hear of it, then close it the hard way
-    // (nothing is written at exit: the size is saved as it changes).
-    std::thread::sleep(Duration::from_millis(700));
+    // The app remembers it as it changes (its profile's ui-window.json);
+    // then it is closed the hard way (nothing is written at exit).
+    let memory = f.home.join("ui-window.json");
+    gatehouse_tests::proc::wait_until("the size remembered", Duration::from_secs(15), || {
+        Ok(std::fs::read_to_string(&memory).is_ok_and(|t| t.contains("930")))
+    })?;
     drop(app);
 
     let (_app, win) = open()?;

@@ -671,7 +671,7 @@ impl Hosts {
 
     /// The visible rows as a folder tree (collapsible folders, hosts under
     /// their folder), at most [`MAX_DRAWN`] host lines.
-    fn tree(&self, visible: &[usize], open: &BTreeSet<String>) -> Element<'_, Message> {
+    fn tree(&self, visible: &[usize], sessions: &BTreeSet<String>) -> Element<'_, Message> {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for &i in visible {
             let parts: Vec<&str> = self.rows[i].folder.split('/').collect();
@@ -719,7 +719,7 @@ impl Hosts {
                 break;
             }
             drawn += 1;
-            let marked = open.contains(&r.id) || open.contains(&r.name);
+            let marked = sessions.contains(&r.id) || sessions.contains(&r.name);
             col = col.push(self.host_line(r, parts.len(), marked));
         }
         if self.loaded && self.rows.is_empty() {

@@ -21,7 +21,6 @@ use gatehouse_ipc::paths::Layout;
 use gatehouse_ui::app::{Link, Message, Session, State, Tab};
 use gatehouse_ui::bench::generated_hosts;
 use gatehouse_ui::daemons::Daemons;
-use iced::Theme;
 use iced_test::Simulator;
 
 fn state(dir: &std::path::Path) -> State {
@@ -134,8 +133,9 @@ fn every_screen_in_both_themes_matches_its_stored_image() {
         for t in Tab::ALL {
             s.tab = t;
             let name = format!("{}-{theme}", slug(t));
+            // A second run compares with what the first stored: renders
+            // are deterministic or this fails.
             assert!(matches(&s, &name), "{name} differs from its stored image");
-            assert!(matches(&s, &name), "{name}: not deterministic");
         }
     }
     // The themes differ.

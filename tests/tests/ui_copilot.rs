@@ -137,7 +137,7 @@ fn copilot_panel_streams_asks_on_the_card_and_shows_plans() -> Result<()> {
             assert!(d.sees(WAITING), "the panel says where to decide");
             assert!(d.sees("[moderate]") && d.sees(&format!("r1: {approve_cmd}")));
             let id = pending(&mut d, &mut sub)?;
-            d.click("Approvals (Ctrl+4) •")?;
+            d.click("Approvals (Ctrl+4)")?;
             assert!(d.sees(&format!("Approval request #{id}")) && d.sees(approve_cmd));
             assert!(!received(&d, "10.88.0.1")?, "nothing ran before approval");
             d.wait_guard();
@@ -162,7 +162,7 @@ fn copilot_panel_streams_asks_on_the_card_and_shows_plans() -> Result<()> {
             say(&mut d, "and 10.89.0.1/24 too")?;
             d.pump(TURN, |s| s.copilot.thread.tools().any(|t| t.waiting()))?;
             let id = pending(&mut d, &mut sub)?;
-            d.click("Approvals (Ctrl+4) •")?;
+            d.click("Approvals (Ctrl+4)")?;
             assert!(d.sees(&format!("Approval request #{id}")) && d.sees(reject_cmd));
             d.click("Reject (Alt+R)")?;
             d.type_into(gatehouse_ui::approval::REJECT_ID, "not today", false)?;

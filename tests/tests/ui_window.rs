@@ -55,8 +55,7 @@ fn nothing_ran(f: &BrokerFixture, requester: &mut ChildGuard, what: &str) -> Res
 }
 
 #[test]
-fn approve_acts_only_on_a_card_seen_on_the_approvals_screen_of_the_focused_window() -> Result<()>
-{
+fn approve_acts_only_on_a_card_seen_on_the_approvals_screen_of_the_focused_window() -> Result<()> {
     let x = Xvfb::start()?;
     let mut f = BrokerFixture::start(Options {
         real_sessiond: true,

@@ -671,9 +671,15 @@ impl State {
                 .style(text::danger)
                 .into(),
         };
-        let mut bar = row![text(org).size(13), sep(), text(session).size(13), sep(), link]
-            .spacing(8)
-            .align_y(iced::Center);
+        let mut bar = row![
+            text(org).size(13),
+            sep(),
+            text(session).size(13),
+            sep(),
+            link
+        ]
+        .spacing(8)
+        .align_y(iced::Center);
         if let Some(s) = &self.status {
             let (summary, ok) = hardening_summary(&s.hardening);
             bar = bar.push(sep());
@@ -888,7 +894,11 @@ pub fn hardening_summary(h: &gatehouse_ipc::broker::Hardening) -> (String, bool)
         format!(
             "Broker: {seccomp}, Landlock {}, {}",
             h.landlock,
-            if h.dumpable { "DUMPABLE" } else { "not dumpable" }
+            if h.dumpable {
+                "DUMPABLE"
+            } else {
+                "not dumpable"
+            }
         ),
         ok,
     )

@@ -636,7 +636,10 @@ mod tests {
         let later = t0 + APPROVE_DELAY + Duration::from_millis(50);
         a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), later);
         assert!(!approves(&mut a, later + Duration::from_millis(10)));
-        assert_eq!(a.card.as_ref().map(|c| c.view.class.as_str()), Some("dangerous"));
+        assert_eq!(
+            a.card.as_ref().map(|c| c.view.class.as_str()),
+            Some("dangerous")
+        );
     }
 
     #[test]
@@ -646,11 +649,22 @@ mod tests {
         a.set_seen(true, t0);
         a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), t0);
         let t1 = t0 + APPROVE_DELAY;
-        assert!(a.update(Message::Approve, t1).is_none(), "first press asks again");
-        assert!(a.card.as_ref().is_some_and(|c| c.confirming_since.is_some()));
+        assert!(
+            a.update(Message::Approve, t1).is_none(),
+            "first press asks again"
+        );
+        assert!(
+            a.card
+                .as_ref()
+                .is_some_and(|c| c.confirming_since.is_some())
+        );
         a.set_seen(false, t1 + Duration::from_millis(10));
         a.set_seen(true, t1 + Duration::from_millis(20));
-        assert!(a.card.as_ref().is_some_and(|c| c.confirming_since.is_none()));
+        assert!(
+            a.card
+                .as_ref()
+                .is_some_and(|c| c.confirming_since.is_none())
+        );
         let t2 = t1 + LONG;
         assert!(a.update(Message::ConfirmDangerous, t2).is_none());
     }

@@ -51,8 +51,16 @@ pub fn entries() -> Vec<Entry> {
     all.extend([
         entry("Command palette", "Ctrl+Shift+P", None),
         entry("Search hosts", "Ctrl+F", Some(App::Find)),
-        entry("Toggle dark / light theme", "Ctrl+Shift+D", Some(App::ToggleTheme)),
-        entry("Sign out (asks first)", "Ctrl+Shift+Q", Some(App::AskSignOut)),
+        entry(
+            "Toggle dark / light theme",
+            "Ctrl+Shift+D",
+            Some(App::ToggleTheme),
+        ),
+        entry(
+            "Sign out (asks first)",
+            "Ctrl+Shift+Q",
+            Some(App::AskSignOut),
+        ),
         entry(
             "Terminals: open a host",
             "Ctrl+Shift+T",
@@ -75,11 +83,7 @@ pub fn entries() -> Vec<Entry> {
             "Alt+A",
             None,
         ),
-        entry(
-            "Approvals: confirm a dangerous action",
-            "Alt+Y",
-            None,
-        ),
+        entry("Approvals: confirm a dangerous action", "Alt+Y", None),
         entry("Approvals: reject with a reason", "Alt+R", None),
         entry("Approvals: edit the command", "Alt+E", None),
         entry("Back / close (card, form, palette)", "Esc", None),
@@ -110,9 +114,21 @@ pub fn entries() -> Vec<Entry> {
             "Space, ← / →, Home / End",
             None,
         ),
-        entry("Recordings: previous / next marker, speed", "[ / ], - / +", None),
-        entry("Diagrams: move between nodes, open", "Tab, arrows, Enter", None),
-        entry("Diagrams: previous / next diagram, refresh", "PgUp / PgDn, R", None),
+        entry(
+            "Recordings: previous / next marker, speed",
+            "[ / ], - / +",
+            None,
+        ),
+        entry(
+            "Diagrams: move between nodes, open",
+            "Tab, arrows, Enter",
+            None,
+        ),
+        entry(
+            "Diagrams: previous / next diagram, refresh",
+            "PgUp / PgDn, R",
+            None,
+        ),
         entry("Security: refresh, run the isolation audit", "R, I", None),
     ]);
     all
@@ -194,7 +210,10 @@ impl Palette {
         for (i, e) in self.matches() {
             let line = row![
                 text(e.label.clone()).width(Fill),
-                text(e.keys).font(crate::MONO).size(13).style(text::secondary),
+                text(e.keys)
+                    .font(crate::MONO)
+                    .size(13)
+                    .style(text::secondary),
             ]
             .spacing(12);
             list = list.push(match e.run {
@@ -261,7 +280,10 @@ mod tests {
     #[test]
     fn every_tab_and_global_shortcut_is_listed() {
         let all = entries();
-        for k in TAB_KEYS.iter().chain(&["Ctrl+Shift+D", "Ctrl+Shift+Q", "Ctrl+Shift+P"]) {
+        for k in TAB_KEYS
+            .iter()
+            .chain(&["Ctrl+Shift+D", "Ctrl+Shift+Q", "Ctrl+Shift+P"])
+        {
             assert!(all.iter().any(|e| e.keys == *k), "{k} missing");
         }
     }

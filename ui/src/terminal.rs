@@ -37,7 +37,6 @@ pub const GRID_ID: &str = "terminal-grid";
 /// The terminal type sessiond asks the device for.
 pub const TERM: &str = "xterm-256color";
 
-
 /// The way keystrokes reach a running shell: a queue the shell's watch
 /// sends in order on its control connection. Dropping every copy ends the
 /// watch and closes the session.

@@ -40,7 +40,6 @@ pub const SEARCH_ID: &str = "host-search";
 /// At most this many host lines are drawn; the count says how many match.
 pub const MAX_DRAWN: usize = 300;
 
-
 const ALL_VENDORS: &str = "All vendors";
 const ALL_TAGS: &str = "All tags";
 const ALL_FOLDERS: &str = "All folders";
@@ -457,10 +456,13 @@ impl Hosts {
         // Folders stay together (in tree order); within one, by the key.
         keyed.sort_by(|(a, ka), (b, kb)| {
             let (ra, rb) = (&self.rows[*a], &self.rows[*b]);
-            ra.folder.split('/').cmp(rb.folder.split('/')).then_with(|| {
-                let o = ka.cmp(kb).then_with(|| ra.name.cmp(&rb.name));
-                if self.descending { o.reverse() } else { o }
-            })
+            ra.folder
+                .split('/')
+                .cmp(rb.folder.split('/'))
+                .then_with(|| {
+                    let o = ka.cmp(kb).then_with(|| ra.name.cmp(&rb.name));
+                    if self.descending { o.reverse() } else { o }
+                })
         });
         keyed.into_iter().map(|(i, _)| i).collect()
     }
@@ -961,7 +963,10 @@ mod tests {
         let mut h = Hosts::default();
         h.loaded(Ok(rows));
         let names = |h: &Hosts| -> Vec<String> {
-            h.visible(None).iter().map(|&i| h.rows[i].name.clone()).collect()
+            h.visible(None)
+                .iter()
+                .map(|&i| h.rows[i].name.clone())
+                .collect()
         };
         assert_eq!(names(&h), ["a", "b", "z", "c"]);
         h.update(Message::SortBy(SortKey::Address), None);

@@ -103,7 +103,12 @@ fn copilot_panel_streams_asks_on_the_card_and_shows_plans() -> Result<()> {
             let mut sub = d.rt.block_on(daemons::subscribe(&d.state.daemons))?;
             d.click("Copilot (Ctrl+3)")?;
             assert_eq!(d.state.tab, Tab::Copilot);
-            assert!(d.sees_part("Alt+M Mode") && d.sees("Supervised"));
+            assert!(d.sees("Supervised"));
+            // The panel's keys are listed in the command palette.
+            d.send(Message::OpenPalette);
+            assert!(d.sees("Copilot: next mode") && d.sees("Alt+M"));
+            d.send(Message::Palette(gatehouse_ui::palette::Message::Close));
+            assert_eq!(d.state.tab, Tab::Copilot);
             // Two organizations (acme, lab): the person picks one; its hosts follow.
             d.click("lab")?;
             assert_eq!(d.state.copilot.org_hosts, ["r1", "sw1"]);

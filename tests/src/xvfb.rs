@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -31,7 +32,11 @@ impl Xvfb {
                 "Xvfb is not installed: the UI window tests need it (run scripts/deps, which installs xvfb and xauth)"
             );
         }
-        for n in (100 + std::process::id() % 400..).take(50) {
+        // Tests of one binary run in parallel in one process: each call
+        // starts from another number, so two never race for one display.
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        let offset = CALLS.fetch_add(1, Ordering::SeqCst) * 53;
+        for n in (100 + (std::process::id() + offset) % 400..).take(50) {
             if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
                 continue;
             }
@@ -57,7 +62,10 @@ impl Xvfb {
                 }
                 Ok(Path::new(&socket).exists())
             });
-            if up.is_ok() {
+            // Our server must be the one that owns the socket (a server
+            // that lost the race for the display exits).
+            std::thread::sleep(Duration::from_millis(300));
+            if up.is_ok() && g.has_exited()?.is_none() {
                 return Ok(Xvfb {
                     _server: g,
                     display,

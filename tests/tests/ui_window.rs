@@ -182,6 +182,9 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
 
     let (app, win) = open()?;
     assert_eq!(geometry(&win)?, "1100x720", "the first run's size");
+    // Let it settle: a loaded machine may still be starting the app, which
+    // sizes its window itself once more as it does.
+    std::thread::sleep(Duration::from_secs(3));
     x.xdotool(&["windowsize", "--sync", &win, "930", "610"])?;
     gatehouse_tests::proc::wait_until("the new size", Duration::from_secs(10), || {
         Ok(geometry(&win)? == "930x610")

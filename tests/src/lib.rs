@@ -16,6 +16,8 @@
 //!   serving the Secret Service as the test user, and helpers for the kernel
 //!   keyutils backend ([`keychain_env::keyutils_wrap`]).
 //! * [`memscan`] — scans another process's memory for byte strings.
+//! * [`xvfb`] — a private X server for the real app's window, driven with
+//!   xdotool.
 //! * [`proc`] — waiting for sockets and exits, `/proc/PID/status`, kill
 //!   guards, reading child output lines with a timeout.
 //!
@@ -31,6 +33,7 @@ pub mod proc;
 pub mod scratch;
 pub mod sshd;
 pub mod users;
+pub mod xvfb;
 
 pub use install::{find_binary, install, install_into};
 pub use keychain_env::{KeychainEnv, SessionKeyring, keyutils_wrap};

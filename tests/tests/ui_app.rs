@@ -181,7 +181,9 @@ fn approval_card_guard_approve_reject_and_edit_reclassified() -> Result<()> {
             // 1. A pending request shows as a card, Approve inactive at first.
             let id = file(&mut copilot, &action(moderate))?;
             assert_eq!(d.next_event(&mut sub)?, BrokerEvent::ApprovalPending { id });
-            d.click("Approvals (Ctrl+4) •")?;
+            // The status bar counts it (amber); the sidebar shows the count too.
+            assert!(d.sees("1 pending approval"));
+            d.click("Approvals (Ctrl+4)")?;
             assert!(d.sees(moderate), "the exact command is on the card");
             assert!(d.sees(&format!("Approval request #{id}")));
             assert!(d.sees("MODERATE"));

@@ -103,7 +103,12 @@ fn copilot_panel_streams_asks_on_the_card_and_shows_plans() -> Result<()> {
             let mut sub = d.rt.block_on(daemons::subscribe(&d.state.daemons))?;
             d.click("Copilot (Ctrl+3)")?;
             assert_eq!(d.state.tab, Tab::Copilot);
-            assert!(d.sees_part("Alt+M Mode") && d.sees("Supervised"));
+            assert!(d.sees("Supervised"));
+            // The panel's keys are listed in the command palette.
+            d.send(Message::OpenPalette);
+            assert!(d.sees("Copilot: next mode") && d.sees("Alt+M"));
+            d.send(Message::Palette(gatehouse_ui::palette::Message::Close));
+            assert_eq!(d.state.tab, Tab::Copilot);
             // Two organizations (acme, lab): the person picks one; its hosts follow.
             d.click("lab")?;
             assert_eq!(d.state.copilot.org_hosts, ["r1", "sw1"]);
@@ -137,7 +142,7 @@ fn copilot_panel_streams_asks_on_the_card_and_shows_plans() -> Result<()> {
             assert!(d.sees(WAITING), "the panel says where to decide");
             assert!(d.sees("[moderate]") && d.sees(&format!("r1: {approve_cmd}")));
             let id = pending(&mut d, &mut sub)?;
-            d.click("Approvals (Ctrl+4) •")?;
+            d.click("Approvals (Ctrl+4)")?;
             assert!(d.sees(&format!("Approval request #{id}")) && d.sees(approve_cmd));
             assert!(!received(&d, "10.88.0.1")?, "nothing ran before approval");
             d.wait_guard();
@@ -162,7 +167,7 @@ fn copilot_panel_streams_asks_on_the_card_and_shows_plans() -> Result<()> {
             say(&mut d, "and 10.89.0.1/24 too")?;
             d.pump(TURN, |s| s.copilot.thread.tools().any(|t| t.waiting()))?;
             let id = pending(&mut d, &mut sub)?;
-            d.click("Approvals (Ctrl+4) •")?;
+            d.click("Approvals (Ctrl+4)")?;
             assert!(d.sees(&format!("Approval request #{id}")) && d.sees(reject_cmd));
             d.click("Reject (Alt+R)")?;
             d.type_into(gatehouse_ui::approval::REJECT_ID, "not today", false)?;

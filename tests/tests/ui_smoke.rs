@@ -6,7 +6,6 @@
 //! Needs `Xvfb` (scripts/deps installs xvfb and xauth): without it the test
 //! fails and says so; nothing is skipped.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -14,48 +13,8 @@ use anyhow::{Context, Result, bail};
 use gatehouse_ipc::PeerRole;
 use gatehouse_ipc::broker::{Action, BrokerRequest};
 use gatehouse_tests::broker::{BrokerFixture, Options};
+use gatehouse_tests::xvfb::Xvfb;
 use gatehouse_tests::{ChildGuard, find_binary, install};
-
-/// A private X server on a free display number.
-fn start_xvfb() -> Result<(ChildGuard, String)> {
-    if Command::new("Xvfb").arg("-help").output().is_err() {
-        bail!(
-            "Xvfb is not installed: the UI smoke test needs it (run scripts/deps, which installs xvfb and xauth)"
-        );
-    }
-    for n in (100 + std::process::id() % 400..).take(50) {
-        if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
-            continue;
-        }
-        let display = format!(":{n}");
-        let mut c = Command::new("Xvfb");
-        c.args([
-            &display,
-            "-screen",
-            "0",
-            "1280x800x24",
-            "-nolisten",
-            "tcp",
-            "-ac",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let mut g = ChildGuard::spawn(&mut c)?;
-        let socket = format!("/tmp/.X11-unix/X{n}");
-        let up = gatehouse_tests::proc::wait_until("Xvfb socket", Duration::from_secs(10), || {
-            if let Some(s) = g.has_exited()? {
-                bail!("Xvfb {display} exited: {s}");
-            }
-            Ok(Path::new(&socket).exists())
-        });
-        match up {
-            Ok(()) => return Ok((g, display)),
-            Err(_) => continue,
-        }
-    }
-    bail!("no free X display for Xvfb")
-}
 
 /// Distinct RGB colours of a binary PPM (P6) image, and its size.
 fn ppm_colours(bytes: &[u8]) -> Result<(usize, usize, usize)> {
@@ -88,7 +47,8 @@ fn ppm_colours(bytes: &[u8]) -> Result<(usize, usize, usize)> {
 
 #[test]
 fn real_window_under_xvfb_renders_a_non_blank_frame() -> Result<()> {
-    let (_xvfb, display) = start_xvfb()?;
+    let xvfb = Xvfb::start()?;
+    let display = xvfb.display.clone();
     let f = BrokerFixture::start(Options::default())?;
     // The real app in place of the test peer under the ui name.
     install(&f.scratch, &find_binary("gatehouse-ui")?, "gatehouse-ui")?;
@@ -150,7 +110,8 @@ fn real_window_under_xvfb_renders_a_non_blank_frame() -> Result<()> {
 /// for approval; `--screenshot` closes the window once it has loaded.
 #[test]
 fn demo_on_a_desktop_opens_the_app_against_the_lab() -> Result<()> {
-    let (_xvfb, display) = start_xvfb()?;
+    let xvfb = Xvfb::start()?;
+    let display = xvfb.display.clone();
     let dir = tempfile::tempdir()?;
     let shot = dir.path().join("demo.ppm");
     let mut c = Command::new(find_binary("gatehouse")?);

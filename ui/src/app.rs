@@ -2,7 +2,8 @@
 //!
 //! Owns: which screen is shown (signed out, hosts, approvals), the broker
 //! link state (connected / reconnecting), the sign-out confirmation, the
-//! keyboard shortcuts, and routing daemon replies and broker events to the
+//! command palette, the keyboard shortcuts, the window's frame (sidebar,
+//! status bar), and routing daemon replies and broker events to the
 //! screens. `update` returns [`Effect`]s as data; `main.rs` runs them as
 //! iced tasks, tests run them with [`crate::daemons::run`] directly.
 //!
@@ -15,7 +16,7 @@ use std::time::Instant;
 use gatehouse_ipc::broker::{BrokerError, BrokerEvent, BrokerStatus};
 use iced::keyboard::{self, Key, Modifiers, key::Named};
 use iced::widget::{button, column, container, row, rule, text};
-use iced::{Element, Fill};
+use iced::{Color, Element, Fill};
 
 use crate::approval::{self, Approvals};
 use crate::audit_log::{self, AuditLog};
@@ -23,6 +24,7 @@ use crate::copilot::{self, Copilot};
 use crate::daemons::{Call, DaemonError, Daemons, Feed, Reply, Watch};
 use crate::diagrams::{self, Diagrams};
 use crate::hosts::{self, Hosts};
+use crate::palette::{self, Palette};
 use crate::procedures::{self, Procedures};
 use crate::recordings::{self, Recordings};
 use crate::security::{self, Security};
@@ -131,6 +133,12 @@ pub struct State {
     pub status: Option<Box<BrokerStatus>>,
     /// The dark theme is on (Ctrl+Shift+D toggles).
     pub dark: bool,
+    /// The window has keyboard focus (the shell reports it; an approval
+    /// card's guard counts only while it is true). Starts false: nothing is
+    /// assumed seen before the window system says the window has focus.
+    pub focused: bool,
+    /// The command palette (Ctrl+Shift+P).
+    pub palette: Palette,
     /// The sign-out confirmation is open.
     pub confirm_sign_out: bool,
     pub sign_out_busy: bool,
@@ -160,10 +168,18 @@ pub enum Message {
     Feed(Feed),
     Tick(Instant),
     Key(keyboard::Event),
+    /// The window gained (true) or lost (false) keyboard focus.
+    WindowFocused(bool),
+    /// Open the command palette (Ctrl+Shift+P).
+    OpenPalette,
+    Palette(palette::Message),
+    /// Search: the audit log's filter on the Audit screen, the hosts search
+    /// elsewhere (Ctrl+F).
+    Find,
 }
 
-/// The keyboard shortcuts, as the UI lists them.
-pub const SHORTCUTS: &str = "Ctrl+1…9 Tabs · Ctrl+Shift+D Dark/light · Ctrl+F Search · Alt+A Approve · Alt+Y Confirm dangerous · Alt+R Reject · Alt+E Edit · Esc Back · Ctrl+Shift+Q Sign out · Terminals: Ctrl+Shift+T Open, Ctrl+Shift+PgUp/PgDn Tabs, Ctrl+Shift+W Close";
+/// The pending-approvals count in the status bar when something waits.
+pub const AMBER: Color = Color::from_rgb8(0xF5, 0xA5, 0x24);
 
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
@@ -188,6 +204,8 @@ impl State {
                 org: None,
                 status: None,
                 dark: false,
+                focused: false,
+                palette: Palette::default(),
                 confirm_sign_out: false,
                 sign_out_busy: false,
                 sign_out_error: None,
@@ -197,6 +215,25 @@ impl State {
     }
 
     pub fn update(&mut self, msg: Message) -> Vec<Effect> {
+        let out = self.handle(msg);
+        // After every change: is the approvals screen in front of the
+        // person? The card's guard counts only while it is.
+        self.approvals.set_seen(self.approvals_seen(), self.now);
+        out
+    }
+
+    /// Whether the approvals screen is what the person sees: signed in, on
+    /// the Approvals tab, nothing drawn over it (sign-out confirmation,
+    /// command palette), in the focused window.
+    pub fn approvals_seen(&self) -> bool {
+        self.session == Session::SignedIn
+            && self.tab == Tab::Approvals
+            && !self.confirm_sign_out
+            && !self.palette.is_open()
+            && self.focused
+    }
+
+    fn handle(&mut self, msg: Message) -> Vec<Effect> {
         match msg {
             Message::Tick(t) => {
                 self.now = t;
@@ -234,6 +271,14 @@ impl State {
             }
             Message::Approval(m) => {
                 if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                // Approve acts only on the approvals screen, on the card shown.
+                if matches!(
+                    m,
+                    approval::Message::Approve | approval::Message::ConfirmDangerous
+                ) && !self.approvals_seen()
+                {
                     return vec![];
                 }
                 self.approvals
@@ -280,6 +325,32 @@ impl State {
             Message::Reply(r) => self.reply(r),
             Message::Feed(f) => self.feed(f),
             Message::Key(k) => self.key(k),
+            Message::WindowFocused(f) => {
+                self.focused = f;
+                vec![]
+            }
+            Message::OpenPalette => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.palette.open();
+                vec![Effect::Focus(palette::FILTER_ID)]
+            }
+            Message::Palette(m) => match self.palette.update(m) {
+                Some(run) => self.update(run),
+                None => vec![],
+            },
+            Message::Find => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                // The audit log has its own filter; elsewhere Ctrl+F searches hosts.
+                if self.tab == Tab::Audit {
+                    return vec![Effect::Focus(audit_log::FILTER_ID)];
+                }
+                self.tab = Tab::Hosts;
+                vec![Effect::Focus(hosts::SEARCH_ID)]
+            }
         }
     }
 
@@ -446,6 +517,7 @@ impl State {
         self.audit.clear();
         self.diagrams.clear();
         self.security.clear();
+        self.palette = Palette::default();
         self.confirm_sign_out = false;
     }
 
@@ -494,6 +566,14 @@ impl State {
                 _ => vec![],
             };
         }
+        // The palette is over the screen: only Esc (close) reaches it here
+        // (what is typed goes to its filter field).
+        if self.palette.is_open() {
+            return match key {
+                Key::Named(Named::Escape) => self.update(Message::Palette(palette::Message::Close)),
+                _ => vec![],
+            };
+        }
         // The terminal screen takes what is typed (Esc, Ctrl+F, Alt+… too),
         // except the app's Ctrl+1…9 and Ctrl+Shift+letters.
         if self.tab == Tab::Terminals
@@ -522,17 +602,9 @@ impl State {
             }
         }
         match shortcut(&key, modifiers) {
+            // The card's keys (Alt+A/Y/R/E, Esc) act only where the card is.
+            Some(Message::Approval(_)) if self.tab != Tab::Approvals => vec![],
             Some(m) => self.update(m),
-            None if matches!(key, Key::Character(ref c) if c.as_str() == "f")
-                && modifiers.command() =>
-            {
-                // The audit log has its own filter; elsewhere Ctrl+F searches hosts.
-                if self.tab == Tab::Audit {
-                    return vec![Effect::Focus(audit_log::FILTER_ID)];
-                }
-                self.tab = Tab::Hosts;
-                vec![Effect::Focus(hosts::SEARCH_ID)]
-            }
             None if self.tab == Tab::Copilot && self.session == Session::SignedIn => {
                 self.copilot.key(&key, modifiers)
             }
@@ -541,17 +613,6 @@ impl State {
     }
 
     pub fn view(&self) -> Element<'_, Message> {
-        let link: Element<'_, Message> = match &self.link {
-            Link::Up => text("broker connected")
-                .size(13)
-                .style(text::success)
-                .into(),
-            Link::Connecting => text("connecting to the broker…").size(13).into(),
-            Link::Reconnecting(why) => text(format!("Broker unavailable, reconnecting… ({why})"))
-                .size(13)
-                .style(text::danger)
-                .into(),
-        };
         let body: Element<'_, Message> = match self.session {
             Session::SignedIn => self.signed_in_view(),
             Session::NoAccount => container(text(
@@ -562,16 +623,132 @@ impl State {
             Session::Unknown if self.link != Link::Up => container(text("Waiting for the broker…"))
                 .center(Fill)
                 .into(),
-            Session::Unknown | Session::SignedOut => self.signin.view().map(Message::SignIn),
+            Session::Unknown | Session::SignedOut => {
+                container(self.signin.view().map(Message::SignIn))
+                    .padding(12)
+                    .height(Fill)
+                    .into()
+            }
         };
-        let mut header = row![
-            text("Gatehouse").size(18),
-            link,
-            iced::widget::space::horizontal()
+        column![body, rule::horizontal(1), self.status_bar()].into()
+    }
+
+    /// The colour of good news on the current theme (readable on both).
+    fn good(&self) -> Color {
+        if self.dark {
+            Color::from_rgb8(0x86, 0xEF, 0xAC)
+        } else {
+            Color::from_rgb8(0x15, 0x80, 0x3D)
+        }
+    }
+
+    /// The bottom line: organization, sign-in state, the broker link and
+    /// its hardening, and the pending approvals (a count, amber when
+    /// something waits).
+    fn status_bar(&self) -> Element<'_, Message> {
+        let sep = || text("·").size(13).style(text::secondary);
+        let org = match self.org.as_deref() {
+            None => "All organizations".to_string(),
+            Some(id) => self
+                .hosts
+                .orgs
+                .iter()
+                .find(|o| o.id == id)
+                .map(|o| o.name.clone())
+                .unwrap_or_else(|| id.to_string()),
+        };
+        let session = match self.session {
+            Session::SignedIn => "Signed in",
+            Session::SignedOut => "Signed out",
+            Session::NoAccount => "No account",
+            Session::Unknown => "Sign-in state unknown",
+        };
+        let link: Element<'_, Message> = match &self.link {
+            Link::Up => text("broker connected").size(13).color(self.good()).into(),
+            Link::Connecting => text("connecting to the broker…").size(13).into(),
+            Link::Reconnecting(why) => text(format!("Broker unavailable, reconnecting… ({why})"))
+                .size(13)
+                .style(text::danger)
+                .into(),
+        };
+        let mut bar = row![
+            text(org).size(13),
+            sep(),
+            text(session).size(13),
+            sep(),
+            link
         ]
-        .spacing(16)
+        .spacing(8)
         .align_y(iced::Center);
-        header = header.push(
+        if let Some(s) = &self.status {
+            let (summary, ok) = hardening_summary(&s.hardening);
+            bar = bar.push(sep());
+            bar = bar.push(if ok {
+                text(summary).size(13).style(text::secondary)
+            } else {
+                text(summary).size(13).style(text::danger)
+            });
+        }
+        bar = bar.push(iced::widget::space::horizontal());
+        if self.session == Session::SignedIn {
+            let n = self.approvals.pending.len();
+            let label = match n {
+                0 => "No pending approvals".to_string(),
+                1 => "1 pending approval".to_string(),
+                n => format!("{n} pending approvals"),
+            };
+            let b = button(text(label).size(13)).padding([2, 10]);
+            bar = bar.push(if n > 0 {
+                b.style(|_, _| button::Style {
+                    background: Some(AMBER.into()),
+                    text_color: Color::BLACK,
+                    border: iced::border::rounded(4),
+                    ..button::Style::default()
+                })
+                .on_press(Message::Tab(Tab::Approvals))
+            } else {
+                b.style(button::text)
+            });
+        }
+        container(bar).padding([4, 12]).width(Fill).into()
+    }
+
+    /// The left sidebar: the organization switcher, the screens (the one
+    /// shown highlighted, the approvals count beside its name), and the
+    /// palette, theme and sign-out buttons at the bottom.
+    fn sidebar(&self) -> Element<'_, Message> {
+        let pending = self.approvals.pending.len();
+        let mut nav = column![
+            text("Gatehouse").size(20),
+            text("Organization:").size(13).style(text::secondary),
+            iced::widget::pick_list(
+                self.hosts.org_choices(),
+                Some(self.hosts.org_pick(self.org.as_deref())),
+                Message::Org
+            )
+            .text_size(13)
+            .width(Fill),
+        ]
+        .spacing(6);
+        for t in Tab::ALL {
+            let mut label = row![text(t.button_text()).size(13).width(Fill)];
+            if t == Tab::Approvals && pending > 0 {
+                label = label.push(text(pending.to_string()).size(13).color(AMBER));
+            }
+            let b = button(label).width(Fill).on_press(Message::Tab(t));
+            nav = nav.push(if self.tab == t {
+                b.style(button::primary)
+            } else {
+                b.style(button::text)
+            });
+        }
+        nav = nav.push(iced::widget::space::vertical()).push(
+            button(text("Command palette (Ctrl+Shift+P)").size(13))
+                .style(button::secondary)
+                .width(Fill)
+                .on_press(Message::OpenPalette),
+        );
+        nav = nav.push(
             button(
                 text(if self.dark {
                     "Light theme (Ctrl+Shift+D)"
@@ -581,71 +758,53 @@ impl State {
                 .size(13),
             )
             .style(button::text)
+            .width(Fill)
             .on_press(Message::ToggleTheme),
         );
-        if self.session == Session::SignedIn {
-            header = header.push(
-                button(text("Sign out (Ctrl+Shift+Q)").size(13))
-                    .style(button::secondary)
-                    .on_press(Message::AskSignOut),
-            );
-        }
-        column![
-            header,
-            rule::horizontal(1),
-            body,
-            rule::horizontal(1),
-            text(SHORTCUTS).size(12).style(text::secondary),
-        ]
-        .spacing(8)
-        .padding(12)
-        .into()
+        nav = nav.push(
+            button(text("Sign out (Ctrl+Shift+Q)").size(13))
+                .style(button::secondary)
+                .width(Fill)
+                .on_press(Message::AskSignOut),
+        );
+        container(nav)
+            .padding(10)
+            .width(SIDEBAR_WIDTH)
+            .height(Fill)
+            .into()
     }
 
     fn signed_in_view(&self) -> Element<'_, Message> {
-        let pending = self.approvals.pending.len();
-        let mut bar = row![].spacing(6);
-        for t in Tab::ALL {
-            let mut label = t.button_text();
-            if t == Tab::Approvals && pending > 0 {
-                label.push_str(" •");
+        let screen: Element<'_, Message> = if self.confirm_sign_out {
+            self.sign_out_view()
+        } else if self.palette.is_open() {
+            self.palette.view().map(Message::Palette)
+        } else {
+            match self.tab {
+                Tab::Hosts => self
+                    .hosts
+                    .view_marked(self.org.as_deref(), &self.terminals.open_hosts())
+                    .map(Message::Hosts),
+                Tab::Approvals => self
+                    .approvals
+                    .view(self.now, &self.hosts.orgs)
+                    .map(Message::Approval),
+                Tab::Terminals => self.terminals.view().map(Message::Terminal),
+                Tab::Copilot => self.copilot.view().map(Message::Copilot),
+                Tab::Procedures => self.procedures.view().map(Message::Procedures),
+                Tab::Recordings => self.recordings.view().map(Message::Recordings),
+                Tab::Audit => self.audit.view().map(Message::Audit),
+                Tab::Diagrams => self.diagrams.view().map(Message::Diagrams),
+                Tab::Security => self.security.view().map(Message::Security),
             }
-            let b = button(text(label).size(13));
-            bar = bar.push(if self.tab == t {
-                b
-            } else {
-                b.style(button::secondary).on_press(Message::Tab(t))
-            });
-        }
-        let bar = bar.push(iced::widget::space::horizontal()).push(
-            row![
-                text("Organization:").size(13),
-                iced::widget::pick_list(
-                    self.hosts.org_choices(),
-                    Some(self.hosts.org_pick(self.org.as_deref())),
-                    Message::Org
-                )
-                .text_size(13),
-            ]
-            .spacing(6)
-            .align_y(iced::Center),
-        );
-        let bar = bar.wrap();
-        if self.confirm_sign_out {
-            return column![bar, self.sign_out_view()].spacing(10).into();
-        }
-        let screen = match self.tab {
-            Tab::Hosts => self.hosts.view(self.org.as_deref()).map(Message::Hosts),
-            Tab::Approvals => self.approvals.view(self.now).map(Message::Approval),
-            Tab::Terminals => self.terminals.view().map(Message::Terminal),
-            Tab::Copilot => self.copilot.view().map(Message::Copilot),
-            Tab::Procedures => self.procedures.view().map(Message::Procedures),
-            Tab::Recordings => self.recordings.view().map(Message::Recordings),
-            Tab::Audit => self.audit.view().map(Message::Audit),
-            Tab::Diagrams => self.diagrams.view().map(Message::Diagrams),
-            Tab::Security => self.security.view().map(Message::Security),
         };
-        column![bar, screen].spacing(10).into()
+        row![
+            self.sidebar(),
+            rule::vertical(1),
+            container(screen).padding(12).width(Fill).height(Fill),
+        ]
+        .height(Fill)
+        .into()
     }
 
     /// What sign-out purges, before it does.
@@ -714,6 +873,37 @@ impl State {
     }
 }
 
+/// The sidebar's width in logical pixels.
+pub const SIDEBAR_WIDTH: f32 = 230.0;
+
+/// One line on the broker's hardening, and whether every layer applied.
+pub fn hardening_summary(h: &gatehouse_ipc::broker::Hardening) -> (String, bool) {
+    if !h.degraded.is_empty() {
+        return (
+            format!("Broker hardening DEGRADED: {}", h.degraded.join(", ")),
+            false,
+        );
+    }
+    let seccomp = match h.seccomp_mode {
+        2 => "seccomp filter",
+        1 => "seccomp strict",
+        _ => "no seccomp",
+    };
+    let ok = !h.dumpable && h.no_new_privs && h.seccomp_mode != 0;
+    (
+        format!(
+            "Broker: {seccomp}, Landlock {}, {}",
+            h.landlock,
+            if h.dumpable {
+                "DUMPABLE"
+            } else {
+                "not dumpable"
+            }
+        ),
+        ok,
+    )
+}
+
 /// The message a key press stands for (if any).
 fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
     use approval::Message as A;
@@ -742,6 +932,8 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
                     "d" | "D" if m.shift() => Some(Message::ToggleTheme),
                     "t" | "T" if m.shift() => Some(Message::Terminal(terminal::Message::FocusHost)),
+                    "p" | "P" if m.shift() => Some(Message::OpenPalette),
+                    "f" if !m.shift() => Some(Message::Find),
                     _ => None,
                 };
             }

@@ -7,22 +7,30 @@
 //! for dangerous actions, reject reasons and edits (an edit is a new request
 //! the broker classifies again; its card is shown fresh, guard and all).
 //!
-//! Must never: approve anything the person did not see for at least
-//! [`APPROVE_DELAY`] (buttons and shortcuts alike), approve a dangerous
-//! action on one press, give the Approve button focus, or classify a
-//! command itself (the class shown is the broker's).
+//! The guard counts only time during which the card is *seen*: the app
+//! tells this screen whether it is on screen in a focused window
+//! ([`Approvals::set_seen`]); the count starts when that exact card becomes
+//! seen, restarts when another card (or a changed request) takes its place,
+//! and is lost the moment the screen is hidden or the window loses focus.
+//!
+//! Must never: approve anything the person did not see — on screen, in the
+//! focused window, unchanged — for at least [`APPROVE_DELAY`] (buttons and
+//! shortcuts alike), approve a dangerous action on one press, give the
+//! Approve button focus, or classify a command itself (the class shown is
+//! the broker's).
 
 use std::time::{Duration, Instant};
 
-use gatehouse_ipc::broker::{ApprovalState, ApprovalView, Decision};
+use gatehouse_ipc::broker::{ApprovalState, ApprovalView, Decision, OrgInfo};
 use iced::widget::{button, column, container, row, scrollable, text, text_input};
 use iced::{Element, Fill};
 
 use crate::daemons::Call;
 
-/// How long a card (or the dangerous confirmation) must have been visible
-/// before Approve becomes active: a keystroke meant for another window
-/// cannot approve what just appeared.
+/// How long a card (or the dangerous confirmation) must have been seen
+/// without interruption — on the approvals screen, in the focused window,
+/// unchanged — before Approve becomes active: a keystroke meant for another
+/// window or screen cannot approve what just appeared.
 pub const APPROVE_DELAY: Duration = Duration::from_millis(800);
 
 /// The id of the reject-reason field.
@@ -41,8 +49,10 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct Card {
     pub view: ApprovalView,
-    /// When the card appeared (the guard counts from here).
-    pub shown_at: Instant,
+    /// Since when this card has been seen without interruption (the guard
+    /// counts from here); `None` while it is not on screen in the focused
+    /// window.
+    pub seen_since: Option<Instant>,
     pub mode: Mode,
     /// Set by the first Approve of a dangerous action: the second,
     /// deliberate confirmation is shown (with its own delay).
@@ -54,10 +64,12 @@ pub struct Card {
 }
 
 impl Card {
-    pub fn new(view: ApprovalView, now: Instant) -> Card {
+    /// A card for `view`; `seen` says whether it is on screen in the focused
+    /// window from `now` on.
+    pub fn new(view: ApprovalView, seen: bool, now: Instant) -> Card {
         Card {
             view,
-            shown_at: now,
+            seen_since: seen.then_some(now),
             mode: Mode::Showing,
             confirming_since: None,
             busy: false,
@@ -69,11 +81,14 @@ impl Card {
         self.view.class == "dangerous"
     }
 
-    /// Whether Approve is active at `now`.
+    /// Whether Approve is active at `now`: the card has been seen for the
+    /// whole of the last [`APPROVE_DELAY`].
     pub fn armed(&self, now: Instant) -> bool {
         !self.busy
             && self.mode == Mode::Showing
-            && now.saturating_duration_since(self.shown_at) >= APPROVE_DELAY
+            && self
+                .seen_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= APPROVE_DELAY)
     }
 
     /// Whether the dangerous confirmation is active at `now`.
@@ -90,7 +105,21 @@ impl Card {
     /// so the button turns active when the delay is over).
     pub fn guard_running(&self, now: Instant) -> bool {
         let waiting = |since: Instant| now.saturating_duration_since(since) < APPROVE_DELAY;
-        !self.busy && (waiting(self.shown_at) || self.confirming_since.is_some_and(waiting))
+        !self.busy
+            && (self.seen_since.is_some_and(waiting) || self.confirming_since.is_some_and(waiting))
+    }
+
+    /// The card is (or is no longer) seen at `now`. Hiding it loses the
+    /// time counted so far and withdraws a dangerous confirmation.
+    fn set_seen(&mut self, seen: bool, now: Instant) {
+        match (seen, self.seen_since) {
+            (true, None) => self.seen_since = Some(now),
+            (false, Some(_)) => {
+                self.seen_since = None;
+                self.confirming_since = None;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -102,6 +131,9 @@ pub struct Approvals {
     pub error: Option<String>,
     /// The last outcome ("Approved #3", "Edited #3 → #4: classified again").
     pub notice: Option<String>,
+    /// Whether this screen is on screen in the focused window (the app
+    /// says so through [`Approvals::set_seen`]).
+    pub seen: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -127,11 +159,18 @@ impl Approvals {
         }
         if let Message::Open(id) = msg {
             let view = self.pending.iter().find(|v| v.id == id)?.clone();
-            self.card = Some(Card::new(view, now));
+            if self.card.as_ref().is_some_and(|c| c.view.id == id) {
+                return None;
+            }
+            self.card = Some(Card::new(view, self.seen, now));
             return None;
         }
         let card = self.card.as_mut()?;
         if card.busy {
+            return None;
+        }
+        // Nothing is decided on a card that is not on screen.
+        if matches!(msg, Message::Approve | Message::ConfirmDangerous) && !self.seen {
             return None;
         }
         let id = card.view.id;
@@ -224,7 +263,7 @@ impl Approvals {
                 card.confirming_since = None;
                 // Leaving a sub-mode re-arms the guard: Approve is not one
                 // keystroke away from Escape.
-                card.shown_at = now;
+                card.seen_since = self.seen.then_some(now);
                 None
             }
             Message::Open(_) | Message::Refresh => None,
@@ -244,18 +283,27 @@ impl Approvals {
                 // A card decided elsewhere (the CLI, another window) goes away.
                 if let Some(card) = &self.card
                     && !card.busy
-                    && !self.pending.iter().any(|v| v.id == card.view.id)
                 {
-                    self.notice = Some(format!(
-                        "Request #{} was decided elsewhere or expired",
-                        card.view.id
-                    ));
-                    self.card = None;
+                    match self.pending.iter().find(|v| v.id == card.view.id) {
+                        None => {
+                            self.notice = Some(format!(
+                                "Request #{} was decided elsewhere or expired",
+                                card.view.id
+                            ));
+                            self.card = None;
+                        }
+                        // The same id with different content is a different
+                        // request as far as the guard is concerned.
+                        Some(v) if *v != card.view => {
+                            self.card = Some(Card::new(v.clone(), self.seen, now));
+                        }
+                        Some(_) => {}
+                    }
                 }
                 if self.card.is_none()
                     && let Some(first) = self.pending.first()
                 {
-                    self.card = Some(Card::new(first.clone(), now));
+                    self.card = Some(Card::new(first.clone(), self.seen, now));
                 }
             }
         }
@@ -270,7 +318,7 @@ impl Approvals {
                 {
                     self.pending.push(view.clone());
                 }
-                self.card = Some(Card::new(view, now));
+                self.card = Some(Card::new(view, self.seen, now));
             }
             Err(e) => self.error = Some(e),
         }
@@ -314,7 +362,19 @@ impl Approvals {
         *self = Approvals::default();
     }
 
-    pub fn view(&self, now: Instant) -> Element<'_, Message> {
+    /// Whether this screen is on screen in the focused window from `now`
+    /// on. The app calls it after every message; the card's guard counts
+    /// only while it is true.
+    pub fn set_seen(&mut self, seen: bool, now: Instant) {
+        self.seen = seen;
+        if let Some(card) = &mut self.card {
+            card.set_seen(seen, now);
+        }
+    }
+
+    /// The screen; `orgs` names the organizations (the card shows names,
+    /// not ids).
+    pub fn view<'a>(&'a self, now: Instant, orgs: &[OrgInfo]) -> Element<'a, Message> {
         let mut col = column![].spacing(10);
         if let Some(n) = &self.notice {
             col = col.push(text(n.clone()).style(text::success));
@@ -339,7 +399,7 @@ impl Approvals {
         );
         match &self.card {
             None => col.push(text("No request is waiting for you.")),
-            Some(card) => col.push(card_view(card, now)),
+            Some(card) => col.push(card_view(card, now, org_name(orgs, &card.view.action.org))),
         }
         .into()
     }
@@ -354,8 +414,16 @@ fn field<'a>(label: &'a str, value: String) -> Element<'a, Message> {
     .into()
 }
 
-/// The card itself.
-pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
+/// How the card names organization `org` (an id or a name): its name; the
+/// text as given when no organization has it.
+pub fn org_name(orgs: &[OrgInfo], org: &str) -> String {
+    orgs.iter()
+        .find(|o| o.id == org || o.name == org)
+        .map_or_else(|| org.to_string(), |o| o.name.clone())
+}
+
+/// The card itself; `org` is the organization as [`org_name`] names it.
+pub fn card_view(card: &Card, now: Instant, org: String) -> Element<'_, Message> {
     let v = &card.view;
     let a = &v.action;
     let class_style = match v.class.as_str() {
@@ -374,7 +442,7 @@ pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
             .width(Fill)
             .style(container::bordered_box),
         field("Host", format!("{} ({})", a.host, a.vendor)),
-        field("Organization", a.org.clone()),
+        field("Organization", org),
         field(
             "Credential",
             a.credential
@@ -485,4 +553,119 @@ pub fn card_view(card: &Card, now: Instant) -> Element<'_, Message> {
         .width(Fill)
         .style(container::rounded_box)
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The guard's arithmetic on the screen state alone (the real window is
+    //! driven in tests/tests/ui_window.rs).
+    use super::*;
+    use gatehouse_ipc::PeerRole;
+    use gatehouse_ipc::broker::{Action, Requester};
+
+    fn view(id: u64, command: &str, class: &str) -> ApprovalView {
+        ApprovalView {
+            id,
+            action: Action {
+                host: "r1".into(),
+                vendor: "routeros".into(),
+                org: "lab".into(),
+                credential: None,
+                command: command.into(),
+                expected_effect: String::new(),
+            },
+            requester: Requester {
+                role: PeerRole::Cli,
+                pid: 1,
+                exe: "/x/gatehouse".into(),
+            },
+            class: class.into(),
+            reasons: vec![],
+            state: ApprovalState::Pending,
+            created_ms: 0,
+            decided_by: None,
+            replaced_by: None,
+            reject_reason: None,
+            autopilot: None,
+        }
+    }
+
+    fn approves(a: &mut Approvals, now: Instant) -> bool {
+        matches!(
+            a.update(Message::Approve, now),
+            Some(Call::Decide {
+                decision: Decision::Approve,
+                ..
+            })
+        )
+    }
+
+    const LONG: Duration = Duration::from_millis(1500);
+
+    #[test]
+    fn time_listed_but_not_seen_does_not_count() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        assert!(!approves(&mut a, t0 + LONG), "never seen");
+        a.set_seen(true, t0 + LONG);
+        assert!(!approves(&mut a, t0 + LONG + Duration::from_millis(5)));
+        assert!(approves(&mut a, t0 + LONG + APPROVE_DELAY));
+    }
+
+    #[test]
+    fn hiding_the_card_loses_the_time_counted() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.set_seen(true, t0);
+        a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        a.set_seen(false, t0 + Duration::from_millis(700));
+        a.set_seen(true, t0 + Duration::from_millis(750));
+        assert!(!approves(&mut a, t0 + Duration::from_millis(900)));
+        // Not seen at all: no decision however long it has been.
+        a.set_seen(false, t0 + Duration::from_millis(900));
+        assert!(!approves(&mut a, t0 + LONG * 4));
+    }
+
+    #[test]
+    fn a_changed_request_under_the_same_id_restarts_the_guard() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.set_seen(true, t0);
+        a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        let later = t0 + APPROVE_DELAY + Duration::from_millis(50);
+        a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), later);
+        assert!(!approves(&mut a, later + Duration::from_millis(10)));
+        assert_eq!(
+            a.card.as_ref().map(|c| c.view.class.as_str()),
+            Some("dangerous")
+        );
+    }
+
+    #[test]
+    fn losing_focus_withdraws_a_dangerous_confirmation() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.set_seen(true, t0);
+        a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), t0);
+        let t1 = t0 + APPROVE_DELAY;
+        assert!(
+            a.update(Message::Approve, t1).is_none(),
+            "first press asks again"
+        );
+        assert!(
+            a.card
+                .as_ref()
+                .is_some_and(|c| c.confirming_since.is_some())
+        );
+        a.set_seen(false, t1 + Duration::from_millis(10));
+        a.set_seen(true, t1 + Duration::from_millis(20));
+        assert!(
+            a.card
+                .as_ref()
+                .is_some_and(|c| c.confirming_since.is_none())
+        );
+        let t2 = t1 + LONG;
+        assert!(a.update(Message::ConfirmDangerous, t2).is_none());
+    }
 }

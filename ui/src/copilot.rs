@@ -45,8 +45,6 @@ pub const MAX_STEPS_ID: &str = "copilot-max-steps";
 pub const MINUTES_ID: &str = "copilot-minutes";
 /// Where a call waiting for a person is decided.
 pub const WAITING: &str = "waiting for your approval: see the Approvals tab (Ctrl+4)";
-/// The panel's shortcuts, as shown on it.
-pub const SHORTCUTS: &str = "Enter Send · Alt+M Mode · Alt+T Trust · Alt+N New conversation";
 
 /// The default step bound per message (as `gatehouse copilot chat`).
 const DEFAULT_MAX_STEPS: u32 = 12;
@@ -790,7 +788,6 @@ impl Copilot {
             ]
             .spacing(8),
         )
-        .push(text(SHORTCUTS).size(12).style(text::secondary))
         .into()
     }
 

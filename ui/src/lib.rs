@@ -14,6 +14,22 @@
 pub const MONO: iced::Font = iced::Font::with_name("DejaVu Sans Mono");
 /// The font file behind [`MONO`] (license: `assets/DejaVuSansMono.LICENSE`).
 pub const MONO_FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
+/// The face of every label: DejaVu Sans, embedded (and made the default)
+/// for the same reason: the window and its snapshots look the same on
+/// every machine, whatever fonts it has installed.
+pub const UI_FONT: iced::Font = iced::Font::with_name("DejaVu Sans");
+/// The font file behind [`UI_FONT`] (license: `assets/DejaVuSans.LICENSE`).
+pub const UI_FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// The settings every rendering of the app uses (the window, snapshots):
+/// both embedded faces loaded, [`UI_FONT`] the default.
+pub fn settings() -> iced::Settings {
+    iced::Settings {
+        fonts: vec![UI_FONT_BYTES.into(), MONO_FONT_BYTES.into()],
+        default_font: UI_FONT,
+        ..iced::Settings::default()
+    }
+}
 
 pub mod app;
 pub mod approval;
@@ -23,6 +39,7 @@ pub mod copilot;
 pub mod daemons;
 pub mod diagrams;
 pub mod hosts;
+pub mod palette;
 pub mod procedures;
 pub mod recordings;
 pub mod security;
@@ -31,3 +48,4 @@ pub mod signin;
 pub mod term_bench;
 pub mod term_grid;
 pub mod terminal;
+pub mod window_memory;

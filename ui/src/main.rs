@@ -1,7 +1,7 @@
 //! `gatehouse-ui`: the Gatehouse desktop app.
 //!
 //! Owns: argument parsing (`--profile`, `--screenshot FILE`) and starting
-//! the iced application. Must never: run as another role than `ui` (the
+//! the iced application (at the size the window had when it last closed). Must never: run as another role than `ui` (the
 //! broker decides that from this executable's path) or take secrets from
 //! arguments or the environment.
 
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use gatehouse_ui::daemons::Daemons;
 use gatehouse_ui::shell::{self, Capture, Shell};
+use gatehouse_ui::window_memory;
 
 const USAGE: &str =
     "usage: gatehouse-ui [--profile NAME] [--screenshot FILE.ppm | --first-frame [--bare]]
@@ -71,16 +72,23 @@ fn main() -> ExitCode {
         }
         return finish(bare_first_frame());
     }
+    let (width, height) = window_memory::load(&daemons.layout().root);
+    let window = iced::window::Settings {
+        size: iced::Size::new(width, height),
+        min_size: Some(iced::Size::new(window_memory::MIN.0, window_memory::MIN.1)),
+        resizable: true,
+        ..iced::window::Settings::default()
+    };
     let result = iced::application(
         move || Shell::boot(daemons.clone(), capture.clone()),
         Shell::update,
         Shell::view,
     )
-    .font(gatehouse_ui::MONO_FONT_BYTES)
+    .settings(gatehouse_ui::settings())
     .title("Gatehouse")
     .theme(Shell::theme)
     .subscription(Shell::subscription)
-    .window_size((1100.0, 720.0))
+    .window(window)
     .run();
     finish(result)
 }
@@ -89,9 +97,9 @@ fn main() -> ExitCode {
 /// the app (no state, no daemons, no subscriptions).
 fn bare_first_frame() -> iced::Result {
     iced::application(bare_boot, bare_update, bare_view)
-        .font(gatehouse_ui::MONO_FONT_BYTES)
+        .settings(gatehouse_ui::settings())
         .title("Gatehouse")
-        .window_size((1100.0, 720.0))
+        .window_size(window_memory::DEFAULT)
         .run()
 }
 

@@ -1,6 +1,7 @@
 //! The iced shell around [`crate::app::State`]: effects as tasks, the
-//! subscriptions (clock, keyboard, broker events), and the `--screenshot`
-//! mode that saves the first rendered frame and exits.
+//! subscriptions (clock, keyboard, window focus and size, broker events),
+//! remembering the window's size ([`crate::window_memory`]), and the
+//! `--screenshot` mode that saves the first rendered frame and exits.
 //!
 //! Must never: change state except through `State::update`, or write the
 //! screenshot anywhere but the path the person gave.
@@ -36,6 +37,8 @@ pub enum Capture {
 pub struct Shell {
     pub app: State,
     capture: Capture,
+    /// Saving the window size failed once (said once on stderr).
+    size_unsaved: bool,
 }
 
 /// A task that captures the window's current frame.
@@ -65,6 +68,8 @@ pub enum ShellMessage {
     Capture,
     Captured(Result<iced::window::Screenshot, String>),
     Saved(Result<(), String>),
+    /// The window was resized (logical pixels): remembered for the next run.
+    Resized(iced::Size),
 }
 
 /// Turns effects into iced tasks.
@@ -97,7 +102,14 @@ impl Shell {
             }
             Capture::FirstFrame => task = Task::batch([task, Task::done(ShellMessage::Capture)]),
         }
-        (Shell { app, capture }, task)
+        (
+            Shell {
+                app,
+                capture,
+                size_unsaved: false,
+            },
+            task,
+        )
     }
 
     pub fn update(&mut self, m: ShellMessage) -> Task<ShellMessage> {
@@ -131,6 +143,16 @@ impl Shell {
                     ShellMessage::Saved,
                 )
             }
+            ShellMessage::Resized(size) => {
+                let root = &self.app.daemons.layout().root;
+                if let Err(e) = crate::window_memory::save(root, (size.width, size.height))
+                    && !self.size_unsaved
+                {
+                    self.size_unsaved = true;
+                    eprintln!("gatehouse-ui: the window size is not remembered: {e}");
+                }
+                Task::none()
+            }
             ShellMessage::Saved(r) => {
                 match r {
                     Ok(()) => {}
@@ -159,11 +181,33 @@ impl Shell {
         Subscription::batch([
             clock,
             iced::keyboard::listen().map(|k| ShellMessage::App(Message::Key(k))),
+            iced::event::listen_with(window_events),
             Subscription::run_with(EventsOf(self.app.daemons.clone()), |d| {
                 daemons::events(d.0.clone())
             })
             .map(|f| ShellMessage::App(Message::Feed(f))),
         ])
+    }
+}
+
+/// The window's focus changes (the approval guard counts only while the
+/// window has focus) and sizes (remembered).
+fn window_events(
+    e: iced::Event,
+    _: iced::event::Status,
+    _: iced::window::Id,
+) -> Option<ShellMessage> {
+    match e {
+        iced::Event::Window(iced::window::Event::Focused) => {
+            Some(ShellMessage::App(Message::WindowFocused(true)))
+        }
+        iced::Event::Window(iced::window::Event::Unfocused) => {
+            Some(ShellMessage::App(Message::WindowFocused(false)))
+        }
+        iced::Event::Window(iced::window::Event::Resized(size)) => {
+            Some(ShellMessage::Resized(size))
+        }
+        _ => None,
     }
 }
 

@@ -37,9 +37,6 @@ pub const GRID_ID: &str = "terminal-grid";
 /// The terminal type sessiond asks the device for.
 pub const TERM: &str = "xterm-256color";
 
-/// The shortcuts of this screen, as it lists them.
-pub const SHORTCUTS: &str = "Ctrl+Shift+T Open host · Ctrl+Shift+PgUp/PgDn (Ctrl+Tab) Previous/next tab · Ctrl+Shift+W Close tab · Shift+PgUp/PgDn, wheel Scroll back · Drag Select · Ctrl+Shift+C Copy · Ctrl+Shift+V Paste";
-
 /// The way keystrokes reach a running shell: a queue the shell's watch
 /// sends in order on its control connection. Dropping every copy ends the
 /// watch and closes the session.
@@ -434,6 +431,17 @@ impl Terminals {
     }
 
     /// The tab with this id.
+    /// The hosts (as asked for, and by name) with a session opening or
+    /// live: the hosts list marks them.
+    pub fn open_hosts(&self) -> std::collections::BTreeSet<String> {
+        self.tabs
+            .iter()
+            .filter(|t| matches!(t.state, TabState::Opening | TabState::Live))
+            .flat_map(|t| [t.host.clone(), t.name.clone()])
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
+
     pub fn tab(&self, id: u64) -> Option<&TermTab> {
         self.tabs.iter().find(|t| t.id == id)
     }
@@ -738,7 +746,6 @@ impl Terminals {
                 .spacing(8)
                 .align_y(iced::Center),
             body,
-            text(SHORTCUTS).size(11).style(text::secondary),
         ]
         .spacing(6)
         .height(Fill)

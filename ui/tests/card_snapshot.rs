@@ -3,8 +3,8 @@
 //! `ui/tests/snapshots/` (written on the first run; delete one to accept a
 //! deliberate change, and look at it before committing).
 //!
-//! Both faces are embedded (iced's Fira Sans, and DejaVu Sans Mono for the
-//! command block, loaded through the simulator's settings), so the pixels
+//! Both faces are embedded (DejaVu Sans for labels, DejaVu Sans Mono for the
+//! command block, loaded through `gatehouse_ui::settings()`, as the window does), so the pixels
 //! do not depend on the machine's fonts. Besides matching the stored
 //! images, the test checks that what must look different (the guard's
 //! state, the dangerous confirmation, another command) does.
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use gatehouse_ipc::PeerRole;
 use gatehouse_ipc::broker::{Action, ApprovalState, ApprovalView, Requester};
 use gatehouse_ui::approval::{APPROVE_DELAY, Approvals, Card, Message, card_view};
-use iced::{Settings, Theme};
+use iced::Theme;
 use iced_test::Simulator;
 
 fn view(class: &str, command: &str) -> ApprovalView {
@@ -47,11 +47,10 @@ fn view(class: &str, command: &str) -> ApprovalView {
 /// Whether the card at `now` renders exactly as the stored image `name`
 /// (stored on the first run).
 fn matches(name: &str, card: &Card, now: Instant) -> bool {
-    let settings = Settings {
-        fonts: vec![gatehouse_ui::MONO_FONT_BYTES.into()],
-        ..Settings::default()
-    };
-    let mut ui = Simulator::with_settings(settings, card_view(card, now));
+    let mut ui = Simulator::with_settings(
+        gatehouse_ui::settings(),
+        card_view(card, now, card.view.action.org.clone()),
+    );
     let snap = ui.snapshot(&Theme::Light).expect("snapshot");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -65,7 +64,7 @@ fn approval_card_snapshots_are_deterministic_and_show_the_guard() {
     let t0 = Instant::now();
     let later = t0 + APPROVE_DELAY + Duration::from_millis(1);
 
-    let card = Card::new(view("dangerous", "/system reboot"), t0);
+    let card = Card::new(view("dangerous", "/system reboot"), true, t0);
     // Stored on the first render, matched by a second render of the same state.
     assert!(matches("dangerous-waiting", &card, t0));
     assert!(matches("dangerous-waiting", &card, t0), "deterministic");
@@ -75,6 +74,7 @@ fn approval_card_snapshots_are_deterministic_and_show_the_guard() {
 
     // The first Approve of a dangerous card adds the confirmation, not a decision.
     let mut approvals = Approvals::default();
+    approvals.set_seen(true, t0);
     approvals.shown(Ok(view("dangerous", "/system reboot")), t0);
     assert!(approvals.update(Message::Approve, later).is_none());
     let card = approvals.card.as_ref().unwrap();
@@ -82,7 +82,7 @@ fn approval_card_snapshots_are_deterministic_and_show_the_guard() {
     assert!(!matches("dangerous-armed", card, later));
 
     // Another command or class is another image.
-    let moderate = Card::new(view("moderate", "/interface disable ether2"), t0);
+    let moderate = Card::new(view("moderate", "/interface disable ether2"), true, t0);
     assert!(!matches("dangerous-waiting", &moderate, t0));
     assert!(matches("moderate-waiting", &moderate, t0));
 }

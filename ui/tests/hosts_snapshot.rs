@@ -3,8 +3,8 @@
 //! `ui/tests/snapshots/` (written on the first run; delete one to accept a
 //! deliberate change, and look at it before committing).
 //!
-//! Both faces are embedded (iced's Fira Sans for text, DejaVu Sans Mono for
-//! addresses), so the pixels do not depend on the machine's fonts. Besides
+//! Both faces are embedded (DejaVu Sans for text, DejaVu Sans Mono for
+//! addresses, as the window loads them), so the pixels do not depend on the machine's fonts. Besides
 //! matching the stored images, the tests check that what must look
 //! different does (a filter, an open detail, a revealed value).
 
@@ -21,10 +21,7 @@ use iced::{Element, Settings, Theme};
 use iced_test::Simulator;
 
 fn settings() -> Settings {
-    Settings {
-        fonts: vec![gatehouse_ui::MONO_FONT_BYTES.into()],
-        ..Settings::default()
-    }
+    gatehouse_ui::settings()
 }
 
 fn snapshot_path(name: &str) -> PathBuf {

@@ -137,6 +137,9 @@ impl Driver {
             watch_rx,
         };
         d.apply(effects);
+        // The window system gives the window focus (the real shell hears
+        // it from winit; the approval guard counts only while focused).
+        d.send(Message::WindowFocused(true));
         Ok(d)
     }
 

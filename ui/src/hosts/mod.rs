@@ -40,12 +40,28 @@ pub const SEARCH_ID: &str = "host-search";
 /// At most this many host lines are drawn; the count says how many match.
 pub const MAX_DRAWN: usize = 300;
 
-/// The keys of this screen, as shown under the list.
-pub const SHORTCUTS: &str = "↑/↓ select · Enter connect · Ctrl+N new host · E edit · Del delete · V reveal password · Esc close";
-
 const ALL_VENDORS: &str = "All vendors";
 const ALL_TAGS: &str = "All tags";
 const ALL_FOLDERS: &str = "All folders";
+
+/// The column the host list is sorted by (within each folder).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    #[default]
+    Name,
+    Address,
+    Vendor,
+}
+
+impl SortKey {
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Name => "Name",
+            SortKey::Address => "Address",
+            SortKey::Vendor => "Vendor",
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Hosts {
@@ -61,6 +77,10 @@ pub struct Hosts {
     pub folder: Option<String>,
     /// Collapsed folder paths.
     pub collapsed: BTreeSet<String>,
+    /// The column hosts are sorted by within their folder, and whether the
+    /// order is reversed (a header clicked twice).
+    pub sort: SortKey,
+    pub descending: bool,
     /// The selected host's id.
     pub selected: Option<String>,
     /// Why the store could not be read, shown above the list.
@@ -88,6 +108,8 @@ pub enum Message {
     FilterTag(String),
     FilterFolder(String),
     ToggleFolder(String),
+    /// A column header was clicked: sort by it (again: reverse the order).
+    SortBy(SortKey),
     Select(String),
     Up,
     Down,
@@ -192,6 +214,10 @@ impl Hosts {
     pub fn update(&mut self, msg: Message, org: Option<&str>) -> Vec<Effect> {
         match msg {
             Message::Search(s) => self.search = s,
+            Message::SortBy(k) => {
+                self.descending = self.sort == k && !self.descending;
+                self.sort = k;
+            }
             Message::Refresh => {
                 return vec![
                     Effect::Call(crate::daemons::Call::LoadHosts),
@@ -405,10 +431,44 @@ impl Hosts {
         self.shown.as_ref().is_some_and(Shown::is_revealed)
     }
 
-    /// The indices of the rows the filters and search match, in tree order:
+    /// The indices of the rows the filters and search match, in tree order
+    /// (folders together, hosts within a folder by the sort column):
     /// every search word (case-insensitive) must appear in some plaintext
     /// field; vendor, tag, folder (and subfolders) and organization exactly.
     pub fn visible(&self, org: Option<&str>) -> Vec<usize> {
+        let matching = self.matching(org);
+        if self.sort == SortKey::Name && !self.descending {
+            // The rows' own order (set on load).
+            return matching;
+        }
+        let mut keyed: Vec<(usize, String)> = matching
+            .into_iter()
+            .map(|i| {
+                let r = &self.rows[i];
+                let k = match self.sort {
+                    SortKey::Name => r.name.clone(),
+                    SortKey::Address => sortable_address(&r.address, &r.port),
+                    SortKey::Vendor => r.vendor.to_lowercase(),
+                };
+                (i, k)
+            })
+            .collect();
+        // Folders stay together (in tree order); within one, by the key.
+        keyed.sort_by(|(a, ka), (b, kb)| {
+            let (ra, rb) = (&self.rows[*a], &self.rows[*b]);
+            ra.folder
+                .split('/')
+                .cmp(rb.folder.split('/'))
+                .then_with(|| {
+                    let o = ka.cmp(kb).then_with(|| ra.name.cmp(&rb.name));
+                    if self.descending { o.reverse() } else { o }
+                })
+        });
+        keyed.into_iter().map(|(i, _)| i).collect()
+    }
+
+    /// The rows the filters and search match, in folder-then-name order.
+    fn matching(&self, org: Option<&str>) -> Vec<usize> {
         let words: Vec<String> = self
             .search
             .split_whitespace()
@@ -457,7 +517,7 @@ impl Hosts {
     }
 
     /// The message a key press stands for on this screen (the keys are
-    /// listed in [`SHORTCUTS`]); keys typed into a text field never get here.
+    /// listed in the command palette); keys typed into a text field never get here.
     pub fn key(&self, key: &Key, m: Modifiers) -> Option<Message> {
         if self.form.is_some() {
             return matches!(key, Key::Named(Named::Escape))
@@ -492,6 +552,12 @@ impl Hosts {
     }
 
     pub fn view(&self, org: Option<&str>) -> Element<'_, Message> {
+        self.view_marked(org, &BTreeSet::new())
+    }
+
+    /// The screen, hosts named in `open` (by record id or name) marked ● as
+    /// having an open terminal session.
+    pub fn view_marked(&self, org: Option<&str>, open: &BTreeSet<String>) -> Element<'_, Message> {
         if let Some(f) = &self.form {
             return scrollable(container(f.view().map(Message::Form)).padding(4))
                 .height(Fill)
@@ -555,7 +621,11 @@ impl Hosts {
         if let Some(n) = &self.notice {
             col = col.push(text(n.clone()).style(text::success));
         }
-        let list = scrollable(container(self.tree(&visible)).width(Fill)).height(Fill);
+        let list = column![
+            self.headers(),
+            scrollable(container(self.tree(&visible, open)).width(Fill)).height(Fill),
+        ]
+        .spacing(2);
         let body: Element<'_, Message> = match &self.shown {
             Some(s) => {
                 let mut side = column![].spacing(8);
@@ -572,9 +642,8 @@ impl Hosts {
             }
             None => list.into(),
         };
-        col.push(body)
-            .push(text(SHORTCUTS).size(12).style(text::secondary))
-            .into()
+        // The keys are listed in the command palette (Ctrl+Shift+P).
+        col.push(body).into()
     }
 
     fn confirm_delete_view<'a>(&'a self, s: &'a Shown) -> Element<'a, Message> {
@@ -604,7 +673,7 @@ impl Hosts {
 
     /// The visible rows as a folder tree (collapsible folders, hosts under
     /// their folder), at most [`MAX_DRAWN`] host lines.
-    fn tree(&self, visible: &[usize]) -> Element<'_, Message> {
+    fn tree(&self, visible: &[usize], sessions: &BTreeSet<String>) -> Element<'_, Message> {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for &i in visible {
             let parts: Vec<&str> = self.rows[i].folder.split('/').collect();
@@ -652,7 +721,8 @@ impl Hosts {
                 break;
             }
             drawn += 1;
-            col = col.push(self.host_line(r, parts.len()));
+            let marked = sessions.contains(&r.id) || sessions.contains(&r.name);
+            col = col.push(self.host_line(r, parts.len(), marked));
         }
         if self.loaded && self.rows.is_empty() {
             col = col.push(text(
@@ -662,7 +732,38 @@ impl Hosts {
         col.into()
     }
 
-    fn host_line<'a>(&'a self, r: &'a HostRow, depth: usize) -> Element<'a, Message> {
+    /// The list's column headers; clicking one sorts by it (twice: reversed),
+    /// the current one marked ▲ / ▼.
+    fn headers(&self) -> Element<'_, Message> {
+        let header = |k: SortKey, portion: u16| -> Element<'_, Message> {
+            let mark = match (self.sort == k, self.descending) {
+                (false, _) => "",
+                (true, false) => " ▲",
+                (true, true) => " ▼",
+            };
+            button(text(format!("{}{mark}", k.label())).size(13))
+                .padding([2, 6])
+                .style(button::text)
+                .width(iced::FillPortion(portion))
+                .on_press(Message::SortBy(k))
+                .into()
+        };
+        row![
+            space::horizontal().width(VENDOR_BADGE_WIDTH),
+            header(SortKey::Name, 3),
+            header(SortKey::Address, 3),
+            header(SortKey::Vendor, 1),
+            text("Tags")
+                .size(13)
+                .style(text::secondary)
+                .width(iced::FillPortion(3)),
+        ]
+        .spacing(6)
+        .align_y(iced::Center)
+        .into()
+    }
+
+    fn host_line<'a>(&'a self, r: &'a HostRow, depth: usize, open: bool) -> Element<'a, Message> {
         let selected = self.selected.as_ref() == Some(&r.id);
         let address = if r.port.is_empty() || r.port == "22" {
             r.address.clone()
@@ -673,7 +774,15 @@ impl Hosts {
         for t in &r.tags {
             tags = tags.push(chip(t));
         }
-        let name = button(text(r.name.as_str()).size(14))
+        let label = if open {
+            row![
+                text(r.name.as_str()).size(14),
+                text("●").size(12).color(Color::from_rgb8(0x22, 0xC5, 0x5E)),
+            ]
+        } else {
+            row![text(r.name.as_str()).size(14)]
+        };
+        let name = button(label.spacing(6).align_y(iced::Center))
             .padding([2, 6])
             .style(if selected {
                 button::primary
@@ -698,6 +807,16 @@ impl Hosts {
         .spacing(6)
         .align_y(iced::Center)
         .into()
+    }
+}
+
+/// An address as it sorts: IPv4 numerically (10.0.0.9 before 10.0.0.10),
+/// anything else as text after every IPv4; the port breaks ties.
+fn sortable_address(address: &str, port: &str) -> String {
+    let port = port.parse::<u32>().unwrap_or(22);
+    match address.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => format!("0{:010}:{port:05}", u32::from(ip)),
+        Err(_) => format!("1{}:{port:05}", address.to_lowercase()),
     }
 }
 
@@ -802,12 +921,15 @@ pub fn vendor_mark(vendor: &str) -> (&'static str, Color) {
     }
 }
 
+/// The width of a host line's vendor badge.
+const VENDOR_BADGE_WIDTH: f32 = 40.0;
+
 fn vendor_badge<'a>(vendor: &str) -> Element<'a, Message> {
     let (mark, color) = vendor_mark(vendor);
     container(text(mark).size(11).font(crate::MONO))
-        .width(40)
+        .width(VENDOR_BADGE_WIDTH)
         .padding([1, 4])
-        .center_x(40)
+        .center_x(VENDOR_BADGE_WIDTH)
         .style(move |_: &iced::Theme| container::Style {
             background: Some(color.into()),
             text_color: Some(Color::WHITE),
@@ -823,6 +945,40 @@ fn vendor_badge<'a>(vendor: &str) -> Element<'a, Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_sort_within_folders_and_reverse_on_a_second_click() {
+        let mut rows = generated_hosts(4);
+        for (r, (folder, name, addr)) in rows.iter_mut().zip([
+            ("dc1", "b", "10.0.0.10"),
+            ("dc1", "a", "10.0.0.9"),
+            ("dc2", "c", "10.0.0.1"),
+            ("dc1", "z", "host.example"),
+        ]) {
+            r.folder = folder.into();
+            r.name = name.into();
+            r.address = addr.into();
+            r.port = "22".into();
+        }
+        let mut h = Hosts::default();
+        h.loaded(Ok(rows));
+        let names = |h: &Hosts| -> Vec<String> {
+            h.visible(None)
+                .iter()
+                .map(|&i| h.rows[i].name.clone())
+                .collect()
+        };
+        assert_eq!(names(&h), ["a", "b", "z", "c"]);
+        h.update(Message::SortBy(SortKey::Address), None);
+        // 10.0.0.9 before 10.0.0.10; names after every IPv4; dc2 after dc1.
+        assert_eq!(names(&h), ["a", "b", "z", "c"]);
+        h.update(Message::SortBy(SortKey::Address), None);
+        assert!(h.descending);
+        assert_eq!(names(&h), ["z", "b", "a", "c"]);
+        h.update(Message::SortBy(SortKey::Name), None);
+        assert!(!h.descending, "a new column starts ascending");
+        assert_eq!(names(&h), ["a", "b", "z", "c"]);
+    }
     use crate::bench::generated_hosts;
 
     #[test]

@@ -1,0 +1,132 @@
+//! A private X server (Xvfb) for tests of the real `gatehouse-ui` window,
+//! and the xdotool calls that drive it as a person would: find the window,
+//! give it keyboard focus, press keys (XTEST, the same path a keyboard takes;
+//! never synthetic `XSendEvent`s, which toolkits may treat differently).
+//!
+//! Must never: fall back to anything when Xvfb or xdotool is missing (the
+//! test fails and says which package to install), or touch a display it did
+//! not start.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::ChildGuard;
+
+/// A running Xvfb on a free display number; killed on drop.
+pub struct Xvfb {
+    _server: ChildGuard,
+    /// `:N`, for `DISPLAY`.
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Starts Xvfb (1280×800, 24-bit, no TCP, no access control) on the
+    /// first free display from a number derived from this process id.
+    pub fn start() -> Result<Xvfb> {
+        if Command::new("Xvfb").arg("-help").output().is_err() {
+            bail!(
+                "Xvfb is not installed: the UI window tests need it (run scripts/deps, which installs xvfb and xauth)"
+            );
+        }
+        // Tests of one binary run in parallel in one process: each call
+        // starts from another number, so two never race for one display.
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        let offset = CALLS.fetch_add(1, Ordering::SeqCst) * 53;
+        for n in (100 + (std::process::id() + offset) % 400..).take(50) {
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                continue;
+            }
+            let display = format!(":{n}");
+            let mut c = Command::new("Xvfb");
+            c.args([
+                &display,
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+                "-ac",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            let mut g = ChildGuard::spawn(&mut c)?;
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let up = crate::proc::wait_until("Xvfb socket", Duration::from_secs(10), || {
+                if let Some(s) = g.has_exited()? {
+                    bail!("Xvfb {display} exited: {s}");
+                }
+                Ok(Path::new(&socket).exists())
+            });
+            // Our server must be the one that owns the socket (a server
+            // that lost the race for the display exits).
+            std::thread::sleep(Duration::from_millis(300));
+            if up.is_ok() && g.has_exited()?.is_none() {
+                return Ok(Xvfb {
+                    _server: g,
+                    display,
+                });
+            }
+        }
+        bail!("no free X display for Xvfb")
+    }
+
+    /// Runs `xdotool ARGS` on this display; its stdout, or an error with
+    /// everything it printed.
+    pub fn xdotool(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .stdin(Stdio::null())
+            .output()
+            .context("running xdotool (scripts/deps installs it)")?;
+        if !out.status.success() {
+            bail!(
+                "xdotool {args:?} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits (up to `within`) for a mapped window titled exactly `title`;
+    /// returns its X id.
+    pub fn wait_window(&self, title: &str, within: Duration) -> Result<String> {
+        let pattern = format!("^{title}$");
+        let mut found = None;
+        crate::proc::wait_until(&format!("a window titled {title:?}"), within, || {
+            // `search` exits 1 when nothing matches yet.
+            let out = Command::new("xdotool")
+                .args(["search", "--onlyvisible", "--name", &pattern])
+                .env("DISPLAY", &self.display)
+                .output()?;
+            found = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .map(str::to_string);
+            Ok(found.is_some())
+        })?;
+        found.context("window vanished")
+    }
+
+    /// Gives window `id` the keyboard focus (there is no window manager: the
+    /// X server's focus is set directly) and waits until it has it.
+    pub fn focus(&self, id: &str) -> Result<()> {
+        self.xdotool(&["windowfocus", "--sync", id]).map(drop)
+    }
+
+    /// Presses (and releases) each key chord in turn, `delay_ms` apart, on
+    /// the focused window: `keys(&["ctrl+4", "alt+a"], 1)`.
+    pub fn keys(&self, chords: &[&str], delay_ms: u32) -> Result<()> {
+        let delay = delay_ms.to_string();
+        let mut args = vec!["key", "--delay", delay.as_str()];
+        args.extend_from_slice(chords);
+        self.xdotool(&args).map(drop)
+    }
+}

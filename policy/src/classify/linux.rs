@@ -457,7 +457,15 @@ fn simple(
         );
         return;
     }
-    let name = words[i].rsplit('/').next().unwrap_or(words[i]);
+    let Some(name) = program_name(words[i]) else {
+        acc.rule(
+            text,
+            Class::Unknown,
+            "linux.path.not-system",
+            "runs a program by a path outside the system's own directories: any file can carry a known program's name",
+        );
+        return;
+    };
     let args = &words[i + 1..];
     let Some(cmd) = CMDS.iter().find(|c| c.name == name) else {
         acc.rule(
@@ -478,6 +486,21 @@ fn simple(
         return;
     }
     handle(cmd, text, args, depth, acc);
+}
+
+/// Directories whose programs are the system's own; a program named by any
+/// other path (`./ls`, `/tmp/ls`, `~/bin/ls`) is not the known program.
+const SYSTEM_DIRS: &[&str] = &["/bin", "/sbin", "/usr/bin", "/usr/sbin"];
+
+/// The name to look up for a command word: the word itself when it has no
+/// `/`, the file name when its directory is one of [`SYSTEM_DIRS`] (written
+/// exactly, no `.`/`..`/`//`), otherwise None (unknown).
+fn program_name(word: &str) -> Option<&str> {
+    match word.rsplit_once('/') {
+        None => Some(word),
+        Some((dir, name)) if !name.is_empty() && SYSTEM_DIRS.contains(&dir) => Some(name),
+        Some(_) => None,
+    }
 }
 
 fn nested(words: &[&str], depth: usize, acc: &mut Acc) {
@@ -504,6 +527,8 @@ fn opts_with_arg(name: &str) -> &'static [&'static str] {
         "doas" => &["-u", "-C"],
         "env" => &["-u", "-C", "-S"],
         "nice" => &["-n"],
+        "ionice" => &["-c", "-n", "-p", "-P", "-u"],
+        "stdbuf" => &["-i", "-o", "-e"],
         "timeout" => &["-s", "-k", "--signal", "--kill-after"],
         "watch" => &["-n", "--interval", "-d"],
         "xargs" => &["-n", "-I", "-P", "-d", "-L", "-E", "-a", "-s", "-i"],

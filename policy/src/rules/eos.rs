@@ -561,4 +561,5 @@ pub static TABLE: super::Table = super::Table {
     rules: &[RULES],
     pipes: PIPES,
     config_default: MO,
+    separators: &[";"],
 };

@@ -226,6 +226,41 @@ fn substitutions(st: &str) -> Vec<&str> {
     out
 }
 
+/// Shell separators RouterOS does not honour between commands (`&&`, `||`,
+/// backticks) met outside quotes and brackets in a menu statement without a
+/// `where` clause (where `&&`/`||` are the clause's own logic).
+fn foreign_separator(st: &str, t: &[&str]) -> Option<&'static str> {
+    if t.iter().any(|w| w.eq_ignore_ascii_case("where")) {
+        return None;
+    }
+    let b = st.as_bytes();
+    let (mut depth, mut q) = (0i32, false);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if q {
+            if c == b'\\' {
+                i += 1;
+            } else if c == b'"' {
+                q = false;
+            }
+        } else {
+            match (c, b.get(i + 1)) {
+                (b'"', _) => q = true,
+                (b'\\', _) => i += 1,
+                (b'{' | b'[' | b'(', _) => depth += 1,
+                (b'}' | b']' | b')', _) => depth -= 1,
+                (b'&', Some(b'&')) if depth == 0 => return Some("&&"),
+                (b'|', Some(b'|')) if depth == 0 => return Some("||"),
+                (b'`', _) if depth == 0 => return Some("`"),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
 /// True when a path word is a known menu word or a unique-prefix
 /// abbreviation the device could resolve to one.
 fn is_menu_word(w: &str) -> bool {
@@ -329,6 +364,22 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
     }
     if first.starts_with(':') {
         return script(st, &t, depth, acc, ctx.as_slice());
+    }
+    if let Some(sep) = foreign_separator(st, &t) {
+        acc.push(
+            st,
+            Class::Unknown,
+            vec![Cow::Borrowed("core.separator.not-honoured")],
+            Cow::Owned(format!(
+                "{sep:?} is not a command separator on routeros: what the device does with the rest is not known"
+            )),
+        );
+        for part in st.split(['&', '|', '`']).map(str::trim).filter(|p| !p.is_empty()) {
+            if part != st {
+                let mut sub = ctx.clone();
+                payload(part, depth, acc, &mut sub);
+            }
+        }
     }
     // path words
     let mut path: Vec<String> = if first.starts_with('/') {

@@ -284,6 +284,19 @@ fn parse(src: &str) -> Parsed {
                 p.ok = false;
                 return p;
             }
+            b'>' | b'<' if b.get(i + 1) == Some(&b'(') && !in_word => {
+                // process substitution: the command runs, and the word is
+                // the name of a pipe to it
+                let Some(e) = match_paren(b, i + 2) else {
+                    p.ok = false;
+                    return p;
+                };
+                p.substs.push(src[i + 2..e - 1].to_string());
+                in_word = true;
+                word.push_str("/dev/fd/63");
+                i = e;
+                continue;
+            }
             b'>' | b'<' => {
                 // a pure-digit word before is a file descriptor
                 if in_word && word.bytes().all(|x| x.is_ascii_digit()) {

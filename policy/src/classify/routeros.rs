@@ -227,13 +227,16 @@ fn substitutions(st: &str) -> Vec<&str> {
 }
 
 /// Shell separators RouterOS does not honour between commands (`&&`, `||`,
-/// backticks) met outside quotes and brackets in a menu statement without a
-/// `where` clause (where `&&`/`||` are the clause's own logic).
+/// backticks) met outside quotes and brackets in a menu statement. In a
+/// `where` clause `&&`/`||` are the clause's own logic, unless what follows
+/// is a command path (`/…`, `:…`), which no expression starts with.
 fn foreign_separator(st: &str, t: &[&str]) -> Option<&'static str> {
-    if t.iter().any(|w| w.eq_ignore_ascii_case("where")) {
-        return None;
-    }
+    let in_where = t.iter().any(|w| w.eq_ignore_ascii_case("where"));
     let b = st.as_bytes();
+    let command_follows = |at: usize| {
+        let rest = st[at..].trim_start();
+        !in_where || rest.starts_with(['/', ':'])
+    };
     let (mut depth, mut q) = (0i32, false);
     let mut i = 0;
     while i < b.len() {
@@ -250,8 +253,8 @@ fn foreign_separator(st: &str, t: &[&str]) -> Option<&'static str> {
                 (b'\\', _) => i += 1,
                 (b'{' | b'[' | b'(', _) => depth += 1,
                 (b'}' | b']' | b')', _) => depth -= 1,
-                (b'&', Some(b'&')) if depth == 0 => return Some("&&"),
-                (b'|', Some(b'|')) if depth == 0 => return Some("||"),
+                (b'&', Some(b'&')) if depth == 0 && command_follows(i + 2) => return Some("&&"),
+                (b'|', Some(b'|')) if depth == 0 && command_follows(i + 2) => return Some("||"),
                 (b'`', _) if depth == 0 => return Some("`"),
                 _ => {}
             }
@@ -335,9 +338,37 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
     let Some(first) = t.first().copied() else {
         return;
     };
+    if let Some(sep) = foreign_separator(st, &t) {
+        acc.push(
+            st,
+            Class::Unknown,
+            vec![Cow::Borrowed("core.separator.not-honoured")],
+            Cow::Owned(format!(
+                "{sep:?} is not a command separator on routeros: what the device does with the rest is not known"
+            )),
+        );
+        for part in st.split(['&', '|', '`']).map(str::trim).filter(|p| !p.is_empty()) {
+            if part != st {
+                let mut sub = ctx.clone();
+                payload(part, depth, acc, &mut sub);
+            }
+        }
+    }
     if first.starts_with('{') {
         let mut sub = ctx.to_vec();
         payload(inner(first), depth, acc, &mut sub);
+        if t.len() > 1 {
+            // words after a block are not part of it: review them too
+            acc.rule(
+                st,
+                Class::Unknown,
+                "routeros.unknown-command",
+                "words after a block: not a RouterOS statement this classifier knows",
+            );
+            let rest = st[st.find(first).map_or(0, |p| p + first.len())..].trim();
+            let mut sub = ctx.to_vec();
+            payload(rest, depth, acc, &mut sub);
+        }
         return;
     }
     if first.starts_with(['[', '(']) {
@@ -364,22 +395,6 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
     }
     if first.starts_with(':') {
         return script(st, &t, depth, acc, ctx.as_slice());
-    }
-    if let Some(sep) = foreign_separator(st, &t) {
-        acc.push(
-            st,
-            Class::Unknown,
-            vec![Cow::Borrowed("core.separator.not-honoured")],
-            Cow::Owned(format!(
-                "{sep:?} is not a command separator on routeros: what the device does with the rest is not known"
-            )),
-        );
-        for part in st.split(['&', '|', '`']).map(str::trim).filter(|p| !p.is_empty()) {
-            if part != st {
-                let mut sub = ctx.clone();
-                payload(part, depth, acc, &mut sub);
-            }
-        }
     }
     // path words
     let mut path: Vec<String> = if first.starts_with('/') {

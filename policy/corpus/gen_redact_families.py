@@ -241,7 +241,8 @@ for _ in range(330):
     elif form == 14:
         # NX-OS / EOS: key type 7 with the value quoted
         kq = '"' if r.random() < 0.5 else ""
-        add("devcfg", [f"radius-server host {ip} key 7 {kq}", M(HEX7() if typ else v), f"{kq} authentication accounting\n"])
+        kv = HEX7() if typ else value("!.,;:)(}{][&'#@%^*+=-_/~|<>", space=bool(kq))
+        add("devcfg", [f"radius-server host {ip} key 7 {kq}", M(kv), f"{kq} authentication accounting\n"])
     else:
         # Junos set-style, plaintext the operator typed
         what = r.choice([f"set system radius-server {ip} secret ", f"set system tacplus-server {ip} secret ",

@@ -390,14 +390,18 @@ fn b64_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
                 }
             }
             if k == 0 {
+                // the whole value with its padding (longest first, so the
+                // `=` go with it) and without
                 let whole = Zeroizing::new(
                     enc.iter()
                         .copied()
                         .filter(|&c| c != b'=')
                         .collect::<Vec<u8>>(),
                 );
-                if whole.len() >= 8 && !out.iter().any(|o| o.as_slice() == whole.as_slice()) {
-                    out.push(whole);
+                for form in [enc, whole] {
+                    if form.len() >= 8 && !out.iter().any(|o| o.as_slice() == form.as_slice()) {
+                        out.push(form);
+                    }
                 }
             }
         }

@@ -513,27 +513,39 @@ fn short_p_option(text: &str, b: &[u8], e: usize, spaced: bool) -> M {
 /// VALUE` as the line's first word (`… md5 key-string` is the key-string rule).
 fn standby_auth(text: &str, b: &[u8], s: usize, e: usize) -> M {
     let ls = text[..s].rfind('\n').map_or(0, |x| x + 1);
-    if !text[ls..s].trim().is_empty() {
+    if !text[ls..s].trim().is_empty() || b.get(e).is_some_and(|c| !c.is_ascii_whitespace()) {
         return None;
     }
     let le = line_end(b, e);
-    let mut words = text[e..le].split_whitespace().peekable();
-    if words.peek().is_some_and(|w| w.bytes().all(|c| c.is_ascii_digit())) {
-        words.next();
+    // the words of the rest of the line, as byte ranges
+    let mut words = Vec::new();
+    let mut i = e;
+    while i < le {
+        let ws = run(b, i, |c| c == b' ' || c == b'\t');
+        let we = run(b, ws, |c| !c.is_ascii_whitespace()).min(le);
+        if we == ws {
+            break;
+        }
+        words.push((ws, we));
+        i = we;
     }
-    if !words.next()?.eq_ignore_ascii_case("authentication") {
+    let w = |n: usize| words.get(n).map(|&(a, z)| &text[a..z]);
+    let mut n = usize::from(w(0)?.bytes().all(|c| c.is_ascii_digit()));
+    if !w(n)?.eq_ignore_ascii_case("authentication") {
         return None;
     }
-    let mut w = words.next()?;
-    if w.eq_ignore_ascii_case("text") {
-        w = words.next()?;
+    n += 1;
+    if w(n)?.eq_ignore_ascii_case("text") {
+        n += 1;
     }
-    if w.eq_ignore_ascii_case("md5") {
+    let t = w(n)?;
+    if t.eq_ignore_ascii_case("md5") {
         return None;
     }
-    // position of the value word in the line
-    let vs = e + text[e..le].find(w)?;
-    let (vs, ve) = value_at(b, vs, Ctx::Config);
+    if t.len() == 1 && t.as_bytes()[0].is_ascii_digit() && words.len() > n + 1 {
+        n += 1; // encryption type
+    }
+    let (vs, ve) = value_at(b, words[n].0, Ctx::Config);
     (ve > vs).then_some((vs, ve.min(le), "hsrp-auth", "pattern.hsrp-authentication"))
 }
 
@@ -542,7 +554,7 @@ fn standby_auth(text: &str, b: &[u8], s: usize, e: usize) -> M {
 fn snmp_host(text: &str, b: &[u8], e: usize) -> M {
     let le = line_end(b, e);
     let mut i = e;
-    let mut next = |i: &mut usize| -> Option<(usize, usize)> {
+    let next = |i: &mut usize| -> Option<(usize, usize)> {
         let ws = run(b, *i, |c| c == b' ' || c == b'\t');
         let we = run(b, ws, |c| !c.is_ascii_whitespace()).min(le);
         *i = we;
@@ -745,7 +757,8 @@ enum Ctx {
 /// Read a value at `i`: quoted → inside the quotes (a backslash escapes
 /// only inside double quotes, as in a shell); else to the end `ctx` gives.
 fn value_at(b: &[u8], i: usize, ctx: Ctx) -> (usize, usize) {
-    if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+    // a device CLI takes a single quote literally
+    if i < b.len() && (b[i] == b'"' || (b[i] == b'\'' && ctx != Ctx::Config)) {
         let q = b[i];
         let mut j = i + 1;
         while j < b.len() && b[j] != q && b[j] != b'\n' {
@@ -897,10 +910,18 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
         i = ident_end;
     }
     let le = line_end(b, i);
-    // separators
+    // separators: `key=v`, `key: v`, `"key": v`, `key = v`; in an option
+    // only a glued `=` (`--token=v`); a `=` or `:` glued to what follows
+    // after a blank is the value's first character (`key =3c0+x`)
     let j = run(b, i, |c| c == b'"' || c == b'\'');
     let k = run(b, j, |c| c == b' ' || c == b'\t');
-    let sep = k < le && (b[k] == b'=' || b[k] == b':');
+    let sep = if flag {
+        i < le && b[i] == b'='
+    } else {
+        k < le
+            && (b[k] == b'=' || b[k] == b':')
+            && (k == i || k == j || b.get(k + 1).is_none_or(|c| c.is_ascii_whitespace()))
+    };
     let mut v = if sep {
         run(b, k + 1, |c| c == b' ' || c == b'\t')
     } else {

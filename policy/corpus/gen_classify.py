@@ -12,7 +12,7 @@ ground truth) and each family's rule:
               sh -c, eval, find -exec, xargs the same.
   routeros    :do {X}, :if … do={X}, :put [X], :local v [X], where-clause
               substitutions, :execute "X", loops over removals.
-  shells      EOS bash, NX-OS run bash, Junos start shell command.
+  shells      EOS bash and run bash, NX-OS run bash, Junos start shell command.
   unknown     words no rule knows, on every vendor: unknown.
 
 Deterministic (seeded); rerun after editing classify.tsv:
@@ -182,6 +182,27 @@ for _ in range(20):
     add("eos", c, "bash " + x, "shells")
     add("nxos", c, "run bash " + x, "shells")
     add("junos", mx("unknown", c), 'start shell command "' + x + '"', "shells")
+
+# found by the join property test (policy/tests/classify_joins.rs)
+RS = [q for q in RRO if q.startswith(":")] + [":put [/system clock get time]", ":foreach i in=[/interface find] do={:put $i}"]
+for _ in range(40):
+    c, x = r.choice(RX)
+    first = r.choice(RS + RRO)
+    sep = r.choice([" && ", " || "])
+    add("routeros", mx("unknown", c), first + sep + x, "routeros")
+for _ in range(20):
+    c, x = r.choice(RX)
+    add("routeros", mx("unknown", c), "{ :put 1 } " + x, "routeros")
+    add("routeros", mx("unknown", c), "/interface print where running && " + x, "routeros")
+for _ in range(25):
+    c, x = r.choice([("dangerous", d) for d in LD] + [("moderate", m) for m in LM] + [("read-only", q) for q in LR])
+    q = r.choice(LR)
+    form = r.choice(["cat <({x})", "diff <({q}) <({x})", "{q} > >({x})", "while read l; do echo $l; done < <({x})"])
+    # `while` loops are not parsed: unknown at least
+    add("linux", mx("unknown", c) if form.startswith("while") else c, form.format(x=x, q=q), "wrappers")
+for _ in range(15):
+    c, x = r.choice([("dangerous", d) for d in LD] + [("read-only", q) for q in LR if ">" not in q])
+    add("eos", c, "run bash " + x, "shells")
 
 seen = set()
 with open("classify_families.tsv", "w") as f:

@@ -84,7 +84,12 @@ fn parse(src: &str) -> Parsed {
                 let w = std::mem::take(&mut word);
                 match redirect.take() {
                     Some(b'>') => {
-                        if !matches!(w.as_str(), "/dev/null" | "/dev/stderr" | "/dev/stdout") {
+                        // `/dev/fd/63` is a process substitution `>(…)`,
+                        // classified as a command of its own
+                        if !matches!(
+                            w.as_str(),
+                            "/dev/null" | "/dev/stderr" | "/dev/stdout" | "/dev/fd/63"
+                        ) {
                             cur.writes.push(w);
                         }
                     }

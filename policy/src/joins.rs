@@ -100,7 +100,11 @@ const LINUX: &[Join] = &[
     j("exec", true, Wrap("; exec ", "")),
     j("busybox", true, Wrap("; busybox ", "")),
     j("sudo-u", true, Wrap("; sudo -u ops ", "")),
-    j("find-exec", true, Wrap("; find /tmp -maxdepth 0 -exec ", " \\;")),
+    j(
+        "find-exec",
+        true,
+        Wrap("; find /tmp -maxdepth 0 -exec ", " \\;"),
+    ),
 ];
 
 const ROUTEROS: &[Join] = &[
@@ -111,7 +115,11 @@ const ROUTEROS: &[Join] = &[
     j("local-substitution", true, Wrap("\n:local x [", "]")),
     j("where-substitution", true, Wrap(" where name=[", "]")),
     j("do-block", true, Wrap("\n:do { ", " }")),
-    j("do-on-error", true, Wrap("\n:do { :put 1 } on-error={ ", " }")),
+    j(
+        "do-on-error",
+        true,
+        Wrap("\n:do { :put 1 } on-error={ ", " }"),
+    ),
     j("if-block", true, Wrap("\n:if (true) do={ ", " }")),
     j("bare-block", true, Block("{ ", " }")),
     j("execute", true, Wrap("\n:execute \"", "\"")),

@@ -70,7 +70,10 @@ fn corpus_families() {
         e.0 += 1;
         if got.class != *want {
             e.1 += 1;
-            failures.push(format!("{fam}\t{v}\t{want}\tgot {}\t{cmd:?}\t{:?}", got.class, got.rule_ids));
+            failures.push(format!(
+                "{fam}\t{v}\t{want}\tgot {}\t{cmd:?}\t{:?}",
+                got.class, got.rule_ids
+            ));
         }
         if *want != Class::ReadOnly && got.class == Class::ReadOnly {
             unsafe_ro.push(format!("{v} {cmd:?} expected {want}"));

@@ -19,10 +19,18 @@ fn property(vendor: Vendor) {
     assert!(ro.len() >= 4 && dg.len() >= 3, "{vendor}: corpus too small");
     // the ingredients are what the corpus says they are
     for r in ro {
-        assert_eq!(classify(vendor, r).class, Class::ReadOnly, "{vendor}: {r:?}");
+        assert_eq!(
+            classify(vendor, r).class,
+            Class::ReadOnly,
+            "{vendor}: {r:?}"
+        );
     }
     for d in dg {
-        assert_eq!(classify(vendor, d).class, Class::Dangerous, "{vendor}: {d:?}");
+        assert_eq!(
+            classify(vendor, d).class,
+            Class::Dangerous,
+            "{vendor}: {d:?}"
+        );
     }
     let forms = joins(vendor);
     let (mut n, mut bad) = (0usize, Vec::new());
@@ -34,7 +42,15 @@ fn property(vendor: Vendor) {
                 };
                 n += 1;
                 if let Some(got) = check_join(vendor, f, &joined) {
-                    bad.push(format!("{} ({}): {joined:?} is {got}", f.name, if f.honoured { "honoured" } else { "not honoured" }));
+                    bad.push(format!(
+                        "{} ({}): {joined:?} is {got}",
+                        f.name,
+                        if f.honoured {
+                            "honoured"
+                        } else {
+                            "not honoured"
+                        }
+                    ));
                 }
             }
         }
@@ -50,7 +66,11 @@ fn property(vendor: Vendor) {
         println!("WRONG {b}");
     }
     assert!(n > 500, "{vendor}: only {n} joins");
-    assert!(bad.is_empty(), "{vendor}: {} joins misclassified", bad.len());
+    assert!(
+        bad.is_empty(),
+        "{vendor}: {} joins misclassified",
+        bad.len()
+    );
 }
 
 #[test]

@@ -269,7 +269,9 @@ fn corpus_families() {
         e.0 += 1;
         if got != expect || leaked {
             e.1 += 1;
-            wrong.push(format!("{fam}\n   in  {input:?}\n   got {got:?}\n   want {expect:?}"));
+            wrong.push(format!(
+                "{fam}\n   in  {input:?}\n   got {got:?}\n   want {expect:?}"
+            ));
         }
     }
     for (f, (k, bad)) in &per {

@@ -347,7 +347,11 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
                 "{sep:?} is not a command separator on routeros: what the device does with the rest is not known"
             )),
         );
-        for part in st.split(['&', '|', '`']).map(str::trim).filter(|p| !p.is_empty()) {
+        for part in st
+            .split(['&', '|', '`'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             if part != st {
                 let mut sub = ctx.clone();
                 payload(part, depth, acc, &mut sub);

@@ -216,7 +216,10 @@ fn url_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
             };
             let mut e = Zeroizing::new(Vec::with_capacity(v.len() * 3));
             for &b in v {
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || keep.contains(&b) {
+                if b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~')
+                    || keep.contains(&b)
+                {
                     e.push(b);
                 } else if form && b == b' ' {
                     e.push(b'+');
@@ -241,7 +244,7 @@ fn escaped_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     fn map(v: &[u8], f: impl Fn(u8, &mut Vec<u8>)) -> Zeroizing<Vec<u8>> {
         let mut o = Zeroizing::new(Vec::with_capacity(v.len() * 2));
         for &b in v {
-            f(b, &mut *o);
+            f(b, &mut o);
         }
         o
     }
@@ -284,7 +287,7 @@ fn escaped_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
                 o.push(b);
             }
         }),
-        map(v, &json_ctl),
+        map(v, json_ctl),
         map(v, |b, o| {
             if matches!(b, b'\'' | b'\\') {
                 o.push(b'\\');
@@ -326,7 +329,7 @@ fn escaped_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
         let mut o = Zeroizing::new(Vec::with_capacity(v.len() * 6));
         for ch in s.chars() {
             if ch.is_ascii() {
-                json_ctl(ch as u8, &mut *o);
+                json_ctl(ch as u8, &mut o);
             } else {
                 let mut units = [0u16; 2];
                 for u in ch.encode_utf16(&mut units) {

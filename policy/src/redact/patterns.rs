@@ -834,9 +834,7 @@ fn option_word(b: &[u8], s: usize) -> bool {
     while ws > 0 && (b[ws - 1].is_ascii_alphanumeric() || matches!(b[ws - 1], b'-' | b'_')) {
         ws -= 1;
     }
-    ws < s
-        && b[ws] == b'-'
-        && (ws == 0 || matches!(b[ws - 1], b' ' | b'\t' | b'"' | b'\''))
+    ws < s && b[ws] == b'-' && (ws == 0 || matches!(b[ws - 1], b' ' | b'\t' | b'"' | b'\''))
 }
 
 /// A word that reads as another option (`--verbose`, `-v`), not a value.
@@ -947,11 +945,7 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
         return (val.len() >= MIN_MASK).then_some((vs, ve, label, rule_id(label)));
     }
     let (head, indented) = line_head(text, s);
-    let config = !sep
-        && (indented
-            || CONFIG_HEADS
-                .iter()
-                .any(|h| head.eq_ignore_ascii_case(h)));
+    let config = !sep && (indented || CONFIG_HEADS.iter().any(|h| head.eq_ignore_ascii_case(h)));
     // optional sub-words: type digits, ascii/hex/md5 …, "is"/"was"
     let mut typed = false;
     let mut skipped = 0;
@@ -1012,14 +1006,19 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
             // `md5 X` is a key after `…-key N` (NTP, OSPF), typed or assigned
             typed || sep || (config && before.contains("key") && !is_stop(val))
         }
-        T::Strict(_) => typed || (sep && !val.is_empty()) || secretish(val) || (config && !is_stop(val)),
+        T::Strict(_) => {
+            typed || (sep && !val.is_empty()) || secretish(val) || (config && !is_stop(val))
+        }
         T::Loose(_) => {
             // `key 7 …`, `tacacs-server key …`, `radius-server host H key …`,
             // `key …` alone in a server block, Junos `md5 N key …`,
             // `key = <high entropy>`
             let server_key = label == "key"
                 && (before.is_empty()
-                    || matches!(head.to_ascii_lowercase().as_str(), "radius-server" | "tacacs-server" | "radius" | "tacacs")
+                    || matches!(
+                        head.to_ascii_lowercase().as_str(),
+                        "radius-server" | "tacacs-server" | "radius" | "tacacs"
+                    )
                     || before.ends_with("isakmp")
                     || before.ends_with("server-private")
                     || md5_numbered(&before));

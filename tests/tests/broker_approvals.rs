@@ -1022,3 +1022,101 @@ fn single_use_survives_a_broker_restart() -> Result<()> {
     }
     Ok(())
 }
+
+/// An MCP tool call's card shows the class the broker derives itself: the
+/// org's assignment read from the broker's own org-policy directory, raised
+/// (never lowered) by the server's hints as the requester stated them. What
+/// copilotd writes can make a call stricter, never looser.
+#[test]
+fn mcp_calls_take_the_class_the_broker_derives_from_the_org_policy() -> Result<()> {
+    let f = start(&[])?;
+    let mut copilot = f.peer(PeerRole::Copilotd)?;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    std::fs::write(
+        f.home.join("org-policy").join("acme.json"),
+        r#"{"mcp_tools": {"sw/lookup_vlan": "read-only", "sw/delete_vlan": "read-only"}}"#,
+    )?;
+    let mcp = |tool: &str, org: &str, effect: &str| Action {
+        host: "sw".into(),
+        vendor: "copilot:mcp".into(),
+        org: org.into(),
+        credential: None,
+        command: format!("{tool} {{\"vlan\":10}}"),
+        expected_effect: effect.into(),
+    };
+    let plain = "calls MCP tool on server sw";
+    let cases = [
+        // the org's assignment
+        (mcp("lookup_vlan", "acme", plain), "read-only"),
+        // a destructive hint raises the org's (wrong) read-only
+        (
+            mcp(
+                "delete_vlan",
+                "acme",
+                "calls MCP tool delete_vlan on server sw (the server says destructive: dangerous)",
+            ),
+            "dangerous",
+        ),
+        // no org rule: a read-only hint does not lower unknown
+        (
+            mcp(
+                "port_status",
+                "acme",
+                "(the server says read-only (a hint, not trusted))",
+            ),
+            "unknown",
+        ),
+        // the requester claiming the org's word changes nothing
+        (
+            mcp(
+                "port_status",
+                "acme",
+                "the organization classifies MCP tool sw/port_status as read-only",
+            ),
+            "unknown",
+        ),
+        // another org's assignment does not apply
+        (mcp("lookup_vlan", "globex", plain), "unknown"),
+        // the same tool name on another server is another tool
+        (
+            Action {
+                host: "sw2".into(),
+                ..mcp("lookup_vlan", "acme", plain)
+            },
+            "unknown",
+        ),
+    ];
+    for (a, want) in &cases {
+        let (id, class) = request(&mut copilot, a)?;
+        assert_eq!(class, *want, "{a:?}");
+        let card = show(&mut ui, id)?;
+        assert_eq!(card.class, *want, "{a:?}");
+        assert!(
+            card.reasons.iter().any(|r| r.contains("MCP tool")),
+            "{:?}",
+            card.reasons
+        );
+    }
+    let (id, _) = request(&mut copilot, &cases[0].0)?;
+    assert!(
+        show(&mut ui, id)?
+            .reasons
+            .iter()
+            .any(|r| r == "the organization classifies MCP tool sw/lookup_vlan as read-only")
+    );
+    // The broker reads the policy at each request: the org withdraws the
+    // assignment and the same call is unknown again.
+    std::fs::write(f.home.join("org-policy").join("acme.json"), "{}")?;
+    assert_eq!(request(&mut copilot, &cases[0].0)?.1, "unknown");
+    // An unreadable policy is unknown with the reason, not an empty policy.
+    std::fs::write(f.home.join("org-policy").join("acme.json"), "{not json")?;
+    let (id, class) = request(&mut copilot, &cases[0].0)?;
+    assert_eq!(class, "unknown");
+    assert!(
+        show(&mut ui, id)?
+            .reasons
+            .iter()
+            .any(|r| r.contains("cannot be read")),
+    );
+    Ok(())
+}

@@ -118,6 +118,7 @@ impl BrokerService {
             remembered_device: st.vault.remembered(),
             orgs: st.vault.org_count(),
             pending_approvals: st.approvals.pending_count(),
+            autopilot_tasks: st.autopilot.running(now_ms()),
             cached_secrets: st.vault.cache.len(),
             peer_pidfd: peer.pidfd_pinned,
             install_dir: self.install_dir.clone(),
@@ -345,6 +346,18 @@ impl BrokerService {
             }
             BrokerRequest::EndAutopilot { grant } => {
                 st.autopilot.end(grant);
+                tracing::info!("Autopilot task {grant} ended by {} pid {}", me.role, me.pid);
+                Ok(BrokerResponse::Done)
+            }
+            BrokerRequest::WithdrawApproval { id, reason } => {
+                let reason: String = reason.chars().take(500).collect();
+                st.approvals
+                    .withdraw(id, &me, reason)
+                    .map_err(BrokerError::Approval)?;
+                let _ = self.events.send(BrokerEvent::ApprovalDecided {
+                    id,
+                    state: gatehouse_ipc::broker::ApprovalState::Withdrawn,
+                });
                 Ok(BrokerResponse::Done)
             }
             BrokerRequest::RequestAutoApproval { action, grant } => {

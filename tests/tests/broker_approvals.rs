@@ -1120,3 +1120,77 @@ fn mcp_calls_take_the_class_the_broker_derives_from_the_org_policy() -> Result<(
     );
     Ok(())
 }
+
+/// Only the requesting process withdraws its own pending request; the card
+/// then says why and nobody can approve it; copilotd may end an Autopilot
+/// task (ending only takes authority away) but never start one.
+#[test]
+fn only_the_requester_withdraws_and_a_withdrawn_card_cannot_be_approved() -> Result<()> {
+    let f = start(&[])?;
+    let mut copilot = f.peer(PeerRole::Copilotd)?;
+    let mut other_copilot = f.peer(PeerRole::Copilotd)?;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    let mut cli = f.peer(PeerRole::Cli)?;
+    let a = action("configure terminal");
+    let (id, _) = request(&mut copilot, &a)?;
+    let withdraw = |reason: &str| BrokerRequest::WithdrawApproval {
+        id,
+        reason: reason.into(),
+    };
+    // Another process of the same role, and a person, cannot withdraw it.
+    for p in [&mut other_copilot, &mut ui, &mut cli] {
+        assert_eq!(
+            err(p, &withdraw("not yours"))?,
+            BrokerError::Approval(ApprovalError::NotRequester)
+        );
+    }
+    assert_eq!(show(&mut ui, id)?.state, ApprovalState::Pending);
+    assert!(matches!(
+        ok(&mut copilot, &withdraw("the person left"))?,
+        BrokerResponse::Done
+    ));
+    let card = show(&mut ui, id)?;
+    assert_eq!(card.state, ApprovalState::Withdrawn);
+    assert_eq!(card.reject_reason.as_deref(), Some("the person left"));
+    // Nobody can approve it any more; withdrawing twice is refused.
+    assert_eq!(
+        err(
+            &mut ui,
+            &BrokerRequest::DecideApproval {
+                id,
+                decision: Decision::Approve
+            }
+        )?,
+        BrokerError::Approval(ApprovalError::NotPending)
+    );
+    assert_eq!(
+        err(&mut copilot, &withdraw("again"))?,
+        BrokerError::Approval(ApprovalError::NotPending)
+    );
+    assert!(matches!(
+        outcome(&mut copilot, id)?,
+        Ok(ApprovalOutcome::Rejected { .. })
+    ));
+    // A decided request cannot be withdrawn.
+    let (id2, _) = request(&mut copilot, &a)?;
+    decide(&mut ui, id2, Decision::Approve)?;
+    assert_eq!(
+        err(
+            &mut copilot,
+            &BrokerRequest::WithdrawApproval {
+                id: id2,
+                reason: "late".into()
+            }
+        )?,
+        BrokerError::Approval(ApprovalError::NotPending)
+    );
+    // copilotd ends a task, never starts one.
+    let g = grant(&mut cli, 5, 600)?;
+    assert!(matches!(
+        ok(&mut copilot, &BrokerRequest::EndAutopilot { grant: g })?,
+        BrokerResponse::Done
+    ));
+    let (_, auto) = auto_request(&mut copilot, &action("show version"), g)?;
+    assert!(auto.is_none(), "an ended task approved something");
+    Ok(())
+}

@@ -103,7 +103,10 @@ impl Grants {
 
     /// Grants still running at `now_ms` (not ended, within their time bound).
     pub fn running(&self, now_ms: u64) -> usize {
-        self.grants.values().filter(|g| now_ms < g.expires_ms).count()
+        self.grants
+            .values()
+            .filter(|g| now_ms < g.expires_ms)
+            .count()
     }
 
     /// Drops every grant (sign-out).

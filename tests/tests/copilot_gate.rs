@@ -751,11 +751,18 @@ impl World {
     /// and unanswered (the person is at the approval prompt).
     fn spawn_chat(&self, args: &[&str]) -> Result<(std::process::Child, std::process::ChildStdin)> {
         let mut c = self.f.command(&self.f.install_dir().join("gatehouse"));
-        c.args(["--profile", &self.f.profile, "copilot", "chat", "--org", "lab"])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        c.args([
+            "--profile",
+            &self.f.profile,
+            "copilot",
+            "chat",
+            "--org",
+            "lab",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
         let mut child = c.spawn()?;
         let stdin = child.stdin.take().context("stdin")?;
         Ok((child, stdin))
@@ -831,7 +838,10 @@ fn a_conversation_whose_person_left_stops_withdraws_and_ends_its_task() -> Resul
     assert!(!out.status.success(), "a withdrawn card was approved");
     std::thread::sleep(Duration::from_secs(3));
     assert!(!w.received("10.77.1.1")?);
-    assert!(!w.received("10.77.2.1")?, "a tool call ran after the person left");
+    assert!(
+        !w.received("10.77.2.1")?,
+        "a tool call ran after the person left"
+    );
     assert_eq!(p.received().len(), 2, "the model was asked again");
 
     // Autopilot: the org lets it approve moderate commands; a dangerous one
@@ -849,16 +859,13 @@ fn a_conversation_whose_person_left_stops_withdraws_and_ends_its_task() -> Resul
         ),
         Turn::Text("done".into()),
     ])?;
-    let (mut chat, stdin) = w.spawn_chat(&[
-        "--autopilot",
-        "--host",
-        "r1",
-        "--max-steps",
-        "10",
-        "go",
-    ])?;
+    let (mut chat, stdin) =
+        w.spawn_chat(&["--autopilot", "--host", "r1", "--max-steps", "10", "go"])?;
     w.wait_card("reset-configuration", "Pending")?;
-    assert!(w.received("10.78.1.1")?, "Autopilot approved the first change");
+    assert!(
+        w.received("10.78.1.1")?,
+        "Autopilot approved the first change"
+    );
     assert_eq!(w.autopilot_tasks()?, 1);
     chat.kill()?;
     chat.wait()?;
@@ -871,7 +878,10 @@ fn a_conversation_whose_person_left_stops_withdraws_and_ends_its_task() -> Resul
     )?;
     std::thread::sleep(Duration::from_secs(2));
     assert!(!w.received("reset-configuration")?);
-    assert!(!w.received("10.78.3.1")?, "Autopilot ran on after the person left");
+    assert!(
+        !w.received("10.78.3.1")?,
+        "Autopilot ran on after the person left"
+    );
     assert_eq!(p.received().len(), 2, "the model was asked again");
     Ok(())
 }

@@ -261,6 +261,28 @@ impl Approvals {
         Ok(id)
     }
 
+    /// The requesting process withdraws its own pending request (its
+    /// person went away): the card closes with `reason`, and nobody can
+    /// approve it any more.
+    pub fn withdraw(
+        &mut self,
+        id: u64,
+        asker: &Requester,
+        reason: String,
+    ) -> Result<(), ApprovalError> {
+        self.expire();
+        let p = self.requests.get_mut(&id).ok_or(ApprovalError::NotFound)?;
+        if p.view.requester.role != asker.role || p.view.requester.pid != asker.pid {
+            return Err(ApprovalError::NotRequester);
+        }
+        if p.view.state != ApprovalState::Pending {
+            return Err(ApprovalError::NotPending);
+        }
+        p.view.state = ApprovalState::Withdrawn;
+        p.view.reject_reason = Some(reason);
+        Ok(())
+    }
+
     /// What the requester learns; only the requesting process gets the token.
     pub fn outcome(
         &mut self,
@@ -278,7 +300,7 @@ impl Approvals {
                 Some(t) => ApprovalOutcome::Approved(Box::new(t.clone())),
                 None => ApprovalOutcome::Expired,
             },
-            ApprovalState::Rejected => ApprovalOutcome::Rejected {
+            ApprovalState::Rejected | ApprovalState::Withdrawn => ApprovalOutcome::Rejected {
                 reason: p.view.reject_reason.clone().unwrap_or_default(),
             },
             ApprovalState::Edited => ApprovalOutcome::Edited {

@@ -101,6 +101,14 @@ impl Grants {
         self.grants.remove(&id);
     }
 
+    /// Grants still running at `now_ms` (not ended, within their time bound).
+    pub fn running(&self, now_ms: u64) -> usize {
+        self.grants
+            .values()
+            .filter(|g| now_ms < g.expires_ms)
+            .count()
+    }
+
     /// Drops every grant (sign-out).
     pub fn clear(&mut self) {
         self.grants.clear();

@@ -56,7 +56,11 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     // copilotd's requests are approved at once only within its bounds and
     // what org policy permits (crate::autopilot).
     (GrantAutopilot, &[Cli, Ui]),
-    (EndAutopilot, &[Cli, Ui]),
+    // Ending only takes authority away: copilotd ends its task when its
+    // person's chat client goes away.
+    (EndAutopilot, &[Cli, Ui, Copilotd]),
+    // A requester withdraws its own pending request (checked per request).
+    (WithdrawApproval, &[Cli, Ui, Sessiond, Copilotd]),
     (RequestAutoApproval, &[Copilotd]),
     // Procedure and memory bodies for the copilot's record tools: only that
     // field of a verified record (a person's tools have OpenFields).

@@ -118,6 +118,7 @@ impl BrokerService {
             remembered_device: st.vault.remembered(),
             orgs: st.vault.org_count(),
             pending_approvals: st.approvals.pending_count(),
+            autopilot_tasks: st.autopilot.running(now_ms()),
             cached_secrets: st.vault.cache.len(),
             peer_pidfd: peer.pidfd_pinned,
             install_dir: self.install_dir.clone(),
@@ -221,7 +222,7 @@ impl BrokerService {
                 if !st.vault.signed_in() {
                     return Err(BrokerError::SignedOut);
                 }
-                let (class, reasons) = classify_action(&action);
+                let (class, reasons) = classify_action_in(&action, &st.org_policy_dir);
                 let id = st.approvals.request(action, me, class.clone(), reasons);
                 let _ = self.events.send(BrokerEvent::ApprovalPending { id });
                 Ok(BrokerResponse::ApprovalRequested { id, class })
@@ -240,14 +241,17 @@ impl BrokerService {
                     check_command(command)?;
                 }
                 let State {
-                    vault, approvals, ..
+                    vault,
+                    approvals,
+                    org_policy_dir,
+                    ..
                 } = st;
                 let (state, new_id) = approvals.decide(
                     id,
                     decision,
                     me,
                     |msg| vault.sign_approval(msg),
-                    classify_action,
+                    |a| classify_action_in(a, org_policy_dir),
                 )?;
                 let _ = self.events.send(BrokerEvent::ApprovalDecided { id, state });
                 if let Some(new_id) = new_id {
@@ -342,6 +346,18 @@ impl BrokerService {
             }
             BrokerRequest::EndAutopilot { grant } => {
                 st.autopilot.end(grant);
+                tracing::info!("Autopilot task {grant} ended by {} pid {}", me.role, me.pid);
+                Ok(BrokerResponse::Done)
+            }
+            BrokerRequest::WithdrawApproval { id, reason } => {
+                let reason: String = reason.chars().take(500).collect();
+                st.approvals
+                    .withdraw(id, &me, reason)
+                    .map_err(BrokerError::Approval)?;
+                let _ = self.events.send(BrokerEvent::ApprovalDecided {
+                    id,
+                    state: gatehouse_ipc::broker::ApprovalState::Withdrawn,
+                });
                 Ok(BrokerResponse::Done)
             }
             BrokerRequest::RequestAutoApproval { action, grant } => {
@@ -349,7 +365,7 @@ impl BrokerService {
                 if !st.vault.signed_in() {
                     return Err(BrokerError::SignedOut);
                 }
-                let (class, reasons) = classify_action(&action);
+                let (class, reasons) = classify_action_in(&action, &st.org_policy_dir);
                 let policy = gatehouse_policy::load_org_policy(&st.org_policy_dir, &action.org);
                 let decision = st.autopilot.decide(
                     grant,
@@ -461,8 +477,42 @@ fn host_credential_names(h: &gatehouse_ipc::broker::HostCredential) -> (String, 
 /// call's text, see `gatehouse_policy::ConnectorRequest`).
 const CONNECTOR_VENDOR: &str = "copilot:connector";
 
+/// The vendor of a copilot MCP tool call (host = server, command = `<tool>
+/// <canonical JSON arguments>`).
+const MCP_VENDOR: &str = "copilot:mcp";
+
+/// Classifies an action with the org policies in `org_policy_dir`: an MCP
+/// tool call takes the class `gatehouse_policy::classify_mcp_tool` gives
+/// from the org's own assignment (read here, never taken from the
+/// requester) and the server's hints as the requester stated them (hints
+/// only raise); everything else is [`classify_action`].
+pub fn classify_action_in(a: &Action, org_policy_dir: &std::path::Path) -> (String, Vec<String>) {
+    if a.vendor != MCP_VENDOR {
+        return classify_action(a);
+    }
+    let tool = a.command.split_whitespace().next().unwrap_or("");
+    let policy = gatehouse_policy::load_org_policy(org_policy_dir, &a.org).map(|mut p| {
+        // pre-approval would need a signed policy (as for commands)
+        p.allow.clear();
+        p
+    });
+    match policy {
+        Ok(p) => {
+            let hints = gatehouse_policy::McpHints::from_stated(&a.expected_effect);
+            let v = gatehouse_policy::classify_mcp_tool(&p, &a.host, tool, &hints);
+            (v.class.to_string(), v.reasons)
+        }
+        Err(e) => (
+            "unknown".into(),
+            vec![format!("the organization policy cannot be read: {e}")],
+        ),
+    }
+}
+
 /// Classifies an action's command for the approval card (a person's edit
-/// included: the card always shows the broker's own classification).
+/// included: the card always shows the broker's own classification). MCP
+/// tool calls need the org policies: see [`classify_action_in`]; here
+/// they are unknown.
 pub fn classify_action(a: &Action) -> (String, Vec<String>) {
     if let Some(c) = copilot_records::classify(&a.vendor) {
         return c;

@@ -411,9 +411,10 @@ pub fn print_status(r: &StatusReport) {
                 "signed out"
             };
             println!(
-                "account: {state}; {} organization(s); {} pending approval(s); {} cached secret(s); device remembered: {}",
+                "account: {state}; {} organization(s); {} pending approval(s); {} Autopilot task(s); {} cached secret(s); device remembered: {}",
                 s.orgs,
                 s.pending_approvals,
+                s.autopilot_tasks,
                 s.cached_secrets,
                 if s.remembered_device { "yes" } else { "no" }
             );

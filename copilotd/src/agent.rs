@@ -235,6 +235,9 @@ impl Agent<'_> {
         let deadline = settings.autopilot.map(|a| a.expires_ms);
         let past_deadline = || deadline.is_some_and(|d| now_ms() >= d);
         loop {
+            if self.events.is_closed() {
+                return Ok(Some(self.person_left().await));
+            }
             if past_deadline() {
                 return Ok(Some("stopped at the Autopilot task's time bound".into()));
             }
@@ -249,6 +252,10 @@ impl Agent<'_> {
                 return Ok(None);
             }
             for call in &completion.tool_calls {
+                // A conversation whose person left runs nothing more.
+                if self.events.is_closed() {
+                    return Ok(Some(self.person_left().await));
+                }
                 steps += 1;
                 let result = if steps > max_steps {
                     "Not run: the step bound of this task was reached.".to_string()
@@ -280,6 +287,23 @@ impl Agent<'_> {
                 return Ok(Some("stopped at the Autopilot task's time bound".into()));
             }
         }
+    }
+
+    /// The person's chat client went away: end the Autopilot task this
+    /// conversation works in (so the broker approves nothing more for it)
+    /// and say why the turn stopped. Pending requests are withdrawn where
+    /// they wait ([`Self::seek_approval`]).
+    async fn person_left(&self) -> String {
+        if let Some(grant) = self.autopilot
+            && let Err(e) = self
+                .links
+                .broker
+                .call(BrokerRequest::EndAutopilot { grant })
+                .await
+        {
+            tracing::warn!("ending Autopilot task {grant} after the person left: {e}");
+        }
+        "stopped: the person's chat client went away".into()
     }
 
     /// Runs one tool call through the gate; returns what the model is told.
@@ -648,6 +672,19 @@ impl AgentApi for Agent<'_> {
         let not_run = |s: &str| Ok(Approval::NotRun(s.to_string()));
         loop {
             if self.events.is_closed() {
+                // Nobody is there to be told the outcome: close the card.
+                let withdrawn = self
+                    .links
+                    .broker
+                    .call(BrokerRequest::WithdrawApproval {
+                        id,
+                        reason: "withdrawn by the copilot: the person's chat client went away"
+                            .into(),
+                    })
+                    .await;
+                if let Err(e) = withdrawn {
+                    tracing::warn!("withdrawing approval request {id}: {e}");
+                }
                 return not_run("Not run: the person left before deciding.");
             }
             if Instant::now() > deadline {

@@ -224,6 +224,9 @@ pub enum ApprovalState {
     /// Replaced by an edited request (see `replaced_by`).
     Edited,
     Expired,
+    /// Withdrawn by its requester before anyone decided (`reject_reason`
+    /// says why, e.g. the copilot's person left).
+    Withdrawn,
 }
 
 /// An approval request as shown to a person.
@@ -311,6 +314,9 @@ pub struct BrokerStatus {
     pub remembered_device: bool,
     pub orgs: usize,
     pub pending_approvals: usize,
+    /// Autopilot tasks still running (not ended, within their time bound).
+    #[serde(default)]
+    pub autopilot_tasks: usize,
     pub cached_secrets: usize,
     /// Whether the asking peer was pinned by a pidfd while identified (SO_PEERPIDFD).
     pub peer_pidfd: bool,
@@ -429,9 +435,17 @@ pub enum BrokerRequest {
     GrantAutopilot {
         bound: AutopilotBound,
     },
-    /// A person ends an Autopilot task before its bounds do (cli/ui).
+    /// A person ends an Autopilot task before its bounds do (cli/ui); copilotd
+    /// ends the task it works in when its person's chat client goes away
+    /// (ending only takes authority away).
     EndAutopilot {
         grant: u64,
+    },
+    /// The requester withdraws its own pending request (copilotd, when the
+    /// person it works for went away): the card is closed with `reason`.
+    WithdrawApproval {
+        id: u64,
+        reason: String,
     },
     /// Like `RequestApproval`, inside an Autopilot grant: the broker approves
     /// at once what the grant's bounds and org policy permit; anything else
@@ -527,6 +541,7 @@ impl BrokerRequest {
             BrokerRequest::ReleaseProviderKey { .. } => Operation::ReleaseProviderKey,
             BrokerRequest::GrantAutopilot { .. } => Operation::GrantAutopilot,
             BrokerRequest::EndAutopilot { .. } => Operation::EndAutopilot,
+            BrokerRequest::WithdrawApproval { .. } => Operation::WithdrawApproval,
             BrokerRequest::RequestAutoApproval { .. } => Operation::RequestAutoApproval,
             BrokerRequest::OpenNote { .. } => Operation::OpenNote,
             BrokerRequest::MacApprovedRecord(_) => Operation::MacApprovedRecord,
@@ -566,6 +581,7 @@ pub enum Operation {
     ReleaseProviderKey,
     GrantAutopilot,
     EndAutopilot,
+    WithdrawApproval,
     RequestAutoApproval,
     OpenNote,
     MacApprovedRecord,
@@ -573,7 +589,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 32] = [
+    pub const ALL: [Operation; 33] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -602,6 +618,7 @@ impl Operation {
         Operation::ReleaseProviderKey,
         Operation::GrantAutopilot,
         Operation::EndAutopilot,
+        Operation::WithdrawApproval,
         Operation::RequestAutoApproval,
         Operation::OpenNote,
         Operation::MacApprovedRecord,

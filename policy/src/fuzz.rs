@@ -1,7 +1,8 @@
 //! Shared entry points for the cargo-fuzz targets and the corpus-replay
 //! test. Owns the invariants the fuzzers check; must never do I/O.
 
-use crate::{ExactSecrets, Vendor, classify, max_redacted_len, redact, redact_patterns};
+use crate::joins::{JoinCorpus, Spacing, check_join, join, joins};
+use crate::{Class, ExactSecrets, Vendor, classify, max_redacted_len, redact, redact_patterns};
 use std::sync::OnceLock;
 
 /// Classify arbitrary bytes for every vendor (first byte picks nothing; all
@@ -42,5 +43,46 @@ pub fn fuzz_redact(data: &[u8]) {
             assert!(s.start <= s.end && s.end <= r.text.len());
             assert!(r.text.is_char_boundary(s.start) && r.text.is_char_boundary(s.end));
         }
+    }
+}
+
+/// Join a read-only and a dangerous command of `corpus` the way `data`
+/// picks (vendor, the two commands, the join form, its blanks, and bytes
+/// after the second command) and assert the join is never read-only; with
+/// nothing after it, a form the vendor honours is dangerous.
+pub fn fuzz_joins(corpus: &JoinCorpus, data: &[u8]) {
+    let byte = |i: usize| usize::from(data.get(i).copied().unwrap_or(0));
+    let Some((vendor, ro, dg)) = corpus.by_vendor.get(byte(0) % Vendor::ALL.len()) else {
+        return;
+    };
+    if ro.is_empty() || dg.is_empty() {
+        return;
+    }
+    let r = &ro[(byte(1) << 8 | byte(2)) % ro.len()];
+    let d = &dg[(byte(3) << 8 | byte(4)) % dg.len()];
+    let forms = joins(*vendor);
+    let form = &forms[byte(5) % forms.len()];
+    let spacing = [Spacing::AsIs, Spacing::Tabs, Spacing::Doubled][byte(6) % 3];
+    let tail = String::from_utf8_lossy(data.get(7..).unwrap_or(&[]));
+    let d = if tail.is_empty() {
+        d.clone()
+    } else {
+        format!("{d} {tail}")
+    };
+    let Some(joined) = join(form, r, &d, spacing) else {
+        return;
+    };
+    let got = classify(*vendor, &joined).class;
+    assert!(
+        got != Class::ReadOnly,
+        "{vendor}: {joined:?} ({}) is read-only",
+        form.name
+    );
+    if tail.is_empty() {
+        assert!(
+            check_join(*vendor, form, &joined).is_none(),
+            "{vendor}: {joined:?} ({}) is {got}",
+            form.name
+        );
     }
 }

@@ -24,6 +24,7 @@
 pub mod bench_support;
 mod classify;
 mod fuzz;
+pub mod joins;
 mod mcp;
 mod org;
 mod redact;
@@ -36,7 +37,7 @@ pub use classify::{
     ConnectorCommandError, ConnectorRequest, HttpCall, MAX_CLASSIFY_BYTES, MAX_DEPTH, MAX_TARGET,
     classify, classify_connector, classify_http, soap_envelope,
 };
-pub use fuzz::{fuzz_classify, fuzz_redact};
+pub use fuzz::{fuzz_classify, fuzz_joins, fuzz_redact};
 pub use mcp::{McpHints, McpVerdict, classify_mcp_tool, mcp_tool_key};
 pub use org::{
     ConnectorClass, OrgDecision, OrgOutcome, OrgPolicy, Pattern, PatternKind,

@@ -31,6 +31,28 @@ pub struct McpHints {
     pub open_world: Option<bool>,
 }
 
+impl McpHints {
+    /// The hints stated in a text that carries [`classify_mcp_tool`]'s own
+    /// hint sentences (copilotd puts them in an approval's expected
+    /// effect). Used by the broker, which never sees the server: a hint
+    /// can only raise a class, so a requester that drops or invents one
+    /// can make a call stricter, never looser.
+    pub fn from_stated(text: &str) -> McpHints {
+        let said = |s: &str| text.contains(s).then_some(true);
+        McpHints {
+            read_only: said(SAYS_READ_ONLY),
+            destructive: said(SAYS_DESTRUCTIVE),
+            idempotent: said(SAYS_IDEMPOTENT),
+            open_world: said(SAYS_OPEN_WORLD),
+        }
+    }
+}
+
+const SAYS_DESTRUCTIVE: &str = "the server says destructive: dangerous";
+const SAYS_READ_ONLY: &str = "the server says read-only (a hint, not trusted)";
+const SAYS_IDEMPOTENT: &str = "the server says idempotent (a hint, not trusted)";
+const SAYS_OPEN_WORLD: &str = "the server says it reaches outside systems (open world)";
+
 /// The classification of one MCP tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpVerdict {
@@ -72,16 +94,16 @@ pub fn classify_mcp_tool(
     let mut class = assigned;
     if hints.destructive == Some(true) {
         class = class.max(Class::Dangerous);
-        reasons.push("the server says destructive: dangerous".into());
+        reasons.push(SAYS_DESTRUCTIVE.into());
     }
     if hints.read_only == Some(true) {
-        reasons.push("the server says read-only (a hint, not trusted)".into());
+        reasons.push(SAYS_READ_ONLY.into());
     }
     if hints.idempotent == Some(true) {
-        reasons.push("the server says idempotent (a hint, not trusted)".into());
+        reasons.push(SAYS_IDEMPOTENT.into());
     }
     if hints.open_world == Some(true) {
-        reasons.push("the server says it reaches outside systems (open world)".into());
+        reasons.push(SAYS_OPEN_WORLD.into());
     }
     // Org blocks: the same semantics as for commands, over the text `server/tool`.
     let verdict = Verdict {

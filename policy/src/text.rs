@@ -88,3 +88,55 @@ pub(crate) fn num(s: &str) -> Option<u64> {
     }
     any.then_some(v)
 }
+
+/// Split a line at every [`crate::rules::COMPOUND_SEPARATORS`] outside double
+/// quotes (a `)` closing a `$(` also ends a part). Returns the parts and the
+/// separators met, in order. A line without separators is one part.
+pub(crate) fn split_compound(s: &str) -> (Vec<&str>, Vec<&'static str>) {
+    let b = s.as_bytes();
+    let mut parts = Vec::new();
+    let mut seps = Vec::new();
+    let mut last = 0;
+    let mut q = false;
+    let mut open_subst = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let two = b.get(i + 1).copied();
+        let sep: Option<(&'static str, usize)> = if c == b'"' {
+            q = !q;
+            None
+        } else if q {
+            None
+        } else {
+            match (c, two) {
+                (b';', _) => Some((";", 1)),
+                (b'&', Some(b'&')) => Some(("&&", 2)),
+                (b'|', Some(b'|')) => Some(("||", 2)),
+                (b'`', _) => Some(("`", 1)),
+                (b'$', Some(b'(')) => {
+                    open_subst += 1;
+                    Some(("$(", 2))
+                }
+                (b')', _) if open_subst > 0 => {
+                    open_subst -= 1;
+                    Some(("$(", 1))
+                }
+                _ => None,
+            }
+        };
+        match sep {
+            Some((name, len)) => {
+                parts.push(&s[last..i]);
+                if !seps.contains(&name) {
+                    seps.push(name);
+                }
+                i += len;
+                last = i;
+            }
+            None => i += 1,
+        }
+    }
+    parts.push(&s[last..]);
+    (parts, seps)
+}

@@ -27,3 +27,16 @@ fn replay_policy_classify() {
 fn replay_policy_redact() {
     assert!(replay("policy_redact", gatehouse_policy::fuzz_redact) > 10);
 }
+
+#[test]
+fn replay_policy_joins() {
+    fn f(data: &[u8]) {
+        static C: std::sync::OnceLock<gatehouse_policy::joins::JoinCorpus> =
+            std::sync::OnceLock::new();
+        let c = C.get_or_init(|| {
+            gatehouse_policy::joins::JoinCorpus::parse(include_str!("../corpus/classify.tsv"))
+        });
+        gatehouse_policy::fuzz_joins(c, data);
+    }
+    assert!(replay("policy_joins", f) > 10);
+}

@@ -202,3 +202,85 @@ fn b64(d: &[u8]) -> String {
     }
     o
 }
+
+/// Replace every pattern mask `••••[redacted:LABEL]` by `<M>`.
+fn normalise_masks(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("••••[redacted:") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        match after.find(']') {
+            Some(j) => {
+                out.push_str("<M>");
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(after);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The generated families (policy/corpus/redact_families.jsonl, from
+/// gen_redact_families.py): every planted value masked and nothing else
+/// changed — the output, masks written `<M>`, equals the expected text
+/// exactly. Cases with keychain values run both layers.
+#[test]
+fn corpus_families() {
+    let text = include_str!("../corpus/redact_families.jsonl");
+    let hand = include_str!("../corpus/redact.jsonl").lines().count();
+    let mut per: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut wrong = Vec::new();
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        n += 1;
+        let c: Value = serde_json::from_str(line).unwrap();
+        let input = c["text"].as_str().unwrap();
+        let expect = c["expect"].as_str().unwrap();
+        let exact = c["exact"].as_array().unwrap();
+        let out = if exact.is_empty() {
+            redact_patterns(input)
+        } else {
+            let mut b = ExactSecrets::builder();
+            for e in exact {
+                b.add(
+                    e[0].as_str().unwrap(),
+                    e[1].as_str().unwrap().as_bytes().to_vec(),
+                );
+            }
+            redact(input, &b.build())
+        };
+        assert!(out.text.len() <= max_redacted_len(input.len()));
+        let fam = match c.get("form").and_then(Value::as_str) {
+            Some(f) => format!("{}/{f}", c["family"].as_str().unwrap()),
+            None => c["family"].as_str().unwrap().to_string(),
+        };
+        let got = normalise_masks(&out.text);
+        let leaked = c["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| out.text.contains(s.as_str().unwrap()));
+        let e = per.entry(fam.clone()).or_default();
+        e.0 += 1;
+        if got != expect || leaked {
+            e.1 += 1;
+            wrong.push(format!(
+                "{fam}\n   in  {input:?}\n   got {got:?}\n   want {expect:?}"
+            ));
+        }
+    }
+    for (f, (k, bad)) in &per {
+        println!("family {f:<28} cases {k:>4} wrong {bad}");
+    }
+    for w in wrong.iter().take(60) {
+        println!("WRONG {w}");
+    }
+    println!("hand cases {hand}; generated cases {n}");
+    assert!(n >= 2 * hand, "generated redaction corpus too small");
+    assert!(wrong.is_empty(), "{} of {n} cases wrong", wrong.len());
+}

@@ -1022,3 +1022,175 @@ fn single_use_survives_a_broker_restart() -> Result<()> {
     }
     Ok(())
 }
+
+/// An MCP tool call's card shows the class the broker derives itself: the
+/// org's assignment read from the broker's own org-policy directory, raised
+/// (never lowered) by the server's hints as the requester stated them. What
+/// copilotd writes can make a call stricter, never looser.
+#[test]
+fn mcp_calls_take_the_class_the_broker_derives_from_the_org_policy() -> Result<()> {
+    let f = start(&[])?;
+    let mut copilot = f.peer(PeerRole::Copilotd)?;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    std::fs::write(
+        f.home.join("org-policy").join("acme.json"),
+        r#"{"mcp_tools": {"sw/lookup_vlan": "read-only", "sw/delete_vlan": "read-only"}}"#,
+    )?;
+    let mcp = |tool: &str, org: &str, effect: &str| Action {
+        host: "sw".into(),
+        vendor: "copilot:mcp".into(),
+        org: org.into(),
+        credential: None,
+        command: format!("{tool} {{\"vlan\":10}}"),
+        expected_effect: effect.into(),
+    };
+    let plain = "calls MCP tool on server sw";
+    let cases = [
+        // the org's assignment
+        (mcp("lookup_vlan", "acme", plain), "read-only"),
+        // a destructive hint raises the org's (wrong) read-only
+        (
+            mcp(
+                "delete_vlan",
+                "acme",
+                "calls MCP tool delete_vlan on server sw (the server says destructive: dangerous)",
+            ),
+            "dangerous",
+        ),
+        // no org rule: a read-only hint does not lower unknown
+        (
+            mcp(
+                "port_status",
+                "acme",
+                "(the server says read-only (a hint, not trusted))",
+            ),
+            "unknown",
+        ),
+        // the requester claiming the org's word changes nothing
+        (
+            mcp(
+                "port_status",
+                "acme",
+                "the organization classifies MCP tool sw/port_status as read-only",
+            ),
+            "unknown",
+        ),
+        // another org's assignment does not apply
+        (mcp("lookup_vlan", "globex", plain), "unknown"),
+        // the same tool name on another server is another tool
+        (
+            Action {
+                host: "sw2".into(),
+                ..mcp("lookup_vlan", "acme", plain)
+            },
+            "unknown",
+        ),
+    ];
+    for (a, want) in &cases {
+        let (id, class) = request(&mut copilot, a)?;
+        assert_eq!(class, *want, "{a:?}");
+        let card = show(&mut ui, id)?;
+        assert_eq!(card.class, *want, "{a:?}");
+        assert!(
+            card.reasons.iter().any(|r| r.contains("MCP tool")),
+            "{:?}",
+            card.reasons
+        );
+    }
+    let (id, _) = request(&mut copilot, &cases[0].0)?;
+    assert!(
+        show(&mut ui, id)?
+            .reasons
+            .iter()
+            .any(|r| r == "the organization classifies MCP tool sw/lookup_vlan as read-only")
+    );
+    // The broker reads the policy at each request: the org withdraws the
+    // assignment and the same call is unknown again.
+    std::fs::write(f.home.join("org-policy").join("acme.json"), "{}")?;
+    assert_eq!(request(&mut copilot, &cases[0].0)?.1, "unknown");
+    // An unreadable policy is unknown with the reason, not an empty policy.
+    std::fs::write(f.home.join("org-policy").join("acme.json"), "{not json")?;
+    let (id, class) = request(&mut copilot, &cases[0].0)?;
+    assert_eq!(class, "unknown");
+    assert!(
+        show(&mut ui, id)?
+            .reasons
+            .iter()
+            .any(|r| r.contains("cannot be read")),
+    );
+    Ok(())
+}
+
+/// Only the requesting process withdraws its own pending request; the card
+/// then says why and nobody can approve it; copilotd may end an Autopilot
+/// task (ending only takes authority away) but never start one.
+#[test]
+fn only_the_requester_withdraws_and_a_withdrawn_card_cannot_be_approved() -> Result<()> {
+    let f = start(&[])?;
+    let mut copilot = f.peer(PeerRole::Copilotd)?;
+    let mut other_copilot = f.peer(PeerRole::Copilotd)?;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    let mut cli = f.peer(PeerRole::Cli)?;
+    let a = action("configure terminal");
+    let (id, _) = request(&mut copilot, &a)?;
+    let withdraw = |reason: &str| BrokerRequest::WithdrawApproval {
+        id,
+        reason: reason.into(),
+    };
+    // Another process of the same role, and a person, cannot withdraw it.
+    for p in [&mut other_copilot, &mut ui, &mut cli] {
+        assert_eq!(
+            err(p, &withdraw("not yours"))?,
+            BrokerError::Approval(ApprovalError::NotRequester)
+        );
+    }
+    assert_eq!(show(&mut ui, id)?.state, ApprovalState::Pending);
+    assert!(matches!(
+        ok(&mut copilot, &withdraw("the person left"))?,
+        BrokerResponse::Done
+    ));
+    let card = show(&mut ui, id)?;
+    assert_eq!(card.state, ApprovalState::Withdrawn);
+    assert_eq!(card.reject_reason.as_deref(), Some("the person left"));
+    // Nobody can approve it any more; withdrawing twice is refused.
+    assert_eq!(
+        err(
+            &mut ui,
+            &BrokerRequest::DecideApproval {
+                id,
+                decision: Decision::Approve
+            }
+        )?,
+        BrokerError::Approval(ApprovalError::NotPending)
+    );
+    assert_eq!(
+        err(&mut copilot, &withdraw("again"))?,
+        BrokerError::Approval(ApprovalError::NotPending)
+    );
+    assert!(matches!(
+        outcome(&mut copilot, id)?,
+        Ok(ApprovalOutcome::Rejected { .. })
+    ));
+    // A decided request cannot be withdrawn.
+    let (id2, _) = request(&mut copilot, &a)?;
+    decide(&mut ui, id2, Decision::Approve)?;
+    assert_eq!(
+        err(
+            &mut copilot,
+            &BrokerRequest::WithdrawApproval {
+                id: id2,
+                reason: "late".into()
+            }
+        )?,
+        BrokerError::Approval(ApprovalError::NotPending)
+    );
+    // copilotd ends a task, never starts one.
+    let g = grant(&mut cli, 5, 600)?;
+    assert!(matches!(
+        ok(&mut copilot, &BrokerRequest::EndAutopilot { grant: g })?,
+        BrokerResponse::Done
+    ));
+    let (_, auto) = auto_request(&mut copilot, &action("show version"), g)?;
+    assert!(auto.is_none(), "an ended task approved something");
+    Ok(())
+}

@@ -130,6 +130,10 @@ fn sample(op: Operation) -> BrokerRequest {
             },
         },
         Operation::EndAutopilot => BrokerRequest::EndAutopilot { grant: 1 },
+        Operation::WithdrawApproval => BrokerRequest::WithdrawApproval {
+            id: 1,
+            reason: "left".into(),
+        },
         Operation::RequestAutoApproval => BrokerRequest::RequestAutoApproval { action, grant: 1 },
         Operation::OpenNote => BrokerRequest::OpenNote {
             record: Box::new(gatehouse_ipc::broker::VerifyItem {
@@ -288,8 +292,11 @@ fn table_matches_the_design() {
     }
     for daemon in [PeerRole::Sessiond, PeerRole::Copilotd] {
         assert!(!allowed(daemon, Operation::GrantAutopilot), "{daemon}");
-        assert!(!allowed(daemon, Operation::EndAutopilot), "{daemon}");
     }
+    // Ending only takes authority away: copilotd ends its task when its
+    // person's chat client goes away; sessiond never touches tasks.
+    assert!(allowed(PeerRole::Copilotd, Operation::EndAutopilot));
+    assert!(!allowed(PeerRole::Sessiond, Operation::EndAutopilot));
     assert!(allowed(PeerRole::Copilotd, Operation::RequestAutoApproval));
     assert!(!allowed(PeerRole::Sessiond, Operation::RequestAutoApproval));
     assert!(allowed(PeerRole::Sessiond, Operation::ConsumeApproval));

@@ -745,3 +745,143 @@ fn each_turn_and_the_conversation_count_tokens_and_cost() -> Result<()> {
     }
     Ok(())
 }
+
+impl World {
+    /// `gatehouse copilot chat --org lab ARGS` left running, its stdin open
+    /// and unanswered (the person is at the approval prompt).
+    fn spawn_chat(&self, args: &[&str]) -> Result<(std::process::Child, std::process::ChildStdin)> {
+        let mut c = self.f.command(&self.f.install_dir().join("gatehouse"));
+        c.args([
+            "--profile",
+            &self.f.profile,
+            "copilot",
+            "chat",
+            "--org",
+            "lab",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        let mut child = c.spawn()?;
+        let stdin = child.stdin.take().context("stdin")?;
+        Ok((child, stdin))
+    }
+
+    /// The approval card whose command contains `needle`, once it is in `state`.
+    fn wait_card(&self, needle: &str, state: &str) -> Result<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let list: Value =
+                serde_json::from_str(&self.f.cli_ok(&["approvals", "list", "--json"], "")?)?;
+            if let Some(v) = list.as_array().and_then(|a| {
+                a.iter().find(|v| {
+                    v["state"] == state
+                        && v["action"]["command"]
+                            .as_str()
+                            .is_some_and(|c| c.contains(needle))
+                })
+            }) {
+                return Ok(v.clone());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("no {state} card for {needle:?}: {list}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Running Autopilot tasks as the broker reports them.
+    fn autopilot_tasks(&self) -> Result<u64> {
+        let s: Value = serde_json::from_str(&self.f.cli_ok(&["status", "--json"], "")?)?;
+        s["broker"]["autopilot_tasks"]
+            .as_u64()
+            .with_context(|| format!("no autopilot_tasks in {s}"))
+    }
+}
+
+/// The person's chat client is killed mid-turn while a change waits for
+/// approval: the conversation runs no further tool call (nothing more
+/// reaches the device or the provider), its pending request is withdrawn
+/// and the card says so, and the Autopilot task it works in ends in the
+/// broker.
+#[test]
+fn a_conversation_whose_person_left_stops_withdraws_and_ends_its_task() -> Result<()> {
+    let w = World::start()?;
+    // Supervised: a read-only step runs, a change waits, a later read-only
+    // step must never run.
+    let p = w.provider(vec![
+        run("r1", "/ip address print where address=10.77.0.1/24"),
+        run(
+            "r1",
+            "/ip address add address=10.77.1.1/24 interface=ether2",
+        ),
+        run("r1", "/ip address print where address=10.77.2.1/24"),
+        Turn::Text("done".into()),
+    ])?;
+    let (mut chat, stdin) = w.spawn_chat(&["look at r1 and add 10.77.1.1"])?;
+    w.wait_card("10.77.1.1", "Pending")?;
+    assert!(w.received("10.77.0.1")?, "the read-only step ran");
+    chat.kill()?;
+    chat.wait()?;
+    drop(stdin);
+    let card = w.wait_card("10.77.1.1", "Withdrawn")?;
+    assert!(
+        card["reject_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("chat client went away")),
+        "{card}"
+    );
+    // Nobody can approve the withdrawn card any more.
+    let id = card["id"].as_u64().context("id")?;
+    let out = w.f.cli(&["approvals", "approve", &id.to_string()], "")?;
+    assert!(!out.status.success(), "a withdrawn card was approved");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!w.received("10.77.1.1")?);
+    assert!(
+        !w.received("10.77.2.1")?,
+        "a tool call ran after the person left"
+    );
+    assert_eq!(p.received().len(), 2, "the model was asked again");
+
+    // Autopilot: the org lets it approve moderate commands; a dangerous one
+    // waits for a person, who leaves. The task ends in the broker.
+    w.write_org_policy(r#"{"autopilot_moderate":true}"#)?;
+    let p = w.provider(vec![
+        run(
+            "r1",
+            "/ip address add address=10.78.1.1/24 interface=ether2",
+        ),
+        run("r1", "/system reset-configuration"),
+        run(
+            "r1",
+            "/ip address add address=10.78.3.1/24 interface=ether2",
+        ),
+        Turn::Text("done".into()),
+    ])?;
+    let (mut chat, stdin) =
+        w.spawn_chat(&["--autopilot", "--host", "r1", "--max-steps", "10", "go"])?;
+    w.wait_card("reset-configuration", "Pending")?;
+    assert!(
+        w.received("10.78.1.1")?,
+        "Autopilot approved the first change"
+    );
+    assert_eq!(w.autopilot_tasks()?, 1);
+    chat.kill()?;
+    chat.wait()?;
+    drop(stdin);
+    w.wait_card("reset-configuration", "Withdrawn")?;
+    gatehouse_tests::proc::wait_until(
+        "the Autopilot task to end",
+        Duration::from_secs(15),
+        || Ok(w.autopilot_tasks()? == 0),
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!w.received("reset-configuration")?);
+    assert!(
+        !w.received("10.78.3.1")?,
+        "Autopilot ran on after the person left"
+    );
+    assert_eq!(p.received().len(), 2, "the model was asked again");
+    Ok(())
+}

@@ -84,7 +84,12 @@ fn parse(src: &str) -> Parsed {
                 let w = std::mem::take(&mut word);
                 match redirect.take() {
                     Some(b'>') => {
-                        if !matches!(w.as_str(), "/dev/null" | "/dev/stderr" | "/dev/stdout") {
+                        // `/dev/fd/63` is a process substitution `>(…)`,
+                        // classified as a command of its own
+                        if !matches!(
+                            w.as_str(),
+                            "/dev/null" | "/dev/stderr" | "/dev/stdout" | "/dev/fd/63"
+                        ) {
                             cur.writes.push(w);
                         }
                     }
@@ -284,6 +289,19 @@ fn parse(src: &str) -> Parsed {
                 p.ok = false;
                 return p;
             }
+            b'>' | b'<' if b.get(i + 1) == Some(&b'(') && !in_word => {
+                // process substitution: the command runs, and the word is
+                // the name of a pipe to it
+                let Some(e) = match_paren(b, i + 2) else {
+                    p.ok = false;
+                    return p;
+                };
+                p.substs.push(src[i + 2..e - 1].to_string());
+                in_word = true;
+                word.push_str("/dev/fd/63");
+                i = e;
+                continue;
+            }
             b'>' | b'<' => {
                 // a pure-digit word before is a file descriptor
                 if in_word && word.bytes().all(|x| x.is_ascii_digit()) {
@@ -457,7 +475,15 @@ fn simple(
         );
         return;
     }
-    let name = words[i].rsplit('/').next().unwrap_or(words[i]);
+    let Some(name) = program_name(words[i]) else {
+        acc.rule(
+            text,
+            Class::Unknown,
+            "linux.path.not-system",
+            "runs a program by a path outside the system's own directories: any file can carry a known program's name",
+        );
+        return;
+    };
     let args = &words[i + 1..];
     let Some(cmd) = CMDS.iter().find(|c| c.name == name) else {
         acc.rule(
@@ -478,6 +504,21 @@ fn simple(
         return;
     }
     handle(cmd, text, args, depth, acc);
+}
+
+/// Directories whose programs are the system's own; a program named by any
+/// other path (`./ls`, `/tmp/ls`, `~/bin/ls`) is not the known program.
+const SYSTEM_DIRS: &[&str] = &["/bin", "/sbin", "/usr/bin", "/usr/sbin"];
+
+/// The name to look up for a command word: the word itself when it has no
+/// `/`, the file name when its directory is one of [`SYSTEM_DIRS`] (written
+/// exactly, no `.`/`..`/`//`), otherwise None (unknown).
+fn program_name(word: &str) -> Option<&str> {
+    match word.rsplit_once('/') {
+        None => Some(word),
+        Some((dir, name)) if !name.is_empty() && SYSTEM_DIRS.contains(&dir) => Some(name),
+        Some(_) => None,
+    }
 }
 
 fn nested(words: &[&str], depth: usize, acc: &mut Acc) {
@@ -504,6 +545,8 @@ fn opts_with_arg(name: &str) -> &'static [&'static str] {
         "doas" => &["-u", "-C"],
         "env" => &["-u", "-C", "-S"],
         "nice" => &["-n"],
+        "ionice" => &["-c", "-n", "-p", "-P", "-u"],
+        "stdbuf" => &["-i", "-o", "-e"],
         "timeout" => &["-s", "-k", "--signal", "--kill-after"],
         "watch" => &["-n", "--interval", "-d"],
         "xargs" => &["-n", "-I", "-P", "-d", "-L", "-E", "-a", "-s", "-i"],

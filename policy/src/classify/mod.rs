@@ -5,6 +5,7 @@
 //! fully parse, never panic, never recurse deeper than [`MAX_DEPTH`].
 
 mod connector;
+mod editing;
 mod http;
 mod linux;
 mod routeros;
@@ -31,6 +32,10 @@ pub(crate) struct Acc {
     pub parts: Vec<PartVerdict>,
     pub secrets: bool,
     pub cred: bool,
+    /// How many loop bodies (RouterOS `:foreach`/`:for`/`:while`) enclose
+    /// the command being classified: a change repeated per item is a mass
+    /// operation.
+    pub loop_depth: u32,
     overflow: bool,
 }
 
@@ -40,6 +45,7 @@ impl Acc {
             parts: Vec::new(),
             secrets: false,
             cred: false,
+            loop_depth: 0,
             overflow: false,
         }
     }
@@ -108,7 +114,20 @@ pub fn classify(vendor: Vendor, text: &str) -> Verdict {
         );
         return acc.finish();
     }
-    classify_into(vendor, text, 0, &mut acc);
+    if editing::has_controls(text) {
+        // The line the device runs depends on its line editing: review the
+        // edited line and every fragment, and never call it read-only.
+        acc.rule(
+            text,
+            Class::Unknown,
+            "core.control-characters",
+            "contains control characters (line editing): what the device runs is reviewed both edited and as fragments",
+        );
+        classify_into(vendor, &editing::edited(text), 0, &mut acc);
+        classify_into(vendor, &editing::fragments(text), 0, &mut acc);
+    } else {
+        classify_into(vendor, text, 0, &mut acc);
+    }
     let mut v = acc.finish();
     v.vendor = Some(vendor);
     v.input = text[..floor_boundary(text, 4096)].to_string();

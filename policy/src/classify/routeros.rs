@@ -6,7 +6,7 @@
 //! unbalanced or unparsed statement as read-only.
 
 use super::{Acc, ping_class};
-use crate::rules::routeros::{PATHS, SCRIPT, VERBS, Verb};
+use crate::rules::routeros::{MENUS, PATHS, SCRIPT, VERBS, Verb};
 use crate::text::starts_with_ci;
 use crate::verdict::Class;
 use std::borrow::Cow;
@@ -128,6 +128,150 @@ fn unescape(s: &str) -> String {
     o
 }
 
+/// Split `key=value` only when the text before the first `=` is a plain
+/// argument name; a block or substitution holding `=` (`{ add a=b }`) is a
+/// value as a whole.
+fn split_kv(a: &str) -> (Option<&str>, &str) {
+    match a.split_once('=') {
+        Some((k, v))
+            if !k.is_empty()
+                && k.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')) =>
+        {
+            (Some(k), v)
+        }
+        _ => (None, a),
+    }
+}
+
+/// Index just past the bracket closing the one opened at `open` (honouring
+/// quotes and nesting), or None when unbalanced.
+fn close_of(b: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    let mut q = false;
+    let mut i = open;
+    while i < b.len() {
+        let c = b[i];
+        if q {
+            if c == b'\\' {
+                i += 1;
+            } else if c == b'"' {
+                q = false;
+            }
+        } else {
+            match c {
+                b'"' => q = true,
+                b'\\' => i += 1,
+                b'{' | b'[' | b'(' => depth += 1,
+                b'}' | b']' | b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Every command substitution anywhere in a statement: `[ … ]` outside
+/// quotes (also inside `( … )` expressions and `key=value` arguments) and
+/// `$[ … ]` / `$( … )` inside strings. `{ … }` blocks are skipped: the
+/// constructs that own them classify them. Returns the inner texts.
+fn substitutions(st: &str) -> Vec<&str> {
+    let b = st.as_bytes();
+    let mut out = Vec::new();
+    let mut q = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if q {
+            match c {
+                b'\\' => i += 1,
+                b'"' => q = false,
+                b'$' if matches!(b.get(i + 1), Some(b'[') | Some(b'(')) => {
+                    if let Some(e) = close_of(b, i + 1) {
+                        out.push(&st[i + 2..e - 1]);
+                        i = e;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => q = true,
+                b'\\' => i += 1,
+                b'{' => {
+                    if let Some(e) = close_of(b, i) {
+                        i = e;
+                        continue;
+                    }
+                }
+                b'[' => {
+                    if let Some(e) = close_of(b, i) {
+                        out.push(&st[i + 1..e - 1]);
+                        i = e;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Shell separators RouterOS does not honour between commands (`&&`, `||`,
+/// backticks) met outside quotes and brackets in a menu statement. In a
+/// `where` clause `&&`/`||` are the clause's own logic, unless what follows
+/// is a command path (`/…`, `:…`), which no expression starts with.
+fn foreign_separator(st: &str, t: &[&str]) -> Option<&'static str> {
+    let in_where = t.iter().any(|w| w.eq_ignore_ascii_case("where"));
+    let b = st.as_bytes();
+    let command_follows = |at: usize| {
+        let rest = st[at..].trim_start();
+        !in_where || rest.starts_with(['/', ':'])
+    };
+    let (mut depth, mut q) = (0i32, false);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if q {
+            if c == b'\\' {
+                i += 1;
+            } else if c == b'"' {
+                q = false;
+            }
+        } else {
+            match (c, b.get(i + 1)) {
+                (b'"', _) => q = true,
+                (b'\\', _) => i += 1,
+                (b'{' | b'[' | b'(', _) => depth += 1,
+                (b'}' | b']' | b')', _) => depth -= 1,
+                (b'&', Some(b'&')) if depth == 0 && command_follows(i + 2) => return Some("&&"),
+                (b'|', Some(b'|')) if depth == 0 && command_follows(i + 2) => return Some("||"),
+                (b'`', _) if depth == 0 => return Some("`"),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// True when a path word is a known menu word or a unique-prefix
+/// abbreviation the device could resolve to one.
+fn is_menu_word(w: &str) -> bool {
+    MENUS
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(w) || starts_with_ci(m, w))
+}
+
 fn is_arg(t: &str) -> bool {
     t.contains('=')
         || t.starts_with(['[', '"', '$', '(', '{'])
@@ -194,9 +338,63 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
     let Some(first) = t.first().copied() else {
         return;
     };
+    if let Some(sep) = foreign_separator(st, &t) {
+        acc.push(
+            st,
+            Class::Unknown,
+            vec![Cow::Borrowed("core.separator.not-honoured")],
+            Cow::Owned(format!(
+                "{sep:?} is not a command separator on routeros: what the device does with the rest is not known"
+            )),
+        );
+        for part in st
+            .split(['&', '|', '`'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            if part != st {
+                let mut sub = ctx.clone();
+                payload(part, depth, acc, &mut sub);
+            }
+        }
+    }
     if first.starts_with('{') {
         let mut sub = ctx.to_vec();
         payload(inner(first), depth, acc, &mut sub);
+        if t.len() > 1 {
+            // words after a block are not part of it: review them too
+            acc.rule(
+                st,
+                Class::Unknown,
+                "routeros.unknown-command",
+                "words after a block: not a RouterOS statement this classifier knows",
+            );
+            let rest = st[st.find(first).map_or(0, |p| p + first.len())..].trim();
+            let mut sub = ctx.to_vec();
+            payload(rest, depth, acc, &mut sub);
+        }
+        return;
+    }
+    if first.starts_with(['[', '(']) {
+        // a bare substitution or expression runs what it holds
+        acc.rule(
+            st,
+            Class::ReadOnly,
+            "routeros.substitution",
+            "evaluates a substitution or expression",
+        );
+        for inner_cmd in substitutions(st) {
+            let mut sub = ctx.to_vec();
+            payload(inner_cmd, depth, acc, &mut sub);
+        }
+        if t.len() > 1 {
+            acc.rule(
+                st,
+                Class::Unknown,
+                "routeros.unknown-command",
+                "words after a substitution: not a RouterOS command this classifier knows",
+            );
+        }
         return;
     }
     if first.starts_with(':') {
@@ -254,7 +452,7 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
         }
     }
     let Some((verb, vi)) = verb else {
-        if words.len() == t.len() {
+        if words.len() == t.len() && flat.iter().all(|w| is_menu_word(w)) {
             // a menu path alone changes the context
             path.extend(flat.iter().map(|s| s.to_ascii_lowercase()));
             *ctx = path;
@@ -345,6 +543,13 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
             bump(c, i, y);
         }
         "remove" | "disable" => {
+            if acc.loop_depth > 0 {
+                bump(
+                    Class::Dangerous,
+                    "routeros.loop.mass-operation",
+                    "a loop repeats this over many items: a mass operation",
+                );
+            }
             for a in &args {
                 let v = a.strip_prefix("numbers=").unwrap_or(a);
                 let inn = inner(v).trim();
@@ -392,9 +597,9 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
     acc.rule(st, class, id, why);
     // embedded payloads and substitutions
     for a in &args {
-        let (k, v) = match a.split_once('=') {
-            Some((k, v)) => (k.to_ascii_lowercase(), v),
-            None => (String::new(), *a),
+        let (k, v) = match split_kv(a) {
+            (Some(k), v) => (k.to_ascii_lowercase(), v),
+            (None, v) => (String::new(), v),
         };
         if k == "on-event" || k == "source" {
             let body = if v.starts_with('"') {
@@ -417,10 +622,11 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
             } else {
                 payload(&body, depth, acc, &mut sub);
             }
-        } else if v.starts_with('[') {
-            let mut sub = path.clone();
-            payload(inner(v), depth, acc, &mut sub);
         }
+    }
+    for inner_cmd in substitutions(st) {
+        let mut sub = path.clone();
+        payload(inner_cmd, depth, acc, &mut sub);
     }
 }
 
@@ -443,17 +649,43 @@ fn script(st: &str, t: &[&str], depth: usize, acc: &mut Acc, ctx: &[String]) {
         return;
     };
     acc.rule(st, cmd.class, cmd.id, cmd.why);
+    // A loop's body runs once per item: a removal in it is a mass operation
+    // like `remove [find]`, unless the loop walks a filtered `[find …]`
+    // (the same as `remove [find where …]`, which is moderate).
+    let filtered_foreach = cmd.name == ":foreach"
+        && t[1..].iter().any(|a| match split_kv(a) {
+            (Some(k), v) if k.eq_ignore_ascii_case("in") && v.starts_with('[') => {
+                let words: Vec<&str> = inner(v).split_whitespace().collect();
+                words
+                    .iter()
+                    .position(|w| w.eq_ignore_ascii_case("find") || w.ends_with("/find"))
+                    .is_some_and(|p| p + 1 < words.len())
+            }
+            _ => false,
+        });
+    let is_loop = (matches!(cmd.name, ":foreach" | ":for" | ":while")
+        || (cmd.name == ":do" && t[1..].iter().any(|a| starts_with_ci(a, "while="))))
+        && !filtered_foreach;
     for a in &t[1..] {
-        let v = match a.split_once('=') {
-            Some((_, v)) => v,
-            None => a,
-        };
-        if v.starts_with('{') || v.starts_with('[') {
+        let (k, v) = split_kv(a);
+        if v.starts_with('{') {
             let mut sub = ctx.to_vec();
+            // the body of a loop runs once per item
+            let body = is_loop && k.is_none_or(|k| k.eq_ignore_ascii_case("do"));
+            if body {
+                acc.loop_depth += 1;
+            }
             payload(inner(v), depth, acc, &mut sub);
-        } else if cmd.name == ":execute" && v.starts_with('"') {
+            if body {
+                acc.loop_depth -= 1;
+            }
+        } else if matches!(cmd.name, ":execute" | ":parse") && v.starts_with('"') {
             let mut sub = ctx.to_vec();
             payload(&unescape(inner(v)), depth, acc, &mut sub);
         }
+    }
+    for inner_cmd in substitutions(st) {
+        let mut sub = ctx.to_vec();
+        payload(inner_cmd, depth, acc, &mut sub);
     }
 }

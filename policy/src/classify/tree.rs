@@ -6,7 +6,7 @@
 
 use super::{Acc, classify_into, ping_class};
 use crate::rules::{Effect, Mode, PipeKind, Rule, Table};
-use crate::text::{split_outside_quotes, starts_with_ci, tokens, unquote};
+use crate::text::{split_compound, split_outside_quotes, starts_with_ci, tokens, unquote};
 use crate::vendor::Vendor;
 use crate::verdict::Class;
 use std::borrow::Cow;
@@ -194,16 +194,29 @@ pub(crate) fn classify(
         if line.is_empty() || is_comment(vendor, line) {
             continue;
         }
-        // NX-OS accepts `cmd1 ; cmd2` on one line.
-        if vendor == Vendor::NxOs && line.contains(';') {
-            for sub in split_outside_quotes(line, b';') {
-                let sub = sub.trim();
-                if !sub.is_empty() {
-                    line_(table, tree, vendor, sub, depth, acc, &mut mode, &mut vty);
-                }
-            }
-        } else {
+        let (parts, seps) = split_compound(line);
+        if seps.is_empty() {
             line_(table, tree, vendor, line, depth, acc, &mut mode, &mut vty);
+            continue;
+        }
+        // Every part is classified whether or not the device honours the
+        // separator; one it does not honour makes the line at least unknown.
+        for sep in seps.iter().filter(|s| !table.separators.contains(s)) {
+            acc.push(
+                line,
+                Class::Unknown,
+                vec![Cow::Borrowed("core.separator.not-honoured")],
+                Cow::Owned(format!(
+                    "{sep:?} is not a command separator on {}: what the device does with the rest is not known",
+                    vendor.as_str()
+                )),
+            );
+        }
+        for sub in parts {
+            let sub = sub.trim();
+            if !sub.is_empty() {
+                line_(table, tree, vendor, sub, depth, acc, &mut mode, &mut vty);
+            }
         }
     }
 }

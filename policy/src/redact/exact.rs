@@ -1,6 +1,8 @@
 //! Exact-value layer: a pure engine the broker runs with the secret values
-//! it alone knows. Owns the variants searched for (raw, URL-encoded, base64 at
-//! every alignment, each also split by a terminal line wrap) and their
+//! it alone knows. Owns the variants searched for (raw, URL/percent/form
+//! encoded, base64 at every alignment, backslash-escaped, RouterOS-export
+//! and JSON escaped, doubled quotes, shell-quoted, HTML entities, each also
+//! split by a terminal line wrap) and their
 //! references. Must never expose a value (no Debug of values, no accessor)
 //! and zeroizes its own copies of the values, and every table derived from
 //! them, on drop.
@@ -34,6 +36,9 @@ enum Kind {
     Raw,
     Url,
     Base64,
+    /// Backslash-escaped, doubled quotes, HTML entities: how shells, JSON,
+    /// CSV/SQL, RouterOS `export` and web pages print a value.
+    Escaped,
 }
 
 /// Truncate to at most `max` bytes on a char boundary.
@@ -86,12 +91,8 @@ impl ExactSecretsBuilder {
                 skipped += 1;
                 continue;
             }
-            vars.push((idx, Kind::Raw, Zeroizing::new(v.to_vec())));
-            for enc in url_variants(v) {
-                vars.push((idx, Kind::Url, enc));
-            }
-            for enc in b64_variants(v) {
-                vars.push((idx, Kind::Base64, enc));
+            for (kind, form) in variants(v) {
+                vars.push((idx, kind, form));
             }
         }
         vars.retain(|v| v.2.len() >= W);
@@ -181,28 +182,170 @@ impl ExactSecretsBuilder {
     }
 }
 
-fn url_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut out = Vec::new();
-    for upper in [true, false] {
-        let mut e = Zeroizing::new(Vec::with_capacity(v.len() * 3));
-        for &b in v {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                e.push(b);
-            } else {
-                let hex = if upper {
-                    b"0123456789ABCDEF"
-                } else {
-                    b"0123456789abcdef"
-                };
-                e.extend_from_slice(&[b'%', hex[(b >> 4) as usize], hex[(b & 15) as usize]]);
+/// Every form of `v` searched for, each once: the value itself, its
+/// URL/percent/form encodings, base64 and the escaped forms.
+fn variants(v: &[u8]) -> Vec<(Kind, Zeroizing<Vec<u8>>)> {
+    let mut out: Vec<(Kind, Zeroizing<Vec<u8>>)> = vec![(Kind::Raw, Zeroizing::new(v.to_vec()))];
+    let groups = [
+        (Kind::Url, url_variants(v)),
+        (Kind::Base64, b64_variants(v)),
+        (Kind::Escaped, escaped_variants(v)),
+    ];
+    for (kind, forms) in groups {
+        for f in forms {
+            if !out.iter().any(|o| o.1.as_slice() == f.as_slice()) {
+                out.push((kind, f));
             }
         }
-        if e.as_slice() != v
-            && !out
-                .iter()
-                .any(|o: &Zeroizing<Vec<u8>>| o.as_slice() == e.as_slice())
-        {
-            out.push(e);
+    }
+    out
+}
+
+/// Percent-encodings: every byte but the unreserved ones (RFC 3986), as
+/// `encodeURIComponent` does (also keeps `!'()*`), as a path (keeps `/`)
+/// and as a form (space as `+`); hex in upper and lower case.
+fn url_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let styles: [(&[u8], bool); 4] = [(b"", false), (b"!'()*", false), (b"/", false), (b"", true)];
+    for (keep, form) in styles {
+        for upper in [true, false] {
+            let hex = if upper {
+                b"0123456789ABCDEF"
+            } else {
+                b"0123456789abcdef"
+            };
+            let mut e = Zeroizing::new(Vec::with_capacity(v.len() * 3));
+            for &b in v {
+                if b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~')
+                    || keep.contains(&b)
+                {
+                    e.push(b);
+                } else if form && b == b' ' {
+                    e.push(b'+');
+                } else {
+                    e.extend_from_slice(&[b'%', hex[(b >> 4) as usize], hex[(b & 15) as usize]]);
+                }
+            }
+            if e.as_slice() != v && !out.iter().any(|o| o.as_slice() == e.as_slice()) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// Escaped forms: backslash before `"` and `\` (C, JSON, most CLIs), before
+/// `"` only, RouterOS `export` (also `$`, `?`, and `\XX` for bytes outside
+/// printable ASCII), JSON with control characters and with non-ASCII as
+/// `\uXXXX`, backslash before `'`, doubled `"` (CSV), doubled `'` (SQL),
+/// POSIX shell `'\''`, and HTML entities.
+fn escaped_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    fn map(v: &[u8], f: impl Fn(u8, &mut Vec<u8>)) -> Zeroizing<Vec<u8>> {
+        let mut o = Zeroizing::new(Vec::with_capacity(v.len() * 2));
+        for &b in v {
+            f(b, &mut o);
+        }
+        o
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+    let json_ctl = |b: u8, o: &mut Vec<u8>| match b {
+        b'"' | b'\\' => o.extend_from_slice(&[b'\\', b]),
+        b'\n' => o.extend_from_slice(b"\\n"),
+        b'\r' => o.extend_from_slice(b"\\r"),
+        b'\t' => o.extend_from_slice(b"\\t"),
+        0..0x20 => o.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX_LOWER[(b >> 4) as usize],
+            HEX_LOWER[(b & 15) as usize],
+        ]),
+        _ => o.push(b),
+    };
+    let mut forms = vec![
+        map(v, |b, o| {
+            if matches!(b, b'"' | b'\\') {
+                o.push(b'\\');
+            }
+            o.push(b);
+        }),
+        map(v, |b, o| {
+            if b == b'"' {
+                o.push(b'\\');
+            }
+            o.push(b);
+        }),
+        map(v, |b, o| {
+            if matches!(b, b'"' | b'\\' | b'$' | b'?') {
+                o.extend_from_slice(&[b'\\', b]);
+            } else if !(0x20..0x7f).contains(&b) {
+                o.extend_from_slice(&[b'\\', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            } else {
+                o.push(b);
+            }
+        }),
+        map(v, json_ctl),
+        map(v, |b, o| {
+            if matches!(b, b'\'' | b'\\') {
+                o.push(b'\\');
+            }
+            o.push(b);
+        }),
+        map(v, |b, o| {
+            o.push(b);
+            if b == b'"' {
+                o.push(b'"');
+            }
+        }),
+        map(v, |b, o| {
+            o.push(b);
+            if b == b'\'' {
+                o.push(b'\'');
+            }
+        }),
+        map(v, |b, o| {
+            if b == b'\'' {
+                o.extend_from_slice(b"'\\''");
+            } else {
+                o.push(b);
+            }
+        }),
+        map(v, |b, o| match b {
+            b'&' => o.extend_from_slice(b"&amp;"),
+            b'<' => o.extend_from_slice(b"&lt;"),
+            b'>' => o.extend_from_slice(b"&gt;"),
+            b'"' => o.extend_from_slice(b"&quot;"),
+            b'\'' => o.extend_from_slice(b"&#39;"),
+            _ => o.push(b),
+        }),
+    ];
+    // JSON with every non-ASCII character as \uXXXX (UTF-16, lower-case hex)
+    if let Ok(s) = std::str::from_utf8(v)
+        && !s.is_ascii()
+    {
+        let mut o = Zeroizing::new(Vec::with_capacity(v.len() * 6));
+        for ch in s.chars() {
+            if ch.is_ascii() {
+                json_ctl(ch as u8, &mut o);
+            } else {
+                let mut units = [0u16; 2];
+                for u in ch.encode_utf16(&mut units) {
+                    o.extend_from_slice(b"\\u");
+                    for sh in [12, 8, 4, 0] {
+                        o.push(HEX_LOWER[usize::from((*u >> sh) & 15)]);
+                    }
+                }
+            }
+        }
+        forms.push(o);
+    }
+    let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    for f in forms {
+        if f.as_slice() != v && !out.iter().any(|o| o.as_slice() == f.as_slice()) {
+            out.push(f);
         }
     }
     out
@@ -250,14 +393,18 @@ fn b64_variants(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
                 }
             }
             if k == 0 {
+                // the whole value with its padding (longest first, so the
+                // `=` go with it) and without
                 let whole = Zeroizing::new(
                     enc.iter()
                         .copied()
                         .filter(|&c| c != b'=')
                         .collect::<Vec<u8>>(),
                 );
-                if whole.len() >= 8 && !out.iter().any(|o| o.as_slice() == whole.as_slice()) {
-                    out.push(whole);
+                for form in [enc, whole] {
+                    if form.len() >= 8 && !out.iter().any(|o| o.as_slice() == form.as_slice()) {
+                        out.push(form);
+                    }
                 }
             }
         }
@@ -410,6 +557,7 @@ impl ExactSecrets {
             (Kind::Raw, _) => "exact.value",
             (Kind::Url, _) => "exact.url-encoded",
             (Kind::Base64, _) => "exact.base64",
+            (Kind::Escaped, _) => "exact.escaped",
         };
         Hit {
             start,
@@ -556,6 +704,9 @@ mod tests {
                 if i % 7 == 0 {
                     v.extend_from_slice(b"/+ &=?");
                 }
+                if i % 11 == 0 {
+                    v.extend_from_slice("\"\\$'<é".as_bytes());
+                }
                 v
             })
             .collect();
@@ -569,15 +720,9 @@ mod tests {
         let mut info: Vec<(usize, Kind)> = Vec::new();
         for (i, v) in values.iter().enumerate() {
             bld.add(&format!("v{i}"), v.clone());
-            pats.push(v.clone());
-            info.push((i, Kind::Raw));
-            for e in url_variants(v) {
+            for (kind, e) in variants(v) {
                 pats.push(e.to_vec());
-                info.push((i, Kind::Url));
-            }
-            for e in b64_variants(v) {
-                pats.push(e.to_vec());
-                info.push((i, Kind::Base64));
+                info.push((i, kind));
             }
         }
         let e = bld.build();

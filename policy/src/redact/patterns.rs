@@ -29,6 +29,16 @@ enum T {
     UrlCreds,
     AzureKv,
     Crypt,
+    /// `curl -u user:pass`, `--user user:pass`, `--proxy-user user:pass`
+    UserColonPass,
+    /// `sshpass -p X` / `-pX` / `SSHPASS=X`
+    Sshpass,
+    /// `mysql -pX` (glued only: `-p` alone prompts)
+    MysqlP,
+    /// HSRP `standby [group] authentication [text] X`
+    Standby,
+    /// `snmp-server host H [traps|informs] [vrf V] [version 1|2c] COMMUNITY`
+    SnmpHost,
     /// keyword whose following value is always a secret in config syntax
     Strict(&'static str),
     /// keyword whose value must look high-entropy
@@ -73,6 +83,17 @@ static TRIGGERS: &[(&str, T)] = &[
     ("$1$", T::Crypt),
     ("$2y$", T::Crypt),
     ("$2b$", T::Crypt),
+    (" -u", T::UserColonPass),
+    ("--user", T::UserColonPass),
+    ("--proxy-user", T::UserColonPass),
+    ("sshpass", T::Sshpass),
+    ("mysql", T::MysqlP),
+    ("mariadb", T::MysqlP),
+    ("standby", T::Standby),
+    ("snmp-server host", T::SnmpHost),
+    ("mysql_pwd", T::Strict("password")),
+    ("rediscli_auth", T::Strict("password")),
+    ("authentication text", T::Strict("authentication-key")),
     ("password", T::Strict("password")),
     ("passwd", T::Strict("password")),
     ("secret", T::Strict("secret")),
@@ -399,7 +420,172 @@ fn matcher(text: &str, b: &[u8], s: usize, e: usize, kind: T) -> M {
             });
             (end - s >= 8).then_some((s, end, "password-hash", "pattern.crypt-hash"))
         }
+        T::UserColonPass => user_colon_pass(text, b, s, e),
+        T::Sshpass => {
+            if b.get(e) == Some(&b'=') {
+                // SSHPASS=value (environment)
+                if prev_word {
+                    return None;
+                }
+                let (vs, ve) = value_at(b, e + 1, Ctx::Flag);
+                return Some((vs, ve, "password", "pattern.password"));
+            }
+            short_p_option(text, b, e, true)
+        }
+        T::MysqlP => short_p_option(text, b, e, false),
+        T::Standby => standby_auth(text, b, s, e),
+        T::SnmpHost => snmp_host(text, b, e),
         T::Strict(label) | T::Loose(label) => keyword(text, b, s, e, kind, label),
+    }
+}
+
+/// The command around `i`: from the previous line start or shell separator
+/// to the next one.
+fn command_end(b: &[u8], i: usize) -> usize {
+    run(b, i, |c| !matches!(c, b'\n' | b';' | b'|' | b'&'))
+}
+
+/// `curl -u user:pass` (only after `curl` on the line), `--user user:pass`,
+/// `--proxy-user user:pass`, also `=`/glued/quoted: masks the password
+/// after the first colon.
+fn user_colon_pass(text: &str, b: &[u8], s: usize, e: usize) -> M {
+    let short = text[s..e].eq_ignore_ascii_case(" -u");
+    if short {
+        if b[s + 2] != b'u' {
+            return None;
+        }
+        let ls = text[..s].rfind('\n').map_or(0, |x| x + 1);
+        if !text[ls..s].split_whitespace().any(|w| w.ends_with("curl")) {
+            return None;
+        }
+    } else if s > 0 && !matches!(b[s - 1], b' ' | b'\t' | b'"' | b'\'') {
+        return None;
+    }
+    let mut i = e;
+    if !short && i < b.len() && word(b[i]) {
+        return None; // --username, --users
+    }
+    if i < b.len() && b[i] == b'=' {
+        i += 1;
+    } else if !short || b.get(i).is_some_and(|c| *c == b' ' || *c == b'\t') {
+        i = run(b, i, |c| c == b' ' || c == b'\t');
+    }
+    let (vs, ve) = value_at(b, i, Ctx::Flag);
+    let colon = b[vs..ve].iter().position(|&c| c == b':')?;
+    let ps = vs + colon + 1;
+    (ve > ps).then_some((ps, ve, "password", "pattern.password"))
+}
+
+/// `-pVALUE` (and, when `spaced`, `-p VALUE`) among the options of the
+/// command a tool word starts (`sshpass`, `mysql`).
+fn short_p_option(text: &str, b: &[u8], e: usize, spaced: bool) -> M {
+    let _ = text;
+    let end = command_end(b, e);
+    let mut i = e;
+    while i < end {
+        i = run(b, i, |c| c == b' ' || c == b'\t');
+        if i >= end {
+            break;
+        }
+        if b[i] == b'-' && b.get(i + 1) == Some(&b'p') {
+            let glued = i + 2 < end && !b[i + 2].is_ascii_whitespace();
+            let v = if glued {
+                i + 2
+            } else if spaced {
+                run(b, i + 2, |c| c == b' ' || c == b'\t')
+            } else {
+                return None; // `-p` alone prompts
+            };
+            let (vs, ve) = value_at(b, v, Ctx::Flag);
+            return (ve > vs).then_some((vs, ve, "password", "pattern.password"));
+        }
+        // skip this word (quotes kept together)
+        let (_, we) = value_at(b, i, Ctx::Config);
+        i = we.max(i + 1);
+        if i < b.len() && matches!(b[i], b'"' | b'\'') {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// HSRP plain-text authentication: `standby [group] authentication [text]
+/// VALUE` as the line's first word (`… md5 key-string` is the key-string rule).
+fn standby_auth(text: &str, b: &[u8], s: usize, e: usize) -> M {
+    let ls = text[..s].rfind('\n').map_or(0, |x| x + 1);
+    if !text[ls..s].trim().is_empty() || b.get(e).is_some_and(|c| !c.is_ascii_whitespace()) {
+        return None;
+    }
+    let le = line_end(b, e);
+    // the words of the rest of the line, as byte ranges
+    let mut words = Vec::new();
+    let mut i = e;
+    while i < le {
+        let ws = run(b, i, |c| c == b' ' || c == b'\t');
+        let we = run(b, ws, |c| !c.is_ascii_whitespace()).min(le);
+        if we == ws {
+            break;
+        }
+        words.push((ws, we));
+        i = we;
+    }
+    let w = |n: usize| words.get(n).map(|&(a, z)| &text[a..z]);
+    let mut n = usize::from(w(0)?.bytes().all(|c| c.is_ascii_digit()));
+    if !w(n)?.eq_ignore_ascii_case("authentication") {
+        return None;
+    }
+    n += 1;
+    if w(n)?.eq_ignore_ascii_case("text") {
+        n += 1;
+    }
+    let t = w(n)?;
+    if t.eq_ignore_ascii_case("md5") {
+        return None;
+    }
+    if t.len() == 1 && t.as_bytes()[0].is_ascii_digit() && words.len() > n + 1 {
+        n += 1; // encryption type
+    }
+    let (vs, ve) = value_at(b, words[n].0, Ctx::Config);
+    (ve > vs).then_some((vs, ve.min(le), "hsrp-auth", "pattern.hsrp-authentication"))
+}
+
+/// The community of `snmp-server host H [informs|traps] [vrf V]
+/// [version 1|2c] COMMUNITY …` (a version 3 host names a user, not a secret).
+fn snmp_host(text: &str, b: &[u8], e: usize) -> M {
+    let le = line_end(b, e);
+    let mut i = e;
+    let next = |i: &mut usize| -> Option<(usize, usize)> {
+        let ws = run(b, *i, |c| c == b' ' || c == b'\t');
+        let we = run(b, ws, |c| !c.is_ascii_whitespace()).min(le);
+        *i = we;
+        (we > ws).then_some((ws, we))
+    };
+    next(&mut i)?; // the host
+    loop {
+        let (ws, we) = next(&mut i)?;
+        let w = text[ws..we].to_ascii_lowercase();
+        match w.as_str() {
+            "informs" | "traps" => {}
+            "vrf" => {
+                next(&mut i)?;
+            }
+            "version" => {
+                let (vs, ve) = next(&mut i)?;
+                if &text[vs..ve] == "3" {
+                    return None;
+                }
+            }
+            "use-vrf" | "udp-port" | "filter-vrf" | "source-interface" | "source" => return None,
+            _ => {
+                let (vs, ve) = value_at(b, ws, Ctx::Config);
+                return (ve > vs).then_some((
+                    vs,
+                    ve.min(le),
+                    "snmp-community",
+                    "pattern.snmp-community",
+                ));
+            }
+        }
     }
 }
 
@@ -469,6 +655,10 @@ const STOP: &[&str] = &[
     "authentication",
     "auth",
     "level",
+    "level-1",
+    "level-2",
+    "generate",
+    "zeroize",
     "mode",
     "new",
     "old",
@@ -508,11 +698,11 @@ const STOP: &[&str] = &[
 fn placeholder(v: &str) -> bool {
     v.starts_with("{{")
         || v.starts_with("••••")
-        || v.starts_with('<')
+        || (v.starts_with('<') && v.ends_with('>'))
         || v.starts_with("${")
         || v.starts_with("$(")
         || v.starts_with("***")
-        || v.starts_with('%')
+        || (v.len() > 1 && v.starts_with('%') && v.ends_with('%'))
         || v.eq_ignore_ascii_case("redacted")
         || v.starts_with("[redacted")
         || v.starts_with("keychain:")
@@ -551,39 +741,140 @@ fn secretish(v: &[u8]) -> bool {
     !lower || v.len() >= 12
 }
 
-/// Read a value at `i`: quoted → inside quotes; else to whitespace / separators.
-fn value_at(b: &[u8], i: usize) -> (usize, usize) {
-    if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+/// Where a keyword's value sits, which decides where an unquoted value ends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ctx {
+    /// Prose, `key=value` lists, JSON: ends at whitespace or `"',;})]&`.
+    Prose,
+    /// A device configuration line (`key 3Xx9!`): ends at whitespace only,
+    /// so punctuation at the end of a value is part of it.
+    Config,
+    /// A command-line option (`--token X`, `--password=X`, `-pX`): ends at
+    /// whitespace or a shell operator (`;|&<>()` and backtick).
+    Flag,
+}
+
+/// Read a value at `i`: quoted → inside the quotes (a backslash escapes
+/// only inside double quotes, as in a shell); else to the end `ctx` gives.
+fn value_at(b: &[u8], i: usize, ctx: Ctx) -> (usize, usize) {
+    // a device CLI takes a single quote literally
+    if i < b.len() && (b[i] == b'"' || (b[i] == b'\'' && ctx != Ctx::Config)) {
         let q = b[i];
         let mut j = i + 1;
         while j < b.len() && b[j] != q && b[j] != b'\n' {
-            if b[j] == b'\\' {
+            if b[j] == b'\\' && q == b'"' {
                 j += 1;
             }
             j += 1;
         }
         (i + 1, j.min(b.len()))
     } else {
-        (
-            i,
-            run(b, i, |c| {
+        let end = match ctx {
+            Ctx::Config => run(b, i, |c| !c.is_ascii_whitespace()),
+            Ctx::Flag => run(b, i, |c| {
+                !c.is_ascii_whitespace()
+                    && !matches!(c, b';' | b'|' | b'&' | b'<' | b'>' | b'`' | b'(' | b')')
+            }),
+            Ctx::Prose => run(b, i, |c| {
                 !c.is_ascii_whitespace()
                     && !matches!(c, b'"' | b'\'' | b',' | b';' | b'}' | b')' | b']' | b'&')
             }),
-        )
+        };
+        (i, end)
     }
+}
+
+/// First words of device configuration lines whose secret keywords take
+/// any value (not only secret-looking ones) and whose values end at
+/// whitespace.
+const CONFIG_HEADS: &[&str] = &[
+    "username",
+    "enable",
+    "neighbor",
+    "radius-server",
+    "tacacs-server",
+    "snmp-server",
+    "ntp",
+    "ip",
+    "ipv6",
+    "isis",
+    "area-password",
+    "domain-password",
+    "standby",
+    "vrrp",
+    "key",
+    "key-string",
+    "set",
+    "crypto",
+    "password",
+    "secret",
+    "radius",
+    "tacacs",
+    "server",
+    "authentication",
+    "authentication-key",
+    "pre-shared-key",
+    "wpa-psk",
+    "md5",
+];
+
+/// The first word of the line holding `s`, and whether the line is
+/// indented (a block of a device configuration).
+fn line_head(text: &str, s: usize) -> (&str, bool) {
+    let ls = text[..s].rfind('\n').map_or(0, |x| x + 1);
+    let line = &text[ls..];
+    let indented = line.starts_with([' ', '\t']);
+    (line.split_whitespace().next().unwrap_or(""), indented)
+}
+
+/// True when the keyword at `s` is part of a command-line option word
+/// (`--password`, `--client-secret`, `-token`) that starts a word.
+fn option_word(b: &[u8], s: usize) -> bool {
+    let mut ws = s;
+    while ws > 0 && (b[ws - 1].is_ascii_alphanumeric() || matches!(b[ws - 1], b'-' | b'_')) {
+        ws -= 1;
+    }
+    ws < s && b[ws] == b'-' && (ws == 0 || matches!(b[ws - 1], b' ' | b'\t' | b'"' | b'\''))
+}
+
+/// A word that reads as another option (`--verbose`, `-v`), not a value.
+fn looks_like_option(v: &[u8]) -> bool {
+    v.first() == Some(&b'-')
+        && v.iter()
+            .all(|c| c.is_ascii_lowercase() || matches!(c, b'-' | b'_'))
+}
+
+/// A MySQL/MariaDB client on the line: its `--password` without `=`
+/// prompts, so the next word is not a value.
+fn mysql_line(text: &str, s: usize) -> bool {
+    let ls = text[..s].rfind('\n').map_or(0, |x| x + 1);
+    text[ls..s].split_whitespace().any(|w| {
+        let w = w.rsplit('/').next().unwrap_or(w);
+        w.starts_with("mysql") || w.starts_with("mariadb")
+    })
+}
+
+fn is_stop(v: &[u8]) -> bool {
+    let s = std::str::from_utf8(v).unwrap_or("");
+    STOP.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
 
 fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static str) -> M {
     // word boundaries: before may be start, non-alnum, '-', '_' (encrypted-password, api_key)
+    let mut env_var = false;
     if s > 0 && b[s - 1].is_ascii_alphanumeric() {
         // allow camel case like "PrivateKey", "apiKey", "AccountKey" only for key/token
         let camel =
             matches!(kind, T::Loose(_) | T::Strict("private-key")) && b[s].is_ascii_uppercase();
-        if !camel {
+        // an upper-case environment variable: PGPASSWORD=, MYSECRET=
+        env_var = b[s - 1].is_ascii_uppercase()
+            && b[s..e].iter().all(|c| !c.is_ascii_lowercase())
+            && b.get(e) == Some(&b'=');
+        if !camel && !env_var {
             return None;
         }
     }
+    let flag = option_word(b, s);
     // what follows the keyword
     let mut i = e;
     // swallow the rest of a compound identifier: password_hash, secret-key, key-id …
@@ -616,12 +907,19 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
         }
         i = ident_end;
     }
-    let strict = matches!(kind, T::Strict(_));
     let le = line_end(b, i);
-    // separators
+    // separators: `key=v`, `key: v`, `"key": v`, `key = v`; in an option
+    // only a glued `=` (`--token=v`); a `=` or `:` glued to what follows
+    // after a blank is the value's first character (`key =3c0+x`)
     let j = run(b, i, |c| c == b'"' || c == b'\'');
     let k = run(b, j, |c| c == b' ' || c == b'\t');
-    let sep = k < le && (b[k] == b'=' || b[k] == b':');
+    let sep = if flag {
+        i < le && b[i] == b'='
+    } else {
+        k < le
+            && (b[k] == b'=' || b[k] == b':')
+            && (k == i || k == j || b.get(k + 1).is_none_or(|c| c.is_ascii_whitespace()))
+    };
     let mut v = if sep {
         run(b, k + 1, |c| c == b' ' || c == b'\t')
     } else {
@@ -633,6 +931,21 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
     if !sep && k == i {
         return None; // keyword glued to something else
     }
+    if flag {
+        // `--token X`, `--password=X`, quoted or not
+        if !sep && (mysql_line(text, s) || j > i) {
+            return None;
+        }
+        let (vs, ve) = value_at(b, v, Ctx::Flag);
+        let ve = ve.min(le);
+        let val = &b[vs..ve];
+        if ve <= vs || placeholder(&text[vs..ve]) || (!sep && looks_like_option(val)) {
+            return None;
+        }
+        return (val.len() >= MIN_MASK).then_some((vs, ve, label, rule_id(label)));
+    }
+    let (head, indented) = line_head(text, s);
+    let config = !sep && (indented || CONFIG_HEADS.iter().any(|h| head.eq_ignore_ascii_case(h)));
     // optional sub-words: type digits, ascii/hex/md5 …, "is"/"was"
     let mut typed = false;
     let mut skipped = 0;
@@ -644,7 +957,11 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
         let w = &text[ws..we];
         let lw = w.to_ascii_lowercase();
         let is_type = w.len() == 1 && w.as_bytes()[0].is_ascii_digit();
-        let is_num = w.bytes().all(|c| c.is_ascii_digit()) && w.len() <= 3 && label == "md5-key";
+        // a key number (`authentication-key 10 md5 X`) before another word
+        let is_num = w.bytes().all(|c| c.is_ascii_digit())
+            && w.len() <= 10
+            && matches!(label, "md5-key" | "authentication-key")
+            && run(b, we, |c| c == b' ' || c == b'\t') < le;
         if is_type
             || is_num
             || matches!(
@@ -672,7 +989,7 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
         }
         break;
     }
-    let (vs, ve) = value_at(b, v);
+    let (vs, ve) = value_at(b, v, if config { Ctx::Config } else { Ctx::Prose });
     let ve = ve.min(le);
     if ve <= vs {
         return None;
@@ -682,36 +999,48 @@ fn keyword(text: &str, b: &[u8], s: usize, e: usize, kind: T, label: &'static st
     if placeholder(vstr) {
         return None;
     }
+    let line_start = text[..s].rfind('\n').map_or(0, |x| x + 1);
+    let before = text[line_start..s].trim().to_ascii_lowercase();
     let accept = match kind {
-        T::Strict("md5-key") => typed || sep,
-        T::Strict(_) => typed || (sep && !val.is_empty()) || secretish(val),
+        T::Strict("md5-key") => {
+            // `md5 X` is a key after `…-key N` (NTP, OSPF), typed or assigned
+            typed || sep || (config && before.contains("key") && !is_stop(val))
+        }
+        T::Strict(_) => {
+            typed || (sep && !val.is_empty()) || secretish(val) || (config && !is_stop(val))
+        }
         T::Loose(_) => {
-            // `key 7 …`, `tacacs-server key …`, `key = <high entropy>`
-            let line_start = text[..s].rfind('\n').map_or(0, |x| x + 1);
-            let before = text[line_start..s].trim().to_ascii_lowercase();
+            // `key 7 …`, `tacacs-server key …`, `radius-server host H key …`,
+            // `key …` alone in a server block, Junos `md5 N key …`,
+            // `key = <high entropy>`
             let server_key = label == "key"
                 && (before.is_empty()
-                    || before.ends_with("tacacs-server")
-                    || before.ends_with("radius-server")
+                    || matches!(
+                        head.to_ascii_lowercase().as_str(),
+                        "radius-server" | "tacacs-server" | "radius" | "tacacs"
+                    )
                     || before.ends_with("isakmp")
                     || before.ends_with("server-private")
-                    || before.ends_with("tacacs")
-                    || before.ends_with("radius"));
+                    || md5_numbered(&before));
             typed
+                || (server_key && config && !is_stop(val))
                 || (server_key && secretish(val))
                 || (sep && high_entropy(val))
                 || (sep && val.len() >= 8 && secretish(val) && label != "key")
         }
         _ => false,
     };
-    if !accept || val.len() < MIN_MASK && !(typed || sep) {
+    let _ = env_var;
+    if !accept || val.len() < MIN_MASK {
         return None;
     }
-    if val.len() < MIN_MASK {
-        return None;
-    }
-    let _ = strict;
     Some((vs, ve, label, rule_id(label)))
+}
+
+/// `… md5 N` at the end of the text before a Junos `key`.
+fn md5_numbered(before: &str) -> bool {
+    let mut w = before.split_whitespace().rev();
+    matches!((w.next(), w.next()), (Some(n), Some("md5")) if n.bytes().all(|c| c.is_ascii_digit()))
 }
 
 fn rule_id(label: &str) -> &'static str {

@@ -287,6 +287,14 @@ pub static RULES: &[Rule] = &[
     ),
     r("eos.no", E, "no", MO, F::None, "negates an exec setting"),
     r(
+        "eos.run",
+        E,
+        "run",
+        RO,
+        F::ExecPayload,
+        "runs the exec command that follows (`run bash …`)",
+    ),
+    r(
         "eos.bash",
         E,
         "bash",
@@ -561,4 +569,5 @@ pub static TABLE: super::Table = super::Table {
     rules: &[RULES],
     pipes: PIPES,
     config_default: MO,
+    separators: &[";"],
 };

@@ -910,6 +910,7 @@ pub static TABLE: super::Table = super::Table {
     rules: &[RULES],
     pipes: PIPES,
     config_default: MO,
+    separators: &[],
 };
 
 /// The IOS-XE table (IOS rules plus [`IOSXE_EXTRA`]).
@@ -918,4 +919,5 @@ pub static IOSXE_TABLE: super::Table = super::Table {
     rules: &[RULES, IOSXE_EXTRA],
     pipes: PIPES,
     config_default: MO,
+    separators: &[],
 };

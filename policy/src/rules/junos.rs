@@ -338,6 +338,14 @@ pub static RULES: &[Rule] = &[
         F::None,
         "starts a shell; what runs there is not known",
     ),
+    r(
+        "junos.start.shell.command",
+        E,
+        "start shell command",
+        UN,
+        F::ShellPayload,
+        "runs a command in the FreeBSD shell (reviewed with the shell rules)",
+    ),
     r("junos.save", E, "save", MO, F::None, "writes a file"),
     r(
         "junos.ssh",
@@ -746,4 +754,5 @@ pub static TABLE: super::Table = super::Table {
     rules: &[RULES],
     pipes: PIPES,
     config_default: UN,
+    separators: &[],
 };

@@ -107,7 +107,18 @@ pub struct Table {
     pub pipes: &'static [PipeRule],
     /// Class of a config-mode line no rule matches.
     pub config_default: Class,
+    /// Command separators this CLI honours inside one line (every part is
+    /// classified and the line takes the highest class). Any other
+    /// [`COMPOUND_SEPARATORS`] in a line still splits it for review, and the
+    /// line is at least unknown: the classifier never assumes the device
+    /// rejects the rest.
+    pub separators: &'static [&'static str],
 }
+
+/// Every separator a shell-like CLI could treat as "run another command":
+/// `;`, `&&`, `||`, backticks and `$(…)`. Newlines (and a bare CR, see the
+/// line editing in [`crate::classify`]) always end a command.
+pub const COMPOUND_SEPARATORS: &[&str] = &[";", "&&", "||", "`", "$("];
 
 pub(crate) const fn r(
     id: &'static str,

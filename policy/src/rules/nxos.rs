@@ -646,4 +646,5 @@ pub static TABLE: super::Table = super::Table {
     rules: &[RULES],
     pipes: PIPES,
     config_default: MO,
+    separators: &[";"],
 };

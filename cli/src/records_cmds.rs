@@ -70,7 +70,7 @@ impl Ctx {
     }
 
     /// `--org NAME` → the org's scope, from the local name cache or the broker.
-    fn org_scope(&mut self, org: &str, ask_broker: bool) -> anyhow::Result<KeyScope> {
+    pub fn org_scope(&mut self, org: &str, ask_broker: bool) -> anyhow::Result<KeyScope> {
         let find = |orgs: &[(String, String)]| {
             orgs.iter()
                 .find(|(id, name)| name == org || id == org)

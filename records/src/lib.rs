@@ -1,6 +1,6 @@
 //! `gatehouse-records`: the operational records Gatehouse keeps (hosts,
 //! diagrams, procedures and their runs, memories, connectors, MCP servers,
-//! keychain pointers), the one table that says which of their fields are
+//! keychain pointers, a person's settings), the one table that says which of their fields are
 //! sealed ([`fields::TABLE`]), and the local SQLite store that enforces it.
 //!
 //! Owns: record types ([`model`]), the field table and canonical encodings
@@ -20,6 +20,7 @@ pub mod host_edit;
 pub mod model;
 pub mod runbook;
 pub mod sealer;
+pub mod settings;
 pub mod ssh_config;
 pub mod store;
 pub mod validate;

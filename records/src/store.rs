@@ -394,6 +394,12 @@ impl Store {
     ) -> Result<(), RecordError> {
         validate::check(record)?;
         let kind = record.kind();
+        if kind == Kind::Settings && *scope != KeyScope::Private {
+            return Err(RecordError::Invalid {
+                field: "scope".into(),
+                reason: format!("settings are private (your own), not {scope}"),
+            });
+        }
         if let (true, Some(name)) = (kind.has_unique_name(), record.name()) {
             let taken: Option<String> = self
                 .conn

@@ -287,6 +287,10 @@ pub fn check(record: &mut Record) -> Result<(), RecordError> {
             k.folder = folder;
             check_name("name", &k.name)
         }
+        Record::Settings(s) => {
+            s.folder = folder;
+            s.check()
+        }
     }
 }
 

@@ -138,12 +138,20 @@ pub fn signin(profile: Option<&str>, args: &SigninArgs) -> anyhow::Result<ExitCo
 }
 
 pub fn signout(profile: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    // What to clear is read (and its MAC checked) while the broker still can.
+    let clears = crate::settings_cmds::sign_out_clears(profile);
     let mut b = BrokerConn::connect(profile)?;
     match b.ask(BrokerRequest::SignOut)? {
         BrokerResponse::SignedOut(r) => {
+            let cleared = crate::settings_cmds::clear_after_sign_out(profile, &clears);
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                let mut v = serde_json::to_value(&r)?;
+                v["settings_cleared"] = serde_json::to_value(&cleared)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
+                for line in &cleared {
+                    println!("{line}");
+                }
                 println!(
                     "signed out: zeroized {} key(s) and {} cached secret(s) in {} µs; unlock material {}; {} daemon subscriber(s) told to purge",
                     r.keys_zeroized,

@@ -383,6 +383,13 @@ pub enum BrokerRequest {
         token: Box<ApprovalToken>,
         action: Action,
     },
+    /// Checks a token for `action` as `ConsumeApproval` would (signature,
+    /// executor, coverage, expiry, not yet used) without spending it: the
+    /// executor asks this before any device credential is released.
+    CheckApproval {
+        token: Box<ApprovalToken>,
+        action: Action,
+    },
     Redact {
         text: String,
     },
@@ -516,6 +523,7 @@ impl BrokerRequest {
             BrokerRequest::ApprovalOutcome { .. } => Operation::ApprovalOutcome,
             BrokerRequest::DecideApproval { .. } => Operation::DecideApproval,
             BrokerRequest::ConsumeApproval { .. } => Operation::ConsumeApproval,
+            BrokerRequest::CheckApproval { .. } => Operation::CheckApproval,
             BrokerRequest::Redact { .. } => Operation::Redact,
             BrokerRequest::Subscribe => Operation::Subscribe,
             BrokerRequest::MacRecords { .. } => Operation::MacRecords,
@@ -555,6 +563,7 @@ pub enum Operation {
     ApprovalOutcome,
     DecideApproval,
     ConsumeApproval,
+    CheckApproval,
     Redact,
     Subscribe,
     MacRecords,
@@ -573,7 +582,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 32] = [
+    pub const ALL: [Operation; 33] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -591,6 +600,7 @@ impl Operation {
         Operation::ApprovalOutcome,
         Operation::DecideApproval,
         Operation::ConsumeApproval,
+        Operation::CheckApproval,
         Operation::Redact,
         Operation::Subscribe,
         Operation::MacRecords,
@@ -641,6 +651,8 @@ pub enum BrokerResponse {
         new_id: Option<u64>,
     },
     Consumed,
+    /// The answer to `CheckApproval`: the token would be accepted now.
+    ApprovalValid,
     Redacted {
         text: String,
         spans: Vec<RedactionSpan>,

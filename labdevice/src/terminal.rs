@@ -151,8 +151,9 @@ impl Cli {
         }
     }
     /// Lines per page, `None` when paging is off.
-    fn page_len(&self, rows: u32) -> Option<usize> {
+    fn page_len(&self, rows: u32, ignore_length_0: bool) -> Option<usize> {
         match self {
+            Cli::Ios(s) if ignore_length_0 => s.page_len().or(Some(24)),
             Cli::Ios(s) => s.page_len(),
             Cli::RouterOs(_) => Some(if rows < 2 { 23 } else { rows as usize - 1 }),
         }
@@ -497,12 +498,18 @@ impl Terminal {
         self.after_reply(out, reply);
     }
 
-    fn after_reply(&mut self, out: &mut Output, reply: Reply) {
+    fn after_reply(&mut self, out: &mut Output, mut reply: Reply) {
+        if self.device.quirks.prompt_in_output && !self.exec && !reply.output.is_empty() {
+            let p = self.cli.prompt(&self.device);
+            let p = p.trim_end();
+            reply.output = format!("{p}\n{}\n{p}\n", reply.output.trim_end_matches('\n'));
+        }
         if reply.failed {
             self.failed = true;
         }
         let page = if self.paging && reply.paged {
-            self.cli.page_len(self.rows)
+            self.cli
+                .page_len(self.rows, self.device.quirks.pager_ignores_length_0)
         } else {
             None
         };
@@ -544,7 +551,8 @@ impl Terminal {
         };
         let Pager { mut lines, next } = pager;
         let ios = self.device.vendor == Vendor::Ios;
-        let page = self.cli.page_len(self.rows).unwrap_or(24).max(1);
+        let page = self.cli
+                .page_len(self.rows, self.device.quirks.pager_ignores_length_0).unwrap_or(24).max(1);
         let take = match b {
             b' ' => page,
             b'\r' | b'\n' => 1,

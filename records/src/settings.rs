@@ -239,10 +239,10 @@ impl Key {
                 "Also delete this profile's session recordings (they are sealed at rest; this removes even the ciphertext)."
             }
             Key::ClearsScrollback => {
-                "Also clear the app's terminal scrollback (what devices printed stays on screen otherwise)."
+                "Also clear the app's terminal scrollback (what devices printed stays on screen otherwise; the app honours it)."
             }
             Key::ClearsConversations => {
-                "Also forget the copilot conversations (their messages and tool results)."
+                "Also clear the app's copilot panels (their messages and tool results); copilotd forgets every conversation at sign-out either way."
             }
             Key::ClearsRememberedDevice => {
                 "Forget this device: the next start asks for the passphrase. Today the broker always forgets it at sign-out, so this cannot be turned off yet."

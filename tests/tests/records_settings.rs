@@ -62,6 +62,9 @@ fn sign_out_clears_local_records_and_recordings_only_when_asked() -> Result<()> 
     let rec_dir = f.home.join("recordings");
     std::fs::create_dir_all(&rec_dir)?;
     std::fs::write(rec_dir.join("fake.rec"), b"sealed bytes")?;
+    // Owned by the test user, as sessiond would leave them.
+    f.scratch.give(&rec_dir)?;
+    f.scratch.give(&rec_dir.join("fake.rec"))?;
     let hosts = |f: &gatehouse_tests::broker::BrokerFixture| -> Result<usize> {
         Ok(json(f.cli(&["host", "list", "--json"], "")?)?
             .as_array()

@@ -494,7 +494,7 @@ fn forged_and_replayed_tokens_release_no_credential_and_log_in_nowhere() -> Resu
     let b0 = sig[0].as_u64().context("byte")?;
     sig[0] = json!(b0 ^ 1);
     let mut renonced = t.clone();
-    renonced["nonce"] = json!([7u8; 16]);
+    renonced["nonce"] = json!(vec![7u8; 16]);
     for forged in [&flipped, &renonced] {
         let (creds, auths) = (credential_rows(f)?, logins(&lab, "r1")?);
         let v = exec_with(&mut ui, "r1", add, Some(forged))?;

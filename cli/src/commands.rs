@@ -441,11 +441,21 @@ pub enum ApprovalsCmd {
     Request(RequestArgs),
 }
 
-fn print_view(v: &ApprovalView) {
+/// An organization as a person knows it: `NAME (id ID)`, or the id alone
+/// when the broker does not know it (or is not asked).
+pub fn org_label(orgs: &[OrgInfo], id: &str) -> String {
+    match orgs.iter().find(|o| o.id == id) {
+        Some(o) => format!("{} (id {id})", o.name),
+        None if id.is_empty() || id == "private" => "private".into(),
+        None => id.to_string(),
+    }
+}
+
+fn print_view(v: &ApprovalView, orgs: &[OrgInfo]) {
     println!("request {}  [{:?}]", v.id, v.state);
     println!("  command:    {}", v.action.command);
     println!("  host:       {} ({})", v.action.host, v.action.vendor);
-    println!("  org:        {}", v.action.org);
+    println!("  org:        {}", org_label(orgs, &v.action.org));
     println!(
         "  credential: {}",
         v.action.credential.as_deref().unwrap_or("(none)")
@@ -501,9 +511,14 @@ pub fn approvals(profile: Option<&str>, cmd: ApprovalsCmd) -> anyhow::Result<Exi
         ApprovalsCmd::Show { id, json } => match b.ask(BrokerRequest::ShowApproval { id })? {
             BrokerResponse::Approval(v) => {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    let mut j = serde_json::to_value(&v)?;
+                    let orgs = org_list(&mut b).unwrap_or_default();
+                    if let Some(o) = orgs.iter().find(|o| o.id == v.action.org) {
+                        j["org_name"] = o.name.clone().into();
+                    }
+                    println!("{}", serde_json::to_string_pretty(&j)?);
                 } else {
-                    print_view(&v);
+                    print_view(&v, &org_list(&mut b).unwrap_or_default());
                 }
             }
             r => return Err(unexpected(r)),

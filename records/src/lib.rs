@@ -107,8 +107,10 @@ pub enum RecordError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("corrupt record data: {what}")]
     Corrupt { what: String },
+    /// (Not a `#[source]`: the text already holds the broker's words; a
+    /// source would make `{:#}` print them twice.)
     #[error("broker: {0}")]
-    Sealer(#[from] SealerError),
+    Sealer(SealerError),
     #[error("store {path}: {source}")]
     Db {
         path: String,
@@ -121,4 +123,10 @@ fn describe_fields(fields: &[(String, String)]) -> String {
         .iter()
         .map(|(f, why)| format!("; field {f} does not open: {why}"))
         .collect()
+}
+
+impl From<SealerError> for RecordError {
+    fn from(e: SealerError) -> RecordError {
+        RecordError::Sealer(e)
+    }
 }

@@ -333,7 +333,7 @@ impl SessionService {
         (status, reason): (Option<u32>, Option<String>),
     ) {
         if let Some(r) = recorder {
-            r.exit(status);
+            r.exit(status, reason.as_deref());
             r.finish();
         }
         let outcome = Outcome::Exited {

@@ -421,6 +421,8 @@ fn an_org_exports_as_one_sealed_bundle_and_imports_back() -> Result<()> {
         err.contains("bundle/") && err.contains("field records"),
         "{err}"
     );
+    // Said once, not "cannot open …: cannot open …".
+    assert_eq!(err.matches("cannot open").count(), 1, "{err}");
     v["org_id"] = "0000000000000000".into();
     let foreign = user_file(&f, "foreign.bundle", &v.to_string())?;
     let err = fail(f.cli(&["import", &foreign], "")?)?;

@@ -170,7 +170,7 @@ pub fn clear_after_sign_out(profile: Option<&str>, clears: &SignOutClears) -> Ve
     if clears.recordings {
         match Layout::resolve(profile) {
             Ok(layout) => {
-                let dir = gatehouse_sessiond::recording::recordings_dir(&layout);
+                let dir = gatehouse_recordings::recordings_dir(&layout);
                 match remove_dir_contents(&dir) {
                     Ok(n) => done.push(format!(
                         "recordings: deleted {n} file(s) under {} (sign-out.recordings)",

@@ -8,7 +8,9 @@
 //! - [`device`]: one device (vendor, state, credentials, log, reboot signal);
 //! - [`server`]: the russh server and per-connection handler;
 //! - [`terminal`]: bytes → lines, echo, paging, questions (no I/O);
+//! - [`cli`]: what a vendor CLI answers and what the terminal asks of it;
 //! - [`ios`], [`routeros`]: the two CLIs;
+//! - [`vendors`]: the one place that maps a vendor to its CLI module;
 //! - [`eventlog`]: the JSON-lines event log;
 //! - [`hostkey`]: host key, password and authorized-keys files;
 //! - [`abbrev`], [`clock`]: keyword abbreviation, date formatting;
@@ -25,6 +27,7 @@
 //! ```
 
 pub mod abbrev;
+pub mod cli;
 pub mod clock;
 pub mod device;
 pub mod error;
@@ -34,6 +37,7 @@ pub mod ios;
 pub mod routeros;
 pub mod server;
 pub mod terminal;
+pub mod vendors;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,7 +46,7 @@ use std::sync::Arc;
 use russh::keys::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-use device::{Credentials, Device, Quirks, Vendor};
+use device::{Credentials, Quirks, Vendor};
 use error::Error;
 use eventlog::EventLog;
 pub use server::RunningDevice;
@@ -113,7 +117,7 @@ pub async fn start(opts: Options) -> Result<RunningDevice, Error> {
         password_method: opts.password_auth,
         keyboard_interactive: opts.keyboard_interactive,
     };
-    let mut device = Device::new(opts.vendor, &opts.hostname, creds, log, opts.log_data);
+    let mut device = vendors::new_device(opts.vendor, &opts.hostname, creds, log, opts.log_data);
     device.quirks = opts.quirks;
     let device = Arc::new(device);
     server::serve(device, key, opts.listen).await

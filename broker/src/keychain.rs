@@ -95,7 +95,9 @@ fn usable_keyring(service: &str) -> Result<linux_keyutils::KeyRing, KeychainErro
             );
             Ok(ring)
         }
-        Err(us) if matches!(user, KeyError::AccessDenied) || matches!(us, KeyError::AccessDenied) => {
+        Err(us)
+            if matches!(user, KeyError::AccessDenied) || matches!(us, KeyError::AccessDenied) =>
+        {
             Err(KeychainError(format!(
                 "keyutils: {KEYUTILS_ACCESS_HELP} (user keyring: {user:?}; user session keyring: {us:?})"
             )))

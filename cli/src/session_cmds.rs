@@ -55,7 +55,11 @@ pub struct ExecArgs {
     #[arg(long, value_name = "FILE")]
     pub script: Option<std::path::PathBuf>,
     /// The exact command, after `--` (a multi-line change: see --script).
-    #[arg(last = true, required_unless_present = "script", conflicts_with = "script")]
+    #[arg(
+        last = true,
+        required_unless_present = "script",
+        conflicts_with = "script"
+    )]
     pub command: Vec<String>,
 }
 

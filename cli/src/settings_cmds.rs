@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Subcommand;
-use gatehouse_ipc::broker::KeyScope;
 use gatehouse_ipc::Layout;
+use gatehouse_ipc::broker::KeyScope;
 use gatehouse_records::settings::{self, Key, Settings, SignOutClears};
 
 use crate::records_cmds::{Ctx, actor};
@@ -176,10 +176,9 @@ pub fn clear_after_sign_out(profile: Option<&str>, clears: &SignOutClears) -> Ve
                         "recordings: deleted {n} file(s) under {} (sign-out.recordings)",
                         dir.display()
                     )),
-                    Err(e) => done.push(format!(
-                        "recordings: NOT cleared ({}): {e}",
-                        dir.display()
-                    )),
+                    Err(e) => {
+                        done.push(format!("recordings: NOT cleared ({}): {e}", dir.display()))
+                    }
                 }
             }
             Err(e) => done.push(format!("recordings: NOT cleared: {e}")),

@@ -383,13 +383,6 @@ pub enum BrokerRequest {
         token: Box<ApprovalToken>,
         action: Action,
     },
-    /// Checks a token for `action` as `ConsumeApproval` would (signature,
-    /// executor, coverage, expiry, not yet used) without spending it: the
-    /// executor asks this before any device credential is released.
-    CheckApproval {
-        token: Box<ApprovalToken>,
-        action: Action,
-    },
     Redact {
         text: String,
     },
@@ -463,6 +456,13 @@ pub enum BrokerRequest {
     /// names (copilotd only).
     ReleaseServiceAuth {
         service: Box<ServiceAuth>,
+    },
+    /// Checks a token for `action` as `ConsumeApproval` would (signature,
+    /// executor, coverage, expiry, not yet used) without spending it: the
+    /// executor asks this before any device credential is released.
+    CheckApproval {
+        token: Box<ApprovalToken>,
+        action: Action,
     },
 }
 
@@ -563,7 +563,6 @@ pub enum Operation {
     ApprovalOutcome,
     DecideApproval,
     ConsumeApproval,
-    CheckApproval,
     Redact,
     Subscribe,
     MacRecords,
@@ -579,6 +578,8 @@ pub enum Operation {
     OpenNote,
     MacApprovedRecord,
     ReleaseServiceAuth,
+    /// Appended last: variant indices are the wire format.
+    CheckApproval,
 }
 
 impl Operation {
@@ -600,7 +601,6 @@ impl Operation {
         Operation::ApprovalOutcome,
         Operation::DecideApproval,
         Operation::ConsumeApproval,
-        Operation::CheckApproval,
         Operation::Redact,
         Operation::Subscribe,
         Operation::MacRecords,
@@ -616,6 +616,7 @@ impl Operation {
         Operation::OpenNote,
         Operation::MacApprovedRecord,
         Operation::ReleaseServiceAuth,
+        Operation::CheckApproval,
     ];
 }
 
@@ -651,8 +652,6 @@ pub enum BrokerResponse {
         new_id: Option<u64>,
     },
     Consumed,
-    /// The answer to `CheckApproval`: the token would be accepted now.
-    ApprovalValid,
     Redacted {
         text: String,
         spans: Vec<RedactionSpan>,
@@ -686,6 +685,8 @@ pub enum BrokerResponse {
     /// A service record's `auth` as canonical JSON, `keychain:NAME`
     /// references replaced by the entries' payloads.
     ServiceAuth(SecretBytes),
+    /// The answer to `CheckApproval`: the token would be accepted now.
+    ApprovalValid,
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint

@@ -204,8 +204,7 @@ impl Conn {
             // A slow device: each line (and the prompt) after a pause.
             let slow = self.slow.get_or_insert_with(|| {
                 let handle = session.handle();
-                let (tx, mut rx) =
-                    tokio::sync::mpsc::unbounded_channel::<(ChannelId, Vec<u8>)>();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(ChannelId, Vec<u8>)>();
                 tokio::spawn(async move {
                     while let Some((channel, bytes)) = rx.recv().await {
                         for piece in bytes.split_inclusive(|&b| b == b'\n') {

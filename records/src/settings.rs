@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use gatehouse_ipc::broker::KeyScope;
 use gatehouse_ipc::copilotd::{Mode, Trust};
 
+use crate::RecordError;
 use crate::model::{Kind, Meta, Record};
 use crate::sealer::Sealer;
 use crate::store::{Store, StoredRecord};
-use crate::RecordError;
 
 /// The one settings record's name (settings are a singleton per account).
 pub const NAME: &str = "settings";
@@ -293,7 +293,10 @@ impl std::fmt::Display for Key {
 fn bad_value(key: Key, value: &str) -> RecordError {
     RecordError::Invalid {
         field: key.as_str().into(),
-        reason: format!("{value:?} is not a valid value (accepts: {})", key.accepts()),
+        reason: format!(
+            "{value:?} is not a valid value (accepts: {})",
+            key.accepts()
+        ),
     }
 }
 
@@ -390,7 +393,8 @@ impl Settings {
             }
             Key::TierModel(tier) => {
                 let org = need_org(key, org)?.to_string();
-                self.tier_models.retain(|m| !(m.org == org && m.tier == tier));
+                self.tier_models
+                    .retain(|m| !(m.org == org && m.tier == tier));
                 if v != "none" {
                     check_model(key, v)?;
                     self.tier_models.push(TierModel {
@@ -419,7 +423,8 @@ impl Settings {
                     return Err(RecordError::Invalid {
                         field: key.as_str().into(),
                         reason: if key == Key::ClearsDecryptedCache {
-                            "sign-out always clears the decrypted cache; it cannot be turned off".into()
+                            "sign-out always clears the decrypted cache; it cannot be turned off"
+                                .into()
                         } else {
                             "the broker always forgets the remembered device at sign-out today; this cannot be turned off yet".into()
                         },
@@ -485,10 +490,7 @@ fn need_org(key: Key, org: Option<&str>) -> Result<&str, RecordError> {
 }
 
 fn check_model(key: Key, m: &str) -> Result<(), RecordError> {
-    if m.is_empty()
-        || m.len() > 200
-        || m.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
+    if m.is_empty() || m.len() > 200 || m.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(RecordError::Invalid {
             field: key.as_str().into(),
             reason: format!("{m:?} is not a model name (1–200 characters, no spaces)"),

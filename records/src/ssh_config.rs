@@ -637,7 +637,10 @@ mod tests {
         assert_eq!(c.hosts[2].port.as_deref(), Some("22"));
         assert_eq!(c.hosts[3].port.as_deref(), Some("2200"));
         let notes: Vec<_> = c.notes.iter().map(|n| n.what.as_str()).collect();
-        assert!(notes.iter().any(|n| n.starts_with("Match exec")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.starts_with("Match exec")),
+            "{notes:?}"
+        );
         assert!(notes.iter().any(|n| n.starts_with("Include")));
     }
 

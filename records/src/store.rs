@@ -1252,8 +1252,7 @@ impl Store {
         let tx = self.conn.transaction().map_err(e)?;
         let n = tx.execute("DELETE FROM records", []).map_err(e)?;
         for table in ["sealed_fields", "audit", "org_names"] {
-            tx.execute(&format!("DELETE FROM {table}"), [])
-                .map_err(e)?;
+            tx.execute(&format!("DELETE FROM {table}"), []).map_err(e)?;
         }
         tx.commit().map_err(e)?;
         // Best effort: another process (sessiond) reading the store can

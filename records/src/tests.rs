@@ -852,8 +852,12 @@ fn settings_are_one_private_record_checked_on_write() {
     assert!(meta.is_none());
     let mut s = s0.clone();
     s.set(Key::Theme, None, "light").unwrap();
-    s.set(Key::TierModel(settings::Tier::Best), Some("org1"), "big-model")
-        .unwrap();
+    s.set(
+        Key::TierModel(settings::Tier::Best),
+        Some("org1"),
+        "big-model",
+    )
+    .unwrap();
     s.set(Key::ClearsRecordings, None, "true").unwrap();
     // Bad values change nothing and name the setting.
     for (k, v) in [
@@ -877,12 +881,24 @@ fn settings_are_one_private_record_checked_on_write() {
     let m = settings::save(&mut st, &mut sealer, "alice", None, s.clone()).unwrap();
     let (back, meta) = settings::load(&st, &mut sealer).unwrap();
     assert_eq!(back, s);
-    assert_eq!(back.model_for("org1", Some(settings::Tier::Best)), Some("big-model"));
-    assert_eq!(back.model_for("org1", None), None, "default tier is balanced");
+    assert_eq!(
+        back.model_for("org1", Some(settings::Tier::Best)),
+        Some("big-model")
+    );
+    assert_eq!(
+        back.model_for("org1", None),
+        None,
+        "default tier is balanced"
+    );
     assert_eq!(meta.as_ref().map(|m| m.id.clone()), Some(m.id.clone()));
     // A second settings record, or one in an organization, is refused.
     let e = st
-        .create(&mut sealer, "alice", org(), Record::Settings(Settings::default()))
+        .create(
+            &mut sealer,
+            "alice",
+            org(),
+            Record::Settings(Settings::default()),
+        )
         .unwrap_err();
     assert!(e.to_string().contains("private"), "{e}");
     assert!(

@@ -172,13 +172,22 @@ fn check_secret_headers(field: &str, hs: &[SecretHeader]) -> Result<(), RecordEr
 pub fn check_host_name(field: &str, name: &str) -> Result<(), RecordError> {
     check_name(field, name)?;
     if name.starts_with('#') {
-        return Err(invalid(field, format!("{name:?} starts with '#' (a comment, not a host name)")));
+        return Err(invalid(
+            field,
+            format!("{name:?} starts with '#' (a comment, not a host name)"),
+        ));
     }
     if name.chars().all(|c| c.is_ascii_digit()) {
-        return Err(invalid(field, format!("{name:?} is a bare number, not a host name")));
+        return Err(invalid(
+            field,
+            format!("{name:?} is a bare number, not a host name"),
+        ));
     }
     if name.contains(',') {
-        return Err(invalid(field, format!("{name:?} contains ',' (a list, not one host name)")));
+        return Err(invalid(
+            field,
+            format!("{name:?} contains ',' (a list, not one host name)"),
+        ));
     }
     if name.chars().any(char::is_whitespace) {
         return Err(invalid(field, format!("{name:?} contains whitespace")));

@@ -548,7 +548,11 @@ impl DeviceShell {
     /// matched at once after every command; a prompt the dialect does not
     /// know is learned as its exact text; one that changes between the two
     /// (a clock in it) cannot be learned: commands then end after quiet time.
-    async fn learn_prompt(&mut self, deadline: Instant, timeout: Duration) -> Result<(), DriverError> {
+    async fn learn_prompt(
+        &mut self,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), DriverError> {
         let candidate = self.prompt.clone();
         let dialect = self.dialect.prompt_base(&candidate).is_some();
         if !dialect {
@@ -892,9 +896,9 @@ impl DeviceShell {
 /// A log-in that ended in something other than a prompt, as an error.
 fn ended_at_login(out: DeviceOutput) -> DriverError {
     match out {
-        DeviceOutput::ConnectionDropped { reason, .. } => DriverError::ShellEnded(
-            reason.unwrap_or_else(|| "connection closed at log-in".into()),
-        ),
+        DeviceOutput::ConnectionDropped { reason, .. } => {
+            DriverError::ShellEnded(reason.unwrap_or_else(|| "connection closed at log-in".into()))
+        }
         DeviceOutput::ShellClosed { status, .. } => {
             DriverError::ShellEnded(format!("shell closed at log-in (status {status:?})"))
         }

@@ -540,7 +540,10 @@ async fn slow_devices_are_waited_for_past_the_quiet_time() {
     assert!(!text.is_empty(), "{text:?}");
     let (text, prompt) = completed(sh.run("show version", T).await.unwrap());
     assert_eq!(prompt, "R1>");
-    assert!(text.contains("Configuration register"), "cut short: {text:?}");
+    assert!(
+        text.contains("Configuration register"),
+        "cut short: {text:?}"
+    );
     sh.close().await;
     conn.close().await;
     lab.stop().await;

@@ -66,10 +66,19 @@ fn ssh_config_import_reports_created_skipped_and_why() -> Result<()> {
         "",
     )?)?;
     // Wildcards are not hosts; the comment is not host names.
-    assert!(!out.contains("web-?") && !out.contains("host the "), "{out}");
+    assert!(
+        !out.contains("web-?") && !out.contains("host the "),
+        "{out}"
+    );
     assert!(!out.contains("created host #"), "{out}");
-    assert!(out.contains("line 17: Match exec true: the \"exec\" criterion is not evaluated"), "{out}");
-    assert!(out.contains("known_hosts line 7: @cert-authority *.example.net"), "{out}");
+    assert!(
+        out.contains("line 17: Match exec true: the \"exec\" criterion is not evaluated"),
+        "{out}"
+    );
+    assert!(
+        out.contains("known_hosts line 7: @cert-authority *.example.net"),
+        "{out}"
+    );
     assert!(
         out.contains("skipped badport (line 12): invalid port"),
         "{out}"
@@ -80,7 +89,10 @@ fn ssh_config_import_reports_created_skipped_and_why() -> Result<()> {
     );
     // A bare number is refused with the field named; a name differing only
     // in case is one host (OpenSSH matches names ignoring case).
-    assert!(out.contains("skipped 42 (line 19): invalid name: \"42\" is a bare number"), "{out}");
+    assert!(
+        out.contains("skipped 42 (line 19): invalid name: \"42\" is a bare number"),
+        "{out}"
+    );
     assert!(!out.contains("CORE-SW1"), "{out}");
     assert!(
         out.contains("note: revoked-one (line 21): host key ssh-ed25519 SHA256:")
@@ -205,16 +217,28 @@ fn ssh_config_import_equals_what_ssh_g_prints_for_every_host() -> Result<()> {
         ],
         "",
     )?)?;
-    assert!(out.contains("line 2: Include conf.d/*.conf: not followed"), "{out}");
-    assert!(out.contains("Match exec false"), "{out}");
-    assert!(out.contains("[2001:db8::7]:2222"), "IPv6 printed in brackets: {out}");
     assert!(
-        out.contains(&format!("imported {0} of {0} host(s); skipped 0", names.len())),
+        out.contains("line 2: Include conf.d/*.conf: not followed"),
+        "{out}"
+    );
+    assert!(out.contains("Match exec false"), "{out}");
+    assert!(
+        out.contains("[2001:db8::7]:2222"),
+        "IPv6 printed in brackets: {out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "imported {0} of {0} host(s); skipped 0",
+            names.len()
+        )),
         "{out}"
     );
     for n in &names {
         let (hostname, port, user, ids) = ssh_g(&path, n)?;
-        let h = json(f.cli(&["host", "show", &format!("g/{n}"), "--reveal", "--json"], "")?)?;
+        let h = json(f.cli(
+            &["host", "show", &format!("g/{n}"), "--reveal", "--json"],
+            "",
+        )?)?;
         let fields = &h["fields"];
         assert_eq!(fields["address"], hostname.as_str(), "{n}: HostName");
         assert_eq!(fields["port"], port, "{n}: Port");

@@ -23,7 +23,10 @@ fn settings_are_set_read_back_and_refused_with_the_key_named() -> Result<()> {
     assert!(e.contains("font-size") && e.contains("8–32"), "{e}");
     let e = fail(f.cli(&["settings", "set", "colour", "red"], "")?)?;
     assert!(e.contains("unknown setting \"colour\""), "{e}");
-    let e = fail(f.cli(&["settings", "set", "sign-out.decrypted-cache", "false"], "")?)?;
+    let e = fail(f.cli(
+        &["settings", "set", "sign-out.decrypted-cache", "false"],
+        "",
+    )?)?;
     assert!(e.contains("cannot be turned off"), "{e}");
     // Tier models are per organization.
     settings(&f, &["set", "ai.model.best", "--org", "noc", "big-model-1"])?;
@@ -34,10 +37,12 @@ fn settings_are_set_read_back_and_refused_with_the_key_named() -> Result<()> {
     );
     let e = fail(f.cli(&["settings", "get", "ai.model.best"], "")?)?;
     assert!(e.contains("--org"), "{e}");
-    let e = fail(f.cli(&["settings", "set", "ai.model.fast", "--org", "nope", "m"], "")?)?;
+    let e = fail(f.cli(
+        &["settings", "set", "ai.model.fast", "--org", "nope", "m"],
+        "",
+    )?)?;
     assert!(e.contains("nope"), "{e}");
-    let list: serde_json::Value =
-        serde_json::from_str(&settings(&f, &["list", "--json"])?)?;
+    let list: serde_json::Value = serde_json::from_str(&settings(&f, &["list", "--json"])?)?;
     let rows = list.as_array().unwrap();
     let best = rows
         .iter()
@@ -45,7 +50,10 @@ fn settings_are_set_read_back_and_refused_with_the_key_named() -> Result<()> {
         .expect("per-org row");
     assert_eq!(best["org"], "noc", "organization named, not its id: {best}");
     assert_eq!(best["value"], "big-model-1");
-    assert!(rows.iter().all(|r| r["explain"].as_str().is_some_and(|e| e.len() > 10)));
+    assert!(
+        rows.iter()
+            .all(|r| r["explain"].as_str().is_some_and(|e| e.len() > 10))
+    );
     // The record is private and verified like any other.
     let verify = ok(f.cli(&["records", "verify"], "")?)?;
     assert!(!verify.contains("FAIL"), "{verify}");
@@ -56,7 +64,15 @@ fn settings_are_set_read_back_and_refused_with_the_key_named() -> Result<()> {
 fn sign_out_clears_local_records_and_recordings_only_when_asked() -> Result<()> {
     let f = signed_in()?;
     ok(f.cli(
-        &["host", "add", "edge1", "--org", "noc", "--address", "10.0.0.2"],
+        &[
+            "host",
+            "add",
+            "edge1",
+            "--org",
+            "noc",
+            "--address",
+            "10.0.0.2",
+        ],
         "",
     )?)?;
     let rec_dir = f.home.join("recordings");

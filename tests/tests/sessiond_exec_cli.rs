@@ -92,7 +92,10 @@ fn exec_failures_say_what_and_why() -> Result<()> {
     // A gated command without --request: what it is and how to ask.
     let (code, err) = fails(f, &["exec", "r1", "--org", "lab", "--", "/system reboot"])?;
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("approval") && err.contains("--request"), "{err}");
+    assert!(
+        err.contains("approval") && err.contains("--request"),
+        "{err}"
+    );
     // A line the device refuses: the device's words, exit 1.
     let (code, err) = fails(f, &["exec", "sw1", "--org", "lab", "--", "show frobnicate"])?;
     assert_eq!(code, 1, "{err}");
@@ -101,17 +104,31 @@ fn exec_failures_say_what_and_why() -> Result<()> {
         "{err}"
     );
     // A command line with a control character sessiond will not send.
-    let (code, err) = fails(f, &["exec", "sw1", "--org", "lab", "--", "show version\u{7}"])?;
+    let (code, err) = fails(
+        f,
+        &["exec", "sw1", "--org", "lab", "--", "show version\u{7}"],
+    )?;
     assert_ne!(code, 0);
     assert!(err.contains("control character"), "{err}");
     // Empty script.
     let empty = f.scratch.write_user_file("empty.txt", "\n\n", 0o600)?;
     let (_, err) = fails(
         f,
-        &["exec", "sw1", "--org", "lab", "--script", &empty.display().to_string()],
+        &[
+            "exec",
+            "sw1",
+            "--org",
+            "lab",
+            "--script",
+            &empty.display().to_string(),
+        ],
     )?;
     assert!(err.contains("holds no command line"), "{err}");
-    assert!(!lab.commands("sw1")?.iter().any(|c| c.contains("frobnicate\u{7}")));
+    assert!(
+        !lab.commands("sw1")?
+            .iter()
+            .any(|c| c.contains("frobnicate\u{7}"))
+    );
     Ok(())
 }
 
@@ -152,10 +169,8 @@ fn a_multi_line_change_is_one_approval_run_line_by_line() -> Result<()> {
     let args = ["exec", "r1", "--org", "lab", "--request", "--script", "-"];
     let change = "/ip address\nadd address=10.33.0.1/24 interface=ether2\n/\n";
     let (child, id) = exec_request(f, &args, change)?;
-    let shown: Value = serde_json::from_str(&f.cli_ok(
-        &["approvals", "show", &id.to_string(), "--json"],
-        "",
-    )?)?;
+    let shown: Value =
+        serde_json::from_str(&f.cli_ok(&["approvals", "show", &id.to_string(), "--json"], "")?)?;
     assert_eq!(
         shown["action"]["command"], "/ip address\nadd address=10.33.0.1/24 interface=ether2\n/",
         "{shown}"
@@ -172,9 +187,16 @@ fn a_multi_line_change_is_one_approval_run_line_by_line() -> Result<()> {
         .context("the first line reached r1")?;
     assert_eq!(
         cmds[at..at + 3],
-        ["/ip address", "add address=10.33.0.1/24 interface=ether2", "/"]
+        [
+            "/ip address",
+            "add address=10.33.0.1/24 interface=ether2",
+            "/"
+        ]
     );
-    let listed = f.cli_ok(&["exec", "r1", "--org", "lab", "--", "/ip address print"], "")?;
+    let listed = f.cli_ok(
+        &["exec", "r1", "--org", "lab", "--", "/ip address print"],
+        "",
+    )?;
     assert!(listed.contains("10.33.0.1/24"), "{listed}");
 
     // A refused line stops the change; the lines after it are not sent.

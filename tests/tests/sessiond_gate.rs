@@ -512,7 +512,10 @@ fn forged_and_replayed_tokens_release_no_credential_and_log_in_nowhere() -> Resu
     let (creds, auths) = (credential_rows(f)?, logins(&lab, "r1")?);
     let ran = exec_with(&mut ui, "r1", add, Some(&t))?;
     assert!(ran.get("ok").is_some(), "{ran}");
-    assert!(credential_rows(f)? > creds, "the real run used a credential");
+    assert!(
+        credential_rows(f)? > creds,
+        "the real run used a credential"
+    );
     assert!(logins(&lab, "r1")? > auths, "the real run logged in");
 
     // ...and replayed, it releases nothing and logs in nowhere.

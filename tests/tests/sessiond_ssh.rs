@@ -477,7 +477,10 @@ fn interactive_shell_exit_status_and_sign_out_closing_it() -> Result<()> {
         .lines()
         .find(|l| l.contains("closed by sign") || l.contains("ended: closed"))
         .with_context(|| table.clone())?;
-    assert!(ended.contains("(not kept: written while signed out)"), "{table}");
+    assert!(
+        ended.contains("(not kept: written while signed out)"),
+        "{table}"
+    );
     // The recording has the session's end: why, and an exit event.
     let recs: Value = serde_json::from_str(&ok(f.cli(&["recordings", "list", "--json"], "")?)?)?;
     let last = recs
@@ -490,7 +493,13 @@ fn interactive_shell_exit_status_and_sign_out_closing_it() -> Result<()> {
     let id = last["id"].as_str().context("id")?;
     let cast = f.scratch.write_user_file("signed-out.cast", "", 0o600)?;
     ok(f.cli(
-        &["recordings", "export", id, "-o", &cast.display().to_string()],
+        &[
+            "recordings",
+            "export",
+            id,
+            "-o",
+            &cast.display().to_string(),
+        ],
         "",
     )?)?;
     let text = std::fs::read_to_string(&cast)?;
@@ -500,7 +509,9 @@ fn interactive_shell_exit_status_and_sign_out_closing_it() -> Result<()> {
         "{text}"
     );
     assert!(
-        text.lines().last().is_some_and(|l| l.contains("\"x\"") && l.contains("129")),
+        text.lines()
+            .last()
+            .is_some_and(|l| l.contains("\"x\"") && l.contains("129")),
         "{text}"
     );
     Ok(())

@@ -371,10 +371,8 @@ fn resolve(blocks: &[Block], alias: &str, line: usize) -> SshHostEntry {
                 "user" => {
                     user.get_or_insert_with(|| s.value.clone());
                 }
-                "identityfile" => {
-                    if !identity_files.contains(&s.value) {
-                        identity_files.push(s.value.clone());
-                    }
+                "identityfile" if !identity_files.contains(&s.value) => {
+                    identity_files.push(s.value.clone());
                 }
                 _ => {}
             }

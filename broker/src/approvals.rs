@@ -310,9 +310,12 @@ impl Approvals {
         })
     }
 
-    /// Verifies and spends a token for `action`. `verify` checks the broker signature.
-    pub fn consume(
-        &mut self,
+    /// Verifies a token for `action` without spending it: signature,
+    /// executor, coverage of every field, expiry and not yet used. The
+    /// executor checks this before it asks for a device credential, and
+    /// spends the token with [`Approvals::consume`] once connected.
+    pub fn check(
+        &self,
         token: &ApprovalToken,
         action: &Action,
         consumer: &Requester,
@@ -354,6 +357,18 @@ impl Approvals {
         if self.used.contains_key(&token.nonce) {
             return Err(ApprovalError::Replayed);
         }
+        Ok(())
+    }
+
+    /// Verifies and spends a token for `action`. `verify` checks the broker signature.
+    pub fn consume(
+        &mut self,
+        token: &ApprovalToken,
+        action: &Action,
+        consumer: &Requester,
+        verify: impl FnOnce(&[u8], &[u8]) -> bool,
+    ) -> Result<(), ApprovalError> {
+        self.check(token, action, consumer, verify)?;
         // Persist before acknowledging: a restart must not make the token usable again.
         let line = format!("{} {}\n", crypto::hex(&token.nonce), token.expires_ms);
         let persisted = std::fs::OpenOptions::new()

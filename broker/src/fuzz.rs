@@ -195,7 +195,10 @@ impl Harness {
             {
                 resolve(id, &self.recent_approvals());
             }
-            BrokerRequest::ConsumeApproval { token, .. } if token.approval_id < 64 => {
+            BrokerRequest::ConsumeApproval { token, .. }
+            | BrokerRequest::CheckApproval { token, .. }
+                if token.approval_id < 64 =>
+            {
                 let mut id = token.approval_id;
                 let Some(requester) = resolve(&mut id, &self.recent_approvals()) else {
                     return;

@@ -68,6 +68,56 @@ pub struct Keychain {
 #[error("{0}")]
 pub struct KeychainError(pub String);
 
+/// What to do when the kernel refuses this process its user keyrings.
+pub const KEYUTILS_ACCESS_HELP: &str = "the kernel refused this process access to your keyrings (its session keyring is not yours: a login without pam_keyinit, or su/runuser/sudo kept another user's). Start Gatehouse in a session keyring of your own: `keyctl session - gatehouse up` (package keyutils), or add `session optional pam_keyinit.so force revoke` to the PAM service you log in with, or run a Secret Service (gnome-keyring) and use --keychain secret-service";
+
+/// The user keyring (`@u`) if this process may search it, else the user's
+/// own session keyring (`@us`, the one the kernel gives a uid without a
+/// session keyring; it links `@u`); neither: an error saying what to do.
+fn usable_keyring(service: &str) -> Result<linux_keyutils::KeyRing, KeychainError> {
+    use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier};
+    let probe = format!("{service}:probe");
+    let try_ring = |id: KeyRingIdentifier| -> Result<KeyRing, KeyError> {
+        let ring = KeyRing::from_special_id(id, false)?;
+        match ring.search(&probe) {
+            Ok(_) | Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked) => Ok(ring),
+            Err(e) => Err(e),
+        }
+    };
+    let user = match try_ring(KeyRingIdentifier::User) {
+        Ok(ring) => return Ok(ring),
+        Err(e) => e,
+    };
+    match try_ring(KeyRingIdentifier::UserSession) {
+        Ok(ring) => {
+            tracing::warn!(
+                "keyutils: user keyring unusable ({user:?}); using the user session keyring (@us)"
+            );
+            Ok(ring)
+        }
+        Err(us)
+            if matches!(user, KeyError::AccessDenied) || matches!(us, KeyError::AccessDenied) =>
+        {
+            Err(KeychainError(format!(
+                "keyutils: {KEYUTILS_ACCESS_HELP} (user keyring: {user:?}; user session keyring: {us:?})"
+            )))
+        }
+        Err(us) => Err(KeychainError(format!(
+            "keyutils: neither the user keyring ({user:?}) nor the user session keyring ({us:?}) can be used"
+        ))),
+    }
+}
+
+/// A keyutils error as text; access refusals carry what to do.
+fn keyutils_error(op: &str, e: linux_keyutils::KeyError) -> KeychainError {
+    match e {
+        linux_keyutils::KeyError::AccessDenied => {
+            KeychainError(format!("keyutils {op}: {KEYUTILS_ACCESS_HELP}"))
+        }
+        other => KeychainError(format!("keyutils {op}: {other:?}")),
+    }
+}
+
 impl Keychain {
     /// Opens `preferred`, or with `None` Secret Service when a session bus
     /// answers for it, else keyutils.
@@ -90,11 +140,7 @@ impl Keychain {
             Ok(kc)
         };
         let keyutils = || -> Result<Keychain, KeychainError> {
-            let ring = linux_keyutils::KeyRing::from_special_id(
-                linux_keyutils::KeyRingIdentifier::User,
-                false,
-            )
-            .map_err(|e| KeychainError(format!("keyutils user keyring: {e:?}")))?;
+            let ring = usable_keyring(&service)?;
             Ok(Keychain {
                 backend: Backend::Keyutils,
                 store: Store::Keyutils(ring),
@@ -138,7 +184,7 @@ impl Keychain {
             Store::Keyutils(ring) => ring
                 .add_key(&self.description(name), value)
                 .map(|_| ())
-                .map_err(|e| KeychainError(format!("keyutils add_key: {e:?}"))),
+                .map_err(|e| keyutils_error("add_key", e)),
         }
     }
 
@@ -154,13 +200,13 @@ impl Keychain {
                 Ok(key) => key
                     .read_to_vec()
                     .map(|v| Some(zeroize::Zeroizing::new(v)))
-                    .map_err(|e| KeychainError(format!("keyutils read: {e:?}"))),
+                    .map_err(|e| keyutils_error("read", e)),
                 // A key invalidated a moment ago reads as revoked until the kernel collects it.
                 Err(
                     linux_keyutils::KeyError::KeyDoesNotExist
                     | linux_keyutils::KeyError::KeyRevoked,
                 ) => Ok(None),
-                Err(e) => Err(KeychainError(format!("keyutils search: {e:?}"))),
+                Err(e) => Err(keyutils_error("search", e)),
             },
         }
     }
@@ -177,12 +223,12 @@ impl Keychain {
                 Ok(key) => key
                     .invalidate()
                     .map(|_| true)
-                    .map_err(|e| KeychainError(format!("keyutils invalidate: {e:?}"))),
+                    .map_err(|e| keyutils_error("invalidate", e)),
                 Err(
                     linux_keyutils::KeyError::KeyDoesNotExist
                     | linux_keyutils::KeyError::KeyRevoked,
                 ) => Ok(false),
-                Err(e) => Err(KeychainError(format!("keyutils search: {e:?}"))),
+                Err(e) => Err(keyutils_error("search", e)),
             },
         }
     }

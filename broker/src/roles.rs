@@ -36,6 +36,9 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     // copilotd for its own API calls and record writes (checked per token:
     // `Action::executor`, and copilotd only its own tokens).
     (ConsumeApproval, &[Sessiond, Copilotd]),
+    // The same checks without spending: the executor asks before it gets a
+    // device credential (a forged or replayed token releases nothing).
+    (CheckApproval, &[Sessiond, Copilotd]),
     // Exact-value redaction of text bound for the AI provider.
     (Redact, &[Cli, Ui, Copilotd]),
     (Subscribe, &[Cli, Ui, Sessiond, Copilotd]),

@@ -272,6 +272,17 @@ impl BrokerService {
                     .map_err(BrokerError::Approval)?;
                 Ok(BrokerResponse::Consumed)
             }
+            BrokerRequest::CheckApproval { token, action } => {
+                let State {
+                    vault, approvals, ..
+                } = st;
+                let verified = vault
+                    .verify_approval(&crate::approvals::signed_bytes(&token), &token.signature)?;
+                approvals
+                    .check(&token, &action, &me, |_, _| verified)
+                    .map_err(BrokerError::Approval)?;
+                Ok(BrokerResponse::ApprovalValid)
+            }
             BrokerRequest::Redact { text } => {
                 let State {
                     vault, redactor, ..

@@ -497,6 +497,20 @@ struct LogRow {
     row: gatehouse_ipc::audit::sessions::AuditRow,
     /// The command text (None when signed out or if it does not open).
     command: Option<String>,
+    /// The organization's name (the row holds its id), when the broker knows it.
+    org_name: Option<String>,
+}
+
+/// What the COMMAND column shows when the text is not opened: `(sealed)`
+/// when there is a sealed text (sign in to see it), or what the row holds
+/// when the command was not kept (written while signed out: sealing needs
+/// the broker signed in, and the text is never written in plaintext).
+fn command_cell(r: &LogRow) -> &str {
+    match (&r.command, r.row.command_sealed.is_empty()) {
+        (Some(c), _) => c,
+        (None, true) => "(not kept: written while signed out)",
+        (None, false) => "(sealed: sign in to see it)",
+    }
 }
 
 fn audit_log(
@@ -529,7 +543,9 @@ fn audit_log(
         })
         .collect();
     let mut commands: Vec<Option<String>> = vec![None; rows.len()];
+    let mut orgs = Vec::new();
     if let Ok(mut b) = crate::commands::BrokerConn::connect_layout(&layout) {
+        orgs = crate::commands::org_list(&mut b).unwrap_or_default();
         // One at a time so one damaged row does not hide the others.
         for (i, item) in items.into_iter().enumerate() {
             if let Ok(BrokerResponse::Opened(mut v)) =
@@ -543,24 +559,37 @@ fn audit_log(
     let out: Vec<LogRow> = rows
         .into_iter()
         .zip(commands)
-        .map(|(row, command)| LogRow { row, command })
+        .map(|(row, command)| LogRow {
+            org_name: orgs
+                .iter()
+                .find(|o| o.id == row.org)
+                .map(|o| o.name.clone()),
+            row,
+            command,
+        })
         .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<20} {:<5} {:<12} {:<10} {:<16} {:<26} {:<18} COMMAND",
-        "TIME (UTC)", "KIND", "HOST", "CLASS", "ASKED BY", "OUTCOME", "APPROVED BY"
+        "{:<20} {:<5} {:<12} {:<12} {:<10} {:<16} {:<26} {:<18} COMMAND",
+        "TIME (UTC)", "KIND", "HOST", "ORG", "CLASS", "ASKED BY", "OUTCOME", "APPROVED BY"
     );
     for r in &out {
         let who = |q: &gatehouse_ipc::broker::Requester| format!("{} pid {}", q.role, q.pid);
         let outcome = r.row.outcome.describe();
+        let org = match (&r.org_name, r.row.org.as_str()) {
+            (Some(n), _) => n.clone(),
+            (None, "") => "private".into(),
+            (None, id) => id.to_string(),
+        };
         println!(
-            "{:<20} {:<5} {:<12} {:<10} {:<16} {:<26} {:<18} {}",
+            "{:<20} {:<5} {:<12} {:<12} {:<10} {:<16} {:<26} {:<18} {}",
             gatehouse_ipc::display::utc(r.row.time_ms),
             r.row.kind,
             r.row.host,
+            truncate(&org, 12),
             r.row.class,
             who(&r.row.requester),
             truncate(&outcome, 26),
@@ -569,7 +598,7 @@ fn audit_log(
                 .as_ref()
                 .map(who)
                 .unwrap_or_else(|| "-".into()),
-            r.command.as_deref().unwrap_or("(sealed)")
+            command_cell(r)
         );
     }
     Ok(ExitCode::SUCCESS)

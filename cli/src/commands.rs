@@ -138,12 +138,20 @@ pub fn signin(profile: Option<&str>, args: &SigninArgs) -> anyhow::Result<ExitCo
 }
 
 pub fn signout(profile: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    // What to clear is read (and its MAC checked) while the broker still can.
+    let clears = crate::settings_cmds::sign_out_clears(profile);
     let mut b = BrokerConn::connect(profile)?;
     match b.ask(BrokerRequest::SignOut)? {
         BrokerResponse::SignedOut(r) => {
+            let cleared = crate::settings_cmds::clear_after_sign_out(profile, &clears);
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                let mut v = serde_json::to_value(&r)?;
+                v["settings_cleared"] = serde_json::to_value(&cleared)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
+                for line in &cleared {
+                    println!("{line}");
+                }
                 println!(
                     "signed out: zeroized {} key(s) and {} cached secret(s) in {} µs; unlock material {}; {} daemon subscriber(s) told to purge",
                     r.keys_zeroized,
@@ -433,11 +441,21 @@ pub enum ApprovalsCmd {
     Request(RequestArgs),
 }
 
-fn print_view(v: &ApprovalView) {
+/// An organization as a person knows it: `NAME (id ID)`, or the id alone
+/// when the broker does not know it (or is not asked).
+pub fn org_label(orgs: &[OrgInfo], id: &str) -> String {
+    match orgs.iter().find(|o| o.id == id) {
+        Some(o) => format!("{} (id {id})", o.name),
+        None if id.is_empty() || id == "private" => "private".into(),
+        None => id.to_string(),
+    }
+}
+
+fn print_view(v: &ApprovalView, orgs: &[OrgInfo]) {
     println!("request {}  [{:?}]", v.id, v.state);
     println!("  command:    {}", v.action.command);
     println!("  host:       {} ({})", v.action.host, v.action.vendor);
-    println!("  org:        {}", v.action.org);
+    println!("  org:        {}", org_label(orgs, &v.action.org));
     println!(
         "  credential: {}",
         v.action.credential.as_deref().unwrap_or("(none)")
@@ -493,9 +511,14 @@ pub fn approvals(profile: Option<&str>, cmd: ApprovalsCmd) -> anyhow::Result<Exi
         ApprovalsCmd::Show { id, json } => match b.ask(BrokerRequest::ShowApproval { id })? {
             BrokerResponse::Approval(v) => {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    let mut j = serde_json::to_value(&v)?;
+                    let orgs = org_list(&mut b).unwrap_or_default();
+                    if let Some(o) = orgs.iter().find(|o| o.id == v.action.org) {
+                        j["org_name"] = o.name.clone().into();
+                    }
+                    println!("{}", serde_json::to_string_pretty(&j)?);
                 } else {
-                    print_view(&v);
+                    print_view(&v, &org_list(&mut b).unwrap_or_default());
                 }
             }
             r => return Err(unexpected(r)),

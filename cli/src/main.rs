@@ -18,6 +18,7 @@ mod records_bench;
 mod records_cmds;
 mod session_cmds;
 mod sessions_bench;
+mod settings_cmds;
 mod supervisor;
 mod ui_bench;
 mod ui_cmd;
@@ -136,6 +137,11 @@ enum Command {
     Recordings(recordings_cmds::RecordingsCommand),
     /// Open the desktop app (`gatehouse-ui`, installed next to `gatehouse`).
     Ui(ui_cmd::UiArgs),
+    /// Your settings (a private record): appearance, default AI tier and the
+    /// model each tier means per organization, the copilot's default mode and
+    /// trust, and what sign-out clears.
+    #[command(subcommand)]
+    Settings(settings_cmds::SettingsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -180,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Signin(args) => commands::signin(profile, &args),
         Command::Signout { json } => commands::signout(profile, json),
         Command::Org(cmd) => commands::org(profile, cmd),
+        Command::Settings(cmd) => settings_cmds::run(profile, cmd),
         Command::Keychain(cmd) => commands::keychain(profile, cmd),
         Command::Field(cmd) => commands::field(profile, cmd),
         Command::Approvals(cmd) => commands::approvals(profile, cmd),

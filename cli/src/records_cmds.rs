@@ -70,7 +70,7 @@ impl Ctx {
     }
 
     /// `--org NAME` → the org's scope, from the local name cache or the broker.
-    fn org_scope(&mut self, org: &str, ask_broker: bool) -> anyhow::Result<KeyScope> {
+    pub fn org_scope(&mut self, org: &str, ask_broker: bool) -> anyhow::Result<KeyScope> {
         let find = |orgs: &[(String, String)]| {
             orgs.iter()
                 .find(|(id, name)| name == org || id == org)
@@ -775,10 +775,16 @@ fn host_import(ctx: &mut Ctx, a: &HostImportArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let fingerprint = known.as_ref().and_then(|k| {
-            k.fingerprint(&e.hostname, port)
-                .or_else(|| k.fingerprint(&e.alias, port))
-        });
+        let fingerprint = match &known {
+            Some(k) => {
+                let found = k.lookup(&[&e.hostname, &e.alias], port);
+                for why in &found.refused {
+                    println!("note: {} (line {}): host key {why}", e.alias, e.line);
+                }
+                found.pin
+            }
+            None => None,
+        };
         let mut rec = Record::Host(Host {
             name: e.alias.clone(),
             folder: a.folder.clone(),
@@ -796,7 +802,7 @@ fn host_import(ctx: &mut Ctx, a: &HostImportArgs) -> anyhow::Result<ExitCode> {
             http: None,
             onvif: None,
         });
-        if !seen.insert(e.alias.clone()) {
+        if !seen.insert(e.alias.to_lowercase()) {
             println!(
                 "skipped {} (line {}): a Host {} block came earlier in the file",
                 e.alias, e.line, e.alias
@@ -819,11 +825,10 @@ fn host_import(ctx: &mut Ctx, a: &HostImportArgs) -> anyhow::Result<ExitCode> {
         created += 1;
         let Record::Host(h) = r else { return };
         println!(
-            "created host {} (id {}) {}:{}{}",
+            "created host {} (id {}) {}{}",
             h.name,
             m.id,
-            h.address,
-            h.port,
+            ssh_config::host_port(&h.address, h.port),
             if h.ssh
                 .as_ref()
                 .is_some_and(|s| s.host_key_fingerprint.is_some())

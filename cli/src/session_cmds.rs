@@ -47,9 +47,45 @@ pub struct ExecArgs {
     /// pinned and presents exactly this one (for scripts; a terminal asks).
     #[arg(long)]
     pub accept_host_key: Option<String>,
-    /// The exact command, after `--`.
-    #[arg(last = true, required = true)]
+    /// Read the command from FILE (`-`: standard input) instead of after
+    /// `--`: one device line per line, e.g. `configure terminal`, then
+    /// `hostname R9`, then `end`. Each line is classified, the whole is one
+    /// approval, and the lines run in order on one shell, stopping at the
+    /// first line the device refuses.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<std::path::PathBuf>,
+    /// The exact command, after `--` (a multi-line change: see --script).
+    #[arg(
+        last = true,
+        required_unless_present = "script",
+        conflicts_with = "script"
+    )]
     pub command: Vec<String>,
+}
+
+/// The command text of `exec`: the words after `--`, or the lines of --script.
+fn command_text(args: &ExecArgs) -> anyhow::Result<String> {
+    let Some(path) = &args.script else {
+        return Ok(args.command.join(" "));
+    };
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the command lines from standard input")?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the command lines from {}", path.display()))?;
+    }
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        bail!("{} holds no command line", path.display());
+    }
+    Ok(lines.join("\n"))
 }
 
 #[derive(Args, Debug)]
@@ -194,7 +230,7 @@ pub fn exec(profile: Option<&str>, args: &ExecArgs) -> anyhow::Result<ExitCode> 
         host: args.host.clone(),
         org: args.org.clone(),
     };
-    let mut command = args.command.join(" ");
+    let mut command = command_text(args)?;
     let mut token = None;
     if args.request {
         let prepared = prepare(&mut s, &host, &command)?;

@@ -471,6 +471,13 @@ pub enum BrokerRequest {
     ReleaseServiceAuth {
         service: Box<ServiceAuth>,
     },
+    /// Checks a token for `action` as `ConsumeApproval` would (signature,
+    /// executor, coverage, expiry, not yet used) without spending it: the
+    /// executor asks this before any device credential is released.
+    CheckApproval {
+        token: Box<ApprovalToken>,
+        action: Action,
+    },
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -530,6 +537,7 @@ impl BrokerRequest {
             BrokerRequest::ApprovalOutcome { .. } => Operation::ApprovalOutcome,
             BrokerRequest::DecideApproval { .. } => Operation::DecideApproval,
             BrokerRequest::ConsumeApproval { .. } => Operation::ConsumeApproval,
+            BrokerRequest::CheckApproval { .. } => Operation::CheckApproval,
             BrokerRequest::Redact { .. } => Operation::Redact,
             BrokerRequest::Subscribe => Operation::Subscribe,
             BrokerRequest::MacRecords { .. } => Operation::MacRecords,
@@ -586,6 +594,8 @@ pub enum Operation {
     OpenNote,
     MacApprovedRecord,
     ReleaseServiceAuth,
+    /// Appended last: variant indices are the wire format.
+    CheckApproval,
 }
 
 impl Operation {
@@ -623,6 +633,7 @@ impl Operation {
         Operation::OpenNote,
         Operation::MacApprovedRecord,
         Operation::ReleaseServiceAuth,
+        Operation::CheckApproval,
     ];
 }
 
@@ -691,6 +702,8 @@ pub enum BrokerResponse {
     /// A service record's `auth` as canonical JSON, `keychain:NAME`
     /// references replaced by the entries' payloads.
     ServiceAuth(SecretBytes),
+    /// The answer to `CheckApproval`: the token would be accepted now.
+    ApprovalValid,
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint

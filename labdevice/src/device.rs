@@ -94,6 +94,21 @@ impl dyn DeviceModel {
     }
 }
 
+/// Ways a device can be awkward, for testing drivers against real-world
+/// behaviour (all off by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// Send output one line at a time, this many milliseconds apart (a
+    /// slow device or link; the prompt comes last, after the same pause).
+    pub line_delay_ms: u64,
+    /// IOS: keep paging with `--More--` every 24 lines even after
+    /// `terminal length 0` (some images and AAA profiles ignore it).
+    pub pager_ignores_length_0: bool,
+    /// Put lines that read exactly like the current prompt inside command
+    /// output (a banner, a log line, a script's source quoting it).
+    pub prompt_in_output: bool,
+}
+
 /// A simulated device.
 pub struct Device {
     /// Which CLI.
@@ -104,6 +119,8 @@ pub struct Device {
     pub log: EventLog,
     /// Also log raw channel data as it arrives.
     pub log_data: bool,
+    /// Awkward behaviour to imitate ([`Quirks`]).
+    pub quirks: Quirks,
     model: Mutex<Box<dyn DeviceModel>>,
     booted: Mutex<Instant>,
     next_session: AtomicU64,
@@ -126,6 +143,7 @@ impl Device {
             credentials,
             log,
             log_data,
+            quirks: Quirks::default(),
             model: Mutex::new(model),
             booted: Mutex::new(Instant::now()),
             next_session: AtomicU64::new(1),

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use russh::keys::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-use device::{Credentials, Vendor};
+use device::{Credentials, Quirks, Vendor};
 use error::Error;
 use eventlog::EventLog;
 pub use server::RunningDevice;
@@ -75,6 +75,9 @@ pub struct Options {
     pub log: Option<PathBuf>,
     /// Also log raw channel bytes on arrival (`kind: "data"`).
     pub log_data: bool,
+    /// Awkward behaviour to imitate (slow output, paging that stays on,
+    /// prompt text inside output).
+    pub quirks: Quirks,
 }
 
 impl Options {
@@ -92,6 +95,7 @@ impl Options {
             keyboard_interactive: false,
             log: None,
             log_data: false,
+            quirks: Quirks::default(),
         }
     }
 }
@@ -113,12 +117,8 @@ pub async fn start(opts: Options) -> Result<RunningDevice, Error> {
         password_method: opts.password_auth,
         keyboard_interactive: opts.keyboard_interactive,
     };
-    let device = Arc::new(vendors::new_device(
-        opts.vendor,
-        &opts.hostname,
-        creds,
-        log,
-        opts.log_data,
-    ));
+    let mut device = vendors::new_device(opts.vendor, &opts.hostname, creds, log, opts.log_data);
+    device.quirks = opts.quirks;
+    let device = Arc::new(device);
     server::serve(device, key, opts.listen).await
 }

@@ -128,6 +128,7 @@ impl russh::server::Server for LabServer {
             terms: HashMap::new(),
             cancel: None,
             rebooted: Arc::new(AtomicBool::new(false)),
+            slow: None,
         }
     }
 }
@@ -141,6 +142,9 @@ struct Conn {
     terms: HashMap<ChannelId, Terminal>,
     cancel: Option<oneshot::Sender<()>>,
     rebooted: Arc<AtomicBool>,
+    /// Where a slow device's replies queue, in order
+    /// ([`crate::device::Quirks::line_delay_ms`]).
+    slow: Option<tokio::sync::mpsc::UnboundedSender<(ChannelId, Vec<u8>)>>,
 }
 
 impl Drop for Conn {
@@ -195,6 +199,27 @@ impl Conn {
         out: Output,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
+        let delay = self.device.quirks.line_delay_ms;
+        if delay > 0 && out.end.is_none() {
+            // A slow device: each line (and the prompt) after a pause.
+            let slow = self.slow.get_or_insert_with(|| {
+                let handle = session.handle();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(ChannelId, Vec<u8>)>();
+                tokio::spawn(async move {
+                    while let Some((channel, bytes)) = rx.recv().await {
+                        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+                            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                            if handle.data(channel, piece.to_vec()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+                tx
+            });
+            let _ = slow.send((channel, out.bytes));
+            return Ok(());
+        }
         if !out.bytes.is_empty() {
             session.data(channel, out.bytes)?;
         }

@@ -357,12 +357,27 @@ impl Terminal {
         self.after_reply(out, reply);
     }
 
-    fn after_reply(&mut self, out: &mut Output, reply: Reply) {
+    /// Lines per page: the CLI's, or 24 when the device ignores `terminal
+    /// length 0` ([`crate::device::Quirks::pager_ignores_length_0`]).
+    fn page_len(&self) -> Option<usize> {
+        let n = self.cli.page_len(self.rows);
+        if self.device.quirks.pager_ignores_length_0 && self.device.vendor == Vendor::Ios {
+            return n.or(Some(24));
+        }
+        n
+    }
+
+    fn after_reply(&mut self, out: &mut Output, mut reply: Reply) {
+        if self.device.quirks.prompt_in_output && !self.exec && !reply.output.is_empty() {
+            let p = self.cli.prompt(&self.device);
+            let p = p.trim_end();
+            reply.output = format!("{p}\n{}\n{p}\n", reply.output.trim_end_matches('\n'));
+        }
         if reply.failed {
             self.failed = true;
         }
         let page = if self.paging && reply.paged {
-            self.cli.page_len(self.rows)
+            self.page_len()
         } else {
             None
         };
@@ -404,7 +419,7 @@ impl Terminal {
         };
         let Pager { mut lines, next } = pager;
         let ios = self.device.vendor == Vendor::Ios;
-        let page = self.cli.page_len(self.rows).unwrap_or(24).max(1);
+        let page = self.page_len().unwrap_or(24).max(1);
         let take = match b {
             b' ' => page,
             b'\r' | b'\n' => 1,

@@ -137,6 +137,16 @@ pub const TABLE: &[FieldRule] = &[
     plain(KeychainPointer, "secret_kind"),
     plain(KeychainPointer, "created_ms"),
     plain(KeychainPointer, "rotated_ms"),
+    // Settings: a person's preferences, private scope only; no secrets
+    plain(Settings, "name"),
+    plain(Settings, "folder"),
+    plain(Settings, "theme"),
+    plain(Settings, "font_size"),
+    plain(Settings, "default_tier"),
+    plain(Settings, "tier_models"),
+    plain(Settings, "copilot_mode"),
+    plain(Settings, "copilot_trust"),
+    plain(Settings, "sign_out_clears"),
 ];
 
 /// The rule for `field` of `kind`, if the table has one.

@@ -1,6 +1,6 @@
 //! `gatehouse-records`: the operational records Gatehouse keeps (hosts,
 //! diagrams, procedures and their runs, memories, connectors, MCP servers,
-//! keychain pointers), the one table that says which of their fields are
+//! keychain pointers, a person's settings), the one table that says which of their fields are
 //! sealed ([`fields::TABLE`]), and the local SQLite store that enforces it.
 //!
 //! Owns: record types ([`model`]), the field table and canonical encodings
@@ -20,6 +20,7 @@ pub mod host_edit;
 pub mod model;
 pub mod runbook;
 pub mod sealer;
+pub mod settings;
 pub mod ssh_config;
 pub mod store;
 pub mod validate;
@@ -106,8 +107,10 @@ pub enum RecordError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("corrupt record data: {what}")]
     Corrupt { what: String },
+    /// (Not a `#[source]`: the text already holds the broker's words; a
+    /// source would make `{:#}` print them twice.)
     #[error("broker: {0}")]
-    Sealer(#[from] SealerError),
+    Sealer(SealerError),
     #[error("store {path}: {source}")]
     Db {
         path: String,
@@ -120,4 +123,10 @@ fn describe_fields(fields: &[(String, String)]) -> String {
         .iter()
         .map(|(f, why)| format!("; field {f} does not open: {why}"))
         .collect()
+}
+
+impl From<SealerError> for RecordError {
+    fn from(e: SealerError) -> RecordError {
+        RecordError::Sealer(e)
+    }
 }

@@ -25,10 +25,11 @@ pub enum Kind {
     Connector,
     McpServer,
     KeychainPointer,
+    Settings,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Host,
         Kind::Diagram,
         Kind::Procedure,
@@ -37,6 +38,7 @@ impl Kind {
         Kind::Connector,
         Kind::McpServer,
         Kind::KeychainPointer,
+        Kind::Settings,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Kind {
             Kind::Connector => "connector",
             Kind::McpServer => "mcp-server",
             Kind::KeychainPointer => "keychain-pointer",
+            Kind::Settings => "settings",
         }
     }
 
@@ -427,6 +430,7 @@ pub enum Record {
     Connector(Connector),
     McpServer(McpServer),
     KeychainPointer(KeychainPointer),
+    Settings(crate::settings::Settings),
 }
 
 impl Record {
@@ -440,6 +444,7 @@ impl Record {
             Record::Connector(_) => Kind::Connector,
             Record::McpServer(_) => Kind::McpServer,
             Record::KeychainPointer(_) => Kind::KeychainPointer,
+            Record::Settings(_) => Kind::Settings,
         }
     }
 
@@ -454,6 +459,7 @@ impl Record {
             Record::Connector(r) => serde_json::to_value(r),
             Record::McpServer(r) => serde_json::to_value(r),
             Record::KeychainPointer(r) => serde_json::to_value(r),
+            Record::Settings(r) => serde_json::to_value(r),
         };
         v.map_err(|e| RecordError::Corrupt {
             what: format!("cannot encode {}: {e}", self.kind()),
@@ -478,6 +484,7 @@ impl Record {
             Kind::Connector => Record::Connector(de(kind, v)?),
             Kind::McpServer => Record::McpServer(de(kind, v)?),
             Kind::KeychainPointer => Record::KeychainPointer(de(kind, v)?),
+            Kind::Settings => Record::Settings(de(kind, v)?),
         })
     }
 
@@ -492,6 +499,7 @@ impl Record {
             Record::Connector(r) => &r.name,
             Record::McpServer(r) => &r.name,
             Record::KeychainPointer(r) => &r.name,
+            Record::Settings(r) => &r.name,
         })
     }
 
@@ -505,6 +513,7 @@ impl Record {
             Record::Connector(r) => &r.folder,
             Record::McpServer(r) => &r.folder,
             Record::KeychainPointer(r) => &r.folder,
+            Record::Settings(r) => &r.folder,
         }
     }
 }

@@ -389,11 +389,19 @@ impl Store {
     ) -> Result<(), RecordError> {
         validate::check(record)?;
         let kind = record.kind();
+        if kind == Kind::Settings && *scope != KeyScope::Private {
+            return Err(RecordError::Invalid {
+                field: "scope".into(),
+                reason: format!("settings are private (your own), not {scope}"),
+            });
+        }
         if let (true, Some(name)) = (kind.has_unique_name(), record.name()) {
             let taken: Option<String> = self
                 .conn
                 .prepare_cached(
-                    "SELECT id FROM records WHERE kind = ?1 AND scope = ?2 AND folder = ?3 AND name = ?4",
+                    // Names are unique ignoring ASCII case (`R1` and `r1` in one
+                    // folder would be one device to a person).
+                    "SELECT id FROM records WHERE kind = ?1 AND scope = ?2 AND folder = ?3 AND name = ?4 COLLATE NOCASE",
                 )
                 .and_then(|mut st| {
                     st.query_row(
@@ -1228,6 +1236,31 @@ impl Store {
             .map_err(|e| db_err(&path, e))?;
         }
         tx.commit().map_err(|e| db_err(&path, e))
+    }
+
+    /// Deletes every record, sealed field, audit row and organization name
+    /// from this store (sign-out with `sign-out.local-records` on), with
+    /// SQLite's secure delete (freed pages are zeroed), then folds the WAL
+    /// back and shrinks the file so the plaintext names, addresses and
+    /// folders leave the disk too. Returns how many records were deleted.
+    pub fn clear_local(&mut self) -> Result<usize, RecordError> {
+        let path = self.path.clone();
+        let e = |source| db_err(&path, source);
+        self.conn
+            .pragma_update(None, "secure_delete", "ON")
+            .map_err(e)?;
+        let tx = self.conn.transaction().map_err(e)?;
+        let n = tx.execute("DELETE FROM records", []).map_err(e)?;
+        for table in ["sealed_fields", "audit", "org_names"] {
+            tx.execute(&format!("DELETE FROM {table}"), []).map_err(e)?;
+        }
+        tx.commit().map_err(e)?;
+        // Best effort: another process (sessiond) reading the store can
+        // hold the WAL open; the rows are gone either way.
+        let _ = self
+            .conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;");
+        Ok(n)
     }
 
     /// Organization (id, name) pairs seen so far.

@@ -143,7 +143,23 @@ pub fn samples() -> Vec<Record> {
             created_ms: 1,
             rotated_ms: 2,
         }),
+        Record::Settings(crate::settings::Settings {
+            tier_models: vec![crate::settings::TierModel {
+                org: "org1".into(),
+                tier: crate::settings::Tier::Fast,
+                model: "small-model".into(),
+            }],
+            ..Default::default()
+        }),
     ]
+}
+
+/// The samples an organization can hold (settings are private only).
+fn org_samples() -> Vec<Record> {
+    samples()
+        .into_iter()
+        .filter(|r| r.kind() != Kind::Settings)
+        .collect()
 }
 
 fn canaries() -> Vec<&'static str> {
@@ -296,7 +312,12 @@ fn each_kind_round_trips_through_a_reopened_store_and_no_secret_is_on_disk() {
     let mut sealer = TestSealer::default();
     let mut ids = Vec::new();
     for (i, r) in samples().into_iter().enumerate() {
-        let scope = if i % 2 == 0 { org() } else { KeyScope::Private };
+        // Settings are private only.
+        let scope = if i % 2 == 0 && r.kind() != Kind::Settings {
+            org()
+        } else {
+            KeyScope::Private
+        };
         let m = st
             .create(&mut sealer, "alice", scope.clone(), r.clone())
             .unwrap();
@@ -675,23 +696,23 @@ fn batches_open_in_one_call_and_report_each_bad_record() {
 fn bundles_round_trip_and_refuse_other_orgs() {
     let (_d, mut st) = store();
     let mut sealer = TestSealer::default();
-    for r in samples() {
+    for r in org_samples() {
         st.create(&mut sealer, "alice", org(), r).unwrap();
     }
     st.create(&mut sealer, "alice", KeyScope::Private, samples().remove(2))
         .unwrap();
     let file = bundle::export_org(&st, &mut sealer, "org1").unwrap();
-    assert_eq!(file.count, samples().len());
+    assert_eq!(file.count, org_samples().len());
     let text = serde_json::to_string(&file).unwrap();
     assert!(!text.contains(CANARY_PW) && !text.contains("core-sw1"));
 
     let (_d2, mut st2) = store();
     let rep = bundle::import(&mut st2, &mut sealer, "bob", &file, &["org1".into()]).unwrap();
-    assert_eq!(rep.created.len(), samples().len());
+    assert_eq!(rep.created.len(), org_samples().len());
     let again = bundle::import(&mut st2, &mut sealer, "bob", &file, &["org1".into()]).unwrap();
     assert_eq!(
         (again.created.len(), again.skipped.len()),
-        (0, samples().len())
+        (0, org_samples().len())
     );
     for s in st2.load(&Filter::default()).unwrap() {
         let o = Store::open_record(&mut sealer, &s).unwrap();
@@ -818,4 +839,128 @@ fn a_name_index_edited_without_the_key_cannot_redirect_lookups() {
     let e = st.resolve(Kind::Host, None, "decoy").unwrap_err();
     assert!(matches!(e, RecordError::IndexMismatch { .. }), "{e}");
     assert!(e.to_string().contains("tampered"));
+}
+
+#[test]
+fn settings_are_one_private_record_checked_on_write() {
+    use crate::settings::{self, Key, Settings};
+    let (_d, mut st) = store();
+    let mut sealer = TestSealer::default();
+    // Nothing stored: defaults.
+    let (s0, meta) = settings::load(&st, &mut sealer).unwrap();
+    assert_eq!(s0, Settings::default());
+    assert!(meta.is_none());
+    let mut s = s0.clone();
+    s.set(Key::Theme, None, "light").unwrap();
+    s.set(
+        Key::TierModel(settings::Tier::Best),
+        Some("org1"),
+        "big-model",
+    )
+    .unwrap();
+    s.set(Key::ClearsRecordings, None, "true").unwrap();
+    // Bad values change nothing and name the setting.
+    for (k, v) in [
+        (Key::FontSize, "7"),
+        (Key::Theme, "purple"),
+        (Key::DefaultTier, "cheap"),
+        (Key::ClearsDecryptedCache, "false"),
+        (Key::CopilotTrust, "yolo"),
+    ] {
+        let before = s.clone();
+        let e = s.set(k, None, v).unwrap_err().to_string();
+        assert!(e.contains(k.as_str()), "{e}");
+        assert_eq!(s, before);
+    }
+    assert!(
+        s.set(Key::TierModel(settings::Tier::Fast), None, "m")
+            .unwrap_err()
+            .to_string()
+            .contains("--org")
+    );
+    let m = settings::save(&mut st, &mut sealer, "alice", None, s.clone()).unwrap();
+    let (back, meta) = settings::load(&st, &mut sealer).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(
+        back.model_for("org1", Some(settings::Tier::Best)),
+        Some("big-model")
+    );
+    assert_eq!(
+        back.model_for("org1", None),
+        None,
+        "default tier is balanced"
+    );
+    assert_eq!(meta.as_ref().map(|m| m.id.clone()), Some(m.id.clone()));
+    // A second settings record, or one in an organization, is refused.
+    let e = st
+        .create(
+            &mut sealer,
+            "alice",
+            org(),
+            Record::Settings(Settings::default()),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("private"), "{e}");
+    assert!(
+        st.create(
+            &mut sealer,
+            "alice",
+            KeyScope::Private,
+            Record::Settings(Settings::default())
+        )
+        .is_err()
+    );
+    // A stale write conflicts.
+    let mut newer = back.clone();
+    newer.font_size = 16;
+    settings::save(&mut st, &mut sealer, "alice", meta.as_ref(), newer).unwrap();
+    assert!(settings::save(&mut st, &mut sealer, "alice", meta.as_ref(), back).is_err());
+    // Tampered plaintext does not load as verified settings.
+    rusqlite::Connection::open(st.path())
+        .unwrap()
+        .execute(
+            "UPDATE records SET plain = replace(plain, '\"light\"', '\"dark\"') WHERE kind = 'settings'",
+            [],
+        )
+        .unwrap();
+    assert!(settings::load(&st, &mut sealer).is_err());
+    assert_eq!(
+        settings::unverified(&st).unwrap().theme,
+        settings::Theme::Dark
+    );
+}
+
+#[test]
+fn host_names_that_cannot_be_host_names_are_refused_and_names_ignore_case() {
+    let (_d, mut st) = store();
+    let mut sealer = TestSealer::default();
+    let host = |name: &str| {
+        let Record::Host(mut h) = samples().remove(0) else {
+            unreachable!()
+        };
+        h.name = name.into();
+        h.folder = "lab".into();
+        Record::Host(h)
+    };
+    for bad in ["#", "#core", "42", "r1,", "a,b", "core sw1"] {
+        let e = st
+            .create(&mut sealer, "alice", org(), host(bad))
+            .unwrap_err();
+        assert!(
+            matches!(&e, RecordError::Invalid { field, .. } if field == "name"),
+            "{bad:?}: {e}"
+        );
+    }
+    st.create(&mut sealer, "alice", org(), host("R1")).unwrap();
+    let e = st
+        .create(&mut sealer, "alice", org(), host("r1"))
+        .unwrap_err();
+    assert!(matches!(e, RecordError::Duplicate { .. }), "{e}");
+    // Another folder is another namespace.
+    let Record::Host(mut h) = host("r1") else {
+        unreachable!()
+    };
+    h.folder = "other".into();
+    st.create(&mut sealer, "alice", org(), Record::Host(h))
+        .unwrap();
 }

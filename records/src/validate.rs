@@ -165,8 +165,38 @@ fn check_secret_headers(field: &str, hs: &[SecretHeader]) -> Result<(), RecordEr
     Ok(())
 }
 
+/// A host's name: a record name that could also be typed where a host is
+/// expected (`gatehouse exec NAME`, an SSH config's `Host` line): not a
+/// comment (`#…`), not a bare number (it would read as an id or a port),
+/// no comma (lists split on it), no whitespace.
+pub fn check_host_name(field: &str, name: &str) -> Result<(), RecordError> {
+    check_name(field, name)?;
+    if name.starts_with('#') {
+        return Err(invalid(
+            field,
+            format!("{name:?} starts with '#' (a comment, not a host name)"),
+        ));
+    }
+    if name.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid(
+            field,
+            format!("{name:?} is a bare number, not a host name"),
+        ));
+    }
+    if name.contains(',') {
+        return Err(invalid(
+            field,
+            format!("{name:?} contains ',' (a list, not one host name)"),
+        ));
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(invalid(field, format!("{name:?} contains whitespace")));
+    }
+    Ok(())
+}
+
 fn check_host(h: &Host) -> Result<(), RecordError> {
-    check_name("name", &h.name)?;
+    check_host_name("name", &h.name)?;
     check_address("address", &h.address)?;
     check_port("port", h.port)?;
     for t in &h.tags {
@@ -286,6 +316,10 @@ pub fn check(record: &mut Record) -> Result<(), RecordError> {
         Record::KeychainPointer(k) => {
             k.folder = folder;
             check_name("name", &k.name)
+        }
+        Record::Settings(s) => {
+            s.folder = folder;
+            s.check()
         }
     }
 }

@@ -1,12 +1,18 @@
-//! Driving network devices through their interactive shell: PTY, prompt
-//! detection per vendor, paging off, one command line at a time, output
-//! cleaned of echo, ANSI escapes and the trailing prompt; device questions
-//! (`[confirm]`, `[y/N]`, `Password:`) and reboots as their own outcomes.
+//! Driving network devices through their interactive shell: PTY, the
+//! prompt learned at log-in (as scrapli does: the first prompt, confirmed by
+//! an Enter that brings it back), paging off, one command line at a time,
+//! output cleaned of echo, ANSI escapes and the trailing prompt; device
+//! questions (`[confirm]`, `[y/N]`, `Password:`) and reboots as their own
+//! outcomes. A command is complete the moment the learned prompt is the
+//! last line again; quiet time ([`SETTLE`]) only decides for a prompt not
+//! seen before, a question, or a device whose prompt could not be learned.
+//! Limit: a device that pauses mid-line right after text that reads exactly
+//! like its prompt ends that command early (so would any prompt matcher).
 //!
 //! Owns: when a command's output is complete, and what of the byte stream
 //! is output. Must never: send a byte the caller did not ask for except the
-//! set-up in [`DeviceShell::open`] (Enter to wake a silent device, paging
-//! off) and pager keys while a command's own output is being paged; send a
+//! set-up in [`DeviceShell::open`] (Enter to wake a silent device, one Enter
+//! to confirm the prompt, paging off) and pager keys while a command's own output is being paged; send a
 //! multi-line command (one approved line is one line on the device); or keep
 //! a secret answer after sending it.
 
@@ -25,8 +31,10 @@ pub const SHELL_COLS: u16 = 511;
 pub const SHELL_ROWS: u16 = 4096;
 /// Terminal type announced with the PTY.
 pub const SHELL_TERM: &str = "vt100";
-/// Quiet time after a prompt not seen before (hostname changed) or a device
-/// question before it counts: more output could still be on its way.
+/// Quiet time after a prompt not seen before (hostname changed), a device
+/// question, or any line on a device whose prompt could not be learned,
+/// before it counts: more output could still be on its way. A learned
+/// prompt counts the moment it reappears (no quiet time).
 const SETTLE: Duration = Duration::from_millis(250);
 /// Most bytes of partial output quoted in a timeout error.
 const PARTIAL_QUOTE: usize = 2048;
@@ -380,10 +388,40 @@ fn tail_line(raw: &[u8]) -> String {
 
 /// What the tail of the output is.
 enum Tail {
-    Prompt { line: String, base: String },
-    Question { line: String, kind: AnswerKind },
+    /// A prompt; `known`: the learned one (the command is done).
+    Prompt {
+        line: String,
+        base: String,
+        known: bool,
+    },
+    Question {
+        line: String,
+        kind: AnswerKind,
+    },
     Pager(&'static [u8]),
+    /// A line that is no prompt the dialect knows, on a device whose prompt
+    /// is not the dialect's (or while learning it): it stands after
+    /// [`SETTLE`] of quiet.
+    Unrecognized {
+        line: String,
+    },
     Nothing,
+}
+
+/// How the end of a command's output is recognized, as learned at log-in
+/// (the way scrapli finds a device's prompt: read to the first prompt, press
+/// Enter, the same prompt comes back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptMatch {
+    /// The vendor's prompt shape with the learned hostname: done the moment it
+    /// is the last line (config modes and menus keep the hostname).
+    Dialect,
+    /// A prompt the dialect does not know, learned as this exact line: done
+    /// the moment it reappears; another line stands after quiet time.
+    Literal(String),
+    /// No stable prompt (it changed between two Enters): every command ends
+    /// after [`SETTLE`] of quiet.
+    Quiet,
 }
 
 /// A network device's shell, ready for commands. Lives on the
@@ -398,6 +436,8 @@ pub struct DeviceShell {
     base: String,
     /// The last prompt line.
     prompt: String,
+    /// How the prompt is recognized (learned at log-in).
+    matching: PromptMatch,
     /// The question the device is waiting on, if any.
     asking: Option<AnswerKind>,
     /// Set once the shell has ended.
@@ -414,6 +454,10 @@ struct Exchange<'a> {
     /// Whether a prompt or question counts only after a newline (the echo's
     /// Enter): true for commands and answers, false at log-in.
     after_newline: bool,
+    /// Learning the prompt at log-in: a prompt-shaped line ends the read at
+    /// once (the caller confirms it with an Enter), any other last line
+    /// after quiet time.
+    learn: bool,
 }
 
 impl DeviceShell {
@@ -437,6 +481,7 @@ impl DeviceShell {
             vendor,
             base: String::new(),
             prompt: String::new(),
+            matching: PromptMatch::Dialect,
             asking: None,
             ended: None,
         };
@@ -449,6 +494,7 @@ impl DeviceShell {
             deadline: first,
             after: timeout,
             after_newline: false,
+            learn: true,
         };
         let out = match sh.read_until_prompt(ex).await {
             Ok(o) => o,
@@ -460,6 +506,7 @@ impl DeviceShell {
                     deadline,
                     after: timeout,
                     after_newline: false,
+                    learn: true,
                 };
                 sh.read_until_prompt(ex).await?
             }
@@ -473,17 +520,9 @@ impl DeviceShell {
                     output: format!("device asks {question:?} at log-in"),
                 });
             }
-            DeviceOutput::ConnectionDropped { reason, .. } => {
-                return Err(DriverError::ShellEnded(
-                    reason.unwrap_or_else(|| "connection closed at log-in".into()),
-                ));
-            }
-            DeviceOutput::ShellClosed { status, .. } => {
-                return Err(DriverError::ShellEnded(format!(
-                    "shell closed at log-in (status {status:?})"
-                )));
-            }
+            other => return Err(ended_at_login(other)),
         }
+        sh.learn_prompt(deadline, timeout).await?;
         let setup: &[&str] = match dialect {
             Dialect::CiscoLike => &["terminal length 0", "terminal width 511"],
             Dialect::Junos => &["set cli screen-length 0"],
@@ -502,6 +541,54 @@ impl DeviceShell {
             }
         }
         Ok(sh)
+    }
+
+    /// Confirms the prompt the log-in ended with: one Enter, and the same
+    /// prompt must come back. A dialect prompt (same hostname) is then
+    /// matched at once after every command; a prompt the dialect does not
+    /// know is learned as its exact text; one that changes between the two
+    /// (a clock in it) cannot be learned: commands then end after quiet time.
+    async fn learn_prompt(
+        &mut self,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), DriverError> {
+        let candidate = self.prompt.clone();
+        let dialect = self.dialect.prompt_base(&candidate).is_some();
+        if !dialect {
+            self.matching = PromptMatch::Literal(candidate.clone());
+        }
+        self.ready_to_send()?;
+        self.writer.write(b"\r").await?;
+        let ex = Exchange {
+            echo: "",
+            waiting_for: format!("the {} prompt again (after Enter)", self.vendor),
+            deadline,
+            after: timeout,
+            after_newline: true,
+            learn: true,
+        };
+        match self.read_until_prompt(ex).await? {
+            DeviceOutput::Completed { prompt, .. } => {
+                if !dialect && prompt != candidate {
+                    tracing::debug!(
+                        "prompt {candidate:?} then {prompt:?}: not stable, using quiet time"
+                    );
+                    self.matching = PromptMatch::Quiet;
+                }
+                Ok(())
+            }
+            DeviceOutput::Question { question, .. } => Err(DriverError::Setup {
+                command: String::new(),
+                output: format!("device asks {question:?} at log-in"),
+            }),
+            other => Err(ended_at_login(other)),
+        }
+    }
+
+    /// How this shell recognizes the end of a command's output.
+    pub fn prompt_match(&self) -> &PromptMatch {
+        &self.matching
     }
 
     /// The vendor this shell speaks.
@@ -536,6 +623,7 @@ impl DeviceShell {
             deadline: Instant::now() + timeout,
             after: timeout,
             after_newline: true,
+            learn: false,
         };
         self.read_until_prompt(ex).await
     }
@@ -564,6 +652,7 @@ impl DeviceShell {
             deadline: Instant::now() + timeout,
             after: timeout,
             after_newline: true,
+            learn: false,
         };
         self.read_until_prompt(ex).await
     }
@@ -594,6 +683,7 @@ impl DeviceShell {
             deadline: Instant::now() + timeout,
             after: timeout,
             after_newline: true,
+            learn: false,
         };
         self.read_until_prompt(ex).await
     }
@@ -632,19 +722,33 @@ impl DeviceShell {
     /// What the end of `raw` is. `newline_seen`: whether `raw` has a
     /// newline (after a command, a prompt or question counts only after the
     /// echo's Enter).
-    fn classify_tail(&self, raw: &[u8], after_newline: bool, newline_seen: bool) -> Tail {
-        if after_newline && !newline_seen {
+    fn classify_tail(&self, raw: &[u8], ex: &Exchange<'_>, newline_seen: bool) -> Tail {
+        if ex.after_newline && !newline_seen {
             return Tail::Nothing;
         }
         let line = tail_line(raw);
+        if let PromptMatch::Literal(p) = &self.matching
+            && *p == line
+        {
+            let base = line.clone();
+            return Tail::Prompt {
+                line,
+                base,
+                known: true,
+            };
+        }
         if let Some(base) = self.dialect.prompt_base(&line) {
-            return Tail::Prompt { line, base };
+            let known = self.matching == PromptMatch::Dialect && base == self.base;
+            return Tail::Prompt { line, base, known };
         }
         if let Some(key) = self.dialect.pager_key(&line) {
             return Tail::Pager(key);
         }
         if let Some(kind) = question_kind(&line) {
             return Tail::Question { line, kind };
+        }
+        if !line.trim().is_empty() && (ex.learn || self.matching != PromptMatch::Dialect) {
+            return Tail::Unrecognized { line };
         }
         Tail::Nothing
     }
@@ -697,11 +801,16 @@ impl DeviceShell {
                 }
             }
             settled_at = None;
-            match self.classify_tail(&raw, ex.after_newline, newline_seen) {
-                Tail::Prompt { base, .. } if base == self.base => {
+            match self.classify_tail(&raw, &ex, newline_seen) {
+                // The learned prompt, or a prompt-shaped line while learning
+                // (confirmed with an Enter by `learn_prompt`).
+                Tail::Prompt { known: true, .. } => {
                     return Ok(self.finish(&raw, &ex, newline_seen));
                 }
-                Tail::Prompt { .. } | Tail::Question { .. } => {
+                Tail::Prompt { .. } if ex.learn => {
+                    return Ok(self.finish(&raw, &ex, newline_seen));
+                }
+                Tail::Prompt { .. } | Tail::Question { .. } | Tail::Unrecognized { .. } => {
                     settled_at = Some(Instant::now() + SETTLE);
                 }
                 Tail::Pager(key) => {
@@ -738,10 +847,20 @@ impl DeviceShell {
     }
 
     fn finish(&mut self, raw: &[u8], ex: &Exchange<'_>, newline_seen: bool) -> DeviceOutput {
-        match self.classify_tail(raw, ex.after_newline, newline_seen) {
-            Tail::Prompt { line, base } => {
+        match self.classify_tail(raw, ex, newline_seen) {
+            Tail::Prompt { line, base, .. } => {
                 let (text, _) = Self::body(raw, ex, true);
                 self.base = base;
+                self.prompt = line.clone();
+                DeviceOutput::Completed { text, prompt: line }
+            }
+            // Quiet after a line no dialect knows: that line is the prompt
+            // now (a literal prompt follows it: a mode change).
+            Tail::Unrecognized { line } => {
+                let (text, _) = Self::body(raw, ex, true);
+                if let PromptMatch::Literal(p) = &mut self.matching {
+                    *p = line.clone();
+                }
                 self.prompt = line.clone();
                 DeviceOutput::Completed { text, prompt: line }
             }
@@ -774,11 +893,44 @@ impl DeviceShell {
     }
 }
 
+/// A log-in that ended in something other than a prompt, as an error.
+fn ended_at_login(out: DeviceOutput) -> DriverError {
+    match out {
+        DeviceOutput::ConnectionDropped { reason, .. } => {
+            DriverError::ShellEnded(reason.unwrap_or_else(|| "connection closed at log-in".into()))
+        }
+        DeviceOutput::ShellClosed { status, .. } => {
+            DriverError::ShellEnded(format!("shell closed at log-in (status {status:?})"))
+        }
+        DeviceOutput::Question { question, .. } => DriverError::Setup {
+            command: String::new(),
+            output: format!("device asks {question:?} at log-in"),
+        },
+        DeviceOutput::Completed { .. } => DriverError::Setup {
+            command: String::new(),
+            output: "log-in ended without a prompt".into(),
+        },
+    }
+}
+
 /// Whether set-up output is a refusal.
 fn refused(text: &str) -> bool {
-    text.lines().any(|l| {
-        let l = l.trim_start();
-        l.starts_with("% Invalid") || l.starts_with("% Unknown") || l.starts_with("syntax error")
+    refusal(text).is_some()
+}
+
+/// The line of a command's output in which the device refused it (IOS-like
+/// `% Invalid …`/`% Unknown …`/`% Incomplete …`, Junos `syntax error`,
+/// RouterOS `bad command name …`/`expected end of command …`/`syntax error …`),
+/// if any.
+pub fn refusal(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).find(|l| {
+        l.starts_with("% Invalid")
+            || l.starts_with("% Unknown")
+            || l.starts_with("% Incomplete")
+            || l.starts_with("% Ambiguous")
+            || l.starts_with("syntax error")
+            || l.starts_with("bad command name")
+            || l.starts_with("expected end of command")
     })
 }
 

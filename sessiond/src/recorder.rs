@@ -19,6 +19,10 @@ use gatehouse_recordings::{RecordingMeta, RecordingOptions, RecordingWriter};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
+/// The exit status recorded for a session that ended without one (closed
+/// from outside): 128 + SIGHUP, what a shell reports when its terminal hangs up.
+pub const HANGUP_STATUS: u32 = 129;
+
 /// What is being recorded: the session's kind, terminal and (exec) command.
 #[derive(Debug, Clone, Copy)]
 pub struct Recorded<'a> {
@@ -124,8 +128,17 @@ impl Recorder {
         self.with(|w| w.marker(label));
     }
 
-    pub fn exit(&self, status: Option<u32>) {
-        self.with(|w| w.exit(status));
+    /// The session's end: a marker with why it ended when it did not end
+    /// by itself (closed by sign-out, by the client, the connection lost),
+    /// then the exit event — the device's status, or [`HANGUP_STATUS`] when
+    /// it gave none (a session closed from outside, as a terminal hang-up).
+    pub fn exit(&self, status: Option<u32>, reason: Option<&str>) {
+        self.with(|w| {
+            if let Some(r) = reason {
+                w.marker(&format!("session ended: {r}"))?;
+            }
+            w.exit(Some(status.unwrap_or(HANGUP_STATUS)))
+        });
     }
 
     pub fn flush(&self) {

@@ -277,6 +277,25 @@ impl SessionService {
         }
     }
 
+    /// Asks the broker whether `token` would be accepted for `prepared`
+    /// (signature, expiry, not yet used) without spending it.
+    async fn check_approval(
+        &self,
+        token: &ApprovalToken,
+        prepared: &Prepared,
+    ) -> Result<(), SessiondError> {
+        let req = BrokerRequest::CheckApproval {
+            token: Box::new(token.clone()),
+            action: covered_action(token, prepared),
+        };
+        match self.broker.call(req).await? {
+            BrokerResponse::ApprovalValid => Ok(()),
+            other => Err(SessiondError::Internal(format!(
+                "unexpected broker reply {other:?}"
+            ))),
+        }
+    }
+
     /// Appends one audit row for `ctx` with `outcome`.
     async fn audit(&self, ctx: &AuditCtx, outcome: Outcome) {
         let id = audit::new_row_id();
@@ -314,7 +333,7 @@ impl SessionService {
         (status, reason): (Option<u32>, Option<String>),
     ) {
         if let Some(r) = recorder {
-            r.exit(status);
+            r.exit(status, reason.as_deref());
             r.finish();
         }
         let outcome = Outcome::Exited {
@@ -451,6 +470,14 @@ impl SessionService {
             if let Err(e) = checked {
                 return Err(self.refused(&plan.audit, e).await);
             }
+            // The broker checks the signature, expiry and single use before
+            // any credential is asked for: a forged or replayed token
+            // releases no password and logs in nowhere.
+            if let Some(t) = &plan.token
+                && let Err(e) = self.check_approval(t, &plan.prepared).await
+            {
+                return Err(self.refused(&plan.audit, e).await);
+            }
         }
         // Connect, authenticate and get the device ready: no command byte yet.
         let vendor = gatehouse_policy::Vendor::parse_platform(&plan.host.vendor);
@@ -474,15 +501,9 @@ impl SessionService {
         if plan.prepared.needs_approval
             && let Some(t) = &plan.token
         {
-            // The expected effect is the requester's description, not what
-            // runs: it is signed, and taken from the token to be compared.
-            let action = gatehouse_ipc::broker::Action {
-                expected_effect: t.action.expected_effect.clone(),
-                ..plan.prepared.action.clone()
-            };
             let req = BrokerRequest::ConsumeApproval {
                 token: Box::new(t.clone()),
-                action,
+                action: covered_action(t, &plan.prepared),
             };
             let spent = match self.broker.call(req).await {
                 Ok(BrokerResponse::Consumed) => Ok(()),
@@ -757,6 +778,16 @@ impl SessionService {
     }
 }
 
+/// The action a token must cover: what runs, with the expected effect taken
+/// from the token (it is the requester's description, signed, not something
+/// sessiond can derive).
+fn covered_action(token: &ApprovalToken, prepared: &Prepared) -> gatehouse_ipc::broker::Action {
+    gatehouse_ipc::broker::Action {
+        expected_effect: token.action.expected_effect.clone(),
+        ..prepared.action.clone()
+    }
+}
+
 /// Runs one command (exec channel, or the device's shell) and streams its
 /// output. Returns the exit status and, when it did not end by itself, why.
 async fn run_exec(
@@ -779,56 +810,9 @@ async fn run_exec(
         }
     };
     if let Some(mut device) = device {
-        let result = tokio::select! {
-            r = device.run(command, DEVICE_TIMEOUT) => r,
-            reason = stopped => {
-                connection.close().await;
-                return (None, Some(reason));
-            }
-        };
-        let out = match result {
-            Ok(o) => o,
-            Err(e) => {
-                connection.close().await;
-                return (None, Some(format!("device: {e}")));
-            }
-        };
-        let mut text = out.text().as_bytes().to_vec();
-        // Device output ends at the prompt; end its last line like a program's.
-        if !text.is_empty() && !text.ends_with(b"\n") {
-            text.push(b'\n');
-        }
-        if let Some(r) = recorder {
-            r.output(&text);
-        }
-        let _ = tx
-            .send(SessionEvent::Output {
-                session,
-                data: text,
-            })
-            .await;
-        let ended = match &out {
-            // A device shell has no exit status per command: the prompt came back.
-            DeviceOutput::Completed { .. } => (Some(0), None),
-            DeviceOutput::Question { question, .. } => (
-                None,
-                Some(format!(
-                    "the device asks {question:?}; no answer was sent (an answer is a new command to approve)"
-                )),
-            ),
-            DeviceOutput::ShellClosed { status, .. } => {
-                (*status, Some("the device closed the shell".into()))
-            }
-            DeviceOutput::ConnectionDropped { reason, .. } => (
-                None,
-                Some(format!(
-                    "the device dropped the connection{}",
-                    reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                )),
-            ),
+        let ended = tokio::select! {
+            ended = run_lines(&mut device, command, session, tx, recorder) => ended,
+            reason = stopped => (None, Some(reason)),
         };
         connection.close().await;
         return ended;
@@ -870,6 +854,103 @@ async fn run_exec(
     };
     connection.close().await;
     outcome
+}
+
+/// The lines of an approved command as a device shell gets them: one line
+/// per line of the text (a multi-line change, e.g. `configure terminal` then
+/// `hostname X`, was classified line by line and approved as a whole).
+pub fn command_lines(command: &str) -> Vec<&str> {
+    command
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// Sends an approved command to a device shell line by line, streaming each
+/// line's output. Stops at the first line the device refuses, asks a
+/// question after, or ends the shell on; the lines after it are not sent.
+async fn run_lines(
+    device: &mut DeviceShell,
+    command: &str,
+    session: u64,
+    tx: &mpsc::Sender<SessionEvent>,
+    recorder: Option<&Recorder>,
+) -> (Option<u32>, Option<String>) {
+    let lines = command_lines(command);
+    let total = lines.len();
+    for (i, line) in lines.into_iter().enumerate() {
+        let out = match device.run(line, DEVICE_TIMEOUT).await {
+            Ok(o) => o,
+            Err(e) => return (None, Some(format!("device: {e}"))),
+        };
+        let mut text = out.text().as_bytes().to_vec();
+        // Device output ends at the prompt; end its last line like a program's.
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        if let Some(r) = recorder {
+            r.output(&text);
+        }
+        if !text.is_empty()
+            && tx
+                .send(SessionEvent::Output {
+                    session,
+                    data: text,
+                })
+                .await
+                .is_err()
+        {
+            return (None, Some("the client went away".into()));
+        }
+        let left = total - i - 1;
+        let not_sent = if left > 0 {
+            format!(" ({left} later line(s) not sent)")
+        } else {
+            String::new()
+        };
+        match &out {
+            // A device shell has no exit status per command: the prompt came back.
+            DeviceOutput::Completed { text, .. } => {
+                if let Some(err) = driver::refusal(text) {
+                    return (
+                        Some(1),
+                        Some(format!(
+                            "the device refused line {} {line:?}: {err}{not_sent}",
+                            i + 1
+                        )),
+                    );
+                }
+            }
+            DeviceOutput::Question { question, .. } => {
+                return (
+                    None,
+                    Some(format!(
+                        "the device asks {question:?}; no answer was sent (an answer is a new command to approve){not_sent}"
+                    )),
+                );
+            }
+            DeviceOutput::ShellClosed { status, .. } => {
+                return (
+                    *status,
+                    Some(format!("the device closed the shell{not_sent}")),
+                );
+            }
+            DeviceOutput::ConnectionDropped { reason, .. } => {
+                return (
+                    None,
+                    Some(format!(
+                        "the device dropped the connection{}{not_sent}",
+                        reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    )),
+                );
+            }
+        }
+    }
+    (Some(0), None)
 }
 
 /// Pumps an interactive shell until it ends, the client stops it, or sign-out.

@@ -14,7 +14,9 @@ use std::time::Duration;
 use gatehouse_labdevice::device::Vendor as LabVendor;
 use gatehouse_labdevice::{Options, RunningDevice};
 use gatehouse_policy::Vendor;
-use gatehouse_sessiond::driver::{self, AnswerKind, DeviceOutput, DeviceShell, DriverError};
+use gatehouse_sessiond::driver::{
+    self, AnswerKind, DeviceOutput, DeviceShell, DriverError, PromptMatch,
+};
 use gatehouse_sessiond::ssh::{self, AuthMethod, Connection, Target};
 use ssh_support::{TestCreds, exec, random_password};
 use zeroize::Zeroizing;
@@ -134,10 +136,11 @@ async fn routeros_prompt_print_add_menus_paging_and_errors() {
     assert_eq!(conn.auth_method(), AuthMethod::Password);
     let mut sh = DeviceShell::open(&conn, Vendor::RouterOs, T).await.unwrap();
     assert_eq!(sh.prompt(), "[admin@R1] > ");
-    // Opening sent nothing to the device.
-    assert_eq!(lab.data_received(), Vec::<String>::new());
+    // Opening sent one Enter (the prompt must come back: it is learned).
+    assert_eq!(lab.data_received(), vec!["\r".to_string()]);
+    assert_eq!(sh.prompt_match(), &PromptMatch::Dialect);
 
-    let mut sent = Vec::new();
+    let mut sent = vec!["\r".to_string()];
     let mut go = async |sh: &mut DeviceShell, cmd: &str, prompt: &str| {
         sent.push(format!("{cmd}\r"));
         run(sh, cmd, prompt).await
@@ -276,7 +279,7 @@ async fn routeros_reboot_question_then_dropped_connection() {
     // The device answered exactly: the command, "n", the command, "y".
     assert_eq!(
         lab.data_received(),
-        vec!["/system reboot\r", "n", "/system reboot\r", "y"]
+        vec!["\r", "/system reboot\r", "n", "/system reboot\r", "y"]
     );
 
     // It comes back (no downtime simulated) with its configuration.
@@ -293,7 +296,11 @@ async fn ios_enable_show_config_mode_errors_and_reload() {
     let mut sh = DeviceShell::open(&conn, Vendor::Ios, T).await.unwrap();
     assert_eq!(sh.prompt(), "R1>");
     // Open sent only the paging set-up.
-    let mut sent: Vec<String> = vec!["terminal length 0\r".into(), "terminal width 511\r".into()];
+    let mut sent: Vec<String> = vec![
+        "\r".into(),
+        "terminal length 0\r".into(),
+        "terminal width 511\r".into(),
+    ];
     assert_eq!(lab.data_received(), sent);
 
     let text = run(&mut sh, "show version", "R1>").await;
@@ -452,5 +459,92 @@ async fn device_logins_keyboard_interactive_and_publickey_and_exec() {
         .await
         .unwrap_err();
     assert!(matches!(err, DriverError::NotAShellVendor(Vendor::Linux)));
+    lab.stop().await;
+}
+
+/// A quirky IOS device, logged in, its prompt learned.
+async fn quirky_ios(quirks: gatehouse_labdevice::device::Quirks) -> (Lab, Connection, DeviceShell) {
+    let lab = Lab::start(Vendor::Ios, "R1", |o| o.quirks = quirks).await;
+    let conn = lab.connect().await;
+    let sh = DeviceShell::open(&conn, Vendor::Ios, T).await.unwrap();
+    assert_eq!(sh.prompt(), "R1>");
+    assert_eq!(sh.prompt_match(), &PromptMatch::Dialect);
+    (lab, conn, sh)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_text_inside_output_does_not_end_a_command() {
+    let (lab, conn, mut sh) = quirky_ios(gatehouse_labdevice::device::Quirks {
+        prompt_in_output: true,
+        ..Default::default()
+    })
+    .await;
+    // The device prints "R1>" as whole lines before and after the output.
+    let (text, prompt) = completed(sh.run("show version", T).await.unwrap());
+    assert_eq!(prompt, "R1>");
+    assert!(text.lines().any(|l| l == "R1>"), "{text:?}");
+    assert!(text.contains("Cisco IOS"), "output cut short: {text:?}");
+    assert!(text.contains("Configuration register"), "{text:?}");
+    // The next command's output is its own (nothing left over).
+    let (text, _) = completed(sh.run("show clock", T).await.unwrap());
+    assert!(!text.contains("Cisco IOS"), "{text:?}");
+    sh.close().await;
+    conn.close().await;
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_that_stays_on_is_paged_through_and_removed() {
+    let (lab, conn, mut sh) = quirky_ios(gatehouse_labdevice::device::Quirks {
+        pager_ignores_length_0: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(matches!(
+        sh.run("enable", T).await.unwrap(),
+        DeviceOutput::Question { .. }
+    ));
+    let (_, prompt) = completed(
+        sh.answer_secret(Zeroizing::new(lab.password.clone()), T)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(prompt, "R1#");
+    let (text, prompt) = completed(sh.run("show running-config", T).await.unwrap());
+    assert_eq!(prompt, "R1#");
+    assert!(!text.contains("More"), "pager left in output: {text:?}");
+    assert!(text.lines().count() > 24, "one page only: {text:?}");
+    assert!(text.trim_end().ends_with("end"), "{text:?}");
+    // The pager was answered with spaces, nothing else.
+    let pager_keys: Vec<String> = lab
+        .data_received()
+        .into_iter()
+        .filter(|d| d == " ")
+        .collect();
+    assert!(!pager_keys.is_empty());
+    sh.close().await;
+    conn.close().await;
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_devices_are_waited_for_past_the_quiet_time() {
+    // 300 ms between lines: longer than the 250 ms quiet time.
+    let (lab, conn, mut sh) = quirky_ios(gatehouse_labdevice::device::Quirks {
+        line_delay_ms: 300,
+        ..Default::default()
+    })
+    .await;
+    let (text, prompt) = completed(sh.run("show clock", T).await.unwrap());
+    assert_eq!(prompt, "R1>");
+    assert!(!text.is_empty(), "{text:?}");
+    let (text, prompt) = completed(sh.run("show version", T).await.unwrap());
+    assert_eq!(prompt, "R1>");
+    assert!(
+        text.contains("Configuration register"),
+        "cut short: {text:?}"
+    );
+    sh.close().await;
+    conn.close().await;
     lab.stop().await;
 }

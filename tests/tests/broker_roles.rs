@@ -91,6 +91,18 @@ fn sample(op: Operation) -> BrokerRequest {
             }),
             action,
         },
+        Operation::CheckApproval => BrokerRequest::CheckApproval {
+            token: Box::new(ApprovalToken {
+                approval_id: 1,
+                action: action.clone(),
+                requester: who.clone(),
+                approver: who,
+                nonce: [0; 16],
+                expires_ms: 0,
+                signature: vec![0; 64],
+            }),
+            action,
+        },
         Operation::Redact => BrokerRequest::Redact {
             text: "nothing secret".into(),
         },

@@ -456,3 +456,83 @@ fn exec_request_waits_for_a_person_to_approve_reject_or_edit() -> Result<()> {
     assert!(!lab.received("r1", "10.33.0.1")?);
     Ok(())
 }
+
+/// Lines of the broker's credential-use log (`audit/credentials.jsonl`).
+fn credential_rows(f: &BrokerFixture) -> Result<usize> {
+    let path = f.home.join("audit").join("credentials.jsonl");
+    Ok(std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count())
+}
+
+/// Authentication attempts the device `name` logged.
+fn logins(lab: &Lab, name: &str) -> Result<usize> {
+    Ok(lab
+        .events(name)?
+        .iter()
+        .filter(|e| e["kind"] == "auth")
+        .count())
+}
+
+#[test]
+fn forged_and_replayed_tokens_release_no_credential_and_log_in_nowhere() -> Result<()> {
+    let lab = Lab::start(60)?;
+    let f = &lab.f;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    let add = "/ip address add address=10.66.0.1/24 interface=ether2";
+    let id = request(&mut ui, "r1", add)?;
+    f.cli_ok(&["approvals", "approve", &id.to_string()], "")?;
+    let t = token(&mut ui, id)?;
+
+    // Forged: one bit of the signature flipped, and a fresh nonce with the
+    // old signature (a token the broker never signed).
+    let mut flipped = t.clone();
+    let sig = flipped["signature"]
+        .as_array_mut()
+        .context("signature bytes")?;
+    let b0 = sig[0].as_u64().context("byte")?;
+    sig[0] = json!(b0 ^ 1);
+    let mut renonced = t.clone();
+    renonced["nonce"] = json!(vec![7u8; 16]);
+    for forged in [&flipped, &renonced] {
+        let (creds, auths) = (credential_rows(f)?, logins(&lab, "r1")?);
+        let v = exec_with(&mut ui, "r1", add, Some(forged))?;
+        assert!(v["err"]["Approval"] == "BadSignature", "{v}");
+        assert_eq!(
+            credential_rows(f)?,
+            creds,
+            "a forged token made the broker log a credential use"
+        );
+        assert_eq!(logins(&lab, "r1")?, auths, "sessiond logged in on r1");
+    }
+    assert!(!lab.received("r1", "10.66.0.1")?);
+
+    // The genuine token runs once (and logs in, using the credential)...
+    let (creds, auths) = (credential_rows(f)?, logins(&lab, "r1")?);
+    let ran = exec_with(&mut ui, "r1", add, Some(&t))?;
+    assert!(ran.get("ok").is_some(), "{ran}");
+    assert!(
+        credential_rows(f)? > creds,
+        "the real run used a credential"
+    );
+    assert!(logins(&lab, "r1")? > auths, "the real run logged in");
+
+    // ...and replayed, it releases nothing and logs in nowhere.
+    let (creds, auths) = (credential_rows(f)?, logins(&lab, "r1")?);
+    let replay = exec_with(&mut ui, "r1", add, Some(&t))?;
+    assert!(replay["err"]["Approval"] == "Replayed", "{replay}");
+    assert_eq!(credential_rows(f)?, creds, "a replay released a credential");
+    assert_eq!(logins(&lab, "r1")?, auths, "a replay logged in on r1");
+
+    // Every refusal is audited.
+    let log: Value = serde_json::from_str(&f.cli_ok(&["audit", "log", "--json"], "")?)?;
+    let refused = log
+        .as_array()
+        .context("rows")?
+        .iter()
+        .filter(|r| r["command"] == add && r["outcome"] == "refused")
+        .count();
+    assert_eq!(refused, 3, "{log:#}");
+    Ok(())
+}

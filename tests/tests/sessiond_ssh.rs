@@ -470,5 +470,49 @@ fn interactive_shell_exit_status_and_sign_out_closing_it() -> Result<()> {
                 && r["reason"] == "closed by sign-out"),
         "{log:#}"
     );
+    // That row was written while signed out: the table says so instead of
+    // "(sealed)" over nothing.
+    let table = ok(f.cli(&["audit", "log"], "")?)?;
+    let ended = table
+        .lines()
+        .find(|l| l.contains("closed by sign") || l.contains("ended: closed"))
+        .with_context(|| table.clone())?;
+    assert!(
+        ended.contains("(not kept: written while signed out)"),
+        "{table}"
+    );
+    // The recording has the session's end: why, and an exit event.
+    let recs: Value = serde_json::from_str(&ok(f.cli(&["recordings", "list", "--json"], "")?)?)?;
+    let last = recs
+        .as_array()
+        .context("recordings")?
+        .iter()
+        .filter(|r| r["kind"] == "shell")
+        .max_by_key(|r| r["started_ms"].as_u64().unwrap_or(0))
+        .context("a shell recording")?;
+    let id = last["id"].as_str().context("id")?;
+    let cast = f.scratch.write_user_file("signed-out.cast", "", 0o600)?;
+    ok(f.cli(
+        &[
+            "recordings",
+            "export",
+            id,
+            "-o",
+            &cast.display().to_string(),
+        ],
+        "",
+    )?)?;
+    let text = std::fs::read_to_string(&cast)?;
+    assert!(
+        text.contains("\"m\", \"session ended: closed by sign-out\"")
+            || text.contains("\"m\",\"session ended: closed by sign-out\""),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.contains("\"x\"") && l.contains("129")),
+        "{text}"
+    );
     Ok(())
 }

@@ -9,7 +9,8 @@
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
 //! single-use approvals), [`autopilot`] (bounded auto-approval grants),
 //! [`audit`] (the credential-use log), [`roles`] (who may do what),
-//! [`redact`] (exact-value redaction), [`host_credentials`] and
+//! [`redact`] (exact-value redaction), [`remembered`] (where "remember
+//! this device" keeps its unlock material), [`host_credentials`] and
 //! [`service_auth`] (releases bound to one destination), [`service`]
 //! (request dispatch), [`copilot_records`] (note bodies and approved record
 //! writes for copilotd).
@@ -23,6 +24,7 @@ pub mod fuzz;
 pub mod host_credentials;
 pub mod keychain;
 pub mod redact;
+pub mod remembered;
 pub mod roles;
 pub mod service;
 pub mod service_auth;

@@ -44,6 +44,11 @@ pub struct BrokerDirs {
     pub org_policy: PathBuf,
     /// `<data>/audit/credentials.jsonl` (appended).
     pub credential_log: PathBuf,
+    /// The privilege boundary's group-only directory of this user and
+    /// profile (`None` in a development build): remembered unlock material.
+    pub group_state: Option<PathBuf>,
+    /// The `gatehouse` group's gid when the boundary is on.
+    pub boundary_group: Option<u32>,
 }
 
 pub struct BrokerService {
@@ -51,16 +56,23 @@ pub struct BrokerService {
     events: broadcast::Sender<BrokerEvent>,
     hardening: Hardening,
     install_dir: String,
+    boundary_group: Option<u32>,
 }
 
 impl BrokerService {
-    pub fn new(state: State, hardening: Hardening, install_dir: String) -> Arc<Self> {
+    pub fn new(
+        state: State,
+        hardening: Hardening,
+        install_dir: String,
+        boundary_group: Option<u32>,
+    ) -> Arc<Self> {
         let (events, _) = broadcast::channel(256);
         Arc::new(BrokerService {
             state: Mutex::new(state),
             events,
             hardening,
             install_dir,
+            boundary_group,
         })
     }
 
@@ -75,6 +87,9 @@ impl BrokerService {
     ) -> Result<Arc<Self>, String> {
         let state_dir = dirs.state.as_path();
         let mut vault = Vault::open(state_dir, keychain).map_err(|e| format!("vault: {e}"))?;
+        if let Some(dir) = &dirs.group_state {
+            vault.set_remember_store(crate::remembered::RememberStore::in_group_dir(dir));
+        }
         match vault.sign_in_remembered() {
             Ok(true) => tracing::info!("signed in with remembered device unlock"),
             Ok(false) => {}
@@ -93,6 +108,7 @@ impl BrokerService {
             },
             hardening,
             install_dir,
+            dirs.boundary_group,
         ))
     }
 
@@ -121,6 +137,11 @@ impl BrokerService {
             cached_secrets: st.vault.cache.len(),
             peer_pidfd: peer.pidfd_pinned,
             install_dir: self.install_dir.clone(),
+            boundary_group: self.boundary_group,
+            remembered_at: st
+                .vault
+                .remembered()
+                .then(|| st.vault.remember_store().describe(&st.vault.keychain)),
         }
     }
 

@@ -315,6 +315,12 @@ pub struct BrokerStatus {
     /// Whether the asking peer was pinned by a pidfd while identified (SO_PEERPIDFD).
     pub peer_pidfd: bool,
     pub install_dir: String,
+    /// The privilege boundary: the `gatehouse` group's gid when the broker
+    /// runs from a setgid install (peers must carry that group); `None` in a
+    /// development build, where any same-uid process can take any role.
+    pub boundary_group: Option<u32>,
+    /// Where the remembered-device unlock material lives (`None`: not remembered).
+    pub remembered_at: Option<String>,
 }
 
 /// What sign-out purged.

@@ -424,6 +424,7 @@ fn a_dead_or_recycled_pid_does_not_pass() -> Result<()> {
     let install = gatehouse_ipc::peer::Installation {
         dir: peer.parent().unwrap().to_path_buf(),
         uid: nix::unistd::geteuid().as_raw(),
+        group: None,
     };
     let mut child = std::process::Command::new(&peer)
         .arg("call")

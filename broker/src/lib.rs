@@ -9,7 +9,8 @@
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
 //! single-use approvals), [`autopilot`] (bounded auto-approval grants),
 //! [`audit`] (the credential-use log), [`roles`] (who may do what),
-//! [`redact`] (exact-value redaction), [`remembered`] (where "remember
+//! [`redact`] (exact-value redaction), [`destinations`] (where a keychain
+//! entry used as a host credential may go), [`remembered`] (where "remember
 //! this device" keeps its unlock material), [`host_credentials`] and
 //! [`service_auth`] (releases bound to one destination), [`service`]
 //! (request dispatch), [`copilot_records`] (note bodies and approved record
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod autopilot;
 pub mod copilot_records;
 pub mod crypto;
+pub mod destinations;
 pub mod fuzz;
 pub mod host_credentials;
 pub mod keychain;

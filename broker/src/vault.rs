@@ -444,6 +444,56 @@ impl Vault {
         }
     }
 
+    /// Checks that `passphrase` is the signed-in account's passphrase: the
+    /// proof of presence a decision carries (see `docs/threat-model.md`).
+    /// Shares sign-in's throttle: wrong tries count, and while the throttle
+    /// runs every attempt is refused without deriving anything.
+    pub fn verify_presence(&mut self, passphrase: &[u8]) -> Result<(), BrokerError> {
+        let file = self.file.clone().ok_or(BrokerError::NotInitialized)?;
+        self.unlocked()?;
+        let wait =
+            (self.throttle.last_failure_ms + self.throttle.delay_ms()).saturating_sub(now_ms());
+        if wait > 0 {
+            return Err(BrokerError::TooSoon {
+                retry_after_ms: wait,
+            });
+        }
+        let probe = self.alloc()?;
+        let salt = b64d(&file.salt)?;
+        let derived = crypto::derive_account_key(
+            file.kdf,
+            passphrase,
+            &salt,
+            self.arena.get_mut(&probe).expect("fresh slot"),
+        )
+        .map_err(BrokerError::Internal);
+        // Constant-time comparison of the derived key with the account key.
+        let same = derived.is_ok() && {
+            let current = &self.unlocked()?.account;
+            self.key(&probe)
+                .iter()
+                .zip(self.key(current).iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+        };
+        let _ = self.arena.free(probe);
+        derived?;
+        if same {
+            if self.throttle.failures > 0 {
+                self.throttle = Throttle::default();
+                self.save_throttle();
+            }
+            return Ok(());
+        }
+        self.throttle.failures += 1;
+        self.throttle.last_failure_ms = now_ms();
+        self.save_throttle();
+        Err(BrokerError::WrongPassphrase {
+            failures: self.throttle.failures,
+            retry_after_ms: self.throttle.delay_ms(),
+        })
+    }
+
     /// Signs in with remembered unlock material, if this device was remembered.
     pub fn sign_in_remembered(&mut self) -> Result<bool, BrokerError> {
         let Some(file) = self.file.clone() else {

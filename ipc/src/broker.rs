@@ -384,6 +384,11 @@ pub enum BrokerRequest {
     DecideApproval {
         id: u64,
         decision: Decision,
+        /// Proof that a person is present: the account passphrase, typed by
+        /// the person deciding. With the privilege boundary on the broker
+        /// requires it for every approve or edit from the CLI and for every
+        /// dangerous one; `None` otherwise.
+        presence: Option<SecretBytes>,
     },
     ConsumeApproval {
         token: Box<ApprovalToken>,
@@ -463,6 +468,14 @@ pub enum BrokerRequest {
     ReleaseServiceAuth {
         service: Box<ServiceAuth>,
     },
+    /// A person lets keychain entry `name` be used as a host credential for
+    /// one more destination (bound on first use, see the broker's
+    /// `destinations`); `presence` is the account passphrase (cli/ui).
+    KeychainBind {
+        name: String,
+        destination: Destination,
+        presence: SecretBytes,
+    },
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -537,6 +550,7 @@ impl BrokerRequest {
             BrokerRequest::OpenNote { .. } => Operation::OpenNote,
             BrokerRequest::MacApprovedRecord(_) => Operation::MacApprovedRecord,
             BrokerRequest::ReleaseServiceAuth { .. } => Operation::ReleaseServiceAuth,
+            BrokerRequest::KeychainBind { .. } => Operation::KeychainBind,
         }
     }
 }
@@ -576,10 +590,11 @@ pub enum Operation {
     OpenNote,
     MacApprovedRecord,
     ReleaseServiceAuth,
+    KeychainBind,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 32] = [
+    pub const ALL: [Operation; 33] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -612,6 +627,7 @@ impl Operation {
         Operation::OpenNote,
         Operation::MacApprovedRecord,
         Operation::ReleaseServiceAuth,
+        Operation::KeychainBind,
     ];
 }
 
@@ -798,6 +814,10 @@ pub enum BrokerError {
     WrongPassphrase { failures: u32, retry_after_ms: u64 },
     #[error("too many failed attempts: wait {retry_after_ms} ms")]
     TooSoon { retry_after_ms: u64 },
+    #[error(
+        "this decision needs proof of presence ({why}): type the account passphrase (`gatehouse approvals approve ID` asks for it; --passphrase-stdin reads it from stdin)"
+    )]
+    PresenceRequired { why: String },
     #[error("role {role} may not perform {operation}")]
     Forbidden {
         role: PeerRole,
@@ -825,6 +845,14 @@ pub enum BrokerError {
     /// A host record failed the checks that guard a credential release.
     #[error("credential refused: {0}")]
     CredentialRefused(String),
+    #[error(
+        "keychain entry {entry:?} is bound to {bound:?}, not {destination}: a new destination needs proof of presence (`gatehouse keychain bind {entry} {destination}` asks for the account passphrase)"
+    )]
+    NewDestination {
+        entry: String,
+        destination: String,
+        bound: Vec<String>,
+    },
     #[error("internal error: {0}")]
     Internal(String),
     /// A copilot record request (open a note, MAC an approved write) failed

@@ -3,7 +3,8 @@
 //! one error line and a failure status when start-up fails, and the refusal
 //! to start with any `LD_*` variable in the environment (a preload or library
 //! path would run someone else's code inside the daemon; an installed setgid
-//! binary never sees one, the loader strips them in secure mode).
+//! binary never sees one, the loader strips them in secure mode), and
+//! entering the privilege boundary ([`crate::boundary::enter`]).
 //!
 //! Must never: decide anything about hardening (each daemon's start-up
 //! applies its own profile in its own order).
@@ -30,6 +31,10 @@ pub fn main(name: &str, exe_resolver: bool, run: impl FnOnce() -> Result<(), Str
         eprintln!(
             "{name}: refusing to start: {var} is set in the environment (a dynamic loader variable runs other code inside the daemon; unset every LD_* variable)"
         );
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = crate::boundary::enter() {
+        eprintln!("{name}: refusing to start: {e}");
         return ExitCode::FAILURE;
     }
     match run() {

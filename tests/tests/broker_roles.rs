@@ -78,6 +78,7 @@ fn sample(op: Operation) -> BrokerRequest {
         Operation::DecideApproval => BrokerRequest::DecideApproval {
             id: 1,
             decision: Decision::Approve,
+            presence: None,
         },
         Operation::ConsumeApproval => BrokerRequest::ConsumeApproval {
             token: Box::new(ApprovalToken {
@@ -167,6 +168,15 @@ fn sample(op: Operation) -> BrokerRequest {
                 },
                 destination: "https://api.example.invalid/v1".into(),
             }),
+        },
+        Operation::KeychainBind => BrokerRequest::KeychainBind {
+            name: "no-such-entry".into(),
+            destination: gatehouse_ipc::broker::Destination {
+                address: "192.0.2.1".into(),
+                port: 22,
+                username: "admin".into(),
+            },
+            presence: SecretBytes::copy_from(b"wrong-passphrase"),
         },
     }
 }

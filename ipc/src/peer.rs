@@ -224,6 +224,19 @@ pub fn identify(
     if pid <= 0 {
         return Err(PeerRefusal::NoCredentials("no pid".into()));
     }
+    // The boundary: only an unmodified exec of an installed setgid binary
+    // carries the group (SO_PEERCRED holds the peer's effective gid at
+    // connect). Checked first: such a peer's /proc/PID/exe is not even
+    // readable to us (its gids are not ours).
+    if let Some(group) = install.group
+        && gid != group
+    {
+        return Err(PeerRefusal::WrongGroup {
+            pid,
+            peer_gid: gid,
+            group,
+        });
+    }
     // Pin the process: the pidfd refers to the process that connected, even if
     // its pid is later reused. Kernels before 6.5 lack SO_PEERPIDFD.
     let pidfd: Option<OwnedFd> = getsockopt(&sock, sockopt::PeerPidfd).ok();
@@ -250,19 +263,10 @@ pub fn identify(
     if (installed.dev(), installed.ino()) != (running.dev, running.ino) {
         return Err(PeerRefusal::ExeReplaced { exe });
     }
-    if let Some(group) = install.group {
-        // The boundary: only an unmodified exec of the setgid binary carries
-        // the group (SO_PEERCRED holds the peer's effective gid at connect).
-        if installed.mode() & 0o2000 == 0 || installed.gid() != group {
-            return Err(PeerRefusal::NotSetgid { exe, group });
-        }
-        if gid != group {
-            return Err(PeerRefusal::WrongGroup {
-                pid,
-                peer_gid: gid,
-                group,
-            });
-        }
+    if let Some(group) = install.group
+        && (installed.mode() & 0o2000 == 0 || installed.gid() != group)
+    {
+        return Err(PeerRefusal::NotSetgid { exe, group });
     }
     Ok(PeerIdentity {
         uid,

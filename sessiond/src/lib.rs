@@ -18,3 +18,4 @@ pub mod recorder;
 pub mod recording;
 pub mod service;
 pub mod ssh;
+pub mod typed_lines;

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -32,12 +31,7 @@ const CACHE_BYTES: usize = 2 * 1024 * 1024;
 /// Values longer than this are not cached for redaction.
 const CACHE_MAX_VALUE: usize = 4096;
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use gatehouse_ipc::os::{now_ms, write_atomic};
 
 /// The account file (`state/account.json`): wrapped keys and public metadata only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,26 +189,6 @@ fn key_id_from_hex(s: &str) -> Result<KeyId, BrokerError> {
             u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(storage("account file key id"))?;
     }
     Ok(id)
-}
-
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename), mode 0600.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 fn as_key(slice: &[u8]) -> &[u8; 32] {

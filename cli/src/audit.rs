@@ -310,14 +310,14 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
     }
 
     // Canaries through the real paths.
-    let tag = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<8>());
+    let tag = gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<8>());
     let payload = format!(
         "GHCANARY-KC-{}",
-        gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<12>())
+        gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<12>())
     );
     let field_plain = format!(
         "GHCANARY-FLD-{}",
-        gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<12>())
+        gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<12>())
     );
     let kc_name = format!("audit-canary-{tag}");
     b.ask(BrokerRequest::KeychainSet {
@@ -506,7 +506,7 @@ fn sign_out_and_rescan(
 #[derive(Debug, Serialize)]
 struct LogRow {
     #[serde(flatten)]
-    row: gatehouse_sessiond::audit::AuditRow,
+    row: gatehouse_ipc::audit::sessions::AuditRow,
     /// The command text (None when signed out or if it does not open).
     command: Option<String>,
 }
@@ -518,8 +518,8 @@ fn audit_log(
     last: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     use base64::Engine as _;
+    use gatehouse_ipc::audit::sessions as audit;
     use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, OpenItem};
-    use gatehouse_sessiond::audit;
     let layout = Layout::resolve(profile)?;
     let (mut rows, bad) = audit::read(&layout.root)?;
     for b in &bad {

@@ -145,7 +145,7 @@ pub fn run(args: &BenchBrokerArgs) -> anyhow::Result<ExitCode> {
     let n = args.iterations.max(10);
     let pb = start_private_broker()?;
     let mut b = BrokerConn::connect_layout(&pb.layout)?;
-    let pass = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<16>());
+    let pass = gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<16>());
     b.ask(BrokerRequest::AccountInit {
         passphrase: SecretBytes::copy_from(pass.as_bytes()),
     })?;
@@ -188,12 +188,12 @@ pub fn run(args: &BenchBrokerArgs) -> anyhow::Result<ExitCode> {
         open_s.push(t.elapsed());
     }
     // In-process baseline with the same code the broker runs.
-    let key = gatehouse_broker::crypto::random_bytes::<32>();
-    let kid = gatehouse_broker::crypto::random_bytes::<8>();
+    let key = gatehouse_ipc::os::random_bytes::<32>();
+    let kid = gatehouse_ipc::os::random_bytes::<8>();
     let mut local = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        std::hint::black_box(gatehouse_broker::crypto::seal_field(&key, &kid, &a, &kib));
+        std::hint::black_box(gatehouse_crypto::seal_field(&key, &kid, &a, &kib));
         local.push(t.elapsed());
     }
 
@@ -254,7 +254,7 @@ pub fn run(args: &BenchBrokerArgs) -> anyhow::Result<ExitCode> {
         let t = Instant::now();
         for r in 0..rounds {
             for i in 0..16 {
-                std::hint::black_box(gatehouse_broker::crypto::seal_field(
+                std::hint::black_box(gatehouse_crypto::seal_field(
                     &key,
                     &kid,
                     &addr(&org, r * 16 + i, "procedure.body"),

@@ -640,10 +640,8 @@ fn request(b: &mut BrokerConn, args: &RequestArgs) -> anyhow::Result<ExitCode> {
                 "approved by {} pid {}: token nonce {} expires in {} s",
                 t.approver.role,
                 t.approver.pid,
-                gatehouse_broker::crypto::hex(&t.nonce),
-                t.expires_ms
-                    .saturating_sub(gatehouse_broker::vault::now_ms())
-                    / 1000
+                gatehouse_ipc::os::hex(&t.nonce),
+                t.expires_ms.saturating_sub(gatehouse_ipc::os::now_ms()) / 1000
             );
             Ok(ExitCode::SUCCESS)
         }

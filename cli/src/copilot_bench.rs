@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
-use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
 use gatehouse_ipc::SecretBytes;
 use gatehouse_ipc::broker::BrokerRequest;
 use gatehouse_ipc::client::{Client, DEFAULT_TIMEOUT};
 use gatehouse_ipc::copilotd::{ChatSettings, CopilotEvent, CopilotRequest, Copilotd};
+use gatehouse_labprovider::{ScriptedProvider, Turn};
 use serde::Serialize;
 use serde_json::json;
 
@@ -49,7 +49,7 @@ pub struct CopilotBench {
 pub fn run(args: &BenchCopilotArgs) -> anyhow::Result<ExitCode> {
     let pb = start_private_broker()?;
     let layout = pb.layout.clone();
-    let pass = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<16>());
+    let pass = gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<16>());
     BrokerConn::connect_layout(&layout)?.ask(BrokerRequest::AccountInit {
         passphrase: SecretBytes::copy_from(pass.as_bytes()),
     })?;

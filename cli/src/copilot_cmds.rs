@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use gatehouse_copilotd::config::{self, Kind, ProviderSettings};
 use gatehouse_ipc::Layout;
 use gatehouse_ipc::broker::{AutopilotBound, BrokerRequest, BrokerResponse, Decision};
 use gatehouse_ipc::client::{Client, DEFAULT_TIMEOUT};
@@ -21,6 +20,7 @@ use gatehouse_ipc::copilotd::{
     AutopilotTask, ChatSettings, CopilotEvent, CopilotRequest, CopilotResponse, Copilotd,
     GateDecision, Mode, Trust,
 };
+use gatehouse_ipc::provider_settings::{self as config, Kind, ProviderSettings};
 use gatehouse_ipc::sessiond::HostRef;
 use gatehouse_records::runbook::{self, Transcript};
 

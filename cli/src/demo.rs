@@ -135,8 +135,7 @@ fn desktop_available(args: &DemoArgs) -> Result<(), String> {
 /// (RouterOS, IOS) added as hosts whose passwords are keychain references.
 /// Returns the generated passphrase.
 fn set_up(d: &Demo) -> anyhow::Result<String> {
-    let rand =
-        |n| gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<12>()) + n;
+    let rand = |n| gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<12>()) + n;
     let passphrase = format!("demo-pass-{}", rand(""));
     let router_secret = format!("demo-router-{}", rand(""));
     d.step(&["up"], None, "")?;
@@ -160,7 +159,7 @@ fn set_up(d: &Demo) -> anyhow::Result<String> {
 /// approval, the copilot on the scripted model; then the app, until its
 /// window is closed.
 fn desktop(d: &Demo, screenshot: Option<&std::path::Path>) -> anyhow::Result<()> {
-    use gatehouse_copilotd::scripted::ScriptedProvider;
+    use gatehouse_labprovider::ScriptedProvider;
     let passphrase = set_up(d)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -368,7 +367,7 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
 /// A copilot conversation with a scripted local provider: a read-only look
 /// runs at once, the change it proposes is asked inline and approved.
 fn copilot(d: &Demo) -> anyhow::Result<()> {
-    use gatehouse_copilotd::scripted::ScriptedProvider;
+    use gatehouse_labprovider::ScriptedProvider;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -399,8 +398,8 @@ fn copilot(d: &Demo) -> anyhow::Result<()> {
 
 /// The scripted model's side of a conversation on the lab: a read-only
 /// look at r1, then a change to propose, then a report.
-fn lab_conversation() -> Vec<gatehouse_copilotd::scripted::Turn> {
-    use gatehouse_copilotd::scripted::Turn;
+fn lab_conversation() -> Vec<gatehouse_labprovider::Turn> {
+    use gatehouse_labprovider::Turn;
     use serde_json::json;
     let change = "/ip address add address=198.51.100.1/24 interface=ether3";
     vec![
@@ -425,7 +424,7 @@ fn lab_conversation() -> Vec<gatehouse_copilotd::scripted::Turn> {
 /// Points the copilot at the scripted local model.
 fn use_scripted(
     d: &Demo,
-    provider: &gatehouse_copilotd::scripted::ScriptedProvider,
+    provider: &gatehouse_labprovider::ScriptedProvider,
 ) -> anyhow::Result<()> {
     d.step(
         &[
@@ -447,7 +446,7 @@ fn use_scripted(
 /// Autopilot: the lab org lets it approve moderate commands; a change runs
 /// without asking, a dangerous one still asks (and is rejected).
 fn autopilot(d: &Demo, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
-    use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
+    use gatehouse_labprovider::{ScriptedProvider, Turn};
     use serde_json::json;
     let run = |command: &str| {
         Turn::ToolCalls(vec![(

@@ -193,7 +193,7 @@ fn up(profile: Option<&str>, dir: &Path, log_data: bool) -> anyhow::Result<ExitC
         }
         devices.push(d);
     }
-    gatehouse_broker::vault::write_atomic(
+    gatehouse_ipc::os::write_atomic(
         &dir.join("state.json"),
         &serde_json::to_vec_pretty(&devices)?,
     )?;
@@ -211,7 +211,7 @@ fn start_device(
     b: &mut BrokerConn,
     log_data: bool,
 ) -> anyhow::Result<LabDevice> {
-    let hex = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<12>());
+    let hex = gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<12>());
     let password = SecretBytes::new(format!("lab-{hex}").into_bytes());
     let pw_file = dir.join(format!("{name}.password"));
     std::fs::OpenOptions::new()

@@ -18,9 +18,7 @@ use clap::Subcommand;
 use gatehouse_ipc::Layout;
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse};
 use gatehouse_ipc::display::{human_duration, human_size, utc};
-use gatehouse_sessiond::recording::{
-    self, EventData, FILE_SUFFIX, ListedRecording, Recording, RecordingReader,
-};
+use gatehouse_recordings::{EventData, FILE_SUFFIX, ListedRecording, Recording, RecordingReader};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -102,7 +100,7 @@ fn parse_max_wait(s: &str) -> Result<f64, String> {
 }
 
 pub fn run(layout: &Layout, cmd: RecordingsCommand) -> anyhow::Result<()> {
-    let dir = recording::recordings_dir(layout);
+    let dir = gatehouse_recordings::recordings_dir(layout);
     match cmd {
         RecordingsCommand::List { json } => list(&dir, json),
         RecordingsCommand::Play {
@@ -142,7 +140,7 @@ pub fn run(layout: &Layout, cmd: RecordingsCommand) -> anyhow::Result<()> {
                         .open(path)
                         .with_context(|| format!("creating {}", path.display()))?;
                     let mut w = BufWriter::new(file);
-                    recording::write_asciicast(&rec, &mut w)
+                    gatehouse_recordings::write_asciicast(&rec, &mut w)
                         .and_then(|()| w.flush())
                         .with_context(|| format!("writing {}", path.display()))?;
                     eprintln!(
@@ -154,7 +152,7 @@ pub fn run(layout: &Layout, cmd: RecordingsCommand) -> anyhow::Result<()> {
                 }
                 None => {
                     let mut w = BufWriter::new(std::io::stdout().lock());
-                    recording::write_asciicast(&rec, &mut w)
+                    gatehouse_recordings::write_asciicast(&rec, &mut w)
                         .and_then(|()| w.flush())
                         .context("writing standard output")?;
                 }
@@ -168,7 +166,8 @@ pub fn run(layout: &Layout, cmd: RecordingsCommand) -> anyhow::Result<()> {
 // ------------------------------------------------------------------ list
 
 fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
-    let entries = recording::list(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let entries =
+        gatehouse_recordings::list(dir).with_context(|| format!("reading {}", dir.display()))?;
     if json {
         let rows: Vec<serde_json::Value> = entries
             .iter()
@@ -292,7 +291,7 @@ fn resolve_id(dir: &Path, prefix: &str) -> anyhow::Result<String> {
         let Some(id) = name.to_str().and_then(|n| n.strip_suffix(FILE_SUFFIX)) else {
             continue;
         };
-        if recording::is_recording_id(id) && id.starts_with(&prefix) {
+        if gatehouse_recordings::is_recording_id(id) && id.starts_with(&prefix) {
             found.push(id.to_string());
         }
     }
@@ -317,7 +316,7 @@ fn recording_key(layout: &Layout, id: &str) -> anyhow::Result<Zeroizing<[u8; 32]
         })
         .with_context(|| format!("asking the broker for the key of recording {id}"))?
     {
-        BrokerResponse::RecordingKey(secret) => Ok(recording::recording_key(&secret)?),
+        BrokerResponse::RecordingKey(secret) => Ok(gatehouse_recordings::recording_key(&secret)?),
         r => bail!("unexpected broker response: {r:?}"),
     }
 }
@@ -325,7 +324,7 @@ fn recording_key(layout: &Layout, id: &str) -> anyhow::Result<Zeroizing<[u8; 32]
 fn open(layout: &Layout, dir: &Path, prefix: &str) -> anyhow::Result<Recording> {
     let id = resolve_id(dir, prefix)?;
     let key = recording_key(layout, &id)?;
-    let path = recording::recording_path(dir, &id);
+    let path = gatehouse_recordings::recording_path(dir, &id);
     RecordingReader::open(&path, &key).with_context(|| format!("recording {id}"))
 }
 
@@ -402,16 +401,14 @@ fn play(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_sessiond::recording::{
-        RecordingKind, RecordingMeta, RecordingOptions, RecordingWriter,
-    };
+    use gatehouse_recordings::{RecordingKind, RecordingMeta, RecordingOptions, RecordingWriter};
 
     fn key() -> Zeroizing<[u8; 32]> {
         Zeroizing::new([42u8; 32])
     }
 
     fn record(dir: &Path, host: &str, finish: bool) -> PathBuf {
-        let id = recording::new_recording_id().expect("id");
+        let id = gatehouse_recordings::new_recording_id().expect("id");
         let meta = RecordingMeta {
             id,
             host: host.into(),
@@ -468,7 +465,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         record(dir.path(), "core-sw1", true);
         record(dir.path(), "edge-rtr", false);
-        let entries = recording::list(dir.path()).expect("list");
+        let entries = gatehouse_recordings::list(dir.path()).expect("list");
         let ok: Vec<&ListedRecording> = entries.iter().filter_map(|e| e.as_ref().ok()).collect();
         let t = table(&ok);
         let lines: Vec<&str> = t.lines().collect();
@@ -528,7 +525,7 @@ mod tests {
         let rec = RecordingReader::open(&path, &key()).expect("open");
         assert!(!rec.complete);
         let mut out = Vec::new();
-        recording::write_asciicast(&rec, &mut out).expect("export");
+        gatehouse_recordings::write_asciicast(&rec, &mut out).expect("export");
         let text = String::from_utf8(out).expect("utf8");
         let mut lines = text.lines();
         let header: serde_json::Value =

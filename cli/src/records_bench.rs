@@ -105,7 +105,7 @@ pub fn run(args: &BenchRecordsArgs) -> anyhow::Result<ExitCode> {
     let m = args.open.clamp(1, n);
     let pb = start_private_broker()?;
     let mut sealer = Counting::new(BrokerSealer::connect(&pb.layout)?);
-    let pass = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<16>());
+    let pass = gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<16>());
     sealer.inner.call(BrokerRequest::AccountInit {
         passphrase: SecretBytes::copy_from(pass.as_bytes()),
     })?;

@@ -196,7 +196,7 @@ fn start_world() -> anyhow::Result<World> {
     let broker = start_private_broker()?;
     let layout = broker.layout.clone();
     let mut b = BrokerConn::connect_layout(&layout)?;
-    let pass = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<16>());
+    let pass = gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<16>());
     b.ask(BrokerRequest::AccountInit {
         passphrase: SecretBytes::copy_from(pass.as_bytes()),
     })?;
@@ -371,7 +371,7 @@ fn write_text(path: &Path, bytes: u64) -> anyhow::Result<()> {
     let mut raw = [0u8; 57];
     let mut written = 0u64;
     while written < bytes {
-        gatehouse_broker::crypto::fill_random(&mut raw);
+        gatehouse_ipc::os::fill_random(&mut raw);
         let mut line = base64::engine::general_purpose::STANDARD.encode(raw);
         line.push('\n');
         let take = (bytes - written).min(line.len() as u64) as usize;

@@ -192,10 +192,7 @@ fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
     // privileges, and no same-uid process should be able to ptrace it.
     nix::sys::prctl::set_no_new_privs()?;
     nix::sys::prctl::set_dumpable(false)?;
-    gatehouse_broker::vault::write_atomic(
-        &pid_file(layout),
-        std::process::id().to_string().as_bytes(),
-    )?;
+    gatehouse_ipc::os::write_atomic(&pid_file(layout), std::process::id().to_string().as_bytes())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -106,7 +106,7 @@ fn cold_start(ui: &Path, samples: usize) -> anyhow::Result<Value> {
     let (display, _xvfb) = display()?;
     let pb = start_private_broker()?;
     let mut b = BrokerConn::connect_layout(&pb.layout)?;
-    let pass = gatehouse_broker::crypto::hex(&gatehouse_broker::crypto::random_bytes::<16>());
+    let pass = gatehouse_ipc::os::hex(&gatehouse_ipc::os::random_bytes::<16>());
     b.ask(BrokerRequest::AccountInit {
         passphrase: SecretBytes::copy_from(pass.as_bytes()),
     })?;

@@ -9,8 +9,9 @@
 //! decide an approval, send the provider a body that did not pass both
 //! redaction layers, or let a rejection go unreported to the model.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+use gatehouse_ipc::os::now_ms;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gatehouse_ipc::broker::{
@@ -28,15 +29,15 @@ use gatehouse_policy::Class;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::agent_api::{AgentApi, Approval, MAX_RESULT, broker_call_error, daemon};
 use crate::gate::{self, Verdict};
 use crate::provider::{
     ChatRequest, Completion, Delta, Message, Provider, Role, ToolCall, ToolSpec,
 };
+use crate::{connectors, mcp, record_tools};
 
 /// Most tool calls in one turn unless the person asks for fewer.
 pub const DEFAULT_MAX_STEPS: u32 = 12;
-/// Most of a command's output the model sees.
-pub(crate) const MAX_RESULT: usize = 32 * 1024;
 /// How long a tool call waits for a person's decision.
 const DECISION_WAIT: Duration = Duration::from_secs(15 * 60);
 
@@ -55,14 +56,6 @@ pub struct Conversation {
     pub usage: Usage,
 }
 
-/// What became of a request for a person's approval.
-pub(crate) enum Approval {
-    /// Approved: carry out `token.action` (possibly a person's edit).
-    Granted(Box<ApprovalToken>),
-    /// Not approved; what the model is told.
-    NotRun(String),
-}
-
 pub struct Agent<'a> {
     pub links: &'a Links,
     pub provider: &'a Provider,
@@ -72,22 +65,6 @@ pub struct Agent<'a> {
     /// The Autopilot task's grant, when the person started one: approval
     /// requests go to the broker as auto-approval requests under it.
     pub autopilot: Option<u64>,
-}
-
-fn daemon(service: &str, e: impl std::fmt::Display) -> CopilotError {
-    CopilotError::Daemon {
-        service: service.into(),
-        reason: e.to_string(),
-    }
-}
-
-pub(crate) fn broker_call_error(e: CallError<BrokerError>) -> CopilotError {
-    match e {
-        CallError::Remote(BrokerError::SignedOut | BrokerError::NotInitialized) => {
-            CopilotError::SignedOut
-        }
-        other => daemon("broker", other),
-    }
 }
 
 /// The system prompt: what the copilot is and how its tools behave.
@@ -144,9 +121,9 @@ pub fn tools() -> Vec<ToolSpec> {
         },
     ]
     .into_iter()
-    .chain(crate::record_tools::specs())
-    .chain(crate::connectors::tools())
-    .chain(crate::mcp::tool_specs())
+    .chain(record_tools::specs())
+    .chain(connectors::tools())
+    .chain(mcp::tool_specs())
     .collect()
 }
 
@@ -305,28 +282,6 @@ impl Agent<'_> {
         }
     }
 
-    pub(crate) async fn announce(
-        &self,
-        conversation: u64,
-        call: &ToolCall,
-        class: &str,
-        reasons: Vec<String>,
-        decision: GateDecision,
-    ) -> Result<(), CopilotError> {
-        let arguments = self.redact(&call.arguments.to_string()).await?;
-        self.emit(CopilotEvent::ToolCall {
-            conversation,
-            call_id: call.id.clone(),
-            tool: call.name.clone(),
-            arguments,
-            class: class.into(),
-            reasons,
-            decision,
-        })
-        .await;
-        Ok(())
-    }
-
     /// Runs one tool call through the gate; returns what the model is told.
     async fn tool_call(
         &self,
@@ -371,12 +326,14 @@ impl Agent<'_> {
                 self.run_command(conversation, call, settings, &host, &command, &effect)
                     .await
             }
-            name if crate::record_tools::is_record_tool(name) => {
-                self.record_tool(conversation, call, settings).await
+            name if record_tools::is_record_tool(name) => {
+                record_tools::record_tool(self, conversation, call, settings).await
             }
-            "call_connector" => self.call_connector(conversation, call, settings).await,
-            mcp if mcp.starts_with(crate::mcp::PREFIX) => {
-                self.mcp_tool(conversation, call, settings).await
+            "call_connector" => {
+                connectors::call_connector(self, conversation, call, settings).await
+            }
+            name if name.starts_with(mcp::PREFIX) => {
+                mcp::call::mcp_tool(self, conversation, call, settings).await
             }
             other => {
                 let d = GateDecision::Refuse {
@@ -531,12 +488,118 @@ impl Agent<'_> {
         })
     }
 
-    /// Files an approval request for `action` through the broker, announces
-    /// the call as waiting for a person, and waits for the decision. A
-    /// granted token covers `token.action`, which a person may have edited:
-    /// carry out that, never the original. Every way of not running comes
-    /// back as the sentence the model is told.
-    pub(crate) async fn seek_approval(
+    /// Runs a command through sessiond (with a token when one was approved);
+    /// returns what the model is told.
+    async fn exec(
+        &self,
+        host: &HostRef,
+        command: &str,
+        token: Option<ApprovalToken>,
+    ) -> Result<String, CopilotError> {
+        let mut client = self.links.sessiond.lock().await;
+        let started = client
+            .call(SessiondRequest::Exec {
+                host: host.clone(),
+                command: command.to_string(),
+                approval: token.map(Box::new),
+                record: true,
+            })
+            .await;
+        match started {
+            Ok(SessiondResponse::Started { .. }) => {}
+            Ok(_) => return Err(daemon("sessiond", "unexpected reply to Exec")),
+            Err(CallError::Remote(e)) => return Ok(format!("Not run: {e}")),
+            Err(e) => return Err(daemon("sessiond", e)),
+        }
+        let mut output = Vec::new();
+        let mut truncated = false;
+        loop {
+            match client.next_event(Duration::from_secs(600)).await {
+                Ok(Some(SessionEvent::Output { data, .. } | SessionEvent::Stderr { data, .. })) => {
+                    let room = MAX_RESULT.saturating_sub(output.len());
+                    truncated |= data.len() > room;
+                    output.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                Ok(Some(SessionEvent::Exited { status, reason, .. })) => {
+                    let mut text = String::from_utf8_lossy(&output).into_owned();
+                    if truncated {
+                        text.push_str("\n…(output truncated)");
+                    }
+                    let end = match (status, reason) {
+                        (Some(s), _) => format!("exit status {s}"),
+                        (None, Some(r)) => r,
+                        (None, None) => "ended".into(),
+                    };
+                    return Ok(format!("{text}\n[{command} on {}: {end}]", host.host));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(daemon("sessiond", e)),
+            }
+        }
+    }
+
+    fn list_hosts(&self, settings: &ChatSettings, scope: Option<KeyScope>) -> String {
+        let filter = gatehouse_records::Filter {
+            scope,
+            ..gatehouse_records::Filter::kind(gatehouse_records::Kind::Host)
+        };
+        let Ok(list) = self.store().list(&filter) else {
+            return "error: cannot read the hosts".into();
+        };
+        let rows: Vec<Value> = list
+            .iter()
+            .filter(|s| self.in_scope(s.name(), settings))
+            .map(|s| {
+                json!({
+                    "name": s.name(),
+                    "address": s.str_field("address"),
+                    "platform": s.str_field("vendor"),
+                    "tags": s.fields.get("tags"),
+                })
+            })
+            .collect();
+        Value::Array(rows).to_string()
+    }
+
+    fn show_host(&self, host: &str, settings: &ChatSettings, scope: Option<&KeyScope>) -> String {
+        if !self.in_scope(host, settings) {
+            return format!("Not shown: host {host} is outside this task's hosts.");
+        }
+        match self
+            .store()
+            .resolve(gatehouse_records::Kind::Host, scope, host)
+        {
+            // Plaintext fields only: sealed ones are not even read.
+            Ok(r) => Value::Object(r.plain.into_iter().collect()).to_string(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+}
+
+impl AgentApi for Agent<'_> {
+    async fn announce(
+        &self,
+        conversation: u64,
+        call: &ToolCall,
+        class: &str,
+        reasons: Vec<String>,
+        decision: GateDecision,
+    ) -> Result<(), CopilotError> {
+        let arguments = self.redact(&call.arguments.to_string()).await?;
+        self.emit(CopilotEvent::ToolCall {
+            conversation,
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            arguments,
+            class: class.into(),
+            reasons,
+            decision,
+        })
+        .await;
+        Ok(())
+    }
+
+    async fn seek_approval(
         &self,
         conversation: u64,
         call: &ToolCall,
@@ -616,11 +679,7 @@ impl Agent<'_> {
         }
     }
 
-    /// Spends a token for an action copilotd carries out itself (an API
-    /// call, a record write: `Action::executor` is copilotd), right before
-    /// carrying it out. The broker checks the signature, that the token is
-    /// this process's own, that it covers `action` exactly, and single use.
-    pub(crate) async fn spend(
+    async fn spend(
         &self,
         token: &ApprovalToken,
         action: &Action,
@@ -644,64 +703,7 @@ impl Agent<'_> {
         }
     }
 
-    /// Runs a command through sessiond (with a token when one was approved);
-    /// returns what the model is told.
-    async fn exec(
-        &self,
-        host: &HostRef,
-        command: &str,
-        token: Option<ApprovalToken>,
-    ) -> Result<String, CopilotError> {
-        let mut client = self.links.sessiond.lock().await;
-        let started = client
-            .call(SessiondRequest::Exec {
-                host: host.clone(),
-                command: command.to_string(),
-                approval: token.map(Box::new),
-                record: true,
-            })
-            .await;
-        match started {
-            Ok(SessiondResponse::Started { .. }) => {}
-            Ok(_) => return Err(daemon("sessiond", "unexpected reply to Exec")),
-            Err(CallError::Remote(e)) => return Ok(format!("Not run: {e}")),
-            Err(e) => return Err(daemon("sessiond", e)),
-        }
-        let mut output = Vec::new();
-        let mut truncated = false;
-        loop {
-            match client.next_event(Duration::from_secs(600)).await {
-                Ok(Some(SessionEvent::Output { data, .. } | SessionEvent::Stderr { data, .. })) => {
-                    let room = MAX_RESULT.saturating_sub(output.len());
-                    truncated |= data.len() > room;
-                    output.extend_from_slice(&data[..data.len().min(room)]);
-                }
-                Ok(Some(SessionEvent::Exited { status, reason, .. })) => {
-                    let mut text = String::from_utf8_lossy(&output).into_owned();
-                    if truncated {
-                        text.push_str("\n…(output truncated)");
-                    }
-                    let end = match (status, reason) {
-                        (Some(s), _) => format!("exit status {s}"),
-                        (None, Some(r)) => r,
-                        (None, None) => "ended".into(),
-                    };
-                    return Ok(format!("{text}\n[{command} on {}: {end}]", host.host));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(daemon("sessiond", e)),
-            }
-        }
-    }
-
-    fn store(&self) -> std::sync::MutexGuard<'_, gatehouse_records::Store> {
-        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The key scope of the conversation's organization, resolved by name
-    /// or id through the broker: `Ok(None)` is every scope; the inner error
-    /// (no such organization) is for the model, the outer one a daemon's.
-    pub(crate) async fn org_scope(
+    async fn org_scope(
         &self,
         settings: &ChatSettings,
     ) -> Result<Result<Option<KeyScope>, String>, CopilotError> {
@@ -727,66 +729,17 @@ impl Agent<'_> {
             .ok_or_else(|| format!("no organization {org:?}")))
     }
 
-    /// Announces a call as refused and tells the model not to retry it.
-    pub(crate) async fn refuse(
-        &self,
-        conversation: u64,
-        call: &ToolCall,
-        class: &str,
-        reasons: Vec<String>,
-        reason: impl Into<String>,
-    ) -> Result<String, CopilotError> {
-        let reason = reason.into();
-        let d = GateDecision::Refuse {
-            reason: reason.clone(),
-        };
-        self.announce(conversation, call, class, reasons, d).await?;
-        Ok(format!("Not run: {reason}. Do not retry it."))
+    fn broker(&self) -> &SharedClient<Broker> {
+        &self.links.broker
     }
 
-    fn list_hosts(&self, settings: &ChatSettings, scope: Option<KeyScope>) -> String {
-        let filter = gatehouse_records::Filter {
-            scope,
-            ..gatehouse_records::Filter::kind(gatehouse_records::Kind::Host)
-        };
-        let Ok(list) = self.store().list(&filter) else {
-            return "error: cannot read the hosts".into();
-        };
-        let rows: Vec<Value> = list
-            .iter()
-            .filter(|s| self.in_scope(s.name(), settings))
-            .map(|s| {
-                json!({
-                    "name": s.name(),
-                    "address": s.str_field("address"),
-                    "platform": s.str_field("vendor"),
-                    "tags": s.fields.get("tags"),
-                })
-            })
-            .collect();
-        Value::Array(rows).to_string()
+    fn store(&self) -> MutexGuard<'_, gatehouse_records::Store> {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn show_host(&self, host: &str, settings: &ChatSettings, scope: Option<&KeyScope>) -> String {
-        if !self.in_scope(host, settings) {
-            return format!("Not shown: host {host} is outside this task's hosts.");
-        }
-        match self
-            .store()
-            .resolve(gatehouse_records::Kind::Host, scope, host)
-        {
-            // Plaintext fields only: sealed ones are not even read.
-            Ok(r) => Value::Object(r.plain.into_iter().collect()).to_string(),
-            Err(e) => format!("error: {e}"),
-        }
+    fn data_root(&self) -> &Path {
+        &self.data_root
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn shorten(s: &str, max: usize) -> String {

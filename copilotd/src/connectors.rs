@@ -34,7 +34,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::agent::{Agent, Approval, MAX_RESULT, broker_call_error};
+use crate::agent_api::{AgentApi, Approval, MAX_RESULT, broker_call_error};
 use crate::gate::{self, Verdict as GateVerdict};
 use crate::provider::{ToolCall, ToolSpec};
 
@@ -457,18 +457,18 @@ fn refuse(reason: impl Into<String>) -> GateDecision {
     }
 }
 
-impl Agent<'_> {
-    /// `call_connector(connector, method, path, body)`: returns what the model is told.
-    pub(crate) async fn call_connector(
-        &self,
-        conversation: u64,
-        call: &ToolCall,
-        settings: &ChatSettings,
-    ) -> Result<String, CopilotError> {
-        let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
-        let (Some(name), Some(method), Some(path)) = (arg("connector"), arg("method"), arg("path"))
-        else {
-            self.announce(
+/// `call_connector(connector, method, path, body)`: returns what the model is told.
+pub(crate) async fn call_connector(
+    agent: &impl AgentApi,
+    conversation: u64,
+    call: &ToolCall,
+    settings: &ChatSettings,
+) -> Result<String, CopilotError> {
+    let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
+    let (Some(name), Some(method), Some(path)) = (arg("connector"), arg("method"), arg("path"))
+    else {
+        agent
+            .announce(
                 conversation,
                 call,
                 "-",
@@ -476,222 +476,237 @@ impl Agent<'_> {
                 refuse("call_connector needs connector, method and path"),
             )
             .await?;
-            return Ok("error: call_connector needs a connector, a method and a path".into());
-        };
-        let (body, effect) = (arg("body").unwrap_or(""), arg("effect").unwrap_or(""));
-        let prepared = self.prepare_call(name, method, path, body, arg("soap_action"), settings);
-        let (connector, text) = match prepared.await {
-            Ok(p) => p,
-            Err(why) => {
-                self.announce(conversation, call, "-", Vec::new(), refuse(why.clone()))
-                    .await?;
-                return Ok(format!("Not run: {why}."));
-            }
-        };
-        let policy_dir = self.data_root.join("org-policy");
-        let policy = match gatehouse_policy::load_org_policy(&policy_dir, &connector.org) {
-            Ok(p) => p,
-            Err(e) => {
-                let why = format!("the organization's policy cannot be read ({e})");
-                self.announce(conversation, call, "-", Vec::new(), refuse(why.clone()))
-                    .await?;
-                return Ok(format!("Not run: {why}."));
-            }
-        };
-        let (verdict, blocked) = judge(&policy, &text);
-        let class = verdict.class.to_string();
-        let mut reasons: Vec<String> = verdict.reasons.iter().map(|r| r.to_string()).collect();
-        reasons.push(format!(
-            "connector {} at {}",
-            connector.name,
-            connector.base.origin()
-        ));
-        match gate::decide(
-            verdict.class,
-            blocked.as_deref(),
-            settings.mode,
-            settings.trust,
-        ) {
-            GateVerdict::Run => {
-                self.announce(conversation, call, &class, reasons, GateDecision::Run)
-                    .await?;
-                self.carry_out(&connector, &text).await
-            }
-            GateVerdict::Suggest => {
-                self.announce(conversation, call, &class, reasons, GateDecision::Suggest)
-                    .await?;
-                Ok(format!(
-                    "Not run: this {class} connector call is shown to the person as a suggestion (this mode runs read-only calls only)."
-                ))
-            }
-            GateVerdict::Refuse(reason) => {
-                self.announce(conversation, call, &class, reasons, refuse(reason.clone()))
-                    .await?;
-                Ok(format!("Not run: {reason}. Do not retry it."))
-            }
-            GateVerdict::AskPerson => {
-                let action = Action {
-                    host: connector.name.clone(),
-                    vendor: VENDOR.into(),
-                    org: connector.org.clone(),
-                    credential: connector.credential(),
-                    command: text.clone(),
-                    expected_effect: if effect.is_empty() {
-                        "proposed by the copilot".into()
-                    } else {
-                        effect.to_string()
-                    },
-                };
-                let token = match self
-                    .seek_approval(conversation, call, action.clone(), &class, &reasons)
-                    .await?
-                {
-                    Approval::Granted(t) => t,
-                    Approval::NotRun(why) => return Ok(why),
-                };
-                // Carry out what the token covers: a person's edit is a new
-                // call, checked (confinement, org blocks) like the first.
-                let approved = &token.action;
-                let field = [
-                    (approved.host != action.host, ActionField::Host),
-                    (approved.vendor != action.vendor, ActionField::Vendor),
-                    (approved.org != action.org, ActionField::Org),
-                    (
-                        approved.credential != action.credential,
-                        ActionField::Credential,
-                    ),
-                ]
-                .into_iter()
-                .find_map(|(differs, f)| differs.then_some(f));
-                if let Some(f) = field {
-                    let e = BrokerError::Approval(ApprovalError::Mismatch(f));
-                    return Ok(format!("Not run: {e}."));
-                }
-                let edited = approved.command != text;
-                if edited {
-                    if let Err(e) = ConnectorRequest::parse(&approved.command)
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| {
-                            connector
-                                .base
-                                .check_target(r.target)
-                                .map_err(|e| e.to_string())
-                        })
-                    {
-                        return Ok(format!("Not run: the edited call is not usable: {e}."));
-                    }
-                    if let (_, Some(reason)) = judge(&policy, &approved.command) {
-                        return Ok(format!(
-                            "Not run: the edited call is blocked by organization policy: {reason}."
-                        ));
-                    }
-                }
-                if let Err(e) = self.spend(&token, approved).await? {
-                    return Ok(format!("Not run: {e}"));
-                }
-                let out = self.carry_out(&connector, &approved.command).await?;
-                Ok(if edited {
-                    format!(
-                        "A person edited the call before approving it; what was sent is the edited one.\n{out}"
-                    )
+        return Ok("error: call_connector needs a connector, a method and a path".into());
+    };
+    let (body, effect) = (arg("body").unwrap_or(""), arg("effect").unwrap_or(""));
+    let prepared = prepare_call(
+        agent,
+        name,
+        method,
+        path,
+        body,
+        arg("soap_action"),
+        settings,
+    );
+    let (connector, text) = match prepared.await {
+        Ok(p) => p,
+        Err(why) => {
+            agent
+                .announce(conversation, call, "-", Vec::new(), refuse(why.clone()))
+                .await?;
+            return Ok(format!("Not run: {why}."));
+        }
+    };
+    let policy_dir = agent.data_root().join("org-policy");
+    let policy = match gatehouse_policy::load_org_policy(&policy_dir, &connector.org) {
+        Ok(p) => p,
+        Err(e) => {
+            let why = format!("the organization's policy cannot be read ({e})");
+            agent
+                .announce(conversation, call, "-", Vec::new(), refuse(why.clone()))
+                .await?;
+            return Ok(format!("Not run: {why}."));
+        }
+    };
+    let (verdict, blocked) = judge(&policy, &text);
+    let class = verdict.class.to_string();
+    let mut reasons: Vec<String> = verdict.reasons.iter().map(|r| r.to_string()).collect();
+    reasons.push(format!(
+        "connector {} at {}",
+        connector.name,
+        connector.base.origin()
+    ));
+    match gate::decide(
+        verdict.class,
+        blocked.as_deref(),
+        settings.mode,
+        settings.trust,
+    ) {
+        GateVerdict::Run => {
+            agent
+                .announce(conversation, call, &class, reasons, GateDecision::Run)
+                .await?;
+            carry_out(agent, &connector, &text).await
+        }
+        GateVerdict::Suggest => {
+            agent
+                .announce(conversation, call, &class, reasons, GateDecision::Suggest)
+                .await?;
+            Ok(format!(
+                "Not run: this {class} connector call is shown to the person as a suggestion (this mode runs read-only calls only)."
+            ))
+        }
+        GateVerdict::Refuse(reason) => {
+            agent
+                .announce(conversation, call, &class, reasons, refuse(reason.clone()))
+                .await?;
+            Ok(format!("Not run: {reason}. Do not retry it."))
+        }
+        GateVerdict::AskPerson => {
+            let action = Action {
+                host: connector.name.clone(),
+                vendor: VENDOR.into(),
+                org: connector.org.clone(),
+                credential: connector.credential(),
+                command: text.clone(),
+                expected_effect: if effect.is_empty() {
+                    "proposed by the copilot".into()
                 } else {
-                    out
-                })
+                    effect.to_string()
+                },
+            };
+            let token = match agent
+                .seek_approval(conversation, call, action.clone(), &class, &reasons)
+                .await?
+            {
+                Approval::Granted(t) => t,
+                Approval::NotRun(why) => return Ok(why),
+            };
+            // Carry out what the token covers: a person's edit is a new
+            // call, checked (confinement, org blocks) like the first.
+            let approved = &token.action;
+            let field = [
+                (approved.host != action.host, ActionField::Host),
+                (approved.vendor != action.vendor, ActionField::Vendor),
+                (approved.org != action.org, ActionField::Org),
+                (
+                    approved.credential != action.credential,
+                    ActionField::Credential,
+                ),
+            ]
+            .into_iter()
+            .find_map(|(differs, f)| differs.then_some(f));
+            if let Some(f) = field {
+                let e = BrokerError::Approval(ApprovalError::Mismatch(f));
+                return Ok(format!("Not run: {e}."));
             }
-        }
-    }
-
-    /// Finds the connector and builds the call's text; `Err` is a refusal.
-    async fn prepare_call(
-        &self,
-        name: &str,
-        method: &str,
-        path: &str,
-        body: &str,
-        soap_action: Option<&str>,
-        settings: &ChatSettings,
-    ) -> Result<(Connector, String), String> {
-        let scope = self
-            .org_scope(settings)
-            .await
-            .map_err(|e| e.to_string())??;
-        let connector = {
-            let store = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-            Connector::load(&store, scope.as_ref(), name)?
-        };
-        let method = method.trim().to_ascii_uppercase();
-        let target = connector.base.join(path).map_err(|e| e.to_string())?;
-        if connector.soap && gatehouse_policy::soap_envelope(body).is_none() {
-            return Err(format!(
-                "{} is a SOAP connector: the body must be a SOAP envelope",
-                connector.name
-            ));
-        }
-        let req = ConnectorRequest {
-            method: &method,
-            target: &target,
-            soap_action: soap_action.filter(|_| connector.soap),
-            body,
-        };
-        let text = req.format();
-        // What was built must read back as itself (a method or SOAPAction
-        // that does not fit the format is refused here, not sent).
-        ConnectorRequest::parse(&text).map_err(|e| e.to_string())?;
-        Ok((connector, text))
-    }
-
-    /// Sends one call (`text`, already allowed by the gate or a token): the
-    /// auth released by the broker for this connector, applied as headers.
-    /// Returns what the model is told; a failed call is a readable result.
-    async fn carry_out(&self, connector: &Connector, text: &str) -> Result<String, CopilotError> {
-        let req = match ConnectorRequest::parse(text) {
-            Ok(r) => r,
-            Err(e) => return Ok(format!("Not run: {e}.")),
-        };
-        let url = match connector.base.url(req.target) {
-            Ok(u) => u,
-            Err(e) => return Ok(format!("Not run: {e}.")),
-        };
-        let applied = if connector.has_auth() {
-            let reply = self
-                .links
-                .broker
-                .call(BrokerRequest::ReleaseServiceAuth {
-                    service: Box::new(connector.auth_request()),
-                })
-                .await;
-            let secret = match reply {
-                Ok(BrokerResponse::ServiceAuth(s)) => s,
-                Ok(_) => return Err(CopilotError::Internal("unexpected broker reply".into())),
-                Err(gatehouse_ipc::client::CallError::Remote(e))
-                    if !matches!(e, BrokerError::SignedOut | BrokerError::NotInitialized) =>
+            let edited = approved.command != text;
+            if edited {
+                if let Err(e) = ConnectorRequest::parse(&approved.command)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| {
+                        connector
+                            .base
+                            .check_target(r.target)
+                            .map_err(|e| e.to_string())
+                    })
                 {
+                    return Ok(format!("Not run: the edited call is not usable: {e}."));
+                }
+                if let (_, Some(reason)) = judge(&policy, &approved.command) {
                     return Ok(format!(
-                        "Not run: the broker did not release the auth of connector {}: {e}",
-                        connector.name
+                        "Not run: the edited call is blocked by organization policy: {reason}."
                     ));
                 }
-                Err(e) => return Err(broker_call_error(e)),
-            };
-            let auth: ConnectorAuth = match serde_json::from_slice(secret.expose()) {
-                Ok(a) => a,
-                Err(_) => {
-                    return Ok(format!(
-                        "Not run: the auth of connector {} is not a connector auth.",
-                        connector.name
-                    ));
-                }
-            };
-            match Applied::from_auth(&auth) {
-                Ok(a) => a,
-                Err(e) => return Ok(format!("Not run: {e}.")),
             }
-        } else {
-            Applied::default()
-        };
-        let result = send(connector, &req, url, &applied).await;
-        Ok(applied.scrub(&result))
+            if let Err(e) = agent.spend(&token, approved).await? {
+                return Ok(format!("Not run: {e}"));
+            }
+            let out = carry_out(agent, &connector, &approved.command).await?;
+            Ok(if edited {
+                format!(
+                    "A person edited the call before approving it; what was sent is the edited one.\n{out}"
+                )
+            } else {
+                out
+            })
+        }
     }
+}
+
+/// Finds the connector and builds the call's text; `Err` is a refusal.
+async fn prepare_call(
+    agent: &impl AgentApi,
+    name: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    soap_action: Option<&str>,
+    settings: &ChatSettings,
+) -> Result<(Connector, String), String> {
+    let scope = agent
+        .org_scope(settings)
+        .await
+        .map_err(|e| e.to_string())??;
+    let connector = {
+        let store = agent.store();
+        Connector::load(&store, scope.as_ref(), name)?
+    };
+    let method = method.trim().to_ascii_uppercase();
+    let target = connector.base.join(path).map_err(|e| e.to_string())?;
+    if connector.soap && gatehouse_policy::soap_envelope(body).is_none() {
+        return Err(format!(
+            "{} is a SOAP connector: the body must be a SOAP envelope",
+            connector.name
+        ));
+    }
+    let req = ConnectorRequest {
+        method: &method,
+        target: &target,
+        soap_action: soap_action.filter(|_| connector.soap),
+        body,
+    };
+    let text = req.format();
+    // What was built must read back as itself (a method or SOAPAction
+    // that does not fit the format is refused here, not sent).
+    ConnectorRequest::parse(&text).map_err(|e| e.to_string())?;
+    Ok((connector, text))
+}
+
+/// Sends one call (`text`, already allowed by the gate or a token): the
+/// auth released by the broker for this connector, applied as headers.
+/// Returns what the model is told; a failed call is a readable result.
+async fn carry_out(
+    agent: &impl AgentApi,
+    connector: &Connector,
+    text: &str,
+) -> Result<String, CopilotError> {
+    let req = match ConnectorRequest::parse(text) {
+        Ok(r) => r,
+        Err(e) => return Ok(format!("Not run: {e}.")),
+    };
+    let url = match connector.base.url(req.target) {
+        Ok(u) => u,
+        Err(e) => return Ok(format!("Not run: {e}.")),
+    };
+    let applied = if connector.has_auth() {
+        let reply = agent
+            .broker()
+            .call(BrokerRequest::ReleaseServiceAuth {
+                service: Box::new(connector.auth_request()),
+            })
+            .await;
+        let secret = match reply {
+            Ok(BrokerResponse::ServiceAuth(s)) => s,
+            Ok(_) => return Err(CopilotError::Internal("unexpected broker reply".into())),
+            Err(gatehouse_ipc::client::CallError::Remote(e))
+                if !matches!(e, BrokerError::SignedOut | BrokerError::NotInitialized) =>
+            {
+                return Ok(format!(
+                    "Not run: the broker did not release the auth of connector {}: {e}",
+                    connector.name
+                ));
+            }
+            Err(e) => return Err(broker_call_error(e)),
+        };
+        let auth: ConnectorAuth = match serde_json::from_slice(secret.expose()) {
+            Ok(a) => a,
+            Err(_) => {
+                return Ok(format!(
+                    "Not run: the auth of connector {} is not a connector auth.",
+                    connector.name
+                ));
+            }
+        };
+        match Applied::from_auth(&auth) {
+            Ok(a) => a,
+            Err(e) => return Ok(format!("Not run: {e}.")),
+        }
+    } else {
+        Applied::default()
+    };
+    let result = send(connector, &req, url, &applied).await;
+    Ok(applied.scrub(&result))
 }
 
 /// The HTTP exchange; every failure is a sentence for the model.

@@ -28,7 +28,7 @@ use gatehouse_records::store::{Filter, StoredRecord, field_address, verify_item}
 use gatehouse_records::{Kind, Meta, Sealer, SealerError, Store};
 use serde_json::{Value, json};
 
-use crate::agent::{Agent, Approval, broker_call_error};
+use crate::agent_api::{AgentApi, Approval, broker_call_error};
 use crate::gate::{self, Verdict};
 use crate::provider::{ToolCall, ToolSpec};
 
@@ -342,88 +342,84 @@ impl Sealer for ApprovedSealer<'_> {
     }
 }
 
-impl Agent<'_> {
-    fn records(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs one record tool call; returns what the model is told.
-    pub(crate) async fn record_tool(
-        &self,
-        conversation: u64,
-        call: &ToolCall,
-        settings: &ChatSettings,
-    ) -> Result<String, CopilotError> {
-        let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
-        let scope = match self.org_scope(settings).await? {
-            Ok(s) => s,
-            Err(e) => {
-                return self.refuse(conversation, call, "-", Vec::new(), e).await;
-            }
-        };
-        let write = match call.name.as_str() {
-            "write_memory" => {
-                let hosts: Vec<String> = match call.arguments.get("hosts") {
-                    None | Some(Value::Null) => Vec::new(),
-                    Some(v) => match serde_json::from_value(v.clone()) {
-                        Ok(h) => h,
-                        Err(_) => {
-                            return self
-                                .refuse(
-                                    conversation,
-                                    call,
-                                    "-",
-                                    Vec::new(),
-                                    "hosts must be a list of host names",
-                                )
-                                .await;
-                        }
-                    },
-                };
-                match (arg("title"), arg("body")) {
-                    (Some(title), Some(body)) => RecordWrite::Memory {
-                        title: title.into(),
-                        folder: String::new(),
-                        hosts,
-                        body: body.into(),
-                    },
-                    _ => {
-                        return self
+/// Runs one record tool call; returns what the model is told.
+pub(crate) async fn record_tool(
+    agent: &impl AgentApi,
+    conversation: u64,
+    call: &ToolCall,
+    settings: &ChatSettings,
+) -> Result<String, CopilotError> {
+    let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
+    let scope = match agent.org_scope(settings).await? {
+        Ok(s) => s,
+        Err(e) => {
+            return agent.refuse(conversation, call, "-", Vec::new(), e).await;
+        }
+    };
+    let write = match call.name.as_str() {
+        "write_memory" => {
+            let hosts: Vec<String> = match call.arguments.get("hosts") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(v) => match serde_json::from_value(v.clone()) {
+                    Ok(h) => h,
+                    Err(_) => {
+                        return agent
                             .refuse(
                                 conversation,
                                 call,
                                 "-",
                                 Vec::new(),
-                                "write_memory needs a title and a body",
+                                "hosts must be a list of host names",
                             )
                             .await;
                     }
-                }
-            }
-            "update_procedure" => match (arg("procedure"), arg("body")) {
-                (Some(p), Some(body)) => {
-                    let (folder, name) = p.rsplit_once('/').unwrap_or(("", p));
-                    RecordWrite::UpdateProcedure {
-                        procedure: name.into(),
-                        folder: folder.into(),
-                        body: body.into(),
-                    }
-                }
+                },
+            };
+            match (arg("title"), arg("body")) {
+                (Some(title), Some(body)) => RecordWrite::Memory {
+                    title: title.into(),
+                    folder: String::new(),
+                    hosts,
+                    body: body.into(),
+                },
                 _ => {
-                    return self
+                    return agent
                         .refuse(
                             conversation,
                             call,
                             "-",
                             Vec::new(),
-                            "update_procedure needs a procedure and a body",
+                            "write_memory needs a title and a body",
                         )
                         .await;
                 }
-            },
+            }
+        }
+        "update_procedure" => match (arg("procedure"), arg("body")) {
+            (Some(p), Some(body)) => {
+                let (folder, name) = p.rsplit_once('/').unwrap_or(("", p));
+                RecordWrite::UpdateProcedure {
+                    procedure: name.into(),
+                    folder: folder.into(),
+                    body: body.into(),
+                }
+            }
             _ => {
-                // Reads: reading a record runs nothing.
-                self.announce(
+                return agent
+                    .refuse(
+                        conversation,
+                        call,
+                        "-",
+                        Vec::new(),
+                        "update_procedure needs a procedure and a body",
+                    )
+                    .await;
+            }
+        },
+        _ => {
+            // Reads: reading a record runs nothing.
+            agent
+                .announce(
                     conversation,
                     call,
                     Class::ReadOnly.as_str(),
@@ -431,383 +427,376 @@ impl Agent<'_> {
                     GateDecision::Run,
                 )
                 .await?;
-                return self.read_tool(call, scope.as_ref()).await;
-            }
-        };
-        let Some(scope) = scope else {
-            return self
-                .refuse(
-                    conversation,
-                    call,
-                    "-",
-                    Vec::new(),
-                    "writing a record needs the conversation's organization (--org)",
-                )
-                .await;
-        };
-        self.write_tool(conversation, call, settings, &scope, write)
-            .await
-    }
-
-    /// A verified record's body, opened by the broker (note bodies only).
-    async fn open_body(
-        &self,
-        stored: &StoredRecord,
-    ) -> Result<Result<String, String>, CopilotError> {
-        let req = BrokerRequest::OpenNote {
-            record: Box::new(verify_item(stored)),
-            field: field_address(&stored.meta, "body", &stored.plain),
-        };
-        match self.links.broker.call(req).await {
-            Ok(BrokerResponse::Note(b)) => Ok(Ok(String::from_utf8_lossy(b.expose()).into_owned())),
-            Ok(_) => Err(CopilotError::Internal(
-                "unexpected reply to OpenNote".into(),
-            )),
-            Err(CallError::Remote(BrokerError::SignedOut | BrokerError::NotInitialized)) => {
-                Err(CopilotError::SignedOut)
-            }
-            Err(CallError::Remote(e)) => Ok(Err(e.to_string())),
-            Err(e) => Err(broker_call_error(e)),
+            return read_tool(agent, call, scope.as_ref()).await;
         }
-    }
-
-    fn find(
-        &self,
-        kind: Kind,
-        scope: Option<&KeyScope>,
-        key: &str,
-    ) -> Result<StoredRecord, String> {
-        self.records()
-            .resolve(kind, scope, key)
-            .map_err(|e| e.to_string())
-    }
-
-    async fn read_tool(
-        &self,
-        call: &ToolCall,
-        scope: Option<&KeyScope>,
-    ) -> Result<String, CopilotError> {
-        let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
-        match call.name.as_str() {
-            "list_procedures" => Ok(self.list_procedures(scope)),
-            "read_procedure" => {
-                let Some(key) = arg("procedure") else {
-                    return Ok("error: read_procedure needs a procedure".into());
-                };
-                let stored = match self.find(Kind::Procedure, scope, key) {
-                    Ok(s) => s,
-                    Err(e) => return Ok(format!("error: {e}")),
-                };
-                Ok(match self.open_body(&stored).await? {
-                    Ok(body) => format!(
-                        "Procedure {} (parameters: {}):\n\n{}",
-                        stored
-                            .plain
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or(key),
-                        stored.plain.get("parameters").unwrap_or(&Value::Null),
-                        shorten(&body, MAX_BODY)
-                    ),
-                    Err(e) => format!("error: {e}"),
-                })
-            }
-            "search_memories" => match arg("query") {
-                Some(q) if !q.trim().is_empty() => {
-                    self.search_memories(scope, q, arg("host")).await
-                }
-                _ => Ok("error: search_memories needs a query".into()),
-            },
-            "run_procedure" => match arg("procedure") {
-                Some(key) => {
-                    self.run_procedure(scope, key, call.arguments.get("args"))
-                        .await
-                }
-                None => Ok("error: run_procedure needs a procedure".into()),
-            },
-            other => Ok(format!("error: there is no tool {other:?}")),
-        }
-    }
-
-    fn list_procedures(&self, scope: Option<&KeyScope>) -> String {
-        let filter = Filter {
-            scope: scope.cloned(),
-            ..Filter::kind(Kind::Procedure)
-        };
-        match self.records().list(&filter) {
-            Ok(list) => Value::Array(
-                list.iter()
-                    .map(|s| {
-                        json!({
-                            "name": s.name(),
-                            "folder": s.folder(),
-                            "parameters": s.fields.get("parameters"),
-                            "read_only": s.fields.get("read_only"),
-                        })
-                    })
-                    .collect(),
+    };
+    let Some(scope) = scope else {
+        return agent
+            .refuse(
+                conversation,
+                call,
+                "-",
+                Vec::new(),
+                "writing a record needs the conversation's organization (--org)",
             )
-            .to_string(),
-            Err(e) => format!("error: cannot read the procedures: {e}"),
-        }
-    }
+            .await;
+    };
+    write_tool(agent, conversation, call, settings, &scope, write).await
+}
 
-    async fn search_memories(
-        &self,
-        scope: Option<&KeyScope>,
-        query: &str,
-        host: Option<&str>,
-    ) -> Result<String, CopilotError> {
-        let needle = query.to_lowercase();
-        let host_id = match host {
-            Some(h) => match self.find(Kind::Host, scope, h) {
-                Ok(s) => Some(s.meta.id),
+/// A verified record's body, opened by the broker (note bodies only).
+async fn open_body(
+    agent: &impl AgentApi,
+    stored: &StoredRecord,
+) -> Result<Result<String, String>, CopilotError> {
+    let req = BrokerRequest::OpenNote {
+        record: Box::new(verify_item(stored)),
+        field: field_address(&stored.meta, "body", &stored.plain),
+    };
+    match agent.broker().call(req).await {
+        Ok(BrokerResponse::Note(b)) => Ok(Ok(String::from_utf8_lossy(b.expose()).into_owned())),
+        Ok(_) => Err(CopilotError::Internal(
+            "unexpected reply to OpenNote".into(),
+        )),
+        Err(CallError::Remote(BrokerError::SignedOut | BrokerError::NotInitialized)) => {
+            Err(CopilotError::SignedOut)
+        }
+        Err(CallError::Remote(e)) => Ok(Err(e.to_string())),
+        Err(e) => Err(broker_call_error(e)),
+    }
+}
+
+fn find(
+    agent: &impl AgentApi,
+    kind: Kind,
+    scope: Option<&KeyScope>,
+    key: &str,
+) -> Result<StoredRecord, String> {
+    agent
+        .store()
+        .resolve(kind, scope, key)
+        .map_err(|e| e.to_string())
+}
+
+async fn read_tool(
+    agent: &impl AgentApi,
+    call: &ToolCall,
+    scope: Option<&KeyScope>,
+) -> Result<String, CopilotError> {
+    let arg = |k: &str| call.arguments.get(k).and_then(Value::as_str);
+    match call.name.as_str() {
+        "list_procedures" => Ok(list_procedures(agent, scope)),
+        "read_procedure" => {
+            let Some(key) = arg("procedure") else {
+                return Ok("error: read_procedure needs a procedure".into());
+            };
+            let stored = match find(agent, Kind::Procedure, scope, key) {
+                Ok(s) => s,
                 Err(e) => return Ok(format!("error: {e}")),
-            },
-            None => None,
-        };
-        let filter = Filter {
-            scope: scope.cloned(),
-            ..Filter::kind(Kind::Memory)
-        };
-        let loaded = self.records().load(&filter);
-        let memories = match loaded {
-            Ok(m) => m,
-            Err(e) => return Ok(format!("error: cannot read the memories: {e}")),
-        };
-        let linked = |m: &StoredRecord| {
-            host_id.as_ref().is_none_or(|id| {
-                m.plain
-                    .get("host_ids")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(id)))
+            };
+            Ok(match open_body(agent, &stored).await? {
+                Ok(body) => format!(
+                    "Procedure {} (parameters: {}):\n\n{}",
+                    stored
+                        .plain
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(key),
+                    stored.plain.get("parameters").unwrap_or(&Value::Null),
+                    shorten(&body, MAX_BODY)
+                ),
+                Err(e) => format!("error: {e}"),
             })
-        };
-        let mut hits = Vec::new();
-        let mut opened = 0;
-        let mut unopened = 0;
-        for m in memories.iter().filter(|m| linked(m)) {
-            if hits.len() >= MAX_HITS {
-                break;
-            }
-            let title = m.plain.get("title").and_then(Value::as_str).unwrap_or("");
-            if opened >= MAX_OPENED {
-                unopened += 1;
+        }
+        "search_memories" => match arg("query") {
+            Some(q) if !q.trim().is_empty() => search_memories(agent, scope, q, arg("host")).await,
+            _ => Ok("error: search_memories needs a query".into()),
+        },
+        "run_procedure" => match arg("procedure") {
+            Some(key) => run_procedure(agent, scope, key, call.arguments.get("args")).await,
+            None => Ok("error: run_procedure needs a procedure".into()),
+        },
+        other => Ok(format!("error: there is no tool {other:?}")),
+    }
+}
+
+fn list_procedures(agent: &impl AgentApi, scope: Option<&KeyScope>) -> String {
+    let filter = Filter {
+        scope: scope.cloned(),
+        ..Filter::kind(Kind::Procedure)
+    };
+    match agent.store().list(&filter) {
+        Ok(list) => Value::Array(
+            list.iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name(),
+                        "folder": s.folder(),
+                        "parameters": s.fields.get("parameters"),
+                        "read_only": s.fields.get("read_only"),
+                    })
+                })
+                .collect(),
+        )
+        .to_string(),
+        Err(e) => format!("error: cannot read the procedures: {e}"),
+    }
+}
+
+async fn search_memories(
+    agent: &impl AgentApi,
+    scope: Option<&KeyScope>,
+    query: &str,
+    host: Option<&str>,
+) -> Result<String, CopilotError> {
+    let needle = query.to_lowercase();
+    let host_id = match host {
+        Some(h) => match find(agent, Kind::Host, scope, h) {
+            Ok(s) => Some(s.meta.id),
+            Err(e) => return Ok(format!("error: {e}")),
+        },
+        None => None,
+    };
+    let filter = Filter {
+        scope: scope.cloned(),
+        ..Filter::kind(Kind::Memory)
+    };
+    let loaded = agent.store().load(&filter);
+    let memories = match loaded {
+        Ok(m) => m,
+        Err(e) => return Ok(format!("error: cannot read the memories: {e}")),
+    };
+    let linked = |m: &StoredRecord| {
+        host_id.as_ref().is_none_or(|id| {
+            m.plain
+                .get("host_ids")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(id)))
+        })
+    };
+    let mut hits = Vec::new();
+    let mut opened = 0;
+    let mut unopened = 0;
+    for m in memories.iter().filter(|m| linked(m)) {
+        if hits.len() >= MAX_HITS {
+            break;
+        }
+        let title = m.plain.get("title").and_then(Value::as_str).unwrap_or("");
+        if opened >= MAX_OPENED {
+            unopened += 1;
+            continue;
+        }
+        opened += 1;
+        let body = match open_body(agent, m).await? {
+            Ok(b) => b,
+            Err(e) => {
+                hits.push(json!({"title": title, "error": e}));
                 continue;
             }
-            opened += 1;
-            let body = match self.open_body(m).await? {
-                Ok(b) => b,
-                Err(e) => {
-                    hits.push(json!({"title": title, "error": e}));
-                    continue;
-                }
-            };
-            let at = find_ignoring_case(&body, &needle);
-            if at.is_some() || title.to_lowercase().contains(&needle) {
-                hits.push(json!({
-                    "title": title,
-                    "folder": m.plain.get("folder"),
-                    "snippet": snippet(&body, at.unwrap_or(0)),
-                }));
-            }
+        };
+        let at = find_ignoring_case(&body, &needle);
+        if at.is_some() || title.to_lowercase().contains(&needle) {
+            hits.push(json!({
+                "title": title,
+                "folder": m.plain.get("folder"),
+                "snippet": snippet(&body, at.unwrap_or(0)),
+            }));
         }
-        let mut out = json!({"query": query, "matches": hits});
-        if unopened > 0 {
-            out["note"] = json!(format!(
-                "{unopened} more memories were not searched (at most {MAX_OPENED} per search)"
+    }
+    let mut out = json!({"query": query, "matches": hits});
+    if unopened > 0 {
+        out["note"] = json!(format!(
+            "{unopened} more memories were not searched (at most {MAX_OPENED} per search)"
+        ));
+    }
+    Ok(out.to_string())
+}
+
+async fn run_procedure(
+    agent: &impl AgentApi,
+    scope: Option<&KeyScope>,
+    key: &str,
+    args: Option<&Value>,
+) -> Result<String, CopilotError> {
+    let stored = match find(agent, Kind::Procedure, scope, key) {
+        Ok(s) => s,
+        Err(e) => return Ok(format!("error: {e}")),
+    };
+    let name = stored
+        .plain
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(key)
+        .to_string();
+    let parameters: Vec<Parameter> = stored
+        .plain
+        .get("parameters")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .unwrap_or_default()
+        .unwrap_or_default();
+    let given: Vec<(String, String)> = match args {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => {
+            let mut g = Vec::new();
+            for (k, v) in m {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(_) | Value::Bool(_) => v.to_string(),
+                    _ => return Ok(format!("error: argument {k:?} must be text")),
+                };
+                g.push((k.clone(), v));
+            }
+            g
+        }
+        Some(_) => return Ok("error: args must be an object of name → value".into()),
+    };
+    let values = match bind_arguments(&name, &parameters, &given) {
+        Ok(v) => v,
+        Err(e) => return Ok(format!("error: {e}")),
+    };
+    let body = match open_body(agent, &stored).await? {
+        Ok(b) => b,
+        Err(e) => return Ok(format!("error: {e}")),
+    };
+    let arguments = gatehouse_records::runbook::arguments_line(&values);
+    Ok(format!(
+        "Procedure {name} ({arguments}). Carry out its steps one by one with run_command; \
+         each command is classified and gated as usual (read-only runs, anything else waits \
+         for a person's approval). Nothing has run yet. The steps:\n\n{}",
+        shorten(&substitute(&body, &values), MAX_BODY)
+    ))
+}
+
+/// A moderate write: the gate, a person's approval of the exact text
+/// (or their edit of it), then the write of what they approved.
+async fn write_tool(
+    agent: &impl AgentApi,
+    conversation: u64,
+    call: &ToolCall,
+    settings: &ChatSettings,
+    scope: &KeyScope,
+    write: RecordWrite,
+) -> Result<String, CopilotError> {
+    // Check before asking anyone: a person approves only what can be written.
+    let checked = prepare(&agent.store(), scope, &write).map(|_| ());
+    if let Err(e) = checked {
+        return agent.refuse(conversation, call, "-", Vec::new(), e).await;
+    }
+    let class = Class::Moderate;
+    let reasons = vec!["writes a shared record (a memory or a procedure)".to_string()];
+    let not_written = match gate::decide(class, None, settings.mode, settings.trust) {
+        Verdict::Suggest => Some((
+            GateDecision::Suggest,
+            "Not written: this write is shown to the person as a suggestion (this mode runs read-only tools only).".to_string(),
+        )),
+        Verdict::Refuse(reason) => Some((
+            GateDecision::Refuse {
+                reason: reason.clone(),
+            },
+            format!("Not written: {reason}."),
+        )),
+        // Writing a shared record always needs a person.
+        Verdict::Run | Verdict::AskPerson => None,
+    };
+    if let Some((decision, told)) = not_written {
+        agent
+            .announce(conversation, call, class.as_str(), reasons, decision)
+            .await?;
+        return Ok(told);
+    }
+    let expected_effect = match &write {
+        RecordWrite::Memory { title, hosts, .. } => format!(
+            "creates the memory {title:?}{}",
+            if hosts.is_empty() {
+                String::new()
+            } else {
+                format!(", linked to {}", hosts.join(", "))
+            }
+        ),
+        RecordWrite::UpdateProcedure { procedure, .. } => {
+            format!("replaces the steps of procedure {procedure:?} (nothing else changes)")
+        }
+    };
+    let action = Action {
+        host: RECORDS_HOST.into(),
+        vendor: RECORDS_VENDOR.into(),
+        org: org_of(scope),
+        credential: None,
+        command: write.render(),
+        expected_effect,
+    };
+    let token = match agent
+        .seek_approval(conversation, call, action.clone(), class.as_str(), &reasons)
+        .await?
+    {
+        Approval::Granted(t) => t,
+        Approval::NotRun(why) => return Ok(why.replacen("Not run", "Not written", 1)),
+    };
+    let edited = token.action.command != action.command;
+    // Carry out what the person approved, edits included.
+    let approved = match RecordWrite::parse(&token.action.command) {
+        Ok(w) => w,
+        Err(e) => {
+            return Ok(format!(
+                "Not written: a person edited the write and the edited text cannot be read ({e}). Nothing was written."
             ));
         }
-        Ok(out.to_string())
-    }
-
-    async fn run_procedure(
-        &self,
-        scope: Option<&KeyScope>,
-        key: &str,
-        args: Option<&Value>,
-    ) -> Result<String, CopilotError> {
-        let stored = match self.find(Kind::Procedure, scope, key) {
-            Ok(s) => s,
-            Err(e) => return Ok(format!("error: {e}")),
-        };
-        let name = stored
-            .plain
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or(key)
-            .to_string();
-        let parameters: Vec<Parameter> = stored
-            .plain
-            .get("parameters")
-            .cloned()
-            .map(serde_json::from_value)
-            .transpose()
-            .unwrap_or_default()
-            .unwrap_or_default();
-        let given: Vec<(String, String)> = match args {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Object(m)) => {
-                let mut g = Vec::new();
-                for (k, v) in m {
-                    let v = match v {
-                        Value::String(s) => s.clone(),
-                        Value::Number(_) | Value::Bool(_) => v.to_string(),
-                        _ => return Ok(format!("error: argument {k:?} must be text")),
-                    };
-                    g.push((k.clone(), v));
+    };
+    let done = write_approved(agent, scope, &approved, *token);
+    Ok(match done {
+        Ok(meta) => {
+            let what = match &approved {
+                RecordWrite::Memory { title, .. } => format!("memory {title:?}"),
+                RecordWrite::UpdateProcedure { procedure, .. } => {
+                    format!("procedure {procedure:?}")
                 }
-                g
-            }
-            Some(_) => return Ok("error: args must be an object of name → value".into()),
-        };
-        let values = match bind_arguments(&name, &parameters, &given) {
-            Ok(v) => v,
-            Err(e) => return Ok(format!("error: {e}")),
-        };
-        let body = match self.open_body(&stored).await? {
-            Ok(b) => b,
-            Err(e) => return Ok(format!("error: {e}")),
-        };
-        let arguments = gatehouse_records::runbook::arguments_line(&values);
-        Ok(format!(
-            "Procedure {name} ({arguments}). Carry out its steps one by one with run_command; \
-             each command is classified and gated as usual (read-only runs, anything else waits \
-             for a person's approval). Nothing has run yet. The steps:\n\n{}",
-            shorten(&substitute(&body, &values), MAX_BODY)
-        ))
-    }
-
-    /// A moderate write: the gate, a person's approval of the exact text
-    /// (or their edit of it), then the write of what they approved.
-    async fn write_tool(
-        &self,
-        conversation: u64,
-        call: &ToolCall,
-        settings: &ChatSettings,
-        scope: &KeyScope,
-        write: RecordWrite,
-    ) -> Result<String, CopilotError> {
-        // Check before asking anyone: a person approves only what can be written.
-        let checked = prepare(&self.records(), scope, &write).map(|_| ());
-        if let Err(e) = checked {
-            return self.refuse(conversation, call, "-", Vec::new(), e).await;
+            };
+            let head = if edited {
+                "A person edited the write before approving it; what was written is the edited text.\n"
+            } else {
+                ""
+            };
+            format!(
+                "{head}Written: {what} (id {}, revision {}).",
+                meta.id, meta.revision
+            )
         }
-        let class = Class::Moderate;
-        let reasons = vec!["writes a shared record (a memory or a procedure)".to_string()];
-        let not_written = match gate::decide(class, None, settings.mode, settings.trust) {
-            Verdict::Suggest => Some((
-                GateDecision::Suggest,
-                "Not written: this write is shown to the person as a suggestion (this mode runs read-only tools only).".to_string(),
-            )),
-            Verdict::Refuse(reason) => Some((
-                GateDecision::Refuse {
-                    reason: reason.clone(),
-                },
-                format!("Not written: {reason}."),
-            )),
-            // Writing a shared record always needs a person.
-            Verdict::Run | Verdict::AskPerson => None,
-        };
-        if let Some((decision, told)) = not_written {
-            self.announce(conversation, call, class.as_str(), reasons, decision)
-                .await?;
-            return Ok(told);
-        }
-        let expected_effect = match &write {
-            RecordWrite::Memory { title, hosts, .. } => format!(
-                "creates the memory {title:?}{}",
-                if hosts.is_empty() {
-                    String::new()
-                } else {
-                    format!(", linked to {}", hosts.join(", "))
-                }
-            ),
-            RecordWrite::UpdateProcedure { procedure, .. } => {
-                format!("replaces the steps of procedure {procedure:?} (nothing else changes)")
-            }
-        };
-        let action = Action {
-            host: RECORDS_HOST.into(),
-            vendor: RECORDS_VENDOR.into(),
-            org: org_of(scope),
-            credential: None,
-            command: write.render(),
-            expected_effect,
-        };
-        let token = match self
-            .seek_approval(conversation, call, action.clone(), class.as_str(), &reasons)
-            .await?
-        {
-            Approval::Granted(t) => t,
-            Approval::NotRun(why) => return Ok(why.replacen("Not run", "Not written", 1)),
-        };
-        let edited = token.action.command != action.command;
-        // Carry out what the person approved, edits included.
-        let approved = match RecordWrite::parse(&token.action.command) {
-            Ok(w) => w,
-            Err(e) => {
-                return Ok(format!(
-                    "Not written: a person edited the write and the edited text cannot be read ({e}). Nothing was written."
-                ));
-            }
-        };
-        let done = self.write_approved(scope, &approved, *token);
-        Ok(match done {
-            Ok(meta) => {
-                let what = match &approved {
-                    RecordWrite::Memory { title, .. } => format!("memory {title:?}"),
-                    RecordWrite::UpdateProcedure { procedure, .. } => {
-                        format!("procedure {procedure:?}")
-                    }
-                };
-                let head = if edited {
-                    "A person edited the write before approving it; what was written is the edited text.\n"
-                } else {
-                    ""
-                };
-                format!(
-                    "{head}Written: {what} (id {}, revision {}).",
-                    meta.id, meta.revision
-                )
-            }
-            Err(e) => format!("Not written: {e}"),
-        })
-    }
+        Err(e) => format!("Not written: {e}"),
+    })
+}
 
-    /// Writes `write` with the approval `token`: seals the body, has the
-    /// broker MAC the record against the approval, commits.
-    fn write_approved(
-        &self,
-        scope: &KeyScope,
-        write: &RecordWrite,
-        token: gatehouse_ipc::broker::ApprovalToken,
-    ) -> Result<Meta, String> {
-        let mut store = self.records();
-        let prepared = prepare(&store, scope, write)?;
-        let (current, hosts) = match &prepared {
-            Prepared::Memory { hosts, .. } => (None, hosts.iter().map(verify_item).collect()),
-            Prepared::Procedure { current, .. } => (Some(verify_item(current)), Vec::new()),
-        };
-        let mut sealer = ApprovedSealer {
-            broker: &self.links.broker,
-            runtime: tokio::runtime::Handle::current(),
-            token,
-            current,
-            hosts,
-        };
-        // The store is synchronous; its broker calls run on this worker
-        // thread, which leaves the runtime's other tasks to the others.
-        tokio::task::block_in_place(|| match prepared {
-            Prepared::Memory { record, .. } => {
-                store.create(&mut sealer, ACTOR, scope.clone(), record)
-            }
-            Prepared::Procedure { record, current } => {
-                store.update(&mut sealer, ACTOR, &current.meta, record)
-            }
-        })
-        .map_err(|e| e.to_string())
-    }
+/// Writes `write` with the approval `token`: seals the body, has the
+/// broker MAC the record against the approval, commits.
+fn write_approved(
+    agent: &impl AgentApi,
+    scope: &KeyScope,
+    write: &RecordWrite,
+    token: gatehouse_ipc::broker::ApprovalToken,
+) -> Result<Meta, String> {
+    let mut store = agent.store();
+    let prepared = prepare(&store, scope, write)?;
+    let (current, hosts) = match &prepared {
+        Prepared::Memory { hosts, .. } => (None, hosts.iter().map(verify_item).collect()),
+        Prepared::Procedure { current, .. } => (Some(verify_item(current)), Vec::new()),
+    };
+    let mut sealer = ApprovedSealer {
+        broker: agent.broker(),
+        runtime: tokio::runtime::Handle::current(),
+        token,
+        current,
+        hosts,
+    };
+    // The store is synchronous; its broker calls run on this worker
+    // thread, which leaves the runtime's other tasks to the others.
+    tokio::task::block_in_place(|| match prepared {
+        Prepared::Memory { record, .. } => store.create(&mut sealer, ACTOR, scope.clone(), record),
+        Prepared::Procedure { record, current } => {
+            store.update(&mut sealer, ACTOR, &current.meta, record)
+        }
+    })
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

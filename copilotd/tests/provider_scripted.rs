@@ -8,7 +8,7 @@ mod provider_support;
 use gatehouse_copilotd::provider::{
     ChatRequest, Message, Provider, ProviderError, ProviderKind, StopReason, ToolCall, ToolSpec,
 };
-use gatehouse_copilotd::scripted::{ScriptedProvider, Turn, last_tool_result};
+use gatehouse_labprovider::{ScriptedProvider, Turn, last_tool_result};
 use provider_support::{config, send_collecting};
 use serde_json::{Value, json};
 

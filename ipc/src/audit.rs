@@ -5,7 +5,8 @@
 //! JSON object per line, each append synced before it is acknowledged, a
 //! damaged line reported by number while the rest still read) and the row
 //! format of `credentials.jsonl`, which the broker writes and `gatehouse
-//! audit log` reads. (sessiond's `sessions.jsonl` rows live in sessiond.)
+//! audit log` reads; [`sessions`] holds the rows sessiond writes to
+//! `sessions.jsonl`, which the CLI and the app read.
 //! Must never: hold a secret — rows name records, fields and destinations,
 //! never values.
 
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::broker::{Operation, Requester};
+
+pub mod sessions;
 
 /// `<data>/audit/`.
 pub fn audit_dir(data_root: &Path) -> PathBuf {

@@ -1,7 +1,12 @@
 //! One simulated device: its vendor, its configuration state (shared by all
 //! sessions for the device's lifetime), its credentials, its event log and
 //! its reboot signal.
+//!
+//! Must never name a concrete vendor module: the configuration state is a
+//! [`DeviceModel`] that `ios` / `routeros` implement, and `vendors` is the
+//! one place that builds one for a [`Vendor`].
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
@@ -11,8 +16,6 @@ use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
 use crate::eventlog::{EventLog, Kind};
-use crate::ios::IosModel;
-use crate::routeros::RosModel;
 
 /// Which CLI the device imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +72,26 @@ impl Credentials {
     }
 }
 
-/// The vendor's configuration state.
-pub enum Model {
-    /// IOS running and startup configuration.
-    Ios(IosModel),
-    /// RouterOS configuration.
-    RouterOs(RosModel),
+/// A vendor's configuration state (one per device, shared by all its
+/// sessions). Each vendor module implements it for its own state and finds
+/// that state again with [`downcast_ref`](Self::downcast_ref) /
+/// [`downcast_mut`](Self::downcast_mut).
+pub trait DeviceModel: Any + Send {
+    /// The device rebooted: fall back to what survives a reboot (IOS: the
+    /// startup configuration).
+    fn reload(&mut self);
+}
+
+impl dyn DeviceModel {
+    /// The state as the vendor's own type, `None` if it is another vendor's.
+    pub fn downcast_ref<T: DeviceModel>(&self) -> Option<&T> {
+        (self as &dyn Any).downcast_ref()
+    }
+
+    /// The state as the vendor's own type, `None` if it is another vendor's.
+    pub fn downcast_mut<T: DeviceModel>(&mut self) -> Option<&mut T> {
+        (self as &mut dyn Any).downcast_mut()
+    }
 }
 
 /// A simulated device.
@@ -87,25 +104,22 @@ pub struct Device {
     pub log: EventLog,
     /// Also log raw channel data as it arrives.
     pub log_data: bool,
-    model: Mutex<Model>,
+    model: Mutex<Box<dyn DeviceModel>>,
     booted: Mutex<Instant>,
     next_session: AtomicU64,
     reboot: broadcast::Sender<()>,
 }
 
 impl Device {
-    /// A freshly booted device with factory state and the given hostname.
+    /// A freshly booted device with the vendor's state `model` (built by
+    /// `vendors::model`; `vendors::new_device` builds both).
     pub fn new(
         vendor: Vendor,
-        hostname: &str,
+        model: Box<dyn DeviceModel>,
         credentials: Credentials,
         log: EventLog,
         log_data: bool,
     ) -> Self {
-        let model = match vendor {
-            Vendor::Ios => Model::Ios(IosModel::new(hostname)),
-            Vendor::RouterOs => Model::RouterOs(RosModel::new(hostname)),
-        };
         let (reboot, _) = broadcast::channel(4);
         Self {
             vendor,
@@ -120,7 +134,7 @@ impl Device {
     }
 
     /// Locks the configuration state (never held across an await).
-    pub fn model(&self) -> MutexGuard<'_, Model> {
+    pub fn model(&self) -> MutexGuard<'_, Box<dyn DeviceModel>> {
         match self.model.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -150,9 +164,7 @@ impl Device {
     /// connection is dropped, the uptime restarts.
     pub fn reboot(&self, session: u64, why: &str) {
         self.log.record(session, Kind::Reboot, why);
-        if let Model::Ios(m) = &mut *self.model() {
-            m.reload();
-        }
+        self.model().reload();
         match self.booted.lock() {
             Ok(mut g) => *g = Instant::now(),
             Err(p) => *p.into_inner() = Instant::now(),

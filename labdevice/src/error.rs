@@ -2,8 +2,8 @@
 //!
 //! Errors a *client* provokes by typing something wrong are not Rust errors:
 //! they are device messages (`% Invalid input ...`, `bad command name ...`)
-//! produced by the vendor modules, see [`crate::ios::IosError`] and
-//! [`crate::routeros::RosError`].
+//! produced by the vendor modules (each renders its own error type, e.g.
+//! `ios::IosError`, `routeros::RosError`); this module names no vendor.
 
 use std::path::PathBuf;
 

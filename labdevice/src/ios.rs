@@ -9,9 +9,9 @@
 use std::net::Ipv4Addr;
 
 use crate::abbrev::{Match, Word, resolve, words};
+use crate::cli::{CliSession, Input, Next, Question, QuestionId, Reply};
 use crate::clock;
-use crate::device::{Device, Model};
-use crate::terminal::{Input, Next, Question, QuestionId, Reply};
+use crate::device::{Device, DeviceModel};
 
 /// One interface's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,17 +71,19 @@ impl IosModel {
         }
     }
 
-    /// Back to the startup configuration.
-    pub fn reload(&mut self) {
-        self.running = self.startup.clone();
-    }
-
     fn modified(&self) -> bool {
         self.running != self.startup
     }
 
     fn iface_mut(&mut self, name: &str) -> Option<&mut Iface> {
         self.running.interfaces.iter_mut().find(|i| i.name == name)
+    }
+}
+
+impl DeviceModel for IosModel {
+    /// Back to the startup configuration.
+    fn reload(&mut self) {
+        self.running = self.startup.clone();
     }
 }
 
@@ -348,97 +350,6 @@ impl IosSession {
         &self.mode
     }
 
-    /// The prompt for the current mode.
-    pub fn prompt(&self, device: &Device) -> String {
-        let host = match &*device.model() {
-            Model::Ios(m) => m.running.hostname.clone(),
-            Model::RouterOs(_) => String::from("Router"),
-        };
-        match self.mode {
-            Mode::User => format!("{host}>"),
-            Mode::Enable => format!("{host}#"),
-            Mode::Config => format!("{host}(config)#"),
-            Mode::ConfigIf(_) => format!("{host}(config-if)#"),
-        }
-    }
-
-    /// Context help for `?` typed after `partial`: completions of a partial
-    /// word, or the keywords that may follow (first level and `show`).
-    pub fn help(&self, partial: &str) -> String {
-        let list = match self.mode {
-            Mode::User => USER_CMDS,
-            Mode::Enable => ENABLE_CMDS,
-            Mode::Config => CONFIG_CMDS,
-            Mode::ConfigIf(_) => IF_CMDS,
-        };
-        let show_list: &[&str] = if self.mode == Mode::User {
-            &["clock", "ip", "privilege", "version"]
-        } else {
-            &[
-                "clock",
-                "ip",
-                "privilege",
-                "running-config",
-                "startup-config",
-                "version",
-            ]
-        };
-        let ws = words(partial);
-        let trailing = partial.is_empty() || partial.ends_with(|c: char| c.is_ascii_whitespace());
-        let is_show = ws
-            .first()
-            .is_some_and(|w| resolve(&w.text, list) == Match::One("show"));
-        let (candidates, prefix): (&[&str], &str) = match (ws.len(), trailing) {
-            (0, _) => (list, ""),
-            (1, false) => (list, ws[0].text.as_str()),
-            (1, true) if is_show => (show_list, ""),
-            (2, false) if is_show => (show_list, ws[1].text.as_str()),
-            _ => return "% Help is not simulated at this level\n".into(),
-        };
-        let lower = prefix.to_ascii_lowercase();
-        let found: Vec<&str> = candidates
-            .iter()
-            .copied()
-            .filter(|k| k.starts_with(&lower))
-            .collect();
-        if found.is_empty() {
-            return "% Unrecognized command\n".into();
-        }
-        if prefix.is_empty() {
-            found.iter().map(|k| format!("  {k}\n")).collect()
-        } else {
-            format!("{}\n", found.join("  "))
-        }
-    }
-
-    /// Lines per page (`terminal length`), `None` when 0.
-    pub fn page_len(&self) -> Option<usize> {
-        (self.term_len > 0).then_some(self.term_len)
-    }
-
-    /// Ctrl-C / Ctrl-Z: leave configuration mode; Ctrl-C also abandons the line.
-    pub fn control(&mut self, key: u8) -> Option<Reply> {
-        match (key, &self.mode) {
-            (0x03 | 0x1a, Mode::Config | Mode::ConfigIf(_)) => {
-                self.mode = Mode::Enable;
-                Some(Reply::ok(""))
-            }
-            (0x03, _) => Some(Reply::ok("")),
-            _ => None,
-        }
-    }
-
-    /// Runs one line.
-    pub fn execute(&mut self, device: &Device, line: &str, prompt_len: usize) -> Reply {
-        if let Some(bar) = line.find('|') {
-            return match self.piped(device, line, bar, prompt_len) {
-                Ok(r) => r,
-                Err(e) => Reply::fail(e.render(line, prompt_len)),
-            };
-        }
-        self.execute_plain(device, line, prompt_len)
-    }
-
     /// `show … | include|exclude|begin|section|count TEXT` (substring matching).
     fn piped(&mut self, device: &Device, line: &str, bar: usize, prompt_len: usize) -> Res {
         let left = &line[..bar];
@@ -513,7 +424,7 @@ impl IosSession {
             return Reply::ok("");
         }
         let mut guard = device.model();
-        let Model::Ios(model) = &mut *guard else {
+        let Some(model) = guard.downcast_mut::<IosModel>() else {
             return Reply::fail("% Not an IOS device");
         };
         let result = match self.mode.clone() {
@@ -870,11 +781,42 @@ impl IosSession {
             }
         }
     }
+}
+
+impl CliSession for IosSession {
+    fn banner(&self) -> String {
+        String::from("\n")
+    }
+
+    /// The prompt for the current mode.
+    fn prompt(&self, device: &Device) -> String {
+        let host = match device.model().downcast_ref::<IosModel>() {
+            Some(m) => m.running.hostname.clone(),
+            None => String::from("Router"),
+        };
+        match self.mode {
+            Mode::User => format!("{host}>"),
+            Mode::Enable => format!("{host}#"),
+            Mode::Config => format!("{host}(config)#"),
+            Mode::ConfigIf(_) => format!("{host}(config-if)#"),
+        }
+    }
+
+    /// Runs one line.
+    fn execute(&mut self, device: &Device, line: &str, prompt_len: usize) -> Reply {
+        if let Some(bar) = line.find('|') {
+            return match self.piped(device, line, bar, prompt_len) {
+                Ok(r) => r,
+                Err(e) => Reply::fail(e.render(line, prompt_len)),
+            };
+        }
+        self.execute_plain(device, line, prompt_len)
+    }
 
     /// Handles the answer to a question this session asked.
-    pub fn answer(&mut self, device: &Device, q: QuestionId, input: &str) -> Reply {
+    fn answer(&mut self, device: &Device, q: QuestionId, input: &str) -> Reply {
         let mut guard = device.model();
-        let Model::Ios(m) = &mut *guard else {
+        let Some(m) = guard.downcast_mut::<IosModel>() else {
             return Reply::fail("% Not an IOS device");
         };
         let input = input.trim();
@@ -911,6 +853,76 @@ impl IosSession {
                 }
             }
             QuestionId::RosReboot => Reply::ok(""),
+        }
+    }
+
+    /// Lines per page (`terminal length`), `None` when 0.
+    fn page_len(&self, _rows: u32) -> Option<usize> {
+        (self.term_len > 0).then_some(self.term_len)
+    }
+
+    /// Ctrl-C / Ctrl-Z: leave configuration mode; Ctrl-C also abandons the line.
+    fn control(&mut self, key: u8) -> Option<Reply> {
+        match (key, &self.mode) {
+            (0x03 | 0x1a, Mode::Config | Mode::ConfigIf(_)) => {
+                self.mode = Mode::Enable;
+                Some(Reply::ok(""))
+            }
+            (0x03, _) => Some(Reply::ok("")),
+            _ => None,
+        }
+    }
+
+    fn has_help(&self) -> bool {
+        true
+    }
+
+    /// IOS context help for `?` typed after `partial`: completions of a partial
+    /// word, or the keywords that may follow (first level and `show`).
+    fn help(&self, partial: &str) -> String {
+        let list = match self.mode {
+            Mode::User => USER_CMDS,
+            Mode::Enable => ENABLE_CMDS,
+            Mode::Config => CONFIG_CMDS,
+            Mode::ConfigIf(_) => IF_CMDS,
+        };
+        let show_list: &[&str] = if self.mode == Mode::User {
+            &["clock", "ip", "privilege", "version"]
+        } else {
+            &[
+                "clock",
+                "ip",
+                "privilege",
+                "running-config",
+                "startup-config",
+                "version",
+            ]
+        };
+        let ws = words(partial);
+        let trailing = partial.is_empty() || partial.ends_with(|c: char| c.is_ascii_whitespace());
+        let is_show = ws
+            .first()
+            .is_some_and(|w| resolve(&w.text, list) == Match::One("show"));
+        let (candidates, prefix): (&[&str], &str) = match (ws.len(), trailing) {
+            (0, _) => (list, ""),
+            (1, false) => (list, ws[0].text.as_str()),
+            (1, true) if is_show => (show_list, ""),
+            (2, false) if is_show => (show_list, ws[1].text.as_str()),
+            _ => return "% Help is not simulated at this level\n".into(),
+        };
+        let lower = prefix.to_ascii_lowercase();
+        let found: Vec<&str> = candidates
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with(&lower))
+            .collect();
+        if found.is_empty() {
+            return "% Unrecognized command\n".into();
+        }
+        if prefix.is_empty() {
+            found.iter().map(|k| format!("  {k}\n")).collect()
+        } else {
+            format!("{}\n", found.join("  "))
         }
     }
 }

@@ -8,7 +8,9 @@
 //! - [`device`]: one device (vendor, state, credentials, log, reboot signal);
 //! - [`server`]: the russh server and per-connection handler;
 //! - [`terminal`]: bytes → lines, echo, paging, questions (no I/O);
+//! - [`cli`]: what a vendor CLI answers and what the terminal asks of it;
 //! - [`ios`], [`routeros`]: the two CLIs;
+//! - [`vendors`]: the one place that maps a vendor to its CLI module;
 //! - [`eventlog`]: the JSON-lines event log;
 //! - [`hostkey`]: host key, password and authorized-keys files;
 //! - [`abbrev`], [`clock`]: keyword abbreviation, date formatting;
@@ -25,6 +27,7 @@
 //! ```
 
 pub mod abbrev;
+pub mod cli;
 pub mod clock;
 pub mod device;
 pub mod error;
@@ -34,6 +37,7 @@ pub mod ios;
 pub mod routeros;
 pub mod server;
 pub mod terminal;
+pub mod vendors;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,7 +46,7 @@ use std::sync::Arc;
 use russh::keys::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-use device::{Credentials, Device, Vendor};
+use device::{Credentials, Vendor};
 use error::Error;
 use eventlog::EventLog;
 pub use server::RunningDevice;
@@ -109,7 +113,7 @@ pub async fn start(opts: Options) -> Result<RunningDevice, Error> {
         password_method: opts.password_auth,
         keyboard_interactive: opts.keyboard_interactive,
     };
-    let device = Arc::new(Device::new(
+    let device = Arc::new(vendors::new_device(
         opts.vendor,
         &opts.hostname,
         creds,

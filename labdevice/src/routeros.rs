@@ -11,9 +11,9 @@
 use std::net::Ipv4Addr;
 
 use crate::abbrev::{Match, resolve};
+use crate::cli::{CliSession, Input, Next, Question, QuestionId, Reply};
 use crate::clock;
-use crate::device::{Device, Model};
-use crate::terminal::{Input, Next, Question, QuestionId, Reply};
+use crate::device::{Device, DeviceModel};
 
 /// An ethernet interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +91,11 @@ impl RosModel {
             addresses: Vec::new(),
         }
     }
+}
+
+impl DeviceModel for RosModel {
+    /// RouterOS keeps its configuration across a reboot: nothing to do.
+    fn reload(&mut self) {}
 }
 
 /// A way a RouterOS command can be wrong.
@@ -366,49 +371,9 @@ impl RosSession {
         }
     }
 
-    /// `[admin@R1] > ` or `[admin@R1] /ip address> `.
-    pub fn prompt(&self, device: &Device) -> String {
-        let id = match &*device.model() {
-            Model::RouterOs(m) => m.identity.clone(),
-            Model::Ios(_) => String::from("MikroTik"),
-        };
-        if self.path.is_empty() {
-            format!("[{}@{}] > ", self.user, id)
-        } else {
-            format!("[{}@{}] /{}> ", self.user, id, self.path.join(" "))
-        }
-    }
-
     /// The current menu path.
     pub fn path(&self) -> &[&'static str] {
         &self.path
-    }
-
-    /// Ctrl-C: new prompt; Ctrl-D on an empty line: log out.
-    pub fn control(&mut self, key: u8) -> Option<Reply> {
-        match key {
-            0x03 => Some(Reply::ok("")),
-            0x04 => Some(Reply::ok("").then(Next::Logout)),
-            _ => None,
-        }
-    }
-
-    /// Answers `Reboot, yes? [y/N]:`.
-    pub fn answer(&mut self, _device: &Device, q: QuestionId, input: &str) -> Reply {
-        match q {
-            QuestionId::RosReboot if input.trim().eq_ignore_ascii_case("y") => {
-                Reply::ok("system will reboot shortly").then(Next::Reboot)
-            }
-            _ => Reply::ok(""),
-        }
-    }
-
-    /// Runs one line.
-    pub fn execute(&mut self, device: &Device, line: &str) -> Reply {
-        match self.run(device, line) {
-            Ok(r) => r,
-            Err(e) => Reply::fail(e.render()),
-        }
     }
 
     fn run(&mut self, device: &Device, line: &str) -> Res {
@@ -490,7 +455,7 @@ impl RosSession {
             return Ok(Reply::ok(""));
         };
         let mut guard = device.model();
-        let Model::RouterOs(m) = &mut *guard else {
+        let Some(m) = guard.downcast_mut::<RosModel>() else {
             return Err(RosError::Failure("not a RouterOS device".into()));
         };
         match (path.as_slice(), cmd) {
@@ -735,6 +700,65 @@ impl RosSession {
                 col: 1,
             }),
         }
+    }
+}
+
+impl CliSession for RosSession {
+    fn banner(&self) -> String {
+        banner()
+    }
+
+    /// `[admin@R1] > ` or `[admin@R1] /ip address> `.
+    fn prompt(&self, device: &Device) -> String {
+        let id = match device.model().downcast_ref::<RosModel>() {
+            Some(m) => m.identity.clone(),
+            None => String::from("MikroTik"),
+        };
+        if self.path.is_empty() {
+            format!("[{}@{}] > ", self.user, id)
+        } else {
+            format!("[{}@{}] /{}> ", self.user, id, self.path.join(" "))
+        }
+    }
+
+    /// Runs one line.
+    fn execute(&mut self, device: &Device, line: &str, _prompt_len: usize) -> Reply {
+        match self.run(device, line) {
+            Ok(r) => r,
+            Err(e) => Reply::fail(e.render()),
+        }
+    }
+
+    /// Answers `Reboot, yes? [y/N]:`.
+    fn answer(&mut self, _device: &Device, q: QuestionId, input: &str) -> Reply {
+        match q {
+            QuestionId::RosReboot if input.trim().eq_ignore_ascii_case("y") => {
+                Reply::ok("system will reboot shortly").then(Next::Reboot)
+            }
+            _ => Reply::ok(""),
+        }
+    }
+
+    /// A page is the terminal less one row (23 lines when the height is unknown).
+    fn page_len(&self, rows: u32) -> Option<usize> {
+        Some(if rows < 2 { 23 } else { rows as usize - 1 })
+    }
+
+    /// Ctrl-C: new prompt; Ctrl-D on an empty line: log out.
+    fn control(&mut self, key: u8) -> Option<Reply> {
+        match key {
+            0x03 => Some(Reply::ok("")),
+            0x04 => Some(Reply::ok("").then(Next::Logout)),
+            _ => None,
+        }
+    }
+
+    fn has_help(&self) -> bool {
+        false
+    }
+
+    fn help(&self, _partial: &str) -> String {
+        String::new()
     }
 }
 

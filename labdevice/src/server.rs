@@ -21,6 +21,7 @@ use crate::device::{Device, Vendor};
 use crate::error::Error;
 use crate::eventlog::Kind;
 use crate::terminal::{End, Output, Terminal};
+use crate::vendors;
 
 /// How long after a confirmed reboot the connections are dropped.
 pub const REBOOT_DROP_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -354,7 +355,8 @@ impl Handler for Conn {
         session.channel_success(channel)?;
         let user = self.user.clone().unwrap_or_default();
         let rows = self.ptys.get(&channel).copied();
-        let mut term = Terminal::shell(self.device.clone(), self.session, &user, rows);
+        let cli = vendors::session(self.device.vendor, &user, false);
+        let mut term = Terminal::shell(self.device.clone(), self.session, cli, rows);
         let out = term.start();
         self.terms.insert(channel, term);
         self.deliver(channel, out, session)
@@ -368,7 +370,8 @@ impl Handler for Conn {
     ) -> Result<(), Self::Error> {
         session.channel_success(channel)?;
         let user = self.user.clone().unwrap_or_default();
-        let mut term = Terminal::exec(self.device.clone(), self.session, &user);
+        let cli = vendors::session(self.device.vendor, &user, true);
+        let mut term = Terminal::exec(self.device.clone(), self.session, cli);
         let command = String::from_utf8_lossy(data).into_owned();
         let out = term.run_exec(&command);
         self.terms.insert(channel, term);

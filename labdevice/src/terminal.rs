@@ -9,161 +9,12 @@
 
 use std::sync::Arc;
 
+use crate::cli::{CliSession, Input, Next, Question, Reply};
 use crate::device::{Device, Vendor};
 use crate::eventlog::Kind;
-use crate::ios::IosSession;
-use crate::routeros::RosSession;
 
 /// Longest command line kept; further characters are refused with a bell.
 pub const MAX_LINE: usize = 1024;
-
-/// How input for a question is collected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input {
-    /// A whole line, echoed or not.
-    Line {
-        /// Echo typed characters.
-        echo: bool,
-    },
-    /// A single keystroke.
-    Key,
-}
-
-/// Which question the device asked (the vendor decides what the answer does).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuestionId {
-    /// IOS `enable` → `Password:`.
-    IosEnablePassword,
-    /// IOS `reload` with unsaved changes → `Save? [yes/no]:`.
-    IosSaveBeforeReload,
-    /// IOS `Proceed with reload? [confirm]`.
-    IosConfirmReload,
-    /// IOS `copy running-config startup-config` → `Destination filename [startup-config]?`.
-    IosCopyDestination,
-    /// RouterOS `Reboot, yes? [y/N]:`.
-    RosReboot,
-}
-
-/// A question the device asks before going on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Question {
-    /// Which one.
-    pub id: QuestionId,
-    /// Text shown (no newline).
-    pub prompt: String,
-    /// How the answer is read.
-    pub input: Input,
-}
-
-/// What happens after a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
-    /// Show the prompt again.
-    Prompt,
-    /// Ask a question.
-    Ask(Question),
-    /// End the session.
-    Logout,
-    /// Reboot the device (drops every connection).
-    Reboot,
-}
-
-/// A vendor's answer to one command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// Text with `\n` line ends.
-    pub output: String,
-    /// The command failed (exec exit status 1).
-    pub failed: bool,
-    /// The output may be paged.
-    pub paged: bool,
-    /// What comes next.
-    pub next: Next,
-}
-
-impl Reply {
-    /// Output, then the prompt.
-    pub fn ok(output: impl Into<String>) -> Self {
-        Self {
-            output: output.into(),
-            failed: false,
-            paged: false,
-            next: Next::Prompt,
-        }
-    }
-    /// Output that may be paged, then the prompt.
-    pub fn paged(output: impl Into<String>) -> Self {
-        Self {
-            paged: true,
-            ..Self::ok(output)
-        }
-    }
-    /// An error message, then the prompt.
-    pub fn fail(output: impl Into<String>) -> Self {
-        Self {
-            failed: true,
-            ..Self::ok(output)
-        }
-    }
-    /// Output, then something else than the prompt.
-    pub fn then(mut self, next: Next) -> Self {
-        self.next = next;
-        self
-    }
-}
-
-/// A vendor CLI session (per channel).
-pub enum Cli {
-    /// Cisco IOS.
-    Ios(IosSession),
-    /// MikroTik RouterOS.
-    RouterOs(RosSession),
-}
-
-impl Cli {
-    fn new(device: &Device, user: &str, exec: bool) -> Self {
-        match device.vendor {
-            Vendor::Ios => Cli::Ios(IosSession::new(exec)),
-            Vendor::RouterOs => Cli::RouterOs(RosSession::new(user)),
-        }
-    }
-    fn prompt(&self, device: &Device) -> String {
-        match self {
-            Cli::Ios(s) => s.prompt(device),
-            Cli::RouterOs(s) => s.prompt(device),
-        }
-    }
-    fn execute(&mut self, device: &Device, line: &str, exec: bool) -> Reply {
-        let prompt_len = if exec {
-            0
-        } else {
-            self.prompt(device).chars().count()
-        };
-        match self {
-            Cli::Ios(s) => s.execute(device, line, prompt_len),
-            Cli::RouterOs(s) => s.execute(device, line),
-        }
-    }
-    fn answer(&mut self, device: &Device, q: QuestionId, input: &str) -> Reply {
-        match self {
-            Cli::Ios(s) => s.answer(device, q, input),
-            Cli::RouterOs(s) => s.answer(device, q, input),
-        }
-    }
-    /// Lines per page, `None` when paging is off.
-    fn page_len(&self, rows: u32) -> Option<usize> {
-        match self {
-            Cli::Ios(s) => s.page_len(),
-            Cli::RouterOs(_) => Some(if rows < 2 { 23 } else { rows as usize - 1 }),
-        }
-    }
-    fn control(&mut self, key: u8) -> Option<Reply> {
-        match self {
-            Cli::Ios(s) => s.control(key),
-            Cli::RouterOs(s) => s.control(key),
-        }
-    }
-}
 
 /// How the session ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +59,7 @@ enum State {
 pub struct Terminal {
     device: Arc<Device>,
     session: u64,
-    cli: Cli,
+    cli: Box<dyn CliSession>,
     exec: bool,
     echo: bool,
     crlf: bool,
@@ -223,9 +74,14 @@ pub struct Terminal {
 
 impl Terminal {
     /// An interactive shell. With a PTY it echoes, ends lines with `\r\n` and pages.
-    pub fn shell(device: Arc<Device>, session: u64, user: &str, pty_rows: Option<u32>) -> Self {
+    /// `cli` is the device vendor's shell session (`vendors::session(.., false)`).
+    pub fn shell(
+        device: Arc<Device>,
+        session: u64,
+        cli: Box<dyn CliSession>,
+        pty_rows: Option<u32>,
+    ) -> Self {
         let pty = pty_rows.is_some();
-        let cli = Cli::new(&device, user, false);
         Self {
             device,
             session,
@@ -243,9 +99,9 @@ impl Terminal {
         }
     }
 
-    /// An exec channel: no prompt, no echo, no paging; IOS starts privileged.
-    pub fn exec(device: Arc<Device>, session: u64, user: &str) -> Self {
-        let cli = Cli::new(&device, user, true);
+    /// An exec channel: no prompt, no echo, no paging. `cli` is the device
+    /// vendor's exec session (`vendors::session(.., true)`: IOS starts privileged).
+    pub fn exec(device: Arc<Device>, session: u64, cli: Box<dyn CliSession>) -> Self {
         Self {
             device,
             session,
@@ -271,20 +127,27 @@ impl Terminal {
     /// The greeting and first prompt of a shell.
     pub fn start(&mut self) -> Output {
         let mut out = Output::default();
-        let banner = match self.device.vendor {
-            Vendor::Ios => String::from("\n"),
-            Vendor::RouterOs => crate::routeros::banner(),
-        };
+        let banner = self.cli.banner();
         self.emit(&mut out, &banner);
         self.prompt(&mut out);
         out
+    }
+
+    /// Has the vendor CLI run one line (`exec`: typed with no prompt before it).
+    fn run_line(&mut self, line: &str, exec: bool) -> Reply {
+        let prompt_len = if exec {
+            0
+        } else {
+            self.cli.prompt(&self.device).chars().count()
+        };
+        self.cli.execute(&self.device, line, prompt_len)
     }
 
     /// Runs the one command of an exec request.
     pub fn run_exec(&mut self, command: &str) -> Output {
         self.device.log.record(self.session, Kind::Exec, command);
         let mut out = Output::default();
-        let reply = self.cli.execute(&self.device, command, true);
+        let reply = self.run_line(command, true);
         self.after_reply(&mut out, reply);
         out
     }
@@ -410,7 +273,7 @@ impl Terminal {
                             return;
                         }
                         self.device.log.record(self.session, Kind::Command, &line);
-                        let reply = self.cli.execute(&self.device, &line, false);
+                        let reply = self.run_line(&line, false);
                         self.after_reply(out, reply);
                     }
                 }
@@ -446,13 +309,10 @@ impl Terminal {
                     self.after_reply(out, reply);
                 }
             }
-            b'?' if question.is_none() && !self.exec && matches!(self.cli, Cli::Ios(_)) => {
+            b'?' if question.is_none() && !self.exec && self.cli.has_help() => {
                 // IOS context help: answer at once, then give the line back.
                 let partial = String::from_utf8_lossy(&self.line).into_owned();
-                let help = match &self.cli {
-                    Cli::Ios(s) => s.help(&partial),
-                    Cli::RouterOs(_) => String::new(),
-                };
+                let help = self.cli.help(&partial);
                 if echo {
                     out.bytes.push(b'?');
                 }

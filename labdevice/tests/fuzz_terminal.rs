@@ -7,6 +7,7 @@ use std::sync::Arc;
 use gatehouse_labdevice::device::{Credentials, Device, Vendor};
 use gatehouse_labdevice::eventlog::EventLog;
 use gatehouse_labdevice::terminal::{End, Terminal};
+use gatehouse_labdevice::vendors;
 use zeroize::Zeroizing;
 
 /// xorshift64*: deterministic, no dependency.
@@ -24,7 +25,7 @@ impl Rng {
 }
 
 fn device(vendor: Vendor) -> Arc<Device> {
-    Arc::new(Device::new(
+    Arc::new(vendors::new_device(
         vendor,
         "R1",
         Credentials {
@@ -152,10 +153,15 @@ fn drive(vendor: Vendor, seed: u64, rounds: usize) {
     };
     let new_term = |rng: &mut Rng| {
         if rng.below(4) == 0 {
-            Terminal::exec(dev.clone(), 1, "admin")
+            Terminal::exec(dev.clone(), 1, vendors::session(vendor, "admin", true))
         } else {
             let rows = [None, Some(0), Some(1), Some(5), Some(24)][rng.below(5)];
-            Terminal::shell(dev.clone(), 1, "admin", rows)
+            Terminal::shell(
+                dev.clone(),
+                1,
+                vendors::session(vendor, "admin", false),
+                rows,
+            )
         }
     };
     let mut term = new_term(&mut rng);
@@ -194,7 +200,7 @@ fn drive(vendor: Vendor, seed: u64, rounds: usize) {
         }
     }
     // Still answering.
-    let mut t = Terminal::exec(dev.clone(), 2, "admin");
+    let mut t = Terminal::exec(dev.clone(), 2, vendors::session(vendor, "admin", true));
     let out = t.run_exec(if vendor == Vendor::Ios {
         "show version"
     } else {
@@ -224,7 +230,12 @@ fn random_input_never_panics_routeros() {
 #[test]
 fn very_long_line_is_capped() {
     let dev = device(Vendor::Ios);
-    let mut t = Terminal::shell(dev, 1, "admin", Some(24));
+    let mut t = Terminal::shell(
+        dev,
+        1,
+        vendors::session(Vendor::Ios, "admin", false),
+        Some(24),
+    );
     let _ = t.start();
     let out = t.feed(&vec![b'a'; 100_000]);
     assert!(out.bytes.iter().filter(|&&b| b == b'a').count() <= 1024);

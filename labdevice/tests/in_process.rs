@@ -3,7 +3,8 @@
 
 use std::process::{Command, Stdio};
 
-use gatehouse_labdevice::device::{Model, Vendor};
+use gatehouse_labdevice::device::Vendor;
+use gatehouse_labdevice::routeros::RosModel;
 use gatehouse_labdevice::{Options, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,12 +46,13 @@ async fn start_talk_inspect_shutdown() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    match &*dev.device.model() {
-        Model::RouterOs(m) => {
-            assert_eq!(m.addresses.len(), 1);
-            assert_eq!(m.addresses[0].interface, "ether2");
-        }
-        Model::Ios(_) => unreachable!(),
+    {
+        let model = dev.device.model();
+        let m = model
+            .downcast_ref::<RosModel>()
+            .expect("a RouterOS device's state");
+        assert_eq!(m.addresses.len(), 1);
+        assert_eq!(m.addresses[0].interface, "ether2");
     }
     dev.shutdown().await;
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());

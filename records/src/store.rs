@@ -71,12 +71,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// The file name of the store in a profile's data directory.
 pub const FILE_NAME: &str = "records.sqlite";
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use gatehouse_ipc::os::now_ms;
 
 /// A new random record id (16 hex digits).
 pub fn new_id() -> String {

@@ -72,7 +72,7 @@ fn run(args: Args) -> Result<(), String> {
 
     // Everything the sandbox names must exist before it is applied; the
     // store stays open for sessiond's life (see SessiondPaths::records_files).
-    let recordings = gatehouse_sessiond::recording::recordings_dir(&layout);
+    let recordings = gatehouse_recordings::recordings_dir(&layout);
     let audit_dir = gatehouse_sessiond::audit::log_path(&layout.root)
         .parent()
         .map(std::path::Path::to_path_buf)

@@ -15,7 +15,7 @@ use gatehouse_ipc::sessiond::{SessionKind, SessiondError};
 
 use crate::broker_link::BrokerLink;
 use crate::hosts::Host;
-use crate::recording::{self, RecordingMeta, RecordingOptions, RecordingWriter};
+use gatehouse_recordings::{RecordingMeta, RecordingOptions, RecordingWriter};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
@@ -48,7 +48,7 @@ impl Recorder {
             term,
             command,
         } = *what;
-        let id = recording::new_recording_id()
+        let id = gatehouse_recordings::new_recording_id()
             .map_err(|e| SessiondError::Internal(format!("recording id: {e}")))?;
         let key = match broker
             .call(BrokerRequest::RecordingKey {
@@ -56,7 +56,7 @@ impl Recorder {
             })
             .await?
         {
-            BrokerResponse::RecordingKey(k) => recording::recording_key(&k)
+            BrokerResponse::RecordingKey(k) => gatehouse_recordings::recording_key(&k)
                 .map_err(|e| SessiondError::Broker(format!("recording key: {e}")))?,
             other => {
                 return Err(SessiondError::Internal(format!(
@@ -80,10 +80,13 @@ impl Recorder {
             command: command.map(str::to_string),
             record_input: false,
         };
-        let writer = RecordingWriter::create(&recording::recordings_dir(layout), key, meta, opts)
-            .map_err(|e| {
-            SessiondError::Internal(format!("cannot create the recording: {e}"))
-        })?;
+        let writer = RecordingWriter::create(
+            &gatehouse_recordings::recordings_dir(layout),
+            key,
+            meta,
+            opts,
+        )
+        .map_err(|e| SessiondError::Internal(format!("cannot create the recording: {e}")))?;
         Ok(Recorder {
             id,
             inner: Mutex::new((Some(writer), Instant::now())),

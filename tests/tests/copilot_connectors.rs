@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
+use gatehouse_labprovider::{ScriptedProvider, Turn};
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use serde_json::{Value, json};
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
+use gatehouse_labprovider::{ScriptedProvider, Turn};
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use serde_json::{Value, json};
 

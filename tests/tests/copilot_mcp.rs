@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
+use gatehouse_labprovider::{ScriptedProvider, Turn};
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use gatehouse_tests::{ChildGuard, find_binary, install};
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
+use gatehouse_labprovider::{ScriptedProvider, Turn};
 use gatehouse_tests::ChildGuard;
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use serde_json::{Value, json};

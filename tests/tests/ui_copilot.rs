@@ -10,9 +10,9 @@ mod ui_driver;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use gatehouse_copilotd::config::{Kind, ProviderSettings};
-use gatehouse_copilotd::scripted::{ScriptedProvider, Turn};
 use gatehouse_ipc::broker::BrokerEvent;
+use gatehouse_ipc::provider_settings::{Kind, ProviderSettings};
+use gatehouse_labprovider::{ScriptedProvider, Turn};
 use gatehouse_tests::broker::Options;
 use gatehouse_ui::app::{Message, Tab};
 use gatehouse_ui::copilot::{self, WAITING};
@@ -48,7 +48,7 @@ fn scripted(d: &Driver, turns: Vec<Turn>) -> Result<(tokio::runtime::Runtime, Sc
         .enable_all()
         .build()?;
     let p = rt.block_on(ScriptedProvider::start(turns))?;
-    gatehouse_copilotd::config::save(
+    gatehouse_ipc::provider_settings::save(
         &d.state.daemons.layout().root,
         &ProviderSettings {
             kind: Kind::Openai,

@@ -6,7 +6,6 @@
 
 use anyhow::{Context, Result, bail};
 use gatehouse_sandbox::status::{LayerState, Outcome};
-use gatehouse_sessiond::recording;
 use gatehouse_tests::broker::Options;
 use gatehouse_ui::app::{Effect, Message, Tab};
 use gatehouse_ui::audit_log::{self, Source};
@@ -331,8 +330,8 @@ fn audit_log_and_playback_of_a_real_session() -> Result<()> {
             d.sign_in()?;
             // Still on the recordings tab: signing in lists them again.
             assert_eq!(d.state.tab, Tab::Recordings);
-            let path = recording::recording_path(
-                &recording::recordings_dir(d.state.daemons.layout()),
+            let path = gatehouse_recordings::recording_path(
+                &gatehouse_recordings::recordings_dir(d.state.daemons.layout()),
                 &listed.id,
             );
             let mut bytes = std::fs::read(&path)?;

@@ -4,7 +4,7 @@
 //! broker's credential log (every release, use or refusal of a credential).
 //!
 //! Owns: reading the three logs with their own readers
-//! (`Store::audit`, `gatehouse_sessiond::audit::read`,
+//! (`Store::audit`, `gatehouse_ipc::audit::sessions::read`,
 //! `gatehouse_ipc::audit::read`), turning their rows into one shape (time,
 //! source, actor, action, target, result), newest first, and the filter
 //! (words, `source:…`, `is:refused`, or the buttons).
@@ -152,7 +152,7 @@ pub fn load(layout: &Layout) -> Loaded {
         }
         Err(e) => warnings.push(format!("records store: {e}")),
     }
-    match gatehouse_sessiond::audit::read(&layout.root) {
+    match gatehouse_ipc::audit::sessions::read(&layout.root) {
         Ok((sessions, bad)) => {
             warnings.extend(bad.into_iter().map(|b| format!("session log {b}")));
             rows.extend(sessions.into_iter().map(|r| {
@@ -169,7 +169,7 @@ pub fn load(layout: &Layout) -> Loaded {
                     result,
                     refused: matches!(
                         r.outcome,
-                        gatehouse_sessiond::audit::Outcome::Refused { .. }
+                        gatehouse_ipc::audit::sessions::Outcome::Refused { .. }
                     ),
                 }
             }));

@@ -15,8 +15,9 @@
 //! what copilotd sent (it is redacted there), or keep a conversation after
 //! sign-out (`clear`).
 
+use gatehouse_ipc::os::now_ms;
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use gatehouse_ipc::broker::{AutopilotBound, BrokerRequest, BrokerResponse, KeyScope};
 use gatehouse_ipc::copilotd::{
@@ -423,13 +424,6 @@ fn number_in(s: &str, range: std::ops::RangeInclusive<u64>, what: &str) -> Resul
             range.end()
         )),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn next_mode(m: Mode) -> Mode {

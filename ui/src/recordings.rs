@@ -2,7 +2,7 @@
 //! timeline (play/pause, seek slider, speed, the recording's markers).
 //!
 //! Owns: listing (plaintext metadata and chunk headers only, through
-//! `gatehouse_sessiond::recording::list`, as `gatehouse recordings list`),
+//! `gatehouse_recordings::list`, as `gatehouse recordings list`),
 //! opening one (the key from the broker's `RecordingKey`, the ui role's
 //! right; every chunk authenticated by `RecordingReader`, as `recordings
 //! play`), and [`Playback`]: the state machine from a time on the timeline
@@ -23,11 +23,10 @@ use std::time::{Duration, Instant};
 
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse};
 use gatehouse_ipc::display::{human_duration, human_size, utc};
-use gatehouse_sessiond::recording::{self, EventData, RecordingReader};
+use gatehouse_recordings::RecordingReader;
 use iced::keyboard::{Key, key::Named};
 use iced::widget::{button, canvas, column, container, row, scrollable, slider, text};
 use iced::{Element, Fill, FillPortion, Length};
-use zeroize::{Zeroize, Zeroizing};
 
 use crate::app::Effect;
 use crate::daemons::{self, Daemons};
@@ -58,142 +57,7 @@ pub struct Listing {
     pub unreadable: Vec<String>,
 }
 
-/// Something a terminal widget is fed with during playback.
-pub trait TermSink {
-    /// Bytes the device sent.
-    fn feed(&mut self, bytes: &[u8]);
-    /// The terminal was resized.
-    fn resize(&mut self, cols: u16, rows: u16);
-    /// Back to a blank screen of this size (seeking backwards replays from the start).
-    fn reset(&mut self, cols: u16, rows: u16);
-}
-
-/// One step of a recording, at its time from the start.
-pub enum Step {
-    Output(Zeroizing<Vec<u8>>),
-    Resize { cols: u16, rows: u16 },
-}
-
-/// A verified, decrypted recording, ready to play. Its output is zeroized
-/// when dropped; `Debug` shows only its shape.
-pub struct Opened {
-    pub id: String,
-    pub host: String,
-    pub cols: u16,
-    pub rows: u16,
-    /// (µs from the start, step), in order.
-    pub steps: Vec<(u64, Step)>,
-    /// (µs from the start, label).
-    pub markers: Vec<(u64, String)>,
-    pub duration_us: u64,
-    pub complete: bool,
-    pub exit: Option<u32>,
-}
-
-impl std::fmt::Debug for Opened {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Opened")
-            .field("id", &self.id)
-            .field("steps", &self.steps.len())
-            .field("markers", &self.markers.len())
-            .field("duration_us", &self.duration_us)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Opened {
-    /// Takes a verified recording apart (its output strings are moved, not copied).
-    pub fn from_recording(rec: recording::Recording) -> Opened {
-        let mut t = 0u64;
-        let mut steps = Vec::new();
-        let mut markers = Vec::new();
-        let mut exit = None;
-        for e in rec.events {
-            t = t.saturating_add(e.interval_us);
-            match e.data {
-                EventData::Output(s) => {
-                    steps.push((t, Step::Output(Zeroizing::new(s.into_bytes()))))
-                }
-                EventData::Resize { cols, rows } => steps.push((t, Step::Resize { cols, rows })),
-                EventData::Marker(m) => markers.push((t, m)),
-                EventData::Exit(n) => exit = Some(n),
-                EventData::Input(mut s) => s.zeroize(),
-                EventData::Other { mut data, .. } => data.zeroize(),
-            }
-        }
-        Opened {
-            id: rec.meta.id,
-            host: rec.meta.host,
-            cols: rec.meta.cols,
-            rows: rec.meta.rows,
-            steps,
-            markers,
-            duration_us: t,
-            complete: rec.complete,
-            exit,
-        }
-    }
-}
-
-/// Where playback is: which steps have been fed to the sink for the
-/// current position. Independent of any widget.
-#[derive(Debug)]
-pub struct Playback {
-    pub rec: Arc<Opened>,
-    /// µs from the start.
-    pub position_us: u64,
-    /// Steps `..fed` have been fed.
-    pub fed: usize,
-    pub playing: bool,
-    pub speed: f64,
-}
-
-impl Playback {
-    pub fn new(rec: Arc<Opened>, sink: &mut impl TermSink) -> Playback {
-        sink.reset(rec.cols, rec.rows);
-        Playback {
-            rec,
-            position_us: 0,
-            fed: 0,
-            playing: false,
-            speed: 1.0,
-        }
-    }
-
-    /// Moves to `to_us` (clamped to the recording) and feeds the sink what
-    /// the screen must show there: forward feeds the steps in between,
-    /// backward replays from a blank screen.
-    pub fn seek(&mut self, to_us: u64, sink: &mut impl TermSink) {
-        let to = to_us.min(self.rec.duration_us);
-        if to < self.position_us {
-            sink.reset(self.rec.cols, self.rec.rows);
-            self.fed = 0;
-        }
-        while let Some((t, step)) = self.rec.steps.get(self.fed) {
-            if *t > to {
-                break;
-            }
-            match step {
-                Step::Output(b) => sink.feed(b),
-                Step::Resize { cols, rows } => sink.resize(*cols, *rows),
-            }
-            self.fed += 1;
-        }
-        self.position_us = to;
-        if to >= self.rec.duration_us {
-            self.playing = false;
-        }
-    }
-
-    /// Advances by `wall` of real time at the current speed (while playing).
-    pub fn advance(&mut self, wall: Duration, sink: &mut impl TermSink) {
-        if !self.playing {
-            return;
-        }
-        let dt = (wall.as_secs_f64() * self.speed * 1e6) as u64;
-        self.seek(self.position_us.saturating_add(dt), sink);
-    }
-}
+pub use gatehouse_recordings::playback::{Opened, Playback, Step, TermSink};
 
 #[derive(Debug, Default)]
 pub struct Recordings {
@@ -279,14 +143,14 @@ pub enum Reply {
 }
 
 fn dir(d: &Daemons) -> PathBuf {
-    recording::recordings_dir(d.layout())
+    gatehouse_recordings::recordings_dir(d.layout())
 }
 
 /// Runs one [`Call`].
 pub async fn run(d: Daemons, c: Call) -> Reply {
     match c {
         Call::List => Reply::Listed(
-            daemons::on_files(&d, |l| list(&recording::recordings_dir(l)))
+            daemons::on_files(&d, |l| list(&gatehouse_recordings::recordings_dir(l)))
                 .await
                 .and_then(|r| r),
         ),
@@ -299,7 +163,8 @@ pub async fn run(d: Daemons, c: Call) -> Reply {
 
 /// Every recording's metadata (no key, no broker), newest first.
 pub fn list(dir: &std::path::Path) -> Result<Listing, String> {
-    let entries = recording::list(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let entries =
+        gatehouse_recordings::list(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     let mut out = Listing::default();
     for e in entries {
         match e {
@@ -325,7 +190,7 @@ pub fn list(dir: &std::path::Path) -> Result<Listing, String> {
 /// Asks the broker for the key of recording `id` and reads it (every chunk
 /// authenticated).
 pub async fn open(d: &Daemons, id: &str) -> Result<Opened, String> {
-    if !recording::is_recording_id(id) {
+    if !gatehouse_recordings::is_recording_id(id) {
         return Err(format!("{id:?} is not a recording id"));
     }
     let secret = match daemons::broker_call(
@@ -340,9 +205,9 @@ pub async fn open(d: &Daemons, id: &str) -> Result<Opened, String> {
         Ok(r) => return Err(format!("unexpected broker answer {r:?}")),
         Err(e) => return Err(format!("the broker gave no key: {e}")),
     };
-    let key = recording::recording_key(&secret).map_err(|e| e.to_string())?;
+    let key = gatehouse_recordings::recording_key(&secret).map_err(|e| e.to_string())?;
     drop(secret);
-    let path = recording::recording_path(&dir(d), id);
+    let path = gatehouse_recordings::recording_path(&dir(d), id);
     tokio::task::spawn_blocking(move || {
         RecordingReader::open(&path, &key)
             .map(Opened::from_recording)
@@ -739,6 +604,7 @@ impl<Message> canvas::Program<Message> for Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zeroize::Zeroizing;
 
     fn opened() -> Arc<Opened> {
         Arc::new(Opened {

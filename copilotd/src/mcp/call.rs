@@ -19,7 +19,7 @@ use rmcp::service::{Peer, RoleClient};
 use serde_json::{Map, Value};
 
 use super::Server;
-use crate::agent::{Agent, Approval, MAX_RESULT};
+use crate::agent_api::{AgentApi, Approval, MAX_RESULT};
 use crate::gate::{self, Verdict};
 use crate::provider::ToolCall;
 
@@ -112,172 +112,168 @@ fn result_text(server: &str, tool: &str, r: &CallToolResult) -> String {
     }
 }
 
-impl Agent<'_> {
-    /// The conversation's org as an org id (a person may give a name).
-    fn org_id(&self, settings: &ChatSettings) -> Option<String> {
-        let org = settings.org.as_ref()?;
-        let names = self
-            .hosts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .org_names()
-            .unwrap_or_default();
-        Some(
-            names
-                .into_iter()
-                .find(|(id, name)| id == org || name == org)
-                .map_or_else(|| org.clone(), |(id, _)| id),
-        )
-    }
+/// The conversation's org as an org id (a person may give a name).
+fn org_id(agent: &impl AgentApi, settings: &ChatSettings) -> Option<String> {
+    let org = settings.org.as_ref()?;
+    let names = agent.store().org_names().unwrap_or_default();
+    Some(
+        names
+            .into_iter()
+            .find(|(id, name)| id == org || name == org)
+            .map_or_else(|| org.clone(), |(id, _)| id),
+    )
+}
 
-    /// Runs one MCP tool call (`call.name` starts with `mcp__`) through the
-    /// gate; returns what the model is told.
-    pub(crate) async fn mcp_tool(
-        &self,
-        conversation: u64,
-        call: &ToolCall,
-        settings: &ChatSettings,
-    ) -> Result<String, CopilotError> {
-        let Some((server, tool, peer)) = super::find(&call.name) else {
-            return self
+/// Runs one MCP tool call (`call.name` starts with `mcp__`) through the
+/// gate; returns what the model is told.
+pub(crate) async fn mcp_tool(
+    agent: &impl AgentApi,
+    conversation: u64,
+    call: &ToolCall,
+    settings: &ChatSettings,
+) -> Result<String, CopilotError> {
+    let Some((server, tool, peer)) = super::find(&call.name) else {
+        return agent
+            .refuse(
+                conversation,
+                call,
+                "-",
+                Vec::new(),
+                format!("no MCP tool {:?} is available now", call.name),
+            )
+            .await;
+    };
+    let arguments = match &call.arguments {
+        Value::Object(m) => m.clone(),
+        Value::Null => Map::new(),
+        _ => {
+            return agent
                 .refuse(
                     conversation,
                     call,
                     "-",
                     Vec::new(),
-                    format!("no MCP tool {:?} is available now", call.name),
+                    "the arguments of an MCP tool must be a JSON object",
                 )
                 .await;
-        };
-        let arguments = match &call.arguments {
-            Value::Object(m) => m.clone(),
-            Value::Null => Map::new(),
-            _ => {
-                return self
+        }
+    };
+    // Scope: an org's server serves that org's conversations (and those
+    // with no org); its policy is that org's. A private server runs
+    // under the conversation's org policy.
+    let conversation_org = org_id(agent, settings);
+    if let (Some(server_org), Some(conv_org)) = (&server.org, &conversation_org)
+        && server_org != conv_org
+    {
+        return agent
+            .refuse(
+                conversation,
+                call,
+                "-",
+                Vec::new(),
+                format!(
+                    "MCP server {} belongs to another organization than this conversation's",
+                    server.name
+                ),
+            )
+            .await;
+    }
+    let org = server.org.clone().or(conversation_org);
+    let policy = match &org {
+        None => gatehouse_policy::OrgPolicy::default(),
+        Some(o) => match crate::org_policy::load(agent.data_root(), o) {
+            Ok(p) => p,
+            Err(e) => {
+                return agent
                     .refuse(
                         conversation,
                         call,
                         "-",
                         Vec::new(),
-                        "the arguments of an MCP tool must be a JSON object",
+                        format!("the organization policy cannot be read: {e}"),
                     )
                     .await;
             }
-        };
-        // Scope: an org's server serves that org's conversations (and those
-        // with no org); its policy is that org's. A private server runs
-        // under the conversation's org policy.
-        let conversation_org = self.org_id(settings);
-        if let (Some(server_org), Some(conv_org)) = (&server.org, &conversation_org)
-            && server_org != conv_org
-        {
-            return self
-                .refuse(
-                    conversation,
-                    call,
-                    "-",
-                    Vec::new(),
-                    format!(
-                        "MCP server {} belongs to another organization than this conversation's",
-                        server.name
-                    ),
-                )
-                .await;
+        },
+    };
+    let verdict = classify_mcp_tool(&policy, &server.name, &tool.name, &hints(&tool));
+    let class = verdict.class.to_string();
+    let reasons = verdict.reasons.clone();
+    match gate::decide(
+        verdict.class,
+        verdict.blocked.as_deref(),
+        settings.mode,
+        settings.trust,
+    ) {
+        Verdict::Run => {
+            agent
+                .announce(conversation, call, &class, reasons, GateDecision::Run)
+                .await?;
+            Ok(invoke(&server, &peer, &tool, arguments).await)
         }
-        let org = server.org.clone().or(conversation_org);
-        let policy = match &org {
-            None => gatehouse_policy::OrgPolicy::default(),
-            Some(o) => match crate::org_policy::load(&self.data_root, o) {
-                Ok(p) => p,
-                Err(e) => {
-                    return self
-                        .refuse(
-                            conversation,
-                            call,
-                            "-",
-                            Vec::new(),
-                            format!("the organization policy cannot be read: {e}"),
-                        )
-                        .await;
-                }
-            },
-        };
-        let verdict = classify_mcp_tool(&policy, &server.name, &tool.name, &hints(&tool));
-        let class = verdict.class.to_string();
-        let reasons = verdict.reasons.clone();
-        match gate::decide(
-            verdict.class,
-            verdict.blocked.as_deref(),
-            settings.mode,
-            settings.trust,
-        ) {
-            Verdict::Run => {
-                self.announce(conversation, call, &class, reasons, GateDecision::Run)
-                    .await?;
-                Ok(invoke(&server, &peer, &tool, arguments).await)
-            }
-            Verdict::Suggest => {
-                self.announce(conversation, call, &class, reasons, GateDecision::Suggest)
-                    .await?;
-                Ok(format!(
-                    "Not run: this {class} MCP tool call is shown to the person as a suggestion (this mode runs read-only tools only)."
-                ))
-            }
-            Verdict::Refuse(reason) => {
-                self.refuse(conversation, call, &class, reasons, reason)
-                    .await
-            }
-            Verdict::AskPerson => {
-                let hinted: Vec<&str> = reasons
-                    .iter()
-                    .filter(|r| r.starts_with("the server says"))
-                    .map(String::as_str)
-                    .collect();
-                let action = Action {
-                    host: server.name.clone(),
-                    vendor: VENDOR.into(),
-                    org: org.clone().unwrap_or_else(|| "private".into()),
-                    credential: server.credential.clone(),
-                    command: action_command(&tool.name, &arguments),
-                    expected_effect: if hinted.is_empty() {
-                        format!("calls MCP tool {} on server {}", tool.name, server.name)
-                    } else {
-                        format!(
-                            "calls MCP tool {} on server {} ({})",
-                            tool.name,
-                            server.name,
-                            hinted.join("; ")
-                        )
-                    },
-                };
-                let original = action.command.clone();
-                let token = match self
-                    .seek_approval(conversation, call, action, &class, &reasons)
-                    .await?
-                {
-                    Approval::Granted(t) => t,
-                    Approval::NotRun(why) => return Ok(why),
-                };
-                let approved = match parse_action_command(&tool.name, &token.action.command) {
-                    Ok(a) => a,
-                    Err(why) => {
-                        return Ok(format!("Not run: {why}. Ask the person how to proceed."));
-                    }
-                };
-                if let Err(e) = self.spend(&token, &token.action).await? {
-                    return Ok(format!("Not run: the approval could not be used ({e})."));
-                }
-                let edited = token.action.command != original;
-                let out = invoke(&server, &peer, &tool, approved).await;
-                Ok(if edited {
-                    format!(
-                        "A person edited the arguments before approving; what ran was: {}\n{out}",
-                        token.action.command
-                    )
+        Verdict::Suggest => {
+            agent
+                .announce(conversation, call, &class, reasons, GateDecision::Suggest)
+                .await?;
+            Ok(format!(
+                "Not run: this {class} MCP tool call is shown to the person as a suggestion (this mode runs read-only tools only)."
+            ))
+        }
+        Verdict::Refuse(reason) => {
+            agent
+                .refuse(conversation, call, &class, reasons, reason)
+                .await
+        }
+        Verdict::AskPerson => {
+            let hinted: Vec<&str> = reasons
+                .iter()
+                .filter(|r| r.starts_with("the server says"))
+                .map(String::as_str)
+                .collect();
+            let action = Action {
+                host: server.name.clone(),
+                vendor: VENDOR.into(),
+                org: org.clone().unwrap_or_else(|| "private".into()),
+                credential: server.credential.clone(),
+                command: action_command(&tool.name, &arguments),
+                expected_effect: if hinted.is_empty() {
+                    format!("calls MCP tool {} on server {}", tool.name, server.name)
                 } else {
-                    out
-                })
+                    format!(
+                        "calls MCP tool {} on server {} ({})",
+                        tool.name,
+                        server.name,
+                        hinted.join("; ")
+                    )
+                },
+            };
+            let original = action.command.clone();
+            let token = match agent
+                .seek_approval(conversation, call, action, &class, &reasons)
+                .await?
+            {
+                Approval::Granted(t) => t,
+                Approval::NotRun(why) => return Ok(why),
+            };
+            let approved = match parse_action_command(&tool.name, &token.action.command) {
+                Ok(a) => a,
+                Err(why) => {
+                    return Ok(format!("Not run: {why}. Ask the person how to proceed."));
+                }
+            };
+            if let Err(e) = agent.spend(&token, &token.action).await? {
+                return Ok(format!("Not run: the approval could not be used ({e})."));
             }
+            let edited = token.action.command != original;
+            let out = invoke(&server, &peer, &tool, approved).await;
+            Ok(if edited {
+                format!(
+                    "A person edited the arguments before approving; what ran was: {}\n{out}",
+                    token.action.command
+                )
+            } else {
+                out
+            })
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gatehouse_ipc::broker::{FieldAddress, KeyScope, Requester};
+use crate::broker::{FieldAddress, KeyScope, Requester};
 use serde::{Deserialize, Serialize};
 
 /// What happened.
@@ -71,7 +71,7 @@ pub struct AuditRow {
 }
 
 pub fn log_path(data_root: &Path) -> PathBuf {
-    gatehouse_ipc::audit::audit_dir(data_root).join("sessions.jsonl")
+    super::audit_dir(data_root).join("sessions.jsonl")
 }
 
 /// Where a row's command text is sealed.
@@ -95,19 +95,14 @@ pub fn new_row_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::os::now_ms;
 
 /// Appends one row and syncs it to disk.
 pub fn append(data_root: &Path, row: &AuditRow) -> std::io::Result<()> {
-    gatehouse_ipc::audit::append(&log_path(data_root), row)
+    super::append(&log_path(data_root), row)
 }
 
 /// Reads every row; a damaged line is reported by number, the rest still read.
 pub fn read(data_root: &Path) -> std::io::Result<(Vec<AuditRow>, Vec<String>)> {
-    gatehouse_ipc::audit::read(&log_path(data_root))
+    super::read(&log_path(data_root))
 }

@@ -27,18 +27,7 @@ const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 /// A key identifier: public, random, names which key sealed a ciphertext.
 pub type KeyId = [u8; KEY_ID_LEN];
 
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    fill_random(&mut b);
-    b
-}
-
-/// Fills `buf` from the OS CSPRNG.
-pub fn fill_random(buf: &mut [u8]) {
-    // getrandom only fails if the kernel has no entropy source at all; a key
-    // broker cannot run safely then.
-    getrandom::fill(buf).expect("the OS random source failed");
-}
+pub use gatehouse_ipc::os::{fill_random, hex, random_bytes};
 
 fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(Key::from_slice(key))
@@ -224,10 +213,6 @@ pub fn record_mac(key: &[u8; 32], item: &gatehouse_ipc::broker::MacItem) -> [u8;
 /// Constant-time comparison of two MACs.
 pub fn mac_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub fn save(data_root: &Path, s: &ProviderSettings) -> Result<(), String> {
             "the API key must be a keychain reference (keychain:NAME), never the key".into(),
         );
     }
-    gatehouse_ipc::paths::make_private_dir(&dir(data_root)).map_err(|e| e.to_string())?;
+    crate::paths::make_private_dir(&dir(data_root)).map_err(|e| e.to_string())?;
     let text = serde_json::to_vec_pretty(s).map_err(|e| e.to_string())?;
     let tmp = path(data_root).with_extension("tmp");
     {

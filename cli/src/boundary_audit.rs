@@ -99,23 +99,20 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
                 "gatehouse-copilotd",
                 "gatehouse-ui",
             ] {
-                match std::fs::metadata(install.join(name)) {
-                    Ok(m) => {
-                        seen += 1;
-                        if m.uid() != 0
-                            || m.gid() != gid
-                            || m.mode() & 0o2000 == 0
-                            || m.mode() & 0o022 != 0
-                        {
-                            bad.push(format!(
-                                "{name} is uid {} gid {} mode {:o}",
-                                m.uid(),
-                                m.gid(),
-                                m.mode() & 0o7777
-                            ));
-                        }
+                if let Ok(m) = std::fs::metadata(install.join(name)) {
+                    seen += 1;
+                    if m.uid() != 0
+                        || m.gid() != gid
+                        || m.mode() & 0o2000 == 0
+                        || m.mode() & 0o022 != 0
+                    {
+                        bad.push(format!(
+                            "{name} is uid {} gid {} mode {:o}",
+                            m.uid(),
+                            m.gid(),
+                            m.mode() & 0o7777
+                        ));
                     }
-                    Err(_) => {}
                 }
             }
             let member = nix::unistd::getgroups()

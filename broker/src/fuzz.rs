@@ -120,6 +120,8 @@ fn service(state: &std::path::Path, profile: &str) -> Result<Arc<BrokerService>,
             state: state.to_path_buf(),
             org_policy: state.join("org-policy"),
             credential_log: state.join("credentials.jsonl"),
+            group_state: None,
+            boundary_group: None,
         },
         keychain,
         60_000,
@@ -161,6 +163,7 @@ fn peer(role: PeerRole) -> PeerIdentity {
         exe: PathBuf::from(INSTALL_DIR).join(role.binary_name()),
         role,
         pidfd_pinned: true,
+        ppid: 1,
     }
 }
 

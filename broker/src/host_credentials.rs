@@ -7,8 +7,12 @@
 //! the one the record names. For key use, the bytes to sign must be exactly
 //! an SSH `publickey` user-authentication request for the record's user and
 //! this key, so the broker is never a general signing oracle.
+//! A `keychain:NAME` credential is also bound to the destinations a person
+//! allowed ([`crate::destinations`]): first use binds it, any other
+//! destination is refused until a person adds it with proof of presence.
 //! Must never: release a private key, release a password for a record that
-//! fails its MAC or names another destination, or sign anything else.
+//! fails its MAC or names another destination, release a keychain entry to
+//! a destination it is not bound to, or sign anything else.
 
 use gatehouse_ipc::broker::{BrokerError, HostCredential, SecretKind, VerifyItem};
 use gatehouse_ipc::record_content::{self, FieldValue, RecordContent};
@@ -16,7 +20,36 @@ use ssh_key::encoding::Encode;
 use zeroize::Zeroizing;
 
 use crate::crypto;
+use crate::destinations::DestinationBindings;
 use crate::vault::Vault;
+
+/// The destination check of the keychain references one credential use
+/// resolves, and the entries it named (for the credential log).
+pub struct KeychainUse<'a> {
+    pub bindings: &'a mut DestinationBindings,
+    pub entries: Vec<String>,
+}
+
+impl<'a> KeychainUse<'a> {
+    pub fn new(bindings: &'a mut DestinationBindings) -> KeychainUse<'a> {
+        KeychainUse {
+            bindings,
+            entries: Vec::new(),
+        }
+    }
+
+    /// For a `keychain:NAME` value: notes the entry and checks (or, on its
+    /// first use, records) that it may go to `req`'s destination.
+    fn check(&mut self, value: &[u8], req: &HostCredential) -> Result<(), BrokerError> {
+        let Some(name) = value.strip_prefix(b"keychain:") else {
+            return Ok(());
+        };
+        let name =
+            std::str::from_utf8(name).map_err(|_| refused("keychain reference is not UTF-8"))?;
+        self.entries.push(name.to_string());
+        self.bindings.check_or_bind(name, &req.destination)
+    }
+}
 
 const PASSWORD_FIELD: &str = "ssh.password";
 const KEY_FIELD: &str = "ssh.private_key_path";
@@ -140,6 +173,7 @@ pub(crate) fn resolve_any(
 pub fn release_password(
     vault: &mut Vault,
     req: &HostCredential,
+    used: &mut KeychainUse,
 ) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
     if req.field.field != PASSWORD_FIELD {
         return Err(refused(format!(
@@ -148,6 +182,7 @@ pub fn release_password(
         )));
     }
     let value = open_checked(vault, req)?;
+    used.check(&value, req)?;
     resolve(vault, value, SecretKind::Password)
 }
 
@@ -156,6 +191,7 @@ pub fn release_password(
 fn private_key(
     vault: &mut Vault,
     req: &HostCredential,
+    used: &mut KeychainUse,
 ) -> Result<ssh_key::PrivateKey, BrokerError> {
     if req.field.field != KEY_FIELD {
         return Err(refused(format!(
@@ -171,6 +207,7 @@ fn private_key(
              host's key to keychain:NAME",
         ));
     }
+    used.check(&value, req)?;
     let pem = resolve(vault, value, SecretKind::PrivateKey)?;
     let key = ssh_key::PrivateKey::from_openssh(&*pem).map_err(|e| {
         refused(format!(
@@ -194,14 +231,19 @@ fn private_key(
     .map_err(|_| {
         refused("the private key is encrypted and the host has no usable key passphrase")
     })?;
+    used.check(&passphrase, req)?;
     let passphrase = resolve(vault, passphrase, SecretKind::Password)?;
     key.decrypt(&*passphrase)
         .map_err(|_| refused("the key passphrase does not decrypt the private key"))
 }
 
 /// The public half of the host's key, as OpenSSH text.
-pub fn public_key(vault: &mut Vault, req: &HostCredential) -> Result<String, BrokerError> {
-    let key = private_key(vault, req)?;
+pub fn public_key(
+    vault: &mut Vault,
+    req: &HostCredential,
+    used: &mut KeychainUse,
+) -> Result<String, BrokerError> {
+    let key = private_key(vault, req, used)?;
     key.public_key()
         .to_openssh()
         .map_err(|e| BrokerError::Internal(e.to_string()))
@@ -275,9 +317,10 @@ pub fn sign(
     vault: &mut Vault,
     req: &HostCredential,
     to_sign: &[u8],
+    used: &mut KeychainUse,
 ) -> Result<Vec<u8>, BrokerError> {
     use signature::Signer;
-    let key = private_key(vault, req)?;
+    let key = private_key(vault, req, used)?;
     let blob = key
         .public_key()
         .to_bytes()

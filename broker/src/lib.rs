@@ -9,7 +9,9 @@
 //! account), [`keychain`] (OS keychain transport), [`approvals`] (signed
 //! single-use approvals), [`autopilot`] (bounded auto-approval grants),
 //! [`audit`] (the credential-use log), [`roles`] (who may do what),
-//! [`redact`] (exact-value redaction), [`host_credentials`] and
+//! [`redact`] (exact-value redaction), [`destinations`] (where a keychain
+//! entry used as a host credential may go), [`remembered`] (where "remember
+//! this device" keeps its unlock material), [`host_credentials`] and
 //! [`service_auth`] (releases bound to one destination), [`service`]
 //! (request dispatch), [`copilot_records`] (note bodies and approved record
 //! writes for copilotd).
@@ -21,10 +23,12 @@ pub mod copilot_records;
 /// The field and key-wrapping cryptography, a library crate the broker runs
 /// (and the benchmarks measure in-process as a baseline).
 pub use gatehouse_crypto as crypto;
+pub mod destinations;
 pub mod fuzz;
 pub mod host_credentials;
 pub mod keychain;
 pub mod redact;
+pub mod remembered;
 pub mod roles;
 pub mod service;
 pub mod service_auth;

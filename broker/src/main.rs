@@ -60,10 +60,25 @@ fn run(args: Args) -> Result<(), String> {
 
     // Sandbox: before any secret is read, and before any thread exists
     // (Landlock below ABI 8 restricts only the calling thread and its future threads).
+    // The privilege boundary (a setgid install): remembered unlock material
+    // goes to the group-only state the installer made, never to the keychain.
+    let group_state = match install.group {
+        Some(gid) => Some(
+            gatehouse_ipc::paths::group_state_dir(
+                &gatehouse_ipc::paths::group_state_root(&install.dir),
+                gid,
+                &layout.profile,
+            )
+            .map_err(|e| format!("group-only state: {e}"))?,
+        ),
+        None => None,
+    };
     let dirs = BrokerDirs {
         state: layout.broker_state.clone(),
         org_policy: layout.root.join("org-policy"),
         credential_log: gatehouse_ipc::audit::credentials_log(&layout.root),
+        group_state: group_state.clone(),
+        boundary_group: install.group,
     };
     // Landlock names paths that exist: make the shared directories first.
     let audit_dir = gatehouse_ipc::audit::audit_dir(&layout.root);
@@ -73,6 +88,7 @@ fn run(args: Args) -> Result<(), String> {
     let mut paths = BrokerPaths::new(&layout.broker_state, &layout.runtime, &install.dir);
     paths.extra_read_only.push(dirs.org_policy.clone());
     paths.extra_read_write.push(audit_dir);
+    paths.extra_read_write.extend(group_state);
     if let Ok(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS") {
         paths.dbus_abstract = addr.contains("abstract=");
         paths.dbus_dir = addr

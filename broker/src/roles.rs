@@ -20,6 +20,8 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (KeychainSet, &[Cli, Ui]),
     (KeychainList, &[Cli, Ui]),
     (KeychainRemove, &[Cli, Ui]),
+    // A new destination for a keychain entry: a person's act, with presence.
+    (KeychainBind, &[Cli, Ui]),
     // Daemons seal what they write (recordings, procedure runs).
     (SealFields, &[Cli, Ui, Sessiond, Copilotd]),
     // Opening arbitrary fields is for a person's tools only; daemons get
@@ -104,6 +106,7 @@ mod tests {
             SignOut,
             AccountInit,
             KeychainSet,
+            KeychainBind,
             OpenFields,
         ] {
             assert!(!allowed(Copilotd, op), "copilotd may {op}");

@@ -8,20 +8,22 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use gatehouse_ipc::PeerIdentity;
 use gatehouse_ipc::SecretBytes;
 use gatehouse_ipc::broker::{
     Action, ApprovalError, Broker, BrokerError, BrokerEvent, BrokerRequest, BrokerResponse,
     BrokerStatus, Hardening, Requester, SealedBytes,
 };
 use gatehouse_ipc::server::{Events, Handler};
+use gatehouse_ipc::{PeerIdentity, PeerRole};
 use tokio::sync::broadcast;
 
 use crate::approvals::Approvals;
 use crate::audit::CredentialAudit;
 use crate::autopilot::{AutoDecision, Grants};
 use crate::copilot_records;
+use crate::destinations::DestinationBindings;
 use crate::host_credentials;
+use crate::host_credentials::KeychainUse;
 use crate::redact::Redactor;
 use crate::roles;
 use crate::vault::{Vault, now_ms};
@@ -32,6 +34,8 @@ pub struct State {
     pub redactor: Redactor,
     pub autopilot: Grants,
     pub audit: CredentialAudit,
+    /// The destinations each keychain entry used as a host credential may go to.
+    pub destinations: DestinationBindings,
     /// `<data>/org-policy/`: the org policies Autopilot obeys.
     pub org_policy_dir: PathBuf,
 }
@@ -44,6 +48,11 @@ pub struct BrokerDirs {
     pub org_policy: PathBuf,
     /// `<data>/audit/credentials.jsonl` (appended).
     pub credential_log: PathBuf,
+    /// The privilege boundary's group-only directory of this user and
+    /// profile (`None` in a development build): remembered unlock material.
+    pub group_state: Option<PathBuf>,
+    /// The `gatehouse` group's gid when the boundary is on.
+    pub boundary_group: Option<u32>,
 }
 
 pub struct BrokerService {
@@ -51,16 +60,23 @@ pub struct BrokerService {
     events: broadcast::Sender<BrokerEvent>,
     hardening: Hardening,
     install_dir: String,
+    boundary_group: Option<u32>,
 }
 
 impl BrokerService {
-    pub fn new(state: State, hardening: Hardening, install_dir: String) -> Arc<Self> {
+    pub fn new(
+        state: State,
+        hardening: Hardening,
+        install_dir: String,
+        boundary_group: Option<u32>,
+    ) -> Arc<Self> {
         let (events, _) = broadcast::channel(256);
         Arc::new(BrokerService {
             state: Mutex::new(state),
             events,
             hardening,
             install_dir,
+            boundary_group,
         })
     }
 
@@ -75,6 +91,9 @@ impl BrokerService {
     ) -> Result<Arc<Self>, String> {
         let state_dir = dirs.state.as_path();
         let mut vault = Vault::open(state_dir, keychain).map_err(|e| format!("vault: {e}"))?;
+        if let Some(dir) = &dirs.group_state {
+            vault.set_remember_store(crate::remembered::RememberStore::in_group_dir(dir));
+        }
         match vault.sign_in_remembered() {
             Ok(true) => tracing::info!("signed in with remembered device unlock"),
             Ok(false) => {}
@@ -82,6 +101,13 @@ impl BrokerService {
         }
         let approvals = Approvals::open(state_dir.join("used-nonces.log"), token_ttl_ms)
             .map_err(|e| format!("nonce log: {e}"))?;
+        // Group-only with the boundary on: the user cannot add a destination by editing it.
+        let destinations = DestinationBindings::open(
+            dirs.group_state
+                .as_deref()
+                .unwrap_or(state_dir)
+                .join("destinations.json"),
+        )?;
         Ok(Self::new(
             State {
                 vault,
@@ -89,10 +115,12 @@ impl BrokerService {
                 redactor: Redactor::default(),
                 autopilot: Grants::default(),
                 audit: CredentialAudit::new(dirs.credential_log),
+                destinations,
                 org_policy_dir: dirs.org_policy,
             },
             hardening,
             install_dir,
+            dirs.boundary_group,
         ))
     }
 
@@ -100,6 +128,30 @@ impl BrokerService {
         // A panic while holding the lock would poison it; the state is still
         // consistent (every mutation completes before it is visible), so keep serving.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why deciding request `id` needs proof of presence, if it does: with
+    /// the privilege boundary on, every approve or edit from the CLI (any
+    /// program running as the user can run the CLI) and every dangerous
+    /// one (a window can be driven by synthetic input). A rejection needs
+    /// none: it cannot make anything run. In a development build (boundary
+    /// off) nothing is asked: any same-uid program can take any role there.
+    fn presence_needed(
+        &self,
+        st: &mut State,
+        id: u64,
+        role: PeerRole,
+        decision: &gatehouse_ipc::broker::Decision,
+    ) -> Option<String> {
+        self.boundary_group?;
+        if matches!(decision, gatehouse_ipc::broker::Decision::Reject { .. }) {
+            return None;
+        }
+        let class = st.approvals.show(id).ok().map(|v| v.class);
+        if class.as_deref() == Some("dangerous") {
+            return Some("a dangerous request".into());
+        }
+        (role == PeerRole::Cli).then(|| "a decision made from the CLI".into())
     }
 
     fn status(&self, st: &State, peer: &PeerIdentity) -> BrokerStatus {
@@ -122,6 +174,11 @@ impl BrokerService {
             cached_secrets: st.vault.cache.len(),
             peer_pidfd: peer.pidfd_pinned,
             install_dir: self.install_dir.clone(),
+            boundary_group: self.boundary_group,
+            remembered_at: st
+                .vault
+                .remembered()
+                .then(|| st.vault.remember_store().describe(&st.vault.keychain)),
         }
     }
 
@@ -186,6 +243,19 @@ impl BrokerService {
             BrokerRequest::KeychainList => Ok(BrokerResponse::Keychain(st.vault.keychain_list()?)),
             BrokerRequest::KeychainRemove { name } => {
                 st.vault.keychain_remove(&name)?;
+                st.destinations.forget(&name)?;
+                Ok(BrokerResponse::Done)
+            }
+            BrokerRequest::KeychainBind {
+                name,
+                destination,
+                presence,
+            } => {
+                if !st.vault.keychain_list()?.iter().any(|e| e.name == name) {
+                    return Err(BrokerError::KeychainNotFound(name));
+                }
+                st.vault.verify_presence(presence.expose())?;
+                st.destinations.bind(&name, &destination)?;
                 Ok(BrokerResponse::Done)
             }
             BrokerRequest::SealFields { items } => {
@@ -236,9 +306,19 @@ impl BrokerService {
                     .outcome(id, &me)
                     .map_err(BrokerError::Approval)?,
             ))),
-            BrokerRequest::DecideApproval { id, decision } => {
+            BrokerRequest::DecideApproval {
+                id,
+                decision,
+                presence,
+            } => {
                 if let gatehouse_ipc::broker::Decision::Edit { command } = &decision {
                     check_command(command)?;
+                }
+                if let Some(why) = self.presence_needed(st, id, peer.role, &decision) {
+                    let Some(passphrase) = presence else {
+                        return Err(BrokerError::PresenceRequired { why });
+                    };
+                    st.vault.verify_presence(passphrase.expose())?;
                 }
                 let State {
                     vault,
@@ -314,14 +394,16 @@ impl BrokerService {
             }
             // Every credential use is audited before it leaves (crate::audit).
             BrokerRequest::ReleasePassword { host } => {
-                let result = host_credentials::release_password(&mut st.vault, &host);
-                let (credential, destination) = host_credential_names(&host);
+                let mut used = KeychainUse::new(&mut st.destinations);
+                let result = host_credentials::release_password(&mut st.vault, &host, &mut used);
+                let (credential, destination) = host_credential_names(&host, &used.entries);
                 let password = st.audit.audited(op, &me, credential, destination, result)?;
                 Ok(BrokerResponse::Password(SecretBytes::copy_from(&password)))
             }
             BrokerRequest::SshPublicKey { host } => {
-                let result = host_credentials::public_key(&mut st.vault, &host);
-                let (credential, destination) = host_credential_names(&host);
+                let mut used = KeychainUse::new(&mut st.destinations);
+                let result = host_credentials::public_key(&mut st.vault, &host, &mut used);
+                let (credential, destination) = host_credential_names(&host, &used.entries);
                 Ok(BrokerResponse::PublicKey(st.audit.audited(
                     op,
                     &me,
@@ -331,8 +413,9 @@ impl BrokerService {
                 )?))
             }
             BrokerRequest::SshSign { host, to_sign } => {
-                let result = host_credentials::sign(&mut st.vault, &host, &to_sign);
-                let (credential, destination) = host_credential_names(&host);
+                let mut used = KeychainUse::new(&mut st.destinations);
+                let result = host_credentials::sign(&mut st.vault, &host, &to_sign, &mut used);
+                let (credential, destination) = host_credential_names(&host, &used.entries);
                 Ok(BrokerResponse::Signature(st.audit.audited(
                     op,
                     &me,
@@ -476,11 +559,19 @@ fn check_action(a: &Action) -> Result<(), BrokerError> {
 }
 
 /// How a host credential request is named in the credential log.
-fn host_credential_names(h: &gatehouse_ipc::broker::HostCredential) -> (String, String) {
-    let d = &h.destination;
+/// The credential log's names of one host credential use: the field (and
+/// the keychain entries it referred to) and the destination.
+fn host_credential_names(
+    h: &gatehouse_ipc::broker::HostCredential,
+    entries: &[String],
+) -> (String, String) {
+    let mut credential = h.field.to_string();
+    for e in entries {
+        credential.push_str(&format!(" (keychain:{e})"));
+    }
     (
-        h.field.to_string(),
-        format!("{}@{}:{}", d.username, d.address, d.port),
+        credential,
+        crate::destinations::destination_name(&h.destination),
     )
 }
 

@@ -23,13 +23,13 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{self, KdfParams, KeyId};
 use crate::keychain::Keychain;
+use crate::remembered::{RememberStore, UNLOCK_ENTRY};
 
 const KEY_SLOTS: usize = 256;
 /// Room for cached secret values (exact-value redaction, purge at sign-out).
 const CACHE_BYTES: usize = 2 * 1024 * 1024;
 /// Values longer than this are not cached for redaction.
 const CACHE_MAX_VALUE: usize = 4096;
-const UNLOCK_ENTRY: &str = "unlock";
 
 pub use gatehouse_ipc::os::{now_ms, write_atomic};
 
@@ -163,8 +163,10 @@ pub struct Vault {
     pub keychain: Keychain,
     /// Bumped whenever the cache changes (lets redaction rebuild its matcher lazily).
     pub cache_generation: u64,
-    /// Unlock material for this device is stored in the keychain.
+    /// Unlock material for this device is stored (in `remember_store`).
     remembered: bool,
+    /// Where "remember this device" keeps its unlock material.
+    remember_store: RememberStore,
 }
 
 fn storage<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BrokerError + '_ {
@@ -215,9 +217,22 @@ impl Vault {
             throttle,
             cache: SecretCache::new()?,
             remembered: matches!(keychain.get(UNLOCK_ENTRY), Ok(Some(_))),
+            remember_store: RememberStore::Keychain,
             keychain,
             cache_generation: 0,
         })
+    }
+
+    /// Keeps remembered unlock material in `store` from now on (the
+    /// group-only store of an installed system; see [`RememberStore`]).
+    pub fn set_remember_store(&mut self, store: RememberStore) {
+        self.remembered = matches!(store.get(&self.keychain), Ok(Some(_)));
+        self.remember_store = store;
+    }
+
+    /// Where remembered unlock material is (or would be) kept.
+    pub fn remember_store(&self) -> &RememberStore {
+        &self.remember_store
     }
 
     pub fn memory_kind(&self) -> String {
@@ -379,11 +394,11 @@ impl Vault {
                     let u = self.unlocked()?;
                     let value = B64.encode(self.key(&u.account));
                     let value = Zeroizing::new(value);
-                    self.keychain
-                        .set(UNLOCK_ENTRY, value.as_bytes())
-                        .map_err(|e| BrokerError::Keychain {
-                            backend: self.keychain.backend().name().into(),
-                            reason: e.0,
+                    self.remember_store
+                        .set(&self.keychain, value.as_bytes())
+                        .map_err(|reason| BrokerError::Keychain {
+                            backend: self.remember_store.describe(&self.keychain),
+                            reason,
                         })?;
                     self.remembered = true;
                 }
@@ -403,12 +418,62 @@ impl Vault {
         }
     }
 
+    /// Checks that `passphrase` is the signed-in account's passphrase: the
+    /// proof of presence a decision carries (see `docs/threat-model.md`).
+    /// Shares sign-in's throttle: wrong tries count, and while the throttle
+    /// runs every attempt is refused without deriving anything.
+    pub fn verify_presence(&mut self, passphrase: &[u8]) -> Result<(), BrokerError> {
+        let file = self.file.clone().ok_or(BrokerError::NotInitialized)?;
+        self.unlocked()?;
+        let wait =
+            (self.throttle.last_failure_ms + self.throttle.delay_ms()).saturating_sub(now_ms());
+        if wait > 0 {
+            return Err(BrokerError::TooSoon {
+                retry_after_ms: wait,
+            });
+        }
+        let probe = self.alloc()?;
+        let salt = b64d(&file.salt)?;
+        let derived = crypto::derive_account_key(
+            file.kdf,
+            passphrase,
+            &salt,
+            self.arena.get_mut(&probe).expect("fresh slot"),
+        )
+        .map_err(BrokerError::Internal);
+        // Constant-time comparison of the derived key with the account key.
+        let same = derived.is_ok() && {
+            let current = &self.unlocked()?.account;
+            self.key(&probe)
+                .iter()
+                .zip(self.key(current).iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+        };
+        let _ = self.arena.free(probe);
+        derived?;
+        if same {
+            if self.throttle.failures > 0 {
+                self.throttle = Throttle::default();
+                self.save_throttle();
+            }
+            return Ok(());
+        }
+        self.throttle.failures += 1;
+        self.throttle.last_failure_ms = now_ms();
+        self.save_throttle();
+        Err(BrokerError::WrongPassphrase {
+            failures: self.throttle.failures,
+            retry_after_ms: self.throttle.delay_ms(),
+        })
+    }
+
     /// Signs in with remembered unlock material, if this device was remembered.
     pub fn sign_in_remembered(&mut self) -> Result<bool, BrokerError> {
         let Some(file) = self.file.clone() else {
             return Ok(false);
         };
-        let Ok(Some(stored)) = self.keychain.get(UNLOCK_ENTRY) else {
+        let Ok(Some(stored)) = self.remember_store.get(&self.keychain) else {
             return Ok(false);
         };
         let account = self.alloc()?;
@@ -536,7 +601,7 @@ impl Vault {
         let keys_zeroized = self.sign_out_keys();
         let cached_secrets_zeroized = self.cache.purge();
         self.cache_generation += 1;
-        let unlock_material_deleted = self.keychain.delete(UNLOCK_ENTRY).unwrap_or(false);
+        let unlock_material_deleted = self.remember_store.delete(&self.keychain);
         self.remembered = false;
         PurgeReport {
             keys_zeroized,

@@ -190,6 +190,7 @@ fn sample_requests() -> Vec<(&'static str, BrokerRequest)> {
             BrokerRequest::DecideApproval {
                 id: 1,
                 decision: Decision::Approve,
+                presence: None,
             },
         ),
         (
@@ -199,6 +200,7 @@ fn sample_requests() -> Vec<(&'static str, BrokerRequest)> {
                 decision: Decision::Reject {
                     reason: "no".into(),
                 },
+                presence: None,
             },
         ),
         (
@@ -208,6 +210,7 @@ fn sample_requests() -> Vec<(&'static str, BrokerRequest)> {
                 decision: Decision::Edit {
                     command: "/system print".into(),
                 },
+                presence: None,
             },
         ),
         (
@@ -265,6 +268,7 @@ fn approval_sequence(consumed: &Action) -> Vec<u8> {
             BrokerRequest::DecideApproval {
                 id: 0,
                 decision: Decision::Approve,
+                presence: None,
             },
         ),
         request_frame(6, BrokerRequest::ApprovalOutcome { id: 0 }),

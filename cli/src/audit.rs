@@ -226,6 +226,18 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
             "copilotd is not running",
         ),
     }
+    // The privilege boundary, point by point.
+    let mut daemons = vec![("broker", broker_pid)];
+    if let Ok(gatehouse_ipc::sessiond::SessiondResponse::Status(s)) =
+        crate::session_cmds::SessiondConn::connect(layout)
+            .and_then(|mut c| Ok(c.call(gatehouse_ipc::sessiond::SessiondRequest::Status)?))
+    {
+        daemons.push(("sessiond", s.pid as i32));
+    }
+    if let Some(s) = crate::supervisor::copilotd_status(layout) {
+        daemons.push(("copilotd", s.pid as i32));
+    }
+    crate::boundary_audit::checks(&mut checks, &status, &daemons);
     let h = &status.hardening;
     check(
         &mut checks,

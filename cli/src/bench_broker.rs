@@ -223,6 +223,7 @@ pub fn run(args: &BenchBrokerArgs) -> anyhow::Result<ExitCode> {
         b.ask(BrokerRequest::DecideApproval {
             id,
             decision: Decision::Approve,
+            presence: None,
         })?;
         sign_s.push(t.elapsed());
     }

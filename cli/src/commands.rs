@@ -239,6 +239,32 @@ pub enum KeychainCmd {
     },
     /// Delete an entry.
     Rm { name: String },
+    /// Let an entry used as a host credential go to one more destination
+    /// (USER@ADDRESS:PORT). An entry is bound to the destination of its first
+    /// use; any other needs this, with the account passphrase as proof of presence.
+    Bind {
+        name: String,
+        destination: String,
+        /// Read the passphrase as one line from stdin instead of the terminal.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+}
+
+/// Parses `USER@ADDRESS:PORT` (an IPv6 address in brackets: `user@[::1]:22`).
+fn parse_destination(text: &str) -> anyhow::Result<gatehouse_ipc::broker::Destination> {
+    let bad = || anyhow::anyhow!("destination {text:?} is not USER@ADDRESS:PORT");
+    let (user, rest) = text.split_once('@').ok_or_else(bad)?;
+    let (address, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let address = address.trim_start_matches('[').trim_end_matches(']');
+    if user.is_empty() || address.is_empty() {
+        return Err(bad());
+    }
+    Ok(gatehouse_ipc::broker::Destination {
+        address: address.to_string(),
+        port: port.parse().map_err(|_| bad())?,
+        username: user.to_string(),
+    })
 }
 
 pub fn keychain(profile: Option<&str>, cmd: KeychainCmd) -> anyhow::Result<ExitCode> {
@@ -285,6 +311,24 @@ pub fn keychain(profile: Option<&str>, cmd: KeychainCmd) -> anyhow::Result<ExitC
         KeychainCmd::Rm { name } => {
             b.ask(BrokerRequest::KeychainRemove { name: name.clone() })?;
             println!("removed keychain:{name}");
+        }
+        KeychainCmd::Bind {
+            name,
+            destination,
+            passphrase_stdin,
+        } => {
+            let destination = parse_destination(&destination)?;
+            let presence =
+                read_secret_line("Account passphrase (proof of presence): ", passphrase_stdin)?;
+            b.ask(BrokerRequest::KeychainBind {
+                name: name.clone(),
+                destination: destination.clone(),
+                presence,
+            })?;
+            println!(
+                "keychain:{name} may now go to {}@{}:{}",
+                destination.username, destination.address, destination.port
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -426,10 +470,15 @@ pub enum ApprovalsCmd {
         json: bool,
     },
     /// Approve a request; with --edit, replace its command (the edit needs its own decision).
+    /// When the broker asks for proof of presence (installed system: every approval from the
+    /// CLI), the account passphrase is read from the terminal.
     Approve {
         id: u64,
         #[arg(long)]
         edit: Option<String>,
+        /// Read the passphrase (proof of presence) as one line from stdin instead of the terminal.
+        #[arg(long)]
+        passphrase_stdin: bool,
     },
     /// Reject a request.
     Reject {
@@ -523,12 +572,16 @@ pub fn approvals(profile: Option<&str>, cmd: ApprovalsCmd) -> anyhow::Result<Exi
             }
             r => return Err(unexpected(r)),
         },
-        ApprovalsCmd::Approve { id, edit } => {
+        ApprovalsCmd::Approve {
+            id,
+            edit,
+            passphrase_stdin,
+        } => {
             let decision = match edit {
                 Some(command) => Decision::Edit { command },
                 None => Decision::Approve,
             };
-            match b.ask(BrokerRequest::DecideApproval { id, decision })? {
+            match decide_with_presence(&mut b, id, decision, passphrase_stdin)? {
                 BrokerResponse::Decided {
                     new_id: Some(n), ..
                 } => {
@@ -544,12 +597,44 @@ pub fn approvals(profile: Option<&str>, cmd: ApprovalsCmd) -> anyhow::Result<Exi
             b.ask(BrokerRequest::DecideApproval {
                 id,
                 decision: Decision::Reject { reason },
+                presence: None,
             })?;
             println!("request {id}: rejected");
         }
         ApprovalsCmd::Request(args) => return request(&mut b, &args),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends a decision; when the broker asks for proof of presence (or
+/// `passphrase_stdin` says it is at hand), sends it again with the account
+/// passphrase typed by the person deciding.
+pub fn decide_with_presence(
+    b: &mut BrokerConn,
+    id: u64,
+    decision: Decision,
+    passphrase_stdin: bool,
+) -> anyhow::Result<BrokerResponse> {
+    if !passphrase_stdin {
+        let first = b.call(BrokerRequest::DecideApproval {
+            id,
+            decision: decision.clone(),
+            presence: None,
+        });
+        match first {
+            Err(CallError::Remote(BrokerError::PresenceRequired { why })) => {
+                eprintln!("request {id}: {why} needs proof of presence");
+            }
+            other => return Ok(other?),
+        }
+    }
+    let passphrase =
+        read_secret_line("Account passphrase (proof of presence): ", passphrase_stdin)?;
+    b.ask(BrokerRequest::DecideApproval {
+        id,
+        decision,
+        presence: Some(passphrase),
+    })
 }
 
 /// Files a request and (unless --no-wait) waits for the decision, following edits.

@@ -540,7 +540,7 @@ fn decide_inline(
                 continue;
             }
         };
-        match broker.ask(BrokerRequest::DecideApproval { id, decision })? {
+        match crate::commands::decide_with_presence(broker, id, decision, false)? {
             BrokerResponse::Decided {
                 new_id: Some(n), ..
             } => {

@@ -7,6 +7,7 @@
 
 mod audit;
 mod bench_broker;
+mod boundary_audit;
 mod commands;
 mod copilot_bench;
 mod copilot_cmds;
@@ -166,6 +167,11 @@ enum BenchCmd {
 }
 
 fn main() -> ExitCode {
+    // First: an installed (setgid) CLI takes its group for all three gids.
+    if let Err(e) = gatehouse_sandbox::boundary::enter() {
+        eprintln!("gatehouse: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

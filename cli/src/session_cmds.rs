@@ -269,6 +269,9 @@ pub fn exec(profile: Option<&str>, args: &ExecArgs) -> anyhow::Result<ExitCode> 
     let SessiondResponse::Started { recording, .. } = started else {
         bail!("unexpected sessiond response {started:?}");
     };
+    // Every connection is made and identified: from here on no same-uid
+    // program may ptrace or read this process while it waits.
+    gatehouse_sandbox::boundary::make_non_dumpable()?;
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
     loop {
@@ -374,6 +377,9 @@ pub fn connect(profile: Option<&str>, args: &ConnectArgs) -> anyhow::Result<Exit
         &layout.runtime,
         DEFAULT_TIMEOUT,
     ))?;
+    // Both connections are made and identified: from here on no same-uid
+    // program may ptrace or read this process (it carries the keystrokes).
+    gatehouse_sandbox::boundary::make_non_dumpable()?;
     let raw = std::io::stdin().is_terminal().then(RawMode::enter);
     let result = rt.block_on(pump(events, &mut control, session));
     drop(raw);

@@ -421,6 +421,10 @@ pub fn print_status(r: &StatusReport) {
             for d in &s.hardening.degraded {
                 println!("DEGRADED: {d}");
             }
+            println!("{}", boundary_line(s));
+            if let Some(at) = &s.remembered_at {
+                println!("remembered unlock material: {at}");
+            }
         }
         (None, Some(e)) => println!("broker: {e}"),
         (None, None) => {}
@@ -444,6 +448,16 @@ pub fn print_status(r: &StatusReport) {
             c.conversations
         ),
         None => println!("copilotd: not running"),
+    }
+}
+
+/// One line saying whether the privilege boundary is on.
+pub fn boundary_line(s: &gatehouse_ipc::broker::BrokerStatus) -> String {
+    match s.boundary_group {
+        Some(gid) => format!(
+            "privilege boundary: ON (binaries setgid to group gid {gid}; only they reach the broker)"
+        ),
+        None => "privilege boundary: OFF (development build, not installed setgid: any program running as you can take any role; install with scripts/install)".into(),
     }
 }
 

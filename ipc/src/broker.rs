@@ -321,6 +321,12 @@ pub struct BrokerStatus {
     /// Whether the asking peer was pinned by a pidfd while identified (SO_PEERPIDFD).
     pub peer_pidfd: bool,
     pub install_dir: String,
+    /// The privilege boundary: the `gatehouse` group's gid when the broker
+    /// runs from a setgid install (peers must carry that group); `None` in a
+    /// development build, where any same-uid process can take any role.
+    pub boundary_group: Option<u32>,
+    /// Where the remembered-device unlock material lives (`None`: not remembered).
+    pub remembered_at: Option<String>,
 }
 
 /// What sign-out purged.
@@ -384,6 +390,11 @@ pub enum BrokerRequest {
     DecideApproval {
         id: u64,
         decision: Decision,
+        /// Proof that a person is present: the account passphrase, typed by
+        /// the person deciding. With the privilege boundary on the broker
+        /// requires it for every approve or edit from the CLI and for every
+        /// dangerous one; `None` otherwise.
+        presence: Option<SecretBytes>,
     },
     ConsumeApproval {
         token: Box<ApprovalToken>,
@@ -478,6 +489,14 @@ pub enum BrokerRequest {
         token: Box<ApprovalToken>,
         action: Action,
     },
+    /// A person lets keychain entry `name` be used as a host credential for
+    /// one more destination (bound on first use, see the broker's
+    /// `destinations`); `presence` is the account passphrase (cli/ui).
+    KeychainBind {
+        name: String,
+        destination: Destination,
+        presence: SecretBytes,
+    },
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -554,6 +573,7 @@ impl BrokerRequest {
             BrokerRequest::OpenNote { .. } => Operation::OpenNote,
             BrokerRequest::MacApprovedRecord(_) => Operation::MacApprovedRecord,
             BrokerRequest::ReleaseServiceAuth { .. } => Operation::ReleaseServiceAuth,
+            BrokerRequest::KeychainBind { .. } => Operation::KeychainBind,
         }
     }
 }
@@ -596,10 +616,11 @@ pub enum Operation {
     ReleaseServiceAuth,
     /// Appended last: variant indices are the wire format.
     CheckApproval,
+    KeychainBind,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 33] = [
+    pub const ALL: [Operation; 35] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -634,6 +655,7 @@ impl Operation {
         Operation::MacApprovedRecord,
         Operation::ReleaseServiceAuth,
         Operation::CheckApproval,
+        Operation::KeychainBind,
     ];
 }
 
@@ -822,6 +844,10 @@ pub enum BrokerError {
     WrongPassphrase { failures: u32, retry_after_ms: u64 },
     #[error("too many failed attempts: wait {retry_after_ms} ms")]
     TooSoon { retry_after_ms: u64 },
+    #[error(
+        "this decision needs proof of presence ({why}): type the account passphrase (`gatehouse approvals approve ID` asks for it; --passphrase-stdin reads it from stdin)"
+    )]
+    PresenceRequired { why: String },
     #[error("role {role} may not perform {operation}")]
     Forbidden {
         role: PeerRole,
@@ -849,6 +875,14 @@ pub enum BrokerError {
     /// A host record failed the checks that guard a credential release.
     #[error("credential refused: {0}")]
     CredentialRefused(String),
+    #[error(
+        "keychain entry {entry:?} is bound to {bound:?}, not {destination}: a new destination needs proof of presence (`gatehouse keychain bind {entry} {destination}` asks for the account passphrase)"
+    )]
+    NewDestination {
+        entry: String,
+        destination: String,
+        bound: Vec<String>,
+    },
     #[error("internal error: {0}")]
     Internal(String),
     /// A copilot record request (open a note, MAC an approved write) failed

@@ -28,6 +28,16 @@ pub enum ClientError {
         socket: PathBuf,
         reason: String,
     },
+    #[error(
+        "{service} at {} is not the installed daemon: pid {pid} runs with gid {gid}, not the gatehouse group's gid {group} (a program running as you may be impersonating it; restart with `gatehouse down` and `gatehouse up`)", socket.display()
+    )]
+    NotInstalledServer {
+        service: &'static str,
+        socket: PathBuf,
+        pid: i32,
+        gid: u32,
+        group: u32,
+    },
     #[error("{service} did not answer within {after:?}")]
     Timeout {
         service: &'static str,
@@ -72,6 +82,19 @@ fn clone_client_error(e: &ClientError) -> ClientError {
             service,
             after: *after,
         },
+        ClientError::NotInstalledServer {
+            service,
+            socket,
+            pid,
+            gid,
+            group,
+        } => ClientError::NotInstalledServer {
+            service,
+            socket: socket.clone(),
+            pid: *pid,
+            gid: *gid,
+            group: *group,
+        },
         ClientError::Refused { service, error } => ClientError::Refused {
             service,
             error: error.clone(),
@@ -96,6 +119,36 @@ pub struct Client<S: Service> {
     events: VecDeque<S::Event>,
 }
 
+/// With the privilege boundary on (we run from a setgid install), the
+/// server must carry the group too: a same-uid program that stopped the real
+/// daemon and bound its socket is not let near a passphrase.
+fn check_server_group<S: Service>(stream: &Stream, socket: &Path) -> Result<(), ClientError> {
+    use std::os::fd::AsFd;
+    let Some(group) = std::fs::metadata("/proc/self/exe")
+        .ok()
+        .and_then(|m| crate::peer::boundary_group(&m))
+    else {
+        return Ok(());
+    };
+    let fd = stream.as_fd();
+    let cred = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| ClientError::Unavailable {
+            service: S::NAME,
+            socket: socket.to_path_buf(),
+            reason: format!("SO_PEERCRED: {e}"),
+        })?;
+    if cred.gid() != group {
+        return Err(ClientError::NotInstalledServer {
+            service: S::NAME,
+            socket: socket.to_path_buf(),
+            pid: cred.pid(),
+            gid: cred.gid(),
+            group,
+        });
+    }
+    Ok(())
+}
+
 impl<S: Service> Client<S> {
     /// Connects to `S`'s socket in `runtime_dir` and performs the handshake.
     pub async fn connect(runtime_dir: &Path, timeout: Duration) -> Result<Self, ClientError> {
@@ -116,6 +169,7 @@ impl<S: Service> Client<S> {
                 after: timeout,
             })?
             .map_err(|e| unavailable(e.to_string()))?;
+        check_server_group::<S>(&stream, &socket)?;
         let mut client = Client {
             stream,
             next_id: 1,

@@ -16,6 +16,7 @@ pub mod client;
 pub mod codec;
 pub mod copilotd;
 pub mod creds;
+pub mod daemon_slots;
 pub mod display;
 pub mod exe_resolver;
 pub mod os;

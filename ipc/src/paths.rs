@@ -138,6 +138,46 @@ fn check_profile_name(name: &str) -> Result<(), LayoutError> {
     }
 }
 
+/// The privilege boundary's group-only state root of an install whose
+/// binaries are in `bin_dir`: `/var/lib/gatehouse` for a system prefix
+/// (`/usr`, `/usr/local`), else `<prefix>/var/lib/gatehouse`. The installer
+/// makes it `root:gatehouse 0070`: the broker (running with the group) may
+/// enter it, the user's own processes may not.
+pub fn group_state_root(bin_dir: &Path) -> PathBuf {
+    let prefix = bin_dir.parent().unwrap_or(Path::new("/"));
+    if [Path::new("/usr"), Path::new("/usr/local"), Path::new("/")].contains(&prefix) {
+        PathBuf::from("/var/lib/gatehouse")
+    } else {
+        prefix.join("var/lib/gatehouse")
+    }
+}
+
+/// Opens this user's and profile's directory in the group-only state root
+/// `root` (`root/<uid>/<profile>`, 0700, made if missing), after checking
+/// that `root` is what the installer made: not ours, group `group`, no
+/// access for others.
+pub fn group_state_dir(root: &Path, group: u32, profile: &str) -> Result<PathBuf, LayoutError> {
+    let meta = std::fs::metadata(root).map_err(|source| LayoutError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let uid = nix::unistd::geteuid().as_raw();
+    if meta.uid() == uid || meta.gid() != group || meta.mode() & 0o007 != 0 {
+        return Err(LayoutError::Unsafe {
+            path: root.to_path_buf(),
+            what: format!(
+                "must be owned by another uid (root), group gid {group}, closed to others (is uid {} gid {} mode {:o}); run scripts/install again",
+                meta.uid(),
+                meta.gid(),
+                meta.mode() & 0o7777
+            ),
+        });
+    }
+    let dir = root.join(uid.to_string()).join(profile);
+    make_private_dir(&dir)?;
+    Ok(dir)
+}
+
 /// Creates `dir` (and parents) with mode 0700 if missing; refuses a directory
 /// owned by another uid or open to group/others.
 pub fn make_private_dir(dir: &Path) -> Result<(), LayoutError> {

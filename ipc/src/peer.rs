@@ -3,7 +3,12 @@
 //! Owns: reading `SO_PEERCRED` (uid, gid, pid) and `SO_PEERPIDFD`, and mapping
 //! the peer's executable (`/proc/PID/exe`) to a [`PeerRole`]: it must be the
 //! installed binary of that role, in the same directory as the server's own
-//! binary, and still the same file (device + inode).
+//! binary, and still the same file (device + inode). With the privilege
+//! boundary on (an install whose binaries are setgid to the `gatehouse`
+//! group, see [`Installation::group`]) the peer's binary must also be setgid
+//! to that group and the peer must run with the group's effective gid — which
+//! the loader grants only to an unmodified exec of that binary (secure mode:
+//! no `LD_PRELOAD`, not dumpable, not ptrace-able by the user).
 //! Must never: accept a role, uid or name that the peer sends, or accept a
 //! peer whose process may have been replaced (pid recycled) while we looked.
 
@@ -55,6 +60,12 @@ impl PeerRole {
         }
     }
 
+    /// A daemon role: granted only to a process the supervisor started
+    /// (checked by the server when the boundary is on, one process per role).
+    pub fn is_daemon(self) -> bool {
+        !matches!(self, PeerRole::Cli | PeerRole::Ui)
+    }
+
     fn from_binary_name(name: &str) -> Option<PeerRole> {
         PeerRole::ALL.into_iter().find(|r| r.binary_name() == name)
     }
@@ -76,6 +87,8 @@ pub struct PeerIdentity {
     pub role: PeerRole,
     /// Whether a pidfd pinned the process while its executable was checked.
     pub pidfd_pinned: bool,
+    /// The peer's parent pid when it was identified (0 if unknown).
+    pub ppid: i32,
 }
 
 /// Why a peer was refused. Each names what did not match.
@@ -93,6 +106,14 @@ pub enum PeerRefusal {
     ExeReplaced { exe: PathBuf },
     #[error("process {pid} exited or its pid was recycled while being identified")]
     PidRecycled { pid: i32 },
+    #[error(
+        "executable {exe} is not setgid to the gatehouse group (gid {group}); the privilege boundary requires the installed setgid binaries"
+    )]
+    NotSetgid { exe: PathBuf, group: u32 },
+    #[error(
+        "peer pid {pid} runs with gid {peer_gid}, not the gatehouse group's gid {group} (started under LD_PRELOAD, ptrace, no_new_privs or a dropped group)"
+    )]
+    WrongGroup { pid: i32, peer_gid: u32, group: u32 },
 }
 
 /// The trusted installation directory (where the server's own binary lives)
@@ -101,10 +122,15 @@ pub enum PeerRefusal {
 pub struct Installation {
     pub dir: PathBuf,
     pub uid: u32,
+    /// The privilege boundary: `Some(gid)` when our own binary is setgid to
+    /// `gid` and we run with it as our effective gid (an installed system);
+    /// `None` in a development build (the boundary is off).
+    pub group: Option<u32>,
 }
 
 impl Installation {
-    /// The directory of the running executable, and our own uid.
+    /// The directory of the running executable, our own uid, and the
+    /// boundary's group if we run from a setgid install.
     pub fn of_current_exe() -> std::io::Result<Installation> {
         let exe = std::fs::read_link("/proc/self/exe")?;
         let dir = exe
@@ -114,6 +140,7 @@ impl Installation {
         Ok(Installation {
             dir,
             uid: nix::unistd::geteuid().as_raw(),
+            group: boundary_group(&std::fs::metadata("/proc/self/exe")?),
         })
     }
 
@@ -128,12 +155,21 @@ impl Installation {
     }
 }
 
-/// The executable of a process: its path and the file's identity.
+/// The group of the privilege boundary this process runs under: our binary
+/// (`exe_meta`) is setgid and its group is our effective gid.
+pub fn boundary_group(exe_meta: &std::fs::Metadata) -> Option<u32> {
+    let egid = nix::unistd::getegid().as_raw();
+    (exe_meta.mode() & 0o2000 != 0 && exe_meta.gid() == egid && egid != 0).then_some(egid)
+}
+
+/// The executable of a process: its path and the file's identity, and the
+/// process's parent pid (0 if unknown).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExeInfo {
     pub path: PathBuf,
     pub dev: u64,
     pub ino: u64,
+    pub ppid: i32,
 }
 
 /// Finds which executable a process runs.
@@ -157,8 +193,17 @@ impl ExeResolver for ProcResolver {
             path,
             dev: meta.dev(),
             ino: meta.ino(),
+            ppid: parent_pid(pid).unwrap_or(0),
         })
     }
+}
+
+/// The parent pid in `/proc/PID/stat` (the field after the `(comm)`, which
+/// may itself hold spaces and parentheses).
+pub fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Identifies the peer of a connected unix socket.
@@ -178,6 +223,19 @@ pub fn identify(
     }
     if pid <= 0 {
         return Err(PeerRefusal::NoCredentials("no pid".into()));
+    }
+    // The boundary: only an unmodified exec of an installed setgid binary
+    // carries the group (SO_PEERCRED holds the peer's effective gid at
+    // connect). Checked first: such a peer's /proc/PID/exe is not even
+    // readable to us (its gids are not ours).
+    if let Some(group) = install.group
+        && gid != group
+    {
+        return Err(PeerRefusal::WrongGroup {
+            pid,
+            peer_gid: gid,
+            group,
+        });
     }
     // Pin the process: the pidfd refers to the process that connected, even if
     // its pid is later reused. Kernels before 6.5 lack SO_PEERPIDFD.
@@ -205,6 +263,11 @@ pub fn identify(
     if (installed.dev(), installed.ino()) != (running.dev, running.ino) {
         return Err(PeerRefusal::ExeReplaced { exe });
     }
+    if let Some(group) = install.group
+        && (installed.mode() & 0o2000 == 0 || installed.gid() != group)
+    {
+        return Err(PeerRefusal::NotSetgid { exe, group });
+    }
     Ok(PeerIdentity {
         uid,
         gid,
@@ -212,6 +275,7 @@ pub fn identify(
         exe,
         role,
         pidfd_pinned: pidfd.is_some(),
+        ppid: running.ppid,
     })
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use crate::codec::{FrameError, read_frame, write_frame};
 use crate::creds::CheckedReader;
+use crate::daemon_slots::DaemonSlots;
 use crate::peer::{ExeResolver, Installation, PeerIdentity, identify};
 use crate::wire::{
     ClientMessage, PROTOCOL_VERSION, ProtocolError, ServerMessage, Service, Welcome,
@@ -143,6 +144,8 @@ pub async fn serve<S: Service, H: Handler<S>>(
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let install = Arc::new(install);
+    // With the boundary on, daemon roles go to supervised siblings, one each.
+    let slots_daemon = Arc::new(install.group.map(|_| DaemonSlots::for_this_process()));
     let mut conn_id = 0u64;
     loop {
         let stream = match listener.accept().await {
@@ -155,11 +158,12 @@ pub async fn serve<S: Service, H: Handler<S>>(
         };
         conn_id += 1;
         let id = conn_id;
-        let (handler, install, slots, resolver) = (
+        let (handler, install, slots, resolver, daemons) = (
             handler.clone(),
             install.clone(),
             slots.clone(),
             resolver.clone(),
+            slots_daemon.clone(),
         );
         tokio::spawn(async move {
             let Ok(_permit) = slots.clone().try_acquire_owned() else {
@@ -170,7 +174,8 @@ pub async fn serve<S: Service, H: Handler<S>>(
                         .await;
                 return;
             };
-            connection::<S, H>(stream, id, &install, &*resolver, &*handler).await;
+            let daemons = daemons.as_ref().as_ref();
+            connection::<S, H>(stream, id, &install, &*resolver, daemons, &*handler).await;
             handler.disconnected(id);
         });
     }
@@ -183,14 +188,22 @@ async fn connection<S: Service, H: Handler<S>>(
     conn: u64,
     install: &Installation,
     resolver: &dyn ExeResolver,
+    daemons: Option<&DaemonSlots>,
     handler: &H,
 ) {
-    let peer = match identify(stream.inner().as_fd(), install, resolver) {
+    let identified = identify(stream.inner().as_fd(), install, resolver)
+        .map_err(|r| r.to_string())
+        .and_then(|peer| match daemons.map(|d| d.claim(&peer)) {
+            Some(Err(refusal)) => Err(refusal.to_string()),
+            Some(Ok(slot)) => Ok((peer, slot)),
+            None => Ok((peer, None)),
+        });
+    // `_slot` holds a daemon role until this connection ends.
+    let (peer, _slot) = match identified {
         Ok(p) => p,
         Err(refusal) => {
             tracing::info!("refused peer: {refusal}");
-            let msg: Out<S> =
-                ServerMessage::Refused(ProtocolError::PeerRefused(refusal.to_string()));
+            let msg: Out<S> = ServerMessage::Refused(ProtocolError::PeerRefused(refusal));
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), write_frame(&mut &stream, &msg)).await;
             return;

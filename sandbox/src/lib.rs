@@ -7,6 +7,8 @@
 //!   arena types, stack scrubbing;
 //! - [`seccomp`]: the syscall-table data model and its compilation to seccomp-bpf;
 //! - [`profile`]: per-process hardening profiles as data ([`profile::broker_profile`]);
+//! - [`boundary`]: entering the privilege boundary of a setgid install (all three gids the
+//!   group's), and turning non-dumpable;
 //! - [`hardening`]: applying a profile ([`hardening::apply`]) and inspecting any process's
 //!   hardening ([`hardening::inspect_self`], [`hardening::inspect_pid`]).
 //!
@@ -16,6 +18,7 @@
 //!
 //! This is the only Gatehouse crate allowed `unsafe`; every unsafe block states why it is sound.
 
+pub mod boundary;
 pub mod daemon;
 pub mod hardening;
 pub mod memscan;

@@ -19,3 +19,4 @@ pub mod hosts;
 pub mod recorder;
 pub mod service;
 pub mod ssh;
+pub mod typed_lines;

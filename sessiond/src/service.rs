@@ -34,6 +34,7 @@ use crate::gate;
 use crate::hosts::{self, Host};
 use crate::recorder::{Recorded, Recorder};
 use crate::ssh::{self, Chunk, Connection, SshError, Target};
+use crate::typed_lines::TypedLines;
 
 /// Events buffered per session before the device is made to wait.
 const EVENT_QUEUE: usize = 64;
@@ -111,6 +112,8 @@ struct Session {
     /// Set to a reason to end the session.
     stop: watch::Sender<Option<String>>,
     recorder: Option<Arc<Recorder>>,
+    /// Shells: the session's audit context and the line being typed.
+    typed: Option<Arc<std::sync::Mutex<(AuditCtx, TypedLines)>>>,
 }
 
 enum ShellInput {
@@ -410,6 +413,7 @@ impl SessionService {
                 input,
                 stop,
                 recorder,
+                typed: None,
             },
         );
         (id, tx, stop_rx)
@@ -645,6 +649,12 @@ impl SessionService {
         );
         ctx.session = Some(session);
         ctx.recording = Some(recorder.id().to_string());
+        if let Some(s) = self.sessions().get_mut(&session) {
+            s.typed = Some(Arc::new(std::sync::Mutex::new((
+                ctx.clone(),
+                TypedLines::default(),
+            ))));
+        }
         self.audit(&ctx, Outcome::Started).await;
         let reply = SessiondResponse::Started {
             session,
@@ -681,12 +691,24 @@ impl SessionService {
         id: u64,
         input: ShellInput,
     ) -> Result<SessiondResponse, SessiondError> {
-        let tx = self
-            .owned(peer, id, |s| s.input.clone())?
-            .ok_or(SessiondError::Invalid {
-                what: "session".into(),
-                reason: "not an interactive shell".into(),
-            })?;
+        let (tx, typed) = self.owned(peer, id, |s| (s.input.clone(), s.typed.clone()))?;
+        let tx = tx.ok_or(SessiondError::Invalid {
+            what: "session".into(),
+            reason: "not an interactive shell".into(),
+        })?;
+        // Every line typed gets its sealed audit row before its Enter is sent.
+        if let (ShellInput::Data(data), Some(typed)) = (&input, typed) {
+            let (ctx, lines) = {
+                let mut t = typed.lock().unwrap_or_else(|p| p.into_inner());
+                let lines = t.1.feed(data.expose());
+                (t.0.clone(), lines)
+            };
+            for line in lines {
+                let mut row = ctx.clone();
+                row.command = line;
+                self.audit(&row, Outcome::Typed).await;
+            }
+        }
         tx.send(input)
             .await
             .map_err(|_| SessiondError::NoSuchSession(id))?;

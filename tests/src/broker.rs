@@ -43,6 +43,23 @@ pub struct Options {
     /// the copilotd name (then no test peer has that role); start it with
     /// `start_copilotd`.
     pub real_copilotd: bool,
+    /// Install with the privilege boundary (`scripts/install --setgid-only`:
+    /// every binary setgid to the group `gatehouse`, the group-only state
+    /// root beside the install dir). Needs root; see [`boundary_available`].
+    pub boundary: bool,
+}
+
+/// The group of the privilege boundary the harness installs with.
+pub const BOUNDARY_GROUP: &str = "gatehouse";
+
+/// Whether this run can install with the privilege boundary (root only: it
+/// creates a group and setgid binaries); prints why a test is skipped if not.
+pub fn boundary_available(test: &str) -> bool {
+    let root = crate::users::is_root();
+    if !root {
+        eprintln!("SKIPPED {test}: installing setgid binaries needs root (CI runs as root)");
+    }
+    root
 }
 
 impl Default for Options {
@@ -54,6 +71,7 @@ impl Default for Options {
             broker_args: Vec::new(),
             real_sessiond: false,
             real_copilotd: false,
+            boundary: false,
         }
     }
 }
@@ -130,6 +148,9 @@ impl BrokerFixture {
         } else {
             install(&scratch, &find_binary("gatehouse")?, "gatehouse")?;
         }
+        if opts.boundary {
+            install_boundary(scratch.install_dir())?;
+        }
         let home = scratch.user_dir("gh")?;
         let keychain = match opts.backend {
             Backend::SecretService => Some(KeychainEnv::start(&scratch)?),
@@ -151,6 +172,29 @@ impl BrokerFixture {
 
     pub fn install_dir(&self) -> &Path {
         self.scratch.install_dir()
+    }
+
+    /// The group-only state root of this install (with `Options::boundary`).
+    pub fn group_state_root(&self) -> PathBuf {
+        gatehouse_ipc::paths::group_state_root(self.install_dir())
+    }
+
+    /// A peer whose installed `role` binary is started through `prefix`
+    /// (e.g. `["setpriv", "--no-new-privs"]`, or a shell that forks it), with
+    /// extra environment `env`.
+    pub fn peer_via(&self, prefix: &[&str], role: PeerRole, env: &[(&str, &str)]) -> Result<Peer> {
+        let exe = self.install_dir().join(role.binary_name());
+        let mut c = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = self.command(Path::new(first));
+                c.args(rest).arg(&exe);
+                c
+            }
+            None => self.command(&exe),
+        };
+        c.arg("call").arg(self.runtime());
+        c.envs(env.iter().copied());
+        Peer::spawn_command(c)
     }
 
     pub fn runtime(&self) -> PathBuf {
@@ -389,6 +433,28 @@ impl Drop for BrokerFixture {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Runs `scripts/install --bin-dir DIR --setgid-only` (as root): the
+/// binaries already in `dir` become setgid to [`BOUNDARY_GROUP`] (created if
+/// missing; the test user is not a member) and the group-only state root is
+/// made beside `dir`.
+pub fn install_boundary(dir: &Path) -> Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install");
+    let out = Command::new(&script)
+        .args(["--group", BOUNDARY_GROUP, "--setgid-only", "--bin-dir"])
+        .arg(dir)
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Set in the environment of a test re-run by [`BrokerFixture::run_as_ui`].

@@ -59,7 +59,14 @@ fn request(p: &mut Peer, a: &Action) -> Result<(u64, String)> {
 }
 
 fn decide(p: &mut Peer, id: u64, decision: Decision) -> Result<(ApprovalState, Option<u64>)> {
-    match ok(p, &BrokerRequest::DecideApproval { id, decision })? {
+    match ok(
+        p,
+        &BrokerRequest::DecideApproval {
+            id,
+            decision,
+            presence: None,
+        },
+    )? {
         BrokerResponse::Decided { state, new_id } => Ok((state, new_id)),
         other => bail!("DecideApproval: {other:?}"),
     }
@@ -185,7 +192,14 @@ fn a_request_is_shown_exactly_as_asked_and_only_people_decide() -> Result<()> {
             },
         ] {
             assert_eq!(
-                err(daemon, &BrokerRequest::DecideApproval { id: rid, decision })?,
+                err(
+                    daemon,
+                    &BrokerRequest::DecideApproval {
+                        id: rid,
+                        decision,
+                        presence: None
+                    }
+                )?,
                 BrokerError::Forbidden {
                     role,
                     operation: Operation::DecideApproval
@@ -201,7 +215,8 @@ fn a_request_is_shown_exactly_as_asked_and_only_people_decide() -> Result<()> {
             &mut ui,
             &BrokerRequest::DecideApproval {
                 id: rid + 1000,
-                decision: Decision::Approve
+                decision: Decision::Approve,
+                presence: None
             }
         )?,
         BrokerError::Approval(ApprovalError::NotFound)
@@ -229,7 +244,14 @@ fn a_requester_cannot_decide_its_own_request() -> Result<()> {
         },
     ] {
         assert_eq!(
-            err(&mut cli, &BrokerRequest::DecideApproval { id, decision })?,
+            err(
+                &mut cli,
+                &BrokerRequest::DecideApproval {
+                    id,
+                    decision,
+                    presence: None
+                }
+            )?,
             BrokerError::Approval(ApprovalError::SelfDecision)
         );
     }
@@ -296,7 +318,8 @@ fn only_the_requester_collects_the_token_and_it_is_single_use() -> Result<()> {
                 id,
                 decision: Decision::Reject {
                     reason: "too late".into()
-                }
+                },
+                presence: None
             }
         )?,
         BrokerError::Approval(ApprovalError::NotPending)
@@ -858,7 +881,8 @@ fn an_edit_is_a_new_request_and_the_original_never_gets_a_token() -> Result<()> 
                 &mut ui,
                 &BrokerRequest::DecideApproval {
                     id,
-                    decision: Decision::Approve
+                    decision: Decision::Approve,
+                    presence: None
                 }
             )?,
             BrokerError::Approval(ApprovalError::NotPending)
@@ -869,7 +893,8 @@ fn an_edit_is_a_new_request_and_the_original_never_gets_a_token() -> Result<()> 
                 &mut copilot,
                 &BrokerRequest::DecideApproval {
                     id: new_id,
-                    decision: Decision::Approve
+                    decision: Decision::Approve,
+                    presence: None
                 }
             )?,
             BrokerError::Forbidden {
@@ -903,7 +928,8 @@ fn an_edit_is_a_new_request_and_the_original_never_gets_a_token() -> Result<()> 
                 id,
                 decision: Decision::Edit {
                     command: "  ".into()
-                }
+                },
+                presence: None
             }
         )?,
         BrokerError::Invalid { .. }
@@ -948,7 +974,8 @@ fn a_rejection_carries_its_reason_and_no_token() -> Result<()> {
                 p,
                 &BrokerRequest::DecideApproval {
                     id,
-                    decision: Decision::Approve
+                    decision: Decision::Approve,
+                    presence: None
                 }
             )?,
             BrokerError::Approval(ApprovalError::NotPending)

@@ -298,6 +298,7 @@ fn approved(requester: &mut Peer, ui: &mut Peer, action: Action) -> Result<Appro
     ui.ok(&BrokerRequest::DecideApproval {
         id,
         decision: Decision::Approve,
+        presence: None,
     })?;
     let o = requester.ok(&BrokerRequest::ApprovalOutcome { id })?;
     Ok(serde_json::from_value(o["Outcome"]["Approved"].clone())?)

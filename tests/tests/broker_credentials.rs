@@ -246,9 +246,14 @@ fn passwords_and_signatures_only_for_verified_records_and_their_destination() ->
         assert_eq!(r.requester.role, PeerRole::Sessiond);
         assert_eq!(r.requester.pid, sessiond.pid() as i32);
     }
-    assert!(rows.iter().any(|r| r.credential.ends_with("ssh.password")
-        && r.destination == "admin@10.0.0.1:22"
-        && r.refused.is_none()));
+    // The row names the keychain entry the field referred to, not only the field.
+    assert!(
+        rows.iter().any(|r| r.credential.contains("ssh.password")
+            && r.credential.ends_with("(keychain:core-pw)")
+            && r.destination == "admin@10.0.0.1:22"
+            && r.refused.is_none()),
+        "{rows:#?}"
+    );
     let text = std::fs::read_to_string(&log_path)?;
     for secret in [&kc_password, &literal] {
         assert!(
@@ -276,6 +281,107 @@ fn passwords_and_signatures_only_for_verified_records_and_their_destination() ->
     assert!(
         v["err"] == "SignedOut" || v["err"].get("SignedOut").is_some(),
         "{v}"
+    );
+    Ok(())
+}
+
+/// The attack: a same-uid program adds a host pointing at its own SSH server
+/// with `--password-ref keychain:NAME` and asks for a read-only session. The
+/// entry is bound to the destination of its first use; another destination
+/// is refused (and logged, naming the entry) until a person adds it with the
+/// account passphrase.
+#[test]
+fn a_keychain_entry_goes_to_a_new_destination_only_after_presence() -> Result<()> {
+    let f = BrokerFixture::start(Options::default())?;
+    ok(f.cli(
+        &["account", "init", "--passphrase-stdin"],
+        "bind-test-pass\n",
+    )?)?;
+    ok(f.cli(&["org", "create", "net"], "")?)?;
+    let secret = format!("kc-{}", std::process::id());
+    ok(f.cli(&["keychain", "set", "core-pw"], &format!("{secret}\n"))?)?;
+    let add = |name: &str, address: &str, port: &str, user: &str| {
+        f.cli(
+            &[
+                "host",
+                "add",
+                name,
+                "--org",
+                "net",
+                "--address",
+                address,
+                "--port",
+                port,
+                "--vendor",
+                "linux",
+                "--ssh-user",
+                user,
+                "--password-ref",
+                "keychain:core-pw",
+            ],
+            "",
+        )
+    };
+    ok(add("core1", "10.0.0.1", "22", "admin")?)?;
+    ok(add("rogue", "10.6.6.6", "2222", "admin")?)?;
+    let mut sessiond = f.peer(PeerRole::Sessiond)?;
+    let release = |h: &Host| BrokerRequest::ReleasePassword {
+        host: Box::new(h.credential_request(CredentialField::Password)),
+    };
+    // First use binds core-pw to admin@10.0.0.1:22.
+    sessiond.ok(&release(&host(&f, "core1")?))?;
+    // The attacker's host: a verified record, but a new destination.
+    let v = sessiond.call(&release(&host(&f, "rogue")?))?;
+    let e = &v["err"]["NewDestination"];
+    assert_eq!(e["entry"], "core-pw", "{v}");
+    assert_eq!(e["destination"], "admin@10.6.6.6:2222", "{v}");
+    assert!(!v.to_string().contains(&secret), "{v}");
+    // Binding it needs the passphrase: none (no terminal), a wrong one.
+    let out = f.cli(&["keychain", "bind", "core-pw", "admin@10.6.6.6:2222"], "")?;
+    assert!(!out.status.success());
+    let out = f.cli(
+        &[
+            "keychain",
+            "bind",
+            "core-pw",
+            "admin@10.6.6.6:2222",
+            "--passphrase-stdin",
+        ],
+        "not-the-passphrase\n",
+    )?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{out:?}"
+    );
+    assert!(
+        sessiond.call(&release(&host(&f, "rogue")?))?["err"]
+            .get("NewDestination")
+            .is_some()
+    );
+    // A person with the passphrase adds the destination: now it is released.
+    ok(f.cli(
+        &[
+            "keychain",
+            "bind",
+            "core-pw",
+            "admin@10.6.6.6:2222",
+            "--passphrase-stdin",
+        ],
+        "bind-test-pass\n",
+    )?)?;
+    let got = sessiond.ok(&release(&host(&f, "rogue")?))?;
+    let bytes: Vec<u8> = serde_json::from_value(got["Password"].clone())?;
+    assert_eq!(bytes, secret.as_bytes());
+    // The refusal is in the credential log, naming the entry and the destination.
+    let (rows, _): (Vec<gatehouse_ipc::audit::CredentialRow>, _) =
+        gatehouse_ipc::audit::read(&f.home.join("audit").join("credentials.jsonl"))?;
+    assert!(
+        rows.iter()
+            .any(|r| r.credential.ends_with("(keychain:core-pw)")
+                && r.destination == "admin@10.6.6.6:2222"
+                && r.refused.as_deref().is_some_and(|e| e.contains("bound to"))),
+        "{rows:#?}"
     );
     Ok(())
 }

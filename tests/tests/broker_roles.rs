@@ -78,6 +78,7 @@ fn sample(op: Operation) -> BrokerRequest {
         Operation::DecideApproval => BrokerRequest::DecideApproval {
             id: 1,
             decision: Decision::Approve,
+            presence: None,
         },
         Operation::ConsumeApproval => BrokerRequest::ConsumeApproval {
             token: Box::new(ApprovalToken {
@@ -183,6 +184,15 @@ fn sample(op: Operation) -> BrokerRequest {
                 },
                 destination: "https://api.example.invalid/v1".into(),
             }),
+        },
+        Operation::KeychainBind => BrokerRequest::KeychainBind {
+            name: "no-such-entry".into(),
+            destination: gatehouse_ipc::broker::Destination {
+                address: "192.0.2.1".into(),
+                port: 22,
+                username: "admin".into(),
+            },
+            presence: SecretBytes::copy_from(b"wrong-passphrase"),
         },
     }
 }
@@ -443,6 +453,7 @@ fn a_dead_or_recycled_pid_does_not_pass() -> Result<()> {
     let install = gatehouse_ipc::peer::Installation {
         dir: peer.parent().unwrap().to_path_buf(),
         uid: nix::unistd::geteuid().as_raw(),
+        group: None,
     };
     let mut child = std::process::Command::new(&peer)
         .arg("call")

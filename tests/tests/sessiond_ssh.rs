@@ -431,6 +431,17 @@ fn interactive_shell_exit_status_and_sign_out_closing_it() -> Result<()> {
     let out = shell.wait_with_output()?;
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("inside-42"));
+    // Every line typed has its own audit row (sealed; opened for the user),
+    // not only "(interactive shell)".
+    let log: Value = serde_json::from_str(&ok(f.cli(&["audit", "log", "--json"], "")?)?)?;
+    let typed: Vec<&str> = log
+        .as_array()
+        .context("rows")?
+        .iter()
+        .filter(|r| r["kind"] == "shell" && r["outcome"] == "typed")
+        .filter_map(|r| r["command"].as_str())
+        .collect();
+    assert_eq!(typed, ["echo inside-$((6*7))", "exit 3"], "{log:#}");
 
     // Sign-out closes an open session (it holds an authenticated connection).
     let mut shell = connect(&f)?;

@@ -289,7 +289,16 @@ pub async fn run(d: Daemons, call: Call) -> Reply {
         ),
         Call::Decide { id, decision } => Reply::Decided {
             id,
-            result: match broker_call(&d, BrokerRequest::DecideApproval { id, decision }).await {
+            result: match broker_call(
+                &d,
+                BrokerRequest::DecideApproval {
+                    id,
+                    decision,
+                    presence: None,
+                },
+            )
+            .await
+            {
                 Ok(BrokerResponse::Decided { state, new_id }) => Ok((state, new_id)),
                 Ok(r) => Err(unexpected(r)),
                 Err(e) => Err(e),

@@ -22,6 +22,11 @@ const USAGE: &str =
   --bench-headless   print the in-process benchmarks as JSON (no display, no daemons)";
 
 fn main() -> ExitCode {
+    // First: an installed (setgid) app takes its group for all three gids.
+    if let Err(e) = gatehouse_sandbox::boundary::enter() {
+        eprintln!("gatehouse-ui: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut profile: Option<String> = None;
     let mut capture = Capture::None;
     let mut bare = false;

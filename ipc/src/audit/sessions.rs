@@ -27,6 +27,9 @@ pub enum Outcome {
     Refused { reason: String },
     /// Could not run (connection, authentication, device error).
     Failed { reason: String },
+    /// A line typed into an interactive shell (the row's sealed command is
+    /// the line), written before its Enter reaches the device.
+    Typed,
 }
 
 impl Outcome {
@@ -42,6 +45,7 @@ impl Outcome {
             },
             Outcome::Refused { reason } => format!("REFUSED: {reason}"),
             Outcome::Failed { reason } => format!("failed: {reason}"),
+            Outcome::Typed => "typed".to_string(),
         }
     }
 }

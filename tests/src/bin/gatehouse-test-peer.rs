@@ -20,6 +20,10 @@
 //! gatehouse-test-peer ptrace PID           tries PTRACE_ATTACH, prints "attached" or "refused ERR"
 //! gatehouse-test-peer readmem PID          tries to open /proc/PID/mem, prints "opened" or "refused ERR"
 //! ```
+//!
+//! Installed setgid (boundary tests) it first enters the privilege boundary
+//! like every Gatehouse binary, unless GATEHOUSE_TEST_PEER_SKIP_BOUNDARY is
+//! set (an attacker's preloaded code would not refuse itself).
 
 #![allow(unsafe_code)] // `speak` adopts an inherited file descriptor
 
@@ -34,6 +38,16 @@ use gatehouse_ipc::wire::{ClientMessage, Hello, PROTOCOL_VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn main() {
+    // Installed setgid (a boundary test), it enters the boundary like a real
+    // binary. GATEHOUSE_TEST_PEER_SKIP_BOUNDARY stands for an attacker's code
+    // running before main (a preload), which would not refuse itself.
+    let skip = std::env::var_os("GATEHOUSE_TEST_PEER_SKIP_BOUNDARY").is_some();
+    if let Err(e) =
+        gatehouse_sandbox::boundary::enter().or_else(|e| if skip { Ok(None) } else { Err(e) })
+    {
+        println!("{{\"transport\": \"boundary: {e}\"}}");
+        std::process::exit(1);
+    }
     let args: Vec<String> = std::env::args().collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

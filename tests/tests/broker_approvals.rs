@@ -1185,7 +1185,8 @@ fn only_the_requester_withdraws_and_a_withdrawn_card_cannot_be_approved() -> Res
             &mut ui,
             &BrokerRequest::DecideApproval {
                 id,
-                decision: Decision::Approve
+                decision: Decision::Approve,
+                presence: None,
             }
         )?,
         BrokerError::Approval(ApprovalError::NotPending)

@@ -57,6 +57,9 @@ fn state(dir: &std::path::Path) -> State {
         cached_secrets: 0,
         peer_pidfd: true,
         install_dir: "/usr/lib/gatehouse".into(),
+        autopilot_tasks: 0,
+        boundary_group: None,
+        remembered_at: None,
     }));
     s.hosts.loaded(Ok(generated_hosts(24)));
     s.hosts.orgs = ["acme", "lab"]

@@ -193,7 +193,7 @@ fn supervised_copilot_runs_read_only_and_asks_a_person_for_everything_else() -> 
             r["credential"]
                 .as_str()
                 .unwrap_or("")
-                .ends_with("ssh.password"),
+                .contains("field ssh.password"),
             "{r}"
         );
     }

@@ -165,7 +165,10 @@ fn docs_outputs_are_what_the_program_prints() {
                     ));
                 }
             }
-            new_lines.push(fresh);
+            // An empty block stays empty (no blank line is added per rewrite).
+            if !fresh.is_empty() {
+                new_lines.push(fresh);
+            }
             next = b.close;
         }
         new_lines.extend(lines[next..].iter().map(|l| l.to_string()));

@@ -241,6 +241,15 @@ async fn keep_running(
     loop {
         let mut cmd = tokio::process::Command::new(&d.path);
         cmd.args(&d.args);
+        // The daemons refuse to start with a dynamic-loader variable (a
+        // preload runs other code inside them). A shell's or cargo's
+        // LD_LIBRARY_PATH is not an attack on them: the supervisor starts
+        // them without any LD_* variable.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("LD_") {
+                cmd.env_remove(&k);
+            }
+        }
         cmd.stdin(Stdio::null()).kill_on_drop(true);
         let mut child = cmd
             .spawn()

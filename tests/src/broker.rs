@@ -346,6 +346,23 @@ impl BrokerFixture {
 
     /// Runs `gatehouse ARGS` (stdin: `stdin`) and returns its stdout; when it
     /// fails, an error with the arguments and everything it printed.
+    /// Each lab device's name and event-log path, from `gatehouse lab status --json`.
+    pub fn lab_logs(&self) -> Result<Vec<(String, PathBuf)>> {
+        let status: serde_json::Value =
+            serde_json::from_str(&self.cli_ok(&["lab", "status", "--json"], "")?)?;
+        Ok(status
+            .as_array()
+            .context("lab status")?
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap_or_default().to_string(),
+                    PathBuf::from(d["log"].as_str().unwrap_or_default()),
+                )
+            })
+            .collect())
+    }
+
     pub fn cli_ok(&self, args: &[&str], stdin: &str) -> Result<String> {
         let out = self.cli(args, stdin)?;
         if !out.status.success() {

@@ -31,18 +31,7 @@ impl Lab {
         )?;
         f.cli_ok(&["lab", "up", "--log-data"], "")?;
         f.start_sessiond()?;
-        let status: Value = serde_json::from_str(&f.cli_ok(&["lab", "status", "--json"], "")?)?;
-        let logs = status
-            .as_array()
-            .context("lab status")?
-            .iter()
-            .map(|d| {
-                (
-                    d["name"].as_str().unwrap_or_default().to_string(),
-                    std::path::PathBuf::from(d["log"].as_str().unwrap_or_default()),
-                )
-            })
-            .collect();
+        let logs = f.lab_logs()?;
         Ok(Lab { f, logs })
     }
 

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::PublicKey;
 use crate::sign::{self, DOMAIN_CARD};
 
-/// A role in an organization.
+/// A role in an organization. The sync API spells it in snake case
+/// (`owner`, `admin`, `member`, `viewer`); syncproto re-exports this type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     Owner,
     Admin,

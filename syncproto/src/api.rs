@@ -12,10 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Role;
 use crate::bytes::{Bytes, Hash32};
 use crate::ids::{AccountId, ChannelId, OrgId};
 use crate::record::RecordEnvelope;
-use crate::role::Role;
 
 // ---------------------------------------------------------------- errors
 

@@ -17,13 +17,13 @@ pub mod bytes;
 pub mod ids;
 pub mod limits;
 pub mod record;
-pub mod role;
 
 pub use api::*;
 pub use bytes::{Bytes, Hash32};
+/// Org roles: the membership crate's, which also holds their rules.
+pub use gatehouse_membership::Role;
 pub use ids::{AccountId, ChannelId, KindName, OrgId, RecordId, SpaceId};
 pub use record::{RecordEnvelope, SealedField};
-pub use role::Role;
 
 /// The protocol version (path prefix `/v1`). A server answers `GET /v1/info`
 /// with the versions it speaks.

@@ -162,36 +162,17 @@ impl SyncClient {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(u16, String), ClientError> {
-        let mut rq = self
+        let rq = self
             .http
             .request(method, self.url(path))
             .header("content-type", "application/json")
             .body(body);
-        if let Some(t) = &self.token {
-            rq = rq.bearer_auth(t);
-        }
-        let r = rq
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(error_chain(&e)))?;
-        let status = r.status().as_u16();
-        let text = r
-            .text()
-            .await
-            .map_err(|e| ClientError::Transport(error_chain(&e)))?;
-        Ok((status, text))
+        let (status, bytes) = self.send(rq).await?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
-    async fn call<B: Serialize, R: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<R, ClientError> {
-        let mut rq = self.http.request(method, self.url(path));
-        if let Some(b) = body {
-            rq = rq.json(b);
-        }
+    /// The one place a request leaves: adds the session, sends, reads the body.
+    async fn send(&self, mut rq: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), ClientError> {
         if let Some(t) = &self.token {
             rq = rq.bearer_auth(t);
         }
@@ -204,6 +185,20 @@ impl SyncClient {
             .bytes()
             .await
             .map_err(|e| ClientError::Transport(error_chain(&e)))?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R, ClientError> {
+        let mut rq = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            rq = rq.json(b);
+        }
+        let (status, bytes) = self.send(rq).await?;
         if status >= 400 {
             let error = serde_json::from_slice::<ApiError>(&bytes).map_err(|_| {
                 ClientError::Protocol(format!(

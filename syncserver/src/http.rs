@@ -307,7 +307,7 @@ fn member_rows(state: &MembershipState) -> Vec<MemberRow> {
         .iter()
         .map(|(a, m)| MemberRow {
             account: a.clone(),
-            role: Some(wire_role(m.role)),
+            role: Some(m.role),
         })
         .collect();
     rows.extend(state.removed.keys().map(|a| MemberRow {
@@ -315,15 +315,6 @@ fn member_rows(state: &MembershipState) -> Vec<MemberRow> {
         role: None,
     }));
     rows
-}
-
-fn wire_role(r: gatehouse_membership::Role) -> Role {
-    match r {
-        gatehouse_membership::Role::Owner => Role::Owner,
-        gatehouse_membership::Role::Admin => Role::Admin,
-        gatehouse_membership::Role::Member => Role::Member,
-        gatehouse_membership::Role::Viewer => Role::Viewer,
-    }
 }
 
 /// Loads and verifies the org's whole log (the server re-verifies; the

@@ -10,10 +10,13 @@
 //! [`http`] (the API and its checks), [`refusal`] (errors), [`tls`]
 //! (rustls, self-signed mode, fingerprints), [`client`] (a small HTTPS
 //! client with certificate pinning, for tests, benchmarks and later syncd),
-//! [`pgcluster`] (a throwaway PostgreSQL cluster for tests and benchmarks).
+//! [`pgcluster`] (a throwaway PostgreSQL cluster for tests and benchmarks),
+//! [`fixture`] (accounts, org logs and records made as a client makes them,
+//! for tests and benchmarks).
 //! Must never: hold or derive a key that opens a sealed field or a grant.
 
 pub mod client;
+pub mod fixture;
 pub mod http;
 pub mod pgcluster;
 pub mod refusal;

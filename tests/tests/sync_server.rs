@@ -21,16 +21,16 @@ use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
-use gatehouse_membership::card::{AccountCard, Role as MRole, SignedCard};
-use gatehouse_membership::envelope::{Scope, SignedWrite, WriteBody, content_hash};
-use gatehouse_membership::invite::secret_hash;
-use gatehouse_membership::{EntryBody, KeyGen, Op, SignedEntry, SignedGrant, sign};
+use gatehouse_membership::card::Role as MRole;
+use gatehouse_membership::envelope::SignedWrite;
+use gatehouse_membership::{KeyGen, Op, SignedEntry, SignedGrant, sign};
 use gatehouse_sync_server::client::{ClientError, Method, SyncClient};
+use gatehouse_sync_server::fixture::{TestAccount, TestOrg, random, signed_host};
 use gatehouse_sync_server::pgcluster::PgCluster;
 use gatehouse_syncproto::limits::MAX_RECORD_BYTES;
 use gatehouse_syncproto::{
-    AccountId, Bytes, ChallengeResponse, ErrorCode, KeyGrant, KindName, OrgId, PushResult,
-    RecordEnvelope, RecordId, SealedField, SpaceId,
+    AccountId, Bytes, ChallengeResponse, ErrorCode, KeyGrant, PushResult, RecordEnvelope,
+    SealedField, SpaceId,
 };
 use gatehouse_tests::{ChildGuard, LineReader, TestUser, find_binary};
 
@@ -133,131 +133,22 @@ impl Server {
 
 // ---------------------------------------------------------------- accounts, the log, records
 
-struct Acct {
-    name: String,
-    seed: [u8; 32],
-    card: SignedCard,
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).unwrap();
-    b
-}
+type Acct = TestAccount;
 
 fn acct(name: &str) -> Acct {
-    let seed = random::<32>();
-    let card = SignedCard::sign(
-        &seed,
-        AccountCard {
-            account: name.into(),
-            identity: sign::identity_public(&seed),
-            agreement: sign::agreement_public(&random::<32>()),
-        },
-    );
-    Acct {
-        name: name.into(),
-        seed,
-        card,
-    }
+    TestAccount::generate(name)
 }
 
 async fn join(anon: &SyncClient, a: &Acct) -> SyncClient {
-    anon.register(sign::encode(&a.card)).await.unwrap();
-    anon.sign_in(&a.name, "laptop", &a.seed).await.unwrap()
+    a.register(anon).await.unwrap();
+    a.sign_in(anon, "laptop").await.unwrap()
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    gatehouse_ipc::os::now_ms()
 }
 
-struct Org {
-    id: OrgId,
-    entries: Vec<SignedEntry>,
-}
-
-impl Org {
-    async fn create(owner: &Acct, c: &SyncClient, id: &str) -> Org {
-        let g = SignedEntry::sign(
-            &owner.seed,
-            EntryBody {
-                org: id.into(),
-                seq: 0,
-                prev: [0; 32],
-                time_ms: now_ms(),
-                signer: owner.name.clone(),
-                op: Op::Genesis {
-                    owner: owner.card.clone(),
-                    key: KeyGen::for_key(id, 1, &random::<32>()),
-                },
-            },
-        );
-        let id = OrgId::new(id).unwrap();
-        c.create_org(&id, g.to_bytes()).await.unwrap();
-        Org {
-            id,
-            entries: vec![g],
-        }
-    }
-
-    fn entry(&self, by: &Acct, op: Op) -> SignedEntry {
-        let last = self.entries.last().unwrap();
-        SignedEntry::sign(
-            &by.seed,
-            EntryBody {
-                org: self.id.to_string(),
-                seq: last.body.seq + 1,
-                prev: last.hash(),
-                time_ms: now_ms().max(last.body.time_ms),
-                signer: by.name.clone(),
-                op,
-            },
-        )
-    }
-
-    async fn append(&mut self, c: &SyncClient, by: &Acct, op: Op) -> Result<(), ClientError> {
-        let e = self.entry(by, op);
-        c.append_log(&self.id, e.to_bytes()).await?;
-        self.entries.push(e);
-        Ok(())
-    }
-
-    async fn add(&mut self, c: &SyncClient, by: &Acct, who: &Acct, role: MRole) {
-        let invite_id = random::<16>();
-        self.append(
-            c,
-            by,
-            Op::Invite {
-                invite_id,
-                role,
-                secret_hash: secret_hash(&invite_id, &random::<32>()),
-                expires_ms: now_ms() + 3_600_000,
-            },
-        )
-        .await
-        .unwrap();
-        self.append(
-            c,
-            by,
-            Op::Confirm {
-                invite_id,
-                member: who.card.clone(),
-                role,
-            },
-        )
-        .await
-        .unwrap();
-    }
-
-    fn space(&self) -> SpaceId {
-        SpaceId::Org(self.id.clone())
-    }
-}
-
-/// A record envelope signed by `by`; `sealed` are (field, ciphertext).
+/// A host record envelope signed by `by`; `sealed` are (field, ciphertext).
 fn record(
     space: &SpaceId,
     by: &Acct,
@@ -266,51 +157,14 @@ fn record(
     plain: &str,
     sealed: Vec<(&str, Vec<u8>)>,
 ) -> RecordEnvelope {
-    let sealed: Vec<SealedField> = sealed
+    let sealed = sealed
         .into_iter()
         .map(|(f, c)| SealedField {
             field: f.into(),
             ciphertext: Bytes(c),
         })
         .collect();
-    let content = content_hash(
-        plain,
-        sealed
-            .iter()
-            .map(|f| (f.field.as_str(), f.ciphertext.as_slice())),
-    );
-    let scope = match space {
-        SpaceId::Org(o) => Scope::Org(o.to_string()),
-        SpaceId::Private(a) => Scope::Private(a.to_string()),
-    };
-    let write = SignedWrite::sign(
-        &by.seed,
-        WriteBody {
-            scope,
-            kind: "host".into(),
-            id: id.into(),
-            revision: base + 1,
-            base_revision: base,
-            deleted: false,
-            content,
-            generation: 1,
-            log_head: 0,
-            writer: by.name.clone(),
-        },
-    );
-    RecordEnvelope {
-        space: space.clone(),
-        kind: KindName::new("host").unwrap(),
-        id: RecordId::new(id).unwrap(),
-        revision: base + 1,
-        base_revision: base,
-        deleted: false,
-        plain: plain.into(),
-        sealed,
-        mac: Bytes(random::<32>().to_vec()),
-        writer: AccountId::new(by.name.clone()).unwrap(),
-        write: Bytes(write.to_bytes()),
-    }
+    signed_host(space, by, id, base, plain, sealed).unwrap()
 }
 
 fn code(r: Result<impl std::fmt::Debug, ClientError>) -> (ErrorCode, String) {
@@ -330,7 +184,7 @@ struct Team {
     b: SyncClient,
     c: SyncClient,
     m: SyncClient,
-    org: Org,
+    org: TestOrg,
 }
 
 async fn team(s: &Server) -> Team {
@@ -340,9 +194,9 @@ async fn team(s: &Server) -> Team {
     let b = join(&anon, &bob).await;
     let c = join(&anon, &carol).await;
     let m = join(&anon, &mallory).await;
-    let mut org = Org::create(&alice, &a, "acme").await;
-    org.add(&a, &alice, &bob, MRole::Member).await;
-    org.add(&a, &alice, &carol, MRole::Viewer).await;
+    let mut org = TestOrg::create(&alice, &a, "acme").await.unwrap();
+    org.add(&a, &alice, &bob, MRole::Member).await.unwrap();
+    org.add(&a, &alice, &carol, MRole::Viewer).await.unwrap();
     Team {
         alice,
         bob,

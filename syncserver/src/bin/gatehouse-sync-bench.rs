@@ -19,14 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use gatehouse_membership::card::{AccountCard, SignedCard};
-use gatehouse_membership::envelope::{Scope, SignedWrite, WriteBody, content_hash};
-use gatehouse_membership::{EntryBody, KeyGen, Op, SignedEntry, sign};
 use gatehouse_sync_server::client::SyncClient;
+use gatehouse_sync_server::fixture::{TestAccount, TestOrg, random, signed_host};
 use gatehouse_sync_server::pgcluster::PgCluster;
-use gatehouse_syncproto::{
-    AccountId, Bytes, KindName, OrgId, PushResult, RecordEnvelope, RecordId, SealedField, SpaceId,
-};
+use gatehouse_syncproto::{Bytes, PushResult, RecordEnvelope, SealedField, SpaceId};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -53,45 +49,9 @@ struct Args {
     json: bool,
 }
 
-struct Account {
-    name: String,
-    seed: [u8; 32],
-    card: SignedCard,
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).expect("randomness");
-    b
-}
-
-fn account(name: &str) -> Account {
-    let seed = random::<32>();
-    let card = SignedCard::sign(
-        &seed,
-        AccountCard {
-            account: name.into(),
-            identity: sign::identity_public(&seed),
-            agreement: sign::agreement_public(&random::<32>()),
-        },
-    );
-    Account {
-        name: name.into(),
-        seed,
-        card,
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A host record as a client would push it: plaintext-allowed fields, two
 /// sealed fields (random bytes of a real ciphertext's size), MAC, signature.
-fn host(space: &SpaceId, by: &Account, id: &str) -> RecordEnvelope {
+fn host(space: &SpaceId, by: &TestAccount, id: &str) -> Result<RecordEnvelope> {
     let plain = format!(
         r#"{{"name":"{id}","address":"10.20.30.40","folder":"dc1/core","tags":["core","juniper"],"vendor":"juniper","protocols":{{"ssh":{{"port":22,"user":"netops"}}}}}}"#
     );
@@ -105,43 +65,7 @@ fn host(space: &SpaceId, by: &Account, id: &str) -> RecordEnvelope {
             ciphertext: Bytes((0..8).flat_map(|_| random::<64>()).collect()),
         },
     ];
-    let content = content_hash(
-        &plain,
-        sealed
-            .iter()
-            .map(|f| (f.field.as_str(), f.ciphertext.as_slice())),
-    );
-    let SpaceId::Org(org) = space else {
-        unreachable!("the bench writes org spaces")
-    };
-    let write = SignedWrite::sign(
-        &by.seed,
-        WriteBody {
-            scope: Scope::Org(org.to_string()),
-            kind: "host".into(),
-            id: id.into(),
-            revision: 1,
-            base_revision: 0,
-            deleted: false,
-            content,
-            generation: 1,
-            log_head: 0,
-            writer: by.name.clone(),
-        },
-    );
-    RecordEnvelope {
-        space: space.clone(),
-        kind: KindName::new("host").expect("kind"),
-        id: RecordId::new(id).expect("id"),
-        revision: 1,
-        base_revision: 0,
-        deleted: false,
-        plain,
-        sealed,
-        mac: Bytes(random::<32>().to_vec()),
-        writer: AccountId::new(by.name.clone()).expect("account"),
-        write: Bytes(write.to_bytes()),
-    }
+    Ok(signed_host(space, by, id, 0, &plain, sealed)?)
 }
 
 struct Server {
@@ -183,26 +107,6 @@ async fn start_server(db: &str) -> Result<Server> {
     })
 }
 
-async fn create_org(c: &SyncClient, owner: &Account, org: &str) -> Result<SpaceId> {
-    let g = SignedEntry::sign(
-        &owner.seed,
-        EntryBody {
-            org: org.into(),
-            seq: 0,
-            prev: [0; 32],
-            time_ms: now_ms(),
-            signer: owner.name.clone(),
-            op: Op::Genesis {
-                owner: owner.card.clone(),
-                key: KeyGen::for_key(org, 1, &random::<32>()),
-            },
-        },
-    );
-    let id = OrgId::new(org)?;
-    c.create_org(&id, g.to_bytes()).await?;
-    Ok(SpaceId::Org(id))
-}
-
 /// One client's work: its session and its records (one warm-up, then the timed ones).
 struct Worker {
     client: SyncClient,
@@ -219,31 +123,31 @@ async fn layout(
 ) -> Result<Vec<Worker>> {
     let anon = &server.client;
     let mut workers = Vec::with_capacity(clients);
-    let owner = account("owner");
+    let owner = TestAccount::generate("owner");
     let mut shared_space = None;
     if shared {
-        anon.register(sign::encode(&owner.card)).await?;
-        let c = anon.sign_in(&owner.name, "setup", &owner.seed).await?;
-        shared_space = Some(create_org(&c, &owner, "bench-shared").await?);
+        owner.register(anon).await?;
+        let c = owner.sign_in(anon, "setup").await?;
+        shared_space = Some(TestOrg::create(&owner, &c, "bench-shared").await?.space());
     }
     for i in 0..clients {
         let (client, space, by) = if let Some(space) = &shared_space {
-            let c = anon
-                .sign_in(&owner.name, &format!("device{i}"), &owner.seed)
-                .await?;
+            let c = owner.sign_in(anon, &format!("device{i}")).await?;
             (c, space.clone(), None)
         } else {
-            let a = account(&format!("user{i}"));
-            anon.register(sign::encode(&a.card)).await?;
-            let c = anon.sign_in(&a.name, "device", &a.seed).await?;
-            let space = create_org(&c, &a, &format!("bench-{i}")).await?;
+            let a = TestAccount::generate(&format!("user{i}"));
+            a.register(anon).await?;
+            let c = a.sign_in(anon, "device").await?;
+            let space = TestOrg::create(&a, &c, &format!("bench-{i}"))
+                .await?
+                .space();
             (c, space, Some(a))
         };
         let by = by.as_ref().unwrap_or(&owner);
-        let warmup = host(&space, by, &format!("w{i}"));
+        let warmup = host(&space, by, &format!("w{i}"))?;
         let records = (0..writes)
             .map(|n| host(&space, by, &format!("c{i}-{n}")))
-            .collect();
+            .collect::<Result<_>>()?;
         workers.push(Worker {
             client,
             space,

@@ -200,12 +200,5 @@ pub(crate) fn role_to_str(r: Option<gatehouse_syncproto::Role>) -> &'static str 
 }
 
 pub(crate) fn role_from_str(s: &str) -> Option<gatehouse_syncproto::Role> {
-    use gatehouse_syncproto::Role;
-    match s {
-        "owner" => Some(Role::Owner),
-        "admin" => Some(Role::Admin),
-        "member" => Some(Role::Member),
-        "viewer" => Some(Role::Viewer),
-        _ => None,
-    }
+    s.parse().ok()
 }

@@ -34,15 +34,43 @@ use gatehouse_syncproto::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::memo::Memo;
 use crate::refusal::{Answer, Refusal};
 use crate::store::{
     AccountRow, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite, SessionRow,
-    Store, random_token,
+    Store, StoreError, Writer, random_token,
 };
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub server_id: String,
+    /// Sessions by token hash (never updated or deleted in the database).
+    sessions: Memo<[u8; 32], SessionRow>,
+    /// Accounts' identity keys (registered once, never changed).
+    identities: Memo<String, [u8; 32]>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, server_id: String) -> AppState {
+        AppState {
+            store,
+            server_id,
+            sessions: Memo::default(),
+            identities: Memo::default(),
+        }
+    }
+
+    /// The account's identity key, if it is registered.
+    async fn identity(&self, account: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        if let Some(k) = self.identities.get(&account.to_string()) {
+            return Ok(Some(k));
+        }
+        let row = self.store.account(account).await?;
+        if let Some(r) = &row {
+            self.identities.put(account.to_string(), r.identity);
+        }
+        Ok(row.map(|r| r.identity))
+    }
 }
 
 type St = State<Arc<AppState>>;
@@ -84,11 +112,19 @@ async fn session(st: &AppState, headers: &HeaderMap) -> Result<SessionRow, Refus
         .ok_or_else(|| {
             unauth("no session: send Authorization: Bearer TOKEN from /v1/auth/response")
         })?;
-    let s = st
-        .store
-        .session(&token_hash(token))
-        .await?
-        .ok_or_else(|| unauth("unknown session token"))?;
+    let hash = token_hash(token);
+    let s = match st.sessions.get(&hash) {
+        Some(s) => s,
+        None => {
+            let s = st
+                .store
+                .session(&hash)
+                .await?
+                .ok_or_else(|| unauth("unknown session token"))?;
+            st.sessions.put(hash, s.clone());
+            s
+        }
+    };
     if s.expires_ms <= now_ms() {
         return Err(Refusal::new(
             ErrorCode::Expired,
@@ -701,12 +737,19 @@ async fn push(
     let s = session(&st, &headers).await?;
     let space: SpaceId = parse("space", &space)?;
     let Json(req) = body?;
-    // The role and the writer's key are independent lookups: both at once.
-    let (allowed, account) = tokio::join!(
-        authorize(&st, &s, &space, true),
-        st.store.account(&s.account)
-    );
-    allowed?;
+    // An org member's role is checked by the store inside the push's own
+    // transaction (a removal committed first is never missed); a private
+    // space is its owner's only.
+    let writer = match &space {
+        SpaceId::Org(o) => Writer::OrgMember {
+            org: o.as_str(),
+            account: &s.account,
+        },
+        SpaceId::Private(_) => {
+            authorize(&st, &s, &space, true).await?;
+            Writer::SpaceOwner
+        }
+    };
     if req.records.len() > MAX_PUSH_RECORDS {
         return Err(Refusal::new(
             ErrorCode::TooLarge,
@@ -716,9 +759,10 @@ async fn push(
             ),
         ));
     }
-    let identity = account?
-        .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized, "the session's account is gone"))?
-        .identity;
+    let identity = st
+        .identity(&s.account)
+        .await?
+        .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized, "the session's account is gone"))?;
     let mut writes = Vec::with_capacity(req.records.len());
     for (i, r) in req.records.iter().enumerate() {
         check_record(i, r, &space, &s, &identity)?;
@@ -731,7 +775,7 @@ async fn push(
                 .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?,
         });
     }
-    let (outcomes, head_seq) = st.store.push(&space.to_string(), &writes).await?;
+    let (outcomes, head_seq) = st.store.push(&space.to_string(), writer, &writes).await?;
     Ok(Json(PushResponse {
         results: outcomes
             .into_iter()

@@ -7,7 +7,8 @@
 //! by the client against signatures and the membership log.
 //!
 //! Modules: [`store`] (the one storage trait, SQLite and PostgreSQL),
-//! [`http`] (the API and its checks), [`refusal`] (errors), [`tls`]
+//! [`http`] (the API and its checks), [`memo`] (rows that never change,
+//! remembered between requests), [`refusal`] (errors), [`tls`]
 //! (rustls, self-signed mode, fingerprints), [`client`] (a small HTTPS
 //! client with certificate pinning, for tests, benchmarks and later syncd),
 //! [`pgcluster`] (a throwaway PostgreSQL cluster for tests and benchmarks),
@@ -18,6 +19,7 @@
 pub mod client;
 pub mod fixture;
 pub mod http;
+pub mod memo;
 pub mod pgcluster;
 pub mod refusal;
 pub mod store;
@@ -32,7 +34,7 @@ pub async fn serve(
     store: Arc<dyn store::Store>,
 ) -> anyhow::Result<()> {
     let server_id = store.server_id().await?;
-    let app = http::router(Arc::new(http::AppState { store, server_id }));
+    let app = http::router(Arc::new(http::AppState::new(store, server_id)));
     let listener = tls::TlsListener::new(listener, tls);
     axum::serve(listener, app).await?;
     Ok(())

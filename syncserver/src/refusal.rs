@@ -37,6 +37,8 @@ impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Refusal {
         match e {
             StoreError::Conflict(m) => Refusal::new(ErrorCode::Conflict, m),
+            StoreError::NotMember(m) => Refusal::new(ErrorCode::NotMember, m),
+            StoreError::ReadOnlyRole(m) => Refusal::new(ErrorCode::Forbidden, m),
             StoreError::Db(m) => Refusal::new(
                 ErrorCode::Internal,
                 format!("storage failed, nothing was applied: {m}"),

@@ -35,6 +35,39 @@ pub enum StoreError {
     /// The database failed; nothing was applied.
     #[error("database: {0}")]
     Db(String),
+    /// The writer is not (or no longer) a member of the org.
+    #[error("{0}")]
+    NotMember(String),
+    /// The writer's role may not write records (a viewer).
+    #[error("{0}")]
+    ReadOnlyRole(String),
+}
+
+/// Who pushes to a space. The store checks an org member's role in the
+/// push's own transaction, so a removal that commits first is never missed.
+#[derive(Debug, Clone, Copy)]
+pub enum Writer<'a> {
+    /// The account that owns the private space (checked by the caller).
+    SpaceOwner,
+    /// `account` writing to `org`'s space: must hold a writing role there.
+    OrgMember { org: &'a str, account: &'a str },
+}
+
+/// The refusal for `account` writing to `org` given its stored role row
+/// (`None`: no row; `Some("removed")`, `Some("viewer")`, …), if any.
+pub(crate) fn writer_refusal(org: &str, account: &str, role: Option<&str>) -> Option<StoreError> {
+    match role.map(role_from_str) {
+        None => Some(StoreError::NotMember(format!(
+            "{account} is not a member of {org}"
+        ))),
+        Some(None) => Some(StoreError::NotMember(format!(
+            "{account} was removed from {org}"
+        ))),
+        Some(Some(r)) if !r.writes() => Some(StoreError::ReadOnlyRole(format!(
+            "{account} is a {r} of {org} and may not write records"
+        ))),
+        Some(Some(_)) => None,
+    }
 }
 
 /// An account as registered.
@@ -148,10 +181,12 @@ pub trait Store: Send + Sync + 'static {
     /// The member row of `account` in `org` (active or removed).
     async fn member(&self, org: &str, account: &str) -> Result<Option<MemberRow>, StoreError>;
 
-    /// Compare-and-swaps each record in order, in one transaction.
+    /// Checks `writer` and compare-and-swaps each record in order, in one
+    /// transaction.
     async fn push(
         &self,
         space: &str,
+        writer: Writer<'_>,
         writes: &[RecordWrite],
     ) -> Result<(Vec<CasOutcome>, u64), StoreError>;
     /// Envelopes with seq > `after`, in seq order, at most `limit`; and the head.

@@ -23,7 +23,7 @@ use tokio_postgres::error::SqlState;
 
 use super::{
     AccountRow, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite, SessionRow,
-    Store, StoreError, random_token, role_from_str, role_to_str,
+    Store, StoreError, Writer, random_token, role_from_str, role_to_str, writer_refusal,
 };
 
 /// The NOTIFY channel.
@@ -54,21 +54,34 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_by_seq ON records (space, seq);
 CREATE TABLE IF NOT EXISTS grants (org TEXT NOT NULL, generation BIGINT NOT NULL,
     recipient TEXT NOT NULL, granter TEXT NOT NULL, log_seq BIGINT NOT NULL,
     grant_blob BYTEA NOT NULL, PRIMARY KEY (org, generation, recipient));
--- One record's compare-and-swap: locks the space's row (created if needed)
--- until the transaction ends, checks the stored revision, and on success
--- stores the envelope under the space's next sequence number.
-CREATE OR REPLACE FUNCTION gh_push_one(p_space TEXT, p_kind TEXT, p_id TEXT,
-    p_base BIGINT, p_rev BIGINT, p_env TEXT)
-RETURNS TABLE (o_accepted BOOLEAN, o_seq BIGINT, o_cur_rev BIGINT, o_cur_seq BIGINT, o_head BIGINT)
+-- One record's compare-and-swap: for an org space, reads the writer's role
+-- row (share-locked, so a log append that changes it waits for this push)
+-- and stops there if it is not a writing role; then locks the space's row
+-- (created if needed) until the transaction ends, checks the stored
+-- revision, and on success stores the envelope under the space's next
+-- sequence number.
+DROP FUNCTION IF EXISTS gh_push_one(TEXT, TEXT, TEXT, BIGINT, BIGINT, TEXT);
+CREATE OR REPLACE FUNCTION gh_push_one(p_space TEXT, p_org TEXT, p_writer TEXT,
+    p_kind TEXT, p_id TEXT, p_base BIGINT, p_rev BIGINT, p_env TEXT)
+RETURNS TABLE (o_role TEXT, o_accepted BOOLEAN, o_seq BIGINT, o_cur_rev BIGINT,
+    o_cur_seq BIGINT, o_head BIGINT)
 LANGUAGE plpgsql AS $$
-DECLARE h BIGINT; r BIGINT; s BIGINT;
+DECLARE h BIGINT; r BIGINT; s BIGINT; rl TEXT;
 BEGIN
+    IF p_org IS NOT NULL THEN
+        SELECT m.role INTO rl FROM members m
+            WHERE m.org = p_org AND m.account = p_writer FOR SHARE;
+        IF rl IS NULL OR rl NOT IN ('owner', 'admin', 'member') THEN
+            RETURN QUERY SELECT COALESCE(rl, ''), FALSE, 0::BIGINT, 0::BIGINT, 0::BIGINT, 0::BIGINT;
+            RETURN;
+        END IF;
+    END IF;
     INSERT INTO spaces AS sp (space, head) VALUES (p_space, 0)
         ON CONFLICT (space) DO UPDATE SET head = sp.head RETURNING sp.head INTO h;
     SELECT rec.revision, rec.seq INTO r, s FROM records rec
         WHERE rec.space = p_space AND rec.kind = p_kind AND rec.id = p_id;
     IF COALESCE(r, 0) <> p_base THEN
-        RETURN QUERY SELECT FALSE, 0::BIGINT, COALESCE(r, 0), COALESCE(s, 0), h;
+        RETURN QUERY SELECT rl, FALSE, 0::BIGINT, COALESCE(r, 0), COALESCE(s, 0), h;
         RETURN;
     END IF;
     h := h + 1;
@@ -77,7 +90,7 @@ BEGIN
         ON CONFLICT (space, kind, id) DO UPDATE SET revision = EXCLUDED.revision,
             seq = EXCLUDED.seq, envelope = EXCLUDED.envelope;
     UPDATE spaces SET head = h WHERE space = p_space;
-    RETURN QUERY SELECT TRUE, h, p_rev, h, h;
+    RETURN QUERY SELECT rl, TRUE, h, p_rev, h, h;
 END
 $$;
 ";
@@ -195,13 +208,20 @@ async fn push_one(
     q: &impl tokio_postgres::GenericClient,
     call: &tokio_postgres::Statement,
     space: &str,
+    writer: Writer<'_>,
     w: &RecordWrite,
 ) -> Result<(CasOutcome, u64), StoreError> {
+    let (org, account) = match writer {
+        Writer::SpaceOwner => (None, None),
+        Writer::OrgMember { org, account } => (Some(org), Some(account)),
+    };
     let r = q
         .query_one(
             call,
             &[
                 &space,
+                &org,
+                &account,
                 &w.kind,
                 &w.id,
                 &(w.base_revision as i64),
@@ -211,15 +231,22 @@ async fn push_one(
         )
         .await
         .map_err(db)?;
-    let head = r.get::<_, i64>(4) as u64;
-    let outcome = if r.get::<_, bool>(0) {
+    if let (Some(org), Some(account)) = (org, account) {
+        let role: Option<String> = r.get(0);
+        let role = role.filter(|r| !r.is_empty());
+        if let Some(e) = writer_refusal(org, account, role.as_deref()) {
+            return Err(e);
+        }
+    }
+    let head = r.get::<_, i64>(5) as u64;
+    let outcome = if r.get::<_, bool>(1) {
         CasOutcome::Accepted {
-            seq: r.get::<_, i64>(1) as u64,
+            seq: r.get::<_, i64>(2) as u64,
         }
     } else {
         CasOutcome::Conflict {
-            current_revision: r.get::<_, i64>(2) as u64,
-            current_seq: r.get::<_, i64>(3) as u64,
+            current_revision: r.get::<_, i64>(3) as u64,
+            current_seq: r.get::<_, i64>(4) as u64,
         }
     };
     Ok((outcome, head))
@@ -421,13 +448,14 @@ impl Store for PgStore {
     async fn push(
         &self,
         space: &str,
+        writer: Writer<'_>,
         writes: &[RecordWrite],
     ) -> Result<(Vec<CasOutcome>, u64), StoreError> {
         let mut c = self.conn().await?;
         let call = c
             .prepare_cached(
-                "SELECT o_accepted, o_seq, o_cur_rev, o_cur_seq, o_head
-                 FROM gh_push_one($1, $2, $3, $4, $5, $6)",
+                "SELECT o_role, o_accepted, o_seq, o_cur_rev, o_cur_seq, o_head
+                 FROM gh_push_one($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .await
             .map_err(db)?;
@@ -436,14 +464,14 @@ impl Store for PgStore {
         if let [w] = writes {
             // One record: one statement in its own transaction, one round trip.
             let client: &tokio_postgres::Client = &c;
-            let (o, h) = push_one(client, &call, space, w).await?;
+            let (o, h) = push_one(client, &call, space, writer, w).await?;
             out.push(o);
             head = h;
         } else {
             let tx = c.transaction().await.map_err(db)?;
             for w in writes {
                 let t: &tokio_postgres::Transaction = &tx;
-                let (o, h) = push_one(t, &call, space, w).await?;
+                let (o, h) = push_one(t, &call, space, writer, w).await?;
                 out.push(o);
                 head = h;
             }

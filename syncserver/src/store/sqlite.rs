@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::{
     AccountRow, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite, SessionRow,
-    Store, StoreError, random_token, role_from_str, role_to_str,
+    Store, StoreError, Writer, random_token, role_from_str, role_to_str, writer_refusal,
 };
 
 /// How often a waiter re-reads the head when no local push woke it.
@@ -322,14 +322,32 @@ impl Store for SqliteStore {
     async fn push(
         &self,
         space: &str,
+        writer: Writer<'_>,
         writes: &[RecordWrite],
     ) -> Result<(Vec<CasOutcome>, u64), StoreError> {
         let (space, writes) = (space.to_string(), writes.to_vec());
+        let writer = match writer {
+            Writer::SpaceOwner => None,
+            Writer::OrgMember { org, account } => Some((org.to_string(), account.to_string())),
+        };
         let out = self
             .with(move |c| {
                 let tx = c
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(db)?;
+                if let Some((org, account)) = &writer {
+                    let role: Option<String> = tx
+                        .query_row(
+                            "SELECT role FROM members WHERE org = ?1 AND account = ?2",
+                            [org, account],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(db)?;
+                    if let Some(e) = writer_refusal(org, account, role.as_deref()) {
+                        return Err(e);
+                    }
+                }
                 tx.execute(
                     "INSERT OR IGNORE INTO spaces (space, head) VALUES (?1, 0)",
                     [&space],

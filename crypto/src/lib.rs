@@ -29,6 +29,8 @@ pub type KeyId = [u8; KEY_ID_LEN];
 
 pub use gatehouse_ipc::os::{fill_random, hex, random_bytes};
 
+pub mod two_secret;
+
 fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(Key::from_slice(key))
 }

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use gatehouse_membership::auth::AuthChallenge;
 use gatehouse_syncproto::{
-    AccountId, AccountInfo, ApiError, AppendLog, Bytes, Challenge, ChallengeRequest,
-    ChallengeResponse, CreateOrg, GrantList, KeyGrant, LogAppended, LogPage, OrgId, PostGrants,
-    PullResponse, PushRecords, PushResponse, RecordEnvelope, RegisterAccount, ServerInfo, Session,
-    SpaceId, WaitResponse,
+    AccountId, AccountInfo, ApiError, AppendLog, BundleParams, Bytes, Challenge, ChallengeRequest,
+    ChallengeResponse, CreateOrg, FetchBundle, GrantList, KeyBundle, KeyGrant, LogAppended,
+    LogPage, OrgId, PostGrants, PullResponse, PushRecords, PushResponse, PutBundle, RecordEnvelope,
+    RegisterAccount, ServerInfo, Session, SpaceId, WaitResponse, paths,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -352,6 +352,35 @@ impl SyncClient {
         let limit = limit.map(|l| format!("&limit={l}")).unwrap_or_default();
         self.get(&format!("/v1/spaces/{space}/records?after={after}{limit}"))
             .await
+    }
+
+    /// Stores this session's account's key bundle.
+    pub async fn put_bundle(&self, b: &PutBundle) -> Result<BundleParams, ClientError> {
+        self.call(reqwest::Method::PUT, paths::BUNDLE, Some(b))
+            .await
+    }
+
+    /// The public derivation parameters of `account`'s key bundle.
+    pub async fn bundle_params(&self, account: &str) -> Result<BundleParams, ClientError> {
+        self.get(&paths::BUNDLE_PARAMS.replace("{account}", account))
+            .await
+    }
+
+    /// `account`'s sealed key bundle, against the verifier both secrets derive.
+    pub async fn fetch_bundle(
+        &self,
+        account: &str,
+        verifier: &[u8],
+    ) -> Result<KeyBundle, ClientError> {
+        self.post(
+            paths::BUNDLE_FETCH,
+            &FetchBundle {
+                account: AccountId::new(account)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?,
+                verifier: Bytes(verifier.to_vec()),
+            },
+        )
+        .await
     }
 
     pub async fn wait(

@@ -73,7 +73,7 @@ impl AppState {
     }
 }
 
-type St = State<Arc<AppState>>;
+pub(crate) type St = State<Arc<AppState>>;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -87,6 +87,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::ORG_GRANTS, get(get_grants).post(post_grants))
         .route(paths::SPACE_RECORDS, get(pull).post(push))
         .route(paths::SPACE_WAIT, get(wait))
+        .route(paths::BUNDLE, axum::routing::put(crate::bundle::put_bundle))
+        .route(paths::BUNDLE_PARAMS, get(crate::bundle::bundle_params))
+        .route(paths::BUNDLE_FETCH, post(crate::bundle::fetch_bundle))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -103,7 +106,7 @@ fn token_hash(token: &str) -> [u8; 32] {
 }
 
 /// The session of `Authorization: Bearer TOKEN`.
-async fn session(st: &AppState, headers: &HeaderMap) -> Result<SessionRow, Refusal> {
+pub(crate) async fn session(st: &AppState, headers: &HeaderMap) -> Result<SessionRow, Refusal> {
     let unauth = |m: &str| Refusal::new(ErrorCode::Unauthorized, m);
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -134,7 +137,7 @@ async fn session(st: &AppState, headers: &HeaderMap) -> Result<SessionRow, Refus
     Ok(s)
 }
 
-fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, Refusal>
+pub(crate) fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, Refusal>
 where
     T::Err: std::fmt::Display,
 {

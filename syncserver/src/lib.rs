@@ -7,7 +7,8 @@
 //! by the client against signatures and the membership log.
 //!
 //! Modules: [`store`] (the one storage trait, SQLite and PostgreSQL),
-//! [`http`] (the API and its checks), [`memo`] (rows that never change,
+//! [`http`] (the API and its checks), [`bundle`] (the two-secret key
+//! bundle endpoints and their rate limit), [`memo`] (rows that never change,
 //! remembered between requests), [`refusal`] (errors), [`tls`]
 //! (rustls, self-signed mode, fingerprints), [`client`] (a small HTTPS
 //! client with certificate pinning, for tests, benchmarks and later syncd),
@@ -16,6 +17,7 @@
 //! for tests and benchmarks).
 //! Must never: hold or derive a key that opens a sealed field or a grant.
 
+pub mod bundle;
 pub mod client;
 pub mod fixture;
 pub mod http;

@@ -1,22 +1,29 @@
-//! Rows the server may remember between requests because the database never
-//! changes them once written: sessions (token hash → account, device,
+//! Rows the server may remember between requests because the database does
+//! not change them once written: sessions (token hash → account, device,
 //! expiry) and accounts' identity keys. Anything that can change (roles,
-//! heads, the log) is always read from the database, so a second server
-//! instance on the same database never sees stale state.
+//! heads, the log, bundles) is always read from the database, so a second
+//! server instance on the same database never sees stale state. Each row is
+//! remembered for at most [`MEMO_TTL`], so a future revocation (ending a
+//! device's sessions) reaches every instance within that time.
 //!
-//! Must never: remember a row that can be updated or deleted, or grow
-//! without bound (it forgets everything when full).
+//! Must never: remember a row that can be updated in place, keep a row
+//! longer than [`MEMO_TTL`], or grow without bound (it forgets everything
+//! when full).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The longest a row is remembered.
+pub const MEMO_TTL: Duration = Duration::from_secs(5);
 
 /// How many rows of one kind are kept before the memo starts over.
 pub const MEMO_ROWS: usize = 65_536;
 
 /// A bounded map of immutable rows.
 pub struct Memo<K, V> {
-    rows: Mutex<HashMap<K, V>>,
+    rows: Mutex<HashMap<K, (V, Instant)>>,
 }
 
 impl<K: Eq + Hash, V: Clone> Default for Memo<K, V> {
@@ -29,7 +36,9 @@ impl<K: Eq + Hash, V: Clone> Default for Memo<K, V> {
 
 impl<K: Eq + Hash, V: Clone> Memo<K, V> {
     pub fn get(&self, k: &K) -> Option<V> {
-        self.rows.lock().ok()?.get(k).cloned()
+        let rows = self.rows.lock().ok()?;
+        let (v, at) = rows.get(k)?;
+        (at.elapsed() < MEMO_TTL).then(|| v.clone())
     }
 
     pub fn put(&self, k: K, v: V) {
@@ -37,7 +46,7 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
             if rows.len() >= MEMO_ROWS {
                 rows.clear();
             }
-            rows.insert(k, v);
+            rows.insert(k, (v, Instant::now()));
         }
     }
 }

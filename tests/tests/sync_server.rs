@@ -651,6 +651,232 @@ async fn dump_holds_no_canary_plaintext(db: &Db) {
     assert!(memchr::memmem::find(&dump, &key).is_none());
 }
 
+/// A new device signs in with the passphrase AND the Secret Key: the sealed
+/// key bundle is released only for the verifier both derive, wrong tries
+/// are limited (one at a time, five per window, counted in the database),
+/// and the database holds neither secret, nor the verifier, nor the bundle's
+/// plaintext.
+async fn key_bundle_needs_both_secrets(db: &Db) {
+    use gatehouse_crypto::KdfParams;
+    use gatehouse_crypto::two_secret::{SecretKey, derive, open_bundle, seal_bundle};
+    use gatehouse_syncproto::limits::{BUNDLE_MAX_WRONG, MAX_BUNDLE_BYTES};
+    use gatehouse_syncproto::{KdfParams as WireKdf, PutBundle};
+
+    let s = Server::start(&db.url());
+    let anon = s.client();
+    let (alice, bob) = (acct("alice"), acct("bob"));
+    let a = join(&anon, &alice).await;
+    let b = join(&anon, &bob).await;
+    // The server's floor (8 MiB) keeps the test quick; accounts use 19 MiB.
+    let kdf = KdfParams {
+        m_cost_kib: 8 * 1024,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    let salt = random::<16>();
+    let passphrase = format!("correct horse {}", hex(&random::<4>()));
+    let secret = SecretKey::generate();
+    let keys = derive(kdf, &salt, "alice", passphrase.as_bytes(), &secret).unwrap();
+    let canary = format!("BUNDLE-CANARY-{}", hex(&random::<8>()));
+    let wire_kdf = WireKdf {
+        algorithm: "argon2id".into(),
+        salt: Bytes(salt.to_vec()),
+        m_kib: kdf.m_cost_kib,
+        t: kdf.t_cost,
+        p: kdf.p_cost,
+    };
+    let put = PutBundle {
+        kdf: wire_kdf.clone(),
+        verifier: Bytes(keys.verifier.to_vec()),
+        bundle: Bytes(seal_bundle(&keys.bundle_key, "alice", canary.as_bytes())),
+    };
+    a.put_bundle(&put).await.unwrap();
+
+    // Bad input: each refused, naming what was wrong; nothing stored.
+    let mut bad = put.clone();
+    bad.verifier = Bytes(vec![0; 31]);
+    let (c, m) = code(a.put_bundle(&bad).await);
+    assert!(
+        c == ErrorCode::BadRequest && m.contains("verifier is 31 bytes"),
+        "{m}"
+    );
+    for (field, k) in [
+        (
+            "algorithm",
+            WireKdf {
+                algorithm: "scrypt".into(),
+                ..wire_kdf.clone()
+            },
+        ),
+        (
+            "m_kib",
+            WireKdf {
+                m_kib: 1024,
+                ..wire_kdf.clone()
+            },
+        ),
+        (
+            "salt",
+            WireKdf {
+                salt: Bytes(vec![1; 4]),
+                ..wire_kdf.clone()
+            },
+        ),
+    ] {
+        let mut bad = put.clone();
+        bad.kdf = k;
+        let (c, m) = code(a.put_bundle(&bad).await);
+        assert!(
+            c == ErrorCode::BadRequest && m.contains(field),
+            "{field}: {m}"
+        );
+    }
+    let mut big = put.clone();
+    big.bundle = Bytes(vec![7; MAX_BUNDLE_BYTES + 1]);
+    let (c, m) = code(a.put_bundle(&big).await);
+    assert!(
+        c == ErrorCode::TooLarge && m.contains(&MAX_BUNDLE_BYTES.to_string()),
+        "{m}"
+    );
+    assert_eq!(code(anon.put_bundle(&put).await).0, ErrorCode::Unauthorized);
+    assert_eq!(
+        code(anon.bundle_params("nobody").await).0,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code(anon.fetch_bundle("nobody", &[0; 32]).await).0,
+        ErrorCode::NotFound
+    );
+    // Bob's session stores Bob's bundle, never Alice's.
+    let mut bobs = put.clone();
+    bobs.kdf.salt = Bytes(vec![9; 16]);
+    assert_eq!(b.put_bundle(&bobs).await.unwrap().account.as_str(), "bob");
+    assert_eq!(anon.bundle_params("alice").await.unwrap().kdf, wire_kdf);
+
+    // A new device: public parameters, both secrets, the bundle opens.
+    let p = anon.bundle_params("alice").await.unwrap();
+    let device_kdf = KdfParams {
+        m_cost_kib: p.kdf.m_kib,
+        t_cost: p.kdf.t,
+        p_cost: p.kdf.p,
+    };
+    let typed = SecretKey::parse(&secret.display().to_lowercase()).unwrap();
+    let k2 = derive(
+        device_kdf,
+        &p.kdf.salt.0,
+        "alice",
+        passphrase.as_bytes(),
+        &typed,
+    )
+    .unwrap();
+    let got = anon.fetch_bundle("alice", &k2.verifier[..]).await.unwrap();
+    assert_eq!(
+        open_bundle(&k2.bundle_key, "alice", &got.bundle.0)
+            .unwrap()
+            .as_slice(),
+        canary.as_bytes()
+    );
+    // The bundle does not open for another account, or with a flipped bit.
+    assert!(open_bundle(&k2.bundle_key, "bob", &got.bundle.0).is_none());
+    let mut flipped = got.bundle.0.clone();
+    flipped[30] ^= 1;
+    assert!(open_bundle(&k2.bundle_key, "alice", &flipped).is_none());
+
+    // One secret alone is refused and counted.
+    let wrong_secret = derive(
+        device_kdf,
+        &salt,
+        "alice",
+        passphrase.as_bytes(),
+        &SecretKey::generate(),
+    )
+    .unwrap();
+    let wrong_pass = derive(device_kdf, &salt, "alice", b"correct horse?", &secret).unwrap();
+    let mut wrong = 0;
+    for k in [&wrong_secret, &wrong_pass] {
+        let (c, m) = code(anon.fetch_bundle("alice", &k.verifier[..]).await);
+        assert!(
+            c == ErrorCode::Unauthorized && m.contains("wrong passphrase or Secret Key"),
+            "{m}"
+        );
+        wrong += 1;
+    }
+    // A burst of guesses at once: one try runs at a time, the rest wait.
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let anon = anon.clone();
+            tokio::spawn(async move { anon.fetch_bundle("alice", &random::<32>()).await })
+        })
+        .collect();
+    let mut waited = 0;
+    for task in burst {
+        match task.await.unwrap() {
+            Err(ClientError::Api { error, .. }) if error.code == ErrorCode::Unauthorized => {
+                wrong += 1
+            }
+            Err(ClientError::Api { error, .. }) if error.code == ErrorCode::RateLimited => {
+                assert!(error.retry_after_ms.is_some(), "{error:?}");
+                waited += 1;
+            }
+            other => panic!("a guess must be refused: {other:?}"),
+        }
+    }
+    assert!(waited >= 1, "eight guesses at once all ran");
+    // Then guesses until the window is full: exactly BUNDLE_MAX_WRONG ran.
+    let limited = loop {
+        match anon.fetch_bundle("alice", &random::<32>()).await {
+            Err(ClientError::Api { error, .. }) if error.code == ErrorCode::Unauthorized => {
+                wrong += 1
+            }
+            Err(ClientError::Api { error, .. }) if error.code == ErrorCode::RateLimited => {
+                break error;
+            }
+            other => panic!("a guess must be refused: {other:?}"),
+        }
+        assert!(
+            wrong <= BUNDLE_MAX_WRONG,
+            "more than {BUNDLE_MAX_WRONG} wrong tries ran"
+        );
+    };
+    assert_eq!(wrong, BUNDLE_MAX_WRONG);
+    assert!(limited.retry_after_ms.unwrap() > 60_000, "{limited:?}");
+    assert!(
+        limited
+            .message
+            .contains("wrong passphrase or Secret Key tries"),
+        "{limited:?}"
+    );
+    // While the window is full even the right secrets wait.
+    assert_eq!(
+        code(anon.fetch_bundle("alice", &k2.verifier[..]).await).0,
+        ErrorCode::RateLimited
+    );
+    // Storing a new bundle (a signed-in device) starts the counters over.
+    a.put_bundle(&put).await.unwrap();
+    anon.fetch_bundle("alice", &k2.verifier[..]).await.unwrap();
+
+    drop(s.child);
+    let dump = db.dump();
+    assert!(
+        memchr::memmem::find(&dump, &got.bundle.0[..40]).is_some(),
+        "the dump must hold the sealed bundle (else it scanned nothing)"
+    );
+    for (what, needle) in [
+        ("the bundle's plaintext", canary.as_bytes().to_vec()),
+        ("the verifier", keys.verifier.to_vec()),
+        ("the verifier in hex", hex(&keys.verifier[..]).into_bytes()),
+        ("the bundle key", keys.bundle_key.to_vec()),
+        ("the passphrase", passphrase.clone().into_bytes()),
+        ("the Secret Key", secret.display().as_bytes().to_vec()),
+        ("the Secret Key's bytes", secret.as_bytes().to_vec()),
+    ] {
+        assert!(
+            memchr::memmem::find(&dump, &needle).is_none(),
+            "{what} is in the server's database"
+        );
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -668,6 +894,11 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread")]
             async fn bad_input_is_refused_clearly() {
                 super::bad_input_is_refused_clearly(&$db).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn key_bundle_needs_both_secrets() {
+                super::key_bundle_needs_both_secrets(&$db).await
             }
 
             #[tokio::test(flavor = "multi_thread")]

@@ -150,6 +150,72 @@ pub struct GrantRow {
     pub grant: Vec<u8>,
 }
 
+/// An account's key bundle as stored: the client's public derivation
+/// parameters, a slow hash of its verifier, and the sealed bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleRow {
+    pub account: String,
+    /// `gatehouse_syncproto::KdfParams` as JSON.
+    pub kdf: String,
+    /// The server's own random salt for hashing the verifier.
+    pub verifier_salt: Vec<u8>,
+    /// Argon2id(verifier, verifier_salt): the verifier itself is not stored.
+    pub verifier_hash: Vec<u8>,
+    pub bundle: Vec<u8>,
+    pub updated_ms: u64,
+}
+
+/// The answer to "may this verifier be tried now?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleTry {
+    /// Go ahead: the account is held for [`BUNDLE_TRY_HOLD_MS`] (no other
+    /// instance or request may try meanwhile); `failures` so far in this window.
+    Claimed { failures: u32 },
+    /// Not now: another try is running, or [`BUNDLE_MAX_WRONG`] wrong ones
+    /// were made in this window.
+    Wait { retry_after_ms: u64, failures: u32 },
+    /// The account has no bundle.
+    NoBundle,
+}
+
+/// How long one verifier try holds its account (longer than the slow hash).
+pub const BUNDLE_TRY_HOLD_MS: u64 = 2_000;
+pub use gatehouse_syncproto::limits::{BUNDLE_MAX_WRONG, BUNDLE_WINDOW_MS};
+
+/// Claims one try, atomically, in SQL both backends speak (`$1` account,
+/// `$2` now, `$3` hold, `$4` window, `$5` most wrong tries): a try starts
+/// only when no other is running and the window has room (an expired
+/// window starts over).
+pub(crate) const CLAIM_BUNDLE_TRY: &str = "UPDATE bundles
+  SET busy_until_ms = CAST($2 AS BIGINT) + CAST($3 AS BIGINT),
+    failures = CASE WHEN window_start_ms + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT)
+      THEN 0 ELSE failures END,
+    window_start_ms = CASE WHEN window_start_ms + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT)
+      THEN CAST($2 AS BIGINT) ELSE window_start_ms END
+  WHERE account = $1 AND busy_until_ms <= CAST($2 AS BIGINT)
+    AND (failures < CAST($5 AS BIGINT)
+      OR window_start_ms + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT))
+  RETURNING failures";
+
+/// Why a claim was refused, from the row's `busy_until_ms`, `failures`,
+/// `window_start_ms`.
+pub(crate) fn bundle_wait(
+    now: u64,
+    busy_until: u64,
+    failures: u32,
+    window_start: u64,
+) -> BundleTry {
+    let until = if failures >= BUNDLE_MAX_WRONG && window_start + BUNDLE_WINDOW_MS > now {
+        (window_start + BUNDLE_WINDOW_MS).max(busy_until)
+    } else {
+        busy_until
+    };
+    BundleTry::Wait {
+        retry_after_ms: until.saturating_sub(now).max(1),
+        failures,
+    }
+}
+
 /// The storage of one server database. Every method is atomic.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -203,6 +269,15 @@ pub trait Store: Send + Sync + 'static {
     async fn put_grants(&self, org: &str, grants: &[GrantRow]) -> Result<(), StoreError>;
     async fn grants_for(&self, org: &str, recipient: &str) -> Result<Vec<GrantRow>, StoreError>;
 
+    /// Stores (or replaces) an account's key bundle; wrong-try counters start over.
+    async fn put_bundle(&self, row: &BundleRow) -> Result<(), StoreError>;
+    async fn bundle(&self, account: &str) -> Result<Option<BundleRow>, StoreError>;
+    /// Claims one verifier try for `account` at `now_ms` (see [`BundleTry`]).
+    async fn claim_bundle_try(&self, account: &str, now_ms: u64) -> Result<BundleTry, StoreError>;
+    /// Ends a claimed try: a right verifier clears the wrong-try count, a
+    /// wrong one adds to it. Returns the wrong tries in this window.
+    async fn end_bundle_try(&self, account: &str, right: bool) -> Result<u32, StoreError>;
+
     /// A feed that ticks when something may have changed in some space (a
     /// push by this or, through the database, another instance), and the
     /// longest a waiter may sleep on it before re-reading the head (what the
@@ -236,4 +311,39 @@ pub(crate) fn role_to_str(r: Option<gatehouse_syncproto::Role>) -> &'static str 
 
 pub(crate) fn role_from_str(s: &str) -> Option<gatehouse_syncproto::Role> {
     s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_window_waits_until_it_ends_and_a_running_try_until_it_ends() {
+        let now = 10_000_000;
+        // Another try is running: wait for it.
+        assert_eq!(
+            bundle_wait(now, now + 1500, 2, now - 1000),
+            BundleTry::Wait {
+                retry_after_ms: 1500,
+                failures: 2
+            }
+        );
+        // The window is full: wait for its end, not for the (finished) try.
+        let start = now - 60_000;
+        assert_eq!(
+            bundle_wait(now, 0, BUNDLE_MAX_WRONG, start),
+            BundleTry::Wait {
+                retry_after_ms: BUNDLE_WINDOW_MS - 60_000,
+                failures: BUNDLE_MAX_WRONG
+            }
+        );
+        // Never "retry after 0 ms" (a client would spin).
+        assert!(matches!(
+            bundle_wait(now, now, 0, now),
+            BundleTry::Wait {
+                retry_after_ms: 1,
+                ..
+            }
+        ));
+    }
 }

@@ -25,6 +25,10 @@ use super::{
     AccountRow, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite, SessionRow,
     Store, StoreError, Writer, random_token, role_from_str, role_to_str, writer_refusal,
 };
+use super::{
+    BUNDLE_MAX_WRONG, BUNDLE_TRY_HOLD_MS, BUNDLE_WINDOW_MS, BundleRow, BundleTry, CLAIM_BUNDLE_TRY,
+    bundle_wait,
+};
 
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "gatehouse_sync";
@@ -54,6 +58,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_by_seq ON records (space, seq);
 CREATE TABLE IF NOT EXISTS grants (org TEXT NOT NULL, generation BIGINT NOT NULL,
     recipient TEXT NOT NULL, granter TEXT NOT NULL, log_seq BIGINT NOT NULL,
     grant_blob BYTEA NOT NULL, PRIMARY KEY (org, generation, recipient));
+CREATE TABLE IF NOT EXISTS bundles (account TEXT PRIMARY KEY, kdf TEXT NOT NULL,
+    verifier_salt BYTEA NOT NULL, verifier_hash BYTEA NOT NULL, bundle BYTEA NOT NULL,
+    updated_ms BIGINT NOT NULL, failures BIGINT NOT NULL DEFAULT 0,
+    window_start_ms BIGINT NOT NULL DEFAULT 0, busy_until_ms BIGINT NOT NULL DEFAULT 0);
 -- One record's compare-and-swap: for an org space, reads the writer's role
 -- row (share-locked, so a log append that changes it waits for this push)
 -- and stops there if it is not a writing role; then locks the space's row
@@ -254,6 +262,98 @@ async fn push_one(
 
 #[async_trait]
 impl Store for PgStore {
+    async fn put_bundle(&self, row: &BundleRow) -> Result<(), StoreError> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO bundles (account, kdf, verifier_salt, verifier_hash, bundle, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (account) DO UPDATE SET kdf = EXCLUDED.kdf,
+               verifier_salt = EXCLUDED.verifier_salt, verifier_hash = EXCLUDED.verifier_hash,
+               bundle = EXCLUDED.bundle, updated_ms = EXCLUDED.updated_ms,
+               failures = 0, window_start_ms = 0, busy_until_ms = 0",
+            &[
+                &row.account,
+                &row.kdf,
+                &row.verifier_salt,
+                &row.verifier_hash,
+                &row.bundle,
+                &(row.updated_ms as i64),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn bundle(&self, account: &str) -> Result<Option<BundleRow>, StoreError> {
+        let c = self.conn().await?;
+        let r = c
+            .query_opt(
+                "SELECT kdf, verifier_salt, verifier_hash, bundle, updated_ms FROM bundles WHERE account = $1",
+                &[&account],
+            )
+            .await
+            .map_err(db)?;
+        Ok(r.map(|r| BundleRow {
+            account: account.to_string(),
+            kdf: r.get(0),
+            verifier_salt: r.get(1),
+            verifier_hash: r.get(2),
+            bundle: r.get(3),
+            updated_ms: r.get::<_, i64>(4) as u64,
+        }))
+    }
+
+    async fn claim_bundle_try(&self, account: &str, now_ms: u64) -> Result<BundleTry, StoreError> {
+        let c = self.conn().await?;
+        let now = now_ms as i64;
+        let claimed = c
+            .query_opt(
+                CLAIM_BUNDLE_TRY,
+                &[
+                    &account,
+                    &now,
+                    &(BUNDLE_TRY_HOLD_MS as i64),
+                    &(BUNDLE_WINDOW_MS as i64),
+                    &(BUNDLE_MAX_WRONG as i64),
+                ],
+            )
+            .await
+            .map_err(db)?;
+        if let Some(r) = claimed {
+            return Ok(BundleTry::Claimed {
+                failures: r.get::<_, i64>(0) as u32,
+            });
+        }
+        let row = c
+            .query_opt(
+                "SELECT busy_until_ms, failures, window_start_ms FROM bundles WHERE account = $1",
+                &[&account],
+            )
+            .await
+            .map_err(db)?;
+        Ok(match row {
+            None => BundleTry::NoBundle,
+            Some(r) => bundle_wait(
+                now_ms,
+                r.get::<_, i64>(0) as u64,
+                r.get::<_, i64>(1) as u32,
+                r.get::<_, i64>(2) as u64,
+            ),
+        })
+    }
+
+    async fn end_bundle_try(&self, account: &str, right: bool) -> Result<u32, StoreError> {
+        let c = self.conn().await?;
+        let sql = if right {
+            "UPDATE bundles SET failures = 0, busy_until_ms = 0 WHERE account = $1 RETURNING failures"
+        } else {
+            "UPDATE bundles SET failures = failures + 1, busy_until_ms = 0 WHERE account = $1 RETURNING failures"
+        };
+        let r = c.query_one(sql, &[&account]).await.map_err(db)?;
+        Ok(r.get::<_, i64>(0) as u32)
+    }
+
     async fn server_id(&self) -> Result<String, StoreError> {
         let c = self.conn().await?;
         let r = c

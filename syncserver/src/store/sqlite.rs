@@ -16,8 +16,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::watch;
 
 use super::{
-    AccountRow, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite, SessionRow,
-    Store, StoreError, Writer, random_token, role_from_str, role_to_str, writer_refusal,
+    AccountRow, BUNDLE_MAX_WRONG, BUNDLE_TRY_HOLD_MS, BUNDLE_WINDOW_MS, BundleRow, BundleTry,
+    CLAIM_BUNDLE_TRY, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite,
+    SessionRow, Store, StoreError, Writer, bundle_wait, random_token, role_from_str, role_to_str,
+    writer_refusal,
 };
 
 /// How often a waiter re-reads the head when no local push woke it.
@@ -43,6 +45,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_by_seq ON records (space, seq);
 CREATE TABLE IF NOT EXISTS grants (org TEXT NOT NULL, generation INTEGER NOT NULL,
     recipient TEXT NOT NULL, granter TEXT NOT NULL, log_seq INTEGER NOT NULL,
     grant_blob BLOB NOT NULL, PRIMARY KEY (org, generation, recipient));
+CREATE TABLE IF NOT EXISTS bundles (account TEXT PRIMARY KEY, kdf TEXT NOT NULL,
+    verifier_salt BLOB NOT NULL, verifier_hash BLOB NOT NULL, bundle BLOB NOT NULL,
+    updated_ms INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0,
+    window_start_ms INTEGER NOT NULL DEFAULT 0, busy_until_ms INTEGER NOT NULL DEFAULT 0);
 ";
 
 pub struct SqliteStore {
@@ -104,6 +110,105 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn put_bundle(&self, row: &BundleRow) -> Result<(), StoreError> {
+        let row = row.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO bundles (account, kdf, verifier_salt, verifier_hash, bundle, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (account) DO UPDATE SET kdf = excluded.kdf,
+                   verifier_salt = excluded.verifier_salt, verifier_hash = excluded.verifier_hash,
+                   bundle = excluded.bundle, updated_ms = excluded.updated_ms,
+                   failures = 0, window_start_ms = 0, busy_until_ms = 0",
+                params![
+                    row.account,
+                    row.kdf,
+                    row.verifier_salt,
+                    row.verifier_hash,
+                    row.bundle,
+                    row.updated_ms as i64
+                ],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bundle(&self, account: &str) -> Result<Option<BundleRow>, StoreError> {
+        let account = account.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT kdf, verifier_salt, verifier_hash, bundle, updated_ms FROM bundles WHERE account = ?1",
+                [&account],
+                |r| {
+                    Ok(BundleRow {
+                        account: account.clone(),
+                        kdf: r.get(0)?,
+                        verifier_salt: r.get(1)?,
+                        verifier_hash: r.get(2)?,
+                        bundle: r.get(3)?,
+                        updated_ms: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn claim_bundle_try(&self, account: &str, now_ms: u64) -> Result<BundleTry, StoreError> {
+        let account = account.to_string();
+        self.with(move |c| {
+            let now = now_ms as i64;
+            let claimed: Option<i64> = c
+                .query_row(
+                    &CLAIM_BUNDLE_TRY.replace('$', "?"),
+                    params![
+                        account,
+                        now,
+                        BUNDLE_TRY_HOLD_MS as i64,
+                        BUNDLE_WINDOW_MS as i64,
+                        BUNDLE_MAX_WRONG as i64
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            if let Some(f) = claimed {
+                return Ok(BundleTry::Claimed { failures: f as u32 });
+            }
+            let row: Option<(i64, i64, i64)> = c
+                .query_row(
+                    "SELECT busy_until_ms, failures, window_start_ms FROM bundles WHERE account = ?1",
+                    [&account],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(db)?;
+            Ok(match row {
+                None => BundleTry::NoBundle,
+                Some((busy, f, start)) => bundle_wait(now_ms, busy as u64, f as u32, start as u64),
+            })
+        })
+        .await
+    }
+
+    async fn end_bundle_try(&self, account: &str, right: bool) -> Result<u32, StoreError> {
+        let account = account.to_string();
+        self.with(move |c| {
+            let sql = if right {
+                "UPDATE bundles SET failures = 0, busy_until_ms = 0 WHERE account = ?1 RETURNING failures"
+            } else {
+                "UPDATE bundles SET failures = failures + 1, busy_until_ms = 0 WHERE account = ?1 RETURNING failures"
+            };
+            let f: i64 = c.query_row(sql, [&account], |r| r.get(0)).map_err(db)?;
+            Ok(f as u32)
+        })
+        .await
+    }
+
     async fn server_id(&self) -> Result<String, StoreError> {
         self.with(|c| {
             c.query_row("SELECT v FROM meta WHERE k = 'server_id'", [], |r| r.get(0))

@@ -22,6 +22,8 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (KeychainRemove, &[Cli, Ui]),
     // A new destination for a keychain entry: a person's act, with presence.
     (KeychainBind, &[Cli, Ui]),
+    // The second sign-in secret: a person's, shown after presence.
+    (AccountSecretKey, &[Cli, Ui]),
     // Daemons seal what they write (recordings, procedure runs).
     (SealFields, &[Cli, Ui, Sessiond, Copilotd]),
     // Opening arbitrary fields is for a person's tools only; daemons get
@@ -107,6 +109,7 @@ mod tests {
             AccountInit,
             KeychainSet,
             KeychainBind,
+            AccountSecretKey,
             OpenFields,
         ] {
             assert!(!allowed(Copilotd, op), "copilotd may {op}");

@@ -258,6 +258,12 @@ impl BrokerService {
                 st.destinations.bind(&name, &destination)?;
                 Ok(BrokerResponse::Done)
             }
+            BrokerRequest::AccountSecretKey { presence } => {
+                let shown = st.vault.secret_key(presence.expose())?;
+                Ok(BrokerResponse::SecretKey(SecretBytes::copy_from(
+                    shown.as_bytes(),
+                )))
+            }
             BrokerRequest::SealFields { items } => {
                 let sealed = items
                     .iter()

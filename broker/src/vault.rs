@@ -25,6 +25,8 @@ use crate::crypto::{self, KdfParams, KeyId};
 use crate::keychain::Keychain;
 use crate::remembered::{RememberStore, UNLOCK_ENTRY};
 
+mod account_keys;
+
 const KEY_SLOTS: usize = 256;
 /// Room for cached secret values (exact-value redaction, purge at sign-out).
 const CACHE_BYTES: usize = 2 * 1024 * 1024;
@@ -46,6 +48,11 @@ struct AccountFile {
     approval_public: String,
     orgs: Vec<OrgRecord>,
     keychain: Vec<KeychainEntry>,
+    /// The account's sync identity (see `vault/account_keys.rs`): wrapped private
+    /// halves and the Secret Key, and the public halves in hex. Absent in
+    /// account files written before they existed; made at the next sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account_keys: Option<account_keys::AccountKeysFile>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -345,6 +352,7 @@ impl Vault {
             approval_public,
             orgs: Vec::new(),
             keychain: Vec::new(),
+            account_keys: None,
         });
         self.unlocked = Some(Unlocked {
             account,
@@ -354,7 +362,8 @@ impl Vault {
             approval,
             orgs: HashMap::new(),
         });
-        self.save()
+        self.save()?;
+        self.ensure_account_keys()
     }
 
     /// Signs in with a passphrase (throttled after repeated failures).
@@ -403,7 +412,7 @@ impl Vault {
                     self.remembered = true;
                 }
                 self.load_keychain_cache();
-                Ok(())
+                self.ensure_account_keys()
             }
             Err(BrokerError::WrongPassphrase { .. }) => {
                 self.throttle.failures += 1;

@@ -77,13 +77,34 @@ pub fn read_secret_line(prompt: &str, from_stdin: bool) -> anyhow::Result<Secret
 
 #[derive(Subcommand, Debug)]
 pub enum AccountCmd {
-    /// Create the account: derives your account key with Argon2id from a passphrase.
+    /// Create the account: derives your account key with Argon2id from a
+    /// passphrase, makes its sync identity keys, and prints its Secret Key once.
     Init {
         /// Read the passphrase as one line from stdin instead of the terminal.
         #[arg(long)]
         passphrase_stdin: bool,
     },
+    /// Print the account's Secret Key again (asks for the passphrase). A new
+    /// device needs it with the passphrase to sign in through a sync server.
+    SecretKey {
+        /// Read the passphrase as one line from stdin instead of the terminal.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
 }
+
+/// Asks the broker for the Secret Key, with the passphrase as presence.
+fn secret_key(b: &mut BrokerConn, passphrase: SecretBytes) -> anyhow::Result<String> {
+    match b.ask(BrokerRequest::AccountSecretKey {
+        presence: passphrase,
+    })? {
+        BrokerResponse::SecretKey(k) => Ok(String::from_utf8_lossy(k.expose()).into_owned()),
+        other => bail!("unexpected broker answer: {other:?}"),
+    }
+}
+
+const SECRET_KEY_ADVICE: &str = "Keep it with your passphrase, but not in the same place: a new \
+device needs both to sign in, and neither Gatehouse nor the sync server can recover it.";
 
 #[derive(Args, Debug)]
 pub struct SigninArgs {
@@ -97,17 +118,30 @@ pub struct SigninArgs {
 }
 
 pub fn account(profile: Option<&str>, cmd: AccountCmd) -> anyhow::Result<ExitCode> {
-    let AccountCmd::Init { passphrase_stdin } = cmd;
-    let pass = read_secret_line("New passphrase: ", passphrase_stdin)?;
-    if !passphrase_stdin {
-        let again = read_secret_line("Repeat passphrase: ", false)?;
-        if again.expose() != pass.expose() {
-            bail!("the passphrases differ");
+    match cmd {
+        AccountCmd::Init { passphrase_stdin } => {
+            let pass = read_secret_line("New passphrase: ", passphrase_stdin)?;
+            if !passphrase_stdin {
+                let again = read_secret_line("Repeat passphrase: ", false)?;
+                if again.expose() != pass.expose() {
+                    bail!("the passphrases differ");
+                }
+            }
+            let mut b = BrokerConn::connect(profile)?;
+            let presence = SecretBytes::copy_from(pass.expose());
+            b.ask(BrokerRequest::AccountInit { passphrase: pass })?;
+            println!("account created and signed in");
+            let key = secret_key(&mut b, presence)?;
+            println!("Secret Key: {key}");
+            println!("{SECRET_KEY_ADVICE} `gatehouse account secret-key` shows it again.");
+        }
+        AccountCmd::SecretKey { passphrase_stdin } => {
+            let pass = read_secret_line("Account passphrase: ", passphrase_stdin)?;
+            let mut b = BrokerConn::connect(profile)?;
+            println!("{}", secret_key(&mut b, pass)?);
+            eprintln!("{SECRET_KEY_ADVICE}");
         }
     }
-    let mut b = BrokerConn::connect(profile)?;
-    b.ask(BrokerRequest::AccountInit { passphrase: pass })?;
-    println!("account created and signed in");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -74,6 +74,11 @@ impl SecretKey {
         SecretKey(Zeroizing::new(random_bytes()))
     }
 
+    /// A Secret Key kept elsewhere (the broker keeps it wrapped).
+    pub fn from_bytes(bytes: [u8; 16]) -> SecretKey {
+        SecretKey(Zeroizing::new(bytes))
+    }
+
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }

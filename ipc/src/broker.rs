@@ -497,6 +497,11 @@ pub enum BrokerRequest {
         destination: Destination,
         presence: SecretBytes,
     },
+    /// The account's Secret Key as printed (`GH1-…`), the second secret a
+    /// new device needs with the passphrase; `presence` is the passphrase.
+    AccountSecretKey {
+        presence: SecretBytes,
+    },
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -574,6 +579,7 @@ impl BrokerRequest {
             BrokerRequest::MacApprovedRecord(_) => Operation::MacApprovedRecord,
             BrokerRequest::ReleaseServiceAuth { .. } => Operation::ReleaseServiceAuth,
             BrokerRequest::KeychainBind { .. } => Operation::KeychainBind,
+            BrokerRequest::AccountSecretKey { .. } => Operation::AccountSecretKey,
         }
     }
 }
@@ -617,10 +623,11 @@ pub enum Operation {
     /// Appended last: variant indices are the wire format.
     CheckApproval,
     KeychainBind,
+    AccountSecretKey,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 35] = [
+    pub const ALL: [Operation; 36] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -656,6 +663,7 @@ impl Operation {
         Operation::ReleaseServiceAuth,
         Operation::CheckApproval,
         Operation::KeychainBind,
+        Operation::AccountSecretKey,
     ];
 }
 
@@ -726,6 +734,8 @@ pub enum BrokerResponse {
     ServiceAuth(SecretBytes),
     /// The answer to `CheckApproval`: the token would be accepted now.
     ApprovalValid,
+    /// The account's Secret Key as printed (`GH1-…`).
+    SecretKey(SecretBytes),
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint

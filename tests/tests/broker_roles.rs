@@ -194,6 +194,9 @@ fn sample(op: Operation) -> BrokerRequest {
             },
             presence: SecretBytes::copy_from(b"wrong-passphrase"),
         },
+        Operation::AccountSecretKey => BrokerRequest::AccountSecretKey {
+            presence: SecretBytes::copy_from(b"wrong-passphrase"),
+        },
     }
 }
 

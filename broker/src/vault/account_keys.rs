@@ -1,0 +1,110 @@
+//! The account's sync identity, kept in the vault like its other keys: an
+//! Ed25519 identity key (signs what the account sends to a sync server), an
+//! X25519 agreement key (receives org-key grants and share keys), and the
+//! **Secret Key**, the second secret a new device needs with the passphrase
+//! (see `gatehouse_crypto::two_secret`). Private halves and the Secret Key
+//! are wrapped under the account key; only the public halves are in clear.
+//!
+//! Made at `account init`, or at the first sign-in of an account created
+//! before they existed.
+//! Must never: write an unwrapped private half or the Secret Key to disk,
+//! or show the Secret Key without a proof of presence.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use gatehouse_crypto::two_secret::SecretKey;
+use gatehouse_ipc::broker::BrokerError;
+use gatehouse_membership::sign;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{Vault, b64d};
+use crate::crypto;
+
+const IDENTITY: &str = "identity";
+const AGREEMENT: &str = "agreement";
+const SECRET_KEY: &str = "secret-key";
+
+/// What `account.json` holds of the sync identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct AccountKeysFile {
+    identity_seed: String,
+    agreement_secret: String,
+    secret_key: String,
+    pub identity_public: String,
+    pub agreement_public: String,
+}
+
+impl Vault {
+    /// Makes the sync identity and the Secret Key if the account has none
+    /// yet (needs the account signed in); saves the account file.
+    pub(super) fn ensure_account_keys(&mut self) -> Result<(), BrokerError> {
+        let has = self.file.as_ref().is_some_and(|f| f.account_keys.is_some());
+        if has {
+            return Ok(());
+        }
+        // Made and wrapped in secret memory; only the wrapped and public
+        // halves leave it.
+        self.unlocked()?;
+        let identity = self.alloc()?;
+        let agreement = self.alloc()?;
+        for slot in [&identity, &agreement] {
+            crypto::fill_random(self.arena.get_mut(slot).expect("fresh slot"));
+        }
+        let secret = SecretKey::generate();
+        let account = &self.unlocked()?.account;
+        let keys = AccountKeysFile {
+            identity_seed: B64.encode(crypto::wrap_key(
+                self.key(account),
+                IDENTITY,
+                self.key(&identity),
+            )),
+            agreement_secret: B64.encode(crypto::wrap_key(
+                self.key(account),
+                AGREEMENT,
+                self.key(&agreement),
+            )),
+            secret_key: B64.encode(crypto::wrap_key(
+                self.key(account),
+                SECRET_KEY,
+                secret.as_bytes(),
+            )),
+            identity_public: crypto::hex(&sign::identity_public(self.key(&identity))),
+            agreement_public: crypto::hex(&sign::agreement_public(self.key(&agreement))),
+        };
+        let _ = self.arena.free(identity);
+        let _ = self.arena.free(agreement);
+        if let Some(f) = self.file.as_mut() {
+            f.account_keys = Some(keys);
+        }
+        self.save()
+    }
+
+    /// The Secret Key as printed, after the account passphrase proves a
+    /// person is there (the same throttle as sign-in).
+    pub fn secret_key(&mut self, presence: &[u8]) -> Result<Zeroizing<String>, BrokerError> {
+        self.verify_presence(presence)?;
+        self.ensure_account_keys()?;
+        let wrapped = self
+            .file
+            .as_ref()
+            .and_then(|f| f.account_keys.as_ref())
+            .map(|k| k.secret_key.clone())
+            .ok_or(BrokerError::NotInitialized)?;
+        let mut bytes = Zeroizing::new([0u8; 16]);
+        let wrapped = b64d(&wrapped)?;
+        let account = &self.unlocked()?.account;
+        if !crypto::unwrap_key_into(self.key(account), SECRET_KEY, &wrapped, bytes.as_mut()) {
+            return Err(BrokerError::Storage(
+                "the Secret Key does not unwrap: account file altered".into(),
+            ));
+        }
+        Ok(SecretKey::from_bytes(*bytes).display())
+    }
+
+    /// The public halves (identity, agreement) in hex, once made.
+    pub fn account_public_keys(&self) -> Option<(String, String)> {
+        let k = self.file.as_ref()?.account_keys.as_ref()?;
+        Some((k.identity_public.clone(), k.agreement_public.clone()))
+    }
+}

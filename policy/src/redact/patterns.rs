@@ -5,7 +5,7 @@
 //! names, MACs, commit hashes and UUIDs readable unless they follow a secret
 //! keyword, and must never mask less than [`MIN_MASK`] bytes.
 
-use super::{Hit, mask};
+use super::{Hit, Repl};
 use std::sync::OnceLock;
 
 /// Minimum masked value length (keeps the output bound honest).
@@ -214,7 +214,7 @@ fn tokc(c: u8) -> bool {
 }
 
 /// Find all pattern hits (input coordinates, may overlap; `apply` resolves).
-pub(crate) fn find(text: &str) -> Vec<Hit> {
+pub(crate) fn find(text: &str) -> Vec<Hit<'static>> {
     let b = text.as_bytes();
     let mut hits: Vec<Hit> = Vec::new();
     let mut covered_to = 0usize;
@@ -234,8 +234,8 @@ pub(crate) fn find(text: &str) -> Vec<Hit> {
                 start: s,
                 end: e,
                 rule_id: id,
-                label: label.to_string(),
-                repl: mask(label),
+                label,
+                repl: Repl::Mask(label),
             });
         }
     }

@@ -3,8 +3,8 @@
 //! panic on any UTF-8 input (all slicing is at ASCII boundaries).
 
 /// Split `s` at ASCII whitespace, keeping `"…"` (and `'…'` when `single` is
-/// set) together. Returns byte ranges. An unterminated quote runs to the end.
-pub(crate) fn tokens(s: &str, single: bool) -> Vec<(usize, usize)> {
+/// set) together. Returns slices of `s`. An unterminated quote runs to the end.
+pub(crate) fn tokens(s: &str, single: bool) -> Vec<&str> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -32,7 +32,7 @@ pub(crate) fn tokens(s: &str, single: bool) -> Vec<(usize, usize)> {
             }
             i += 1;
         }
-        out.push((start, i.min(b.len())));
+        out.push(&s[start..i.min(b.len())]);
     }
     out
 }
@@ -139,4 +139,85 @@ pub(crate) fn split_compound(s: &str) -> (Vec<&str>, Vec<&'static str>) {
     }
     parts.push(&s[last..]);
     (parts, seps)
+}
+
+/// A case-insensitive keyword index for unique-prefix lookups (how device
+/// CLIs resolve abbreviations), built once per keyword list. Keys are
+/// ordered by their lower-case bytes; most comparisons are on the first 8
+/// bytes packed in a number.
+#[derive(Default)]
+pub(crate) struct CiIndex {
+    /// (first 8 lower-case bytes, big-endian and zero-padded; lower-case
+    /// key; index in the list)
+    sorted: Vec<(u64, String, usize)>,
+}
+
+/// What a word selects in a [`CiIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CiMatch {
+    /// A key equal to the word, ignoring ASCII case: its first index.
+    Exact(usize),
+    /// The one key the word is a prefix of.
+    Unique(usize),
+    /// No key starts with the word.
+    None,
+    /// Several keys start with the word (or the word is too long to look
+    /// up here): the caller scans the list in order.
+    Many,
+}
+
+/// The first 8 bytes of `b` as a big-endian number, zero-padded: ordering
+/// by it, then by the whole bytes, is the bytes' lexicographic order.
+fn head8(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    u64::from_be_bytes(a)
+}
+
+impl CiIndex {
+    /// Index `keys` (list order is kept in the returned indexes).
+    pub(crate) fn new<'k>(keys: impl IntoIterator<Item = (usize, &'k str)>) -> CiIndex {
+        let mut sorted: Vec<(u64, String, usize)> = keys
+            .into_iter()
+            .map(|(i, k)| {
+                let k = k.to_ascii_lowercase();
+                (head8(k.as_bytes()), k, i)
+            })
+            .collect();
+        sorted.sort();
+        CiIndex { sorted }
+    }
+
+    /// Look `word` up: exact key (case-insensitive) first, else the keys it
+    /// is a prefix of. An empty word is [`CiMatch::Many`] (left to the caller).
+    pub(crate) fn lookup(&self, word: &str) -> CiMatch {
+        if word.is_empty() {
+            return CiMatch::Many;
+        }
+        let mut buf = [0u8; 64];
+        let Some(lower) = buf.get_mut(..word.len()) else {
+            return CiMatch::Many;
+        };
+        lower.copy_from_slice(word.as_bytes());
+        lower.make_ascii_lowercase();
+        let lower: &[u8] = lower;
+        let head = head8(lower);
+        let lo = self
+            .sorted
+            .partition_point(|(h, k, _)| *h < head || (*h == head && k.as_bytes() < lower));
+        let prefixed = self.sorted[lo..]
+            .iter()
+            .take_while(|(_, k, _)| k.as_bytes().starts_with(lower))
+            .count();
+        if prefixed > 0 && self.sorted[lo].1.as_bytes() == lower {
+            // equal keys sort by index: the first is the list's first
+            return CiMatch::Exact(self.sorted[lo].2);
+        }
+        match prefixed {
+            0 => CiMatch::None,
+            1 => CiMatch::Unique(self.sorted[lo].2),
+            _ => CiMatch::Many,
+        }
+    }
 }

@@ -10,6 +10,8 @@ use crate::rules::linux::{CMDS, Cmd, Handler, IP_OBJECTS, SUBS, UNLISTED};
 use crate::text::starts_with_ci;
 use crate::vendor::Vendor;
 use crate::verdict::Class;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 #[derive(Default)]
 struct Simple {
@@ -338,7 +340,32 @@ fn parse(src: &str) -> Parsed {
             }
             _ => {
                 in_word = true;
-                let e = next_char(src, i);
+                // the run of bytes no arm above treats specially, at once
+                // (it ends at an ASCII byte or the end: a char boundary)
+                let e = i
+                    + 1
+                    + b[i + 1..]
+                        .iter()
+                        .position(|&x| {
+                            matches!(
+                                x,
+                                b' ' | b'\t'
+                                    | b'\n'
+                                    | b';'
+                                    | b'&'
+                                    | b'|'
+                                    | b'\''
+                                    | b'"'
+                                    | b'\\'
+                                    | b'`'
+                                    | b'$'
+                                    | b'('
+                                    | b')'
+                                    | b'>'
+                                    | b'<'
+                            )
+                        })
+                        .unwrap_or(b.len() - i - 1);
                 word.push_str(&src[i..e]);
                 i = e;
                 continue;
@@ -485,7 +512,7 @@ fn simple(
         return;
     };
     let args = &words[i + 1..];
-    let Some(cmd) = CMDS.iter().find(|c| c.name == name) else {
+    let Some(cmd) = command(name) else {
         acc.rule(
             text,
             UNLISTED,
@@ -504,6 +531,21 @@ fn simple(
         return;
     }
     handle(cmd, text, args, depth, acc);
+}
+
+/// The first [`CMDS`] entry named `name` (an index built once).
+fn command(name: &str) -> Option<&'static Cmd> {
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static Cmd>> = OnceLock::new();
+    BY_NAME
+        .get_or_init(|| {
+            let mut m = HashMap::with_capacity(CMDS.len());
+            for c in CMDS {
+                m.entry(c.name).or_insert(c);
+            }
+            m
+        })
+        .get(name)
+        .copied()
 }
 
 /// Directories whose programs are the system's own; a program named by any

@@ -6,10 +6,11 @@
 //! unbalanced or unparsed statement as read-only.
 
 use super::{Acc, ping_class};
-use crate::rules::routeros::{MENUS, PATHS, SCRIPT, VERBS, Verb};
-use crate::text::starts_with_ci;
+use crate::rules::routeros::{MENUS, PATHS, PathRule, SCRIPT, VERBS, Verb};
+use crate::text::{CiIndex, CiMatch, starts_with_ci};
 use crate::verdict::Class;
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 /// Split a script into statements at newlines / `;` outside quotes and
 /// brackets. Returns (statements, balanced).
@@ -231,6 +232,9 @@ fn substitutions(st: &str) -> Vec<&str> {
 /// `where` clause `&&`/`||` are the clause's own logic, unless what follows
 /// is a command path (`/…`, `:…`), which no expression starts with.
 fn foreign_separator(st: &str, t: &[&str]) -> Option<&'static str> {
+    if !st.bytes().any(|c| matches!(c, b'&' | b'|' | b'`')) {
+        return None;
+    }
     let in_where = t.iter().any(|w| w.eq_ignore_ascii_case("where"));
     let b = st.as_bytes();
     let command_follows = |at: usize| {
@@ -267,9 +271,15 @@ fn foreign_separator(st: &str, t: &[&str]) -> Option<&'static str> {
 /// True when a path word is a known menu word or a unique-prefix
 /// abbreviation the device could resolve to one.
 fn is_menu_word(w: &str) -> bool {
-    MENUS
-        .iter()
-        .any(|m| m.eq_ignore_ascii_case(w) || starts_with_ci(m, w))
+    static MENU_INDEX: OnceLock<CiIndex> = OnceLock::new();
+    let index = MENU_INDEX.get_or_init(|| CiIndex::new(MENUS.iter().copied().enumerate()));
+    match index.lookup(w) {
+        CiMatch::Exact(_) | CiMatch::Unique(_) => true,
+        CiMatch::None => false,
+        CiMatch::Many => MENUS
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(w) || starts_with_ci(m, w)),
+    }
 }
 
 fn is_arg(t: &str) -> bool {
@@ -281,6 +291,13 @@ fn is_arg(t: &str) -> bool {
 }
 
 fn resolve_verb(t: &str) -> Result<Option<&'static Verb>, Vec<&'static Verb>> {
+    static VERB_INDEX: OnceLock<CiIndex> = OnceLock::new();
+    let index = VERB_INDEX.get_or_init(|| CiIndex::new(VERBS.iter().map(|v| v.name).enumerate()));
+    match index.lookup(t) {
+        CiMatch::Exact(i) | CiMatch::Unique(i) => return Ok(Some(&VERBS[i])),
+        CiMatch::None => return Ok(None),
+        CiMatch::Many => {} // ambiguous: listed in table order below
+    }
     if let Some(v) = VERBS.iter().find(|v| v.name.eq_ignore_ascii_case(t)) {
         return Ok(Some(v));
     }
@@ -293,6 +310,21 @@ fn resolve_verb(t: &str) -> Result<Option<&'static Verb>, Vec<&'static Verb>> {
         1 => Ok(Some(c[0])),
         _ => Err(c),
     }
+}
+
+/// [`PATHS`] split once: (menu words, verb, rule).
+fn path_rules() -> &'static [(Vec<&'static str>, &'static str, &'static PathRule)] {
+    static P: OnceLock<Vec<(Vec<&'static str>, &'static str, &'static PathRule)>> = OnceLock::new();
+    P.get_or_init(|| {
+        PATHS
+            .iter()
+            .map(|r| {
+                let mut words: Vec<&'static str> = r.path.split(' ').collect();
+                let verb = words.pop().unwrap_or("");
+                (words, verb, r)
+            })
+            .collect()
+    })
 }
 
 /// Classify a RouterOS script.
@@ -489,10 +521,8 @@ fn statement(st: &str, depth: usize, acc: &mut Acc, ctx: &mut Vec<String>) {
         }
     };
     // path rules
-    for r in PATHS {
-        let rw: Vec<&str> = r.path.split(' ').collect();
-        let (rpath, rverb) = rw.split_at(rw.len() - 1);
-        if rverb[0] != verb.name || rpath.len() != path.len() {
+    for (rpath, rverb, r) in path_rules() {
+        if *rverb != verb.name || rpath.len() != path.len() {
             continue;
         }
         if !rpath

@@ -6,7 +6,9 @@
 
 use super::{Acc, classify_into, ping_class};
 use crate::rules::{Effect, Mode, PipeKind, Rule, Table};
-use crate::text::{split_compound, split_outside_quotes, starts_with_ci, tokens, unquote};
+use crate::text::{
+    CiIndex, CiMatch, split_compound, split_outside_quotes, starts_with_ci, tokens, unquote,
+};
 use crate::vendor::Vendor;
 use crate::verdict::Class;
 use std::borrow::Cow;
@@ -16,7 +18,12 @@ use std::sync::OnceLock;
 struct Node {
     key: &'static str,
     rule: Option<&'static Rule>,
+    /// In rule-table order (the order ambiguous expansions are listed in).
     children: Vec<Node>,
+    /// The children's keys but `*`, for exact and unique-prefix lookups.
+    keys: CiIndex,
+    /// Index of the `*` child.
+    star: Option<usize>,
 }
 
 impl Node {
@@ -40,6 +47,36 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Build the lookup indexes of this node and every node below it.
+    fn index(&mut self) {
+        self.keys = CiIndex::new(
+            self.children
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.key != "*")
+                .map(|(i, c)| (i, c.key)),
+        );
+        self.star = self.children.iter().position(|c| c.key == "*");
+        for c in &mut self.children {
+            c.index();
+        }
+    }
+
+    /// The child a token selects: `Ok(Some)` for an exact (case-insensitive)
+    /// key or a unique prefix, or the `*` child when no key starts with the
+    /// token; `Err(())` when several keys start with it, or the token is
+    /// longer than the lookup buffer (the caller's scan in table order
+    /// decides).
+    fn select(&self, t: &str) -> Result<Option<&Node>, ()> {
+        match self.keys.lookup(t) {
+            CiMatch::Exact(i) | CiMatch::Unique(i) => Ok(Some(&self.children[i])),
+            CiMatch::None => Ok(self.star.map(|i| &self.children[i])),
+            CiMatch::Many => Err(()),
+        }
+    }
+}
+
 struct Tree {
     exec: Node,
     config: Node,
@@ -59,6 +96,8 @@ fn build(table: &'static Table) -> Tree {
             }
         }
     }
+    t.exec.index();
+    t.config.index();
     t
 }
 
@@ -99,6 +138,18 @@ fn walk(node: &Node, toks: &[&str], i: usize, best: (Option<&'static Rule>, usiz
         };
     }
     let t = toks[i];
+    if !t.is_empty()
+        && let Ok(sel) = node.select(t)
+    {
+        return match sel {
+            Some(c) => walk(c, toks, i + 1, best),
+            None => Walk {
+                rule: best.0,
+                consumed: best.1,
+                ambiguous: None,
+            },
+        };
+    }
     let exact = node
         .children
         .iter()
@@ -194,6 +245,10 @@ pub(crate) fn classify(
         if line.is_empty() || is_comment(vendor, line) {
             continue;
         }
+        if !may_have_separator(line) {
+            line_(table, tree, vendor, line, depth, acc, &mut mode, &mut vty);
+            continue;
+        }
         let (parts, seps) = split_compound(line);
         if seps.is_empty() {
             line_(table, tree, vendor, line, depth, acc, &mut mode, &mut vty);
@@ -221,6 +276,14 @@ pub(crate) fn classify(
     }
 }
 
+/// False only when `split_compound` cannot find a separator in `line`
+/// (none of `;`, a backtick, `$`, `&&`, `||`): the common line skips the split.
+fn may_have_separator(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.iter().any(|c| matches!(c, b';' | b'`' | b'$'))
+        || b.windows(2).any(|w| w == b"&&" || w == b"||")
+}
+
 #[allow(clippy::too_many_arguments)]
 fn line_(
     table: &'static Table,
@@ -232,15 +295,21 @@ fn line_(
     mode: &mut Mode,
     vty: &mut bool,
 ) {
-    let segs = split_outside_quotes(line, b'|');
+    let whole = [line];
+    let split;
+    let segs: &[&str] = if line.contains('|') {
+        split = split_outside_quotes(line, b'|');
+        &split
+    } else {
+        &whole
+    };
     let cmd = segs[0].trim();
     // `>`/`>>` redirection to a file (NX-OS, EOS) writes.
     let (cmd, redirect) = match find_unquoted(cmd, b'>') {
         Some(i) => (cmd[..i].trim(), Some(cmd[i..].trim())),
         None => (cmd, None),
     };
-    let ranges = tokens(cmd, false);
-    let toks: Vec<&str> = ranges.iter().map(|&(a, b)| &cmd[a..b]).collect();
+    let toks = tokens(cmd, false);
     if toks.is_empty() {
         acc.rule(
             line,
@@ -268,8 +337,9 @@ fn line_(
                 Cow::Owned(reason),
             );
         } else if let Some(rule) = w.rule {
-            let rest = match ranges.get(w.consumed) {
-                Some(&(a, _)) => &cmd[a..],
+            // tokens are slices of `cmd`: the rest starts where the next one does
+            let rest = match toks.get(w.consumed) {
+                Some(t) => &cmd[t.as_ptr() as usize - cmd.as_ptr() as usize..],
                 None => "",
             };
             apply_rule(rule, table, vendor, cmd, rest, &toks, depth, acc, mode, vty);

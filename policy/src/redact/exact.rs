@@ -17,7 +17,7 @@
 //! side) can occur around a split of some variant are re-checked, by
 //! searching the joined text around them.
 
-use super::Hit;
+use super::{Hit, Repl};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Values shorter than this are not searched (they would match everywhere).
@@ -550,7 +550,7 @@ impl ExactSecrets {
         self.skipped
     }
 
-    fn hit(&self, start: usize, end: usize, p: &Pat, wrapped: bool) -> Hit {
+    fn hit(&self, start: usize, end: usize, p: &Pat, wrapped: bool) -> Hit<'_> {
         let (repl, label) = &self.refs[p.entry];
         let rule_id = match (p.kind, wrapped) {
             (_, true) => "exact.wrapped",
@@ -563,8 +563,8 @@ impl ExactSecrets {
             start,
             end,
             rule_id,
-            label: label.clone(),
-            repl: repl.clone(),
+            label,
+            repl: Repl::Reference(repl),
         }
     }
 
@@ -594,7 +594,7 @@ impl ExactSecrets {
     }
 
     /// Hits in input coordinates, snapped outward to char boundaries.
-    pub(crate) fn find(&self, text: &str) -> Vec<Hit> {
+    pub(crate) fn find(&self, text: &str) -> Vec<Hit<'_>> {
         let mut hits = Vec::new();
         if self.pats.is_empty() {
             return hits;
@@ -605,7 +605,7 @@ impl ExactSecrets {
     }
 
     /// Variants in one piece: leftmost-longest, non-overlapping.
-    fn find_unwrapped(&self, text: &str, hits: &mut Vec<Hit>) {
+    fn find_unwrapped<'a>(&'a self, text: &str, hits: &mut Vec<Hit<'a>>) {
         let b = text.as_bytes();
         let n = b.len();
         let mut i = 0;
@@ -631,7 +631,7 @@ impl ExactSecrets {
     }
 
     /// Variants split by a terminal line wrap (`\n` or `\r\n`).
-    fn find_wrapped(&self, text: &str, hits: &mut Vec<Hit>) {
+    fn find_wrapped<'a>(&'a self, text: &str, hits: &mut Vec<Hit<'a>>) {
         let b = text.as_bytes();
         let keep = self.max_len - 1; // bytes of a variant on one side, at most
         let mut buf = Zeroizing::new(Vec::with_capacity(2 * keep));
@@ -749,7 +749,7 @@ mod tests {
             e.find_unwrapped(&t, &mut got);
             let got: Vec<_> = got
                 .iter()
-                .map(|h| (h.start, h.end, h.repl.clone(), h.rule_id))
+                .map(|h| (h.start, h.end, h.repl, h.rule_id))
                 .collect();
             let want: Vec<_> = ac
                 .find_iter(t.as_bytes())

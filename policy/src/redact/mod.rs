@@ -13,6 +13,7 @@ pub mod exact;
 mod patterns;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 /// Mask prefix used by the pattern layer.
 pub const MASK: &str = "••••";
@@ -46,27 +47,66 @@ pub fn max_redacted_len(n: usize) -> usize {
     n.saturating_mul(16)
 }
 
-/// A hit in input coordinates.
+/// A hit in input coordinates. Borrows its label and reference from the
+/// engine that found it, so finding allocates nothing per hit.
 #[derive(Debug, Clone)]
-pub(crate) struct Hit {
+pub(crate) struct Hit<'a> {
     pub start: usize,
     pub end: usize,
     pub rule_id: &'static str,
-    pub label: String,
-    /// Replacement text (mask or reference).
-    pub repl: String,
+    /// Label shown in the mask, or the reference name.
+    pub label: &'a str,
+    /// What replaces the region.
+    pub repl: Repl<'a>,
 }
 
-/// Sort, drop overlaps (earlier/longer wins), apply. Returns output and
-/// spans in output coordinates, plus the (input_end, cumulative delta) map.
-pub(crate) fn apply(
+/// Replacement text of a [`Hit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repl<'a> {
+    /// The pattern layer's mask for this label (see [`mask`]).
+    Mask(&'static str),
+    /// A known value's reference (`{{keychain:NAME}}`).
+    Reference(&'a str),
+}
+
+impl Repl<'_> {
+    fn len(self) -> usize {
+        match self {
+            Repl::Mask(label) => MASK.len() + "[redacted:]".len() + label.len(),
+            Repl::Reference(r) => r.len(),
+        }
+    }
+    fn push_to(self, out: &mut String) {
+        match self {
+            Repl::Mask(label) => {
+                out.push_str(MASK);
+                out.push_str("[redacted:");
+                out.push_str(label);
+                out.push(']');
+            }
+            Repl::Reference(r) => out.push_str(r),
+        }
+    }
+}
+
+/// Sort, drop overlaps (earlier/longer wins), apply into `out` (cleared
+/// first). Returns spans in output coordinates, plus the (input_start,
+/// input_end, cumulative delta) map.
+pub(crate) fn apply_into(
     text: &str,
-    mut hits: Vec<Hit>,
-) -> (String, Vec<Span>, Vec<(usize, usize, isize)>) {
+    mut hits: Vec<Hit<'_>>,
+    out: &mut String,
+) -> (Vec<Span>, Vec<(usize, usize, isize)>) {
     hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-    let mut out = String::with_capacity(text.len());
-    let mut spans = Vec::new();
-    let mut edits = Vec::new();
+    // room for every replacement that grows the text: no reallocation
+    let growth: usize = hits
+        .iter()
+        .map(|h| h.repl.len().saturating_sub(h.end.saturating_sub(h.start)))
+        .sum();
+    out.clear();
+    out.reserve(text.len() + growth);
+    let mut spans = Vec::with_capacity(hits.len());
+    let mut edits = Vec::with_capacity(hits.len());
     let mut pos = 0;
     let mut delta: isize = 0;
     for h in hits {
@@ -80,24 +120,29 @@ pub(crate) fn apply(
         }
         out.push_str(&text[pos..h.start]);
         let s = out.len();
-        out.push_str(&h.repl);
+        h.repl.push_to(out);
         spans.push(Span {
             start: s,
             end: out.len(),
             rule_id: h.rule_id.to_string(),
-            label: h.label,
+            label: h.label.to_string(),
         });
         delta += h.repl.len() as isize - (h.end - h.start) as isize;
         edits.push((h.start, h.end, delta));
         pos = h.end;
     }
     out.push_str(&text[pos..]);
-    (out, spans, edits)
+    (spans, edits)
 }
 
-/// Mask for a pattern label.
-pub(crate) fn mask(label: &str) -> String {
-    format!("{MASK}[redacted:{label}]")
+/// [`apply_into`] a new string.
+pub(crate) fn apply(
+    text: &str,
+    hits: Vec<Hit<'_>>,
+) -> (String, Vec<Span>, Vec<(usize, usize, isize)>) {
+    let mut out = String::new();
+    let (spans, edits) = apply_into(text, hits, &mut out);
+    (out, spans, edits)
 }
 
 /// Pattern layer only: masks secret-shaped text.
@@ -115,8 +160,34 @@ pub fn redact(text: &str, exact: &exact::ExactSecrets) -> Redacted {
     if hits1.is_empty() {
         return redact_patterns(text);
     }
-    let (t1, spans1, _) = apply(text, hits1);
-    redact_patterns_after(&t1, spans1)
+    // the intermediate text (known values replaced, patterns not yet
+    // masked) lives in a per-thread buffer, reused without page faults and
+    // zeroized after every call
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut t1) => {
+            let (spans1, _) = apply_into(text, hits1, &mut t1);
+            let r = redact_patterns_after(&t1, spans1);
+            // zero what was written (not the whole capacity: a short line
+            // after a long text costs only its own length)
+            let mut bytes = std::mem::take(&mut *t1).into_bytes();
+            let n = bytes.len();
+            bytes[..n].zeroize();
+            bytes.clear();
+            *t1 = String::from_utf8(bytes).unwrap_or_default();
+            r
+        }
+        Err(_) => {
+            let (t1, spans1, _) = apply(text, hits1);
+            let r = redact_patterns_after(&t1, spans1);
+            let mut t1 = t1;
+            t1.zeroize();
+            r
+        }
+    })
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Pattern layer over text an exact layer already redacted (e.g. the

@@ -5,7 +5,7 @@
 //! names, MACs, commit hashes and UUIDs readable unless they follow a secret
 //! keyword, and must never mask less than [`MIN_MASK`] bytes.
 
-use super::{Hit, mask};
+use super::{Hit, Repl};
 use std::sync::OnceLock;
 
 /// Minimum masked value length (keeps the output bound honest).
@@ -130,11 +130,19 @@ fn bit3(key: u32) -> usize {
     (key.wrapping_mul(0x9E37_79B1) >> 16) as usize // 16 bits
 }
 
-/// Trigger prefilter: a 2^16-bit filter of the triggers' 3-byte keys and the
-/// triggers sorted by key.
+/// Trigger prefilter: a 2^16-bit filter of the triggers' 3-byte keys, the
+/// triggers sorted by key, and an open-addressing table from a key to its
+/// run in that order.
 struct Prefilter {
     bits: Box<[u64; 1 << 10]>,
     by_key: Vec<(u32, usize)>,
+    /// (key, first index in `by_key`, count); count 0 = empty slot
+    slots: Box<[(u32, u8, u8); 256]>,
+}
+
+#[inline(always)]
+fn slot3(key: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> 24) as usize // 8 bits
 }
 
 fn prefilter() -> &'static Prefilter {
@@ -154,7 +162,24 @@ fn prefilter() -> &'static Prefilter {
             let h = bit3(k);
             bits[h >> 6] |= 1 << (h & 63);
         }
-        Prefilter { bits, by_key }
+        let mut slots = Box::new([(0u32, 0u8, 0u8); 256]);
+        let mut i = 0;
+        while i < by_key.len() {
+            let k = by_key[i].0;
+            let n = by_key[i..].iter().take_while(|e| e.0 == k).count();
+            let mut h = slot3(k);
+            while slots[h].2 != 0 {
+                h = (h + 1) & 255;
+            }
+            // fewer than 256 triggers: indexes and counts fit a byte
+            slots[h] = (k, i as u8, n as u8);
+            i += n;
+        }
+        Prefilter {
+            bits,
+            by_key,
+            slots,
+        }
     })
 }
 
@@ -168,11 +193,18 @@ impl Prefilter {
     /// Triggers occurring at `p` (whose key is `key`).
     #[inline(never)]
     fn at(&self, b: &[u8], p: usize, key: u32, out: &mut Vec<(usize, usize, usize)>) {
-        let first = self.by_key.partition_point(|e| e.0 < key);
-        for &(k, t) in &self.by_key[first..] {
-            if k != key {
-                break;
+        let mut h = slot3(key);
+        let (first, n) = loop {
+            let (k, first, n) = self.slots[h];
+            if n == 0 {
+                return;
             }
+            if k == key {
+                break (usize::from(first), usize::from(n));
+            }
+            h = (h + 1) & 255;
+        };
+        for &(_, t) in &self.by_key[first..first + n] {
             let pat = TRIGGERS[t].0.as_bytes();
             if b.len() - p >= pat.len() && b[p..p + pat.len()].eq_ignore_ascii_case(pat) {
                 out.push((p, p + pat.len(), t));
@@ -214,7 +246,7 @@ fn tokc(c: u8) -> bool {
 }
 
 /// Find all pattern hits (input coordinates, may overlap; `apply` resolves).
-pub(crate) fn find(text: &str) -> Vec<Hit> {
+pub(crate) fn find(text: &str) -> Vec<Hit<'static>> {
     let b = text.as_bytes();
     let mut hits: Vec<Hit> = Vec::new();
     let mut covered_to = 0usize;
@@ -234,8 +266,8 @@ pub(crate) fn find(text: &str) -> Vec<Hit> {
                 start: s,
                 end: e,
                 rule_id: id,
-                label: label.to_string(),
-                repl: mask(label),
+                label,
+                repl: Repl::Mask(label),
             });
         }
     }

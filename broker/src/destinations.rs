@@ -1,7 +1,12 @@
 //! Destinations a keychain reference is bound to (like `ssh-add -h`).
 //!
 //! Owns: the record, per keychain entry used as a host credential, of the
-//! destinations (`user@address:port`) it may be used for. The first use of
+//! destinations (`user@address:port`, with the host key the record pins:
+//! `user@address:port key ALG SHA256:…`) it may be used for. The same
+//! address, port and user behind another host key is another destination.
+//! A destination bound without a host key (`keychain bind` without
+//! `--host-key`, or a binding made before host keys were bound) takes the
+//! host key of its first use. The first use of
 //! an entry binds it to that destination; a use for any other destination is
 //! refused until a person adds it with proof of presence
 //! (`gatehouse keychain bind NAME USER@ADDRESS:PORT`, which asks for the
@@ -24,6 +29,18 @@ pub struct DestinationBindings {
 
 /// The text form of a destination, as bound and as logged.
 pub fn destination_name(d: &Destination) -> String {
+    let place = place_name(d);
+    match &d.host_key {
+        Some(key) => format!(
+            "{place} key {}",
+            key.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
+        None => place,
+    }
+}
+
+/// `user@address:port`, without the host key.
+fn place_name(d: &Destination) -> String {
     format!("{}@{}:{}", d.username, d.address, d.port)
 }
 
@@ -56,8 +73,15 @@ impl DestinationBindings {
     /// refuses any other destination.
     pub fn check_or_bind(&mut self, entry: &str, dest: &Destination) -> Result<(), BrokerError> {
         let name = destination_name(dest);
+        let place = place_name(dest);
         match self.bound.get_mut(entry) {
             Some(list) if list.contains(&name) => Ok(()),
+            // Bound without a host key: this first use pins it.
+            Some(list) if dest.host_key.is_some() && list.contains(&place) => {
+                list.retain(|n| *n != place);
+                list.push(name);
+                self.save()
+            }
             Some(list) if !list.is_empty() => Err(BrokerError::NewDestination {
                 entry: entry.to_string(),
                 destination: name,
@@ -98,7 +122,48 @@ mod tests {
             address: addr.into(),
             port,
             username: user.into(),
+            host_key: None,
         }
+    }
+
+    fn keyed(key: &str) -> Destination {
+        Destination {
+            host_key: Some(key.into()),
+            ..dest("10.0.0.1", 22, "admin")
+        }
+    }
+
+    #[test]
+    fn another_host_key_is_another_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = DestinationBindings::open(dir.path().join("d.json")).unwrap();
+        b.check_or_bind("r1", &keyed("ssh-ed25519 SHA256:one"))
+            .unwrap();
+        b.check_or_bind("r1", &keyed("ssh-ed25519  SHA256:one "))
+            .unwrap();
+        let e = b
+            .check_or_bind("r1", &keyed("ssh-ed25519 SHA256:two"))
+            .unwrap_err();
+        assert!(matches!(e, BrokerError::NewDestination { .. }), "{e}");
+        assert_eq!(
+            b.of("r1"),
+            ["admin@10.0.0.1:22 key ssh-ed25519 SHA256:one".to_string()]
+        );
+        b.bind("r1", &keyed("ssh-ed25519 SHA256:two")).unwrap();
+        b.check_or_bind("r1", &keyed("ssh-ed25519 SHA256:two"))
+            .unwrap();
+        // Bound without a key: the first use pins it, then another is refused.
+        b.bind("r2", &dest("10.0.0.1", 22, "admin")).unwrap();
+        b.check_or_bind("r2", &keyed("ssh-ed25519 SHA256:one"))
+            .unwrap();
+        assert_eq!(
+            b.of("r2"),
+            ["admin@10.0.0.1:22 key ssh-ed25519 SHA256:one".to_string()]
+        );
+        assert!(
+            b.check_or_bind("r2", &keyed("ssh-ed25519 SHA256:two"))
+                .is_err()
+        );
     }
 
     #[test]

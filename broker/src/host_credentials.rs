@@ -54,6 +54,7 @@ impl<'a> KeychainUse<'a> {
 const PASSWORD_FIELD: &str = "ssh.password";
 const KEY_FIELD: &str = "ssh.private_key_path";
 const KEY_PASSPHRASE_FIELD: &str = "ssh.key_passphrase";
+const HOST_KEY_FIELD: &str = "ssh.host_key_fingerprint";
 /// SSH_MSG_USERAUTH_REQUEST (RFC 4252).
 const USERAUTH_REQUEST: u8 = 50;
 
@@ -117,6 +118,21 @@ fn open_checked(
                 )));
             }
         }
+    }
+    // The host key sessiond pinned in the handshake is the record's pin.
+    let pin_ok = match (content.field(HOST_KEY_FIELD), &d.host_key) {
+        (Some(FieldValue::Plain(got)), Some(key)) => {
+            serde_json::to_vec(key).is_ok_and(|want| *got == want.as_slice())
+        }
+        (Some(FieldValue::Plain(got)), None) => *got == b"null".as_slice(),
+        (None, None) => true,
+        _ => false,
+    };
+    if !pin_ok {
+        return Err(refused(format!(
+            "the destination's host key is not the one host record {} pins",
+            item.record_id
+        )));
     }
     let Some(FieldValue::Sealed(sealed)) = content.field(&req.field.field) else {
         return Err(refused(format!(

@@ -29,6 +29,11 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     // Opening arbitrary fields is for a person's tools only; daemons get
     // narrower operations (credential release for one connection) later.
     (OpenFields, &[Cli, Ui]),
+    // Values shown to a person: credentials from the CLI need presence
+    // when the boundary is on (crate::presence).
+    (RevealFields, &[Cli, Ui]),
+    // A person's `connect`: presence when the org's policy asks for it.
+    (ShellTicket, &[Cli, Ui]),
     (RequestApproval, &[Cli, Ui, Sessiond, Copilotd]),
     (ListApprovals, &[Cli, Ui]),
     (ShowApproval, &[Cli, Ui]),
@@ -111,6 +116,8 @@ mod tests {
             KeychainBind,
             AccountSecretKey,
             OpenFields,
+            RevealFields,
+            ShellTicket,
         ] {
             assert!(!allowed(Copilotd, op), "copilotd may {op}");
             assert!(!allowed(Sessiond, op), "sessiond may {op}");

@@ -24,6 +24,7 @@ use crate::copilot_records;
 use crate::destinations::DestinationBindings;
 use crate::host_credentials;
 use crate::host_credentials::KeychainUse;
+use crate::presence::ShellTickets;
 use crate::redact::Redactor;
 use crate::roles;
 use crate::vault::{Vault, now_ms};
@@ -38,6 +39,8 @@ pub struct State {
     pub destinations: DestinationBindings,
     /// `<data>/org-policy/`: the org policies Autopilot obeys.
     pub org_policy_dir: PathBuf,
+    /// Tickets for interactive shells opened from the CLI (crate::presence).
+    pub shell_tickets: ShellTickets,
 }
 
 /// Where the broker keeps and reads things besides its vault.
@@ -117,6 +120,7 @@ impl BrokerService {
                 audit: CredentialAudit::new(dirs.credential_log),
                 destinations,
                 org_policy_dir: dirs.org_policy,
+                shell_tickets: ShellTickets::default(),
             },
             hardening,
             install_dir,
@@ -152,6 +156,32 @@ impl BrokerService {
             return Some("a dangerous request".into());
         }
         (role == PeerRole::Cli).then(|| "a decision made from the CLI".into())
+    }
+
+    /// Whether the org policy of `scope` asks presence for a shell opened
+    /// from the CLI (`connect_needs_presence`). A policy that cannot be read
+    /// asks for it: the safe side.
+    fn shell_needs_presence(&self, st: &State, scope: &gatehouse_ipc::broker::KeyScope) -> bool {
+        let Some(org) = crate::presence::org_of(scope) else {
+            return false;
+        };
+        gatehouse_policy::load_org_policy(&st.org_policy_dir, org)
+            .map(|p| p.connect_needs_presence)
+            .unwrap_or(true)
+    }
+
+    /// The shell check in front of a credential use for an interactive
+    /// shell (crate::presence): a ticket when the org asks for presence.
+    fn check_shell(
+        &self,
+        st: &mut State,
+        host: &gatehouse_ipc::broker::HostCredential,
+    ) -> Result<(), BrokerError> {
+        if host.shell.is_none() {
+            return Ok(());
+        }
+        let needs = self.shell_needs_presence(st, &host.record.item.scope);
+        st.shell_tickets.check(host, needs, now_ms())
     }
 
     fn status(&self, st: &State, peer: &PeerIdentity) -> BrokerStatus {
@@ -293,6 +323,56 @@ impl BrokerService {
                     .audited_all(op, &me, credentials, destination, result)?;
                 Ok(BrokerResponse::Opened(opened))
             }
+            // A reveal is audited like an open; a refused one (no presence,
+            // a wrong passphrase) too, before the error goes back.
+            BrokerRequest::RevealFields { items, presence } => {
+                let why = crate::presence::reveal_needs_presence(
+                    self.boundary_group.is_some(),
+                    peer.role,
+                    &items,
+                );
+                let result = match (why, presence) {
+                    (Some(why), None) => Err(BrokerError::PresenceRequired { why }),
+                    (Some(_), Some(p)) => st.vault.verify_presence(p.expose()),
+                    (None, _) => Ok(()),
+                }
+                .and_then(|()| {
+                    items
+                        .iter()
+                        .map(|i| {
+                            st.vault
+                                .open_field(&i.address, &i.sealed)
+                                .map(|p| SecretBytes::copy_from(&p))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                });
+                let credentials = items.iter().map(|i| i.address.to_string()).collect();
+                let destination = format!("revealed to {} pid {}", me.role, me.pid);
+                let opened = st
+                    .audit
+                    .audited_all(op, &me, credentials, destination, result)?;
+                Ok(BrokerResponse::Opened(opened))
+            }
+            BrokerRequest::ShellTicket {
+                scope,
+                record_id,
+                presence,
+            } => {
+                if !st.vault.signed_in() {
+                    return Err(BrokerError::SignedOut);
+                }
+                if !self.shell_needs_presence(st, &scope) {
+                    return Ok(BrokerResponse::ShellTicket(None));
+                }
+                let Some(passphrase) = presence else {
+                    return Err(BrokerError::PresenceRequired {
+                        why: "an interactive shell to a host of this organization (its policy says connect_needs_presence)".into(),
+                    });
+                };
+                st.vault.verify_presence(passphrase.expose())?;
+                let ticket = st.shell_tickets.issue(scope, record_id, now_ms());
+                Ok(BrokerResponse::ShellTicket(Some(ticket)))
+            }
             BrokerRequest::RequestApproval { action } => {
                 check_action(&action)?;
                 if !st.vault.signed_in() {
@@ -400,8 +480,11 @@ impl BrokerService {
             }
             // Every credential use is audited before it leaves (crate::audit).
             BrokerRequest::ReleasePassword { host } => {
+                let shell = self.check_shell(st, &host);
                 let mut used = KeychainUse::new(&mut st.destinations);
-                let result = host_credentials::release_password(&mut st.vault, &host, &mut used);
+                let result = shell.and_then(|()| {
+                    host_credentials::release_password(&mut st.vault, &host, &mut used)
+                });
                 let (credential, destination) = host_credential_names(&host, &used.entries);
                 let password = st.audit.audited(op, &me, credential, destination, result)?;
                 Ok(BrokerResponse::Password(SecretBytes::copy_from(&password)))
@@ -419,8 +502,11 @@ impl BrokerService {
                 )?))
             }
             BrokerRequest::SshSign { host, to_sign } => {
+                let shell = self.check_shell(st, &host);
                 let mut used = KeychainUse::new(&mut st.destinations);
-                let result = host_credentials::sign(&mut st.vault, &host, &to_sign, &mut used);
+                let result = shell.and_then(|()| {
+                    host_credentials::sign(&mut st.vault, &host, &to_sign, &mut used)
+                });
                 let (credential, destination) = host_credential_names(&host, &used.entries);
                 Ok(BrokerResponse::Signature(st.audit.audited(
                     op,
@@ -665,7 +751,16 @@ impl Handler<Broker> for BrokerService {
         // Key derivation has a deep call tree; everything else is shallow.
         let deep = matches!(
             req,
-            BrokerRequest::AccountInit { .. } | BrokerRequest::SignIn { .. }
+            BrokerRequest::AccountInit { .. }
+                | BrokerRequest::SignIn { .. }
+                | BrokerRequest::RevealFields {
+                    presence: Some(_),
+                    ..
+                }
+                | BrokerRequest::ShellTicket {
+                    presence: Some(_),
+                    ..
+                }
         );
         // Requests that wait on Argon2id or the OS keychain (D-Bus) leave this
         // worker thread to the runtime's other tasks; the rest are microseconds.
@@ -680,6 +775,8 @@ impl Handler<Broker> for BrokerService {
                     | BrokerRequest::SshSign { .. }
                     | BrokerRequest::ReleaseProviderKey { .. }
                     | BrokerRequest::ReleaseServiceAuth { .. }
+                    | BrokerRequest::RevealFields { .. }
+                    | BrokerRequest::ShellTicket { .. }
             );
         let run = || {
             let result = self.dispatch(peer, req);

@@ -331,11 +331,76 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
             Outcome::Fail
         },
         if group.is_some() {
-            "first use binds an entry to its destination; another needs `gatehouse keychain bind` with the passphrase; the bindings are group-only".to_string()
+            "first use binds an entry to its destination (address, port, user and host key); another needs `gatehouse keychain bind` with the passphrase; the bindings are group-only".to_string()
         } else {
             format!(
                 "{OFF}: bindings are enforced but kept in the user's own state directory, which any same-uid program can edit"
             )
         },
     );
+
+    // 8. Credentials revealed to the CLI.
+    row(
+        checks,
+        "reveals need presence",
+        if group.is_some() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        if group.is_some() {
+            "the broker requires the account passphrase before it reveals a credential to the CLI (`host show --reveal`, `field open`); every reveal is in the credential log".to_string()
+        } else {
+            format!("{OFF}: `host show --reveal` prints a password without asking")
+        },
+    );
+
+    // 9. How the binaries were installed.
+    deb_row(checks, group, install);
+}
+
+/// Which dpkg package owns `install`'s binaries, if any (from dpkg's own
+/// file lists, readable by every user).
+fn dpkg_owner(install: &Path) -> Option<String> {
+    let cli = install.join("gatehouse");
+    let cli = cli.to_str()?;
+    let dir = std::fs::read_dir("/var/lib/dpkg/info").ok()?;
+    dir.flatten().find_map(|e| {
+        let name = e.file_name().into_string().ok()?;
+        let package = name.strip_suffix(".list")?;
+        let list = std::fs::read_to_string(e.path()).ok()?;
+        list.lines().any(|l| l == cli).then(|| package.to_string())
+    })
+}
+
+fn deb_row(checks: &mut Vec<Check>, group: Option<u32>, install: &Path) {
+    match (group, dpkg_owner(install)) {
+        (Some(gid), Some(package)) => row(
+            checks,
+            "Debian package install",
+            Outcome::Pass,
+            format!(
+                "{} belongs to the package {package}; its postinst made the binaries setgid to gid {gid}",
+                install.display()
+            ),
+        ),
+        (None, Some(package)) => row(
+            checks,
+            "Debian package install",
+            Outcome::Fail,
+            format!(
+                "{} belongs to the package {package}, but the binaries are not setgid (reinstall it: its postinst sets the modes)",
+                install.display()
+            ),
+        ),
+        (_, None) => row(
+            checks,
+            "Debian package install",
+            Outcome::Skip,
+            format!(
+                "{} is not from the Debian package (scripts/install or a development build)",
+                install.display()
+            ),
+        ),
+    }
 }

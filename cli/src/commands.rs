@@ -75,6 +75,50 @@ pub fn read_secret_line(prompt: &str, from_stdin: bool) -> anyhow::Result<Secret
     Ok(SecretBytes::new(p.into_bytes()))
 }
 
+/// Why the broker asked for proof of presence, if `e` is that refusal
+/// (from a direct call, a sealer or the record store).
+pub fn presence_required(e: &anyhow::Error) -> Option<String> {
+    use gatehouse_records::{RecordError, SealerError};
+    let remote = e.chain().find_map(|c| {
+        if let Some(CallError::Remote(r)) = c.downcast_ref::<CallError<BrokerError>>() {
+            return Some(r.clone());
+        }
+        if let Some(SealerError::Remote(r)) = c.downcast_ref::<SealerError>() {
+            return Some(r.clone());
+        }
+        if let Some(RecordError::Sealer(SealerError::Remote(r))) = c.downcast_ref::<RecordError>() {
+            return Some(r.clone());
+        }
+        c.downcast_ref::<BrokerError>().cloned()
+    })?;
+    match remote {
+        BrokerError::PresenceRequired { why } => Some(why),
+        _ => None,
+    }
+}
+
+/// Runs `attempt` without proof of presence (unless `passphrase_stdin`
+/// says it is at hand); when the broker asks for it, reads the account
+/// passphrase (terminal, or one line of stdin) and runs `attempt` once more
+/// with it. Without a terminal and without `passphrase_stdin` the refusal
+/// is the error, naming what needed presence.
+pub fn with_presence<T>(
+    passphrase_stdin: bool,
+    mut attempt: impl FnMut(Option<SecretBytes>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if !passphrase_stdin {
+        match attempt(None) {
+            Err(e) => match presence_required(&e) {
+                Some(_) if std::io::stdin().is_terminal() => eprintln!("{e}"),
+                _ => return Err(e),
+            },
+            ok => return ok,
+        }
+    }
+    let presence = read_secret_line("Account passphrase (proof of presence): ", passphrase_stdin)?;
+    attempt(Some(presence))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AccountCmd {
     /// Create the account: derives your account key with Argon2id from a
@@ -276,9 +320,14 @@ pub enum KeychainCmd {
     /// Let an entry used as a host credential go to one more destination
     /// (USER@ADDRESS:PORT). An entry is bound to the destination of its first
     /// use; any other needs this, with the account passphrase as proof of presence.
+    /// Another host key at the same address, port and user is another destination.
     Bind {
         name: String,
         destination: String,
+        /// The destination's SSH host key as its host record pins it
+        /// (`ALG SHA256:…`, see `host show`); without it the first use pins it.
+        #[arg(long)]
+        host_key: Option<String>,
         /// Read the passphrase as one line from stdin instead of the terminal.
         #[arg(long)]
         passphrase_stdin: bool,
@@ -286,7 +335,10 @@ pub enum KeychainCmd {
 }
 
 /// Parses `USER@ADDRESS:PORT` (an IPv6 address in brackets: `user@[::1]:22`).
-fn parse_destination(text: &str) -> anyhow::Result<gatehouse_ipc::broker::Destination> {
+fn parse_destination(
+    text: &str,
+    host_key: Option<String>,
+) -> anyhow::Result<gatehouse_ipc::broker::Destination> {
     let bad = || anyhow::anyhow!("destination {text:?} is not USER@ADDRESS:PORT");
     let (user, rest) = text.split_once('@').ok_or_else(bad)?;
     let (address, port) = rest.rsplit_once(':').ok_or_else(bad)?;
@@ -298,6 +350,7 @@ fn parse_destination(text: &str) -> anyhow::Result<gatehouse_ipc::broker::Destin
         address: address.to_string(),
         port: port.parse().map_err(|_| bad())?,
         username: user.to_string(),
+        host_key: host_key.map(|k| k.split_whitespace().collect::<Vec<_>>().join(" ")),
     })
 }
 
@@ -349,9 +402,10 @@ pub fn keychain(profile: Option<&str>, cmd: KeychainCmd) -> anyhow::Result<ExitC
         KeychainCmd::Bind {
             name,
             destination,
+            host_key,
             passphrase_stdin,
         } => {
-            let destination = parse_destination(&destination)?;
+            let destination = parse_destination(&destination, host_key)?;
             let presence =
                 read_secret_line("Account passphrase (proof of presence): ", passphrase_stdin)?;
             b.ask(BrokerRequest::KeychainBind {
@@ -359,8 +413,13 @@ pub fn keychain(profile: Option<&str>, cmd: KeychainCmd) -> anyhow::Result<ExitC
                 destination: destination.clone(),
                 presence,
             })?;
+            let key = destination
+                .host_key
+                .as_deref()
+                .map(|k| format!(" (host key {k})"))
+                .unwrap_or_default();
             println!(
-                "keychain:{name} may now go to {}@{}:{}",
+                "keychain:{name} may now go to {}@{}:{}{key}",
                 destination.username, destination.address, destination.port
             );
         }
@@ -395,10 +454,16 @@ pub enum FieldCmd {
     /// Seal stdin for one field; prints the ciphertext as base64.
     Seal(FieldArgs),
     /// Open a base64 ciphertext (argument or stdin) for one field; prints the plaintext.
+    /// With the privilege boundary on, a credential (a host's, connector's or
+    /// MCP server's sealed field) needs the account passphrase as proof of presence.
     Open {
         #[command(flatten)]
         at: FieldArgs,
         ciphertext: Option<String>,
+        /// Read the passphrase (proof of presence) as the first line of stdin
+        /// (the ciphertext then comes as the argument).
+        #[arg(long)]
+        passphrase_stdin: bool,
     },
 }
 
@@ -434,10 +499,17 @@ pub fn field(profile: Option<&str>, cmd: FieldCmd) -> anyhow::Result<ExitCode> {
                 r => return Err(unexpected(r)),
             }
         }
-        FieldCmd::Open { at, ciphertext } => {
+        FieldCmd::Open {
+            at,
+            ciphertext,
+            passphrase_stdin,
+        } => {
             let address = field_address(&mut b, &at)?;
             let text = match ciphertext {
                 Some(c) => c,
+                None if passphrase_stdin => {
+                    bail!("with --passphrase-stdin give the ciphertext as an argument")
+                }
                 None => {
                     let mut s = String::new();
                     std::io::stdin().read_to_string(&mut s)?;
@@ -447,9 +519,16 @@ pub fn field(profile: Option<&str>, cmd: FieldCmd) -> anyhow::Result<ExitCode> {
             let sealed = B64
                 .decode(text.trim())
                 .context("ciphertext is not base64")?;
-            match b.ask(BrokerRequest::OpenFields {
-                items: vec![OpenItem { address, sealed }],
-            })? {
+            let opened = with_presence(passphrase_stdin, |presence| {
+                b.ask(BrokerRequest::RevealFields {
+                    items: vec![OpenItem {
+                        address: address.clone(),
+                        sealed: sealed.clone(),
+                    }],
+                    presence,
+                })
+            })?;
+            match opened {
                 BrokerResponse::Opened(p) if p.len() == 1 => {
                     use std::io::Write;
                     let mut out = std::io::stdout();

@@ -165,8 +165,13 @@ pub struct ShowArgs {
     #[command(flatten)]
     scope: ScopeArgs,
     /// Print sealed values (default: •••• , keychain references as the reference).
+    /// With the privilege boundary on, revealing a credential asks for the
+    /// account passphrase (proof of presence).
     #[arg(long)]
     reveal: bool,
+    /// Read the passphrase for --reveal as one line from stdin instead of the terminal.
+    #[arg(long, requires = "reveal")]
+    passphrase_stdin: bool,
     #[arg(long)]
     json: bool,
 }
@@ -319,7 +324,15 @@ fn open_one(ctx: &mut Ctx, kind: Kind, key: &str, scope: &ScopeArgs) -> anyhow::
 }
 
 fn show(ctx: &mut Ctx, kind: Kind, a: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let o = open_one(ctx, kind, &a.key, &a.scope)?;
+    let o = if a.reveal {
+        // The values are for a person to see: the broker may ask for presence.
+        crate::commands::with_presence(a.passphrase_stdin, |presence| {
+            ctx.sealer()?.reveal(presence);
+            open_one(ctx, kind, &a.key, &a.scope)
+        })?
+    } else {
+        open_one(ctx, kind, &a.key, &a.scope)?
+    };
     let split = fields::flatten(kind, o.record.to_value()?)?;
     let mut shown: BTreeMap<String, Value> = split.plain;
     for (f, v) in split.sealed {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use gatehouse_ipc::broker::{ApprovalToken, BrokerRequest, BrokerResponse};
+use gatehouse_ipc::broker::{ApprovalToken, BrokerRequest, BrokerResponse, KeyScope};
 use gatehouse_ipc::client::{CallError, Client, DEFAULT_TIMEOUT};
 use gatehouse_ipc::sessiond::{
     HostRef, Prepared, SessionEvent, Sessiond, SessiondError, SessiondRequest, SessiondResponse,
@@ -98,6 +98,46 @@ pub struct ConnectArgs {
     /// Pin this host key if the host has none pinned and presents exactly it.
     #[arg(long)]
     pub accept_host_key: Option<String>,
+    /// When the host's organization asks for proof of presence before an
+    /// interactive shell (org policy `connect_needs_presence`), read the
+    /// account passphrase as the first line of stdin (the rest is typed
+    /// into the shell) instead of from the terminal.
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+}
+
+/// The broker's ticket for an interactive shell to `host` (see
+/// `BrokerRequest::ShellTicket`): asks for the account passphrase when the
+/// broker says the host's organization wants proof of presence. `None` when
+/// the broker asks nothing, or the host is not in the local store (sessiond
+/// then says so).
+fn shell_ticket(
+    layout: &Layout,
+    b: &mut BrokerConn,
+    host: &HostRef,
+    passphrase_stdin: bool,
+) -> anyhow::Result<Option<SecretBytes>> {
+    let store = gatehouse_records::Store::open_in(layout)?;
+    let scope = match host.org.as_deref() {
+        None => None,
+        Some("private") => Some(KeyScope::Private),
+        Some(org) => Some(KeyScope::Org(crate::commands::org_id(b, org)?)),
+    };
+    let Ok(stored) = store.resolve(gatehouse_records::Kind::Host, scope.as_ref(), &host.host)
+    else {
+        return Ok(None);
+    };
+    let answer = crate::commands::with_presence(passphrase_stdin, |presence| {
+        b.ask(BrokerRequest::ShellTicket {
+            scope: stored.meta.scope.clone(),
+            record_id: stored.meta.id.clone(),
+            presence,
+        })
+    })?;
+    match answer {
+        BrokerResponse::ShellTicket(t) => Ok(t),
+        other => bail!("unexpected broker response {other:?}"),
+    }
 }
 
 /// A connection to sessiond with its own small runtime.
@@ -204,6 +244,10 @@ fn request_approval(
     args: &ExecArgs,
 ) -> anyhow::Result<Result<ApprovalToken, ExitCode>> {
     let mut b = BrokerConn::connect_layout(layout)?;
+    // Sessiond and the broker have identified this process: from here on,
+    // through the wait for a person, no same-uid program may ptrace it or
+    // read its memory (it will hold the approval token).
+    gatehouse_sandbox::boundary::make_non_dumpable()?;
     let mut action = prepared.action.clone();
     action.expected_effect = args.effect.clone();
     let id = match b.ask(BrokerRequest::RequestApproval { action })? {
@@ -343,10 +387,23 @@ fn window_size() -> (u16, u16) {
 pub fn connect(profile: Option<&str>, args: &ConnectArgs) -> anyhow::Result<ExitCode> {
     let layout = Layout::resolve(profile)?;
     let mut s = SessiondConn::connect(&layout)?;
+    // Keystrokes and resizes go over a second connection of this process;
+    // sessiond accepts them from the process that opened the session.
+    let mut control = s.rt.block_on(Client::<Sessiond>::connect(
+        &layout.runtime,
+        DEFAULT_TIMEOUT,
+    ))?;
+    let mut b = BrokerConn::connect_layout(&layout)?;
+    // Every connection is made and identified: from here on no same-uid
+    // program may ptrace or read this process (it carries the passphrase,
+    // the shell ticket and the keystrokes).
+    gatehouse_sandbox::boundary::make_non_dumpable()?;
     let host = HostRef {
         host: args.host.clone(),
         org: args.org.clone(),
     };
+    let ticket = shell_ticket(&layout, &mut b, &host, args.passphrase_stdin)?;
+    drop(b);
     let (cols, rows) = window_size();
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
     let req = || SessiondRequest::OpenShell {
@@ -354,6 +411,7 @@ pub fn connect(profile: Option<&str>, args: &ConnectArgs) -> anyhow::Result<Exit
         cols,
         rows,
         term: term.clone(),
+        presence_ticket: ticket.clone(),
     };
     let started = start_with_trust(profile, &mut s, &host, args.accept_host_key.as_deref(), req)?;
     let SessiondResponse::Started {
@@ -371,15 +429,6 @@ pub fn connect(profile: Option<&str>, args: &ConnectArgs) -> anyhow::Result<Exit
         recording.as_deref().unwrap_or("(not recorded)")
     );
     let SessiondConn { rt, client: events } = s;
-    // Keystrokes and resizes go over a second connection of this process;
-    // sessiond accepts them from the process that opened the session.
-    let mut control = rt.block_on(Client::<Sessiond>::connect(
-        &layout.runtime,
-        DEFAULT_TIMEOUT,
-    ))?;
-    // Both connections are made and identified: from here on no same-uid
-    // program may ptrace or read this process (it carries the keystrokes).
-    gatehouse_sandbox::boundary::make_non_dumpable()?;
     let raw = std::io::stdin().is_terminal().then(RawMode::enter);
     let result = rt.block_on(pump(events, &mut control, session));
     drop(raw);

@@ -104,6 +104,11 @@ pub struct Destination {
     pub address: String,
     pub port: u16,
     pub username: String,
+    /// The server's host key (`ALG SHA256:…`) as the record pins it (and
+    /// sessiond checked in the handshake); `None` for a record that pins
+    /// none. Part of a keychain entry's destination binding: the same
+    /// address, port and user behind another host key is a new destination.
+    pub host_key: Option<String>,
 }
 
 /// A host record presented to the broker to obtain the use of one of its
@@ -116,6 +121,21 @@ pub struct HostCredential {
     /// `ssh.password` or `ssh.private_key_path`, with the record's binding.
     pub field: FieldAddress,
     pub destination: Destination,
+    /// Set when the credential is for an interactive shell (`connect`, a
+    /// terminal tab): who opened it and the broker's shell ticket, if any
+    /// (see [`BrokerRequest::ShellTicket`]). `None` for a single command.
+    pub shell: Option<ShellUse>,
+}
+
+/// An interactive shell a credential is released for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellUse {
+    /// The role of the process that asked sessiond for the shell.
+    pub opened_by: PeerRole,
+    /// The ticket the broker gave that process for this host
+    /// ([`BrokerRequest::ShellTicket`]); required when the host's org
+    /// policy says `connect_needs_presence` and the CLI opened the shell.
+    pub ticket: Option<SecretBytes>,
 }
 
 /// A connector or MCP server record presented to the broker to obtain its
@@ -497,6 +517,26 @@ pub enum BrokerRequest {
         destination: Destination,
         presence: SecretBytes,
     },
+    /// Like `OpenFields`, for values the client shows to a person
+    /// (`host show --reveal`, `field open`). With the privilege boundary on,
+    /// a credential field (any sealed field of a host, connector or MCP
+    /// server record) revealed to the CLI needs `presence`, the account
+    /// passphrase (verified and throttled like a decision's). Every reveal,
+    /// refused or not, is in the credential log.
+    RevealFields {
+        items: Vec<OpenItem>,
+        presence: Option<SecretBytes>,
+    },
+    /// Before `gatehouse connect` opens an interactive shell to host record
+    /// `record_id` (in `scope`): the ticket sessiond must present with the
+    /// credential request (`ShellUse::ticket`). When the org's policy says
+    /// `connect_needs_presence` the broker asks for `presence` (the account
+    /// passphrase) first; otherwise the answer is `ShellTicket(None)`.
+    ShellTicket {
+        scope: KeyScope,
+        record_id: String,
+        presence: Option<SecretBytes>,
+    },
     /// The account's Secret Key as printed (`GH1-…`), the second secret a
     /// new device needs with the passphrase; `presence` is the passphrase.
     AccountSecretKey {
@@ -555,6 +595,8 @@ impl BrokerRequest {
             BrokerRequest::KeychainRemove { .. } => Operation::KeychainRemove,
             BrokerRequest::SealFields { .. } => Operation::SealFields,
             BrokerRequest::OpenFields { .. } => Operation::OpenFields,
+            BrokerRequest::RevealFields { .. } => Operation::RevealFields,
+            BrokerRequest::ShellTicket { .. } => Operation::ShellTicket,
             BrokerRequest::RequestApproval { .. } => Operation::RequestApproval,
             BrokerRequest::ListApprovals => Operation::ListApprovals,
             BrokerRequest::ShowApproval { .. } => Operation::ShowApproval,
@@ -623,11 +665,13 @@ pub enum Operation {
     /// Appended last: variant indices are the wire format.
     CheckApproval,
     KeychainBind,
+    RevealFields,
+    ShellTicket,
     AccountSecretKey,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 36] = [
+    pub const ALL: [Operation; 38] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -663,6 +707,8 @@ impl Operation {
         Operation::ReleaseServiceAuth,
         Operation::CheckApproval,
         Operation::KeychainBind,
+        Operation::RevealFields,
+        Operation::ShellTicket,
         Operation::AccountSecretKey,
     ];
 }
@@ -734,6 +780,9 @@ pub enum BrokerResponse {
     ServiceAuth(SecretBytes),
     /// The answer to `CheckApproval`: the token would be accepted now.
     ApprovalValid,
+    /// The answer to `ShellTicket`: the ticket for sessiond (`None`: the
+    /// org's policy asks no presence for interactive shells).
+    ShellTicket(Option<SecretBytes>),
     /// The account's Secret Key as printed (`GH1-…`).
     SecretKey(SecretBytes),
 }
@@ -855,7 +904,7 @@ pub enum BrokerError {
     #[error("too many failed attempts: wait {retry_after_ms} ms")]
     TooSoon { retry_after_ms: u64 },
     #[error(
-        "this decision needs proof of presence ({why}): type the account passphrase (`gatehouse approvals approve ID` asks for it; --passphrase-stdin reads it from stdin)"
+        "{why} needs proof of presence: the account passphrase (the CLI asks for it on its terminal; --passphrase-stdin reads it from stdin)"
     )]
     PresenceRequired { why: String },
     #[error("role {role} may not perform {operation}")]
@@ -886,7 +935,7 @@ pub enum BrokerError {
     #[error("credential refused: {0}")]
     CredentialRefused(String),
     #[error(
-        "keychain entry {entry:?} is bound to {bound:?}, not {destination}: a new destination needs proof of presence (`gatehouse keychain bind {entry} {destination}` asks for the account passphrase)"
+        "keychain entry {entry:?} is bound to {bound:?}, not {destination}: a new destination (address, port, user or host key) needs proof of presence (`gatehouse keychain bind {entry} USER@ADDRESS:PORT [--host-key KEY]` asks for the account passphrase)"
     )]
     NewDestination {
         entry: String,

@@ -152,6 +152,13 @@ fn check_server_group<S: Service>(stream: &Stream, socket: &Path) -> Result<(), 
 impl<S: Service> Client<S> {
     /// Connects to `S`'s socket in `runtime_dir` and performs the handshake.
     pub async fn connect(runtime_dir: &Path, timeout: Duration) -> Result<Self, ClientError> {
+        // A non-dumpable client is dumpable until the server has identified
+        // it (crate::dumpable); the window closes when this returns.
+        let _identified = crate::dumpable::window();
+        Self::handshake(runtime_dir, timeout).await
+    }
+
+    async fn handshake(runtime_dir: &Path, timeout: Duration) -> Result<Self, ClientError> {
         let socket = runtime_dir.join(S::SOCKET);
         let unavailable = |reason: String| ClientError::Unavailable {
             service: S::NAME,

@@ -18,6 +18,7 @@ pub mod copilotd;
 pub mod creds;
 pub mod daemon_slots;
 pub mod display;
+pub mod dumpable;
 pub mod exe_resolver;
 pub mod os;
 pub mod paths;

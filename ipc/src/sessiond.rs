@@ -99,6 +99,10 @@ pub enum SessiondRequest {
         cols: u16,
         rows: u16,
         term: String,
+        /// The broker's shell ticket for this host (`BrokerRequest::ShellTicket`),
+        /// passed on with the credential request; `None` when the broker
+        /// gave none (the org asks no presence) or the app opened the shell.
+        presence_ticket: Option<SecretBytes>,
     },
     /// Keystrokes for a shell this process opened (may be sent on another
     /// connection of the same process).

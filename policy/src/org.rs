@@ -51,6 +51,10 @@ pub struct OrgPolicy {
     /// asking (inside the person's bounds). Off by default; dangerous
     /// commands are never auto-approved, unknown ones only by an `allow` rule.
     pub autopilot_moderate: bool,
+    /// Opening an interactive shell from the CLI (`gatehouse connect`) to
+    /// a host of this org needs proof of presence (the account passphrase,
+    /// checked by the broker before it releases the host's credential).
+    pub connect_needs_presence: bool,
     /// Classes for connector calls, matched against `METHOD /path` and
     /// `SOAP <operation>` (see [`apply_connector_policy`]). First match wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -156,6 +156,7 @@ fn org_policy() {
         block_dangerous: true,
         block_unknown: false,
         autopilot_moderate: false,
+        connect_needs_presence: false,
         connector_classes: Vec::new(),
         mcp_tools: [("lab/lookup_vlan".to_string(), Class::ReadOnly)].into(),
     };

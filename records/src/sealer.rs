@@ -122,6 +122,9 @@ pub struct BrokerSealer {
     rt: tokio::runtime::Runtime,
     client: Client<Broker>,
     requests: u64,
+    /// Set by [`BrokerSealer::reveal`]: `open` sends `RevealFields` with
+    /// this proof of presence (the values are for a person to see).
+    reveal: Option<Option<SecretBytes>>,
 }
 
 impl BrokerSealer {
@@ -142,7 +145,16 @@ impl BrokerSealer {
             rt,
             client,
             requests: 0,
+            reveal: None,
         }
+    }
+
+    /// From now on `open` asks for values to show to a person
+    /// (`RevealFields`), with `presence` (the account passphrase) when the
+    /// caller has it: the broker asks for it before revealing a credential
+    /// to the CLI of an installed system.
+    pub fn reveal(&mut self, presence: Option<SecretBytes>) {
+        self.reveal = Some(presence);
     }
 
     pub fn set_timeout(&mut self, t: Duration) {
@@ -186,7 +198,14 @@ impl Sealer for BrokerSealer {
         let mut out = Vec::with_capacity(items.len());
         for chunk in chunks(items, |i| i.sealed.len()) {
             let n = chunk.len();
-            match self.call(BrokerRequest::OpenFields { items: chunk })? {
+            let req = match &self.reveal {
+                Some(presence) => BrokerRequest::RevealFields {
+                    items: chunk,
+                    presence: presence.clone(),
+                },
+                None => BrokerRequest::OpenFields { items: chunk },
+            };
+            match self.call(req)? {
                 BrokerResponse::Opened(p) if p.len() == n => out.extend(p),
                 r => return Err(unexpected(r)),
             }

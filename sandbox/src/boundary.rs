@@ -72,11 +72,15 @@ pub fn enter() -> Result<Option<u32>, BoundaryError> {
     Ok(Some(group))
 }
 
-/// Makes the calling process non-dumpable (`PR_SET_DUMPABLE 0`): a process
-/// holding a secret or waiting on one (the CLI during `exec --request` or
-/// `connect`) after the servers it talks to have identified it.
+/// Makes the calling process non-dumpable (`PR_SET_DUMPABLE 0`) for the
+/// rest of its life: a process holding a secret or waiting on one (the app,
+/// the CLI during `exec --request` and `connect`). No process of the user
+/// can then read its memory, environment or `/proc/PID/*` (owned by root),
+/// even in a development build. Each later connection to a Gatehouse server
+/// is made dumpable only until the server has identified it
+/// (`gatehouse_ipc::dumpable`).
 pub fn make_non_dumpable() -> Result<(), BoundaryError> {
-    nix::sys::prctl::set_dumpable(false).map_err(|source| BoundaryError::Sys {
+    gatehouse_ipc::dumpable::stay_non_dumpable().map_err(|source| BoundaryError::Sys {
         what: "PR_SET_DUMPABLE 0",
         source,
     })

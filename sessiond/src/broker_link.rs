@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gatehouse_ipc::broker::{Broker, BrokerError, BrokerRequest, BrokerResponse};
+use gatehouse_ipc::broker::{Broker, BrokerError, BrokerRequest, BrokerResponse, ShellUse};
 use gatehouse_ipc::client::{CallError, Client};
 use gatehouse_ipc::sessiond::SessiondError;
 use tokio::sync::Mutex;
@@ -86,6 +86,8 @@ impl BrokerLink {
 pub struct BrokerCredentials<'a> {
     pub link: &'a BrokerLink,
     pub host: &'a Host,
+    /// Set for an interactive shell (see `HostCredential::shell`).
+    pub shell: Option<ShellUse>,
 }
 
 fn credential_error(e: SessiondError) -> SshError {
@@ -101,7 +103,10 @@ impl CredentialSource for BrokerCredentials<'_> {
             )));
         }
         let req = BrokerRequest::ReleasePassword {
-            host: Box::new(self.host.credential_request(CredentialField::Password)),
+            host: Box::new(
+                self.host
+                    .credential_request(CredentialField::Password, self.shell.clone()),
+            ),
         };
         match self.link.call(req).await.map_err(credential_error)? {
             BrokerResponse::Password(p) => {
@@ -118,7 +123,10 @@ impl CredentialSource for BrokerCredentials<'_> {
             return Ok(None);
         }
         let req = BrokerRequest::SshPublicKey {
-            host: Box::new(self.host.credential_request(CredentialField::PrivateKey)),
+            host: Box::new(
+                self.host
+                    .credential_request(CredentialField::PrivateKey, self.shell.clone()),
+            ),
         };
         match self.link.call(req).await.map_err(credential_error)? {
             BrokerResponse::PublicKey(k) => Ok(Some(k)),
@@ -128,7 +136,10 @@ impl CredentialSource for BrokerCredentials<'_> {
 
     async fn sign(&mut self, to_sign: Vec<u8>) -> Result<Vec<u8>, SshError> {
         let req = BrokerRequest::SshSign {
-            host: Box::new(self.host.credential_request(CredentialField::PrivateKey)),
+            host: Box::new(
+                self.host
+                    .credential_request(CredentialField::PrivateKey, self.shell.clone()),
+            ),
             to_sign,
         };
         match self.link.call(req).await.map_err(credential_error)? {

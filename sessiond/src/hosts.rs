@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_ipc::broker::{Destination, HostCredential, KeyScope, OrgInfo};
+use gatehouse_ipc::broker::{Destination, HostCredential, KeyScope, OrgInfo, ShellUse};
 use gatehouse_ipc::sessiond::{HostRef, SessiondError};
 use gatehouse_records::store::{field_address, verify_item};
 use gatehouse_records::{Kind, Store, StoredRecord};
@@ -121,8 +121,13 @@ impl Host {
         })
     }
 
-    /// The broker request that proves this record and names `field`.
-    pub fn credential_request(&self, field: CredentialField) -> HostCredential {
+    /// The broker request that proves this record and names `field`
+    /// (`shell`: for an interactive shell, see `HostCredential::shell`).
+    pub fn credential_request(
+        &self,
+        field: CredentialField,
+        shell: Option<ShellUse>,
+    ) -> HostCredential {
         HostCredential {
             record: verify_item(&self.stored),
             field: field_address(&self.stored.meta, field.field(), &self.stored.plain),
@@ -130,7 +135,9 @@ impl Host {
                 address: self.address.clone(),
                 port: self.port,
                 username: self.username.clone(),
+                host_key: self.pinned_host_key.clone(),
             },
+            shell,
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use gatehouse_ipc::broker::{
     ApprovalToken, BrokerEvent, BrokerRequest, BrokerResponse, Hardening, KeyScope, Requester,
-    SealItem,
+    SealItem, ShellUse,
 };
 use gatehouse_ipc::server::{Events, Handler, PendingStreams};
 use gatehouse_ipc::sessiond::{
@@ -358,7 +358,14 @@ impl SessionService {
     /// Connects and authenticates. `for_driver`: the connection will drive a
     /// device shell (RouterOS then logs in with console flags that turn
     /// paging off; a person's terminal keeps the plain login).
-    async fn connect(&self, host: &Host, for_driver: bool) -> Result<Connection, SessiondError> {
+    /// `shell`: set for an interactive shell (who opened it and the
+    /// broker's shell ticket), passed on with every credential request.
+    async fn connect(
+        &self,
+        host: &Host,
+        for_driver: bool,
+        shell: Option<ShellUse>,
+    ) -> Result<Connection, SessiondError> {
         let username = match gatehouse_policy::Vendor::parse_platform(&host.vendor) {
             Some(v) if for_driver => driver::login_name(v, &host.username),
             _ => host.username.clone(),
@@ -373,6 +380,7 @@ impl SessionService {
         let mut creds = BrokerCredentials {
             link: &self.broker,
             host,
+            shell,
         };
         ssh::connect(&target, &mut creds, CONNECT_TIMEOUT)
             .await
@@ -486,7 +494,7 @@ impl SessionService {
         // Connect, authenticate and get the device ready: no command byte yet.
         let vendor = gatehouse_policy::Vendor::parse_platform(&plan.host.vendor);
         let drives_shell = vendor.is_some_and(driver::uses_shell);
-        let connection = match self.connect(&plan.host, drives_shell).await {
+        let connection = match self.connect(&plan.host, drives_shell, None).await {
             Ok(c) => c,
             Err(e) => return Err(self.refused(&plan.audit, e).await),
         };
@@ -589,6 +597,7 @@ impl SessionService {
         cols: u16,
         rows: u16,
         term: String,
+        presence_ticket: Option<SecretBytes>,
     ) -> Result<SessiondResponse, SessiondError> {
         if !matches!(peer.role, PeerRole::Cli | PeerRole::Ui) {
             return Err(SessiondError::Forbidden(peer.role));
@@ -604,7 +613,11 @@ impl SessionService {
         let mut ctx = AuditCtx::new(peer, SessionKind::Shell, &host_ref, "(interactive shell)")
             .host(&host)
             .class("interactive");
-        let connection = match self.connect(&host, false).await {
+        let shell_use = ShellUse {
+            opened_by: peer.role,
+            ticket: presence_ticket,
+        };
+        let connection = match self.connect(&host, false, Some(shell_use)).await {
             Ok(c) => c,
             Err(e) => {
                 let reason = e.to_string();
@@ -758,7 +771,11 @@ impl SessionService {
                 cols,
                 rows,
                 term,
-            } => self.open_shell(peer, conn, host, cols, rows, term).await,
+                presence_ticket,
+            } => {
+                self.open_shell(peer, conn, host, cols, rows, term, presence_ticket)
+                    .await
+            }
             SessiondRequest::Input { session, data } => {
                 self.send_input(peer, session, ShellInput::Data(data)).await
             }

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use gatehouse_ipc::PeerRole;
 use gatehouse_ipc::SecretBytes;
 use gatehouse_ipc::broker::{Action, BrokerRequest, Decision};
+use gatehouse_ipc::sessiond::{HostRef, SessiondRequest};
 use gatehouse_tests::broker::{BrokerFixture, Options, Peer, boundary_available};
 
 const PASSPHRASE: &str = "boundary-test-passphrase";
@@ -440,5 +441,490 @@ fn audit_isolation_on_the_installed_layout_passes_every_boundary_row() -> Result
             .all(|r| r["outcome"] != "fail"),
         "{rows:#?}"
     );
+    Ok(())
+}
+
+/// The credential log's rows (`<home>/audit/credentials.jsonl`).
+fn credential_rows(f: &BrokerFixture) -> Result<Vec<gatehouse_ipc::audit::CredentialRow>> {
+    let (rows, _) = gatehouse_ipc::audit::read(&f.home.join("audit").join("credentials.jsonl"))?;
+    Ok(rows)
+}
+
+#[test]
+fn revealing_a_password_from_the_cli_needs_the_passphrase() -> Result<()> {
+    if !boundary_available("revealing_a_password_from_the_cli_needs_the_passphrase") {
+        return Ok(());
+    }
+    let f = installed()?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    let secret = format!("device-pw-{}", std::process::id());
+    f.cli_ok(
+        &[
+            "host",
+            "add",
+            "edge1",
+            "--private",
+            "--address",
+            "10.0.0.2",
+            "--vendor",
+            "linux",
+            "--ssh-user",
+            "ops",
+            "--password-stdin",
+        ],
+        &format!("{secret}\n"),
+    )?;
+    // Masked, as before: no presence asked, nothing revealed.
+    let shown = f.cli_ok(&["host", "show", "edge1", "--private"], "")?;
+    assert!(
+        shown.contains("••••") && !shown.contains(&secret),
+        "{shown}"
+    );
+    // A same-uid script: `host show --reveal` and `field open`, no terminal.
+    let out = f.cli(&["host", "show", "edge1", "--private", "--reveal"], "")?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains("revealing host/")
+            && err.contains("ssh.password from the CLI needs proof of presence"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret));
+    // The refusal is in the credential log, naming the field.
+    let rows = credential_rows(&f)?;
+    assert!(
+        rows.iter().any(
+            |r| r.operation == gatehouse_ipc::broker::Operation::RevealFields
+                && r.credential.contains("ssh.password")
+                && r.refused
+                    .as_deref()
+                    .is_some_and(|e| e.contains("proof of presence"))
+        ),
+        "{rows:#?}"
+    );
+    // A wrong passphrase is refused (and throttled like sign-in).
+    let out = f.cli(
+        &[
+            "host",
+            "show",
+            "edge1",
+            "--private",
+            "--reveal",
+            "--passphrase-stdin",
+        ],
+        "not-the-passphrase\n",
+    )?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{out:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    // The person, with the passphrase: shown, and logged as revealed.
+    let shown = f.cli_ok(
+        &[
+            "host",
+            "show",
+            "edge1",
+            "--private",
+            "--reveal",
+            "--passphrase-stdin",
+        ],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    assert!(shown.contains(&secret), "{shown}");
+    let rows = credential_rows(&f)?;
+    assert!(
+        rows.iter().any(
+            |r| r.operation == gatehouse_ipc::broker::Operation::RevealFields
+                && r.credential.contains("ssh.password")
+                && r.refused.is_none()
+                && r.destination.starts_with("revealed to cli")
+        ),
+        "{rows:#?}"
+    );
+    Ok(())
+}
+
+/// A fixture with the real sessiond and the simulated lab (`gatehouse lab
+/// up`), installed with the boundary when this run is root, else a
+/// development build.
+fn lab() -> Result<BrokerFixture> {
+    let mut f = BrokerFixture::start(Options {
+        real_sessiond: true,
+        boundary: gatehouse_tests::users::is_root(),
+        ..Options::default()
+    })?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    f.cli_ok(&["lab", "up"], "")?;
+    f.start_sessiond()?;
+    Ok(f)
+}
+
+/// `gatehouse ARGS` in the background as the test user, stdin piped.
+fn spawn_cli(f: &BrokerFixture, args: &[&str]) -> Result<std::process::Child> {
+    let mut c = f.command(&f.install_dir().join("gatehouse"));
+    c.args(["--profile", &f.profile])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    Ok(c.spawn()?)
+}
+
+#[test]
+fn a_cli_waiting_for_a_decision_is_not_dumpable() -> Result<()> {
+    let f = lab()?;
+    let waiting = spawn_cli(
+        &f,
+        &[
+            "exec",
+            "r1",
+            "--org",
+            "lab",
+            "--request",
+            "--",
+            "/system reboot",
+        ],
+    )?;
+    let pid = waiting.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        let list: serde_json::Value =
+            serde_json::from_str(&f.cli_ok(&["approvals", "list", "--json"], "")?)?;
+        if let Some(id) = list
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["state"] == "Pending"))
+            .and_then(|r| r["id"].as_u64())
+        {
+            break id;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no request filed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // It waits for a person: its /proc files are root's (the kernel's mark of
+    // a non-dumpable process) and a same-uid reader is refused.
+    use std::os::unix::fs::MetadataExt;
+    let status = std::fs::metadata(format!("/proc/{pid}/status"))?;
+    assert_eq!(status.uid(), 0, "/proc/{pid}/status is not root's");
+    for file in ["environ", "mem"] {
+        let out = f
+            .scratch
+            .command("head")
+            .args(["-c", "1"])
+            .arg(format!("/proc/{pid}/{file}"))
+            .output()?;
+        assert!(!out.status.success(), "{file}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            "{file}: {out:?}"
+        );
+    }
+    // Control: the same reader reads a dumpable process of the user.
+    let mut control = f.scratch.command("sleep").arg("30").spawn()?;
+    let out = f
+        .scratch
+        .command("head")
+        .args(["-c", "1"])
+        .arg(format!("/proc/{}/environ", control.id()))
+        .output()?;
+    let _ = control.kill();
+    let _ = control.wait();
+    assert!(out.status.success(), "control: {out:?}");
+    // Rejected: the waiting CLI ends, nothing ran.
+    f.cli_ok(&["approvals", "reject", &id.to_string()], "")?;
+    let out = waiting.wait_with_output()?;
+    assert!(!out.status.success(), "{out:?}");
+    Ok(())
+}
+
+#[test]
+fn connect_needs_presence_only_where_the_org_policy_says_so() -> Result<()> {
+    let f = lab()?;
+    let policy = f
+        .home
+        .join("org-policy")
+        .join(format!("{}.json", f.org_id("lab")?));
+    // Opens `connect sw1` with `stdin`, waits for the device's clock (or the
+    // CLI's end); returns (connected, stderr).
+    let connect = |extra: &[&str], stdin: &[u8]| -> Result<(bool, String)> {
+        let mut args = vec!["connect", "sw1", "--org", "lab"];
+        args.extend_from_slice(extra);
+        let mut shell = spawn_cli(&f, &args)?;
+        let mut typing = shell.stdin.take().context("stdin")?;
+        std::io::Write::write_all(&mut typing, stdin)?;
+        let mut lines = gatehouse_tests::LineReader::spawn(shell.stdout.take().context("stdout")?);
+        let connected = lines
+            .wait_for(Duration::from_secs(20), |l| l.contains("UTC"))
+            .is_ok();
+        let _ = shell.kill();
+        drop(typing);
+        let out = shell.wait_with_output()?;
+        Ok((connected, String::from_utf8_lossy(&out.stderr).into_owned()))
+    };
+    // The org asks nothing: a shell opens without the passphrase.
+    std::fs::write(&policy, r#"{"connect_needs_presence": false}"#)?;
+    let (connected, err) = connect(&[], b"show clock\r")?;
+    assert!(connected, "{err}");
+    // The org says so: without the passphrase (no terminal) nothing opens,
+    // the error says why; a wrong passphrase is refused.
+    std::fs::write(&policy, r#"{"connect_needs_presence": true}"#)?;
+    let (connected, err) = connect(&[], b"show clock\r")?;
+    assert!(!connected, "{err}");
+    assert!(err.contains("connect_needs_presence"), "{err}");
+    assert!(err.contains("needs proof of presence"), "{err}");
+    let (connected, err) = connect(&["--passphrase-stdin"], b"guess\nshow clock\r")?;
+    assert!(!connected, "{err}");
+    assert!(err.contains("wrong passphrase"), "{err}");
+    std::thread::sleep(Duration::from_millis(1100));
+    // The person, with the passphrase: the shell opens.
+    let (connected, err) = connect(
+        &["--passphrase-stdin"],
+        format!("{PASSPHRASE}\nshow clock\r").as_bytes(),
+    )?;
+    assert!(connected, "{err}");
+    // The broker enforces it, not the CLI: a cli-role process that asks
+    // sessiond for the shell directly, without a ticket or with a forged
+    // one, gets no credential (the test peer installed as `gatehouse`).
+    gatehouse_tests::install(
+        &f.scratch,
+        &gatehouse_tests::find_binary("gatehouse-test-peer")?,
+        "gatehouse",
+    )?;
+    if gatehouse_tests::users::is_root() {
+        gatehouse_tests::broker::install_boundary(f.install_dir())?;
+    }
+    let mut cli = f.peer(PeerRole::Cli)?;
+    assert_eq!(cli.role().as_deref(), Some("cli"), "{}", cli.hello);
+    for ticket in [None, Some(SecretBytes::copy_from(&[7u8; 32]))] {
+        let v = cli.call_json(
+            &serde_json::json!({ "sessiond": SessiondRequest::OpenShell {
+            host: HostRef { host: "sw1".into(), org: Some("lab".into()) },
+            cols: 80,
+            rows: 24,
+            term: "xterm".into(),
+            presence_ticket: ticket,
+        } }),
+        )?;
+        assert!(v.get("err").is_some(), "{v}");
+        assert!(v.to_string().contains("connect_needs_presence"), "{v}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_keychain_password_goes_to_another_host_key_only_after_presence() -> Result<()> {
+    if !boundary_available("a_keychain_password_goes_to_another_host_key_only_after_presence") {
+        return Ok(());
+    }
+    let mut sshd = gatehouse_tests::sshd::Sshd::start()?;
+    let mut f = BrokerFixture::start(Options {
+        real_sessiond: true,
+        boundary: true,
+        ..Options::default()
+    })?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    f.cli_ok(
+        &["keychain", "set", "dev-pw"],
+        &format!("{}\n", sshd.password),
+    )?;
+    let port = sshd.port.to_string();
+    let user = sshd.user.clone();
+    let add = |f: &BrokerFixture, name: &str, key: &str| {
+        f.cli_ok(
+            &[
+                "host",
+                "add",
+                name,
+                "--private",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--vendor",
+                "linux",
+                "--ssh-user",
+                &user,
+                "--host-key",
+                key,
+                "--password-ref",
+                "keychain:dev-pw",
+            ],
+            "",
+        )
+    };
+    add(&f, "real", &sshd.host_key_fingerprint)?;
+    f.start_sessiond()?;
+    let exec = |f: &BrokerFixture, name: &str| {
+        f.cli(&["exec", name, "--org", "private", "--", "id -un"], "")
+    };
+    // First use binds dev-pw to user@127.0.0.1:PORT with this host key.
+    let out = exec(&f, "real")?;
+    assert!(out.status.success(), "{out:?}");
+    // The same address, port and user behind another host key (a server the
+    // attacker put there), and a record pinning that key.
+    sshd.restart_with_new_host_key()?;
+    add(&f, "impostor", &sshd.host_key_fingerprint)?;
+    let out = exec(&f, "impostor")?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains("dev-pw") && err.contains("is bound to"),
+        "{err}"
+    );
+    assert!(err.contains(&sshd.host_key_fingerprint), "{err}");
+    // Logged as refused, naming the entry and the new host key.
+    let rows = credential_rows(&f)?;
+    assert!(
+        rows.iter()
+            .any(|r| r.credential.ends_with("(keychain:dev-pw)")
+                && r.destination.contains(&sshd.host_key_fingerprint)
+                && r.refused.is_some()),
+        "{rows:#?}"
+    );
+    // A person binds the new key with the passphrase: now it goes there.
+    let place = format!("{}@127.0.0.1:{port}", sshd.user);
+    let out = f.cli(
+        &[
+            "keychain",
+            "bind",
+            "dev-pw",
+            &place,
+            "--host-key",
+            &sshd.host_key_fingerprint,
+        ],
+        "",
+    )?;
+    assert!(!out.status.success(), "{out:?}");
+    f.cli_ok(
+        &[
+            "keychain",
+            "bind",
+            "dev-pw",
+            &place,
+            "--host-key",
+            &sshd.host_key_fingerprint,
+            "--passphrase-stdin",
+        ],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    let out = exec(&f, "impostor")?;
+    assert!(out.status.success(), "{out:?}");
+    f.sessiond = None;
+    Ok(())
+}
+
+/// Removes the package however the test ends (`apt-get remove`, then a
+/// purge so the system keeps no trace of the test).
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("apt-get")
+            .args(["remove", "-y", "gatehouse"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output();
+        let _ = std::process::Command::new("dpkg")
+            .args(["--purge", "gatehouse"])
+            .output();
+    }
+}
+
+#[test]
+fn the_debian_package_installs_the_boundary_into_the_system() -> Result<()> {
+    if !boundary_available("the_debian_package_installs_the_boundary_into_the_system") {
+        return Ok(());
+    }
+    use std::os::unix::fs::MetadataExt;
+    let out_dir = tempfile::tempdir()?;
+    let from = gatehouse_tests::find_binary("gatehouse")?;
+    let from = from.parent().context("binary dir")?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/deb");
+    let built = std::process::Command::new(&script)
+        .args(["--profile", "debug", "--from"])
+        .arg(from)
+        .arg("--out")
+        .arg(out_dir.path())
+        .output()?;
+    anyhow::ensure!(built.status.success(), "scripts/deb: {built:?}");
+    let deb = PathBuf::from(String::from_utf8_lossy(&built.stdout).trim());
+    let file = deb.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    assert!(
+        file.starts_with("gatehouse_") && file.ends_with(".deb"),
+        "{}",
+        deb.display()
+    );
+    // Into the real system, as a person would.
+    let _installed = Installed;
+    let apt = std::process::Command::new("apt-get")
+        .args(["install", "-y"])
+        .arg(&deb)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()?;
+    anyhow::ensure!(apt.status.success(), "apt-get install: {apt:?}");
+    let group = nix::unistd::Group::from_name("gatehouse")?.context("no group gatehouse")?;
+    let gid = group.gid.as_raw();
+    for b in [
+        "gatehouse",
+        "gatehouse-broker",
+        "gatehouse-sessiond",
+        "gatehouse-copilotd",
+        "gatehouse-ui",
+    ] {
+        let m = std::fs::metadata(Path::new("/usr/bin").join(b))?;
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (0, gid, 0o2755),
+            "/usr/bin/{b}"
+        );
+    }
+    let state = std::fs::metadata("/var/lib/gatehouse")?;
+    assert_eq!(
+        (state.uid(), state.gid(), state.mode() & 0o7777),
+        (0, gid, 0o070)
+    );
+    // The user (not in the group) checks it in one command.
+    let scratch = gatehouse_tests::Scratch::primary()?;
+    let home = scratch.user_dir("deb-home")?;
+    let cli = |args: &[&str]| {
+        scratch
+            .command("/usr/bin/gatehouse")
+            .env("GATEHOUSE_HOME", &home)
+            .args(["--profile", "debtest"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    let up = cli(&["up", "--keychain", "keyutils"])?;
+    anyhow::ensure!(up.status.success(), "gatehouse up: {up:?}");
+    let audit = cli(&["audit", "isolation", "--json"]);
+    let down = cli(&["down"]);
+    let audit = audit?;
+    let rows: serde_json::Value = serde_json::from_slice(&audit.stdout)
+        .with_context(|| String::from_utf8_lossy(&audit.stderr).into_owned())?;
+    for name in [
+        "boundary: setgid install",
+        "boundary: group-only state",
+        "boundary: Debian package install",
+    ] {
+        let row = rows
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["check"] == name))
+            .with_context(|| format!("no row {name}: {rows:#}"))?;
+        assert_eq!(row["outcome"], "pass", "{row}");
+    }
+    assert!(down?.status.success());
+    // Removed: the binaries go.
+    drop(_installed);
+    assert!(!Path::new("/usr/bin/gatehouse-broker").exists());
     Ok(())
 }

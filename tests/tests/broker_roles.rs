@@ -191,8 +191,21 @@ fn sample(op: Operation) -> BrokerRequest {
                 address: "192.0.2.1".into(),
                 port: 22,
                 username: "admin".into(),
+                host_key: None,
             },
             presence: SecretBytes::copy_from(b"wrong-passphrase"),
+        },
+        Operation::RevealFields => BrokerRequest::RevealFields {
+            items: vec![OpenItem {
+                address: addr,
+                sealed: vec![1; 60],
+            }],
+            presence: None,
+        },
+        Operation::ShellTicket => BrokerRequest::ShellTicket {
+            scope: KeyScope::Private,
+            record_id: "no-such-host".into(),
+            presence: None,
         },
         Operation::AccountSecretKey => BrokerRequest::AccountSecretKey {
             presence: SecretBytes::copy_from(b"wrong-passphrase"),
@@ -211,7 +224,9 @@ fn host_credential(field: FieldAddress) -> gatehouse_ipc::broker::HostCredential
             address: "127.0.0.1".into(),
             port: 22,
             username: "admin".into(),
+            host_key: None,
         },
+        shell: None,
     }
 }
 

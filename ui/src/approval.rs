@@ -4,7 +4,10 @@
 //! exact command in a monospace block, host, organization, credential
 //! context, class with the classifier's reasons, expected effect, who is
 //! asking), the type-ahead guard ([`APPROVE_DELAY`]), the second confirmation
-//! for dangerous actions, reject reasons and edits (an edit is a new request
+//! for dangerous actions with the account passphrase as proof of presence
+//! (sent with the decision; the broker verifies it and, on an installed
+//! system, refuses a dangerous approval without it), reject reasons and
+//! edits (an edit is a new request
 //! the broker classifies again; its card is shown fresh, guard and all).
 //!
 //! The guard counts only time during which the card is *seen*: the app
@@ -21,9 +24,11 @@
 
 use std::time::{Duration, Instant};
 
+use gatehouse_ipc::SecretBytes;
 use gatehouse_ipc::broker::{ApprovalState, ApprovalView, Decision, OrgInfo};
 use iced::widget::{button, column, container, row, scrollable, text, text_input};
 use iced::{Element, Fill};
+use zeroize::Zeroizing;
 
 use crate::daemons::Call;
 
@@ -37,6 +42,8 @@ pub const APPROVE_DELAY: Duration = Duration::from_millis(800);
 pub const REJECT_ID: &str = "reject-reason";
 /// The id of the edit field.
 pub const EDIT_ID: &str = "edit-command";
+/// The id of the passphrase field of the dangerous confirmation.
+pub const PASSPHRASE_ID: &str = "presence-passphrase";
 
 /// What the card is doing besides showing the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +68,20 @@ pub struct Card {
     pub busy: bool,
     /// Why the last decision failed (shown on the card).
     pub error: Option<String>,
+    /// The account passphrase typed into the dangerous confirmation (proof
+    /// of presence); zeroized when sent or dropped.
+    pub passphrase: Typed,
+}
+
+/// A passphrase being typed: zeroized when replaced or dropped; `Debug`
+/// prints only its length.
+#[derive(Default)]
+pub struct Typed(Zeroizing<String>);
+
+impl std::fmt::Debug for Typed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Typed({} bytes)", self.0.len())
+    }
 }
 
 impl Card {
@@ -74,6 +95,7 @@ impl Card {
             confirming_since: None,
             busy: false,
             error: None,
+            passphrase: Typed::default(),
         }
     }
 
@@ -147,6 +169,8 @@ pub enum Message {
     StartEdit,
     EditCommand(String),
     SubmitEdit,
+    /// The passphrase field of the dangerous confirmation.
+    Passphrase(String),
     /// Leaves reject/edit/confirmation (Escape).
     Cancel,
     Refresh,
@@ -189,6 +213,7 @@ impl Approvals {
                 Some(Call::Decide {
                     id,
                     decision: Decision::Approve,
+                    presence: None,
                 })
             }
             Message::ConfirmDangerous => {
@@ -196,10 +221,20 @@ impl Approvals {
                     return None;
                 }
                 card.busy = true;
+                // Empty: sent without (a development build asks none; an
+                // installed broker refuses and the card says why).
+                let presence = (!card.passphrase.0.is_empty())
+                    .then(|| SecretBytes::copy_from(card.passphrase.0.as_bytes()));
+                card.passphrase = Typed::default();
                 Some(Call::Decide {
                     id,
                     decision: Decision::Approve,
+                    presence,
                 })
+            }
+            Message::Passphrase(p) => {
+                card.passphrase = Typed(Zeroizing::new(p));
+                None
             }
             Message::StartReject => {
                 card.confirming_since = None;
@@ -227,6 +262,7 @@ impl Approvals {
                 Some(Call::Decide {
                     id,
                     decision: Decision::Reject { reason },
+                    presence: None,
                 })
             }
             Message::StartEdit => {
@@ -256,11 +292,13 @@ impl Approvals {
                     decision: Decision::Edit {
                         command: command.clone(),
                     },
+                    presence: None,
                 })
             }
             Message::Cancel => {
                 card.mode = Mode::Showing;
                 card.confirming_since = None;
+                card.passphrase = Typed::default();
                 // Leaving a sub-mode re-arms the guard: Approve is not one
                 // keystroke away from Escape.
                 card.seen_since = self.seen.then_some(now);
@@ -492,6 +530,15 @@ pub fn card_view(card: &Card, now: Instant, org: String) -> Element<'_, Message>
             if card.dangerous() && card.confirming_since.is_some() {
                 let ok = card.confirm_armed(now);
                 actions = actions.push(
+                    text_input("Account passphrase", &card.passphrase.0)
+                        .id(PASSPHRASE_ID)
+                        .secure(true)
+                        .on_input(Message::Passphrase)
+                        .on_submit_maybe(ok.then_some(Message::ConfirmDangerous))
+                        .width(220)
+                        .padding(6),
+                );
+                actions = actions.push(
                     button(text(format!(
                         "Yes, run this DANGEROUS command on {} (Alt+Y)",
                         a.host
@@ -503,7 +550,7 @@ pub fn card_view(card: &Card, now: Instant, org: String) -> Element<'_, Message>
             col = col.push(actions);
             if card.dangerous() {
                 col = col.push(
-                    text("Dangerous: approving needs a second, deliberate confirmation.")
+                    text("Dangerous: approving needs a second, deliberate confirmation with the account passphrase.")
                         .style(text::danger),
                 );
             }
@@ -667,5 +714,39 @@ mod tests {
         );
         let t2 = t1 + LONG;
         assert!(a.update(Message::ConfirmDangerous, t2).is_none());
+    }
+
+    #[test]
+    fn a_dangerous_confirmation_carries_the_typed_passphrase_once() {
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.set_seen(true, t0);
+        a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), t0);
+        let t1 = t0 + APPROVE_DELAY;
+        assert!(a.update(Message::Approve, t1).is_none());
+        a.update(Message::Passphrase("correct horse".into()), t1);
+        let debug = format!("{:?}", a.card);
+        assert!(!debug.contains("correct horse"), "{debug}");
+        let call = a.update(Message::ConfirmDangerous, t1 + LONG);
+        let Some(Call::Decide {
+            decision: Decision::Approve,
+            presence: Some(p),
+            ..
+        }) = call
+        else {
+            panic!("no decision with presence: {call:?}");
+        };
+        assert_eq!(p.expose(), b"correct horse");
+        // Sent once: the field is empty again.
+        assert!(a.card.as_ref().is_some_and(|c| c.passphrase.0.is_empty()));
+        // Refused (wrong or missing passphrase): the card shows why and
+        // asks again; nothing is sent without a new confirmation.
+        a.decided(1, Err("a dangerous request needs proof of presence".into()));
+        assert!(
+            a.card
+                .as_ref()
+                .and_then(|c| c.error.as_deref())
+                .is_some_and(|e| e.contains("proof of presence"))
+        );
     }
 }

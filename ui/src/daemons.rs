@@ -178,6 +178,9 @@ pub enum Call {
     Decide {
         id: u64,
         decision: Decision,
+        /// The account passphrase typed on the card (proof of presence,
+        /// verified by the broker); moved into the request.
+        presence: Option<SecretBytes>,
     },
     LoadHosts,
     // One variant per screen that talks to the daemons; each screen's
@@ -287,14 +290,18 @@ pub async fn run(d: Daemons, call: Call) -> Reply {
                 Err(e) => Err(e),
             },
         ),
-        Call::Decide { id, decision } => Reply::Decided {
+        Call::Decide {
+            id,
+            decision,
+            presence,
+        } => Reply::Decided {
             id,
             result: match broker_call(
                 &d,
                 BrokerRequest::DecideApproval {
                     id,
                     decision,
-                    presence: None,
+                    presence,
                 },
             )
             .await

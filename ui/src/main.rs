@@ -27,6 +27,13 @@ fn main() -> ExitCode {
         eprintln!("gatehouse-ui: {e}");
         return ExitCode::FAILURE;
     }
+    // The app shows revealed passwords and takes the passphrase: no process
+    // of the user may read its memory (each connection to a daemon is
+    // dumpable only until the daemon has identified it).
+    if let Err(e) = gatehouse_sandbox::boundary::make_non_dumpable() {
+        eprintln!("gatehouse-ui: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut profile: Option<String> = None;
     let mut capture = Capture::None;
     let mut bare = false;

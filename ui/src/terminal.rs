@@ -296,6 +296,8 @@ async fn open_shell(d: &Daemons, host: &str, cols: u16, rows: u16) -> Result<Ope
             cols,
             rows,
             term: TERM.into(),
+            // The app's own tabs: a click in its window (no shell ticket).
+            presence_ticket: None,
         })
         .await
         .map_err(|e| daemon_error::<Sessiond>(e).to_string())?;

@@ -1,0 +1,81 @@
+//! The app under Wayland: `gatehouse-ui` is built with winit's Wayland
+//! backend as well as X11 (iced feature `wayland`; libwayland is loaded at
+//! run time). Started against a real, headless `weston` compositor with a
+//! private `XDG_RUNTIME_DIR` and no `DISPLAY`, it must render its first frame.
+//!
+//! Needs `weston` (scripts/deps installs it): without it the test fails and
+//! says so.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use gatehouse_tests::broker::{BrokerFixture, Options};
+use gatehouse_tests::{ChildGuard, find_binary, install};
+
+#[test]
+fn the_app_renders_its_first_frame_under_wayland() -> Result<()> {
+    let f = BrokerFixture::start(Options::default())?;
+    install(&f.scratch, &find_binary("gatehouse-ui")?, "gatehouse-ui")?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        "wayland-test-passphrase\n",
+    )?;
+    // A private runtime dir (0700, the test user's) for the compositor's socket.
+    let runtime = f.scratch.user_dir("wayland-run")?;
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    let socket = "gatehouse-wl-0";
+    let mut weston = f.scratch.command("weston");
+    weston
+        .args(["--backend=headless-backend.so", "--idle-time=0"])
+        .arg(format!("--socket={socket}"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut compositor = ChildGuard::spawn(&mut weston)
+        .context("weston (scripts/deps installs it) could not be started")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !runtime.join(socket).exists() {
+        if let Some(s) = compositor.has_exited()? {
+            bail!("weston exited before listening: {s}");
+        }
+        if Instant::now() > deadline {
+            bail!("weston did not create {socket} within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut ui = f.command(&f.install_dir().join("gatehouse-ui"));
+    ui.args(["--profile", &f.profile, "--first-frame"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("WAYLAND_DISPLAY", socket)
+        .env_remove("DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = ChildGuard::spawn(&mut ui)?;
+    let status = g
+        .wait_timeout(Duration::from_secs(90))
+        .context("gatehouse-ui did not exit within 90 s")?;
+    let (mut out, mut err) = (String::new(), String::new());
+    use std::io::Read;
+    if let Some(mut o) = g.child_mut().stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    if let Some(mut e) = g.child_mut().stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(
+        status.success(),
+        "gatehouse-ui --first-frame: {status}: {err}"
+    );
+    assert!(out.contains("first frame"), "stdout {out:?}, stderr {err}");
+    println!("under weston (Wayland, no DISPLAY): {}", out.trim());
+    drop(compositor);
+    Ok(())
+}

@@ -24,10 +24,12 @@ use crate::copilot::{self, Copilot};
 use crate::daemons::{Call, DaemonError, Daemons, Feed, Reply, Watch};
 use crate::diagrams::{self, Diagrams};
 use crate::hosts::{self, Hosts};
+use crate::notify::Announcer;
 use crate::palette::{self, Palette};
 use crate::procedures::{self, Procedures};
 use crate::recordings::{self, Recordings};
 use crate::security::{self, Security};
+use crate::settings_screen::{self, SettingsScreen};
 use crate::signin::{self, SignIn};
 use crate::terminal::{self, Terminals};
 
@@ -61,10 +63,12 @@ pub enum Tab {
     Audit,
     Diagrams,
     Security,
+    /// Not numbered: Ctrl+, (as in VS Code).
+    Settings,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 9] = [
+    pub const ALL: [Tab; 10] = [
         Tab::Hosts,
         Tab::Terminals,
         Tab::Copilot,
@@ -74,6 +78,7 @@ impl Tab {
         Tab::Audit,
         Tab::Diagrams,
         Tab::Security,
+        Tab::Settings,
     ];
 
     pub fn label(self) -> &'static str {
@@ -87,13 +92,22 @@ impl Tab {
             Tab::Audit => "Audit",
             Tab::Diagrams => "Diagrams",
             Tab::Security => "Security",
+            Tab::Settings => "Settings",
         }
+    }
+
+    /// The screen's shortcut: Ctrl+1…9 in [`Tab::ALL`]'s order, Ctrl+, for Settings.
+    pub fn keys(self) -> String {
+        if self == Tab::Settings {
+            return "Ctrl+,".into();
+        }
+        let n = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) + 1;
+        format!("Ctrl+{n}")
     }
 
     /// The tab bar's button text, with its shortcut (`Hosts (Ctrl+1)`).
     pub fn button_text(self) -> String {
-        let n = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) + 1;
-        format!("{} (Ctrl+{n})", self.label())
+        format!("{} ({})", self.label(), self.keys())
     }
 }
 
@@ -127,11 +141,12 @@ pub struct State {
     pub audit: AuditLog,
     pub diagrams: Diagrams,
     pub security: Security,
+    pub settings: SettingsScreen,
     /// The organization the switcher selected (its id; None: all). Screens
     /// read it: the hosts list shows, and new hosts go to, this one.
     pub org: Option<String>,
     pub status: Option<Box<BrokerStatus>>,
-    /// The dark theme is on (Ctrl+Shift+D toggles).
+    /// The dark theme is on (Ctrl+Shift+L toggles; saved in the settings).
     pub dark: bool,
     /// The window has keyboard focus (the shell reports it; an approval
     /// card's guard counts only while it is true). Starts false: nothing is
@@ -143,6 +158,9 @@ pub struct State {
     pub confirm_sign_out: bool,
     pub sign_out_busy: bool,
     pub sign_out_error: Option<String>,
+    /// Desktop notifications of requests that arrive while the window has
+    /// no focus.
+    pub announcer: Announcer,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +175,7 @@ pub enum Message {
     Audit(audit_log::Message),
     Diagrams(diagrams::Message),
     Security(security::Message),
+    Settings(settings_screen::Message),
     Tab(Tab),
     ToggleTheme,
     /// The organization switcher.
@@ -201,6 +220,7 @@ impl State {
                 audit: AuditLog::default(),
                 diagrams: Diagrams::default(),
                 security: Security::default(),
+                settings: SettingsScreen::default(),
                 org: None,
                 status: None,
                 dark: false,
@@ -209,6 +229,7 @@ impl State {
                 confirm_sign_out: false,
                 sign_out_busy: false,
                 sign_out_error: None,
+                announcer: Announcer::default(),
             },
             vec![Effect::Call(Call::Status)],
         )
@@ -294,13 +315,27 @@ impl State {
             Message::Audit(m) => self.audit.update(m),
             Message::Diagrams(m) => self.diagrams.update(m),
             Message::Security(m) => self.security.update(m),
+            Message::Settings(m) => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.settings.update(m)
+            }
             Message::Tab(t) => {
                 self.tab = t;
                 self.tab_shown()
             }
             Message::ToggleTheme => {
                 self.dark = !self.dark;
-                vec![]
+                // Signed in: the choice is saved in the settings record.
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.settings.update(settings_screen::Message::Set {
+                    key: gatehouse_records::settings::Key::Theme,
+                    org: None,
+                    value: if self.dark { "dark" } else { "light" }.into(),
+                })
             }
             Message::AskSignOut => {
                 if self.session == Session::SignedIn {
@@ -392,13 +427,18 @@ impl State {
                 self.signin.finished(Err(e.to_string()));
                 vec![]
             }
-            Reply::SignedOut(Ok(p)) => {
+            Reply::SignedOut(Ok((p, cleared))) => {
                 self.sign_out_busy = false;
                 self.confirm_sign_out = false;
                 self.session = Session::SignedOut;
                 self.forget();
+                let also = if cleared.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Also cleared: {}.", cleared.join("; "))
+                };
                 self.signin.signed_out_note = Some(format!(
-                    "Signed out: {} keys and {} cached secrets zeroized, device unlock {}, {} daemons told to drop their caches ({} µs).",
+                    "Signed out: {} keys and {} cached secrets zeroized, device unlock {}, {} daemons told to drop their caches ({} µs).{also}",
                     p.keys_zeroized,
                     p.cached_secrets_zeroized,
                     if p.unlock_material_deleted {
@@ -421,9 +461,24 @@ impl State {
                 if let Err(e) = &r {
                     self.failed(e);
                 }
+                let mut out = vec![];
                 if self.session == Session::SignedIn {
+                    if let Ok(list) = &r {
+                        out = self
+                            .announcer
+                            .listed(list, &self.hosts.orgs)
+                            .into_iter()
+                            .map(|n| Effect::Call(Call::Notify(n)))
+                            .collect();
+                    }
                     self.approvals
                         .listed(r.map_err(|e| e.to_string()), self.now);
+                }
+                out
+            }
+            Reply::Notified(r) => {
+                if let Err(e) = r {
+                    self.announcer.failed(e);
                 }
                 vec![]
             }
@@ -465,6 +520,12 @@ impl State {
             Reply::Audit(r) => self.audit.replied(r),
             Reply::Diagrams(r) => self.diagrams.replied(r),
             Reply::Security(r) => self.security.replied(r),
+            Reply::Settings(r) => {
+                if let Some(s) = self.settings.replied(r) {
+                    self.apply_settings(&s);
+                }
+                vec![]
+            }
         }
     }
 
@@ -488,8 +549,19 @@ impl State {
         ];
         out.extend(self.copilot.load());
         out.extend(self.procedures.load());
+        out.extend(self.settings.load());
         out.extend(self.tab_shown());
         out
+    }
+
+    /// The person's settings came (loaded or saved): the theme follows
+    /// them, and so does a copilot panel that has no conversation yet.
+    fn apply_settings(&mut self, s: &gatehouse_records::settings::Settings) {
+        self.dark = s.theme == gatehouse_records::settings::Theme::Dark;
+        if self.copilot.thread.entries.is_empty() && self.copilot.autopilot.is_none() {
+            self.copilot.mode = s.copilot_mode;
+            self.copilot.trust = s.copilot_trust;
+        }
     }
 
     /// The current tab is on screen: screens that load on first view do.
@@ -499,25 +571,40 @@ impl State {
             Tab::Audit => self.audit.shown(),
             Tab::Recordings => self.recordings.shown(),
             Tab::Diagrams => self.diagrams.shown(),
+            Tab::Settings => self.settings.load(),
             _ => vec![],
         }
     }
 
-    /// Drops everything a signed-in session showed.
+    /// Drops everything a signed-in session showed, except what the
+    /// person's settings keep: terminal scrollback (`sign-out.scrollback`
+    /// off: the tabs stay, their sessions closed) and the copilot's
+    /// conversation (`sign-out.conversations` off).
     fn forget(&mut self) {
+        let clears = self.settings.current.sign_out_clears;
         self.approvals.clear();
         // Dropping the hosts screen drops (and zeroizes) a revealed value
         // and a typed password.
         self.hosts = Hosts::default();
         self.org = None;
-        self.terminals.clear();
+        if clears.scrollback {
+            self.terminals.clear();
+        } else {
+            self.terminals.end_all("closed by sign-out");
+        }
+        let thread = std::mem::take(&mut self.copilot.thread);
         self.copilot.clear();
+        if !clears.conversations {
+            self.copilot.thread = thread;
+        }
+        self.settings.clear();
         self.procedures.clear();
         self.recordings.clear();
         self.audit.clear();
         self.diagrams.clear();
         self.security.clear();
         self.palette = Palette::default();
+        self.announcer.clear();
         self.confirm_sign_out = false;
     }
 
@@ -535,8 +622,15 @@ impl State {
                 self.link = Link::Reconnecting(why);
                 vec![]
             }
-            Feed::Event(BrokerEvent::ApprovalPending { .. })
-            | Feed::Event(BrokerEvent::ApprovalDecided { .. }) => {
+            Feed::Event(BrokerEvent::ApprovalPending { id }) => {
+                if self.session == Session::SignedIn {
+                    self.announcer.arrived(id, self.focused);
+                    vec![Effect::Call(Call::ListApprovals)]
+                } else {
+                    vec![]
+                }
+            }
+            Feed::Event(BrokerEvent::ApprovalDecided { .. }) => {
                 if self.session == Session::SignedIn {
                     vec![Effect::Call(Call::ListApprovals)]
                 } else {
@@ -751,9 +845,9 @@ impl State {
         nav = nav.push(
             button(
                 text(if self.dark {
-                    "Light theme (Ctrl+Shift+D)"
+                    "Light theme (Ctrl+Shift+L)"
                 } else {
-                    "Dark theme (Ctrl+Shift+D)"
+                    "Dark theme (Ctrl+Shift+L)"
                 })
                 .size(13),
             )
@@ -796,6 +890,10 @@ impl State {
                 Tab::Audit => self.audit.view().map(Message::Audit),
                 Tab::Diagrams => self.diagrams.view().map(Message::Diagrams),
                 Tab::Security => self.security.view().map(Message::Security),
+                Tab::Settings => self
+                    .settings
+                    .view(&self.hosts.orgs)
+                    .map(Message::Settings),
             }
         };
         row![
@@ -924,13 +1022,14 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                 if let Some(t) = c
                     .parse::<usize>()
                     .ok()
-                    .and_then(|n| Tab::ALL.get(n.checked_sub(1)?))
+                    .and_then(|n| Tab::ALL[..9].get(n.checked_sub(1)?))
                 {
                     return Some(Message::Tab(*t));
                 }
                 return match c {
+                    "," => Some(Message::Tab(Tab::Settings)),
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
-                    "d" | "D" if m.shift() => Some(Message::ToggleTheme),
+                    "l" | "L" if m.shift() => Some(Message::ToggleTheme),
                     "t" | "T" if m.shift() => Some(Message::Terminal(terminal::Message::FocusHost)),
                     "p" | "P" if m.shift() => Some(Message::OpenPalette),
                     "f" if !m.shift() => Some(Message::Find),

@@ -32,6 +32,7 @@ use crate::security::{self, Security};
 use crate::settings_screen::{self, SettingsScreen};
 use crate::signin::{self, SignIn};
 use crate::terminal::{self, Terminals};
+use crate::workarea::{Split, Workarea};
 
 /// The broker connection, as the person sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +143,8 @@ pub struct State {
     pub diagrams: Diagrams,
     pub security: Security,
     pub settings: SettingsScreen,
+    /// Split view and the copilot beside the terminal.
+    pub workarea: Workarea,
     /// The organization the switcher selected (its id; None: all). Screens
     /// read it: the hosts list shows, and new hosts go to, this one.
     pub org: Option<String>,
@@ -176,6 +179,15 @@ pub enum Message {
     Diagrams(diagrams::Message),
     Security(security::Message),
     Settings(settings_screen::Message),
+    /// Split the work area in two terminals side by side, or unsplit
+    /// (Ctrl+Shift+D).
+    ToggleSplit,
+    /// Give the pane showing this tab the keys (a click on it).
+    FocusPane(u64),
+    /// The other pane takes the keys (Ctrl+Shift+O).
+    OtherPane,
+    /// Show or hide the copilot beside the active terminal (Ctrl+Shift+I).
+    ToggleCopilotBeside,
     Tab(Tab),
     ToggleTheme,
     /// The organization switcher.
@@ -200,6 +212,9 @@ pub enum Message {
 /// The pending-approvals count in the status bar when something waits.
 pub const AMBER: Color = Color::from_rgb8(0xF5, 0xA5, 0x24);
 
+/// The status bar's sync state until sync exists.
+pub const SYNC_STATE: &str = "sync: off";
+
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
     pub fn new(daemons: Daemons, now: Instant) -> (State, Vec<Effect>) {
@@ -221,6 +236,7 @@ impl State {
                 diagrams: Diagrams::default(),
                 security: Security::default(),
                 settings: SettingsScreen::default(),
+                workarea: Workarea::default(),
                 org: None,
                 status: None,
                 dark: false,
@@ -236,7 +252,12 @@ impl State {
     }
 
     pub fn update(&mut self, msg: Message) -> Vec<Effect> {
-        let out = self.handle(msg);
+        let before = self.terminals.current().map(|t| t.id);
+        let mut out = self.handle(msg);
+        self.workarea.fix(&self.terminals, before);
+        if self.workarea.copilot_beside {
+            out.extend(self.bind_copilot());
+        }
         // After every change: is the approvals screen in front of the
         // person? The card's guard counts only while it is.
         self.approvals.set_seen(self.approvals_seen(), self.now);
@@ -324,6 +345,53 @@ impl State {
             Message::Tab(t) => {
                 self.tab = t;
                 self.tab_shown()
+            }
+            Message::ToggleSplit => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.tab = Tab::Terminals;
+                if self.workarea.split.take().is_some() {
+                    return vec![];
+                }
+                let Some(cur) = self.terminals.current() else {
+                    // Nothing to split yet: open a host first.
+                    return self.update(Message::Terminal(terminal::Message::FocusHost));
+                };
+                let (left, host) = (cur.id, cur.host.clone());
+                // Another open tab goes to the right pane; else a second
+                // session to the same host (its own shell).
+                if let Some(other) = self.terminals.tabs.iter().find(|t| t.id != left) {
+                    self.workarea.split = Some(Split {
+                        left,
+                        right: other.id,
+                    });
+                    return vec![];
+                }
+                let out = self
+                    .terminals
+                    .update(terminal::Message::Open { host });
+                if let Some(new) = self.terminals.current().filter(|t| t.id != left) {
+                    self.workarea.split = Some(Split {
+                        left,
+                        right: new.id,
+                    });
+                }
+                out
+            }
+            Message::FocusPane(id) => self.terminals.update(terminal::Message::Select(id)),
+            Message::OtherPane => match self.workarea.other_pane(&self.terminals) {
+                Some(id) => self.terminals.update(terminal::Message::Select(id)),
+                None => vec![],
+            },
+            Message::ToggleCopilotBeside => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.tab = Tab::Terminals;
+                self.workarea.copilot_beside = !self.workarea.copilot_beside;
+                self.workarea.bound = None;
+                vec![]
             }
             Message::ToggleTheme => {
                 self.dark = !self.dark;
@@ -554,6 +622,35 @@ impl State {
         out
     }
 
+    /// The copilot beside the terminal works on that terminal's host: when
+    /// the active tab changes, its organization and host become the
+    /// copilot's (a new binding starts from that host alone).
+    fn bind_copilot(&mut self) -> Vec<Effect> {
+        let Some(t) = self.terminals.current() else {
+            return vec![];
+        };
+        if self.workarea.bound == Some(t.id) || t.state == terminal::TabState::Opening {
+            return vec![];
+        }
+        self.workarea.bound = Some(t.id);
+        let name = t.name.clone();
+        let org = self
+            .hosts
+            .rows
+            .iter()
+            .find(|r| r.id == t.host || r.name == t.name || r.name == t.host)
+            .and_then(|r| match &r.scope {
+                gatehouse_ipc::broker::KeyScope::Org(id) => Some(id.clone()),
+                gatehouse_ipc::broker::KeyScope::Private => None,
+            });
+        let mut out = vec![];
+        if let Some(o) = org.and_then(|id| self.copilot.orgs.iter().find(|o| o.id == id).cloned()) {
+            out = self.copilot.update(copilot::Message::Org(o));
+        }
+        self.copilot.scope = std::iter::once(name).collect();
+        out
+    }
+
     /// The person's settings came (loaded or saved): the theme follows
     /// them, and so does a copilot panel that has no conversation yet.
     fn apply_settings(&mut self, s: &gatehouse_records::settings::Settings) {
@@ -598,6 +695,7 @@ impl State {
             self.copilot.thread = thread;
         }
         self.settings.clear();
+        self.workarea.clear();
         self.procedures.clear();
         self.recordings.clear();
         self.audit.clear();
@@ -736,7 +834,7 @@ impl State {
         }
     }
 
-    /// The bottom line: organization, sign-in state, the broker link and
+    /// The bottom line: organization, sync state, sign-in state, the broker link and
     /// its hardening, and the pending approvals (a count, amber when
     /// something waits).
     fn status_bar(&self) -> Element<'_, Message> {
@@ -767,6 +865,9 @@ impl State {
         };
         let mut bar = row![
             text(org).size(13),
+            sep(),
+            // Sync does not exist yet: the place it will report in.
+            text(SYNC_STATE).size(13).style(text::secondary),
             sep(),
             text(session).size(13),
             sep(),
@@ -883,7 +984,9 @@ impl State {
                     .approvals
                     .view(self.now, &self.hosts.orgs)
                     .map(Message::Approval),
-                Tab::Terminals => self.terminals.view().map(Message::Terminal),
+                Tab::Terminals => {
+                    crate::workarea::view(&self.workarea, &self.terminals, &self.copilot)
+                }
                 Tab::Copilot => self.copilot.view().map(Message::Copilot),
                 Tab::Procedures => self.procedures.view().map(Message::Procedures),
                 Tab::Recordings => self.recordings.view().map(Message::Recordings),
@@ -1030,6 +1133,9 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                     "," => Some(Message::Tab(Tab::Settings)),
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
                     "l" | "L" if m.shift() => Some(Message::ToggleTheme),
+                    "d" | "D" if m.shift() => Some(Message::ToggleSplit),
+                    "o" | "O" if m.shift() => Some(Message::OtherPane),
+                    "i" | "I" if m.shift() => Some(Message::ToggleCopilotBeside),
                     "t" | "T" if m.shift() => Some(Message::Terminal(terminal::Message::FocusHost)),
                     "p" | "P" if m.shift() => Some(Message::OpenPalette),
                     "f" if !m.shift() => Some(Message::Find),

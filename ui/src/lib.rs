@@ -51,3 +51,4 @@ pub mod term_bench;
 pub mod term_grid;
 pub mod terminal;
 pub mod window_memory;
+pub mod workarea;

@@ -73,6 +73,21 @@ pub fn entries() -> Vec<Entry> {
             None,
         ),
         entry("Terminals: close tab", "Ctrl+Shift+W", None),
+        entry(
+            "Terminals: split view (two terminals side by side) / unsplit",
+            "Ctrl+Shift+D",
+            Some(App::ToggleSplit),
+        ),
+        entry(
+            "Terminals: focus the other pane (or click it)",
+            "Ctrl+Shift+O",
+            Some(App::OtherPane),
+        ),
+        entry(
+            "Terminals: copilot beside the terminal (bound to its host)",
+            "Ctrl+Shift+I",
+            Some(App::ToggleCopilotBeside),
+        ),
         entry("Terminals: scroll back", "Shift+PgUp / PgDn, wheel", None),
         entry(
             "Terminals: select, copy, paste",

@@ -179,6 +179,13 @@ pub enum Message {
     Diagrams(diagrams::Message),
     Security(security::Message),
     Settings(settings_screen::Message),
+    /// A host in the sidebar's tree: select shows its detail on the Hosts
+    /// screen; connect opens a terminal.
+    SideHost(hosts::Message),
+    /// A procedure in the sidebar: its screen, with it selected.
+    SideProcedure(String),
+    /// A recording in the sidebar: its screen, playing it.
+    SideRecording(String),
     /// Split the work area in two terminals side by side, or unsplit
     /// (Ctrl+Shift+D).
     ToggleSplit,
@@ -378,6 +385,23 @@ impl State {
                     });
                 }
                 out
+            }
+            Message::SideHost(m) => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                if !matches!(m, hosts::Message::Connect(_)) {
+                    self.tab = Tab::Hosts;
+                }
+                self.hosts.update(m, self.org.as_deref())
+            }
+            Message::SideProcedure(id) => {
+                self.tab = Tab::Procedures;
+                self.procedures.update(procedures::Message::Select(id))
+            }
+            Message::SideRecording(id) => {
+                self.tab = Tab::Recordings;
+                self.recordings.update(recordings::Message::Open(id))
             }
             Message::FocusPane(id) => self.terminals.update(terminal::Message::Select(id)),
             Message::OtherPane => match self.workarea.other_pane(&self.terminals) {
@@ -618,6 +642,8 @@ impl State {
         out.extend(self.copilot.load());
         out.extend(self.procedures.load());
         out.extend(self.settings.load());
+        // The sidebar lists the recordings.
+        out.extend(self.recordings.shown());
         out.extend(self.tab_shown());
         out
     }
@@ -909,61 +935,120 @@ impl State {
     }
 
     /// The left sidebar: the organization switcher, the screens (the one
-    /// shown highlighted, the approvals count beside its name), and the
-    /// palette, theme and sign-out buttons at the bottom.
+    /// shown highlighted, the approvals count beside its name), the hosts
+    /// as a folder tree with search, vendor badges and open-session marks,
+    /// the procedures and the recordings, and the palette, theme and
+    /// sign-out buttons at the bottom.
     fn sidebar(&self) -> Element<'_, Message> {
         let pending = self.approvals.pending.len();
         let mut nav = column![
-            text("Gatehouse").size(20),
-            text("Organization:").size(13).style(text::secondary),
-            iced::widget::pick_list(
-                self.hosts.org_choices(),
-                Some(self.hosts.org_pick(self.org.as_deref())),
-                Message::Org
-            )
-            .text_size(13)
-            .width(Fill),
+            row![
+                text("Gatehouse").size(18),
+                iced::widget::pick_list(
+                    self.hosts.org_choices(),
+                    Some(self.hosts.org_pick(self.org.as_deref())),
+                    Message::Org
+                )
+                .text_size(12)
+                .padding([2, 6])
+                .width(Fill),
+            ]
+            .spacing(8)
+            .align_y(iced::Center),
         ]
-        .spacing(6);
+        .spacing(1);
         for t in Tab::ALL {
-            let mut label = row![text(t.button_text()).size(13).width(Fill)];
+            let mut label = row![text(t.button_text()).size(13).width(Fill)].spacing(4);
             if t == Tab::Approvals && pending > 0 {
                 label = label.push(text(pending.to_string()).size(13).color(AMBER));
             }
-            let b = button(label).width(Fill).on_press(Message::Tab(t));
+            let b = button(label.align_y(iced::Center))
+                .padding([2, 8])
+                .width(Fill)
+                .on_press(Message::Tab(t));
             nav = nav.push(if self.tab == t {
                 b.style(button::primary)
             } else {
                 b.style(button::text)
             });
         }
-        nav = nav.push(iced::widget::space::vertical()).push(
-            button(text("Command palette (Ctrl+Shift+P)").size(13))
-                .style(button::secondary)
+        let heading = |s: &'static str| text(s).size(12).style(text::secondary);
+        let hosts = self
+            .hosts
+            .sidebar_view(self.org.as_deref(), &self.terminals.open_hosts())
+            .map(Message::SideHost);
+        let mut procs = column![].spacing(1);
+        for p in self.procedures.rows.iter().take(50) {
+            procs = procs.push(
+                button(text(p.name.as_str()).size(12))
+                    .padding([1, 6])
+                    .style(button::text)
+                    .width(Fill)
+                    .on_press(Message::SideProcedure(p.id.clone())),
+            );
+        }
+        if self.procedures.rows.is_empty() {
+            procs = procs.push(text("none yet").size(12).style(text::secondary));
+        }
+        let mut recs = column![].spacing(1);
+        let listed = self
+            .recordings
+            .listing
+            .as_ref()
+            .map(|l| l.rows.as_slice())
+            .unwrap_or_default();
+        for r in listed.iter().take(50) {
+            recs = recs.push(
+                button(
+                    text(format!(
+                        "{} · {}",
+                        r.host,
+                        gatehouse_ipc::display::utc(r.started_ms)
+                    ))
+                    .size(12),
+                )
+                .padding([1, 6])
+                .style(button::text)
                 .width(Fill)
-                .on_press(Message::OpenPalette),
-        );
-        nav = nav.push(
-            button(
-                text(if self.dark {
-                    "Light theme (Ctrl+Shift+L)"
-                } else {
-                    "Dark theme (Ctrl+Shift+L)"
-                })
-                .size(13),
-            )
-            .style(button::text)
-            .width(Fill)
-            .on_press(Message::ToggleTheme),
-        );
-        nav = nav.push(
-            button(text("Sign out (Ctrl+Shift+Q)").size(13))
+                .on_press(Message::SideRecording(r.id.clone())),
+            );
+        }
+        if listed.is_empty() {
+            recs = recs.push(text("none yet").size(12).style(text::secondary));
+        }
+        let small = |label: &'static str, m: Message| {
+            button(text(label).size(12))
+                .padding([2, 6])
+                .style(button::secondary)
+                .on_press(m)
+        };
+        let bottom = column![
+            row![
+                small("Palette (Ctrl+Shift+P)", Message::OpenPalette),
+                small(if self.dark { "Light" } else { "Dark" }, Message::ToggleTheme),
+            ]
+            .spacing(4),
+            button(text("Sign out (Ctrl+Shift+Q)").size(12))
+                .padding([2, 6])
                 .style(button::secondary)
                 .width(Fill)
                 .on_press(Message::AskSignOut),
-        );
-        container(nav)
-            .padding(10)
+        ]
+        .spacing(4);
+        let col = column![
+            nav,
+            rule::horizontal(1),
+            heading("HOSTS"),
+            iced::widget::scrollable(hosts).height(iced::FillPortion(3)),
+            heading("PROCEDURES"),
+            iced::widget::scrollable(procs).height(iced::FillPortion(1)),
+            heading("RECORDINGS"),
+            iced::widget::scrollable(recs).height(iced::FillPortion(1)),
+            bottom,
+        ]
+        .spacing(4);
+        container(col)
+            .padding(8)
             .width(SIDEBAR_WIDTH)
             .height(Fill)
             .into()
@@ -1075,7 +1160,7 @@ impl State {
 }
 
 /// The sidebar's width in logical pixels.
-pub const SIDEBAR_WIDTH: f32 = 230.0;
+pub const SIDEBAR_WIDTH: f32 = 250.0;
 
 /// One line on the broker's hardening, and whether every layer applied.
 pub fn hardening_summary(h: &gatehouse_ipc::broker::Hardening) -> (String, bool) {

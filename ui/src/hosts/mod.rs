@@ -36,6 +36,10 @@ use ops::{Save, SaveError};
 
 /// The id of the search field (Ctrl+F focuses it).
 pub const SEARCH_ID: &str = "host-search";
+/// The sidebar's host search (the same search text as the screen's).
+pub const SIDEBAR_SEARCH_ID: &str = "sidebar-host-search";
+/// At most this many host lines are drawn in the sidebar.
+pub const SIDEBAR_MAX_DRAWN: usize = 200;
 
 /// At most this many host lines are drawn; the count says how many match.
 pub const MAX_DRAWN: usize = 300;
@@ -728,6 +732,95 @@ impl Hosts {
             col = col.push(text(
                 "No hosts yet: add one with New host (Ctrl+N) or `gatehouse host add`.",
             ));
+        }
+        col.into()
+    }
+
+    /// The sidebar's host tree: the same rows, search and collapsed folders
+    /// as the screen, drawn compact (vendor badge, name, ● for an open
+    /// session). A click selects a host (its detail opens), a double click
+    /// connects.
+    pub fn sidebar_view(&self, org: Option<&str>, sessions: &BTreeSet<String>) -> Element<'_, Message> {
+        let visible = self.visible(org);
+        let mut col: Column<'_, Message> = column![
+            text_input("Search hosts", &self.search)
+                .id(SIDEBAR_SEARCH_ID)
+                .on_input(Message::Search)
+                .size(13)
+                .padding(4),
+        ]
+        .spacing(1);
+        let mut open: Vec<&str> = Vec::new();
+        let mut drawn = 0;
+        for &i in &visible {
+            let r = &self.rows[i];
+            let parts: Vec<&str> = r.folder.split('/').filter(|p| !p.is_empty()).collect();
+            let common = open.iter().zip(&parts).take_while(|(a, b)| a == b).count();
+            open.truncate(common);
+            let mut hidden = (0..common).any(|d| self.collapsed.contains(&parts[..=d].join("/")));
+            for d in common..parts.len() {
+                open.push(parts[d]);
+                let path = parts[..=d].join("/");
+                if !hidden {
+                    let collapsed = self.collapsed.contains(&path);
+                    let arrow = if collapsed { "▸" } else { "▾" };
+                    col = col.push(row![
+                        space::horizontal().width(indent(d) / 2.0),
+                        button(text(format!("{arrow} {}", parts[d])).size(13))
+                            .padding([1, 2])
+                            .style(button::text)
+                            .on_press(Message::ToggleFolder(path.clone())),
+                    ]);
+                    hidden = collapsed;
+                }
+            }
+            if hidden {
+                continue;
+            }
+            if drawn == SIDEBAR_MAX_DRAWN {
+                col = col.push(
+                    text(format!("… {} more", visible.len() - drawn))
+                        .size(12)
+                        .style(text::secondary),
+                );
+                break;
+            }
+            drawn += 1;
+            let marked = sessions.contains(&r.id) || sessions.contains(&r.name);
+            let selected = self.selected.as_ref() == Some(&r.id);
+            let (mark, color) = vendor_mark(&r.vendor);
+            let mut line = row![
+                space::horizontal().width(indent(parts.len()) / 2.0),
+                container(text(mark).size(9).font(crate::MONO))
+                    .width(28)
+                    .center_x(28)
+                    .style(move |_: &iced::Theme| container::Style {
+                        background: Some(color.into()),
+                        text_color: Some(Color::WHITE),
+                        border: iced::Border {
+                            radius: 3.0.into(),
+                            ..iced::Border::default()
+                        },
+                        ..container::Style::default()
+                    }),
+                text(r.name.as_str()).size(13),
+            ]
+            .spacing(5)
+            .align_y(iced::Center);
+            if marked {
+                line = line.push(text("●").size(11).color(Color::from_rgb8(0x22, 0xC5, 0x5E)));
+            }
+            let b = container(line).padding([1, 2]).width(Fill);
+            let b = if selected {
+                b.style(container::primary)
+            } else {
+                b
+            };
+            col = col.push(
+                iced::widget::mouse_area(b)
+                    .on_press(Message::Select(r.id.clone()))
+                    .on_double_click(Message::Connect(r.id.clone())),
+            );
         }
         col.into()
     }

@@ -638,6 +638,7 @@ impl State {
             Effect::Call(Call::ListApprovals),
             Effect::Call(Call::LoadHosts),
             Effect::Call(Call::Hosts(hosts::Call::Orgs)),
+            Effect::Call(Call::Hosts(hosts::Call::Seen)),
         ];
         out.extend(self.copilot.load());
         out.extend(self.procedures.load());

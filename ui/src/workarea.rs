@@ -65,33 +65,23 @@ impl Workarea {
     }
 }
 
-/// A tab's status line and its terminal.
+/// A tab's one-line header (its title, ● REC, where the keys go) and its
+/// terminal.
 fn pane<'a>(t: &'a TermTab, focused: bool, split: bool) -> Element<'a, Message> {
     let id = t.id;
-    let state = match &t.state {
-        TabState::Opening => format!("connecting to {}…", t.name),
-        TabState::Live => match &t.recording {
-            Some(_) => "live · ● REC".to_string(),
-            None => "live".to_string(),
-        },
-        TabState::Ended(why) => why.clone(),
-        TabState::Failed(why) => format!("could not open: {why}"),
-    };
-    let mut head = row![
-        text(t.title()).size(13).font(crate::MONO),
-        text(state).size(12).style(text::secondary),
-    ]
-    .spacing(10)
-    .align_y(iced::Center);
-    if split {
+    let mut head = row![text(t.title()).size(12).font(crate::MONO)]
+        .spacing(8)
+        .align_y(iced::Center);
+    if t.recording.is_some() && t.state == TabState::Live {
+        head = head.push(text("● REC").size(12).style(text::danger));
+    }
+    if let TabState::Failed(why) = &t.state {
+        head = head.push(text(why.as_str()).size(12).style(text::danger));
+    }
+    if split && focused {
+        // The pane the keys go to (a click on the other moves them).
         head = head.push(iced::widget::space::horizontal());
-        head = head.push(if focused {
-            text("● keys go here").size(12).style(text::success)
-        } else {
-            text("click to focus (Ctrl+Shift+O)")
-                .size(12)
-                .style(text::secondary)
-        });
+        head = head.push(text("●").size(12).style(text::success));
     }
     let body = column![
         button(head)

@@ -135,75 +135,27 @@ fn print_list(ctx: &Ctx, s: &Settings, org: Option<&str>, json: bool) -> anyhow:
     Ok(())
 }
 
-/// The sign-out options, read before signing out: verified when the broker
-/// can check the record's MAC, else the stored record's plaintext (a
-/// tampered record could then clear less; a same-uid program can read these
-/// files anyway, so the plaintext is used rather than clearing nothing).
+/// The sign-out options, read before signing out (see
+/// [`settings::sign_out_clears`]).
 pub fn sign_out_clears(profile: Option<&str>) -> SignOutClears {
-    let Ok(mut ctx) = Ctx::open(profile) else {
-        return SignOutClears::default();
-    };
-    let verified = ctx
-        .parts()
-        .ok()
-        .and_then(|(store, sealer)| settings::load(store, sealer).ok());
-    match verified {
-        Some((s, _)) => s.sign_out_clears,
-        None => settings::unverified(&ctx.store)
-            .map(|s| s.sign_out_clears)
-            .unwrap_or_default(),
+    match Layout::resolve(profile) {
+        Ok(layout) => settings::sign_out_clears(&layout),
+        Err(_) => SignOutClears::default(),
     }
 }
 
-/// Clears what `clears` asks for after the broker signed out; one line per
-/// thing cleared or not cleared (and why).
+/// Clears what `clears` asks for after the broker signed out (see
+/// [`settings::clear_after_sign_out`]).
 pub fn clear_after_sign_out(profile: Option<&str>, clears: &SignOutClears) -> Vec<String> {
-    let mut done = Vec::new();
-    if clears.local_records {
-        match Ctx::open(profile).and_then(|mut c| Ok(c.store.clear_local()?)) {
-            Ok(n) => done.push(format!(
-                "local records: deleted {n} record(s) from this profile's store (sign-out.local-records)"
-            )),
-            Err(e) => done.push(format!("local records: NOT cleared: {e:#}")),
+    match Layout::resolve(profile) {
+        Ok(layout) => settings::clear_after_sign_out(
+            &layout,
+            &gatehouse_recordings::recordings_dir(&layout),
+            clears,
+        ),
+        Err(e) if clears.local_records || clears.recordings => {
+            vec![format!("local records and recordings: NOT cleared: {e}")]
         }
+        Err(_) => Vec::new(),
     }
-    if clears.recordings {
-        match Layout::resolve(profile) {
-            Ok(layout) => {
-                let dir = gatehouse_recordings::recordings_dir(&layout);
-                match remove_dir_contents(&dir) {
-                    Ok(n) => done.push(format!(
-                        "recordings: deleted {n} file(s) under {} (sign-out.recordings)",
-                        dir.display()
-                    )),
-                    Err(e) => {
-                        done.push(format!("recordings: NOT cleared ({}): {e}", dir.display()))
-                    }
-                }
-            }
-            Err(e) => done.push(format!("recordings: NOT cleared: {e}")),
-        }
-    }
-    done
-}
-
-/// Deletes every file under `dir` (keeping `dir`); a missing `dir` is empty.
-fn remove_dir_contents(dir: &std::path::Path) -> std::io::Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut n = 0;
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() && !path.is_symlink() {
-            n += remove_dir_contents(&path)?;
-            std::fs::remove_dir(&path)?;
-        } else {
-            std::fs::remove_file(&path)?;
-            n += 1;
-        }
-    }
-    Ok(n)
 }

@@ -9,7 +9,8 @@
 //! record in a [`Store`]. Must never: store a secret (every field is plain,
 //! covered by the record MAC), live in an organization's scope (settings are
 //! the person's own), or perform a sign-out itself (the CLI and the app do,
-//! reading [`SignOutClears`]).
+//! reading [`SignOutClears`] with [`sign_out_clears`] before it and calling
+//! [`clear_after_sign_out`] after it).
 
 use serde::{Deserialize, Serialize};
 
@@ -81,11 +82,12 @@ pub struct SignOutClears {
     /// Session recordings (sealed at rest) under the profile.
     #[serde(default)]
     pub recordings: bool,
-    /// The app's terminal scrollback.
-    #[serde(default)]
+    /// The app's terminal scrollback (on by default: the app drops every
+    /// tab at sign-out; off: ended tabs stay readable).
+    #[serde(default = "yes")]
     pub scrollback: bool,
-    /// Copilot conversation history.
-    #[serde(default)]
+    /// The app's copilot conversation (on by default).
+    #[serde(default = "yes")]
     pub conversations: bool,
     /// The remembered device (unlock material in the OS keychain).
     #[serde(default = "yes")]
@@ -101,8 +103,8 @@ impl Default for SignOutClears {
         SignOutClears {
             local_records: false,
             recordings: false,
-            scrollback: false,
-            conversations: false,
+            scrollback: true,
+            conversations: true,
             remembered_device: true,
         }
     }
@@ -239,10 +241,10 @@ impl Key {
                 "Also delete this profile's session recordings (they are sealed at rest; this removes even the ciphertext)."
             }
             Key::ClearsScrollback => {
-                "Also clear the app's terminal scrollback (what devices printed stays on screen otherwise; the app honours it)."
+                "Clear the app's terminal tabs and their scrollback (on by default). Off: at sign-out every session still closes, but the ended tabs stay on screen with what the devices printed."
             }
             Key::ClearsConversations => {
-                "Also clear the app's copilot panels (their messages and tool results); copilotd forgets every conversation at sign-out either way."
+                "Clear the app's copilot panel, its messages and tool results (on by default). Off: the panel keeps showing the last conversation; copilotd forgets every conversation at sign-out either way."
             }
             Key::ClearsRememberedDevice => {
                 "Forget this device: the next start asks for the passphrase. Today the broker always forgets it at sign-out, so this cannot be turned off yet."
@@ -556,4 +558,77 @@ pub fn save(
         Some(m) => store.update(sealer, actor, m, Record::Settings(settings)),
         None => store.create(sealer, actor, KeyScope::Private, Record::Settings(settings)),
     }
+}
+
+/// The sign-out options, read before signing out: verified when the broker
+/// can check the record's MAC, else the stored record's plaintext (a
+/// tampered record could then clear less; a same-uid program can read these
+/// files anyway, so the plaintext is used rather than clearing nothing).
+pub fn sign_out_clears(layout: &gatehouse_ipc::Layout) -> SignOutClears {
+    let Ok(store) = Store::open_in(layout) else {
+        return SignOutClears::default();
+    };
+    let verified = crate::BrokerSealer::connect(layout)
+        .ok()
+        .and_then(|mut sealer| load(&store, &mut sealer).ok());
+    match verified {
+        Some((s, _)) => s.sign_out_clears,
+        None => unverified(&store)
+            .map(|s| s.sign_out_clears)
+            .unwrap_or_default(),
+    }
+}
+
+/// Clears what `clears` asks for of the profile's files after the broker
+/// signed out (the local records store, the recordings under
+/// `recordings_dir`); one line per thing cleared or not cleared (and why).
+/// Scrollback and conversations are the app's to clear (it holds them).
+pub fn clear_after_sign_out(
+    layout: &gatehouse_ipc::Layout,
+    recordings_dir: &std::path::Path,
+    clears: &SignOutClears,
+) -> Vec<String> {
+    let mut done = Vec::new();
+    if clears.local_records {
+        match Store::open_in(layout).and_then(|mut s| s.clear_local()) {
+            Ok(n) => done.push(format!(
+                "local records: deleted {n} record(s) from this profile's store (sign-out.local-records)"
+            )),
+            Err(e) => done.push(format!("local records: NOT cleared: {e}")),
+        }
+    }
+    if clears.recordings {
+        match remove_dir_contents(recordings_dir) {
+            Ok(n) => done.push(format!(
+                "recordings: deleted {n} file(s) under {} (sign-out.recordings)",
+                recordings_dir.display()
+            )),
+            Err(e) => done.push(format!(
+                "recordings: NOT cleared ({}): {e}",
+                recordings_dir.display()
+            )),
+        }
+    }
+    done
+}
+
+/// Deletes every file under `dir` (keeping `dir`); a missing `dir` is empty.
+fn remove_dir_contents(dir: &std::path::Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() && !path.is_symlink() {
+            n += remove_dir_contents(&path)?;
+            std::fs::remove_dir(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }

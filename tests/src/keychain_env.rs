@@ -76,25 +76,7 @@ impl KeychainEnv {
     /// the Secret Service answers (up to [`START_TIMEOUT`] each).
     pub fn start(scratch: &Scratch) -> Result<KeychainEnv> {
         let dir = scratch.user_dir("keychain")?;
-        let socket = scratch.runtime_dir().join("bus");
-        let conf = scratch.write_user_file(dir.join("bus.conf"), bus_config(&socket), 0o600)?;
-
-        let bus_log = scratch.write_user_file(dir.join("dbus-daemon.log"), "", 0o600)?;
-        let mut cmd = scratch.command("dbus-daemon");
-        cmd.arg(format!("--config-file={}", conf.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&bus_log)?);
-        let mut bus = ChildGuard::spawn_group(&mut cmd)
-            .context("starting dbus-daemon (package dbus-daemon; run scripts/deps)")?;
-        let mut lines = LineReader::spawn(bus.stdout.take().expect("piped"));
-        let address = lines
-            .next_line(START_TIMEOUT)
-            .with_context(|| format!("dbus-daemon printed no address; log: {}", read(&bus_log)))?;
-        if !address.starts_with("unix:path=") {
-            bail!("unexpected bus address {address}");
-        }
+        let (bus, address, socket) = start_session_bus(scratch, &dir, false)?;
 
         let password = format!("gatehouse-test-login-{}", std::process::id());
         let gk_log = scratch.write_user_file(dir.join("gnome-keyring.log"), "", 0o600)?;
@@ -194,9 +176,50 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| format!("<{e}>"))
 }
 
+/// Starts a private session bus (`dbus-daemon`) as `scratch`'s user,
+/// listening on `$XDG_RUNTIME_DIR/bus`, its config and log in `dir`; waits
+/// for its address. `allow_root`: root (the test process itself) may connect
+/// too, to serve or watch a name on the user's bus. Returns the daemon, its
+/// address and its socket.
+pub fn start_session_bus(
+    scratch: &Scratch,
+    dir: &Path,
+    allow_root: bool,
+) -> Result<(ChildGuard, String, PathBuf)> {
+    let socket = scratch.runtime_dir().join("bus");
+    let conf = scratch.write_user_file(
+        dir.join("bus.conf"),
+        bus_config(&socket, allow_root),
+        0o600,
+    )?;
+    let bus_log = scratch.write_user_file(dir.join("dbus-daemon.log"), "", 0o600)?;
+    let mut cmd = scratch.command("dbus-daemon");
+    cmd.arg(format!("--config-file={}", conf.display()))
+        .args(["--nofork", "--print-address=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&bus_log)?);
+    let mut bus = ChildGuard::spawn_group(&mut cmd)
+        .context("starting dbus-daemon (package dbus-daemon; run scripts/deps)")?;
+    let mut lines = LineReader::spawn(bus.stdout.take().expect("piped"));
+    let address = lines
+        .next_line(START_TIMEOUT)
+        .with_context(|| format!("dbus-daemon printed no address; log: {}", read(&bus_log)))?;
+    if !address.starts_with("unix:path=") {
+        bail!("unexpected bus address {address}");
+    }
+    Ok((bus, address, socket))
+}
+
 /// The stock session bus policy, listening on `socket`, without service
-/// directories (no auto-activation).
-fn bus_config(socket: &Path) -> String {
+/// directories (no auto-activation); `allow_root`: uid 0 may connect too
+/// (by default only the bus's own uid may).
+fn bus_config(socket: &Path, allow_root: bool) -> String {
+    let root = if allow_root {
+        "\n    <allow user=\"root\"/>"
+    } else {
+        ""
+    };
     format!(
         r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -208,7 +231,7 @@ fn bus_config(socket: &Path) -> String {
   <policy context="default">
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
-    <allow own="*"/>
+    <allow own="*"/>{root}
   </policy>
 </busconfig>
 "#,

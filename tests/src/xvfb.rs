@@ -121,6 +121,18 @@ impl Xvfb {
         self.xdotool(&["windowfocus", "--sync", id]).map(drop)
     }
 
+    /// Takes the keyboard focus away from every application window: the
+    /// root window gets it (a person clicking on the desktop).
+    pub fn unfocus(&self) -> Result<()> {
+        let out = self.xdotool(&["search", "--maxdepth", "0", "--name", ""])?;
+        let root = out
+            .lines()
+            .next()
+            .map(str::to_string)
+            .with_context(|| format!("no root window in {out:?}"))?;
+        self.focus(&root)
+    }
+
     /// Presses (and releases) each key chord in turn, `delay_ms` apart, on
     /// the focused window: `keys(&["ctrl+4", "alt+a"], 1)`.
     pub fn keys(&self, chords: &[&str], delay_ms: u32) -> Result<()> {

@@ -234,8 +234,48 @@ fn audit_log_and_playback_of_a_real_session() -> Result<()> {
                     .any(|r| r.source == Source::Sessions && r.target.starts_with("r1")),
                 "the exec's session row: {rows:#?}"
             );
+            // Organizations by name, never by id.
+            assert!(
+                rows.iter()
+                    .any(|r| r.source == Source::Sessions && r.target == "r1 (lab)"),
+                "the session row names its organization: {rows:#?}"
+            );
+            assert!(
+                add.result.ends_with("(org acme)"),
+                "the record row names its organization: {add:?}"
+            );
+            assert!(
+                rows.iter().all(|r| !r.result.contains("org:")),
+                "no organization id: {rows:#?}"
+            );
             assert!(d.sees("host edge-r9"));
             snapshot(&d, "audit-log")?;
+
+            // The host list's columns, from the same session log: r1 was
+            // reached (the exec ran); edge-r9 never was.
+            let r1 = d
+                .state
+                .hosts
+                .rows
+                .iter()
+                .find(|r| r.name == "r1")
+                .context("r1 not listed")?
+                .clone();
+            let seen = d.state.hosts.seen_of(&r1).context("r1 not seen")?;
+            assert!(seen.last_connected.is_some(), "{seen:?}");
+            assert!(seen.reach.as_ref().is_some_and(|x| x.reachable), "{seen:?}");
+            let edge = d
+                .state
+                .hosts
+                .rows
+                .iter()
+                .find(|r| r.name == "edge-r9")
+                .context("edge-r9 not listed")?
+                .clone();
+            assert!(d.state.hosts.seen_of(&edge).is_none());
+            d.click(&Tab::Hosts.button_text())?;
+            assert!(d.sees_part("✓ reachable"), "the reachability column");
+            d.click(&Tab::Audit.button_text())?;
 
             // Ctrl+F on this tab focuses the log's filter, not the hosts search.
             let effects = d

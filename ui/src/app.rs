@@ -24,12 +24,15 @@ use crate::copilot::{self, Copilot};
 use crate::daemons::{Call, DaemonError, Daemons, Feed, Reply, Watch};
 use crate::diagrams::{self, Diagrams};
 use crate::hosts::{self, Hosts};
+use crate::notify::Announcer;
 use crate::palette::{self, Palette};
 use crate::procedures::{self, Procedures};
 use crate::recordings::{self, Recordings};
 use crate::security::{self, Security};
+use crate::settings_screen::{self, SettingsScreen};
 use crate::signin::{self, SignIn};
 use crate::terminal::{self, Terminals};
+use crate::workarea::{Split, Workarea};
 
 /// The broker connection, as the person sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +64,12 @@ pub enum Tab {
     Audit,
     Diagrams,
     Security,
+    /// Not numbered: Ctrl+, (as in VS Code).
+    Settings,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 9] = [
+    pub const ALL: [Tab; 10] = [
         Tab::Hosts,
         Tab::Terminals,
         Tab::Copilot,
@@ -74,6 +79,7 @@ impl Tab {
         Tab::Audit,
         Tab::Diagrams,
         Tab::Security,
+        Tab::Settings,
     ];
 
     pub fn label(self) -> &'static str {
@@ -87,13 +93,22 @@ impl Tab {
             Tab::Audit => "Audit",
             Tab::Diagrams => "Diagrams",
             Tab::Security => "Security",
+            Tab::Settings => "Settings",
         }
+    }
+
+    /// The screen's shortcut: Ctrl+1…9 in [`Tab::ALL`]'s order, Ctrl+, for Settings.
+    pub fn keys(self) -> String {
+        if self == Tab::Settings {
+            return "Ctrl+,".into();
+        }
+        let n = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) + 1;
+        format!("Ctrl+{n}")
     }
 
     /// The tab bar's button text, with its shortcut (`Hosts (Ctrl+1)`).
     pub fn button_text(self) -> String {
-        let n = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) + 1;
-        format!("{} (Ctrl+{n})", self.label())
+        format!("{} ({})", self.label(), self.keys())
     }
 }
 
@@ -127,11 +142,14 @@ pub struct State {
     pub audit: AuditLog,
     pub diagrams: Diagrams,
     pub security: Security,
+    pub settings: SettingsScreen,
+    /// Split view and the copilot beside the terminal.
+    pub workarea: Workarea,
     /// The organization the switcher selected (its id; None: all). Screens
     /// read it: the hosts list shows, and new hosts go to, this one.
     pub org: Option<String>,
     pub status: Option<Box<BrokerStatus>>,
-    /// The dark theme is on (Ctrl+Shift+D toggles).
+    /// The dark theme is on (Ctrl+Shift+L toggles; saved in the settings).
     pub dark: bool,
     /// The window has keyboard focus (the shell reports it; an approval
     /// card's guard counts only while it is true). Starts false: nothing is
@@ -143,6 +161,9 @@ pub struct State {
     pub confirm_sign_out: bool,
     pub sign_out_busy: bool,
     pub sign_out_error: Option<String>,
+    /// Desktop notifications of requests that arrive while the window has
+    /// no focus.
+    pub announcer: Announcer,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +178,23 @@ pub enum Message {
     Audit(audit_log::Message),
     Diagrams(diagrams::Message),
     Security(security::Message),
+    Settings(settings_screen::Message),
+    /// A host in the sidebar's tree: select shows its detail on the Hosts
+    /// screen; connect opens a terminal.
+    SideHost(hosts::Message),
+    /// A procedure in the sidebar: its screen, with it selected.
+    SideProcedure(String),
+    /// A recording in the sidebar: its screen, playing it.
+    SideRecording(String),
+    /// Split the work area in two terminals side by side, or unsplit
+    /// (Ctrl+Shift+D).
+    ToggleSplit,
+    /// Give the pane showing this tab the keys (a click on it).
+    FocusPane(u64),
+    /// The other pane takes the keys (Ctrl+Shift+O).
+    OtherPane,
+    /// Show or hide the copilot beside the active terminal (Ctrl+Shift+I).
+    ToggleCopilotBeside,
     Tab(Tab),
     ToggleTheme,
     /// The organization switcher.
@@ -181,6 +219,9 @@ pub enum Message {
 /// The pending-approvals count in the status bar when something waits.
 pub const AMBER: Color = Color::from_rgb8(0xF5, 0xA5, 0x24);
 
+/// The status bar's sync state until sync exists.
+pub const SYNC_STATE: &str = "sync: off";
+
 impl State {
     /// The initial state and its first effects (ask the broker where we are).
     pub fn new(daemons: Daemons, now: Instant) -> (State, Vec<Effect>) {
@@ -201,6 +242,8 @@ impl State {
                 audit: AuditLog::default(),
                 diagrams: Diagrams::default(),
                 security: Security::default(),
+                settings: SettingsScreen::default(),
+                workarea: Workarea::default(),
                 org: None,
                 status: None,
                 dark: false,
@@ -209,13 +252,19 @@ impl State {
                 confirm_sign_out: false,
                 sign_out_busy: false,
                 sign_out_error: None,
+                announcer: Announcer::default(),
             },
             vec![Effect::Call(Call::Status)],
         )
     }
 
     pub fn update(&mut self, msg: Message) -> Vec<Effect> {
-        let out = self.handle(msg);
+        let before = self.terminals.current().map(|t| t.id);
+        let mut out = self.handle(msg);
+        self.workarea.fix(&self.terminals, before);
+        if self.workarea.copilot_beside {
+            out.extend(self.bind_copilot());
+        }
         // After every change: is the approvals screen in front of the
         // person? The card's guard counts only while it is.
         self.approvals.set_seen(self.approvals_seen(), self.now);
@@ -294,13 +343,91 @@ impl State {
             Message::Audit(m) => self.audit.update(m),
             Message::Diagrams(m) => self.diagrams.update(m),
             Message::Security(m) => self.security.update(m),
+            Message::Settings(m) => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.settings.update(m)
+            }
             Message::Tab(t) => {
                 self.tab = t;
                 self.tab_shown()
             }
+            Message::ToggleSplit => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.tab = Tab::Terminals;
+                if self.workarea.split.take().is_some() {
+                    return vec![];
+                }
+                let Some(cur) = self.terminals.current() else {
+                    // Nothing to split yet: open a host first.
+                    return self.update(Message::Terminal(terminal::Message::FocusHost));
+                };
+                let (left, host) = (cur.id, cur.host.clone());
+                // Another open tab goes to the right pane; else a second
+                // session to the same host (its own shell).
+                if let Some(other) = self.terminals.tabs.iter().find(|t| t.id != left) {
+                    self.workarea.split = Some(Split {
+                        left,
+                        right: other.id,
+                    });
+                    return vec![];
+                }
+                let out = self
+                    .terminals
+                    .update(terminal::Message::Open { host });
+                if let Some(new) = self.terminals.current().filter(|t| t.id != left) {
+                    self.workarea.split = Some(Split {
+                        left,
+                        right: new.id,
+                    });
+                }
+                out
+            }
+            Message::SideHost(m) => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                if !matches!(m, hosts::Message::Connect(_)) {
+                    self.tab = Tab::Hosts;
+                }
+                self.hosts.update(m, self.org.as_deref())
+            }
+            Message::SideProcedure(id) => {
+                self.tab = Tab::Procedures;
+                self.procedures.update(procedures::Message::Select(id))
+            }
+            Message::SideRecording(id) => {
+                self.tab = Tab::Recordings;
+                self.recordings.update(recordings::Message::Open(id))
+            }
+            Message::FocusPane(id) => self.terminals.update(terminal::Message::Select(id)),
+            Message::OtherPane => match self.workarea.other_pane(&self.terminals) {
+                Some(id) => self.terminals.update(terminal::Message::Select(id)),
+                None => vec![],
+            },
+            Message::ToggleCopilotBeside => {
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.tab = Tab::Terminals;
+                self.workarea.copilot_beside = !self.workarea.copilot_beside;
+                self.workarea.bound = None;
+                vec![]
+            }
             Message::ToggleTheme => {
                 self.dark = !self.dark;
-                vec![]
+                // Signed in: the choice is saved in the settings record.
+                if self.session != Session::SignedIn {
+                    return vec![];
+                }
+                self.settings.update(settings_screen::Message::Set {
+                    key: gatehouse_records::settings::Key::Theme,
+                    org: None,
+                    value: if self.dark { "dark" } else { "light" }.into(),
+                })
             }
             Message::AskSignOut => {
                 if self.session == Session::SignedIn {
@@ -392,13 +519,18 @@ impl State {
                 self.signin.finished(Err(e.to_string()));
                 vec![]
             }
-            Reply::SignedOut(Ok(p)) => {
+            Reply::SignedOut(Ok((p, cleared))) => {
                 self.sign_out_busy = false;
                 self.confirm_sign_out = false;
                 self.session = Session::SignedOut;
                 self.forget();
+                let also = if cleared.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Also cleared: {}.", cleared.join("; "))
+                };
                 self.signin.signed_out_note = Some(format!(
-                    "Signed out: {} keys and {} cached secrets zeroized, device unlock {}, {} daemons told to drop their caches ({} µs).",
+                    "Signed out: {} keys and {} cached secrets zeroized, device unlock {}, {} daemons told to drop their caches ({} µs).{also}",
                     p.keys_zeroized,
                     p.cached_secrets_zeroized,
                     if p.unlock_material_deleted {
@@ -421,9 +553,24 @@ impl State {
                 if let Err(e) = &r {
                     self.failed(e);
                 }
+                let mut out = vec![];
                 if self.session == Session::SignedIn {
+                    if let Ok(list) = &r {
+                        out = self
+                            .announcer
+                            .listed(list, &self.hosts.orgs)
+                            .into_iter()
+                            .map(|n| Effect::Call(Call::Notify(n)))
+                            .collect();
+                    }
                     self.approvals
                         .listed(r.map_err(|e| e.to_string()), self.now);
+                }
+                out
+            }
+            Reply::Notified(r) => {
+                if let Err(e) = r {
+                    self.announcer.failed(e);
                 }
                 vec![]
             }
@@ -465,6 +612,12 @@ impl State {
             Reply::Audit(r) => self.audit.replied(r),
             Reply::Diagrams(r) => self.diagrams.replied(r),
             Reply::Security(r) => self.security.replied(r),
+            Reply::Settings(r) => {
+                if let Some(s) = self.settings.replied(r) {
+                    self.apply_settings(&s);
+                }
+                vec![]
+            }
         }
     }
 
@@ -485,11 +638,54 @@ impl State {
             Effect::Call(Call::ListApprovals),
             Effect::Call(Call::LoadHosts),
             Effect::Call(Call::Hosts(hosts::Call::Orgs)),
+            Effect::Call(Call::Hosts(hosts::Call::Seen)),
         ];
         out.extend(self.copilot.load());
         out.extend(self.procedures.load());
+        out.extend(self.settings.load());
+        // The sidebar lists the recordings.
+        out.extend(self.recordings.shown());
         out.extend(self.tab_shown());
         out
+    }
+
+    /// The copilot beside the terminal works on that terminal's host: when
+    /// the active tab changes, its organization and host become the
+    /// copilot's (a new binding starts from that host alone).
+    fn bind_copilot(&mut self) -> Vec<Effect> {
+        let Some(t) = self.terminals.current() else {
+            return vec![];
+        };
+        if self.workarea.bound == Some(t.id) || t.state == terminal::TabState::Opening {
+            return vec![];
+        }
+        self.workarea.bound = Some(t.id);
+        let name = t.name.clone();
+        let org = self
+            .hosts
+            .rows
+            .iter()
+            .find(|r| r.id == t.host || r.name == t.name || r.name == t.host)
+            .and_then(|r| match &r.scope {
+                gatehouse_ipc::broker::KeyScope::Org(id) => Some(id.clone()),
+                gatehouse_ipc::broker::KeyScope::Private => None,
+            });
+        let mut out = vec![];
+        if let Some(o) = org.and_then(|id| self.copilot.orgs.iter().find(|o| o.id == id).cloned()) {
+            out = self.copilot.update(copilot::Message::Org(o));
+        }
+        self.copilot.scope = std::iter::once(name).collect();
+        out
+    }
+
+    /// The person's settings came (loaded or saved): the theme follows
+    /// them, and so does a copilot panel that has no conversation yet.
+    fn apply_settings(&mut self, s: &gatehouse_records::settings::Settings) {
+        self.dark = s.theme == gatehouse_records::settings::Theme::Dark;
+        if self.copilot.thread.entries.is_empty() && self.copilot.autopilot.is_none() {
+            self.copilot.mode = s.copilot_mode;
+            self.copilot.trust = s.copilot_trust;
+        }
     }
 
     /// The current tab is on screen: screens that load on first view do.
@@ -499,25 +695,41 @@ impl State {
             Tab::Audit => self.audit.shown(),
             Tab::Recordings => self.recordings.shown(),
             Tab::Diagrams => self.diagrams.shown(),
+            Tab::Settings => self.settings.load(),
             _ => vec![],
         }
     }
 
-    /// Drops everything a signed-in session showed.
+    /// Drops everything a signed-in session showed, except what the
+    /// person's settings keep: terminal scrollback (`sign-out.scrollback`
+    /// off: the tabs stay, their sessions closed) and the copilot's
+    /// conversation (`sign-out.conversations` off).
     fn forget(&mut self) {
+        let clears = self.settings.current.sign_out_clears;
         self.approvals.clear();
         // Dropping the hosts screen drops (and zeroizes) a revealed value
         // and a typed password.
         self.hosts = Hosts::default();
         self.org = None;
-        self.terminals.clear();
+        if clears.scrollback {
+            self.terminals.clear();
+        } else {
+            self.terminals.end_all("closed by sign-out");
+        }
+        let thread = std::mem::take(&mut self.copilot.thread);
         self.copilot.clear();
+        if !clears.conversations {
+            self.copilot.thread = thread;
+        }
+        self.settings.clear();
+        self.workarea.clear();
         self.procedures.clear();
         self.recordings.clear();
         self.audit.clear();
         self.diagrams.clear();
         self.security.clear();
         self.palette = Palette::default();
+        self.announcer.clear();
         self.confirm_sign_out = false;
     }
 
@@ -535,8 +747,15 @@ impl State {
                 self.link = Link::Reconnecting(why);
                 vec![]
             }
-            Feed::Event(BrokerEvent::ApprovalPending { .. })
-            | Feed::Event(BrokerEvent::ApprovalDecided { .. }) => {
+            Feed::Event(BrokerEvent::ApprovalPending { id }) => {
+                if self.session == Session::SignedIn {
+                    self.announcer.arrived(id, self.focused);
+                    vec![Effect::Call(Call::ListApprovals)]
+                } else {
+                    vec![]
+                }
+            }
+            Feed::Event(BrokerEvent::ApprovalDecided { .. }) => {
                 if self.session == Session::SignedIn {
                     vec![Effect::Call(Call::ListApprovals)]
                 } else {
@@ -642,7 +861,7 @@ impl State {
         }
     }
 
-    /// The bottom line: organization, sign-in state, the broker link and
+    /// The bottom line: organization, sync state, sign-in state, the broker link and
     /// its hardening, and the pending approvals (a count, amber when
     /// something waits).
     fn status_bar(&self) -> Element<'_, Message> {
@@ -673,6 +892,9 @@ impl State {
         };
         let mut bar = row![
             text(org).size(13),
+            sep(),
+            // Sync does not exist yet: the place it will report in.
+            text(SYNC_STATE).size(13).style(text::secondary),
             sep(),
             text(session).size(13),
             sep(),
@@ -714,61 +936,120 @@ impl State {
     }
 
     /// The left sidebar: the organization switcher, the screens (the one
-    /// shown highlighted, the approvals count beside its name), and the
-    /// palette, theme and sign-out buttons at the bottom.
+    /// shown highlighted, the approvals count beside its name), the hosts
+    /// as a folder tree with search, vendor badges and open-session marks,
+    /// the procedures and the recordings, and the palette, theme and
+    /// sign-out buttons at the bottom.
     fn sidebar(&self) -> Element<'_, Message> {
         let pending = self.approvals.pending.len();
         let mut nav = column![
-            text("Gatehouse").size(20),
-            text("Organization:").size(13).style(text::secondary),
-            iced::widget::pick_list(
-                self.hosts.org_choices(),
-                Some(self.hosts.org_pick(self.org.as_deref())),
-                Message::Org
-            )
-            .text_size(13)
-            .width(Fill),
+            row![
+                text("Gatehouse").size(18),
+                iced::widget::pick_list(
+                    self.hosts.org_choices(),
+                    Some(self.hosts.org_pick(self.org.as_deref())),
+                    Message::Org
+                )
+                .text_size(12)
+                .padding([2, 6])
+                .width(Fill),
+            ]
+            .spacing(8)
+            .align_y(iced::Center),
         ]
-        .spacing(6);
+        .spacing(1);
         for t in Tab::ALL {
-            let mut label = row![text(t.button_text()).size(13).width(Fill)];
+            let mut label = row![text(t.button_text()).size(13).width(Fill)].spacing(4);
             if t == Tab::Approvals && pending > 0 {
                 label = label.push(text(pending.to_string()).size(13).color(AMBER));
             }
-            let b = button(label).width(Fill).on_press(Message::Tab(t));
+            let b = button(label.align_y(iced::Center))
+                .padding([2, 8])
+                .width(Fill)
+                .on_press(Message::Tab(t));
             nav = nav.push(if self.tab == t {
                 b.style(button::primary)
             } else {
                 b.style(button::text)
             });
         }
-        nav = nav.push(iced::widget::space::vertical()).push(
-            button(text("Command palette (Ctrl+Shift+P)").size(13))
-                .style(button::secondary)
+        let heading = |s: &'static str| text(s).size(12).style(text::secondary);
+        let hosts = self
+            .hosts
+            .sidebar_view(self.org.as_deref(), &self.terminals.open_hosts())
+            .map(Message::SideHost);
+        let mut procs = column![].spacing(1);
+        for p in self.procedures.rows.iter().take(50) {
+            procs = procs.push(
+                button(text(p.name.as_str()).size(12))
+                    .padding([1, 6])
+                    .style(button::text)
+                    .width(Fill)
+                    .on_press(Message::SideProcedure(p.id.clone())),
+            );
+        }
+        if self.procedures.rows.is_empty() {
+            procs = procs.push(text("none yet").size(12).style(text::secondary));
+        }
+        let mut recs = column![].spacing(1);
+        let listed = self
+            .recordings
+            .listing
+            .as_ref()
+            .map(|l| l.rows.as_slice())
+            .unwrap_or_default();
+        for r in listed.iter().take(50) {
+            recs = recs.push(
+                button(
+                    text(format!(
+                        "{} · {}",
+                        r.host,
+                        gatehouse_ipc::display::utc(r.started_ms)
+                    ))
+                    .size(12),
+                )
+                .padding([1, 6])
+                .style(button::text)
                 .width(Fill)
-                .on_press(Message::OpenPalette),
-        );
-        nav = nav.push(
-            button(
-                text(if self.dark {
-                    "Light theme (Ctrl+Shift+D)"
-                } else {
-                    "Dark theme (Ctrl+Shift+D)"
-                })
-                .size(13),
-            )
-            .style(button::text)
-            .width(Fill)
-            .on_press(Message::ToggleTheme),
-        );
-        nav = nav.push(
-            button(text("Sign out (Ctrl+Shift+Q)").size(13))
+                .on_press(Message::SideRecording(r.id.clone())),
+            );
+        }
+        if listed.is_empty() {
+            recs = recs.push(text("none yet").size(12).style(text::secondary));
+        }
+        let small = |label: &'static str, m: Message| {
+            button(text(label).size(12))
+                .padding([2, 6])
+                .style(button::secondary)
+                .on_press(m)
+        };
+        let bottom = column![
+            row![
+                small("Palette (Ctrl+Shift+P)", Message::OpenPalette),
+                small(if self.dark { "Light" } else { "Dark" }, Message::ToggleTheme),
+            ]
+            .spacing(4),
+            button(text("Sign out (Ctrl+Shift+Q)").size(12))
+                .padding([2, 6])
                 .style(button::secondary)
                 .width(Fill)
                 .on_press(Message::AskSignOut),
-        );
-        container(nav)
-            .padding(10)
+        ]
+        .spacing(4);
+        let col = column![
+            nav,
+            rule::horizontal(1),
+            heading("HOSTS"),
+            iced::widget::scrollable(hosts).height(iced::FillPortion(3)),
+            heading("PROCEDURES"),
+            iced::widget::scrollable(procs).height(iced::FillPortion(1)),
+            heading("RECORDINGS"),
+            iced::widget::scrollable(recs).height(iced::FillPortion(1)),
+            bottom,
+        ]
+        .spacing(4);
+        container(col)
+            .padding(8)
             .width(SIDEBAR_WIDTH)
             .height(Fill)
             .into()
@@ -789,13 +1070,19 @@ impl State {
                     .approvals
                     .view(self.now, &self.hosts.orgs)
                     .map(Message::Approval),
-                Tab::Terminals => self.terminals.view().map(Message::Terminal),
+                Tab::Terminals => {
+                    crate::workarea::view(&self.workarea, &self.terminals, &self.copilot)
+                }
                 Tab::Copilot => self.copilot.view().map(Message::Copilot),
                 Tab::Procedures => self.procedures.view().map(Message::Procedures),
                 Tab::Recordings => self.recordings.view().map(Message::Recordings),
                 Tab::Audit => self.audit.view().map(Message::Audit),
                 Tab::Diagrams => self.diagrams.view().map(Message::Diagrams),
                 Tab::Security => self.security.view().map(Message::Security),
+                Tab::Settings => self
+                    .settings
+                    .view(&self.hosts.orgs)
+                    .map(Message::Settings),
             }
         };
         row![
@@ -874,7 +1161,7 @@ impl State {
 }
 
 /// The sidebar's width in logical pixels.
-pub const SIDEBAR_WIDTH: f32 = 230.0;
+pub const SIDEBAR_WIDTH: f32 = 250.0;
 
 /// One line on the broker's hardening, and whether every layer applied.
 pub fn hardening_summary(h: &gatehouse_ipc::broker::Hardening) -> (String, bool) {
@@ -924,13 +1211,17 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
                 if let Some(t) = c
                     .parse::<usize>()
                     .ok()
-                    .and_then(|n| Tab::ALL.get(n.checked_sub(1)?))
+                    .and_then(|n| Tab::ALL[..9].get(n.checked_sub(1)?))
                 {
                     return Some(Message::Tab(*t));
                 }
                 return match c {
+                    "," => Some(Message::Tab(Tab::Settings)),
                     "q" | "Q" if m.shift() => Some(Message::AskSignOut),
-                    "d" | "D" if m.shift() => Some(Message::ToggleTheme),
+                    "l" | "L" if m.shift() => Some(Message::ToggleTheme),
+                    "d" | "D" if m.shift() => Some(Message::ToggleSplit),
+                    "o" | "O" if m.shift() => Some(Message::OtherPane),
+                    "i" | "I" if m.shift() => Some(Message::ToggleCopilotBeside),
                     "t" | "T" if m.shift() => Some(Message::Terminal(terminal::Message::FocusHost)),
                     "p" | "P" if m.shift() => Some(Message::OpenPalette),
                     "f" if !m.shift() => Some(Message::Find),

@@ -423,7 +423,16 @@ impl Approvals {
         let mut list = row![text(format!("{} pending", self.pending.len()))].spacing(6);
         for v in &self.pending {
             let current = self.card.as_ref().is_some_and(|c| c.view.id == v.id);
-            let b = button(text(format!("#{} {} {}", v.id, v.action.host, v.class)).size(13));
+            let b = button(
+                text(format!(
+                    "#{} {} ({}) {}",
+                    v.id,
+                    v.action.host,
+                    org_name(orgs, &v.action.org),
+                    v.class
+                ))
+                .size(13),
+            );
             list = list.push(if current {
                 b
             } else {

@@ -119,12 +119,24 @@ fn who(r: &Requester) -> String {
     format!("{} pid {}", r.role, r.pid)
 }
 
+/// An organization's name, or `id` itself when the name cache has none.
+fn org_name<'a>(orgs: &'a HashMap<String, String>, id: &'a str) -> &'a str {
+    orgs.get(id).map_or(id, String::as_str)
+}
+
 /// Reads the three logs of `layout` (the files and the store only: no daemon).
 pub fn load(layout: &Layout) -> Loaded {
     let mut rows = Vec::new();
     let mut warnings = Vec::new();
+    // Organizations are shown by name (the store's name cache); an id the
+    // cache does not know is shown as it is.
+    let mut orgs: HashMap<String, String> = HashMap::new();
     match Store::open_in(layout) {
         Ok(store) => {
+            orgs = store
+                .org_names()
+                .map(|v| v.into_iter().collect())
+                .unwrap_or_default();
             let names: HashMap<String, String> = store
                 .list(&Filter::default())
                 .map(|v| {
@@ -144,7 +156,14 @@ pub fn load(layout: &Layout) -> Loaded {
                         r.kind,
                         names.get(&r.record_id).unwrap_or(&r.record_id)
                     ),
-                    result: format!("revision {} ({})", r.revision, r.scope),
+                    result: format!(
+                        "revision {} ({})",
+                        r.revision,
+                        match r.scope.strip_prefix("org:") {
+                            Some(id) => format!("org {}", org_name(&orgs, id)),
+                            None => r.scope.clone(),
+                        }
+                    ),
                     refused: false,
                 })),
                 Err(e) => warnings.push(format!("record changes: {e}")),
@@ -165,7 +184,7 @@ pub fn load(layout: &Layout) -> Loaded {
                     source: Source::Sessions,
                     actor: who(&r.requester),
                     action: format!("{} {}", r.kind, r.class),
-                    target: format!("{} ({})", r.host, r.org),
+                    target: format!("{} ({})", r.host, org_name(&orgs, &r.org)),
                     result,
                     refused: matches!(
                         r.outcome,

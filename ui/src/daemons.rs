@@ -183,6 +183,8 @@ pub enum Call {
         presence: Option<SecretBytes>,
     },
     LoadHosts,
+    /// Show a desktop notification (see [`crate::notify`]).
+    Notify(crate::notify::Notice),
     // One variant per screen that talks to the daemons; each screen's
     // module owns its calls and runs them (`<module>::run`).
     Hosts(hosts::Call),
@@ -193,6 +195,7 @@ pub enum Call {
     Audit(audit_log::Call),
     Diagrams(diagrams::Call),
     Security(security::Call),
+    Settings(crate::settings_screen::Call),
 }
 
 /// A long-lived call whose answers arrive one by one (a shell's output, a
@@ -217,7 +220,9 @@ pub fn watch(d: Daemons, w: Watch) -> BoxStream<'static, Reply> {
 pub enum Reply {
     Status(Result<Box<BrokerStatus>, DaemonError>),
     SignedIn(Result<(), DaemonError>),
-    SignedOut(Result<PurgeReport, DaemonError>),
+    /// The broker's purge report, and what the person's settings had
+    /// cleared of the profile's files (one line each).
+    SignedOut(Result<(PurgeReport, Vec<String>), DaemonError>),
     Approvals(Result<Vec<ApprovalView>, DaemonError>),
     Approval(Result<Box<ApprovalView>, DaemonError>),
     Decided {
@@ -225,6 +230,8 @@ pub enum Reply {
         result: Result<(ApprovalState, Option<u64>), DaemonError>,
     },
     Hosts(Result<Vec<HostRow>, DaemonError>),
+    /// A desktop notification was shown (its id) or not (why).
+    Notified(Result<u32, String>),
     Host(hosts::Reply),
     Terminal(terminal::Reply),
     Copilot(copilot::Reply),
@@ -233,11 +240,39 @@ pub enum Reply {
     Audit(audit_log::Reply),
     Diagrams(diagrams::Reply),
     Security(security::Reply),
+    Settings(crate::settings_screen::Reply),
 }
 
 pub async fn broker_call(d: &Daemons, req: BrokerRequest) -> Result<BrokerResponse, DaemonError> {
     let mut client = Client::<Broker>::connect(&d.layout.runtime, DEFAULT_TIMEOUT).await?;
     Ok(client.call(req).await?)
+}
+
+/// Signs out as `gatehouse sign-out` does: the person's sign-out options
+/// are read (and verified) while the broker still can, the broker purges,
+/// then the profile's files the options name are cleared.
+async fn sign_out(d: &Daemons) -> Result<(PurgeReport, Vec<String>), DaemonError> {
+    let layout = d.layout.clone();
+    let clears = tokio::task::spawn_blocking(move || {
+        gatehouse_records::settings::sign_out_clears(&layout)
+    })
+    .await
+    .unwrap_or_default();
+    let report = match broker_call(d, BrokerRequest::SignOut).await? {
+        BrokerResponse::SignedOut(p) => p,
+        r => return Err(unexpected(r)),
+    };
+    let layout = d.layout.clone();
+    let cleared = tokio::task::spawn_blocking(move || {
+        gatehouse_records::settings::clear_after_sign_out(
+            &layout,
+            &gatehouse_recordings::recordings_dir(&layout),
+            &clears,
+        )
+    })
+    .await
+    .unwrap_or_else(|e| vec![format!("clearing after sign-out failed: {e}")]);
+    Ok((report, cleared))
 }
 
 fn unexpected(r: BrokerResponse) -> DaemonError {
@@ -271,11 +306,7 @@ pub async fn run(d: Daemons, call: Call) -> Reply {
                 Err(e) => Err(e),
             },
         ),
-        Call::SignOut => Reply::SignedOut(match broker_call(&d, BrokerRequest::SignOut).await {
-            Ok(BrokerResponse::SignedOut(p)) => Ok(p),
-            Ok(r) => Err(unexpected(r)),
-            Err(e) => Err(e),
-        }),
+        Call::SignOut => Reply::SignedOut(sign_out(&d).await),
         Call::ListApprovals => {
             Reply::Approvals(match broker_call(&d, BrokerRequest::ListApprovals).await {
                 Ok(BrokerResponse::Approvals(v)) => Ok(v),
@@ -311,6 +342,7 @@ pub async fn run(d: Daemons, call: Call) -> Reply {
                 Err(e) => Err(e),
             },
         },
+        Call::Notify(n) => Reply::Notified(crate::notify::send(n).await),
         Call::LoadHosts => {
             let layout = d.layout.clone();
             Reply::Hosts(
@@ -327,6 +359,7 @@ pub async fn run(d: Daemons, call: Call) -> Reply {
         Call::Audit(c) => Reply::Audit(audit_log::run(d, c).await),
         Call::Diagrams(c) => Reply::Diagrams(diagrams::run(d, c).await),
         Call::Security(c) => Reply::Security(security::run(d, c).await),
+        Call::Settings(c) => crate::settings_screen::run(d, c).await,
     }
 }
 

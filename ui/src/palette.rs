@@ -37,8 +37,9 @@ fn entry(label: impl Into<String>, keys: &'static str, run: Option<App>) -> Entr
     }
 }
 
-const TAB_KEYS: [&str; 9] = [
+const TAB_KEYS: [&str; 10] = [
     "Ctrl+1", "Ctrl+2", "Ctrl+3", "Ctrl+4", "Ctrl+5", "Ctrl+6", "Ctrl+7", "Ctrl+8", "Ctrl+9",
+    "Ctrl+,",
 ];
 
 /// Every action of the app, in the order the palette lists them.
@@ -52,8 +53,8 @@ pub fn entries() -> Vec<Entry> {
         entry("Command palette", "Ctrl+Shift+P", None),
         entry("Search hosts", "Ctrl+F", Some(App::Find)),
         entry(
-            "Toggle dark / light theme",
-            "Ctrl+Shift+D",
+            "Toggle dark / light theme (saved in Settings)",
+            "Ctrl+Shift+L",
             Some(App::ToggleTheme),
         ),
         entry(
@@ -72,6 +73,21 @@ pub fn entries() -> Vec<Entry> {
             None,
         ),
         entry("Terminals: close tab", "Ctrl+Shift+W", None),
+        entry(
+            "Terminals: split view (two terminals side by side) / unsplit",
+            "Ctrl+Shift+D",
+            Some(App::ToggleSplit),
+        ),
+        entry(
+            "Terminals: focus the other pane (or click it)",
+            "Ctrl+Shift+O",
+            Some(App::OtherPane),
+        ),
+        entry(
+            "Terminals: copilot beside the terminal (bound to its host)",
+            "Ctrl+Shift+I",
+            Some(App::ToggleCopilotBeside),
+        ),
         entry("Terminals: scroll back", "Shift+PgUp / PgDn, wheel", None),
         entry(
             "Terminals: select, copy, paste",
@@ -282,7 +298,7 @@ mod tests {
         let all = entries();
         for k in TAB_KEYS
             .iter()
-            .chain(&["Ctrl+Shift+D", "Ctrl+Shift+Q", "Ctrl+Shift+P"])
+            .chain(&["Ctrl+Shift+L", "Ctrl+Shift+Q", "Ctrl+Shift+P"])
         {
             assert!(all.iter().any(|e| e.keys == *k), "{k} missing");
         }

@@ -628,8 +628,9 @@ impl Terminals {
             return Some(self.update(msg));
         }
         // The app's shortcuts: Ctrl+1…9, and every Ctrl+Shift+letter this
-        // screen does not use (Ctrl+Shift+Q sign out, Ctrl+Shift+D theme…;
-        // a shell reads Ctrl+Shift+D as Ctrl+D, which would log it out).
+        // screen does not use (Ctrl+Shift+Q sign out, Ctrl+Shift+L theme,
+        // Ctrl+Shift+D split…; a shell reads Ctrl+Shift+D as Ctrl+D, which
+        // would log it out).
         if m.command()
             && let Key::Character(c) = key
             && (c.parse::<u8>().is_ok() || m.shift())
@@ -645,6 +646,18 @@ impl Terminals {
         t.grid.clear_selection();
         t.input(bytes);
         Some(vec![])
+    }
+
+    /// Sign-out that keeps the scrollback (the person's `sign-out.scrollback`
+    /// is off): every session closes (its control dropped) and its tab
+    /// stays, ended with `why`, its screen readable; nothing more is sent.
+    pub fn end_all(&mut self, why: &str) {
+        for t in &mut self.tabs {
+            t.control = None;
+            if matches!(t.state, TabState::Opening | TabState::Live) {
+                t.state = TabState::Ended(format!("session ended: {why}"));
+            }
+        }
     }
 
     /// Forgets everything shown (sign-out): every tab, its screen and its

@@ -152,6 +152,111 @@ fn every_screen_in_both_themes_matches_its_stored_image() {
     assert!(matches(&s, "hosts-light-nothing-pending"));
 }
 
+/// How many pixels of the window drawn from `s` are exactly `color`.
+fn pixels_of(s: &State, color: iced::Color) -> usize {
+    let theme = s.theme();
+    let mut ui = Simulator::with_size(
+        gatehouse_ui::settings(),
+        gatehouse_ui::window_memory::DEFAULT,
+        s.view(),
+    );
+    let snap = ui.snapshot(&theme).expect("snapshot");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shot.png");
+    assert!(snap.matches_image(&path).expect("image"));
+    // matches_image stores `<name>-<renderer>.png` beside the given name.
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .expect("the stored snapshot");
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(file).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let [r, g, b, _] = color.into_rgba8();
+    let step = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks_exact(step)
+        .filter(|p| p[0] == r && p[1] == g && p[2] == b)
+        .count()
+}
+
+#[test]
+fn the_pending_count_is_amber_only_while_something_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = state(dir.path());
+    for dark in [false, true] {
+        s.dark = dark;
+        s.tab = Tab::Hosts;
+        assert!(!s.approvals.pending.is_empty());
+        let amber = pixels_of(&s, gatehouse_ui::app::AMBER);
+        assert!(
+            amber > 1000,
+            "one pending: the status bar count is amber (dark {dark}): {amber} pixels"
+        );
+    }
+    s.approvals.pending.clear();
+    s.approvals.card = None;
+    for dark in [false, true] {
+        s.dark = dark;
+        assert_eq!(
+            pixels_of(&s, gatehouse_ui::app::AMBER),
+            0,
+            "nothing pending: no amber (dark {dark})"
+        );
+    }
+}
+
+/// Two terminal tabs (their screens fed as a device would), split side by
+/// side, then with the copilot beside the focused one.
+#[test]
+fn split_view_and_the_copilot_beside_in_both_themes() {
+    use gatehouse_ui::terminal::{Message as T, Reply as R};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = state(dir.path());
+    for (host, prompt) in [
+        ("core-00-00000", "[admin@core-00-00000] > /system identity print\r\n  name: core-00-00000\r\n[admin@core-00-00000] > "),
+        ("edge-01-00001", "edge-01-00001#show version | include uptime\r\nedge-01-00001 uptime is 4 weeks, 2 days\r\nedge-01-00001#"),
+    ] {
+        let _ = s.update(Message::Terminal(T::Open { host: host.into() }));
+        let id = s.terminals.current().unwrap().id;
+        let _ = s.terminals.replied(R::Output {
+            tab: id,
+            data: prompt.as_bytes().to_vec(),
+        });
+    }
+    let _ = s.update(Message::ToggleSplit);
+    assert_eq!(s.tab, Tab::Terminals);
+    let split = s.workarea.split.expect("split");
+    assert_ne!(split.left, split.right, "each pane its own tab");
+    // Focus moves with a click (or Ctrl+Shift+O): keys go to the active tab.
+    let _ = s.update(Message::FocusPane(split.left));
+    assert_eq!(s.terminals.current().unwrap().id, split.left);
+    let _ = s.update(Message::OtherPane);
+    assert_eq!(s.terminals.current().unwrap().id, split.right);
+    for dark in [false, true] {
+        s.dark = dark;
+        let theme = if dark { "dark" } else { "light" };
+        s.workarea.copilot_beside = false;
+        assert!(matches(&s, &format!("split-{theme}")), "split-{theme}");
+        let _ = s.update(Message::ToggleCopilotBeside);
+        assert!(s.workarea.copilot_beside);
+        assert!(
+            matches(&s, &format!("copilot-beside-{theme}")),
+            "copilot-beside-{theme}"
+        );
+        let _ = s.update(Message::ToggleCopilotBeside);
+    }
+    // Unsplit: one pane again; closing a pane's tab unsplits too.
+    let _ = s.update(Message::ToggleSplit);
+    assert!(s.workarea.split.is_none());
+    let _ = s.update(Message::ToggleSplit);
+    assert!(s.workarea.split.is_some());
+    let _ = s.update(Message::Terminal(T::Close(split.right)));
+    assert!(s.workarea.split.is_none(), "a closed pane's tab ends the split");
+}
+
 #[test]
 fn the_palette_lists_actions_with_their_keys() {
     let dir = tempfile::tempdir().unwrap();

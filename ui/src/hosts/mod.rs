@@ -17,6 +17,7 @@
 pub mod detail;
 pub mod form;
 pub mod ops;
+pub mod seen;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,6 +37,10 @@ use ops::{Save, SaveError};
 
 /// The id of the search field (Ctrl+F focuses it).
 pub const SEARCH_ID: &str = "host-search";
+/// The sidebar's host search (the same search text as the screen's).
+pub const SIDEBAR_SEARCH_ID: &str = "sidebar-host-search";
+/// At most this many host lines are drawn in the sidebar.
+pub const SIDEBAR_MAX_DRAWN: usize = 200;
 
 /// At most this many host lines are drawn; the count says how many match.
 pub const MAX_DRAWN: usize = 300;
@@ -51,6 +56,10 @@ pub enum SortKey {
     Name,
     Address,
     Vendor,
+    /// The newest session that reached the host.
+    LastConnected,
+    /// The last connection attempt's result.
+    Reachability,
 }
 
 impl SortKey {
@@ -59,6 +68,8 @@ impl SortKey {
             SortKey::Name => "Name",
             SortKey::Address => "Address",
             SortKey::Vendor => "Vendor",
+            SortKey::LastConnected => "Last connected",
+            SortKey::Reachability => "Reachability",
         }
     }
 }
@@ -98,6 +109,8 @@ pub struct Hosts {
     pub delete_error: Option<String>,
     /// What the last save or delete did.
     pub notice: Option<String>,
+    /// Per host (record id or name): what the session log saw.
+    pub seen: std::collections::HashMap<String, seen::Seen>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +143,8 @@ pub enum Message {
 #[derive(Debug, Clone)]
 pub enum Call {
     Orgs,
+    /// Last connected and reachability, from the session log.
+    Seen,
     Detail(String),
     Save(Box<Save>),
     Delete { id: String, revision: u64 },
@@ -139,6 +154,7 @@ pub enum Call {
 #[derive(Debug, Clone)]
 pub enum Reply {
     Orgs(Result<Vec<OrgInfo>, String>),
+    Seen(Result<std::collections::HashMap<String, seen::Seen>, String>),
     Detail(Result<ops::Detail, String>),
     Saved(Result<(String, u64), SaveError>),
     Deleted {
@@ -163,6 +179,7 @@ pub async fn run(d: Daemons, c: Call) -> Reply {
                 Err(e) => Err(e.to_string()),
             },
         ),
+        Call::Seen => Reply::Seen(ops::blocking(move || seen::load(&layout)).await),
         Call::Detail(id) => Reply::Detail(ops::blocking(move || ops::detail(&layout, &id)).await),
         Call::Save(s) => Reply::Saved(
             tokio::task::spawn_blocking(move || ops::save(&layout, *s))
@@ -222,6 +239,7 @@ impl Hosts {
                 return vec![
                     Effect::Call(crate::daemons::Call::LoadHosts),
                     call(Call::Orgs),
+                    call(Call::Seen),
                 ];
             }
             Message::FilterVendor(v) => self.vendor = (v != ALL_VENDORS).then_some(v),
@@ -352,6 +370,9 @@ impl Hosts {
                 }
             }
             Reply::Orgs(Err(e)) => self.orgs_error = Some(e),
+            Reply::Seen(Ok(s)) => self.seen = s,
+            // The columns stay empty; the audit screen says what is wrong with the log.
+            Reply::Seen(Err(_)) => self.seen.clear(),
             Reply::Detail(Ok(d)) => {
                 if self.selected.as_ref() == Some(&d.id) {
                     self.shown = Some(Shown::new(d));
@@ -449,6 +470,20 @@ impl Hosts {
                     SortKey::Name => r.name.clone(),
                     SortKey::Address => sortable_address(&r.address, &r.port),
                     SortKey::Vendor => r.vendor.to_lowercase(),
+                    // Never connected sorts first (ascending), oldest next.
+                    SortKey::LastConnected => self
+                        .seen_of(r)
+                        .and_then(|s| s.last_connected)
+                        .map_or(String::new(), |t| format!("{t:020}")),
+                    // Reachable, then unreachable, then unknown; newest first within.
+                    SortKey::Reachability => match self.seen_of(r).and_then(|s| s.reach.as_ref()) {
+                        Some(x) => format!(
+                            "{}{:020}",
+                            if x.reachable { 0 } else { 1 },
+                            u64::MAX - x.at_ms
+                        ),
+                        None => "2".into(),
+                    },
                 };
                 (i, k)
             })
@@ -465,6 +500,11 @@ impl Hosts {
                 })
         });
         keyed.into_iter().map(|(i, _)| i).collect()
+    }
+
+    /// What the session log saw of host `r` (by record id, else by name).
+    pub fn seen_of(&self, r: &HostRow) -> Option<&seen::Seen> {
+        self.seen.get(&r.id).or_else(|| self.seen.get(&r.name))
     }
 
     /// The rows the filters and search match, in folder-then-name order.
@@ -732,6 +772,95 @@ impl Hosts {
         col.into()
     }
 
+    /// The sidebar's host tree: the same rows, search and collapsed folders
+    /// as the screen, drawn compact (vendor badge, name, ● for an open
+    /// session). A click selects a host (its detail opens), a double click
+    /// connects.
+    pub fn sidebar_view(&self, org: Option<&str>, sessions: &BTreeSet<String>) -> Element<'_, Message> {
+        let visible = self.visible(org);
+        let mut col: Column<'_, Message> = column![
+            text_input("Search hosts", &self.search)
+                .id(SIDEBAR_SEARCH_ID)
+                .on_input(Message::Search)
+                .size(13)
+                .padding(4),
+        ]
+        .spacing(1);
+        let mut open: Vec<&str> = Vec::new();
+        let mut drawn = 0;
+        for &i in &visible {
+            let r = &self.rows[i];
+            let parts: Vec<&str> = r.folder.split('/').filter(|p| !p.is_empty()).collect();
+            let common = open.iter().zip(&parts).take_while(|(a, b)| a == b).count();
+            open.truncate(common);
+            let mut hidden = (0..common).any(|d| self.collapsed.contains(&parts[..=d].join("/")));
+            for d in common..parts.len() {
+                open.push(parts[d]);
+                let path = parts[..=d].join("/");
+                if !hidden {
+                    let collapsed = self.collapsed.contains(&path);
+                    let arrow = if collapsed { "▸" } else { "▾" };
+                    col = col.push(row![
+                        space::horizontal().width(indent(d) / 2.0),
+                        button(text(format!("{arrow} {}", parts[d])).size(13))
+                            .padding([1, 2])
+                            .style(button::text)
+                            .on_press(Message::ToggleFolder(path.clone())),
+                    ]);
+                    hidden = collapsed;
+                }
+            }
+            if hidden {
+                continue;
+            }
+            if drawn == SIDEBAR_MAX_DRAWN {
+                col = col.push(
+                    text(format!("… {} more", visible.len() - drawn))
+                        .size(12)
+                        .style(text::secondary),
+                );
+                break;
+            }
+            drawn += 1;
+            let marked = sessions.contains(&r.id) || sessions.contains(&r.name);
+            let selected = self.selected.as_ref() == Some(&r.id);
+            let (mark, color) = vendor_mark(&r.vendor);
+            let mut line = row![
+                space::horizontal().width(indent(parts.len()) / 2.0),
+                container(text(mark).size(9).font(crate::MONO))
+                    .width(28)
+                    .center_x(28)
+                    .style(move |_: &iced::Theme| container::Style {
+                        background: Some(color.into()),
+                        text_color: Some(Color::WHITE),
+                        border: iced::Border {
+                            radius: 3.0.into(),
+                            ..iced::Border::default()
+                        },
+                        ..container::Style::default()
+                    }),
+                text(r.name.as_str()).size(13),
+            ]
+            .spacing(5)
+            .align_y(iced::Center);
+            if marked {
+                line = line.push(text("●").size(11).color(Color::from_rgb8(0x22, 0xC5, 0x5E)));
+            }
+            let b = container(line).padding([1, 2]).width(Fill);
+            let b = if selected {
+                b.style(container::primary)
+            } else {
+                b
+            };
+            col = col.push(
+                iced::widget::mouse_area(b)
+                    .on_press(Message::Select(r.id.clone()))
+                    .on_double_click(Message::Connect(r.id.clone())),
+            );
+        }
+        col.into()
+    }
+
     /// The list's column headers; clicking one sorts by it (twice: reversed),
     /// the current one marked ▲ / ▼.
     fn headers(&self) -> Element<'_, Message> {
@@ -752,7 +881,9 @@ impl Hosts {
             space::horizontal().width(VENDOR_BADGE_WIDTH),
             header(SortKey::Name, 3),
             header(SortKey::Address, 3),
-            header(SortKey::Vendor, 1),
+            header(SortKey::Vendor, 2),
+            header(SortKey::LastConnected, 3),
+            header(SortKey::Reachability, 3),
             text("Tags")
                 .size(13)
                 .style(text::secondary)
@@ -774,6 +905,30 @@ impl Hosts {
         for t in &r.tags {
             tags = tags.push(chip(t));
         }
+        let seen = self.seen_of(r);
+        let last_connected = text(
+            seen.and_then(|s| s.last_connected)
+                .map_or("—".to_string(), short_time),
+        )
+        .size(12)
+        .width(iced::FillPortion(3));
+        let reach: Element<'a, Message> = match seen.and_then(|s| s.reach.as_ref()) {
+            None => text("unknown")
+                .size(12)
+                .style(text::secondary)
+                .width(iced::FillPortion(3))
+                .into(),
+            Some(x) if x.reachable => text(format!("✓ reachable {}", short_time(x.at_ms)))
+                .size(12)
+                .style(text::success)
+                .width(iced::FillPortion(3))
+                .into(),
+            Some(x) => text(format!("✗ unreachable {}", short_time(x.at_ms)))
+                .size(12)
+                .style(text::danger)
+                .width(iced::FillPortion(3))
+                .into(),
+        };
         let label = if open {
             row![
                 text(r.name.as_str()).size(14),
@@ -801,13 +956,21 @@ impl Hosts {
             text(r.vendor.as_str())
                 .size(12)
                 .style(text::secondary)
-                .width(iced::FillPortion(1)),
+                .width(iced::FillPortion(2)),
+            last_connected,
+            reach,
             container(tags).width(iced::FillPortion(3)),
         ]
         .spacing(6)
         .align_y(iced::Center)
         .into()
     }
+}
+
+/// A time in the host list: `2026-12-06 02:14` (UTC, to the minute).
+fn short_time(ms: u64) -> String {
+    let full = gatehouse_ipc::display::utc(ms);
+    full.get(..16).unwrap_or(&full).to_string()
 }
 
 /// An address as it sorts: IPv4 numerically (10.0.0.9 before 10.0.0.10),
@@ -980,6 +1143,62 @@ mod tests {
         assert_eq!(names(&h), ["a", "b", "z", "c"]);
     }
     use crate::bench::generated_hosts;
+
+    #[test]
+    fn last_connected_and_reachability_columns_sort() {
+        let mut rows = generated_hosts(4);
+        for (r, name) in rows.iter_mut().zip(["a", "b", "c", "d"]) {
+            r.folder = "dc".into();
+            r.name = name.into();
+        }
+        let mut h = Hosts::default();
+        h.loaded(Ok(rows));
+        let reach = |ok: bool, at: u64| seen::Reach {
+            reachable: ok,
+            at_ms: at,
+            why: None,
+        };
+        // a: connected at 30, reachable; b: connected at 10, last attempt
+        // failed at 40; c: never seen; d: connected at 20 (by record id).
+        h.seen.insert(
+            "a".into(),
+            seen::Seen {
+                last_connected: Some(30),
+                reach: Some(reach(true, 30)),
+            },
+        );
+        h.seen.insert(
+            "b".into(),
+            seen::Seen {
+                last_connected: Some(10),
+                reach: Some(reach(false, 40)),
+            },
+        );
+        let d_id = h.rows.iter().find(|r| r.name == "d").unwrap().id.clone();
+        h.seen.insert(
+            d_id,
+            seen::Seen {
+                last_connected: Some(20),
+                reach: Some(reach(true, 20)),
+            },
+        );
+        let names = |h: &Hosts| -> Vec<String> {
+            h.visible(None)
+                .iter()
+                .map(|&i| h.rows[i].name.clone())
+                .collect()
+        };
+        h.update(Message::SortBy(SortKey::LastConnected), None);
+        assert_eq!(names(&h), ["c", "b", "d", "a"], "never, then oldest first");
+        h.update(Message::SortBy(SortKey::LastConnected), None);
+        assert_eq!(names(&h), ["a", "d", "b", "c"], "newest first");
+        h.update(Message::SortBy(SortKey::Reachability), None);
+        assert_eq!(
+            names(&h),
+            ["a", "d", "b", "c"],
+            "reachable (newest first), unreachable, unknown"
+        );
+    }
 
     #[test]
     fn search_filters_and_org_over_plaintext() {

@@ -72,6 +72,11 @@ pub fn entries() -> Vec<Entry> {
             None,
         ),
         entry("Terminals: close tab", "Ctrl+Shift+W", None),
+        entry(
+            "Terminals: search the scrollback",
+            "Ctrl+Shift+F",
+            Some(App::Terminal(terminal::Message::SearchOpen)),
+        ),
         entry("Terminals: scroll back", "Shift+PgUp / PgDn, wheel", None),
         entry(
             "Terminals: select, copy, paste",

@@ -697,6 +697,22 @@ impl TermGrid {
         Element::new(GridView {
             grid: self,
             size: FONT_SIZE,
+            paced: true,
+            on: Box::new(on),
+        })
+    }
+
+    /// The same widget drawing a new frame whenever the grid changed, with
+    /// no pacing (benchmarks comparing with the earlier frame-per-batch
+    /// model).
+    pub fn view_every_change<'a, M: 'a>(
+        &'a self,
+        on: impl Fn(GridEvent) -> M + 'a,
+    ) -> Element<'a, M> {
+        Element::new(GridView {
+            grid: self,
+            size: FONT_SIZE,
+            paced: false,
             on: Box::new(on),
         })
     }
@@ -1050,6 +1066,8 @@ enum Mark {
 struct GridView<'a, M> {
     grid: &'a TermGrid,
     size: f32,
+    /// At most one frame per display refresh ([`TermGrid::view`]).
+    paced: bool,
     on: Box<dyn Fn(GridEvent) -> M + 'a>,
 }
 
@@ -1278,7 +1296,7 @@ impl<M> Widget<M, iced::Theme, iced::Renderer> for GridView<'_, M> {
         // A new frame only when the grid changed and a refresh interval
         // has passed since the last one (`update` asks for a redraw then);
         // until then the last frame's rows are drawn again.
-        if !frame.shows(shows) && frame.next_due(now).is_none() {
+        if !frame.shows(shows) && (!self.paced || frame.next_due(now).is_none()) {
             let (rows, cols, width) = self.shown(bounds);
             frame.draw(
                 now,
@@ -1387,6 +1405,146 @@ mod tests {
         assert_eq!(g.size(), (30, 5));
         TermSink::reset(&mut g, 10, 2);
         assert_eq!((g.size(), g.text()), ((10, 2), String::new()));
+    }
+
+    #[test]
+    fn search_finds_matches_across_the_whole_scrollback_case_insensitively() {
+        let mut g = TermGrid::new(40, 10);
+        // 12,000 lines: the first 2,000 or so fall out of the 10,000-line
+        // scrollback; a needle every 1,000 lines.
+        for i in 0..12_000 {
+            if i % 1000 == 500 {
+                g.feed(format!("line {i} Needle-{i}\r\n").as_bytes());
+            } else {
+                g.feed(format!("line {i}\r\n").as_bytes());
+            }
+        }
+        assert_eq!(g.history(), SCROLLBACK);
+        let found = g.find("NEEDLE-");
+        let lines: Vec<String> = found.iter().map(|m| g.line(m.start.0)).collect();
+        assert_eq!(
+            lines,
+            (2..12)
+                .map(|k| format!("line {0} Needle-{0}", k * 1000 + 500))
+                .collect::<Vec<_>>(),
+            "every needle still kept, oldest first"
+        );
+        // Columns: "line 2500 " is 10 characters, the match is 7.
+        assert_eq!(found[0].start.1, 10);
+        assert_eq!(found[0].end, (found[0].start.0, 16));
+        assert!(g.find("no such text").is_empty());
+    }
+
+    #[test]
+    fn search_matches_across_wrapped_lines() {
+        let mut g = TermGrid::new(10, 4);
+        g.feed(b"abcdefghijklmnop\r\nnext line");
+        // "abcdefghij" then "klmnop": a wrapped line is one line of text.
+        let m = g.find("IJKL");
+        assert_eq!(
+            m,
+            vec![Match {
+                start: (0, 8),
+                end: (1, 1)
+            }]
+        );
+        // A line that ended (no wrap) does not run into the next one.
+        assert!(g.find("opnext").is_empty());
+        assert!(g.find("op next").is_empty());
+    }
+
+    #[test]
+    fn search_counts_a_wide_character_as_one_character() {
+        let mut g = TermGrid::new(20, 3);
+        g.feed("ab日本語cd\r\n".as_bytes());
+        // a b 日(2-3) 本(4-5) 語(6-7) c(8) d(9)
+        assert_eq!(
+            g.find("本語c"),
+            vec![Match {
+                start: (0, 4),
+                end: (0, 8)
+            }]
+        );
+        assert_eq!(
+            g.find("b日"),
+            vec![Match {
+                start: (0, 1),
+                end: (0, 3)
+            }]
+        );
+        // A wide character that did not fit at the end of a row wraps whole.
+        let mut g = TermGrid::new(5, 3);
+        g.feed("abcd日本".as_bytes());
+        assert_eq!(
+            g.find("d日本"),
+            vec![Match {
+                start: (0, 3),
+                end: (1, 3)
+            }]
+        );
+    }
+
+    #[test]
+    fn search_selects_steps_and_scrolls_to_matches() {
+        let mut g = TermGrid::new(30, 5);
+        for i in 0..100 {
+            let mark = if [10, 50, 97].contains(&i) {
+                " HIT"
+            } else {
+                ""
+            };
+            g.feed(format!("row {i}{mark}\r\n").as_bytes());
+        }
+        // Typed: the match nearest the bottom (row 97, on the screen) is
+        // selected; the view stays at the bottom.
+        assert_eq!(g.search_for("hit"), 3);
+        assert_eq!(g.search_status(), (Some(3), 3));
+        assert_eq!(g.display_offset(), 0);
+        // Enter: the next older one, scrolled into view.
+        let m = g.search_step(true).expect("a match");
+        assert_eq!(g.line(m.start.0), "row 50 HIT");
+        assert!(g.text().contains("row 50 HIT"), "{}", g.text());
+        assert_eq!(g.search_status(), (Some(2), 3));
+        g.search_step(true);
+        assert!(g.text().contains("row 10 HIT"), "{}", g.text());
+        // Past the oldest it wraps around to the newest; Shift+Enter goes back.
+        g.search_step(true);
+        assert_eq!(g.search_status(), (Some(3), 3));
+        g.search_step(false);
+        assert_eq!(g.search_status(), (Some(1), 3));
+        assert!(g.text().contains("row 10 HIT"));
+        // The shown matches are drawn highlighted, the selected one apart.
+        let (rows, cols) = (5, 30);
+        let mut paint = g.paint_rows(rows, cols);
+        let mut current = 0;
+        for r in 0..rows {
+            let mut cells = Vec::new();
+            assert!(paint(r, &mut cells));
+            current += cells
+                .iter()
+                .filter(|c| c.bg == rgb8(CURRENT_MATCH_BG))
+                .count();
+        }
+        assert_eq!(current, 3, "the three cells of the selected \"HIT\"");
+        drop(paint);
+        // Closed: no highlight; the view stays.
+        g.search_clear();
+        assert_eq!(g.search_status(), (None, 0));
+        assert!(g.text().contains("row 10 HIT"));
+    }
+
+    #[test]
+    fn search_follows_new_output() {
+        let mut g = TermGrid::new(30, 4);
+        g.feed(b"one HIT\r\n");
+        assert_eq!(g.search_for("hit"), 1);
+        for i in 0..20 {
+            g.feed(format!("more {i}\r\n").as_bytes());
+        }
+        g.feed(b"two HIT\r\n");
+        // Stepping after new output searches again: both are found.
+        g.search_step(false);
+        assert_eq!(g.search_status().1, 2);
     }
 
     #[test]

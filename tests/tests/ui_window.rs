@@ -18,6 +18,11 @@ use gatehouse_tests::broker::{BrokerFixture, Options};
 use gatehouse_tests::xvfb::Xvfb;
 use gatehouse_tests::{ChildGuard, device_received, find_binary, install};
 
+/// How long the app may take to map its window: polled every few ms, so
+/// this only bounds a failure; a loaded machine (the whole suite on two
+/// cores) has taken over 60 s to start the app.
+const WINDOW_WAIT: Duration = Duration::from_secs(180);
+
 /// The change filed for approval (moderate: it needs a person).
 const CHANGE: &str = "/ip address add address=192.0.2.77/24 interface=ether2";
 /// What of it the device would receive if it ran.
@@ -78,7 +83,7 @@ fn approve_acts_only_on_a_card_seen_on_the_approvals_screen_of_the_focused_windo
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", Duration::from_secs(60))?;
+        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
         x.focus(&win)?;
         // Let it load (status, lists), then go to Hosts.
         std::thread::sleep(Duration::from_secs(2));
@@ -170,7 +175,7 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", Duration::from_secs(60))?;
+        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
         Ok((app, win))
     };
     let geometry = |win: &str| -> Result<String> {
@@ -231,7 +236,7 @@ fn the_terminal_search_finds_highlights_and_steps_through_the_scrollback() -> Re
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", Duration::from_secs(120))?;
+        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
         x.focus(&win)?;
         let log = f.lab_log("sw1")?;
 

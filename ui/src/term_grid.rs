@@ -1311,19 +1311,34 @@ impl<M> Widget<M, iced::Theme, iced::Renderer> for GridView<'_, M> {
         }
         let (_, ch) = cell_size(self.size);
         let (x, y) = (bounds.x.round(), bounds.y.round());
-        for (r, image) in frame.images().enumerate() {
-            let Some(size) = image_size(image) else {
-                continue;
-            };
-            renderer.draw_image(
-                iced_core::Image {
-                    filter_method: iced_core::image::FilterMethod::Nearest,
-                    snap: true,
-                    ..iced_core::Image::new(image.clone())
-                },
-                Rectangle::new(Point::new(x, y + r as f32 * ch), size),
-                bounds,
-            );
+        for (r, row) in frame.rows().enumerate() {
+            let top = y + r as f32 * ch;
+            for &(x0, x1, bg) in &row.backgrounds {
+                renderer.fill_quad(
+                    Quad {
+                        bounds: Rectangle::new(
+                            Point::new(x + x0 as f32, top),
+                            Size::new((x1 - x0) as f32, ch),
+                        ),
+                        ..Quad::default()
+                    },
+                    Color::from_rgb8(bg[0], bg[1], bg[2]),
+                );
+            }
+            for (px, py, image) in &row.pieces {
+                let Some(size) = image_size(image) else {
+                    continue;
+                };
+                renderer.draw_image(
+                    iced_core::Image {
+                        filter_method: iced_core::image::FilterMethod::Nearest,
+                        snap: true,
+                        ..iced_core::Image::new(image.clone())
+                    },
+                    Rectangle::new(Point::new(x + *px as f32, top + *py as f32), size),
+                    bounds,
+                );
+            }
         }
     }
 }

@@ -132,7 +132,8 @@ impl Glyphs {
     }
 
     /// Blends the glyphs of `cell` at pen position `x` (row pixels) into
-    /// `row` (`width` pixels wide, RGBA).
+    /// `row` (`width` pixels wide, RGBA); widens `band` (the lines drawn on)
+    /// to cover them.
     fn draw(
         &mut self,
         fonts: &mut cosmic_text::FontSystem,
@@ -140,6 +141,7 @@ impl Glyphs {
         width: usize,
         x: f32,
         cell: &PaintCell,
+        band: &mut (usize, usize),
     ) {
         let (size, lh) = (self.size, self.line_height);
         let shaped = if cell.zerowidth.is_none() && cell.c.is_ascii() {
@@ -167,7 +169,7 @@ impl Glyphs {
                 let Some(mask) = mask else { continue };
                 let ox = p.x + mask.left;
                 let oy = p.y - mask.top + baseline.round() as i32;
-                blend(row, width, height, ox, oy, mask, cell.fg);
+                blend(row, width, height, ox, oy, mask, cell.fg, band);
             }
         }
     }
@@ -207,12 +209,24 @@ fn rasterize(
 }
 
 /// Blends `mask` in colour `fg` into the RGBA `row` at (`ox`, `oy`), clipped.
-fn blend(row: &mut [u8], width: usize, height: usize, ox: i32, oy: i32, mask: &Mask, fg: Rgb8) {
+#[allow(clippy::too_many_arguments)]
+fn blend(
+    row: &mut [u8],
+    width: usize,
+    height: usize,
+    ox: i32,
+    oy: i32,
+    mask: &Mask,
+    fg: Rgb8,
+    band: &mut (usize, usize),
+) {
     for my in 0..mask.height {
         let y = oy + my as i32;
         if y < 0 || y as usize >= height {
             continue;
         }
+        band.0 = band.0.min(y as usize);
+        band.1 = band.1.max(y as usize + 1);
         let line = y as usize * width;
         for mx in 0..mask.width {
             let x = ox + mx as i32;
@@ -256,15 +270,31 @@ fn fill(row: &mut [u8], width: usize, x0: usize, x1: usize, y0: usize, y1: usize
     }
 }
 
+/// One shown row as the renderer draws it: its background runs (quads)
+/// and the pieces of it that have ink (images).
+#[derive(Clone, Default)]
+pub struct RowDraw {
+    /// (first pixel, end pixel, colour) of each run of cells whose
+    /// background is not the terminal's.
+    pub backgrounds: Vec<(u32, u32, Rgb8)>,
+    /// (x, y) within the row, and the image: runs of cells with glyphs,
+    /// lines or a cursor, cropped to the lines they draw on. Blank cells
+    /// are not in any image (the renderer draws images pixel by pixel, so
+    /// what is not drawn costs nothing).
+    pub pieces: Vec<(u32, u32, Handle)>,
+}
+
 /// The rows of the last frame and what is needed to draw the next.
 pub struct Frame {
     glyphs: Option<Glyphs>,
-    /// Each shown row's (content hash, image).
-    rows: Vec<(u64, Handle)>,
+    /// Each shown row's content hash and drawing.
+    rows: Vec<(u64, RowDraw)>,
     /// What the rows show (the caller's key: grid, its generation, size).
     shows: Option<[u64; 5]>,
     /// When the last frame was rasterized.
     last: Option<Instant>,
+    /// A row's pixels while it is rasterized (kept: no allocation per row).
+    scratch: Vec<u8>,
     /// Rows rasterized (not reused) since this frame state was made.
     pub rasterized_rows: u64,
 }
@@ -276,6 +306,7 @@ impl Default for Frame {
             rows: Vec::new(),
             shows: None,
             last: None,
+            scratch: Vec::new(),
             rasterized_rows: 0,
         }
     }
@@ -294,14 +325,14 @@ impl Frame {
         (now + FRAME_SLACK < due).then_some(due)
     }
 
-    /// The rows' images, top to bottom.
-    pub fn images(&self) -> impl Iterator<Item = &Handle> {
-        self.rows.iter().map(|(_, h)| h)
+    /// The rows, top to bottom.
+    pub fn rows(&self) -> impl Iterator<Item = &RowDraw> {
+        self.rows.iter().map(|(_, r)| r)
     }
 
     /// Draws a new frame: `rows` gives each shown row's cells in turn
-    /// (`None` past the last). A row whose cells (and size) hash like a row
-    /// of the last frame keeps that row's image.
+    /// (`false` past the last). A row whose cells (and size) hash like a
+    /// row of the last frame keeps that row's drawing.
     #[allow(clippy::too_many_arguments)]
     pub fn draw(
         &mut self,
@@ -323,7 +354,7 @@ impl Frame {
             self.glyphs = Some(Glyphs::new(size, cell_h));
             self.rows.clear();
         }
-        let old: HashMap<u64, Handle> = self.rows.drain(..).collect();
+        let mut old: HashMap<u64, RowDraw> = self.rows.drain(..).collect();
         let mut cells = Vec::with_capacity(256);
         let mut fonts = None;
         let mut r = 0;
@@ -334,11 +365,17 @@ impl Frame {
             }
             r += 1;
             let mut h = std::hash::DefaultHasher::new();
-            (width, height, default_bg).hash(&mut h);
+            (width, height, default_bg, cell_w.to_bits()).hash(&mut h);
             cells.hash(&mut h);
             let key = h.finish();
-            if let Some(image) = old.get(&key) {
-                self.rows.push((key, image.clone()));
+            if let Some(row) = old.get(&key) {
+                // Two equal rows (blank ones) share the drawing.
+                let row = if old.len() > 1 {
+                    old.remove(&key).unwrap_or_default()
+                } else {
+                    row.clone()
+                };
+                self.rows.push((key, row));
                 continue;
             }
             let fonts = fonts.get_or_insert_with(|| {
@@ -347,64 +384,116 @@ impl Frame {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
             });
             let glyphs = self.glyphs.as_mut().expect("made above");
-            let pixels = raster_row(
+            let row = raster_row(
                 glyphs,
                 fonts.raw(),
+                &mut self.scratch,
                 &cells,
-                width,
-                height,
+                (width, height),
                 cell_w,
                 default_bg,
             );
             self.rasterized_rows += 1;
-            let image = Handle::from_rgba(width as u32, height as u32, pixels);
-            self.rows.push((key, image));
+            self.rows.push((key, row));
         }
         self.shows = Some(what);
         self.last = Some(now);
     }
 }
 
-/// One row's pixels: backgrounds first (so no cell's background covers a
-/// neighbour's glyph), then glyphs, then lines and bar cursors.
+/// Whether a cell puts anything on top of its background.
+fn inked(c: &PaintCell) -> bool {
+    (c.c != ' ' && c.c != '\0' && c.fg != c.bg) || c.underline || c.strike || c.bar != Bar::None
+}
+
+/// Rasterizes one row into `px` (backgrounds first, so no cell's
+/// background covers a neighbour's glyph, then glyphs, then lines and bar
+/// cursors) and cuts it into the pieces the renderer draws.
 fn raster_row(
     glyphs: &mut Glyphs,
     fonts: &mut cosmic_text::FontSystem,
+    px: &mut Vec<u8>,
     cells: &[PaintCell],
-    width: usize,
-    height: usize,
+    (width, height): (usize, usize),
     cell_w: f32,
     default_bg: Rgb8,
-) -> Vec<u8> {
-    let mut px = vec![0u8; width * height * 4];
-    fill(&mut px, width, 0, width, 0, height, default_bg);
-    let x_of = |col: u16| (f32::from(col) * cell_w).round() as usize;
+) -> RowDraw {
+    let mut out = RowDraw::default();
+    px.resize(width * height * 4, 0);
+    fill(px, width, 0, width, 0, height, default_bg);
+    let x_of = |col: u16| ((f32::from(col) * cell_w).round() as usize).min(width);
+    let end_of = |c: &PaintCell| c.col + u16::from(c.width);
     for c in cells {
-        if c.bg != default_bg {
-            let end = c.col + u16::from(c.width);
-            fill(&mut px, width, x_of(c.col), x_of(end), 0, height, c.bg);
+        if c.bg == default_bg {
+            continue;
+        }
+        let (x0, x1) = (x_of(c.col), x_of(end_of(c)));
+        fill(px, width, x0, x1, 0, height, c.bg);
+        match out.backgrounds.last_mut() {
+            Some(last) if last.1 == x0 as u32 && last.2 == c.bg => last.1 = x1 as u32,
+            _ => out.backgrounds.push((x0 as u32, x1 as u32, c.bg)),
         }
     }
+    // The lines anything is drawn on.
+    let mut band = (height, 0);
     for c in cells {
         if c.c != ' ' && c.c != '\0' && c.fg != c.bg {
-            glyphs.draw(fonts, &mut px, width, f32::from(c.col) * cell_w, c);
+            glyphs.draw(fonts, px, width, f32::from(c.col) * cell_w, c, &mut band);
         }
     }
     for c in cells {
-        let (x0, x1) = (x_of(c.col), x_of(c.col + u16::from(c.width)));
+        let (x0, x1) = (x_of(c.col), x_of(end_of(c)));
+        let mut line = |y0: usize, y1: usize, x1: usize| {
+            fill(px, width, x0, x1, y0, y1, c.fg);
+            band = (band.0.min(y0), band.1.max(y1));
+        };
         if c.underline {
-            fill(&mut px, width, x0, x1, height - 2, height - 1, c.fg);
+            line(height - 2, height - 1, x1);
         }
         if c.strike {
-            fill(&mut px, width, x0, x1, height / 2, height / 2 + 1, c.fg);
+            line(height / 2, height / 2 + 1, x1);
         }
         match c.bar {
             Bar::None => {}
-            Bar::Underline => fill(&mut px, width, x0, x1, height - 2, height, c.fg),
-            Bar::Beam => fill(&mut px, width, x0, (x0 + 2).min(width), 0, height, c.fg),
+            Bar::Underline => line(height - 2, height, x1),
+            Bar::Beam => line(0, height, (x0 + 2).min(width)),
         }
     }
-    px
+    if band.0 >= band.1 {
+        return out;
+    }
+    // Pieces: runs of inked cells (a gap of one blank cell does not split
+    // a run: a draw call costs more than a cell's pixels), one pixel wider
+    // each side for glyphs that overhang their cell.
+    let mut i = 0;
+    while i < cells.len() {
+        if !inked(&cells[i]) {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        let mut last = i;
+        let mut j = i + 1;
+        while j < cells.len() {
+            if inked(&cells[j]) {
+                last = j;
+            } else if j > last + 1 || cells[j].col > end_of(&cells[last]) + 1 {
+                break;
+            }
+            j += 1;
+        }
+        i = last + 1;
+        let x0 = x_of(cells[first].col).saturating_sub(1);
+        let x1 = (x_of(end_of(&cells[last])) + 1).min(width);
+        let (y0, y1) = band;
+        let mut piece = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
+        for y in y0..y1 {
+            piece.extend_from_slice(&px[(y * width + x0) * 4..(y * width + x1) * 4]);
+        }
+        let image = Handle::from_rgba((x1 - x0) as u32, (y1 - y0) as u32, piece);
+        out.pieces.push((x0 as u32, y0 as u32, image));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -458,7 +547,7 @@ mod tests {
                 .is_some()
         });
         assert_eq!(f.rasterized_rows, 3);
-        assert_eq!(f.images().count(), 2);
+        assert_eq!(f.rows().count(), 2);
         // The next frame is due one refresh after this one.
         assert!(f.next_due(t).is_some());
         assert!(f.next_due(t + FRAME_INTERVAL).is_none());
@@ -475,8 +564,22 @@ mod tests {
         let cells = [
             cell(0, 'M', [255, 0, 0], [0, 0, 255]),
             cell(1, ' ', [0; 3], bg),
+            cell(2, ' ', [0; 3], [0, 255, 0]),
         ];
-        let px = raster_row(&mut g, fonts.raw(), &cells, 16, 16, 7.8, bg);
+        let mut px = Vec::new();
+        let row = raster_row(&mut g, fonts.raw(), &mut px, &cells, (24, 16), 7.8, bg);
+        // The blank cells are no image; the coloured backgrounds are runs.
+        assert_eq!(row.pieces.len(), 1);
+        assert_eq!(
+            row.backgrounds,
+            vec![(0, 8, [0, 0, 255]), (16, 23, [0, 255, 0])]
+        );
+        let (x, _, image) = &row.pieces[0];
+        assert_eq!(*x, 0);
+        let iced_core::image::Handle::Rgba { width, .. } = image else {
+            panic!("an RGBA image")
+        };
+        assert_eq!(*width, 9, "the cell and one pixel of overhang");
         let pixels: Vec<&[u8]> = px.chunks_exact(4).collect();
         // Some pixel of the first cell is pure glyph colour, some pure background.
         assert!(pixels.iter().any(|p| p[..3] == [255, 0, 0]), "glyph drawn");
@@ -484,10 +587,10 @@ mod tests {
             pixels.iter().any(|p| p[..3] == [0, 0, 255]),
             "background drawn"
         );
-        // The second cell (columns 8..16) is the default background only.
+        // The second cell (pixels 8..16) is the default background only.
         for y in 0..16 {
             for x in 9..16 {
-                assert_eq!(pixels[y * 16 + x][..3], bg, "({x},{y})");
+                assert_eq!(pixels[y * 24 + x][..3], bg, "({x},{y})");
             }
         }
     }

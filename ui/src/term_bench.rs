@@ -3,6 +3,9 @@
 //! as it would come from a session (4 KiB reads), and frames of the grid
 //! widget drawn as the app draws them: one each time a display refresh
 //! (1/60 s) of processing has passed since the last frame ended.
+//! Processing time is this thread's CPU time, so the figures hold on a
+//! machine shared with other work (on an idle one it is the wall clock's);
+//! wall-clock figures are reported beside them.
 //!
 //! Owns: the sample output (colored `show` tables, long wrapped lines,
 //! prompts, scrolling) and the timing. The renderer is passed in (`FnMut(Element)`),
@@ -36,6 +39,35 @@ pub enum Pace {
     Never,
 }
 
+/// This thread's CPU time so far (user and system).
+pub fn thread_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|u| {
+            let t = |v: nix::sys::time::TimeVal| {
+                Duration::new(v.tv_sec().max(0) as u64, (v.tv_usec().max(0) as u32) * 1000)
+            };
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or_default()
+}
+
+/// A point in wall-clock and CPU time.
+#[derive(Clone, Copy)]
+struct Stamp(Instant, Duration);
+
+impl Stamp {
+    fn now() -> Stamp {
+        Stamp(Instant::now(), thread_cpu())
+    }
+
+    /// (wall, cpu) since `self`.
+    fn since(self) -> (Duration, Duration) {
+        let now = Stamp::now();
+        (now.0 - self.0, now.1.saturating_sub(self.1))
+    }
+}
+
 /// What one run measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Throughput {
@@ -51,6 +83,10 @@ pub struct Throughput {
     pub parse: Duration,
     /// Rendering alone.
     pub render: Duration,
+    /// The same three in this thread's CPU time.
+    pub elapsed_cpu: Duration,
+    pub parse_cpu: Duration,
+    pub render_cpu: Duration,
 }
 
 impl Throughput {
@@ -60,9 +96,20 @@ impl Throughput {
         self.bytes as f64 / (1024.0 * 1024.0) / secs
     }
 
+    /// MiB fed per second of this thread's CPU time.
+    pub fn mib_per_cpu_sec(&self) -> f64 {
+        let secs = self.elapsed_cpu.as_secs_f64().max(1e-9);
+        self.bytes as f64 / (1024.0 * 1024.0) / secs
+    }
+
     /// Milliseconds per frame.
     pub fn ms_per_frame(&self) -> f64 {
         self.render.as_secs_f64() * 1e3 / self.frames.max(1) as f64
+    }
+
+    /// CPU milliseconds per frame.
+    pub fn cpu_ms_per_frame(&self) -> f64 {
+        self.render_cpu.as_secs_f64() * 1e3 / self.frames.max(1) as f64
     }
 }
 
@@ -118,42 +165,50 @@ pub fn run(
 ) -> Throughput {
     let data = sample_output(total);
     let mut grid = TermGrid::new(cols, rows);
-    let mut parse = Duration::ZERO;
-    let mut drawn = Duration::ZERO;
+    let (mut parse, mut parse_cpu) = (Duration::ZERO, Duration::ZERO);
+    let (mut drawn, mut drawn_cpu) = (Duration::ZERO, Duration::ZERO);
     let mut frames = 0u64;
     let mut since = 0usize;
-    let start = Instant::now();
+    let start = Stamp::now();
     let mut last_frame = start;
     for piece in data.chunks(CHUNK) {
-        let t = Instant::now();
+        let t = Stamp::now();
         grid.feed(piece);
-        parse += t.elapsed();
+        let (wall, cpu) = t.since();
+        parse += wall;
+        parse_cpu += cpu;
         since += piece.len();
         let due = match pace {
-            Pace::Display => last_frame.elapsed() >= FRAME_INTERVAL,
+            Pace::Display => last_frame.since().1 >= FRAME_INTERVAL,
             Pace::EveryBytes(n) => since >= n,
             Pace::Never => false,
         };
         if due {
-            let t = Instant::now();
+            let t = Stamp::now();
             if pace == Pace::Display {
                 render(grid.view(|_| ()));
             } else {
                 render(grid.view_every_change(|_| ()));
             }
-            last_frame = Instant::now();
-            drawn += last_frame - t;
+            let (wall, cpu) = t.since();
+            drawn += wall;
+            drawn_cpu += cpu;
+            last_frame = Stamp::now();
             frames += 1;
             since = 0;
         }
     }
+    let (elapsed, elapsed_cpu) = start.since();
     Throughput {
         bytes: data.len() as u64,
         frames,
         drawn: grid.frames(),
-        elapsed: start.elapsed(),
+        elapsed,
         parse,
         render: drawn,
+        elapsed_cpu,
+        parse_cpu,
+        render_cpu: drawn_cpu,
     }
 }
 
@@ -231,11 +286,11 @@ pub fn headless(mib: usize) -> serde_json::Value {
     let every = run(bytes, 120, 40, Pace::EveryBytes(FRAME_EVERY), |e| {
         off.frame(e)
     });
-    let t = Instant::now();
+    let t = Stamp::now();
     for _ in 0..every.frames {
         off.frame(iced::widget::space().into());
     }
-    let empty = t.elapsed();
+    let (empty, empty_cpu) = t.since();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     serde_json::json!({
         "bytes": display.bytes,
@@ -252,6 +307,13 @@ pub fn headless(mib: usize) -> serde_json::Value {
         "frame_per_64k_render_ms_per_frame": every.ms_per_frame(),
         "baseline_parse_only_mib_per_s": parse_only.mib_per_sec(),
         "baseline_empty_frame_ms": ms(empty) / every.frames.max(1) as f64,
+        "pace_clock": "thread CPU time",
+        "cpu_mib_per_s": display.mib_per_cpu_sec(),
+        "cpu_render_ms_per_frame": display.cpu_ms_per_frame(),
+        "frame_per_64k_cpu_mib_per_s": every.mib_per_cpu_sec(),
+        "frame_per_64k_cpu_render_ms_per_frame": every.cpu_ms_per_frame(),
+        "baseline_parse_only_cpu_mib_per_s": parse_only.mib_per_cpu_sec(),
+        "baseline_empty_frame_cpu_ms": ms(empty_cpu) / every.frames.max(1) as f64,
     })
 }
 

@@ -1,7 +1,9 @@
 //! A private X server (Xvfb) for tests of the real `gatehouse-ui` window,
-//! and the xdotool calls that drive it as a person would: find the window,
-//! give it keyboard focus, press keys (XTEST, the same path a keyboard takes;
-//! never synthetic `XSendEvent`s, which toolkits may treat differently).
+//! the xdotool calls that drive it as a person would: find the window,
+//! give it keyboard focus, press keys and type text (XTEST, the same path a
+//! keyboard takes; never synthetic `XSendEvent`s, which toolkits may treat
+//! differently), and the window's pixels as the X server holds them
+//! ([`Xvfb::capture`], what a person would see).
 //!
 //! Must never: fall back to anything when Xvfb or xdotool is missing (the
 //! test fails and says which package to install), or touch a display it did
@@ -140,5 +142,76 @@ impl Xvfb {
         let mut args = vec!["key", "--delay", delay.as_str()];
         args.extend_from_slice(chords);
         self.xdotool(&args).map(drop)
+    }
+
+    /// Types `text` into the focused window, a key per character,
+    /// `delay_ms` apart.
+    pub fn type_text(&self, text: &str, delay_ms: u32) -> Result<()> {
+        let delay = delay_ms.to_string();
+        self.xdotool(&["type", "--delay", delay.as_str(), "--", text])
+            .map(drop)
+    }
+
+    /// The pixels of window `id` (an id as [`Xvfb::wait_window`] returns
+    /// it), as the X server holds them.
+    pub fn capture(&self, id: &str) -> Result<Capture> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
+        let win: u32 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("window id {id:?}"))?;
+        let (conn, _) = x11rb::connect(Some(&self.display))
+            .with_context(|| format!("connecting to X display {}", self.display))?;
+        let geometry = conn.get_geometry(win)?.reply()?;
+        let (width, height) = (geometry.width, geometry.height);
+        let image = conn
+            .get_image(ImageFormat::Z_PIXMAP, win, 0, 0, width, height, !0)?
+            .reply()
+            .context("GetImage of the window")?;
+        let bpp = conn
+            .setup()
+            .pixmap_formats
+            .iter()
+            .find(|f| f.depth == image.depth)
+            .map(|f| f.bits_per_pixel)
+            .context("no pixmap format for the window's depth")?;
+        if image.depth != 24 || bpp != 32 {
+            bail!(
+                "window depth {} at {bpp} bits per pixel: only 24-bit colour (Xvfb's) is read",
+                image.depth
+            );
+        }
+        let lsb = conn.setup().image_byte_order == x11rb::protocol::xproto::ImageOrder::LSB_FIRST;
+        let pixels = image
+            .data
+            .chunks_exact(4)
+            .map(|p| if lsb { [p[2], p[1], p[0]] } else { [p[1], p[2], p[3]] })
+            .collect();
+        Ok(Capture {
+            width: usize::from(width),
+            height: usize::from(height),
+            pixels,
+        })
+    }
+}
+
+/// A window's pixels (RGB, row by row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<[u8; 3]>,
+}
+
+impl Capture {
+    /// Where pixels of exactly `rgb` are, as (x, y).
+    pub fn where_colour(&self, rgb: [u8; 3]) -> Vec<(usize, usize)> {
+        self.pixels
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p == rgb)
+            .map(|(i, _)| (i % self.width, i / self.width))
+            .collect()
     }
 }

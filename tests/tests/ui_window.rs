@@ -18,6 +18,11 @@ use gatehouse_tests::broker::{BrokerFixture, Options};
 use gatehouse_tests::xvfb::Xvfb;
 use gatehouse_tests::{ChildGuard, device_received, find_binary, install};
 
+/// How long the app may take to map its window: polled every few ms, so
+/// this only bounds a failure; a loaded machine (the whole suite on two
+/// cores) has taken over 60 s to start the app.
+const WINDOW_WAIT: Duration = Duration::from_secs(180);
+
 /// The change filed for approval (moderate: it needs a person).
 const CHANGE: &str = "/ip address add address=192.0.2.77/24 interface=ether2";
 /// What of it the device would receive if it ran.
@@ -78,7 +83,7 @@ fn approve_acts_only_on_a_card_seen_on_the_approvals_screen_of_the_focused_windo
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", Duration::from_secs(60))?;
+        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
         x.focus(&win)?;
         // Let it load (status, lists), then go to Hosts.
         std::thread::sleep(Duration::from_secs(2));
@@ -170,7 +175,7 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", Duration::from_secs(60))?;
+        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
         Ok((app, win))
     };
     let geometry = |win: &str| -> Result<String> {
@@ -200,4 +205,128 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
     let (_app, win) = open()?;
     assert_eq!(geometry(&win)?, "930x610", "the size it was left at");
     Ok(())
+}
+
+/// The terminal's scrollback search through the real window: Ctrl+Shift+F
+/// opens it over a live shell to the lab switch, what is typed highlights
+/// matches (case-insensitively), Enter goes to the older match in the
+/// scrollback (the view scrolls), Shift+Enter back to the newer one (the
+/// same picture as before), Esc closes it and the highlights go. What is
+/// shown is read from the X server's copy of the window: the selected
+/// match's background is a colour nothing else in the app uses.
+#[test]
+fn the_terminal_search_finds_highlights_and_steps_through_the_scrollback() -> Result<()> {
+    let x = Xvfb::start()?;
+    let mut f = BrokerFixture::start(Options {
+        real_sessiond: true,
+        ..Options::default()
+    })?;
+    install(&f.scratch, &find_binary("gatehouse-ui")?, "gatehouse-ui")?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        "window-test-passphrase\n",
+    )?;
+    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    let result = (|| {
+        f.start_sessiond()?;
+        let mut app = f.command(&f.install_dir().join("gatehouse"));
+        app.args(["--profile", &f.profile, "ui"])
+            .env("DISPLAY", &x.display)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut app = ChildGuard::spawn_group(&mut app)?;
+        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
+        x.focus(&win)?;
+        let log = f.lab_log("sw1")?;
+
+        // A shell to the lab switch: Ctrl+Shift+T, the host, Enter; keys
+        // typed before the shell is live are dropped, so the first command
+        // is typed until the device has it.
+        gatehouse_tests::proc::wait_until("the host field", Duration::from_secs(60), || {
+            x.keys(&["ctrl+shift+t"], 12)?;
+            x.type_text("sw1", 20)?;
+            x.keys(&["Return"], 12)?;
+            std::thread::sleep(Duration::from_millis(1500));
+            x.type_text("show version\n", 20)?;
+            std::thread::sleep(Duration::from_millis(1500));
+            device_received(&log, "show version")
+        })?;
+        // Then a screenful and more of prompts, and the same output again
+        // at the bottom: two matches more than a screen apart.
+        for _ in 0..3 {
+            x.keys(&["Return"; 20], 5)?;
+        }
+        x.type_text("show version\n", 20)?;
+        let current = {
+            let c = gatehouse_ui::term_grid::CURRENT_MATCH_BG;
+            [c.r, c.g, c.b]
+        };
+        let other = {
+            let c = gatehouse_ui::term_grid::MATCH_BG;
+            [c.r, c.g, c.b]
+        };
+        // Waits until the window shows what `ok` accepts (twice in a row:
+        // settled); returns it.
+        let shown = |what: &str, ok: &dyn Fn(&gatehouse_tests::xvfb::Capture) -> bool| {
+            let mut last: Option<gatehouse_tests::xvfb::Capture> = None;
+            let mut seen = None;
+            gatehouse_tests::proc::wait_until(what, Duration::from_secs(30), || {
+                let c = x.capture(&win)?;
+                let settled = last.as_ref() == Some(&c) && ok(&c);
+                last = Some(c.clone());
+                if settled {
+                    seen = Some(c);
+                }
+                Ok(settled)
+            })?;
+            seen.context("capture")
+        };
+        // The device answered the second command (its last line shown).
+        std::thread::sleep(Duration::from_secs(2));
+        let before = shown("the output settled", &|c| !c.pixels.is_empty())?;
+        assert!(
+            before.where_colour(current).is_empty() && before.where_colour(other).is_empty(),
+            "no highlight before searching"
+        );
+
+        // Ctrl+Shift+F and the query in lower case: the newest match (at
+        // the bottom) is selected, nothing scrolls.
+        x.keys(&["ctrl+shift+f"], 12)?;
+        x.type_text("configuration register", 20)?;
+        let typed = shown("the newest match highlighted", &|c| {
+            !c.where_colour(current).is_empty()
+        })?;
+        let newest = typed.where_colour(current);
+
+        // Enter: the older match, in the scrollback: the view scrolled, so
+        // the selected match is drawn elsewhere.
+        x.keys(&["Return"], 12)?;
+        let older = shown("the older match selected", &|c| {
+            let at = c.where_colour(current);
+            !at.is_empty() && at != newest
+        })?;
+        assert_ne!(older.pixels, typed.pixels, "the view scrolled");
+
+        // Shift+Enter: back to the newest, exactly where it was.
+        x.keys(&["shift+Return"], 12)?;
+        shown("the newest match again", &|c| c.where_colour(current) == newest)?;
+
+        // Esc: the bar closes and no match is highlighted.
+        x.keys(&["Escape"], 12)?;
+        shown("no highlight after Esc", &|c| {
+            c.where_colour(current).is_empty() && c.where_colour(other).is_empty()
+        })?;
+        // Typing goes to the shell again (the device receives it).
+        x.type_text("show clock\n", 20)?;
+        gatehouse_tests::proc::wait_until("the shell to get keys again", Duration::from_secs(15), || {
+            device_received(&log, "show clock")
+        })?;
+        if let Some(s) = app.has_exited()? {
+            bail!("the app exited during the test: {s}");
+        }
+        Ok(())
+    })();
+    let _ = f.cli(&["lab", "down"], "");
+    result
 }

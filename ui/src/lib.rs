@@ -49,6 +49,7 @@ pub mod shell;
 pub mod signin;
 pub mod term_bench;
 pub mod term_grid;
+pub mod term_raster;
 pub mod terminal;
 pub mod window_memory;
 pub mod workarea;

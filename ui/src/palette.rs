@@ -88,6 +88,11 @@ pub fn entries() -> Vec<Entry> {
             "Ctrl+Shift+I",
             Some(App::ToggleCopilotBeside),
         ),
+        entry(
+            "Terminals: search the scrollback",
+            "Ctrl+Shift+F",
+            Some(App::Terminal(terminal::Message::SearchOpen)),
+        ),
         entry("Terminals: scroll back", "Shift+PgUp / PgDn, wheel", None),
         entry(
             "Terminals: select, copy, paste",

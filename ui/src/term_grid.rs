@@ -3,11 +3,14 @@
 //! Owns: parsing a byte stream (VT/xterm escape sequences, with
 //! `alacritty_terminal`) into a grid with scrollback, the selection, the
 //! answers a terminal owes its peer (cursor-position and device-attribute
-//! reports), the key → bytes mapping of a person's keystrokes, and drawing
-//! the grid with iced ([`TermGrid::view`]): runs of same-styled cells as one
-//! text each, backgrounds as quads, bold, inverse, 16/256/truecolor, the
-//! cursor; the mouse wheel and Shift+PageUp/PageDown scroll back, a drag
-//! selects, Ctrl+Shift+C copies the selection, Ctrl+Shift+V pastes.
+//! reports), the search of the screen and its scrollback ([`TermGrid::find`],
+//! [`TermGrid::search_for`]), the key → bytes mapping of a person's
+//! keystrokes, and the grid's widget ([`TermGrid::view`]): each shown cell's
+//! colours (bold, inverse, 16/256/truecolor, the cursor, the selection,
+//! search matches) handed to [`crate::term_raster`], which draws the rows at
+//! most once per display refresh; the mouse wheel and Shift+PageUp/PageDown
+//! scroll back, a drag selects, Ctrl+Shift+C copies the selection,
+//! Ctrl+Shift+V pastes.
 //!
 //! Reusable: it is fed bytes ([`TermGrid::feed`]), wherever they come from
 //! (a live shell through sessiond, a recording played back); it opens no
@@ -17,7 +20,10 @@
 //! disabled; clipboard, color and window-size queries go unanswered), or
 //! panic on any byte sequence.
 
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use alacritty_terminal::Term;
 use alacritty_terminal::event::{Event as TermEvent, EventListener};
@@ -28,12 +34,13 @@ use alacritty_terminal::term::cell::Flags;
 use alacritty_terminal::term::{Config, Osc52, TermMode};
 use alacritty_terminal::vte::ansi::{Color as AnsiColor, CursorShape, NamedColor, Processor, Rgb};
 use iced::keyboard::{Key, Modifiers, key::Named};
-use iced::{Color, Element, Event, Font, Length, Pixels, Point, Rectangle, Size};
+use iced::{Color, Element, Event, Length, Point, Rectangle, Size};
 use iced_core::layout::{self, Layout};
 use iced_core::renderer::{self, Quad};
-use iced_core::text::{self as core_text, LineHeight, Shaping, Wrapping};
 use iced_core::widget::{Tree, Widget, tree};
 use iced_core::{Clipboard, Shell, clipboard, mouse};
+
+use crate::term_raster::{Bar, Frame, PaintCell, Rgb8};
 
 /// Lines of scrollback kept per terminal.
 pub const SCROLLBACK: usize = 10_000;
@@ -118,7 +125,55 @@ pub struct TermGrid {
     parser: Processor,
     answers: Answers,
     fed: u64,
+    /// Unique among this process's grids (a frame names the grid it shows).
+    id: u64,
+    /// Counts every change to what is shown (content, view, selection,
+    /// search): a frame is drawn only when it moved.
+    generation: u64,
+    /// Counts changes to the content (fed bytes, a resize).
+    content: u64,
+    search: Search,
+    /// Frames drawn of this grid (by any view of it).
+    frames: Cell<u64>,
 }
+
+/// A match of a search: from `start` to `end` (inclusive), each a (line,
+/// column) as [`TermGrid::line`] numbers lines (negative: history). A match
+/// may span rows (a line that wrapped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Match {
+    pub start: (i32, usize),
+    pub end: (i32, usize),
+}
+
+impl Match {
+    fn contains(&self, p: (i32, usize)) -> bool {
+        self.start <= p && p <= self.end
+    }
+}
+
+/// The search over the screen and scrollback.
+#[derive(Debug, Default)]
+struct Search {
+    /// What is searched for, lowercased (empty: no search).
+    query: Vec<char>,
+    /// Every match, oldest first, as of `of_content`.
+    matches: Vec<Match>,
+    /// The selected match (an index into `matches`).
+    current: Option<usize>,
+    of_content: u64,
+}
+
+/// A character as a case-insensitive search compares it.
+fn fold(c: char) -> char {
+    let mut l = c.to_lowercase();
+    match (l.next(), l.next()) {
+        (Some(one), None) => one,
+        _ => c,
+    }
+}
+
+static NEXT_GRID: AtomicU64 = AtomicU64::new(1);
 
 /// An 80x24 screen (a recording's playback resizes it to the recording's).
 impl Default for TermGrid {
@@ -155,13 +210,36 @@ impl TermGrid {
             parser: Processor::new(),
             answers,
             fed: 0,
+            id: NEXT_GRID.fetch_add(1, Ordering::Relaxed),
+            generation: 0,
+            content: 0,
+            search: Search::default(),
+            frames: Cell::new(0),
         }
     }
 
-    /// Parses `bytes` (one pass; escape sequences may span calls).
+    /// Parses `bytes` (one pass; escape sequences may span calls). Nothing
+    /// is drawn here: the next frame shows the result.
     pub fn feed(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         self.parser.advance(&mut self.term, bytes);
         self.fed += bytes.len() as u64;
+        self.changed(true);
+    }
+
+    /// Marks what is shown as changed (and the content, when `content`).
+    fn changed(&mut self, content: bool) {
+        self.generation += 1;
+        if content {
+            self.content += 1;
+        }
+    }
+
+    /// Frames drawn of this grid so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.get()
     }
 
     /// Bytes fed so far.
@@ -193,6 +271,7 @@ impl TermGrid {
             cols: usize::from(cols.max(2)),
             rows: usize::from(rows.max(1)),
         });
+        self.changed(true);
     }
 
     /// Lines of history above the screen.
@@ -208,17 +287,22 @@ impl TermGrid {
     /// Scrolls the view (positive: back into history).
     pub fn scroll(&mut self, lines: i32) {
         self.term.scroll_display(Scroll::Delta(lines));
+        self.changed(false);
     }
 
     /// Scrolls a page back (`up`) or forward.
     pub fn page(&mut self, up: bool) {
         self.term
             .scroll_display(if up { Scroll::PageUp } else { Scroll::PageDown });
+        self.changed(false);
     }
 
     /// Back to the live screen.
     pub fn scroll_to_bottom(&mut self) {
-        self.term.scroll_display(Scroll::Bottom);
+        if self.display_offset() != 0 {
+            self.term.scroll_display(Scroll::Bottom);
+            self.changed(false);
+        }
     }
 
     /// Whether the peer asked for bracketed paste.
@@ -245,6 +329,7 @@ impl TermGrid {
     pub fn select_start(&mut self, line: i32, col: usize) {
         let p = self.clamp_point(line, col);
         self.term.selection = Some(Selection::new(SelectionType::Simple, p, Side::Left));
+        self.changed(false);
     }
 
     /// Extends the selection to a grid point.
@@ -252,11 +337,14 @@ impl TermGrid {
         let p = self.clamp_point(line, col);
         if let Some(s) = self.term.selection.as_mut() {
             s.update(p, Side::Right);
+            self.changed(false);
         }
     }
 
     pub fn clear_selection(&mut self) {
-        self.term.selection = None;
+        if self.term.selection.take().is_some() {
+            self.changed(false);
+        }
     }
 
     /// The selected text, if any.
@@ -304,12 +392,327 @@ impl TermGrid {
         (p.line.0.max(0) as usize, p.column.0)
     }
 
+    // ------------------------------------------------------------ search
+
+    /// The logical line (rows joined where the terminal wrapped them)
+    /// that starts at `first`: its characters, case-folded, and each one's
+    /// (line, first column, last column). Returns the line after it.
+    fn logical_line(
+        &self,
+        first: i32,
+        chars: &mut Vec<char>,
+        at: &mut Vec<(i32, usize, usize)>,
+    ) -> i32 {
+        let g = self.term.grid();
+        let bottom = g.screen_lines() as i32 - 1;
+        let cols = g.columns();
+        chars.clear();
+        at.clear();
+        let mut l = first;
+        while l <= bottom {
+            let row = &g[Line(l)];
+            for c in 0..cols {
+                let cell = &row[Column(c)];
+                if cell
+                    .flags
+                    .intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER)
+                {
+                    continue;
+                }
+                let last = if cell.flags.contains(Flags::WIDE_CHAR) {
+                    c + 1
+                } else {
+                    c
+                };
+                chars.push(fold(if cell.c == '\0' { ' ' } else { cell.c }));
+                at.push((l, c, last));
+            }
+            l += 1;
+            if !row[Column(cols - 1)].flags.contains(Flags::WRAPLINE) {
+                break;
+            }
+        }
+        l
+    }
+
+    /// The first line of the logical line that holds `line`.
+    fn logical_start(&self, line: i32) -> i32 {
+        let g = self.term.grid();
+        let top = -(g.history_size() as i32);
+        let last = Column(g.columns() - 1);
+        let mut l = line;
+        while l > top && g[Line(l - 1)][last].flags.contains(Flags::WRAPLINE) {
+            l -= 1;
+        }
+        l
+    }
+
+    /// Every match of the folded `query` in logical lines from `from` until
+    /// one starts after `to`, oldest first.
+    fn matches_in(&self, query: &[char], from: i32, to: i32) -> Vec<Match> {
+        let mut out = Vec::new();
+        if query.is_empty() {
+            return out;
+        }
+        let (mut chars, mut at) = (Vec::new(), Vec::new());
+        let mut l = self.logical_start(from);
+        while l <= to {
+            let next = self.logical_line(l, &mut chars, &mut at);
+            let mut i = 0;
+            while i + query.len() <= chars.len() {
+                if chars[i..i + query.len()] == *query {
+                    let (sl, sc, _) = at[i];
+                    let (el, _, ec) = at[i + query.len() - 1];
+                    out.push(Match {
+                        start: (sl, sc),
+                        end: (el, ec),
+                    });
+                    i += query.len();
+                } else {
+                    i += 1;
+                }
+            }
+            if next == l {
+                break;
+            }
+            l = next;
+        }
+        out
+    }
+
+    /// Every match of `query` (case-insensitive) in the scrollback and the
+    /// screen, oldest first. Matches span wrapped lines; a wide character
+    /// is one character of the text.
+    pub fn find(&self, query: &str) -> Vec<Match> {
+        let q: Vec<char> = query.chars().map(fold).collect();
+        let g = self.term.grid();
+        self.matches_in(&q, -(g.history_size() as i32), g.screen_lines() as i32 - 1)
+    }
+
+    /// Searches for `query` (empty: no search): every match is highlighted,
+    /// and the one nearest the bottom of the view is selected and scrolled
+    /// into view. Returns how many matched.
+    pub fn search_for(&mut self, query: &str) -> usize {
+        self.search.query = query.chars().map(fold).collect();
+        self.search.matches = self.find(query);
+        self.search.of_content = self.content;
+        let bottom = self.term.grid().screen_lines() as i32 - 1 - self.display_offset() as i32;
+        let m = &self.search.matches;
+        self.search.current = m
+            .iter()
+            .rposition(|m| m.start.0 <= bottom)
+            .or((!m.is_empty()).then_some(0));
+        if let Some(m) = self.search.current.map(|i| self.search.matches[i]) {
+            self.show_line(m.start.0);
+        }
+        self.changed(false);
+        self.search.matches.len()
+    }
+
+    /// Selects the next older match (`older`), or the next newer one,
+    /// wrapping around, and scrolls it into view.
+    pub fn search_step(&mut self, older: bool) -> Option<Match> {
+        if self.search.query.is_empty() {
+            return None;
+        }
+        if self.search.of_content != self.content {
+            // New output moved the lines: find them again, keeping the
+            // place (the selected match's position on the screen).
+            let was = self.search.current.map(|i| self.search.matches[i]);
+            let q: String = self.search.query.iter().collect();
+            self.search.matches = self.find(&q);
+            self.search.of_content = self.content;
+            self.search.current =
+                was.and_then(|w| self.search.matches.iter().position(|m| m.start >= w.start));
+        }
+        let n = self.search.matches.len();
+        if n == 0 {
+            self.search.current = None;
+            return None;
+        }
+        let i = match self.search.current {
+            None => n - 1,
+            Some(i) if older => (i + n - 1) % n,
+            Some(i) => (i + 1) % n,
+        };
+        self.search.current = Some(i);
+        let m = self.search.matches[i];
+        self.show_line(m.start.0);
+        self.changed(false);
+        Some(m)
+    }
+
+    /// Ends the search (its highlights go; the view stays where it is).
+    pub fn search_clear(&mut self) {
+        if !self.search.query.is_empty() {
+            self.search = Search::default();
+            self.changed(false);
+        }
+    }
+
+    /// The selected match's number (1: the oldest) and how many matched.
+    pub fn search_status(&self) -> (Option<usize>, usize) {
+        (
+            self.search.current.map(|i| i + 1),
+            self.search.matches.len(),
+        )
+    }
+
+    /// The selected match.
+    pub fn search_current(&self) -> Option<Match> {
+        self.search.current.map(|i| self.search.matches[i])
+    }
+
+    /// Scrolls the view so `line` is shown (centred when it was not).
+    fn show_line(&mut self, line: i32) {
+        let g = self.term.grid();
+        let rows = g.screen_lines() as i32;
+        let offset = g.display_offset() as i32;
+        let top = -offset;
+        if (top..top + rows).contains(&line) {
+            return;
+        }
+        let want = (rows / 2 - line).clamp(0, g.history_size() as i32);
+        self.term.scroll_display(Scroll::Delta(want - offset));
+    }
+
+    // ------------------------------------------------------------ painting
+
+    /// The colours of one cell as drawn.
+    fn paint(&self, cell: &alacritty_terminal::term::cell::Cell, mark: Mark) -> (Rgb, Rgb) {
+        let bold = cell.flags.contains(Flags::BOLD);
+        let mut fg = self.rgb(cell.fg, bold);
+        let mut bg = self.rgb(cell.bg, false);
+        if cell.flags.contains(Flags::DIM) {
+            fg = dim(fg);
+        }
+        if cell.flags.contains(Flags::INVERSE) {
+            std::mem::swap(&mut fg, &mut bg);
+        }
+        if cell.flags.contains(Flags::HIDDEN) {
+            fg = bg;
+        }
+        match mark {
+            Mark::None => {}
+            Mark::Selected => (fg, bg) = (DEFAULT_BG, SELECTION_BG),
+            Mark::Match => (fg, bg) = (MATCH_FG, MATCH_BG),
+            Mark::Current => (fg, bg) = (MATCH_FG, CURRENT_MATCH_BG),
+        }
+        (fg, bg)
+    }
+
+    /// Calls `row(r, cells)` for each of the first `rows` rows of the view
+    /// with the cells of its first `cols` columns as drawn (selection,
+    /// search matches and the cursor applied).
+    fn paint_rows(
+        &self,
+        rows: usize,
+        cols: usize,
+    ) -> impl FnMut(usize, &mut Vec<PaintCell>) -> bool + '_ {
+        let term = &self.term;
+        let g = term.grid();
+        let offset = g.display_offset() as i32;
+        let selection = term.selection.as_ref().and_then(|s| s.to_range(term));
+        let matches = if self.search.query.is_empty() {
+            Vec::new()
+        } else {
+            self.matches_in(&self.search.query, -offset, rows as i32 - 1 - offset)
+        };
+        let current = self.search_current();
+        let cur = term.renderable_content().cursor;
+        let cursor = (cur.shape != CursorShape::Hidden)
+            .then(|| (cur.point.line.0, cur.point.column.0, cur.shape));
+        move |r, out| {
+            if r >= rows {
+                return false;
+            }
+            let line = r as i32 - offset;
+            let row = &g[Line(line)];
+            let here: Vec<&Match> = matches
+                .iter()
+                .filter(|m| m.start.0 <= line && line <= m.end.0)
+                .collect();
+            for c in 0..cols.min(g.columns()) {
+                let cell = &row[Column(c)];
+                if cell
+                    .flags
+                    .intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER)
+                {
+                    continue;
+                }
+                let mark = if selection
+                    .as_ref()
+                    .is_some_and(|s| s.contains(GridPoint::new(Line(line), Column(c))))
+                {
+                    Mark::Selected
+                } else if let Some(m) = here.iter().find(|m| m.contains((line, c))) {
+                    if Some(**m) == current {
+                        Mark::Current
+                    } else {
+                        Mark::Match
+                    }
+                } else {
+                    Mark::None
+                };
+                let (mut fg, mut bg) = self.paint(cell, mark);
+                let mut bar = Bar::None;
+                if let Some((cl, cc, shape)) = cursor
+                    && cl == line
+                    && cc == c
+                {
+                    match shape {
+                        CursorShape::Underline => bar = Bar::Underline,
+                        CursorShape::Beam => bar = Bar::Beam,
+                        _ => {
+                            std::mem::swap(&mut fg, &mut bg);
+                            if bg == DEFAULT_BG {
+                                bg = DEFAULT_FG;
+                            }
+                        }
+                    }
+                }
+                out.push(PaintCell {
+                    col: c as u16,
+                    width: if cell.flags.contains(Flags::WIDE_CHAR) {
+                        2
+                    } else {
+                        1
+                    },
+                    c: if cell.c == '\0' { ' ' } else { cell.c },
+                    zerowidth: cell.zerowidth().map(|z| z.into()),
+                    fg: rgb8(fg),
+                    bg: rgb8(bg),
+                    bold: cell.flags.contains(Flags::BOLD),
+                    underline: cell.flags.intersects(Flags::ALL_UNDERLINES),
+                    strike: cell.flags.contains(Flags::STRIKEOUT),
+                    bar,
+                });
+            }
+            true
+        }
+    }
+
     /// The widget showing this grid; `on` maps what the person does to it.
     pub fn view<'a, M: 'a>(&'a self, on: impl Fn(GridEvent) -> M + 'a) -> Element<'a, M> {
         Element::new(GridView {
             grid: self,
             size: FONT_SIZE,
-            font: crate::MONO,
+            paced: true,
+            on: Box::new(on),
+        })
+    }
+
+    /// The same widget drawing a new frame whenever the grid changed, with
+    /// no pacing (benchmarks comparing with the earlier frame-per-batch
+    /// model).
+    pub fn view_every_change<'a, M: 'a>(
+        &'a self,
+        on: impl Fn(GridEvent) -> M + 'a,
+    ) -> Element<'a, M> {
+        Element::new(GridView {
+            grid: self,
+            size: FONT_SIZE,
+            paced: false,
             on: Box::new(on),
         })
     }
@@ -621,14 +1024,41 @@ fn color(c: Rgb) -> Color {
     Color::from_rgb8(c.r, c.g, c.b)
 }
 
-/// One run of same-styled cells on a row.
-#[derive(PartialEq, Clone, Copy)]
-struct Style {
-    fg: Rgb,
-    bg: Rgb,
-    bold: bool,
-    underline: bool,
-    strike: bool,
+fn rgb8(c: Rgb) -> Rgb8 {
+    [c.r, c.g, c.b]
+}
+
+/// The selection's background (its text is drawn in the default background).
+const SELECTION_BG: Rgb = Rgb {
+    r: 0x9c,
+    g: 0xc4,
+    b: 0xf0,
+};
+/// A search match's text and background.
+const MATCH_FG: Rgb = Rgb {
+    r: 0x10,
+    g: 0x10,
+    b: 0x10,
+};
+pub const MATCH_BG: Rgb = Rgb {
+    r: 0xe5,
+    g: 0xc0,
+    b: 0x7b,
+};
+/// The selected match's background.
+pub const CURRENT_MATCH_BG: Rgb = Rgb {
+    r: 0xff,
+    g: 0x8c,
+    b: 0x00,
+};
+
+/// What marks a cell beyond its own colours.
+#[derive(Clone, Copy)]
+enum Mark {
+    None,
+    Selected,
+    Match,
+    Current,
 }
 
 // ---------------------------------------------------------------- widget
@@ -636,14 +1066,18 @@ struct Style {
 struct GridView<'a, M> {
     grid: &'a TermGrid,
     size: f32,
-    font: Font,
+    /// At most one frame per display refresh ([`TermGrid::view`]).
+    paced: bool,
     on: Box<dyn Fn(GridEvent) -> M + 'a>,
 }
 
+/// The widget's own state: a drag in progress, the size last reported,
+/// and the frame (row images) last drawn, which the next frame reuses.
 #[derive(Default)]
 struct ViewState {
     dragging: bool,
     reported: Option<(u16, u16)>,
+    frame: RefCell<Frame>,
 }
 
 impl<M> GridView<'_, M> {
@@ -655,97 +1089,27 @@ impl<M> GridView<'_, M> {
         (row - self.grid.display_offset() as i32, col)
     }
 
-    fn style_of(&self, cell: &alacritty_terminal::term::cell::Cell, selected: bool) -> Style {
-        let bold = cell.flags.contains(Flags::BOLD);
-        let mut fg = self.grid.rgb(cell.fg, bold);
-        let mut bg = self.grid.rgb(cell.bg, false);
-        if cell.flags.contains(Flags::DIM) {
-            fg = dim(fg);
-        }
-        if cell.flags.contains(Flags::INVERSE) {
-            std::mem::swap(&mut fg, &mut bg);
-        }
-        if cell.flags.contains(Flags::HIDDEN) {
-            fg = bg;
-        }
-        if selected {
-            fg = DEFAULT_BG;
-            bg = Rgb {
-                r: 0x9c,
-                g: 0xc4,
-                b: 0xf0,
-            };
-        }
-        Style {
-            fg,
-            bg,
-            bold,
-            underline: cell.flags.intersects(Flags::ALL_UNDERLINES),
-            strike: cell.flags.contains(Flags::STRIKEOUT),
-        }
+    /// The rows and columns shown in `bounds`, and the rows' width in pixels.
+    fn shown(&self, bounds: Rectangle) -> (usize, usize, u32) {
+        let g = self.grid.term.grid();
+        let (cw, ch) = cell_size(self.size);
+        let rows = ((bounds.height / ch).ceil() as usize).min(g.screen_lines());
+        let cols = ((bounds.width / cw).ceil() as usize).min(g.columns());
+        let width = ((cols as f32 * cw).ceil() as u32).max(1);
+        (rows, cols, width)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn draw_run(
-        &self,
-        renderer: &mut iced::Renderer,
-        bounds: Rectangle,
-        row: usize,
-        start_col: usize,
-        cols: usize,
-        text: &str,
-        s: Style,
-    ) {
-        use iced_core::Renderer as _;
-        use iced_core::text::Renderer as _;
-        let (w, h) = cell_size(self.size);
-        let x = bounds.x + start_col as f32 * w;
-        let y = bounds.y + row as f32 * h;
-        if s.bg != DEFAULT_BG {
-            renderer.fill_quad(
-                Quad {
-                    bounds: Rectangle::new(Point::new(x, y), Size::new(cols as f32 * w, h)),
-                    ..Quad::default()
-                },
-                color(s.bg),
-            );
-        }
-        if text.trim().is_empty() {
-            return;
-        }
-        let fg = color(s.fg);
-        let t = core_text::Text {
-            content: text.to_string(),
-            bounds: Size::new((cols + 1) as f32 * w, h),
-            size: Pixels(self.size),
-            line_height: LineHeight::Absolute(Pixels(h)),
-            font: self.font,
-            align_x: core_text::Alignment::Left,
-            align_y: iced::alignment::Vertical::Top,
-            shaping: Shaping::Basic,
-            wrapping: Wrapping::None,
-        };
-        if s.bold {
-            // DejaVu Sans Mono is embedded in one weight: bold is drawn
-            // twice, half a pixel apart.
-            renderer.fill_text(t.clone(), Point::new(x + 0.6, y), fg, bounds);
-        }
-        renderer.fill_text(t, Point::new(x, y), fg, bounds);
-        let line = |renderer: &mut iced::Renderer, at: f32| {
-            renderer.fill_quad(
-                Quad {
-                    bounds: Rectangle::new(Point::new(x, y + at), Size::new(cols as f32 * w, 1.0)),
-                    ..Quad::default()
-                },
-                fg,
-            );
-        };
-        if s.underline {
-            line(renderer, h - 2.0);
-        }
-        if s.strike {
-            line(renderer, (h / 2.0).floor());
-        }
+    /// What a frame of this grid in `bounds` shows (the frame is redrawn
+    /// only when this changes).
+    fn shows(&self, bounds: Rectangle) -> [u64; 5] {
+        let (rows, _, width) = self.shown(bounds);
+        [
+            self.grid.id,
+            self.grid.generation,
+            u64::from(width),
+            rows as u64,
+            u64::from(self.size.to_bits()),
+        ]
     }
 }
 
@@ -808,6 +1172,15 @@ impl<M> Widget<M, iced::Theme, iced::Renderer> for GridView<'_, M> {
     ) {
         let state = tree.state.downcast_mut::<ViewState>();
         let bounds = layout.bounds();
+        // The grid changed but its frame is not due yet: redraw when it is.
+        if let Event::Window(iced::window::Event::RedrawRequested(now)) = event {
+            let frame = state.frame.borrow();
+            if !frame.shows(self.shows(bounds))
+                && let Some(due) = frame.next_due(*now)
+            {
+                shell.request_redraw_at(due);
+            }
+        }
         let fits = fit(bounds.size(), self.size);
         if fits == self.grid.size() {
             state.reported = Some(fits);
@@ -898,7 +1271,7 @@ impl<M> Widget<M, iced::Theme, iced::Renderer> for GridView<'_, M> {
 
     fn draw(
         &self,
-        _tree: &Tree,
+        tree: &Tree,
         renderer: &mut iced::Renderer,
         _theme: &iced::Theme,
         _style: &renderer::Style,
@@ -907,6 +1280,7 @@ impl<M> Widget<M, iced::Theme, iced::Renderer> for GridView<'_, M> {
         _viewport: &Rectangle,
     ) {
         use iced_core::Renderer as _;
+        use iced_core::image::Renderer as _;
         let bounds = layout.bounds();
         renderer.fill_quad(
             Quad {
@@ -915,111 +1289,67 @@ impl<M> Widget<M, iced::Theme, iced::Renderer> for GridView<'_, M> {
             },
             color(DEFAULT_BG),
         );
-        let term = &self.grid.term;
-        let g = term.grid();
-        let offset = g.display_offset() as i32;
-        let cols = g.columns();
-        let (cw, ch) = cell_size(self.size);
-        let shown_rows = ((bounds.height / ch).ceil() as usize).min(g.screen_lines());
-        let shown_cols = ((bounds.width / cw).ceil() as usize).min(cols);
-        let selection = term.selection.as_ref().and_then(|s| s.to_range(term));
-        let mut run = String::with_capacity(cols);
-        for r in 0..shown_rows {
-            let line = Line(r as i32 - offset);
-            let row = &g[line];
-            let mut start = 0usize;
-            let mut width = 0usize;
-            let mut style: Option<Style> = None;
-            run.clear();
-            for c in 0..shown_cols {
-                let cell = &row[Column(c)];
-                if cell.flags.contains(Flags::WIDE_CHAR_SPACER) {
-                    width += 1;
+        let state = tree.state.downcast_ref::<ViewState>();
+        let mut frame = state.frame.borrow_mut();
+        let shows = self.shows(bounds);
+        let now = Instant::now();
+        // A new frame only when the grid changed and a refresh interval
+        // has passed since the last one (`update` asks for a redraw then);
+        // until then the last frame's rows are drawn again.
+        if !frame.shows(shows) && (!self.paced || frame.next_due(now).is_none()) {
+            let (rows, cols, width) = self.shown(bounds);
+            frame.draw(
+                now,
+                shows,
+                width,
+                self.size,
+                cell_size(self.size),
+                rgb8(DEFAULT_BG),
+                self.grid.paint_rows(rows, cols),
+            );
+            self.grid.frames.set(self.grid.frames.get() + 1);
+        }
+        let (_, ch) = cell_size(self.size);
+        let (x, y) = (bounds.x.round(), bounds.y.round());
+        for (r, row) in frame.rows().enumerate() {
+            let top = y + r as f32 * ch;
+            for &(x0, x1, bg) in &row.backgrounds {
+                renderer.fill_quad(
+                    Quad {
+                        bounds: Rectangle::new(
+                            Point::new(x + x0 as f32, top),
+                            Size::new((x1 - x0) as f32, ch),
+                        ),
+                        ..Quad::default()
+                    },
+                    Color::from_rgb8(bg[0], bg[1], bg[2]),
+                );
+            }
+            for (px, py, image) in &row.pieces {
+                let Some(size) = image_size(image) else {
                     continue;
-                }
-                let selected = selection
-                    .as_ref()
-                    .is_some_and(|s| s.contains(GridPoint::new(line, Column(c))));
-                let s = self.style_of(cell, selected);
-                let wide = cell.flags.contains(Flags::WIDE_CHAR);
-                // A wide glyph is drawn on its own (its advance is not one cell).
-                if style != Some(s) || wide {
-                    if let Some(prev) = style {
-                        self.draw_run(renderer, bounds, r, start, width, &run, prev);
-                    }
-                    run.clear();
-                    start = c;
-                    width = 0;
-                    style = Some(s);
-                }
-                run.push(if cell.c == '\0' { ' ' } else { cell.c });
-                if let Some(zw) = cell.zerowidth() {
-                    run.extend(zw.iter());
-                }
-                width += 1;
-                if wide {
-                    self.draw_run(renderer, bounds, r, start, 2, &run, s);
-                    run.clear();
-                    style = None;
-                    width = 0;
-                    start = c + 1;
-                }
-            }
-            if let Some(s) = style {
-                self.draw_run(renderer, bounds, r, start, width, &run, s);
+                };
+                renderer.draw_image(
+                    iced_core::Image {
+                        filter_method: iced_core::image::FilterMethod::Nearest,
+                        snap: true,
+                        ..iced_core::Image::new(image.clone())
+                    },
+                    Rectangle::new(Point::new(x + *px as f32, top + *py as f32), size),
+                    bounds,
+                );
             }
         }
-        // The cursor (on the live screen only).
-        let cur = term.renderable_content().cursor;
-        if cur.shape != CursorShape::Hidden {
-            let row = cur.point.line.0 + offset;
-            if row >= 0 && (row as usize) < shown_rows && cur.point.column.0 < shown_cols {
-                let x = bounds.x + cur.point.column.0 as f32 * cw;
-                let y = bounds.y + row as f32 * ch;
-                let cell = &g[cur.point.line][cur.point.column];
-                let mut s = self.style_of(cell, false);
-                match cur.shape {
-                    CursorShape::Underline => renderer.fill_quad(
-                        Quad {
-                            bounds: Rectangle::new(Point::new(x, y + ch - 2.0), Size::new(cw, 2.0)),
-                            ..Quad::default()
-                        },
-                        color(s.fg),
-                    ),
-                    CursorShape::Beam => renderer.fill_quad(
-                        Quad {
-                            bounds: Rectangle::new(Point::new(x, y), Size::new(2.0, ch)),
-                            ..Quad::default()
-                        },
-                        color(s.fg),
-                    ),
-                    _ => {
-                        std::mem::swap(&mut s.fg, &mut s.bg);
-                        if s.bg == DEFAULT_BG {
-                            s.bg = DEFAULT_FG;
-                        }
-                        renderer.fill_quad(
-                            Quad {
-                                bounds: Rectangle::new(Point::new(x, y), Size::new(cw, ch)),
-                                ..Quad::default()
-                            },
-                            color(s.bg),
-                        );
-                        let t = if cell.c == '\0' { ' ' } else { cell.c };
-                        s.bg = DEFAULT_BG; // the quad above is the background
-                        self.draw_run(
-                            renderer,
-                            bounds,
-                            row as usize,
-                            cur.point.column.0,
-                            1,
-                            &t.to_string(),
-                            s,
-                        );
-                    }
-                }
-            }
+    }
+}
+
+/// The size of a row image (made from RGBA pixels).
+fn image_size(h: &iced_core::image::Handle) -> Option<Size> {
+    match h {
+        iced_core::image::Handle::Rgba { width, height, .. } => {
+            Some(Size::new(*width as f32, *height as f32))
         }
+        _ => None,
     }
 }
 
@@ -1090,6 +1420,146 @@ mod tests {
         assert_eq!(g.size(), (30, 5));
         TermSink::reset(&mut g, 10, 2);
         assert_eq!((g.size(), g.text()), ((10, 2), String::new()));
+    }
+
+    #[test]
+    fn search_finds_matches_across_the_whole_scrollback_case_insensitively() {
+        let mut g = TermGrid::new(40, 10);
+        // 12,000 lines: the first 2,000 or so fall out of the 10,000-line
+        // scrollback; a needle every 1,000 lines.
+        for i in 0..12_000 {
+            if i % 1000 == 500 {
+                g.feed(format!("line {i} Needle-{i}\r\n").as_bytes());
+            } else {
+                g.feed(format!("line {i}\r\n").as_bytes());
+            }
+        }
+        assert_eq!(g.history(), SCROLLBACK);
+        let found = g.find("NEEDLE-");
+        let lines: Vec<String> = found.iter().map(|m| g.line(m.start.0)).collect();
+        assert_eq!(
+            lines,
+            (2..12)
+                .map(|k| format!("line {0} Needle-{0}", k * 1000 + 500))
+                .collect::<Vec<_>>(),
+            "every needle still kept, oldest first"
+        );
+        // Columns: "line 2500 " is 10 characters, the match is 7.
+        assert_eq!(found[0].start.1, 10);
+        assert_eq!(found[0].end, (found[0].start.0, 16));
+        assert!(g.find("no such text").is_empty());
+    }
+
+    #[test]
+    fn search_matches_across_wrapped_lines() {
+        let mut g = TermGrid::new(10, 4);
+        g.feed(b"abcdefghijklmnop\r\nnext line");
+        // "abcdefghij" then "klmnop": a wrapped line is one line of text.
+        let m = g.find("IJKL");
+        assert_eq!(
+            m,
+            vec![Match {
+                start: (0, 8),
+                end: (1, 1)
+            }]
+        );
+        // A line that ended (no wrap) does not run into the next one.
+        assert!(g.find("opnext").is_empty());
+        assert!(g.find("op next").is_empty());
+    }
+
+    #[test]
+    fn search_counts_a_wide_character_as_one_character() {
+        let mut g = TermGrid::new(20, 3);
+        g.feed("ab日本語cd\r\n".as_bytes());
+        // a b 日(2-3) 本(4-5) 語(6-7) c(8) d(9)
+        assert_eq!(
+            g.find("本語c"),
+            vec![Match {
+                start: (0, 4),
+                end: (0, 8)
+            }]
+        );
+        assert_eq!(
+            g.find("b日"),
+            vec![Match {
+                start: (0, 1),
+                end: (0, 3)
+            }]
+        );
+        // A wide character that did not fit at the end of a row wraps whole.
+        let mut g = TermGrid::new(5, 3);
+        g.feed("abcd日本".as_bytes());
+        assert_eq!(
+            g.find("d日本"),
+            vec![Match {
+                start: (0, 3),
+                end: (1, 3)
+            }]
+        );
+    }
+
+    #[test]
+    fn search_selects_steps_and_scrolls_to_matches() {
+        let mut g = TermGrid::new(30, 5);
+        for i in 0..100 {
+            let mark = if [10, 50, 97].contains(&i) {
+                " HIT"
+            } else {
+                ""
+            };
+            g.feed(format!("row {i}{mark}\r\n").as_bytes());
+        }
+        // Typed: the match nearest the bottom (row 97, on the screen) is
+        // selected; the view stays at the bottom.
+        assert_eq!(g.search_for("hit"), 3);
+        assert_eq!(g.search_status(), (Some(3), 3));
+        assert_eq!(g.display_offset(), 0);
+        // Enter: the next older one, scrolled into view.
+        let m = g.search_step(true).expect("a match");
+        assert_eq!(g.line(m.start.0), "row 50 HIT");
+        assert!(g.text().contains("row 50 HIT"), "{}", g.text());
+        assert_eq!(g.search_status(), (Some(2), 3));
+        g.search_step(true);
+        assert!(g.text().contains("row 10 HIT"), "{}", g.text());
+        // Past the oldest it wraps around to the newest; Shift+Enter goes back.
+        g.search_step(true);
+        assert_eq!(g.search_status(), (Some(3), 3));
+        g.search_step(false);
+        assert_eq!(g.search_status(), (Some(1), 3));
+        assert!(g.text().contains("row 10 HIT"));
+        // The shown matches are drawn highlighted, the selected one apart.
+        let (rows, cols) = (5, 30);
+        let mut paint = g.paint_rows(rows, cols);
+        let mut current = 0;
+        for r in 0..rows {
+            let mut cells = Vec::new();
+            assert!(paint(r, &mut cells));
+            current += cells
+                .iter()
+                .filter(|c| c.bg == rgb8(CURRENT_MATCH_BG))
+                .count();
+        }
+        assert_eq!(current, 3, "the three cells of the selected \"HIT\"");
+        drop(paint);
+        // Closed: no highlight; the view stays.
+        g.search_clear();
+        assert_eq!(g.search_status(), (None, 0));
+        assert!(g.text().contains("row 10 HIT"));
+    }
+
+    #[test]
+    fn search_follows_new_output() {
+        let mut g = TermGrid::new(30, 4);
+        g.feed(b"one HIT\r\n");
+        assert_eq!(g.search_for("hit"), 1);
+        for i in 0..20 {
+            g.feed(format!("more {i}\r\n").as_bytes());
+        }
+        g.feed(b"two HIT\r\n");
+        // Stepping after new output searches again: both are found.
+        g.search_step(false);
+        assert_eq!(g.search_status().1, 2);
     }
 
     #[test]

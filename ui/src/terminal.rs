@@ -5,8 +5,9 @@
 //! session, how it ended), opening a shell (`OpenShell` as a
 //! [`Watch`] whose replies are the shell's output), sending keystrokes,
 //! pastes, terminal answers and window sizes (`Input`/`Resize` on a second
-//! connection of this process, in order), closing (`Close`), and the tab
-//! shortcuts. Every failure (no such host, host key not pinned, credential
+//! connection of this process, in order), closing (`Close`), the tab
+//! shortcuts, and the search bar over a tab's scrollback (Ctrl+Shift+F: what
+//! is typed while it is open goes to the search, not to the shell). Every failure (no such host, host key not pinned, credential
 //! refused, sessiond not running) is shown in the tab it happened in.
 //!
 //! Must never: hold a device credential (sessiond gets it from the broker),
@@ -80,6 +81,8 @@ pub struct TermTab {
     pub session: Option<u64>,
     pub state: TabState,
     pub grid: TermGrid,
+    /// The search bar's text while it is open (Ctrl+Shift+F).
+    pub search: Option<String>,
     /// The last failure sending keystrokes or a size.
     pub notice: Option<String>,
     control: Option<Control>,
@@ -173,6 +176,14 @@ pub enum Message {
     Close(u64),
     CloseActive,
     Grid(u64, GridEvent),
+    /// Open the shown tab's search bar (Ctrl+Shift+F).
+    SearchOpen,
+    /// The search bar's text changed.
+    SearchText(String),
+    /// Select the next older (true) or newer match (Enter, Shift+Enter).
+    SearchStep(bool),
+    /// Close the search bar (Esc).
+    SearchClose,
 }
 
 /// One-shot daemon calls this screen asks for (see [`crate::daemons::Call`]).
@@ -466,6 +477,7 @@ impl Terminals {
             session: None,
             state: TabState::Opening,
             grid: TermGrid::new(cols, rows),
+            search: None,
             notice: None,
             control: None,
         });
@@ -524,8 +536,65 @@ impl Terminals {
                 }
             }
             Message::Grid(id, e) => self.grid_event(id, e),
+            Message::SearchOpen => {
+                if let Some(t) = self.current_mut() {
+                    t.search.get_or_insert_with(String::new);
+                }
+                return vec![show_screen(), Effect::Focus(GRID_ID)];
+            }
+            Message::SearchText(q) => {
+                if let Some(t) = self.current_mut()
+                    && t.search.is_some()
+                {
+                    t.grid.search_for(&q);
+                    t.search = Some(q);
+                }
+            }
+            Message::SearchStep(older) => {
+                if let Some(t) = self.current_mut() {
+                    t.grid.search_step(older);
+                }
+            }
+            Message::SearchClose => {
+                if let Some(t) = self.current_mut() {
+                    t.search = None;
+                    t.grid.search_clear();
+                }
+            }
         }
         vec![]
+    }
+
+    /// A key while the shown tab's search bar is open: it edits the search
+    /// (Enter / Shift+Enter step through the matches, Esc closes); nothing
+    /// reaches the shell. `None`: the app's shortcuts.
+    fn search_key(&mut self, key: &Key, m: Modifiers, text: Option<&str>) -> Option<Vec<Effect>> {
+        let query = self.current()?.search.clone()?;
+        let msg = match key {
+            Key::Named(Named::Escape) => Message::SearchClose,
+            Key::Named(Named::Enter) => Message::SearchStep(!m.shift()),
+            Key::Named(Named::Backspace) => {
+                let mut q = query;
+                q.pop();
+                Message::SearchText(q)
+            }
+            _ if m.control() || m.alt() => {
+                // Ctrl+Shift+F again: already open. The app's own
+                // shortcuts (Ctrl+1…9, Ctrl+Shift+letters) go on.
+                if let Key::Character(c) = key
+                    && (c.parse::<u8>().is_ok() || m.shift())
+                    && !c.eq_ignore_ascii_case("f")
+                {
+                    return None;
+                }
+                return Some(vec![]);
+            }
+            _ => match text.filter(|t| !t.is_empty() && !t.chars().any(char::is_control)) {
+                Some(t) => Message::SearchText(query + t),
+                None => return Some(vec![]),
+            },
+        };
+        Some(self.update(msg))
     }
 
     fn grid_event(&mut self, id: u64, e: GridEvent) {
@@ -540,6 +609,13 @@ impl Terminals {
             GridEvent::Page(up) => t.grid.page(up),
             GridEvent::SelectStart { line, col } => t.grid.select_start(line, col),
             GridEvent::SelectTo { line, col } => t.grid.select_to(line, col),
+            GridEvent::Paste(s) if t.search.is_some() => {
+                // A paste while searching goes to the search (its first line).
+                let mut q = t.search.clone().unwrap_or_default();
+                q.push_str(s.lines().next().unwrap_or(""));
+                t.grid.search_for(&q);
+                t.search = Some(q);
+            }
             GridEvent::Paste(s) => {
                 let bytes = paste_bytes(&s, t.grid.bracketed_paste());
                 t.grid.scroll_to_bottom();
@@ -626,6 +702,12 @@ impl Terminals {
         let m = *modifiers;
         if let Some(msg) = shortcut(key, m) {
             return Some(self.update(msg));
+        }
+        if let Some(effects) = self.search_key(key, m, text.as_deref()) {
+            return Some(effects);
+        }
+        if self.current().is_some_and(|t| t.search.is_some()) {
+            return None;
         }
         // The app's shortcuts: Ctrl+1…9, and every Ctrl+Shift+letter this
         // screen does not use (Ctrl+Shift+Q sign out, Ctrl+Shift+L theme,
@@ -750,10 +832,11 @@ impl Terminals {
                     status = status.push(text(n.clone()).size(12).style(text::danger));
                 }
                 let id = t.id;
-                column![status, t.grid.view(move |e| Message::Grid(id, e))]
-                    .spacing(4)
-                    .height(Fill)
-                    .into()
+                let mut body = column![status].spacing(4).height(Fill);
+                if let Some(q) = &t.search {
+                    body = body.push(search_bar(q, t.grid.search_status()));
+                }
+                body.push(t.grid.view(move |e| Message::Grid(id, e))).into()
             }
         };
         column![
@@ -766,6 +849,40 @@ impl Terminals {
         .height(Fill)
         .into()
     }
+}
+
+/// The search bar over a tab's terminal: what is searched for (typed
+/// while the bar is open), which match is selected of how many, and the
+/// keys.
+fn search_bar<'a>(query: &str, (current, total): (Option<usize>, usize)) -> Element<'a, Message> {
+    let field = container(text(format!("{query}▏")).size(13).font(crate::MONO))
+        .padding([2, 6])
+        .width(280)
+        .style(container::bordered_box);
+    let count = match (query.is_empty(), current, total) {
+        (true, _, _) => text("type to search the screen and scrollback").size(12),
+        (false, _, 0) => text("no match").size(12).style(text::danger),
+        (false, Some(i), n) => text(format!("{i} of {n}")).size(12),
+        (false, None, n) => text(format!("{n} matches")).size(12),
+    };
+    row![
+        text("Find").size(13),
+        field,
+        count,
+        iced::widget::space::horizontal(),
+        button(text("Older (Enter)").size(12))
+            .style(button::text)
+            .on_press(Message::SearchStep(true)),
+        button(text("Newer (Shift+Enter)").size(12))
+            .style(button::text)
+            .on_press(Message::SearchStep(false)),
+        button(text("Close (Esc)").size(12))
+            .style(button::text)
+            .on_press(Message::SearchClose),
+    ]
+    .spacing(8)
+    .align_y(iced::Center)
+    .into()
 }
 
 /// Switches the app to the Terminals screen.
@@ -792,6 +909,7 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
         Key::Character(c) if m.shift() => match c.to_ascii_lowercase().as_str() {
             "t" => Some(Message::FocusHost),
             "w" => Some(Message::CloseActive),
+            "f" => Some(Message::SearchOpen),
             _ => None,
         },
         _ => None,

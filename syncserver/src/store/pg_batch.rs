@@ -143,44 +143,49 @@ impl Batcher {
 }
 
 /// Every push of the batch on `q` (a transaction, or the connection for a
-/// lone one-record push): per push its refusal or its outcomes, and whether
-/// anything was accepted.
+/// lone one-record push), its statements pipelined (sent together, run in
+/// order): per push its refusal or its outcomes, and whether anything was
+/// accepted.
 async fn run_batch(
     q: &impl tokio_postgres::GenericClient,
     call: &tokio_postgres::Statement,
     space: &str,
     batch: &[Pending],
 ) -> Result<(Vec<PushResult>, bool), StoreError> {
+    let writers: Vec<Writer<'_>> = batch
+        .iter()
+        .map(|p| match &p.member {
+            None => Writer::SpaceOwner,
+            Some((org, account)) => Writer::OrgMember { org, account },
+        })
+        .collect();
+    let steps =
+        futures_util::future::try_join_all(batch.iter().zip(&writers).flat_map(|(p, writer)| {
+            p.writes
+                .iter()
+                .map(move |w| push_one(q, call, space, *writer, w))
+        }))
+        .await?;
+    let mut steps = steps.into_iter();
     let mut results = Vec::with_capacity(batch.len());
     let mut any_accepted = false;
     for p in batch {
-        let writer = match &p.member {
-            None => Writer::SpaceOwner,
-            Some((org, account)) => Writer::OrgMember { org, account },
-        };
-        let mut out = Vec::with_capacity(p.writes.len());
-        let mut head = 0;
-        let mut refused = None;
-        for w in &p.writes {
-            match push_one(q, call, space, writer, w).await? {
-                // The role is read under a share lock held to the end of the
-                // transaction: a refusal comes at a push's first record,
-                // before anything of it was stored.
-                Err(refusal) => {
-                    refused = Some(refusal);
-                    break;
-                }
-                Ok((o, h)) => {
-                    any_accepted |= matches!(o, CasOutcome::Accepted { .. });
-                    out.push(o);
-                    head = h;
-                }
-            }
+        let mine: Vec<_> = steps.by_ref().take(p.writes.len()).collect();
+        // The role is read under a share lock held to the end of the
+        // transaction, so it is the same for every record of a push: a
+        // refused push stored none of them.
+        if let Some(Err(refusal)) = mine.iter().find(|s| s.is_err()) {
+            results.push(Err(refusal.clone()));
+            continue;
         }
-        results.push(match refused {
-            Some(e) => Err(e),
-            None => Ok((out, head)),
-        });
+        let mut out = Vec::with_capacity(mine.len());
+        let mut head = 0;
+        for (o, h) in mine.into_iter().flatten() {
+            any_accepted |= matches!(o, CasOutcome::Accepted { .. });
+            out.push(o);
+            head = h;
+        }
+        results.push(Ok((out, head)));
     }
     Ok((results, any_accepted))
 }

@@ -651,6 +651,115 @@ async fn dump_holds_no_canary_plaintext(db: &Db) {
     assert!(memchr::memmem::find(&dump, &key).is_none());
 }
 
+/// Pushes to one space at once from a member, a viewer, an outsider and
+/// a stale writer (PostgreSQL commits them in shared batches): each gets its
+/// own outcome, and only the member's records are stored.
+async fn concurrent_pushes_keep_their_own_outcomes(db: &Db) {
+    let s = Server::start(&db.url());
+    let t = team(&s).await;
+    let sp = t.org.space();
+    let base = record(&sp, &t.alice, "shared", 0, r#"{"name":"v1"}"#, vec![]);
+    t.a.push(&sp, vec![base]).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let jobs = [
+            (
+                t.a.clone(),
+                record(
+                    &sp,
+                    &t.alice,
+                    &format!("a{i}"),
+                    0,
+                    r#"{"name":"a"}"#,
+                    vec![],
+                ),
+                "member",
+            ),
+            (
+                t.b.clone(),
+                record(&sp, &t.bob, &format!("b{i}"), 0, r#"{"name":"b"}"#, vec![]),
+                "member",
+            ),
+            (
+                t.c.clone(),
+                record(
+                    &sp,
+                    &t.carol,
+                    &format!("c{i}"),
+                    0,
+                    r#"{"name":"c"}"#,
+                    vec![],
+                ),
+                "viewer",
+            ),
+            (
+                t.m.clone(),
+                record(
+                    &sp,
+                    &t.mallory,
+                    &format!("m{i}"),
+                    0,
+                    r#"{"name":"m"}"#,
+                    vec![],
+                ),
+                "outsider",
+            ),
+            // Based on revision 0 of a record at revision 1: a conflict.
+            (
+                t.b.clone(),
+                record(&sp, &t.bob, "shared", 0, r#"{"name":"stale"}"#, vec![]),
+                "stale",
+            ),
+        ];
+        for (client, r, who) in jobs {
+            let sp = sp.clone();
+            tasks.push(tokio::spawn(async move {
+                (who, client.push(&sp, vec![r]).await)
+            }));
+        }
+    }
+    for task in tasks {
+        match task.await.unwrap() {
+            ("member", Ok(p)) => {
+                assert!(matches!(p.results[0], PushResult::Accepted { .. }), "{p:?}")
+            }
+            ("stale", Ok(p)) => {
+                assert!(
+                    matches!(
+                        p.results[0],
+                        PushResult::Conflict {
+                            current_revision: 1,
+                            ..
+                        }
+                    ),
+                    "{p:?}"
+                )
+            }
+            ("viewer", Err(e)) => assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}"),
+            ("outsider", Err(e)) => assert_eq!(e.code(), Some(ErrorCode::NotMember), "{e}"),
+            (who, other) => panic!("{who}: {other:?}"),
+        }
+    }
+    let pulled = t.a.pull(&sp, 0, None).await.unwrap().records;
+    let ids: Vec<String> = pulled.iter().map(|r| r.record.id.to_string()).collect();
+    assert_eq!(pulled.len(), 41, "{ids:?}");
+    assert!(
+        ids.iter()
+            .all(|i| i == "shared" || i.starts_with('a') || i.starts_with('b')),
+        "{ids:?}"
+    );
+    let shared = pulled
+        .iter()
+        .find(|r| r.record.id.as_str() == "shared")
+        .unwrap();
+    assert_eq!(shared.record.revision, 1);
+    // Every accepted write got its own sequence number.
+    let mut seqs: Vec<u64> = pulled.iter().map(|r| r.seq).collect();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 41);
+}
+
 /// A new device signs in with the passphrase AND the Secret Key: the sealed
 /// key bundle is released only for the verifier both derive, wrong tries
 /// are limited (one at a time, five per window, counted in the database),
@@ -894,6 +1003,11 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread")]
             async fn bad_input_is_refused_clearly() {
                 super::bad_input_is_refused_clearly(&$db).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn concurrent_pushes_keep_their_own_outcomes() {
+                super::concurrent_pushes_keep_their_own_outcomes(&$db).await
             }
 
             #[tokio::test(flavor = "multi_thread")]

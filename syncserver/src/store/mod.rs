@@ -17,6 +17,7 @@
 //! that another instance on the same database would need (change
 //! notification goes through the database: LISTEN/NOTIFY or polling).
 
+mod pg_batch;
 pub mod postgres;
 pub mod sqlite;
 
@@ -27,7 +28,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 /// A storage failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness or sequence rule lost a race, or the id exists.
     #[error("conflict: {0}")]

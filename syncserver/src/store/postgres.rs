@@ -21,6 +21,8 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
+use super::pg_batch::Batcher;
+
 use super::{
     AccountRow, CasOutcome, ChallengeRow, GrantRow, LogRow, MemberRow, RecordWrite, SessionRow,
     Store, StoreError, Writer, random_token, role_from_str, role_to_str, writer_refusal,
@@ -105,12 +107,14 @@ $$;
 
 pub struct PgStore {
     pool: Pool,
+    /// Group commit of pushes per space (`pg_batch.rs`).
+    batcher: Batcher,
     /// Bumped on every notification received by this process's LISTEN connection.
     notified: watch::Sender<u64>,
     _listener: Arc<tokio::task::JoinHandle<()>>,
 }
 
-fn db(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn db(e: tokio_postgres::Error) -> StoreError {
     match e.code() {
         Some(c)
             if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
@@ -121,7 +125,7 @@ fn db(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
-fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+pub(super) fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Db(format!("connection pool: {e}"))
 }
 
@@ -161,6 +165,7 @@ impl PgStore {
         let notified = watch::channel(0u64).0;
         let listener = tokio::spawn(listen(url.to_string(), notified.clone()));
         Ok(PgStore {
+            batcher: Batcher::new(pool.clone()),
             pool,
             notified,
             _listener: Arc::new(listener),
@@ -212,13 +217,15 @@ async fn listen(url: String, notified: watch::Sender<u64>) {
 }
 
 /// Compare-and-swaps one record through `gh_push_one`; returns the outcome and the head.
-async fn push_one(
+/// One record through `gh_push_one`: `Ok(Err(refusal))` when the writer may
+/// not write (nothing was stored), else the outcome and the head.
+pub(super) async fn push_one(
     q: &impl tokio_postgres::GenericClient,
     call: &tokio_postgres::Statement,
     space: &str,
     writer: Writer<'_>,
     w: &RecordWrite,
-) -> Result<(CasOutcome, u64), StoreError> {
+) -> Result<Result<(CasOutcome, u64), StoreError>, StoreError> {
     let (org, account) = match writer {
         Writer::SpaceOwner => (None, None),
         Writer::OrgMember { org, account } => (Some(org), Some(account)),
@@ -243,7 +250,7 @@ async fn push_one(
         let role: Option<String> = r.get(0);
         let role = role.filter(|r| !r.is_empty());
         if let Some(e) = writer_refusal(org, account, role.as_deref()) {
-            return Err(e);
+            return Ok(Err(e));
         }
     }
     let head = r.get::<_, i64>(5) as u64;
@@ -257,7 +264,7 @@ async fn push_one(
             current_seq: r.get::<_, i64>(4) as u64,
         }
     };
-    Ok((outcome, head))
+    Ok(Ok((outcome, head)))
 }
 
 #[async_trait]
@@ -551,41 +558,7 @@ impl Store for PgStore {
         writer: Writer<'_>,
         writes: &[RecordWrite],
     ) -> Result<(Vec<CasOutcome>, u64), StoreError> {
-        let mut c = self.conn().await?;
-        let call = c
-            .prepare_cached(
-                "SELECT o_role, o_accepted, o_seq, o_cur_rev, o_cur_seq, o_head
-                 FROM gh_push_one($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .await
-            .map_err(db)?;
-        let mut out = Vec::with_capacity(writes.len());
-        let mut head = 0;
-        if let [w] = writes {
-            // One record: one statement in its own transaction, one round trip.
-            let client: &tokio_postgres::Client = &c;
-            let (o, h) = push_one(client, &call, space, writer, w).await?;
-            out.push(o);
-            head = h;
-        } else {
-            let tx = c.transaction().await.map_err(db)?;
-            for w in writes {
-                let t: &tokio_postgres::Transaction = &tx;
-                let (o, h) = push_one(t, &call, space, writer, w).await?;
-                out.push(o);
-                head = h;
-            }
-            tx.commit().await.map_err(db)?;
-        }
-        if out.iter().any(|o| matches!(o, CasOutcome::Accepted { .. })) {
-            // After the commit, in its own (WAL-free) transaction: a NOTIFY
-            // inside the push would hold PostgreSQL's notify lock across the
-            // commit's WAL flush and serialize every push of every space.
-            c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &space])
-                .await
-                .map_err(db)?;
-        }
-        Ok((out, head))
+        self.batcher.push(space, writer, writes).await
     }
 
     async fn pull(

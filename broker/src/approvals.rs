@@ -82,6 +82,10 @@ fn approve(
 
 pub struct Approvals {
     requests: BTreeMap<u64, Pending>,
+    /// Requests that ended without running (rejected, withdrawn, expired,
+    /// dropped) and why, not yet written to the audit log: see
+    /// [`Approvals::take_refused`].
+    refused: Vec<(ApprovalView, String)>,
     next_id: u64,
     used: HashMap<[u8; 16], u64>,
     nonce_log: PathBuf,
@@ -115,6 +119,7 @@ impl Approvals {
         crate::vault::write_atomic(&nonce_log, text.as_bytes())?;
         Ok(Approvals {
             requests: BTreeMap::new(),
+            refused: Vec::new(),
             next_id: 1 + (now % 1_000_000) * 1000,
             used,
             nonce_log,
@@ -122,20 +127,40 @@ impl Approvals {
         })
     }
 
-    fn expire(&mut self) {
+    /// Marks requests that waited too long as expired and drops the oldest
+    /// beyond [`MAX_PENDING`]; a pending request either way is refused.
+    pub fn expire(&mut self) {
         let now = now_ms();
         for p in self.requests.values_mut() {
             if p.view.state == ApprovalState::Pending && now > p.view.created_ms + PENDING_TTL_MS {
                 p.view.state = ApprovalState::Expired;
+                self.refused.push((
+                    p.view.clone(),
+                    format!(
+                        "expired: no person decided within {} minutes",
+                        PENDING_TTL_MS / 60_000
+                    ),
+                ));
             }
         }
         self.used.retain(|_, exp| *exp > now);
         while self.requests.len() > MAX_PENDING {
-            let Some(first) = self.requests.keys().next().copied() else {
+            let Some((_, p)) = self.requests.pop_first() else {
                 break;
             };
-            self.requests.remove(&first);
+            if p.view.state == ApprovalState::Pending {
+                self.refused.push((
+                    p.view,
+                    format!("dropped: more than {MAX_PENDING} requests were waiting"),
+                ));
+            }
         }
+    }
+
+    /// The requests refused since the last call (each once) and why, for
+    /// the session audit log: every refusal leaves a row.
+    pub fn take_refused(&mut self) -> Vec<(ApprovalView, String)> {
+        std::mem::take(&mut self.refused)
     }
 
     pub fn pending_count(&self) -> usize {
@@ -213,9 +238,20 @@ impl Approvals {
                 Ok((ApprovalState::Approved, None))
             }
             Decision::Reject { reason } => {
+                let why = if reason.trim().is_empty() {
+                    format!("rejected by {} pid {}", decider.role, decider.pid)
+                } else {
+                    format!(
+                        "rejected by {} pid {}: {}",
+                        decider.role,
+                        decider.pid,
+                        reason.trim()
+                    )
+                };
                 p.view.state = ApprovalState::Rejected;
                 p.view.decided_by = Some(decider);
                 p.view.reject_reason = Some(reason);
+                self.refused.push((p.view.clone(), why));
                 Ok((ApprovalState::Rejected, None))
             }
             Decision::Edit { command } => {
@@ -278,8 +314,15 @@ impl Approvals {
         if p.view.state != ApprovalState::Pending {
             return Err(ApprovalError::NotPending);
         }
+        let why = format!(
+            "withdrawn by its requester ({} pid {}): {}",
+            asker.role,
+            asker.pid,
+            reason.trim()
+        );
         p.view.state = ApprovalState::Withdrawn;
         p.view.reject_reason = Some(reason);
+        self.refused.push((p.view.clone(), why));
         Ok(())
     }
 

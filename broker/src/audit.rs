@@ -5,13 +5,24 @@
 //!
 //! Owns the rule "no row, no credential": the row is on disk before the
 //! credential leaves the broker, and a failed write refuses the release.
+//! Also owns the session audit log's rows for approval requests that end
+//! without running — rejected by a person, withdrawn by their requester,
+//! expired, dropped — in `<data>/audit/sessions.jsonl` (format:
+//! `gatehouse_ipc::audit::sessions`, beside sessiond's rows): every refusal
+//! is audited, whoever asked.
 //! Must never: write a credential's value (rows name the field and the
-//! destination), or release a credential whose row could not be written.
+//! destination), or release a credential whose row could not be written;
+//! write a refused command in plaintext (it is sealed under the user's own
+//! key, or not kept while signed out).
 
 use std::path::PathBuf;
 
+use base64::Engine as _;
 use gatehouse_ipc::audit::CredentialRow;
-use gatehouse_ipc::broker::{BrokerError, Operation, Requester};
+use gatehouse_ipc::audit::sessions::{self, AuditRow, Outcome};
+use gatehouse_ipc::broker::{
+    ApprovalView, BrokerError, COPILOT_ACTION_PREFIX, Operation, Requester,
+};
 
 use crate::vault::now_ms;
 
@@ -68,5 +79,61 @@ impl CredentialAudit {
             ))
         })?;
         result
+    }
+}
+
+/// Writes the session audit log's row for each approval request that ended
+/// without running.
+pub struct RefusalAudit {
+    path: PathBuf,
+}
+
+impl RefusalAudit {
+    /// Rows go to `path` (`<data>/audit/sessions.jsonl`).
+    pub fn new(path: PathBuf) -> RefusalAudit {
+        RefusalAudit { path }
+    }
+
+    /// One `refused` row for `view`: what was asked (host, org, class, the
+    /// command sealed under the user's key), who asked, and `reason` (who or
+    /// what refused it, and why). A failed write is logged: the refusal
+    /// stands either way.
+    pub fn refused(&self, vault: &crate::vault::Vault, view: &ApprovalView, reason: String) {
+        let id = sessions::new_row_id();
+        // Sealing needs the account signed in; never fall back to plaintext.
+        let command_sealed = vault
+            .seal_field(
+                &sessions::command_address(&id),
+                view.action.command.as_bytes(),
+            )
+            .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
+            .unwrap_or_default();
+        let kind = match view.action.vendor.strip_prefix(COPILOT_ACTION_PREFIX) {
+            Some(tool) => tool.to_string(),
+            None => "exec".into(),
+        };
+        let row = AuditRow {
+            id,
+            time_ms: now_ms(),
+            session: None,
+            kind,
+            requester: view.requester.clone(),
+            approver: None,
+            approval_id: Some(view.id),
+            class: view.class.clone(),
+            host: view.action.host.clone(),
+            host_id: None,
+            org: view.action.org.clone(),
+            outcome: Outcome::Refused { reason },
+            recording: None,
+            command_sealed,
+        };
+        if let Err(e) = gatehouse_ipc::audit::append(&self.path, &row) {
+            tracing::error!(
+                "cannot write the refusal of request {} to {}: {e}",
+                view.id,
+                self.path.display()
+            );
+        }
     }
 }

@@ -77,6 +77,7 @@ fn run(args: Args) -> Result<(), String> {
         state: layout.broker_state.clone(),
         org_policy: layout.root.join("org-policy"),
         credential_log: gatehouse_ipc::audit::credentials_log(&layout.root),
+        session_log: gatehouse_ipc::audit::sessions::log_path(&layout.root),
         group_state: group_state.clone(),
         boundary_group: install.group,
     };

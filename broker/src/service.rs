@@ -18,7 +18,7 @@ use gatehouse_ipc::{PeerIdentity, PeerRole};
 use tokio::sync::broadcast;
 
 use crate::approvals::Approvals;
-use crate::audit::CredentialAudit;
+use crate::audit::{CredentialAudit, RefusalAudit};
 use crate::autopilot::{AutoDecision, Grants};
 use crate::copilot_records;
 use crate::destinations::DestinationBindings;
@@ -35,6 +35,8 @@ pub struct State {
     pub redactor: Redactor,
     pub autopilot: Grants,
     pub audit: CredentialAudit,
+    /// Session audit rows for approval requests refused before running.
+    pub refusals: RefusalAudit,
     /// The destinations each keychain entry used as a host credential may go to.
     pub destinations: DestinationBindings,
     /// `<data>/org-policy/`: the org policies Autopilot obeys.
@@ -51,6 +53,8 @@ pub struct BrokerDirs {
     pub org_policy: PathBuf,
     /// `<data>/audit/credentials.jsonl` (appended).
     pub credential_log: PathBuf,
+    /// `<data>/audit/sessions.jsonl` (appended: refused approval requests).
+    pub session_log: PathBuf,
     /// The privilege boundary's group-only directory of this user and
     /// profile (`None` in a development build): remembered unlock material.
     pub group_state: Option<PathBuf>,
@@ -118,6 +122,7 @@ impl BrokerService {
                 redactor: Redactor::default(),
                 autopilot: Grants::default(),
                 audit: CredentialAudit::new(dirs.credential_log),
+                refusals: RefusalAudit::new(dirs.session_log),
                 destinations,
                 org_policy_dir: dirs.org_policy,
                 shell_tickets: ShellTickets::default(),
@@ -233,6 +238,24 @@ impl BrokerService {
         };
         let mut st = self.lock();
         let st = &mut *st;
+        let result = self.dispatch_in(st, peer, me, op, req);
+        // Every request that ended without running (here or by expiry) is audited.
+        st.approvals.expire();
+        for (view, reason) in st.approvals.take_refused() {
+            st.refusals.refused(&st.vault, &view, reason);
+        }
+        result
+    }
+
+    /// [`Self::dispatch`] once allowed, under the state lock.
+    fn dispatch_in(
+        &self,
+        st: &mut State,
+        peer: &PeerIdentity,
+        me: Requester,
+        op: gatehouse_ipc::broker::Operation,
+        req: BrokerRequest,
+    ) -> Result<BrokerResponse, BrokerError> {
         match req {
             BrokerRequest::Status => Ok(BrokerResponse::Status(Box::new(self.status(st, peer)))),
             BrokerRequest::AccountInit { passphrase } => {

@@ -279,6 +279,14 @@ pub fn exec(profile: Option<&str>, args: &ExecArgs) -> anyhow::Result<ExitCode> 
     if args.request {
         let prepared = prepare(&mut s, &host, &command)?;
         if let Some(reason) = &prepared.blocked {
+            // sessiond refuses it too, and writes the audit row: every
+            // refusal is audited
+            let _ = s.call(SessiondRequest::Exec {
+                host: host.clone(),
+                command: command.clone(),
+                approval: None,
+                record: false,
+            });
             bail!("blocked by organization policy: {reason}");
         }
         if prepared.needs_approval {

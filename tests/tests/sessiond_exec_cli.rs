@@ -206,3 +206,63 @@ fn a_multi_line_change_is_one_approval_run_line_by_line() -> Result<()> {
     assert!(!lab.commands("r1")?.iter().any(|c| c.contains("10.44.0.1")));
     Ok(())
 }
+
+/// A request a person rejects never reaches sessiond, yet it is a refusal:
+/// `gatehouse audit log` has its row — the host, the organization by name,
+/// the request, the command (sealed, opened while signed in), who refused
+/// it and why — and the device never saw the command.
+#[test]
+fn a_rejected_request_leaves_an_audit_row() -> Result<()> {
+    let lab = Lab::start()?;
+    let f = &lab.f;
+    let change = "/ip address add address=10.55.0.1/24 interface=ether2";
+    let args = ["exec", "r1", "--org", "lab", "--request", "--", change];
+    let (child, id) = exec_request(f, &args, "")?;
+    f.cli_ok(
+        &[
+            "approvals",
+            "reject",
+            &id.to_string(),
+            "--reason",
+            "change window closed",
+        ],
+        "",
+    )?;
+    let out = child.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(!lab.commands("r1")?.iter().any(|c| c.contains("10.55.0.1")));
+
+    let log: Value = serde_json::from_str(&f.cli_ok(&["audit", "log", "--json"], "")?)?;
+    let rows = log.as_array().context("rows")?;
+    let row = rows
+        .iter()
+        .find(|r| r["approval_id"].as_u64() == Some(id))
+        .with_context(|| format!("no audit row for request {id}: {log:#}"))?;
+    assert_eq!(row["outcome"], "refused", "{row:#}");
+    assert_eq!(row["host"], "r1", "{row:#}");
+    assert_eq!(row["org_name"], "lab", "{row:#}");
+    assert_eq!(row["class"], "moderate", "{row:#}");
+    assert_eq!(row["command"], change, "{row:#}");
+    assert_eq!(row["requester"]["role"], "cli", "{row:#}");
+    let reason = row["reason"].as_str().context("reason")?;
+    assert!(
+        reason.starts_with("rejected by cli pid ") && reason.ends_with(": change window closed"),
+        "{reason}"
+    );
+    // Only one row for it: the refusal is written once.
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["approval_id"].as_u64() == Some(id))
+            .count(),
+        1,
+        "{log:#}"
+    );
+    // The table says the same to a person.
+    let table = f.cli_ok(&["audit", "log", "--host", "r1"], "")?;
+    let line = table
+        .lines()
+        .find(|l| l.contains("REFUSED: rejected by"))
+        .with_context(|| table.clone())?;
+    assert!(line.contains("lab") && line.contains(change), "{table}");
+    Ok(())
+}

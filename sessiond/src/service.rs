@@ -594,14 +594,13 @@ impl SessionService {
         peer: &PeerIdentity,
         conn_id: u64,
         host_ref: HostRef,
-        cols: u16,
-        rows: u16,
-        term: String,
+        pty: PtySize,
         presence_ticket: Option<SecretBytes>,
     ) -> Result<SessiondResponse, SessiondError> {
         if !matches!(peer.role, PeerRole::Cli | PeerRole::Ui) {
             return Err(SessiondError::Forbidden(peer.role));
         }
+        let PtySize { cols, rows, term } = pty;
         let (cols, rows) = (cols.clamp(1, 1000), rows.clamp(1, 1000));
         if term.is_empty() || term.len() > 64 || !term.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(SessiondError::Invalid {
@@ -773,7 +772,8 @@ impl SessionService {
                 term,
                 presence_ticket,
             } => {
-                self.open_shell(peer, conn, host, cols, rows, term, presence_ticket)
+                let pty = PtySize { cols, rows, term };
+                self.open_shell(peer, conn, host, pty, presence_ticket)
                     .await
             }
             SessiondRequest::Input { session, data } => {
@@ -815,6 +815,13 @@ impl SessionService {
             }
         }
     }
+}
+
+/// The terminal an interactive shell is opened with (as the client asked).
+struct PtySize {
+    cols: u16,
+    rows: u16,
+    term: String,
 }
 
 /// The action a token must cover: what runs, with the expected effect taken

@@ -132,11 +132,11 @@ fn passwords_and_signatures_only_for_verified_records_and_their_destination() ->
     };
 
     // The right requests: the keychain payload, the sealed literal.
-    let core_req = core.credential_request(CredentialField::Password);
+    let core_req = core.credential_request(CredentialField::Password, None);
     let got = sessiond.ok(&release(&core_req))?;
     let bytes: Vec<u8> = serde_json::from_value(got["Password"].clone())?;
     assert_eq!(bytes, kc_password.as_bytes());
-    let edge_req = edge.credential_request(CredentialField::Password);
+    let edge_req = edge.credential_request(CredentialField::Password, None);
     let got = sessiond.ok(&release(&edge_req))?;
     let bytes: Vec<u8> = serde_json::from_value(got["Password"].clone())?;
     assert_eq!(bytes, literal.as_bytes());
@@ -176,7 +176,7 @@ fn passwords_and_signatures_only_for_verified_records_and_their_destination() ->
 
     // Keys: the public half is given, never the private key; signatures only
     // over a publickey userauth request for the record's user and this key.
-    let key_req = edge.credential_request(CredentialField::PrivateKey);
+    let key_req = edge.credential_request(CredentialField::PrivateKey, None);
     let pk = sessiond.ok(&BrokerRequest::SshPublicKey {
         host: Box::new(key_req.clone()),
     })?;
@@ -326,7 +326,7 @@ fn a_keychain_entry_goes_to_a_new_destination_only_after_presence() -> Result<()
     ok(add("rogue", "10.6.6.6", "2222", "admin")?)?;
     let mut sessiond = f.peer(PeerRole::Sessiond)?;
     let release = |h: &Host| BrokerRequest::ReleasePassword {
-        host: Box::new(h.credential_request(CredentialField::Password)),
+        host: Box::new(h.credential_request(CredentialField::Password, None)),
     };
     // First use binds core-pw to admin@10.0.0.1:22.
     sessiond.ok(&release(&host(&f, "core1")?))?;

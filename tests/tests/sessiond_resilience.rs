@@ -99,6 +99,7 @@ fn bad_clients_do_not_disturb_sessiond() -> Result<()> {
         cols: 80,
         rows: 24,
         term: "xterm".into(),
+        presence_ticket: None,
     } }))?;
     assert!(v["err"].get("Forbidden").is_some(), "{v}");
     still_works(&f)?;

@@ -147,8 +147,14 @@ pub enum Call {
     Seen,
     Detail(String),
     Save(Box<Save>),
-    Delete { id: String, revision: u64 },
-    Reveal { id: String, field: String },
+    Delete {
+        id: String,
+        revision: u64,
+    },
+    Reveal {
+        id: String,
+        field: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -776,7 +782,11 @@ impl Hosts {
     /// as the screen, drawn compact (vendor badge, name, ● for an open
     /// session). A click selects a host (its detail opens), a double click
     /// connects.
-    pub fn sidebar_view(&self, org: Option<&str>, sessions: &BTreeSet<String>) -> Element<'_, Message> {
+    pub fn sidebar_view(
+        &self,
+        org: Option<&str>,
+        sessions: &BTreeSet<String>,
+    ) -> Element<'_, Message> {
         let visible = self.visible(org);
         let mut col: Column<'_, Message> = column![
             text_input("Search hosts", &self.search)

@@ -887,6 +887,18 @@ impl Hosts {
                 .on_press(Message::SortBy(k))
                 .into()
         };
+        // Beside an open detail the list keeps name, address and reachability.
+        if self.shown.is_some() {
+            return row![
+                space::horizontal().width(VENDOR_BADGE_WIDTH),
+                header(SortKey::Name, 4),
+                header(SortKey::Address, 3),
+                header(SortKey::Reachability, 2),
+            ]
+            .spacing(6)
+            .align_y(iced::Center)
+            .into();
+        }
         row![
             space::horizontal().width(VENDOR_BADGE_WIDTH),
             header(SortKey::Name, 3),
@@ -955,6 +967,26 @@ impl Hosts {
                 button::text
             })
             .on_press(Message::Select(r.id.clone()));
+        if self.shown.is_some() {
+            let mark: Element<'a, Message> = match seen.and_then(|s| s.reach.as_ref()) {
+                None => text("—").size(12).style(text::secondary).into(),
+                Some(x) if x.reachable => text("✓").size(13).style(text::success).into(),
+                Some(_) => text("✗").size(13).style(text::danger).into(),
+            };
+            return row![
+                space::horizontal().width(indent(depth)),
+                vendor_badge(&r.vendor),
+                container(name).width(iced::FillPortion(4)),
+                text(address)
+                    .font(crate::MONO)
+                    .size(13)
+                    .width(iced::FillPortion(3)),
+                container(mark).width(iced::FillPortion(2)),
+            ]
+            .spacing(6)
+            .align_y(iced::Center)
+            .into();
+        }
         row![
             space::horizontal().width(indent(depth)),
             vendor_badge(&r.vendor),

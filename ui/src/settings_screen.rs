@@ -253,7 +253,7 @@ impl SettingsScreen {
                         value: n.to_string(),
                     })
                     .text_size(13),
-                    text("points (the app uses it from its next start)")
+                    text("points: the app's default text size, from its next start")
                         .size(12)
                         .style(text::secondary),
                 ]

@@ -187,11 +187,8 @@ pub fn start_session_bus(
     allow_root: bool,
 ) -> Result<(ChildGuard, String, PathBuf)> {
     let socket = scratch.runtime_dir().join("bus");
-    let conf = scratch.write_user_file(
-        dir.join("bus.conf"),
-        bus_config(&socket, allow_root),
-        0o600,
-    )?;
+    let conf =
+        scratch.write_user_file(dir.join("bus.conf"), bus_config(&socket, allow_root), 0o600)?;
     let bus_log = scratch.write_user_file(dir.join("dbus-daemon.log"), "", 0o600)?;
     let mut cmd = scratch.command("dbus-daemon");
     cmd.arg(format!("--config-file={}", conf.display()))

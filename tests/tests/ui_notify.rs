@@ -102,8 +102,7 @@ fn file(f: &BrokerFixture, n: usize) -> Result<(ChildGuard, u64)> {
 }
 
 #[test]
-fn a_request_arriving_while_the_window_is_unfocused_gives_exactly_one_notification() -> Result<()>
-{
+fn a_request_arriving_while_the_window_is_unfocused_gives_exactly_one_notification() -> Result<()> {
     let x = Xvfb::start()?;
     let mut f = BrokerFixture::start(Options {
         real_sessiond: true,
@@ -175,7 +174,10 @@ fn a_request_arriving_while_the_window_is_unfocused_gives_exactly_one_notificati
                 body.contains("host r1") && body.contains("organization lab"),
                 "body {i} names the host and the organization by name: {body}"
             );
-            assert!(body.contains("moderate"), "body {i} names the class: {body}");
+            assert!(
+                body.contains("moderate"),
+                "body {i} names the class: {body}"
+            );
             for c in CHANGES {
                 let mark = c.split_whitespace().nth(2).expect("address");
                 assert!(

@@ -11,11 +11,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use gatehouse_records::settings::Key;
+use gatehouse_tests::broker::UiChild;
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use gatehouse_tests::xvfb::Xvfb;
 use gatehouse_tests::{ChildGuard, find_binary, install};
-use gatehouse_records::settings::Key;
-use gatehouse_tests::broker::UiChild;
 use gatehouse_ui::app::{Message, Session, Tab};
 use gatehouse_ui::{settings_screen, terminal};
 
@@ -172,7 +172,9 @@ fn the_theme_key_saves_the_setting_the_cli_reads() -> Result<()> {
     std::thread::sleep(Duration::from_secs(3));
     x.keys(&["ctrl+shift+l"], 12)?;
     let theme = || -> Result<String> {
-        Ok(f.cli_ok(&["settings", "get", "theme"], "")?.trim().to_string())
+        Ok(f.cli_ok(&["settings", "get", "theme"], "")?
+            .trim()
+            .to_string())
     };
     gatehouse_tests::proc::wait_until("the theme saved", Duration::from_secs(20), || {
         Ok(theme()? == "dark")

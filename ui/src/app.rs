@@ -375,9 +375,7 @@ impl State {
                     });
                     return vec![];
                 }
-                let out = self
-                    .terminals
-                    .update(terminal::Message::Open { host });
+                let out = self.terminals.update(terminal::Message::Open { host });
                 if let Some(new) = self.terminals.current().filter(|t| t.id != left) {
                     self.workarea.split = Some(Split {
                         left,
@@ -1026,7 +1024,10 @@ impl State {
         let bottom = column![
             row![
                 small("Palette (Ctrl+Shift+P)", Message::OpenPalette),
-                small(if self.dark { "Light" } else { "Dark" }, Message::ToggleTheme),
+                small(
+                    if self.dark { "Light" } else { "Dark" },
+                    Message::ToggleTheme
+                ),
             ]
             .spacing(4),
             button(text("Sign out (Ctrl+Shift+Q)").size(12))
@@ -1079,10 +1080,7 @@ impl State {
                 Tab::Audit => self.audit.view().map(Message::Audit),
                 Tab::Diagrams => self.diagrams.view().map(Message::Diagrams),
                 Tab::Security => self.security.view().map(Message::Security),
-                Tab::Settings => self
-                    .settings
-                    .view(&self.hosts.orgs)
-                    .map(Message::Settings),
+                Tab::Settings => self.settings.view(&self.hosts.orgs).map(Message::Settings),
             }
         };
         row![

@@ -253,11 +253,10 @@ pub async fn broker_call(d: &Daemons, req: BrokerRequest) -> Result<BrokerRespon
 /// then the profile's files the options name are cleared.
 async fn sign_out(d: &Daemons) -> Result<(PurgeReport, Vec<String>), DaemonError> {
     let layout = d.layout.clone();
-    let clears = tokio::task::spawn_blocking(move || {
-        gatehouse_records::settings::sign_out_clears(&layout)
-    })
-    .await
-    .unwrap_or_default();
+    let clears =
+        tokio::task::spawn_blocking(move || gatehouse_records::settings::sign_out_clears(&layout))
+            .await
+            .unwrap_or_default();
     let report = match broker_call(d, BrokerRequest::SignOut).await? {
         BrokerResponse::SignedOut(p) => p,
         r => return Err(unexpected(r)),

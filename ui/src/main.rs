@@ -84,6 +84,16 @@ fn main() -> ExitCode {
         }
         return finish(bare_first_frame());
     }
+    // Appearance before sign-in: the settings record's plaintext fields
+    // (not verified: its MAC needs the broker; only the theme and the text
+    // size are read). Signed in, the verified record takes over.
+    let appearance = gatehouse_records::Store::open_in(daemons.layout())
+        .ok()
+        .and_then(|s| gatehouse_records::settings::unverified(&s).ok())
+        .unwrap_or_default();
+    let dark = appearance.theme == gatehouse_records::settings::Theme::Dark;
+    let mut settings = gatehouse_ui::settings();
+    settings.default_text_size = iced::Pixels(f32::from(appearance.font_size));
     let (width, height) = window_memory::load(&daemons.layout().root);
     let window = iced::window::Settings {
         size: iced::Size::new(width, height),
@@ -92,11 +102,15 @@ fn main() -> ExitCode {
         ..iced::window::Settings::default()
     };
     let result = iced::application(
-        move || Shell::boot(daemons.clone(), capture.clone()),
+        move || {
+            let (mut shell, task) = Shell::boot(daemons.clone(), capture.clone());
+            shell.app.dark = dark;
+            (shell, task)
+        },
         Shell::update,
         Shell::view,
     )
-    .settings(gatehouse_ui::settings())
+    .settings(settings)
     .title("Gatehouse")
     .theme(Shell::theme)
     .subscription(Shell::subscription)

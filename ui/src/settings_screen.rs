@@ -253,7 +253,7 @@ impl SettingsScreen {
                         value: n.to_string(),
                     })
                     .text_size(13),
-                    text("points (the app uses it from its next start)")
+                    text("points: the app's default text size, from its next start")
                         .size(12)
                         .style(text::secondary),
                 ]
@@ -306,15 +306,18 @@ impl SettingsScreen {
                 models = models.push(
                     row![
                         text(format!("{t}:")).size(13).width(80),
-                        text_input("provider model, e.g. gpt-4o-mini", &self.models[tier_index(t)])
-                            .on_input(move |v| Message::ModelField(t, v))
-                            .on_submit(Message::Set {
-                                key,
-                                org: Some(org.clone()),
-                                value: value.clone(),
-                            })
-                            .size(13)
-                            .width(280),
+                        text_input(
+                            "provider model, e.g. gpt-4o-mini",
+                            &self.models[tier_index(t)]
+                        )
+                        .on_input(move |v| Message::ModelField(t, v))
+                        .on_submit(Message::Set {
+                            key,
+                            org: Some(org.clone()),
+                            value: value.clone(),
+                        })
+                        .size(13)
+                        .width(280),
                         button(text("Save").size(13)).on_press(Message::Set {
                             key,
                             org: Some(org.clone()),
@@ -437,11 +440,13 @@ fn explained<'a>(
 fn choices<'a>(key: Key, values: &[&'static str], current: &str) -> Element<'a, Message> {
     let mut r = row![].spacing(4);
     for v in values {
-        let b = button(text(*v).size(13)).padding([3, 10]).on_press(Message::Set {
-            key,
-            org: None,
-            value: (*v).to_string(),
-        });
+        let b = button(text(*v).size(13))
+            .padding([3, 10])
+            .on_press(Message::Set {
+                key,
+                org: None,
+                value: (*v).to_string(),
+            });
         r = r.push(if *v == current {
             b.style(button::primary)
         } else {

@@ -48,8 +48,9 @@ impl Workarea {
                 s.left = now;
             }
         }
-        self.split = (terms.tab(s.left).is_some() && terms.tab(s.right).is_some() && s.left != s.right)
-            .then_some(s);
+        self.split =
+            (terms.tab(s.left).is_some() && terms.tab(s.right).is_some() && s.left != s.right)
+                .then_some(s);
     }
 
     /// The pane that does not have the focus (the active tab has it).
@@ -178,11 +179,7 @@ pub fn view<'a>(
             container(terminals).width(FillPortion(3)),
             rule::vertical(1),
             container(
-                column![
-                    text(bound).size(13),
-                    copilot.view().map(Message::Copilot)
-                ]
-                .spacing(4)
+                column![text(bound).size(13), copilot.view().map(Message::Copilot)].spacing(4)
             )
             .width(FillPortion(2)),
         ]

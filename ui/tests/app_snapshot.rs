@@ -216,8 +216,14 @@ fn split_view_and_the_copilot_beside_in_both_themes() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
     for (host, prompt) in [
-        ("core-00-00000", "[admin@core-00-00000] > /system identity print\r\n  name: core-00-00000\r\n[admin@core-00-00000] > "),
-        ("edge-01-00001", "edge-01-00001#show version | include uptime\r\nedge-01-00001 uptime is 4 weeks, 2 days\r\nedge-01-00001#"),
+        (
+            "core-00-00000",
+            "[admin@core-00-00000] > /system identity print\r\n  name: core-00-00000\r\n[admin@core-00-00000] > ",
+        ),
+        (
+            "edge-01-00001",
+            "edge-01-00001#show version | include uptime\r\nedge-01-00001 uptime is 4 weeks, 2 days\r\nedge-01-00001#",
+        ),
     ] {
         let _ = s.update(Message::Terminal(T::Open { host: host.into() }));
         let id = s.terminals.current().unwrap().id;
@@ -254,7 +260,10 @@ fn split_view_and_the_copilot_beside_in_both_themes() {
     let _ = s.update(Message::ToggleSplit);
     assert!(s.workarea.split.is_some());
     let _ = s.update(Message::Terminal(T::Close(split.right)));
-    assert!(s.workarea.split.is_none(), "a closed pane's tab ends the split");
+    assert!(
+        s.workarea.split.is_none(),
+        "a closed pane's tab ends the split"
+    );
 }
 
 #[test]

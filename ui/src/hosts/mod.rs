@@ -147,8 +147,14 @@ pub enum Call {
     Seen,
     Detail(String),
     Save(Box<Save>),
-    Delete { id: String, revision: u64 },
-    Reveal { id: String, field: String },
+    Delete {
+        id: String,
+        revision: u64,
+    },
+    Reveal {
+        id: String,
+        field: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -776,7 +782,11 @@ impl Hosts {
     /// as the screen, drawn compact (vendor badge, name, ● for an open
     /// session). A click selects a host (its detail opens), a double click
     /// connects.
-    pub fn sidebar_view(&self, org: Option<&str>, sessions: &BTreeSet<String>) -> Element<'_, Message> {
+    pub fn sidebar_view(
+        &self,
+        org: Option<&str>,
+        sessions: &BTreeSet<String>,
+    ) -> Element<'_, Message> {
         let visible = self.visible(org);
         let mut col: Column<'_, Message> = column![
             text_input("Search hosts", &self.search)
@@ -877,6 +887,18 @@ impl Hosts {
                 .on_press(Message::SortBy(k))
                 .into()
         };
+        // Beside an open detail the list keeps name, address and reachability.
+        if self.shown.is_some() {
+            return row![
+                space::horizontal().width(VENDOR_BADGE_WIDTH),
+                header(SortKey::Name, 4),
+                header(SortKey::Address, 3),
+                header(SortKey::Reachability, 2),
+            ]
+            .spacing(6)
+            .align_y(iced::Center)
+            .into();
+        }
         row![
             space::horizontal().width(VENDOR_BADGE_WIDTH),
             header(SortKey::Name, 3),
@@ -945,6 +967,26 @@ impl Hosts {
                 button::text
             })
             .on_press(Message::Select(r.id.clone()));
+        if self.shown.is_some() {
+            let mark: Element<'a, Message> = match seen.and_then(|s| s.reach.as_ref()) {
+                None => text("—").size(12).style(text::secondary).into(),
+                Some(x) if x.reachable => text("✓").size(13).style(text::success).into(),
+                Some(_) => text("✗").size(13).style(text::danger).into(),
+            };
+            return row![
+                space::horizontal().width(indent(depth)),
+                vendor_badge(&r.vendor),
+                container(name).width(iced::FillPortion(4)),
+                text(address)
+                    .font(crate::MONO)
+                    .size(13)
+                    .width(iced::FillPortion(3)),
+                container(mark).width(iced::FillPortion(2)),
+            ]
+            .spacing(6)
+            .align_y(iced::Center)
+            .into();
+        }
         row![
             space::horizontal().width(indent(depth)),
             vendor_badge(&r.vendor),

@@ -98,15 +98,27 @@ mod tests {
     fn newest_reach_wins_and_refusals_are_no_attempt() {
         let rows = vec![
             row("r1", 10, Outcome::Started),
-            row("r1", 20, Outcome::Failed {
-                reason: "connection refused".into(),
-            }),
-            row("r1", 30, Outcome::Refused {
-                reason: "policy".into(),
-            }),
-            row("r2", 5, Outcome::Failed {
-                reason: "timeout".into(),
-            }),
+            row(
+                "r1",
+                20,
+                Outcome::Failed {
+                    reason: "connection refused".into(),
+                },
+            ),
+            row(
+                "r1",
+                30,
+                Outcome::Refused {
+                    reason: "policy".into(),
+                },
+            ),
+            row(
+                "r2",
+                5,
+                Outcome::Failed {
+                    reason: "timeout".into(),
+                },
+            ),
             row("r2", 7, Outcome::Typed),
         ];
         let s = from_rows(&rows);

@@ -205,6 +205,13 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// Writes the pixels as a binary PPM (to look at when a test fails).
+    pub fn save_ppm(&self, path: &Path) -> Result<()> {
+        let mut out = format!("P6\n{} {}\n255\n", self.width, self.height).into_bytes();
+        out.extend(self.pixels.iter().flatten());
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    }
+
     /// Where pixels of exactly `rgb` are, as (x, y).
     pub fn where_colour(&self, rgb: [u8; 3]) -> Vec<(usize, usize)> {
         self.pixels

@@ -268,10 +268,11 @@ fn the_terminal_search_finds_highlights_and_steps_through_the_scrollback() -> Re
         };
         // Waits until the window shows what `ok` accepts (twice in a row:
         // settled); returns it.
+        // The last picture is kept (in the temp dir) when it never comes.
         let shown = |what: &str, ok: &dyn Fn(&gatehouse_tests::xvfb::Capture) -> bool| {
             let mut last: Option<gatehouse_tests::xvfb::Capture> = None;
             let mut seen = None;
-            gatehouse_tests::proc::wait_until(what, Duration::from_secs(30), || {
+            let waited = gatehouse_tests::proc::wait_until(what, Duration::from_secs(30), || {
                 let c = x.capture(&win)?;
                 let settled = last.as_ref() == Some(&c) && ok(&c);
                 last = Some(c.clone());
@@ -279,7 +280,14 @@ fn the_terminal_search_finds_highlights_and_steps_through_the_scrollback() -> Re
                     seen = Some(c);
                 }
                 Ok(settled)
-            })?;
+            });
+            if let (Err(e), Some(c)) = (&waited, &last) {
+                let path = std::env::temp_dir()
+                    .join(format!("gatehouse-ui-window-{}.ppm", std::process::id()));
+                c.save_ppm(&path)?;
+                bail!("{e:#} (the window as it was: {})", path.display());
+            }
+            waited?;
             seen.context("capture")
         };
         // The device answered the second command (its last line shown).

@@ -132,7 +132,9 @@ pub struct TermGrid {
     generation: u64,
     /// Counts changes to the content (fed bytes, a resize).
     content: u64,
-    search: Search,
+    /// The search; found again, lazily, once the content changed (new
+    /// output and resizes move lines).
+    search: RefCell<Search>,
     /// Frames drawn of this grid (by any view of it).
     frames: Cell<u64>,
 }
@@ -159,9 +161,18 @@ struct Search {
     query: Vec<char>,
     /// Every match, oldest first, as of `of_content`.
     matches: Vec<Match>,
-    /// The selected match (an index into `matches`).
+    /// The selected match, counted from the newest (0): new output moves
+    /// every line up, but not this count (unless it brings a new match).
     current: Option<usize>,
     of_content: u64,
+}
+
+impl Search {
+    /// The selected match's index in `matches`.
+    fn index(&self) -> Option<usize> {
+        let from_end = self.current?;
+        self.matches.len().checked_sub(from_end + 1)
+    }
 }
 
 /// A character as a case-insensitive search compares it.
@@ -213,7 +224,7 @@ impl TermGrid {
             id: NEXT_GRID.fetch_add(1, Ordering::Relaxed),
             generation: 0,
             content: 0,
-            search: Search::default(),
+            search: RefCell::new(Search::default()),
             frames: Cell::new(0),
         }
     }
@@ -489,54 +500,66 @@ impl TermGrid {
         self.matches_in(&q, -(g.history_size() as i32), g.screen_lines() as i32 - 1)
     }
 
+    /// The search, its matches found again if the content changed since.
+    fn search_fresh(&self) -> std::cell::RefMut<'_, Search> {
+        let mut search = self.search.borrow_mut();
+        if !search.query.is_empty() && search.of_content != self.content {
+            let g = self.term.grid();
+            search.matches = self.matches_in(
+                &search.query,
+                -(g.history_size() as i32),
+                g.screen_lines() as i32 - 1,
+            );
+            search.of_content = self.content;
+            if search.index().is_none() {
+                search.current = (!search.matches.is_empty()).then_some(0);
+            }
+        }
+        search
+    }
+
     /// Searches for `query` (empty: no search): every match is highlighted,
     /// and the one nearest the bottom of the view is selected and scrolled
     /// into view. Returns how many matched.
     pub fn search_for(&mut self, query: &str) -> usize {
-        self.search.query = query.chars().map(fold).collect();
-        self.search.matches = self.find(query);
-        self.search.of_content = self.content;
+        let matches = self.find(query);
         let bottom = self.term.grid().screen_lines() as i32 - 1 - self.display_offset() as i32;
-        let m = &self.search.matches;
-        self.search.current = m
+        let selected = matches
             .iter()
             .rposition(|m| m.start.0 <= bottom)
-            .or((!m.is_empty()).then_some(0));
-        if let Some(m) = self.search.current.map(|i| self.search.matches[i]) {
-            self.show_line(m.start.0);
+            .or((!matches.is_empty()).then_some(0));
+        let n = matches.len();
+        let show = selected.map(|i| matches[i].start.0);
+        *self.search.get_mut() = Search {
+            query: query.chars().map(fold).collect(),
+            matches,
+            current: selected.map(|i| n - 1 - i),
+            of_content: self.content,
+        };
+        if let Some(line) = show {
+            self.show_line(line);
         }
         self.changed(false);
-        self.search.matches.len()
+        n
     }
 
     /// Selects the next older match (`older`), or the next newer one,
     /// wrapping around, and scrolls it into view.
     pub fn search_step(&mut self, older: bool) -> Option<Match> {
-        if self.search.query.is_empty() {
-            return None;
-        }
-        if self.search.of_content != self.content {
-            // New output moved the lines: find them again, keeping the
-            // place (the selected match's position on the screen).
-            let was = self.search.current.map(|i| self.search.matches[i]);
-            let q: String = self.search.query.iter().collect();
-            self.search.matches = self.find(&q);
-            self.search.of_content = self.content;
-            self.search.current =
-                was.and_then(|w| self.search.matches.iter().position(|m| m.start >= w.start));
-        }
-        let n = self.search.matches.len();
-        if n == 0 {
-            self.search.current = None;
-            return None;
-        }
-        let i = match self.search.current {
-            None => n - 1,
-            Some(i) if older => (i + n - 1) % n,
-            Some(i) => (i + 1) % n,
+        let m = {
+            let mut search = self.search_fresh();
+            let n = search.matches.len();
+            if search.query.is_empty() || n == 0 {
+                return None;
+            }
+            let from_end = match search.current {
+                None => 0,
+                Some(c) if older => (c + 1) % n,
+                Some(c) => (c + n - 1) % n,
+            };
+            search.current = Some(from_end);
+            search.matches[n - 1 - from_end]
         };
-        self.search.current = Some(i);
-        let m = self.search.matches[i];
         self.show_line(m.start.0);
         self.changed(false);
         Some(m)
@@ -544,23 +567,22 @@ impl TermGrid {
 
     /// Ends the search (its highlights go; the view stays where it is).
     pub fn search_clear(&mut self) {
-        if !self.search.query.is_empty() {
-            self.search = Search::default();
+        if !self.search.get_mut().query.is_empty() {
+            *self.search.get_mut() = Search::default();
             self.changed(false);
         }
     }
 
     /// The selected match's number (1: the oldest) and how many matched.
     pub fn search_status(&self) -> (Option<usize>, usize) {
-        (
-            self.search.current.map(|i| i + 1),
-            self.search.matches.len(),
-        )
+        let search = self.search_fresh();
+        (search.index().map(|i| i + 1), search.matches.len())
     }
 
     /// The selected match.
     pub fn search_current(&self) -> Option<Match> {
-        self.search.current.map(|i| self.search.matches[i])
+        let search = self.search_fresh();
+        search.index().map(|i| search.matches[i])
     }
 
     /// Scrolls the view so `line` is shown (centred when it was not).
@@ -613,12 +635,13 @@ impl TermGrid {
         let g = term.grid();
         let offset = g.display_offset() as i32;
         let selection = term.selection.as_ref().and_then(|s| s.to_range(term));
-        let matches = if self.search.query.is_empty() {
+        let current = self.search_current();
+        let query = self.search.borrow().query.clone();
+        let matches = if query.is_empty() {
             Vec::new()
         } else {
-            self.matches_in(&self.search.query, -offset, rows as i32 - 1 - offset)
+            self.matches_in(&query, -offset, rows as i32 - 1 - offset)
         };
-        let current = self.search_current();
         let cur = term.renderable_content().cursor;
         let cursor = (cur.shape != CursorShape::Hidden)
             .then(|| (cur.point.line.0, cur.point.column.0, cur.shape));
@@ -1546,6 +1569,40 @@ mod tests {
         g.search_clear();
         assert_eq!(g.search_status(), (None, 0));
         assert!(g.text().contains("row 10 HIT"));
+    }
+
+    /// How many cells of the shown rows are drawn as the selected match.
+    fn current_cells(g: &TermGrid) -> usize {
+        let (cols, rows) = g.size();
+        let mut paint = g.paint_rows(usize::from(rows), usize::from(cols));
+        let mut n = 0;
+        for r in 0..usize::from(rows) {
+            let mut cells = Vec::new();
+            paint(r, &mut cells);
+            n += cells
+                .iter()
+                .filter(|c| c.bg == rgb8(CURRENT_MATCH_BG))
+                .count();
+        }
+        n
+    }
+
+    #[test]
+    fn the_selected_match_stays_selected_when_lines_move() {
+        let mut g = TermGrid::new(40, 10);
+        for i in 0..30 {
+            g.feed(format!("line {i}\r\n").as_bytes());
+        }
+        g.feed(b"Configuration register is 0x0\r\nSW1>");
+        assert_eq!(g.search_for("configuration register"), 1);
+        assert_eq!(current_cells(&g), 22);
+        // The search bar takes two rows: the grid shrinks, lines move up.
+        g.resize(40, 8);
+        assert_eq!(current_cells(&g), 22, "after a resize");
+        // New output without a match moves them again.
+        g.feed(b"\r\nSW1>\r\nSW1>");
+        assert_eq!(current_cells(&g), 22, "after new output");
+        assert_eq!(g.search_status(), (Some(1), 1));
     }
 
     #[test]

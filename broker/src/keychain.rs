@@ -54,7 +54,8 @@ enum Store {
     /// The kernel's per-user keyring (`@u`): shared by every process of this
     /// uid, gone at reboot. (The persistent keyring is not used: linking into
     /// it is refused on some kernels and containers.)
-    Keyutils(linux_keyutils::KeyRing),
+    /// The ring, and which of the user's rings it is (see [`possess`]).
+    Keyutils(linux_keyutils::KeyRing, linux_keyutils::KeyRingIdentifier),
 }
 
 /// A keychain namespace (one per profile) in one backend.
@@ -71,18 +72,27 @@ pub struct KeychainError(pub String);
 /// What to do when the kernel refuses this process its user keyrings.
 pub const KEYUTILS_ACCESS_HELP: &str = "the kernel refused this process access to your keyrings (its session keyring is not yours: a login without pam_keyinit, or su/runuser/sudo kept another user's). Start Gatehouse in a session keyring of your own: `keyctl session - gatehouse up` (package keyutils), or add `session optional pam_keyinit.so force revoke` to the PAM service you log in with, or run a Secret Service (gnome-keyring) and use --keychain secret-service";
 
-/// The user keyring (`@u`) if this process may search it, else the user's
-/// own session keyring (`@us`, the one the kernel gives a uid without a
-/// session keyring; it links `@u`); neither: an error saying what to do.
-fn usable_keyring(service: &str) -> Result<linux_keyutils::KeyRing, KeychainError> {
+/// The user keyring (`@u`) if this process can keep entries in it, else the
+/// user's own session keyring (`@us`, the one the kernel gives a uid without
+/// a session keyring; it links `@u`); neither: an error saying what to do.
+///
+/// A keyring named by its serial is only *possessed* (and the entries in it,
+/// whose permissions are possessor-only, only searchable) when it is
+/// reachable from the calling thread's keyrings. Under `su`/`runuser` from a
+/// root session the session keyring is root's and `@u` is not in it: every
+/// use first links the ring into the calling thread's keyring ([`possess`]).
+/// The ring is proven by a probe entry written, found and invalidated.
+fn usable_keyring(
+    service: &str,
+) -> Result<(linux_keyutils::KeyRing, linux_keyutils::KeyRingIdentifier), KeychainError> {
     use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier};
     let probe = format!("{service}:probe");
-    let try_ring = |id: KeyRingIdentifier| -> Result<KeyRing, KeyError> {
+    let try_ring = |id: KeyRingIdentifier| -> Result<(KeyRing, KeyRingIdentifier), KeyError> {
         let ring = KeyRing::from_special_id(id, false)?;
-        match ring.search(&probe) {
-            Ok(_) | Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked) => Ok(ring),
-            Err(e) => Err(e),
-        }
+        let key = possess(id, &ring).add_key(&probe, b"probe")?;
+        let found = possess(id, &ring).search(&probe);
+        let _ = key.invalidate();
+        found.map(|_| (ring, id))
     };
     let user = match try_ring(KeyRingIdentifier::User) {
         Ok(ring) => return Ok(ring),
@@ -106,6 +116,23 @@ fn usable_keyring(service: &str) -> Result<linux_keyutils::KeyRing, KeychainErro
             "keyutils: neither the user keyring ({user:?}) nor the user session keyring ({us:?}) can be used"
         ))),
     }
+}
+
+/// `ring` (the user's ring `id`), made possessed by the calling thread: the
+/// ring is linked into the thread's own keyring by its special id (which the
+/// kernel treats as possessed), so entries found through it by serial are
+/// possessed too. Credentials (and so thread keyrings) are per thread: this
+/// runs before every use. Best effort: a session keyring of the user's own
+/// already makes the ring possessed, and a refusal is reported by the use.
+fn possess(
+    id: linux_keyutils::KeyRingIdentifier,
+    ring: &linux_keyutils::KeyRing,
+) -> &linux_keyutils::KeyRing {
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    if let Ok(thread) = KeyRing::from_special_id(KeyRingIdentifier::Thread, true) {
+        let _ = thread.link_keyring_id(id);
+    }
+    ring
 }
 
 /// A keyutils error as text; access refusals carry what to do.
@@ -143,7 +170,7 @@ impl Keychain {
             let ring = usable_keyring(&service)?;
             Ok(Keychain {
                 backend: Backend::Keyutils,
-                store: Store::Keyutils(ring),
+                store: Store::Keyutils(ring.0, ring.1),
                 service: service.clone(),
             })
         };
@@ -181,7 +208,7 @@ impl Keychain {
                 .entry(s, name)?
                 .set_secret(value)
                 .map_err(|e| KeychainError(e.to_string())),
-            Store::Keyutils(ring) => ring
+            Store::Keyutils(ring, id) => possess(*id, ring)
                 .add_key(&self.description(name), value)
                 .map(|_| ())
                 .map_err(|e| keyutils_error("add_key", e)),
@@ -196,7 +223,7 @@ impl Keychain {
                 Err(keyring_core::Error::NoEntry) => Ok(None),
                 Err(e) => Err(KeychainError(e.to_string())),
             },
-            Store::Keyutils(ring) => match ring.search(&self.description(name)) {
+            Store::Keyutils(ring, id) => match possess(*id, ring).search(&self.description(name)) {
                 Ok(key) => key
                     .read_to_vec()
                     .map(|v| Some(zeroize::Zeroizing::new(v)))
@@ -219,7 +246,7 @@ impl Keychain {
                 Err(keyring_core::Error::NoEntry) => Ok(false),
                 Err(e) => Err(KeychainError(e.to_string())),
             },
-            Store::Keyutils(ring) => match ring.search(&self.description(name)) {
+            Store::Keyutils(ring, id) => match possess(*id, ring).search(&self.description(name)) {
                 Ok(key) => key
                     .invalidate()
                     .map(|_| true)

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use gatehouse_ipc::broker::{
@@ -559,4 +560,162 @@ fn keyutils_remembered_device_lasts_until_sign_out() -> Result<()> {
 #[test]
 fn secret_service_remembered_device_lasts_until_sign_out() -> Result<()> {
     remember_device(Backend::SecretService)
+}
+
+/// The keyutils backend when the process's session keyring is not the
+/// user's (a `su`/`runuser` from a root session without `pam_keyinit
+/// force`): the broker either keeps its entries in the user's own keyrings
+/// or stops with the exact remedy — never a bare `AccessDenied`. Then the
+/// remedy it names (`keyctl session -` in front of it) works.
+#[test]
+fn keyutils_under_runuser_from_a_root_session_works_or_names_the_remedy() -> Result<()> {
+    let test = "keyutils_under_runuser_from_a_root_session_works_or_names_the_remedy";
+    if !gatehouse_tests::users::is_root() {
+        eprintln!(
+            "SKIPPED {test}: runuser and a root-owned session keyring need root (CI runs as root)"
+        );
+        return Ok(());
+    }
+    for tool in ["/usr/sbin/runuser", "/usr/bin/keyctl"] {
+        if !Path::new(tool).exists() {
+            eprintln!("SKIPPED {test}: {tool} is not installed");
+            return Ok(());
+        }
+    }
+    let f = BrokerFixture::start(Options {
+        backend: Backend::Keyutils,
+        ..Options::default()
+    })?;
+    let user = f.scratch.user().name.clone();
+    let uid = f.scratch.user().uid;
+    let home = f.scratch.user_dir("gh-runuser")?;
+    let profile = format!("{}-runuser", f.profile);
+    let broker = f.install_dir().join("gatehouse-broker");
+    // Root joins a new session keyring of its own, then runuser (whose PAM
+    // stack has pam_keyinit without `force`) keeps it for the user.
+    let as_user_in_root_session = |inner: &[&str]| -> std::process::Command {
+        let mut c = std::process::Command::new("/usr/bin/keyctl");
+        // a clean environment: daemons refuse LD_* variables (cargo sets them)
+        c.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .args(["session", "-", "/usr/sbin/runuser", "-u", &user, "--"])
+            .args(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin"])
+            .arg(format!("HOME={}", home.display()))
+            .arg(format!("GATEHOUSE_HOME={}", home.display()))
+            .arg("GATEHOUSE_LOG=warn")
+            .args(inner)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    // The scenario holds: the user's process has root's session keyring.
+    let described = as_user_in_root_session(&["/usr/bin/keyctl", "rdescribe", "@s"]).output()?;
+    let described = String::from_utf8_lossy(&described.stdout).into_owned();
+    assert!(
+        described.starts_with("keyring;0;"),
+        "the session keyring under runuser should be root's: {described:?}"
+    );
+    let broker_args = |c: &mut std::process::Command| {
+        c.arg(&broker)
+            .args(["--profile", &profile, "--keychain", "keyutils"]);
+    };
+    let socket = home.join("run").join("broker.sock");
+    // Started like that: it runs on the user's own keyring, or stops saying what to do.
+    let mut c = as_user_in_root_session(&[]);
+    broker_args(&mut c);
+    let mut g = gatehouse_tests::proc::ChildGuard::spawn(&mut c)?;
+    let mut exited = false;
+    gatehouse_tests::proc::wait_until("broker socket or exit", Duration::from_secs(20), || {
+        if g.has_exited()?.is_some() {
+            exited = true;
+            return Ok(true);
+        }
+        Ok(socket.exists())
+    })?;
+    let cli = |args: &[&str], stdin: &str| -> Result<std::process::Output> {
+        let mut c = f.scratch.command(f.install_dir().join("gatehouse"));
+        c.env("GATEHOUSE_HOME", &home)
+            .args(["--profile", &profile])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn()?;
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stdin.as_bytes())?;
+        Ok(child.wait_with_output()?)
+    };
+    if exited {
+        let out = g.into_inner().wait_with_output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("AccessDenied\n") && !err.trim_end().ends_with("AccessDenied"),
+            "{err}"
+        );
+        for remedy in [
+            "keyctl session - gatehouse up",
+            "pam_keyinit.so force",
+            "--keychain secret-service",
+        ] {
+            assert!(err.contains(remedy), "the refusal lacks {remedy:?}: {err}");
+        }
+    } else {
+        // It runs: an entry stored through it is in the user's own keyrings.
+        let init = cli(
+            &["account", "init", "--passphrase-stdin"],
+            "runuser-test-pass\n",
+        )?;
+        assert!(init.status.success(), "{init:?}");
+        let set = cli(&["keychain", "set", "probe"], "runuser-value\n")?;
+        assert!(set.status.success(), "{set:?}");
+        let desc = format!("gatehouse:{profile}:item:probe");
+        // looked up as the user, from a session keyring of the user's own
+        let mut seen = Vec::new();
+        for ring in ["@u", "@us"] {
+            let o = f
+                .scratch
+                .command("/usr/bin/keyctl")
+                .args(["search", ring, "user", &desc])
+                .stdin(Stdio::null())
+                .output()?;
+            seen.push((
+                ring,
+                o.status.success(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            ));
+        }
+        // the entry goes before any assertion: keyutils keys outlive the test
+        let rm = cli(&["keychain", "rm", "probe"], "")?;
+        assert!(
+            seen.iter().any(|s| s.1),
+            "entry {desc} is in neither keyring of uid {uid}: {seen:?}"
+        );
+        assert!(rm.status.success(), "{rm:?}");
+        drop(g);
+    }
+    // The remedy: a session keyring of the user's own in front of it.
+    let _ = std::fs::remove_file(&socket);
+    let home2 = f.scratch.user_dir("gh-remedy")?;
+    let socket2 = home2.join("run").join("broker.sock");
+    let mut c = std::process::Command::new("/usr/bin/keyctl");
+    c.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .args(["session", "-", "/usr/sbin/runuser", "-u", &user, "--"])
+        .args(["/usr/bin/keyctl", "session", "-"])
+        .args(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin"])
+        .arg(format!("HOME={}", home2.display()))
+        .arg(format!("GATEHOUSE_HOME={}", home2.display()))
+        .arg("GATEHOUSE_LOG=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    broker_args(&mut c);
+    let mut g = gatehouse_tests::proc::ChildGuard::spawn(&mut c)?;
+    gatehouse_tests::proc::wait_until("broker socket (remedy)", Duration::from_secs(20), || {
+        if let Some(s) = g.has_exited()? {
+            bail!("the remedy did not start the broker: {s}");
+        }
+        Ok(socket2.exists())
+    })?;
+    Ok(())
 }

@@ -214,7 +214,8 @@ fn copilot_panel_streams_asks_on_the_card_and_shows_plans() -> Result<()> {
                 d.state.copilot.error
             );
             assert!(d.state.copilot.autopilot.is_none() && !d.state.copilot.thread.busy);
-            d.click("r1")?;
+            // The copilot's host checkbox (the sidebar's tree shows r1 too).
+            d.click_in_screen("r1")?;
             assert!(d.state.copilot.scope.contains("r1"));
             d.send(Message::Copilot(copilot::Message::Send));
             let grant = d

@@ -943,6 +943,7 @@ impl State {
         let mut nav = column![
             row![
                 text("Gatehouse").size(18),
+                text("Organization:").size(11).style(text::secondary),
                 iced::widget::pick_list(
                     self.hosts.org_choices(),
                     Some(self.hosts.org_pick(self.org.as_deref())),

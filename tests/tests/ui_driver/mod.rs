@@ -221,6 +221,36 @@ impl Driver {
         Ok(n)
     }
 
+    /// Clicks the widget showing exactly `label` in the screen (right of
+    /// the sidebar, whose host tree may show the same name); returns how
+    /// many messages the click produced.
+    pub fn click_in_screen(&mut self, label: &str) -> Result<usize> {
+        let msgs: Vec<Message> = {
+            let mut ui = simulator(self.state.view());
+            let want = label.to_string();
+            let at = ui
+                .find(move |c: Candidate<'_>| match c {
+                    Candidate::Text {
+                        content,
+                        visible_bounds: Some(b),
+                        ..
+                    } if content == want && b.x > gatehouse_ui::app::SIDEBAR_WIDTH => {
+                        Some(b.center())
+                    }
+                    _ => None,
+                })
+                .map_err(|e| anyhow::anyhow!("click {label:?} in the screen: {e}"))?;
+            ui.point_at(at);
+            let _ = ui.simulate(iced_test::simulator::click());
+            ui.into_messages().collect()
+        };
+        let n = msgs.len();
+        for m in msgs {
+            self.send(m);
+        }
+        Ok(n)
+    }
+
     /// Clicks the text field `id` and types `text`, then optionally Enter.
     pub fn type_into(&mut self, id: &'static str, text: &str, enter: bool) -> Result<()> {
         let msgs: Vec<Message> = {

@@ -643,8 +643,11 @@ impl TermGrid {
             self.matches_in(&query, -offset, rows as i32 - 1 - offset)
         };
         let cur = term.renderable_content().cursor;
-        let cursor = (cur.shape != CursorShape::Hidden)
-            .then(|| (cur.point.line.0, cur.point.column.0, cur.shape));
+        let cursor = (cur.shape != CursorShape::Hidden).then_some((
+            cur.point.line.0,
+            cur.point.column.0,
+            cur.shape,
+        ));
         move |r, out| {
             if r >= rows {
                 return false;

@@ -285,6 +285,7 @@ pub struct RowDraw {
 }
 
 /// The rows of the last frame and what is needed to draw the next.
+#[derive(Default)]
 pub struct Frame {
     glyphs: Option<Glyphs>,
     /// Each shown row's content hash and drawing.
@@ -297,19 +298,6 @@ pub struct Frame {
     scratch: Vec<u8>,
     /// Rows rasterized (not reused) since this frame state was made.
     pub rasterized_rows: u64,
-}
-
-impl Default for Frame {
-    fn default() -> Self {
-        Frame {
-            glyphs: None,
-            rows: Vec::new(),
-            shows: None,
-            last: None,
-            scratch: Vec::new(),
-            rasterized_rows: 0,
-        }
-    }
 }
 
 impl Frame {

@@ -186,7 +186,13 @@ impl Xvfb {
         let pixels = image
             .data
             .chunks_exact(4)
-            .map(|p| if lsb { [p[2], p[1], p[0]] } else { [p[1], p[2], p[3]] })
+            .map(|p| {
+                if lsb {
+                    [p[2], p[1], p[0]]
+                } else {
+                    [p[1], p[2], p[3]]
+                }
+            })
             .collect();
         Ok(Capture {
             width: usize::from(width),

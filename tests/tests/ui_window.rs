@@ -318,7 +318,9 @@ fn the_terminal_search_finds_highlights_and_steps_through_the_scrollback() -> Re
 
         // Shift+Enter: back to the newest, exactly where it was.
         x.keys(&["shift+Return"], 12)?;
-        shown("the newest match again", &|c| c.where_colour(current) == newest)?;
+        shown("the newest match again", &|c| {
+            c.where_colour(current) == newest
+        })?;
 
         // Esc: the bar closes and no match is highlighted.
         x.keys(&["Escape"], 12)?;
@@ -327,9 +329,11 @@ fn the_terminal_search_finds_highlights_and_steps_through_the_scrollback() -> Re
         })?;
         // Typing goes to the shell again (the device receives it).
         x.type_text("show clock\n", 20)?;
-        gatehouse_tests::proc::wait_until("the shell to get keys again", Duration::from_secs(15), || {
-            device_received(&log, "show clock")
-        })?;
+        gatehouse_tests::proc::wait_until(
+            "the shell to get keys again",
+            Duration::from_secs(15),
+            || device_received(&log, "show clock"),
+        )?;
         if let Some(s) = app.has_exited()? {
             bail!("the app exited during the test: {s}");
         }

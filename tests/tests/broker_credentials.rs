@@ -526,13 +526,14 @@ fn open_fields_writes_a_row_per_field_and_refuses_without_one() -> Result<()> {
             .all(|r| r.operation.to_string() != "OpenFields"),
         "adding a host opens nothing"
     );
-    // `host show --reveal` opens the record's one sealed field: one row.
+    // `host show --reveal` reveals the record's one sealed field: one row
+    // (`RevealFields`: values shown to a person).
     let out = f.cli_ok(&["host", "show", "r1", "--reveal"], "")?;
     assert!(out.contains(&literal), "{out}");
     let rows = read()?;
     let opened: Vec<_> = rows
         .iter()
-        .filter(|r| r.operation.to_string() == "OpenFields")
+        .filter(|r| r.operation.to_string() == "RevealFields")
         .collect();
     assert_eq!(opened.len(), 1, "one sealed field, one row: {rows:#?}");
     let r = opened[0];
@@ -540,7 +541,7 @@ fn open_fields_writes_a_row_per_field_and_refuses_without_one() -> Result<()> {
     assert!(r.credential.ends_with("field ssh.password"), "{r:?}");
     assert!(r.credential.contains("host/"), "{r:?}");
     assert!(
-        r.destination.starts_with("shown to cli pid "),
+        r.destination.starts_with("revealed to cli pid "),
         "{}",
         r.destination
     );

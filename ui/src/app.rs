@@ -205,6 +205,9 @@ pub enum Message {
     Reply(Reply),
     Feed(Feed),
     Tick(Instant),
+    /// The window drew a frame (its redraw began at this instant): the
+    /// approval guard starts only once a card has been drawn.
+    Frame(Instant),
     Key(keyboard::Event),
     /// The window gained (true) or lost (false) keyboard focus.
     WindowFocused(bool),
@@ -287,6 +290,14 @@ impl State {
             Message::Tick(t) => {
                 self.now = t;
                 self.recordings.tick(t);
+                vec![]
+            }
+            Message::Frame(at) => {
+                self.now = self.now.max(at);
+                // After `update` has settled what is seen (set_seen runs
+                // after every message): this frame drew the state as it was
+                // before this message.
+                self.approvals.frame(at);
                 vec![]
             }
             Message::SignIn(m) => self

@@ -12,9 +12,15 @@
 //!
 //! The guard counts only time during which the card is *seen*: the app
 //! tells this screen whether it is on screen in a focused window
-//! ([`Approvals::set_seen`]); the count starts when that exact card becomes
-//! seen, restarts when another card (or a changed request) takes its place,
-//! and is lost the moment the screen is hidden or the window loses focus.
+//! ([`Approvals::set_seen`]) and when the window draws a frame
+//! ([`Approvals::frame`]). The count starts only once a frame drawn *after*
+//! that exact card became current has reached the screen — the second
+//! frame after it (the first may be a redraw that was already under way
+//! with the old screen, [`FRAMES_BEFORE_DRAWN`]) — so a slow or stalled
+//! window, whose key presses queue up, cannot approve a card that was never
+//! drawn. It restarts when another card (or a changed request) takes its
+//! place, and is lost the moment the screen is hidden or the window loses
+//! focus.
 //!
 //! Must never: approve anything the person did not see — on screen, in the
 //! focused window, unchanged — for at least [`APPROVE_DELAY`] (buttons and
@@ -38,6 +44,10 @@ use crate::daemons::Call;
 /// window or screen cannot approve what just appeared.
 pub const APPROVE_DELAY: Duration = Duration::from_millis(800);
 
+/// Frames the window must draw after a card becomes seen before its guard
+/// starts: the first may have begun before the update that showed the card.
+pub const FRAMES_BEFORE_DRAWN: u8 = 2;
+
 /// The id of the reject-reason field.
 pub const REJECT_ID: &str = "reject-reason";
 /// The id of the edit field.
@@ -60,6 +70,11 @@ pub struct Card {
     /// counts from here); `None` while it is not on screen in the focused
     /// window.
     pub seen_since: Option<Instant>,
+    /// Frames drawn since `seen_since` (up to [`FRAMES_BEFORE_DRAWN`]).
+    pub frames_seen: u8,
+    /// When the frame that first showed this card reached the screen: the
+    /// guard counts from here.
+    pub drawn_since: Option<Instant>,
     pub mode: Mode,
     /// Set by the first Approve of a dangerous action: the second,
     /// deliberate confirmation is shown (with its own delay).
@@ -91,6 +106,8 @@ impl Card {
         Card {
             view,
             seen_since: seen.then_some(now),
+            frames_seen: 0,
+            drawn_since: None,
             mode: Mode::Showing,
             confirming_since: None,
             busy: false,
@@ -103,14 +120,39 @@ impl Card {
         self.view.class == "dangerous"
     }
 
-    /// Whether Approve is active at `now`: the card has been seen for the
-    /// whole of the last [`APPROVE_DELAY`].
+    /// Whether Approve is active at `now`: the card has been on screen,
+    /// drawn, for the whole of the last [`APPROVE_DELAY`].
     pub fn armed(&self, now: Instant) -> bool {
         !self.busy
             && self.mode == Mode::Showing
+            && self.seen_since.is_some()
             && self
-                .seen_since
+                .drawn_since
                 .is_some_and(|t| now.saturating_duration_since(t) >= APPROVE_DELAY)
+    }
+
+    /// (Re)starts the guard: seen from `since` (or not seen), nothing drawn yet.
+    fn restart_guard(&mut self, since: Option<Instant>) {
+        self.seen_since = since;
+        self.frames_seen = 0;
+        self.drawn_since = None;
+    }
+
+    /// The window drew a frame (its redraw began at `at`): the second one
+    /// while the card is seen puts it on screen ([`FRAMES_BEFORE_DRAWN`]).
+    pub fn frame(&mut self, at: Instant) {
+        if self.awaiting_frame() {
+            self.frames_seen += 1;
+            if self.frames_seen >= FRAMES_BEFORE_DRAWN {
+                self.drawn_since = Some(at.max(self.seen_since.unwrap_or(at)));
+            }
+        }
+    }
+
+    /// Whether the card is seen but its first frame has not reached the
+    /// screen yet (the app listens to frames only then).
+    pub fn awaiting_frame(&self) -> bool {
+        self.seen_since.is_some() && self.drawn_since.is_none()
     }
 
     /// Whether the dangerous confirmation is active at `now`.
@@ -128,16 +170,18 @@ impl Card {
     pub fn guard_running(&self, now: Instant) -> bool {
         let waiting = |since: Instant| now.saturating_duration_since(since) < APPROVE_DELAY;
         !self.busy
-            && (self.seen_since.is_some_and(waiting) || self.confirming_since.is_some_and(waiting))
+            && (self.awaiting_frame()
+                || self.drawn_since.is_some_and(waiting)
+                || self.confirming_since.is_some_and(waiting))
     }
 
     /// The card is (or is no longer) seen at `now`. Hiding it loses the
     /// time counted so far and withdraws a dangerous confirmation.
     fn set_seen(&mut self, seen: bool, now: Instant) {
         match (seen, self.seen_since) {
-            (true, None) => self.seen_since = Some(now),
+            (true, None) => self.restart_guard(Some(now)),
             (false, Some(_)) => {
-                self.seen_since = None;
+                self.restart_guard(None);
                 self.confirming_since = None;
             }
             _ => {}
@@ -301,7 +345,7 @@ impl Approvals {
                 card.passphrase = Typed::default();
                 // Leaving a sub-mode re-arms the guard: Approve is not one
                 // keystroke away from Escape.
-                card.seen_since = self.seen.then_some(now);
+                card.restart_guard(self.seen.then_some(now));
                 None
             }
             Message::Open(_) | Message::Refresh => None,
@@ -408,6 +452,20 @@ impl Approvals {
         if let Some(card) = &mut self.card {
             card.set_seen(seen, now);
         }
+    }
+
+    /// The window drew a frame (the redraw began at `at`): counts toward
+    /// the card's [`FRAMES_BEFORE_DRAWN`] while it is seen.
+    pub fn frame(&mut self, at: Instant) {
+        if let Some(card) = &mut self.card {
+            card.frame(at);
+        }
+    }
+
+    /// Whether the app must listen to the window's frames (a seen card
+    /// waits for its first frame).
+    pub fn awaiting_frame(&self) -> bool {
+        self.card.as_ref().is_some_and(Card::awaiting_frame)
     }
 
     /// The screen; `orgs` names the organizations (the card shows names,
@@ -658,6 +716,37 @@ mod tests {
 
     const LONG: Duration = Duration::from_millis(1500);
 
+    /// The window draws the frames that put the current card on screen.
+    fn drawn(a: &mut Approvals, at: Instant) {
+        for _ in 0..FRAMES_BEFORE_DRAWN {
+            a.frame(at);
+        }
+    }
+
+    #[test]
+    fn a_card_seen_but_never_drawn_is_never_approved() {
+        // A stalled window: the card became current (keys queued), time
+        // passed, but no frame reached the screen, or only the one that
+        // was already under way with the old screen.
+        let t0 = Instant::now();
+        let mut a = Approvals::default();
+        a.set_seen(true, t0);
+        a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        assert!(!approves(&mut a, t0 + LONG * 10), "no frame at all");
+        a.frame(t0 + LONG);
+        assert!(!approves(&mut a, t0 + LONG * 10), "one frame only");
+        assert!(a.awaiting_frame(), "the app must keep listening to frames");
+        // The second frame shows it: the guard counts from that frame.
+        let shown = t0 + LONG * 10;
+        a.frame(shown);
+        assert!(!a.awaiting_frame());
+        assert!(!approves(
+            &mut a,
+            shown + APPROVE_DELAY - Duration::from_millis(1)
+        ));
+        assert!(approves(&mut a, shown + APPROVE_DELAY));
+    }
+
     #[test]
     fn time_listed_but_not_seen_does_not_count() {
         let t0 = Instant::now();
@@ -665,6 +754,7 @@ mod tests {
         a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
         assert!(!approves(&mut a, t0 + LONG), "never seen");
         a.set_seen(true, t0 + LONG);
+        drawn(&mut a, t0 + LONG);
         assert!(!approves(&mut a, t0 + LONG + Duration::from_millis(5)));
         assert!(approves(&mut a, t0 + LONG + APPROVE_DELAY));
     }
@@ -675,8 +765,10 @@ mod tests {
         let mut a = Approvals::default();
         a.set_seen(true, t0);
         a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        drawn(&mut a, t0);
         a.set_seen(false, t0 + Duration::from_millis(700));
         a.set_seen(true, t0 + Duration::from_millis(750));
+        drawn(&mut a, t0 + Duration::from_millis(750));
         assert!(!approves(&mut a, t0 + Duration::from_millis(900)));
         // Not seen at all: no decision however long it has been.
         a.set_seen(false, t0 + Duration::from_millis(900));
@@ -689,6 +781,7 @@ mod tests {
         let mut a = Approvals::default();
         a.set_seen(true, t0);
         a.listed(Ok(vec![view(1, "/ip address add", "moderate")]), t0);
+        drawn(&mut a, t0);
         let later = t0 + APPROVE_DELAY + Duration::from_millis(50);
         a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), later);
         assert!(!approves(&mut a, later + Duration::from_millis(10)));
@@ -704,6 +797,7 @@ mod tests {
         let mut a = Approvals::default();
         a.set_seen(true, t0);
         a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), t0);
+        drawn(&mut a, t0);
         let t1 = t0 + APPROVE_DELAY;
         assert!(
             a.update(Message::Approve, t1).is_none(),
@@ -731,6 +825,7 @@ mod tests {
         let mut a = Approvals::default();
         a.set_seen(true, t0);
         a.listed(Ok(vec![view(1, "/system reboot", "dangerous")]), t0);
+        drawn(&mut a, t0);
         let t1 = t0 + APPROVE_DELAY;
         assert!(a.update(Message::Approve, t1).is_none());
         a.update(Message::Passphrase("correct horse".into()), t1);

@@ -178,8 +178,16 @@ impl Shell {
         } else {
             Subscription::none()
         };
+        // Frames are listened to only while a seen approval card waits for
+        // its first drawn frame (the guard starts then).
+        let frames = if self.app.approvals.awaiting_frame() {
+            iced::window::frames().map(|at| ShellMessage::App(Message::Frame(at)))
+        } else {
+            Subscription::none()
+        };
         Subscription::batch([
             clock,
+            frames,
             iced::keyboard::listen().map(|k| ShellMessage::App(Message::Key(k))),
             iced::event::listen_with(window_events),
             Subscription::run_with(EventsOf(self.app.daemons.clone()), |d| {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use gatehouse_ipc::PeerRole;
 use gatehouse_ipc::broker::{Action, ApprovalState, ApprovalView, Requester};
-use gatehouse_ui::approval::{APPROVE_DELAY, Approvals, Card, Message, card_view};
+use gatehouse_ui::approval::{
+    APPROVE_DELAY, Approvals, Card, FRAMES_BEFORE_DRAWN, Message, card_view,
+};
 use iced::Theme;
 use iced_test::Simulator;
 
@@ -64,7 +66,11 @@ fn approval_card_snapshots_are_deterministic_and_show_the_guard() {
     let t0 = Instant::now();
     let later = t0 + APPROVE_DELAY + Duration::from_millis(1);
 
-    let card = Card::new(view("dangerous", "/system reboot"), true, t0);
+    let mut card = Card::new(view("dangerous", "/system reboot"), true, t0);
+    // The window draws it (the guard counts from its first drawn frame).
+    for _ in 0..FRAMES_BEFORE_DRAWN {
+        card.frame(t0);
+    }
     // Stored on the first render, matched by a second render of the same state.
     assert!(matches("dangerous-waiting", &card, t0));
     assert!(matches("dangerous-waiting", &card, t0), "deterministic");
@@ -76,6 +82,9 @@ fn approval_card_snapshots_are_deterministic_and_show_the_guard() {
     let mut approvals = Approvals::default();
     approvals.set_seen(true, t0);
     approvals.shown(Ok(view("dangerous", "/system reboot")), t0);
+    for _ in 0..FRAMES_BEFORE_DRAWN {
+        approvals.frame(t0);
+    }
     assert!(approvals.update(Message::Approve, later).is_none());
     let card = approvals.card.as_ref().unwrap();
     assert!(card.confirming_since.is_some());

@@ -167,15 +167,24 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
         &["account", "init", "--passphrase-stdin"],
         "window-test-passphrase\n",
     )?;
+    let runs = std::cell::Cell::new(0);
     let open = || -> Result<(ChildGuard, String)> {
+        // The app's stderr goes to a file, quoted if its window never comes.
+        runs.set(runs.get() + 1);
+        let log = f.scratch.path().join(format!("ui-run-{}.log", runs.get()));
         let mut app = f.command(&f.install_dir().join("gatehouse"));
         app.args(["--profile", &f.profile, "ui"])
             .env("DISPLAY", &x.display)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(&log)?);
         let app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
+        let win = x.wait_window("Gatehouse", WINDOW_WAIT).with_context(|| {
+            format!(
+                "the app's stderr: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })?;
         Ok((app, win))
     };
     let geometry = |win: &str| -> Result<String> {
@@ -186,7 +195,10 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
     };
 
     let (app, win) = open()?;
-    assert_eq!(geometry(&win)?, "1100x720", "the first run's size");
+    // A loaded machine may map the window before the app sizes it.
+    gatehouse_tests::proc::wait_until("the first run's size", Duration::from_secs(30), || {
+        Ok(geometry(&win)? == "1100x720")
+    })?;
     // Let it settle: a loaded machine may still be starting the app, which
     // sizes its window itself once more as it does.
     std::thread::sleep(Duration::from_secs(3));
@@ -201,9 +213,20 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
         Ok(std::fs::read_to_string(&memory).is_ok_and(|t| t.contains("930")))
     })?;
     drop(app);
+    // The first window is gone before the second is looked for (else the
+    // search could find the dying one).
+    gatehouse_tests::proc::wait_until("the first window gone", Duration::from_secs(30), || {
+        Ok(
+            x.xdotool(&["search", "--onlyvisible", "--name", "^Gatehouse$"])
+                .map(|o| o.trim().is_empty())
+                .unwrap_or(true),
+        )
+    })?;
 
     let (_app, win) = open()?;
-    assert_eq!(geometry(&win)?, "930x610", "the size it was left at");
+    gatehouse_tests::proc::wait_until("the size it was left at", Duration::from_secs(30), || {
+        Ok(geometry(&win)? == "930x610")
+    })?;
     Ok(())
 }
 

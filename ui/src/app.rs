@@ -691,6 +691,7 @@ impl State {
     /// them, and so does a copilot panel that has no conversation yet.
     fn apply_settings(&mut self, s: &gatehouse_records::settings::Settings) {
         self.dark = s.theme == gatehouse_records::settings::Theme::Dark;
+        self.terminals.set_font_size(f32::from(s.font_size));
         if self.copilot.thread.entries.is_empty() && self.copilot.autopilot.is_none() {
             self.copilot.mode = s.copilot_mode;
             self.copilot.trust = s.copilot_trust;

@@ -92,6 +92,7 @@ fn main() -> ExitCode {
         .and_then(|s| gatehouse_records::settings::unverified(&s).ok())
         .unwrap_or_default();
     let dark = appearance.theme == gatehouse_records::settings::Theme::Dark;
+    let font_size = f32::from(appearance.font_size);
     let mut settings = gatehouse_ui::settings();
     settings.default_text_size = iced::Pixels(f32::from(appearance.font_size));
     let (width, height) = window_memory::load(&daemons.layout().root);
@@ -105,6 +106,7 @@ fn main() -> ExitCode {
         move || {
             let (mut shell, task) = Shell::boot(daemons.clone(), capture.clone());
             shell.app.dark = dark;
+            shell.app.terminals.set_font_size(font_size);
             (shell, task)
         },
         Shell::update,

@@ -137,6 +137,8 @@ pub struct TermGrid {
     search: RefCell<Search>,
     /// Frames drawn of this grid (by any view of it).
     frames: Cell<u64>,
+    /// The cells' font size in pixels (the settings' font size).
+    font_size: f32,
 }
 
 /// A match of a search: from `start` to `end` (inclusive), each a (line,
@@ -226,7 +228,22 @@ impl TermGrid {
             content: 0,
             search: RefCell::new(Search::default()),
             frames: Cell::new(0),
+            font_size: FONT_SIZE,
         }
+    }
+
+    /// Draws the cells at `size` pixels from the next frame on (the view
+    /// fits its columns and rows to it and reports the new size).
+    pub fn set_font_size(&mut self, size: f32) {
+        let size = size.clamp(8.0, 40.0);
+        if size != self.font_size {
+            self.font_size = size;
+            self.generation += 1;
+        }
+    }
+
+    pub fn font_size(&self) -> f32 {
+        self.font_size
     }
 
     /// Parses `bytes` (one pass; escape sequences may span calls). Nothing
@@ -722,7 +739,7 @@ impl TermGrid {
     pub fn view<'a, M: 'a>(&'a self, on: impl Fn(GridEvent) -> M + 'a) -> Element<'a, M> {
         Element::new(GridView {
             grid: self,
-            size: FONT_SIZE,
+            size: self.font_size,
             paced: true,
             on: Box::new(on),
         })
@@ -737,7 +754,7 @@ impl TermGrid {
     ) -> Element<'a, M> {
         Element::new(GridView {
             grid: self,
-            size: FONT_SIZE,
+            size: self.font_size,
             paced: false,
             on: Box::new(on),
         })
@@ -757,7 +774,9 @@ impl crate::recordings::TermSink for TermGrid {
     }
 
     fn reset(&mut self, cols: u16, rows: u16) {
+        let size = self.font_size;
         *self = TermGrid::new(cols, rows);
+        self.font_size = size;
     }
 }
 
@@ -1382,6 +1401,29 @@ fn image_size(h: &iced_core::image::Handle) -> Option<Size> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_font_size_setting_redraws_and_refits_the_cells() {
+        let mut g = TermGrid::new(80, 24);
+        assert_eq!(g.font_size(), FONT_SIZE);
+        let before = g.generation;
+        g.set_font_size(20.0);
+        assert_eq!(g.font_size(), 20.0);
+        assert!(g.generation > before, "a new frame is due");
+        // Bigger cells: fewer of them fit the same area.
+        let area = Size::new(1000.0, 600.0);
+        let (c13, r13) = fit(area, FONT_SIZE);
+        let (c20, r20) = fit(area, g.font_size());
+        assert!(c20 < c13 && r20 < r13, "{c13}x{r13} vs {c20}x{r20}");
+        // Out of range sizes are held to 8..=40 pixels.
+        g.set_font_size(2.0);
+        assert_eq!(g.font_size(), 8.0);
+        g.set_font_size(400.0);
+        assert_eq!(g.font_size(), 40.0);
+        // A recording's reset keeps it.
+        crate::recordings::TermSink::reset(&mut g, 80, 24);
+        assert_eq!(g.font_size(), 40.0);
+    }
 
     #[test]
     fn feeds_text_colors_and_wraps() {

@@ -143,6 +143,8 @@ pub struct Terminals {
     /// Tab ids are never reused, not even after sign-out: a late reply
     /// of a dropped tab finds no tab.
     next_id: u64,
+    /// The cells' font size (the settings' font size), for every tab.
+    font_size: f32,
 }
 
 impl Default for Terminals {
@@ -153,6 +155,17 @@ impl Default for Terminals {
             host_field: String::new(),
             size: (120, 36),
             next_id: 1,
+            font_size: crate::term_grid::FONT_SIZE,
+        }
+    }
+}
+
+impl Terminals {
+    /// Every tab, open and future, draws its cells at `size` pixels.
+    pub fn set_font_size(&mut self, size: f32) {
+        self.font_size = size;
+        for t in &mut self.tabs {
+            t.grid.set_font_size(size);
         }
     }
 }
@@ -476,7 +489,11 @@ impl Terminals {
             host_key: None,
             session: None,
             state: TabState::Opening,
-            grid: TermGrid::new(cols, rows),
+            grid: {
+                let mut g = TermGrid::new(cols, rows);
+                g.set_font_size(self.font_size);
+                g
+            },
             search: None,
             notice: None,
             control: None,

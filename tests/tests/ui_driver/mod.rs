@@ -326,8 +326,14 @@ impl Driver {
             .join(format!("{name}.log.jsonl"))
     }
 
-    /// Waits out the type-ahead guard.
+    /// Draws what is on screen (the frames the window would draw: the
+    /// guard starts only once a card has been drawn), then waits out the
+    /// type-ahead guard.
     pub fn wait_guard(&mut self) {
+        for _ in 0..gatehouse_ui::approval::FRAMES_BEFORE_DRAWN {
+            drop(simulator(self.state.view()));
+            self.send(Message::Frame(Instant::now()));
+        }
         std::thread::sleep(APPROVE_DELAY + Duration::from_millis(100));
         self.tick();
     }

@@ -94,7 +94,7 @@ pub(crate) fn start_private_broker() -> anyhow::Result<PrivateBroker> {
     std::fs::create_dir_all(&home)?;
     let layout = Layout::under(home.clone(), home.join("run"), "bench".into());
     layout.ensure()?;
-    let child = std::process::Command::new(install.dir.join("gatehouse-broker"))
+    let child = crate::supervisor::daemon_command(&install.dir.join("gatehouse-broker"))
         .args(["--keychain", "keyutils"])
         .env("GATEHOUSE_HOME", &home)
         .env("GATEHOUSE_LOG", "warn")

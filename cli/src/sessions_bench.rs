@@ -89,7 +89,7 @@ impl Drop for World {
 /// Starts an installed daemon (beside this binary) in `layout`'s profile.
 pub(crate) fn spawn_daemon(layout: &Layout, binary: &str) -> anyhow::Result<std::process::Child> {
     let install = gatehouse_ipc::peer::Installation::of_current_exe()?;
-    Command::new(install.dir.join(binary))
+    crate::supervisor::daemon_command(&install.dir.join(binary))
         .args(["--profile", &layout.profile])
         .env("GATEHOUSE_HOME", &layout.root)
         .env("GATEHOUSE_LOG", "warn")

@@ -232,6 +232,21 @@ async fn run_all(
     a.and(b).and(c)
 }
 
+/// A command starting the daemon at `path`. The daemons refuse to start
+/// with a dynamic-loader variable (a preload runs other code inside them);
+/// a shell's or cargo's `LD_LIBRARY_PATH` is not an attack on them, so
+/// whatever starts a daemon (the supervisor, the benchmarks) starts it
+/// without any `LD_*` variable, through this.
+pub fn daemon_command(path: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(path);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("LD_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd
+}
+
 /// Runs `d`, restarting it with backoff, until `stop` turns true.
 async fn keep_running(
     d: &Daemon,
@@ -239,17 +254,8 @@ async fn keep_running(
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut cmd = tokio::process::Command::new(&d.path);
+        let mut cmd = tokio::process::Command::from(daemon_command(&d.path));
         cmd.args(&d.args);
-        // The daemons refuse to start with a dynamic-loader variable (a
-        // preload runs other code inside them). A shell's or cargo's
-        // LD_LIBRARY_PATH is not an attack on them: the supervisor starts
-        // them without any LD_* variable.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("LD_") {
-                cmd.env_remove(&k);
-            }
-        }
         cmd.stdin(Stdio::null()).kill_on_drop(true);
         let mut child = cmd
             .spawn()

@@ -25,6 +25,10 @@ pub struct Xvfb {
     pub display: String,
 }
 
+/// How long a real-window test waits for the app's window: a polling
+/// budget (a loaded machine may take long to start the app), not a sleep.
+pub const WINDOW_WAIT: Duration = Duration::from_secs(180);
+
 impl Xvfb {
     /// Starts Xvfb (1280×800, 24-bit, no TCP, no access control) on the
     /// first free display from a number derived from this process id.
@@ -115,6 +119,37 @@ impl Xvfb {
             Ok(found.is_some())
         })?;
         found.context("window vanished")
+    }
+
+    /// Starts `gatehouse ui` in `f`'s profile on this display, with `env`
+    /// added, and waits for its window (at most [`WINDOW_WAIT`]). The app's
+    /// stderr goes to a file in the fixture's scratch directory and is quoted
+    /// if the window never comes.
+    pub fn open_app(
+        &self,
+        f: &crate::broker::BrokerFixture,
+        env: &[(&str, &str)],
+    ) -> Result<(ChildGuard, String)> {
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let log = f.scratch.path().join(format!("ui-run-{n}.log"));
+        let mut app = f.command(&f.install_dir().join("gatehouse"));
+        app.args(["--profile", &f.profile, "ui"])
+            .env("DISPLAY", &self.display)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        let app = ChildGuard::spawn_group(&mut app)?;
+        let win = self
+            .wait_window("Gatehouse", WINDOW_WAIT)
+            .with_context(|| {
+                format!(
+                    "the app's stderr: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })?;
+        Ok((app, win))
     }
 
     /// Gives window `id` the keyboard focus (there is no window manager: the

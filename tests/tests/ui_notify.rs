@@ -125,15 +125,7 @@ fn a_request_arriving_while_the_window_is_unfocused_gives_exactly_one_notificati
             .build()
             .context("owning org.freedesktop.Notifications on the private bus")?;
 
-        let mut app = f.command(&f.install_dir().join("gatehouse"));
-        app.args(["--profile", &f.profile, "ui"])
-            .env("DISPLAY", &x.display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", Duration::from_secs(60))?;
+        let (mut app, win) = x.open_app(&f, &[("DBUS_SESSION_BUS_ADDRESS", &address)])?;
         // Never focused: let it load (status, lists), then file a change.
         std::thread::sleep(Duration::from_secs(3));
         let (_first, first) = file(&f, 0)?;

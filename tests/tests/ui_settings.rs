@@ -7,7 +7,7 @@
 //! presses the theme key in the REAL window (Xvfb, xdotool): kept out of
 //! ui_window.rs so it never runs beside the approval guard's window test.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +15,7 @@ use gatehouse_records::settings::Key;
 use gatehouse_tests::broker::UiChild;
 use gatehouse_tests::broker::{BrokerFixture, Options};
 use gatehouse_tests::xvfb::Xvfb;
-use gatehouse_tests::{ChildGuard, find_binary, install};
+use gatehouse_tests::{find_binary, install};
 use gatehouse_ui::app::{Message, Session, Tab};
 use gatehouse_ui::{settings_screen, terminal};
 
@@ -159,14 +159,7 @@ fn the_theme_key_saves_the_setting_the_cli_reads() -> Result<()> {
         "window-test-passphrase\n",
     )?;
     f.cli_ok(&["settings", "set", "theme", "light"], "")?;
-    let mut app = f.command(&f.install_dir().join("gatehouse"));
-    app.args(["--profile", &f.profile, "ui"])
-        .env("DISPLAY", &x.display)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut app = ChildGuard::spawn_group(&mut app)?;
-    let win = x.wait_window("Gatehouse", Duration::from_secs(60))?;
+    let (mut app, win) = x.open_app(&f, &[])?;
     x.focus(&win)?;
     // Let it load (status, settings).
     std::thread::sleep(Duration::from_secs(3));

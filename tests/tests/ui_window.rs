@@ -18,11 +18,6 @@ use gatehouse_tests::broker::{BrokerFixture, Options};
 use gatehouse_tests::xvfb::Xvfb;
 use gatehouse_tests::{ChildGuard, device_received, find_binary, install};
 
-/// How long the app may take to map its window: polled every few ms, so
-/// this only bounds a failure; a loaded machine (the whole suite on two
-/// cores) has taken over 60 s to start the app.
-const WINDOW_WAIT: Duration = Duration::from_secs(180);
-
 /// The change filed for approval (moderate: it needs a person).
 const CHANGE: &str = "/ip address add address=192.0.2.77/24 interface=ether2";
 /// What of it the device would receive if it ran.
@@ -76,14 +71,7 @@ fn approve_acts_only_on_a_card_seen_on_the_approvals_screen_of_the_focused_windo
         f.start_sessiond()?;
 
         // The real app, signed in (the account was just created).
-        let mut app = f.command(&f.install_dir().join("gatehouse"));
-        app.args(["--profile", &f.profile, "ui"])
-            .env("DISPLAY", &x.display)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
+        let (mut app, win) = x.open_app(&f, &[])?;
         x.focus(&win)?;
         // Let it load (status, lists), then go to Hosts.
         std::thread::sleep(Duration::from_secs(2));
@@ -167,26 +155,7 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
         &["account", "init", "--passphrase-stdin"],
         "window-test-passphrase\n",
     )?;
-    let runs = std::cell::Cell::new(0);
-    let open = || -> Result<(ChildGuard, String)> {
-        // The app's stderr goes to a file, quoted if its window never comes.
-        runs.set(runs.get() + 1);
-        let log = f.scratch.path().join(format!("ui-run-{}.log", runs.get()));
-        let mut app = f.command(&f.install_dir().join("gatehouse"));
-        app.args(["--profile", &f.profile, "ui"])
-            .env("DISPLAY", &x.display)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?);
-        let app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", WINDOW_WAIT).with_context(|| {
-            format!(
-                "the app's stderr: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        })?;
-        Ok((app, win))
-    };
+    let open = || x.open_app(&f, &[]);
     let geometry = |win: &str| -> Result<String> {
         let out = x.xdotool(&["getwindowgeometry", win])?;
         out.lines()
@@ -252,14 +221,7 @@ fn the_terminal_search_finds_highlights_and_steps_through_the_scrollback() -> Re
     f.cli_ok(&["lab", "up", "--log-data"], "")?;
     let result = (|| {
         f.start_sessiond()?;
-        let mut app = f.command(&f.install_dir().join("gatehouse"));
-        app.args(["--profile", &f.profile, "ui"])
-            .env("DISPLAY", &x.display)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut app = ChildGuard::spawn_group(&mut app)?;
-        let win = x.wait_window("Gatehouse", WINDOW_WAIT)?;
+        let (mut app, win) = x.open_app(&f, &[])?;
         x.focus(&win)?;
         let log = f.lab_log("sw1")?;
 

@@ -25,6 +25,30 @@ pub struct Xvfb {
     pub display: String,
 }
 
+/// The set-up of the real-window tests that drive devices: a private X
+/// server, a profile with the real sessiond, the app installed beside the
+/// CLI, an account created with `passphrase` (signed in), and the lab
+/// devices up with their data logs. Start sessiond with
+/// `BrokerFixture::start_sessiond` and the app with [`Xvfb::open_app`].
+pub fn lab_window_profile(passphrase: &str) -> Result<(Xvfb, crate::broker::BrokerFixture)> {
+    let x = Xvfb::start()?;
+    let f = crate::broker::BrokerFixture::start(crate::broker::Options {
+        real_sessiond: true,
+        ..crate::broker::Options::default()
+    })?;
+    crate::install(
+        &f.scratch,
+        &crate::find_binary("gatehouse-ui")?,
+        "gatehouse-ui",
+    )?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{passphrase}\n"),
+    )?;
+    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    Ok((x, f))
+}
+
 /// How long a real-window test waits for the app's window: a polling
 /// budget (a loaded machine may take long to start the app), not a sleep.
 pub const WINDOW_WAIT: Duration = Duration::from_secs(180);

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use gatehouse_tests::broker::{BrokerFixture, Options};
+use gatehouse_tests::ChildGuard;
+use gatehouse_tests::broker::BrokerFixture;
 use gatehouse_tests::keychain_env::start_session_bus;
 use gatehouse_tests::proc::wait_until;
-use gatehouse_tests::xvfb::Xvfb;
-use gatehouse_tests::{ChildGuard, find_binary, install};
+use gatehouse_tests::xvfb::lab_window_profile;
 
 /// One recorded `Notify` call: (app name, summary, body).
 type Calls = Arc<Mutex<Vec<(String, String, String)>>>;
@@ -103,17 +103,7 @@ fn file(f: &BrokerFixture, n: usize) -> Result<(ChildGuard, u64)> {
 
 #[test]
 fn a_request_arriving_while_the_window_is_unfocused_gives_exactly_one_notification() -> Result<()> {
-    let x = Xvfb::start()?;
-    let mut f = BrokerFixture::start(Options {
-        real_sessiond: true,
-        ..Options::default()
-    })?;
-    install(&f.scratch, &find_binary("gatehouse-ui")?, "gatehouse-ui")?;
-    f.cli_ok(
-        &["account", "init", "--passphrase-stdin"],
-        "notify-test-passphrase\n",
-    )?;
-    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    let (x, mut f) = lab_window_profile("notify-test-passphrase")?;
     let result = (|| {
         f.start_sessiond()?;
         let dir = f.scratch.user_dir("notify-bus")?;

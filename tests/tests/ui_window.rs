@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use gatehouse_tests::broker::{BrokerFixture, Options};
-use gatehouse_tests::xvfb::Xvfb;
+use gatehouse_tests::xvfb::{Xvfb, lab_window_profile};
 use gatehouse_tests::{ChildGuard, device_received, find_binary, install};
 
 /// The change filed for approval (moderate: it needs a person).
@@ -56,17 +56,7 @@ fn nothing_ran(f: &BrokerFixture, requester: &mut ChildGuard, what: &str) -> Res
 
 #[test]
 fn approve_acts_only_on_a_card_seen_on_the_approvals_screen_of_the_focused_window() -> Result<()> {
-    let x = Xvfb::start()?;
-    let mut f = BrokerFixture::start(Options {
-        real_sessiond: true,
-        ..Options::default()
-    })?;
-    install(&f.scratch, &find_binary("gatehouse-ui")?, "gatehouse-ui")?;
-    f.cli_ok(
-        &["account", "init", "--passphrase-stdin"],
-        "window-test-passphrase\n",
-    )?;
-    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    let (x, mut f) = lab_window_profile("window-test-passphrase")?;
     let result = (|| {
         f.start_sessiond()?;
 
@@ -208,17 +198,7 @@ fn the_window_opens_at_the_size_it_was_left_at() -> Result<()> {
 /// match's background is a colour nothing else in the app uses.
 #[test]
 fn the_terminal_search_finds_highlights_and_steps_through_the_scrollback() -> Result<()> {
-    let x = Xvfb::start()?;
-    let mut f = BrokerFixture::start(Options {
-        real_sessiond: true,
-        ..Options::default()
-    })?;
-    install(&f.scratch, &find_binary("gatehouse-ui")?, "gatehouse-ui")?;
-    f.cli_ok(
-        &["account", "init", "--passphrase-stdin"],
-        "window-test-passphrase\n",
-    )?;
-    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    let (x, mut f) = lab_window_profile("window-test-passphrase")?;
     let result = (|| {
         f.start_sessiond()?;
         let (mut app, win) = x.open_app(&f, &[])?;

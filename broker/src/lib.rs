@@ -27,6 +27,7 @@ pub mod destinations;
 pub mod fuzz;
 pub mod host_credentials;
 pub mod keychain;
+pub mod org_policies;
 pub mod presence;
 pub mod redact;
 pub mod remembered;

@@ -338,6 +338,22 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
             )
         },
     );
+    row(
+        checks,
+        "org policies kept by the broker",
+        if group.is_some() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        if group.is_some() {
+            "blocks, Autopilot and presence rules are in the group-only state; daemons read them from the broker; `gatehouse org policy set` needs the passphrase".to_string()
+        } else {
+            format!(
+                "{OFF}: daemons read policies from the broker, which keeps them in the user's own state directory, which any same-uid program can edit"
+            )
+        },
+    );
 
     // 8. Credentials revealed to the CLI.
     row(

@@ -542,6 +542,22 @@ pub enum BrokerRequest {
     AccountSecretKey {
         presence: SecretBytes,
     },
+    /// Organization `org`'s policy (blocks, classes, Autopilot and presence
+    /// rules) as the broker keeps it, in its own state (group-only with the
+    /// privilege boundary on): JSON text, `{}` when the org has none. The
+    /// daemons read it here, never from a file the user can write.
+    OrgPolicyGet {
+        org: String,
+    },
+    /// Replaces organization `org`'s policy with `policy` (JSON, the fields
+    /// of `gatehouse_policy::OrgPolicy`; an unknown field is refused).
+    /// Lifting a block or a presence rule is what a program running as the
+    /// user would want: `presence`, the account passphrase, is required.
+    OrgPolicySet {
+        org: String,
+        policy: String,
+        presence: SecretBytes,
+    },
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -622,6 +638,8 @@ impl BrokerRequest {
             BrokerRequest::ReleaseServiceAuth { .. } => Operation::ReleaseServiceAuth,
             BrokerRequest::KeychainBind { .. } => Operation::KeychainBind,
             BrokerRequest::AccountSecretKey { .. } => Operation::AccountSecretKey,
+            BrokerRequest::OrgPolicyGet { .. } => Operation::OrgPolicyGet,
+            BrokerRequest::OrgPolicySet { .. } => Operation::OrgPolicySet,
         }
     }
 }
@@ -668,10 +686,12 @@ pub enum Operation {
     RevealFields,
     ShellTicket,
     AccountSecretKey,
+    OrgPolicyGet,
+    OrgPolicySet,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 38] = [
+    pub const ALL: [Operation; 40] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -710,6 +730,8 @@ impl Operation {
         Operation::RevealFields,
         Operation::ShellTicket,
         Operation::AccountSecretKey,
+        Operation::OrgPolicyGet,
+        Operation::OrgPolicySet,
     ];
 }
 
@@ -785,6 +807,8 @@ pub enum BrokerResponse {
     ShellTicket(Option<SecretBytes>),
     /// The account's Secret Key as printed (`GH1-…`).
     SecretKey(SecretBytes),
+    /// The answer to `OrgPolicyGet`: the policy as JSON text.
+    OrgPolicy(String),
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint

@@ -376,7 +376,24 @@ impl BrokerFixture {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// The id of organization `name` (org policy files are named by it).
+    /// Sets organization `org`'s policy (name or id) to `json` the way a
+    /// person does: `gatehouse org policy set ORG FILE --passphrase-stdin`
+    /// with the account passphrase.
+    pub fn set_org_policy(&self, org: &str, json: &str, passphrase: &str) -> Result<()> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = self.home.join(format!("policy-{n}.json"));
+        std::fs::write(&file, json)?;
+        let file_arg = file.display().to_string();
+        let result = self.cli_ok(
+            &["org", "policy", "set", org, &file_arg, "--passphrase-stdin"],
+            &format!("{passphrase}\n"),
+        );
+        let _ = std::fs::remove_file(&file);
+        result.map(drop)
+    }
+
+    /// The id of organization `name`.
     pub fn org_id(&self, name: &str) -> Result<String> {
         let orgs: serde_json::Value =
             serde_json::from_str(&self.cli_ok(&["org", "list", "--json"], "")?)?;

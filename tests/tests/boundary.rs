@@ -426,6 +426,7 @@ fn audit_isolation_on_the_installed_layout_passes_every_boundary_row() -> Result
         "boundary: remembered material closed to the user",
         "boundary: decisions need presence",
         "boundary: keychain entries bound to destinations",
+        "boundary: org policies kept by the broker",
     ] {
         let row = rows
             .iter()
@@ -647,10 +648,8 @@ fn a_cli_waiting_for_a_decision_is_not_dumpable() -> Result<()> {
 #[test]
 fn connect_needs_presence_only_where_the_org_policy_says_so() -> Result<()> {
     let f = lab()?;
-    let policy = f
-        .home
-        .join("org-policy")
-        .join(format!("{}.json", f.org_id("lab")?));
+    let lab_id = f.org_id("lab")?;
+    let set_policy = |json: &str| f.set_org_policy("lab", json, PASSPHRASE);
     // Opens `connect sw1` with `stdin`, waits for the device's clock (or the
     // CLI's end); returns (connected, stderr).
     let connect = |extra: &[&str], stdin: &[u8]| -> Result<(bool, String)> {
@@ -669,16 +668,62 @@ fn connect_needs_presence_only_where_the_org_policy_says_so() -> Result<()> {
         Ok((connected, String::from_utf8_lossy(&out.stderr).into_owned()))
     };
     // The org asks nothing: a shell opens without the passphrase.
-    std::fs::write(&policy, r#"{"connect_needs_presence": false}"#)?;
+    set_policy(r#"{"connect_needs_presence": false}"#)?;
     let (connected, err) = connect(&[], b"show clock\r")?;
     assert!(connected, "{err}");
     // The org says so: without the passphrase (no terminal) nothing opens,
     // the error says why; a wrong passphrase is refused.
-    std::fs::write(&policy, r#"{"connect_needs_presence": true}"#)?;
+    set_policy(r#"{"connect_needs_presence": true}"#)?;
     let (connected, err) = connect(&[], b"show clock\r")?;
     assert!(!connected, "{err}");
     assert!(err.contains("connect_needs_presence"), "{err}");
     assert!(err.contains("needs proof of presence"), "{err}");
+    // A same-uid program cannot lift the rule: a file where policies used
+    // to live changes nothing, and setting it needs the passphrase.
+    let old_dir = f.home.join("org-policy");
+    std::fs::create_dir_all(&old_dir)?;
+    std::fs::write(
+        old_dir.join(format!("{lab_id}.json")),
+        r#"{"connect_needs_presence": false}"#,
+    )?;
+    let (connected, err) = connect(&[], b"show clock\r")?;
+    assert!(!connected, "{err}");
+    let lifted = f.home.join("lift.json");
+    std::fs::write(&lifted, r#"{"connect_needs_presence": false}"#)?;
+    let lifted = lifted.display().to_string();
+    let out = f.cli(
+        &["org", "policy", "set", "lab", &lifted, "--passphrase-stdin"],
+        "guess\n",
+    )?;
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{out:?}"
+    );
+    let shown = f.cli_ok(&["org", "policy", "show", "lab"], "")?;
+    assert!(
+        shown.contains(r#""connect_needs_presence": true"#),
+        "{shown}"
+    );
+    if gatehouse_tests::users::is_root() {
+        // Installed: the broker's copy is in the group-only state (root sees
+        // it); the user's uid can neither read nor replace it.
+        let stored = find_file(&f.group_state_root(), &format!("{lab_id}.json"))
+            .context("the policy in the group-only state")?;
+        assert!(stored.parent().is_some_and(|p| p.ends_with("org-policy")));
+        for script in ["cat \"$0\"", "echo {} > \"$0\""] {
+            let out = f
+                .scratch
+                .command("sh")
+                .args(["-c", script, &stored.display().to_string()])
+                .output()?;
+            assert!(!out.status.success(), "{script}: {out:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+                "{script}: {out:?}"
+            );
+        }
+    }
     let (connected, err) = connect(&["--passphrase-stdin"], b"guess\nshow clock\r")?;
     assert!(!connected, "{err}");
     assert!(err.contains("wrong passphrase"), "{err}");
@@ -927,4 +972,19 @@ fn the_debian_package_installs_the_boundary_into_the_system() -> Result<()> {
     drop(_installed);
     assert!(!Path::new("/usr/bin/gatehouse-broker").exists());
     Ok(())
+}
+
+/// The first file named `name` under `dir` (depth-first), as root sees it.
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name() == name {
+            return Some(path);
+        }
+    }
+    None
 }

@@ -34,4 +34,5 @@ pub mod remembered;
 pub mod roles;
 pub mod service;
 pub mod service_auth;
+pub mod tpm;
 pub mod vault;

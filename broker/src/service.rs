@@ -98,9 +98,12 @@ impl BrokerService {
     ) -> Result<Arc<Self>, String> {
         let state_dir = dirs.state.as_path();
         let mut vault = Vault::open(state_dir, keychain).map_err(|e| format!("vault: {e}"))?;
-        if let Some(dir) = &dirs.group_state {
-            vault.set_remember_store(crate::remembered::RememberStore::in_group_dir(dir));
-        }
+        let remember = match &dirs.group_state {
+            Some(dir) => crate::remembered::RememberStore::in_group_dir(dir),
+            None => crate::remembered::RememberStore::keychain(),
+        };
+        // Sealed to the TPM when there is one (GATEHOUSE_TPM, or /dev/tpmrm0).
+        vault.set_remember_store(remember.sealed_to(crate::tpm::TpmPath::from_env()?));
         match vault.sign_in_remembered() {
             Ok(true) => tracing::info!("signed in with remembered device unlock"),
             Ok(false) => {}
@@ -213,10 +216,12 @@ impl BrokerService {
             peer_pidfd: peer.pidfd_pinned,
             install_dir: self.install_dir.clone(),
             boundary_group: self.boundary_group,
-            remembered_at: st
-                .vault
-                .remembered()
-                .then(|| st.vault.remember_store().describe(&st.vault.keychain)),
+            remembered_at: st.vault.remembered().then(|| {
+                st.vault
+                    .remember_store()
+                    .describe_stored(&st.vault.keychain)
+            }),
+            tpm: st.vault.remember_store().tpm.as_ref().map(|t| t.describe()),
         }
     }
 

@@ -307,6 +307,27 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
         ),
     }
 
+    // 6b. Sealed to the TPM when there is one.
+    let check = "remembered material sealed to the TPM";
+    match (&status.tpm, &status.remembered_at) {
+        (None, _) => row(
+            checks,
+            check,
+            Outcome::Skip,
+            "no TPM this broker can use (/dev/tpmrm0 missing or closed to it, or GATEHOUSE_TPM=off): the group-only store is the protection".to_string(),
+        ),
+        (Some(t), None) => row(
+            checks,
+            check,
+            Outcome::Pass,
+            format!("nothing remembered; `signin --remember` seals it to the {t}"),
+        ),
+        (Some(_), Some(at)) if at.contains(", sealed to the ") => {
+            row(checks, check, Outcome::Pass, at.clone())
+        }
+        (Some(_), Some(at)) => row(checks, check, Outcome::Fail, at.clone()),
+    }
+
     // 7. Presence-proven decisions and destination-bound keychain entries.
     row(
         checks,

@@ -347,6 +347,8 @@ pub struct BrokerStatus {
     pub boundary_group: Option<u32>,
     /// Where the remembered-device unlock material lives (`None`: not remembered).
     pub remembered_at: Option<String>,
+    /// The TPM remembered material is sealed to (`None`: no TPM the broker can use).
+    pub tpm: Option<String>,
 }
 
 /// What sign-out purged.

@@ -147,6 +147,10 @@ pub fn broker_profile(paths: &BrokerPaths) -> Profile {
     let mut read_write = vec![
         req(&paths.state_dir, "vault and broker state"),
         req(&paths.runtime_dir, "the broker's listening unix socket"),
+        opt(
+            "/dev/tpmrm0",
+            "the TPM 2.0 resource manager: remembered unlock material is sealed to it",
+        ),
     ];
     read_write.extend(
         paths

@@ -36,6 +36,8 @@ pub struct Options {
     /// identifies as the desktop app.
     pub peer_as_ui: bool,
     pub broker_args: Vec<String>,
+    /// Extra environment for the broker process (e.g. `GATEHOUSE_TPM`).
+    pub broker_env: Vec<(String, String)>,
     /// Install the real `gatehouse-sessiond` (and the lab device) instead of
     /// the test peer under the sessiond name; start it with `start_sessiond`.
     pub real_sessiond: bool,
@@ -69,6 +71,7 @@ impl Default for Options {
             peer_as_cli: false,
             peer_as_ui: false,
             broker_args: Vec::new(),
+            broker_env: Vec::new(),
             real_sessiond: false,
             real_copilotd: false,
             boundary: false,
@@ -215,6 +218,12 @@ impl BrokerFixture {
         c
     }
 
+    /// Sets `key=value` in the broker's environment from its next start.
+    pub fn set_broker_env(&mut self, key: &str, value: &str) {
+        self.opts.broker_env.retain(|(k, _)| k != key);
+        self.opts.broker_env.push((key.into(), value.into()));
+    }
+
     /// (Re)starts the broker process.
     pub fn start_broker(&mut self) -> Result<()> {
         self.broker = None;
@@ -228,6 +237,7 @@ impl BrokerFixture {
             },
         ]);
         c.args(&self.opts.broker_args);
+        c.envs(self.opts.broker_env.iter().map(|(k, v)| (k, v)));
         c.env(
             "GATEHOUSE_LOG",
             std::env::var("GATEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),

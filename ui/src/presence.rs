@@ -152,7 +152,7 @@ impl Prompt {
     }
 
     /// The prompt; `action` names what the passphrase allows ("Reveal",
-    /// "Open the shell").
+    /// "Open shell"): its button, and the refusal line's first word.
     pub fn view<'a>(&'a self, action: &str) -> Element<'a, Message> {
         let ok = !self.busy && !self.passphrase.is_empty();
         let mut col = column![
@@ -177,7 +177,8 @@ impl Prompt {
                     .on_press(Message::Cancel),
             ]
             .spacing(8)
-            .align_y(iced::Center),
+            .align_y(iced::Center)
+            .wrap(),
         ]
         .spacing(6);
         if let Some(e) = &self.error {

@@ -1030,7 +1030,7 @@ impl Terminals {
                 let id = t.id;
                 if let Some(prompt) = &t.presence {
                     let prompt = prompt
-                        .view("Open the shell")
+                        .view("Open shell")
                         .map(move |m| Message::Presence(id, m));
                     return column![
                         row![bar, iced::widget::space::horizontal(), open]

@@ -188,12 +188,8 @@ impl Shown {
             };
             col = col.push(row![text(name).width(130).style(text::secondary), value].spacing(8));
         }
-        if let Some((field, prompt)) = &self.presence {
-            col = col.push(
-                prompt
-                    .view(&format!("Reveal {}", field_label(field)))
-                    .map(Message::RevealPresence),
-            );
+        if let Some((_, prompt)) = &self.presence {
+            col = col.push(prompt.view("Reveal").map(Message::RevealPresence));
         }
         if let Some(e) = &self.reveal_error {
             col = col.push(crate::presence::refusal("Reveal", e));

@@ -928,3 +928,151 @@ fn the_debian_package_installs_the_boundary_into_the_system() -> Result<()> {
     assert!(!Path::new("/usr/bin/gatehouse-broker").exists());
     Ok(())
 }
+
+/// The app's side of the same rule (the broker's answer to a ui-role peer,
+/// the installed app's binary name): with the boundary on, a credential
+/// revealed to the app needs the passphrase as it does from the CLI (under
+/// X11 a same-uid program clicks Reveal); every try is a credential-log row.
+#[test]
+fn revealing_a_password_to_the_app_needs_the_passphrase() -> Result<()> {
+    if !boundary_available("revealing_a_password_to_the_app_needs_the_passphrase") {
+        return Ok(());
+    }
+    let f = installed()?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    let secret = format!("app-device-pw-{}", std::process::id());
+    f.cli_ok(
+        &[
+            "host",
+            "add",
+            "edge2",
+            "--private",
+            "--address",
+            "10.0.0.3",
+            "--vendor",
+            "linux",
+            "--ssh-user",
+            "ops",
+            "--password-stdin",
+        ],
+        &format!("{secret}\n"),
+    )?;
+    let store = gatehouse_records::Store::open(&f.home.join(gatehouse_records::store::FILE_NAME))?;
+    let stored = store.resolve(gatehouse_records::Kind::Host, None, "edge2")?;
+    let reveal = |presence: Option<&str>| BrokerRequest::RevealFields {
+        items: vec![gatehouse_ipc::broker::OpenItem {
+            address: gatehouse_records::store::field_address(
+                &stored.meta,
+                "ssh.password",
+                &stored.plain,
+            ),
+            sealed: stored.sealed["ssh.password"].clone(),
+        }],
+        presence: presence.map(|p| SecretBytes::copy_from(p.as_bytes())),
+    };
+    let mut ui = f.peer(PeerRole::Ui)?;
+    assert_eq!(ui.role().as_deref(), Some("ui"), "{}", ui.hello);
+    // A click on Reveal (no passphrase): refused, saying why.
+    let e = ui.err(&reveal(None))?;
+    let why = e["PresenceRequired"]["why"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("ssh.password") && why.contains("from the app"),
+        "{e}"
+    );
+    // A wrong passphrase: refused.
+    let e = ui.err(&reveal(Some("not-the-passphrase")))?;
+    assert!(e.get("WrongPassphrase").is_some(), "{e}");
+    std::thread::sleep(Duration::from_millis(1100));
+    // The person, with the passphrase: opened.
+    let ok = ui.ok(&reveal(Some(PASSPHRASE)))?;
+    let opened: gatehouse_ipc::broker::BrokerResponse = serde_json::from_value(ok)?;
+    let gatehouse_ipc::broker::BrokerResponse::Opened(values) = opened else {
+        bail!("not an Opened answer: {opened:?}");
+    };
+    assert!(
+        values
+            .first()
+            .is_some_and(|v| String::from_utf8_lossy(v.expose()).contains(&secret)),
+        "the revealed value is the password"
+    );
+    // Every try is in the credential log: two refusals, then the reveal.
+    let rows: Vec<_> = credential_rows(&f)?
+        .into_iter()
+        .filter(|r| {
+            r.operation == gatehouse_ipc::broker::Operation::RevealFields
+                && r.destination.starts_with("revealed to ui")
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert!(
+        rows[0]
+            .refused
+            .as_deref()
+            .is_some_and(|e| e.contains("proof of presence")),
+        "{rows:#?}"
+    );
+    assert!(
+        rows[1].refused.is_some() && rows[2].refused.is_none(),
+        "{rows:#?}"
+    );
+    Ok(())
+}
+
+/// A shell the app opens to a host of an org whose policy says
+/// `connect_needs_presence` needs the broker's shell ticket like `connect`:
+/// a ui-role process asking sessiond without one, or with a forged one,
+/// gets no credential; the broker gives the app a ticket only for the
+/// passphrase. (Runs in a development build too: the org's policy asks it
+/// of every shell, as it always asked `connect`.)
+#[test]
+fn a_shell_the_app_opens_to_a_presence_org_needs_a_ticket() -> Result<()> {
+    let f = lab()?;
+    let org = f.org_id("lab")?;
+    std::fs::write(
+        f.home.join("org-policy").join(format!("{org}.json")),
+        r#"{"connect_needs_presence": true}"#,
+    )?;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    assert_eq!(ui.role().as_deref(), Some("ui"), "{}", ui.hello);
+    for ticket in [None, Some(SecretBytes::copy_from(&[7u8; 32]))] {
+        let v = ui.call_json(
+            &serde_json::json!({ "sessiond": SessiondRequest::OpenShell {
+            host: HostRef { host: "sw1".into(), org: Some("lab".into()) },
+            cols: 80,
+            rows: 24,
+            term: "xterm".into(),
+            presence_ticket: ticket,
+        } }),
+        )?;
+        assert!(v.get("err").is_some(), "{v}");
+        let text = v.to_string();
+        assert!(text.contains("connect_needs_presence"), "{v}");
+    }
+    // The ticket: none without the passphrase, none for a wrong one.
+    let store = gatehouse_records::Store::open(&f.home.join(gatehouse_records::store::FILE_NAME))?;
+    let scope = gatehouse_ipc::broker::KeyScope::Org(org);
+    let sw1 = store.resolve(gatehouse_records::Kind::Host, Some(&scope), "sw1")?;
+    let ticket = |presence: Option<&str>| BrokerRequest::ShellTicket {
+        scope: sw1.meta.scope.clone(),
+        record_id: sw1.meta.id.clone(),
+        presence: presence.map(|p| SecretBytes::copy_from(p.as_bytes())),
+    };
+    let e = ui.err(&ticket(None))?;
+    assert!(e.get("PresenceRequired").is_some(), "{e}");
+    let e = ui.err(&ticket(Some("guess")))?;
+    assert!(e.get("WrongPassphrase").is_some(), "{e}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let ok = ui.ok(&ticket(Some(PASSPHRASE)))?;
+    let issued: gatehouse_ipc::broker::BrokerResponse = serde_json::from_value(ok)?;
+    assert!(
+        matches!(
+            issued,
+            gatehouse_ipc::broker::BrokerResponse::ShellTicket(Some(_))
+        ),
+        "{issued:?}"
+    );
+    Ok(())
+}

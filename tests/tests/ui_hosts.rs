@@ -426,9 +426,10 @@ fn reveal_of_a_tampered_host_is_refused_before_anything_is_opened() -> Result<()
             assert!(d.sees(&format!("Reveal failed: {err}")));
             assert!(!d.state.hosts.holds_revealed() && !d.sees_part(PASSWORD));
             assert!(
-                credential_rows(&d)?
-                    .iter()
-                    .all(|r| !matches!(r.operation.to_string().as_str(), "OpenFields" | "RevealFields")),
+                credential_rows(&d)?.iter().all(|r| !matches!(
+                    r.operation.to_string().as_str(),
+                    "OpenFields" | "RevealFields"
+                )),
                 "nothing was opened"
             );
             Ok(())

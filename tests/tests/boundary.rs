@@ -1076,3 +1076,160 @@ fn a_shell_the_app_opens_to_a_presence_org_needs_a_ticket() -> Result<()> {
     );
     Ok(())
 }
+
+/// The attack of the issue through the REAL window of the installed app
+/// (setgid, under Xvfb): a same-uid program drives it with xdotool (XTEST,
+/// what any X11 client may do). Reveal and a terminal tab to a host of an
+/// org whose policy says `connect_needs_presence` give nothing until the
+/// account passphrase is typed into the app's prompt; a wrong one is
+/// refused. Read from outside: the credential log (every reveal, refused
+/// or not, and every credential released to sessiond) and every byte the
+/// lab device received.
+#[test]
+fn the_installed_app_reveals_and_opens_shells_only_with_the_passphrase() -> Result<()> {
+    use gatehouse_ipc::broker::Operation;
+    if !boundary_available("the_installed_app_reveals_and_opens_shells_only_with_the_passphrase") {
+        return Ok(());
+    }
+    let x = gatehouse_tests::xvfb::Xvfb::start()?;
+    let mut f = BrokerFixture::start(Options {
+        real_sessiond: true,
+        boundary: true,
+        ..Options::default()
+    })?;
+    // The real app in place of the test peer, setgid like the rest.
+    gatehouse_tests::install(
+        &f.scratch,
+        &gatehouse_tests::find_binary("gatehouse-ui")?,
+        "gatehouse-ui",
+    )?;
+    gatehouse_tests::broker::install_boundary(f.install_dir())?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    let result = (|| {
+        let org = f.org_id("lab")?;
+        std::fs::write(
+            f.home.join("org-policy").join(format!("{org}.json")),
+            r#"{"connect_needs_presence": true}"#,
+        )?;
+        f.start_sessiond()?;
+        let status = f.cli_ok(&["status"], "")?;
+        assert!(status.contains("privilege boundary: ON"), "{status}");
+        let (mut app, win) = x.open_app(&f, &[])?;
+        x.focus(&win)?;
+        std::thread::sleep(Duration::from_secs(2));
+
+        // Rows of the credential log that are reveals to the app.
+        let reveals = || -> Result<Vec<gatehouse_ipc::audit::CredentialRow>> {
+            Ok(credential_rows(&f)?
+                .into_iter()
+                .filter(|r| {
+                    r.operation == Operation::RevealFields
+                        && r.destination.starts_with("revealed to ui")
+                })
+                .collect())
+        };
+        let released = || -> Result<usize> {
+            Ok(credential_rows(&f)?
+                .iter()
+                .filter(|r| r.operation == Operation::ReleasePassword && r.refused.is_none())
+                .count())
+        };
+        let wait_reveals = |what: &str, n: usize| {
+            gatehouse_tests::proc::wait_until(what, Duration::from_secs(60), || {
+                Ok(reveals()?.len() >= n)
+            })
+        };
+
+        // Hosts (Ctrl+1), the first host, Reveal (V): the broker refuses
+        // the click, the app asks for the passphrase.
+        x.keys(&["ctrl+1"], 12)?;
+        std::thread::sleep(Duration::from_millis(500));
+        x.keys(&["Down"], 12)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        x.keys(&["v"], 12)?;
+        wait_reveals("the app's first reveal", 1)?;
+        let rows = reveals()?;
+        assert!(
+            rows[0]
+                .refused
+                .as_deref()
+                .is_some_and(|e| e.contains("proof of presence")),
+            "{rows:#?}"
+        );
+        // A wrong passphrase typed into the prompt: refused.
+        std::thread::sleep(Duration::from_millis(500));
+        x.type_text("not-the-passphrase", 5)?;
+        x.keys(&["Return"], 12)?;
+        wait_reveals("the reveal with a wrong passphrase", 2)?;
+        let rows = reveals()?;
+        assert!(
+            rows[1]
+                .refused
+                .as_deref()
+                .is_some_and(|e| e.contains("wrong passphrase")),
+            "{rows:#?}"
+        );
+        // The person's passphrase (after the throttle's delay): revealed.
+        std::thread::sleep(Duration::from_millis(1500));
+        x.type_text(PASSPHRASE, 5)?;
+        x.keys(&["Return"], 12)?;
+        wait_reveals("the reveal with the passphrase", 3)?;
+        let rows = reveals()?;
+        assert_eq!(rows.len(), 3, "{rows:#?}");
+        assert!(rows[2].refused.is_none(), "{rows:#?}");
+
+        // A terminal tab to sw1 (Terminals, Ctrl+Shift+T, the host, Enter): no
+        // credential goes to sessiond, nothing reaches the device.
+        assert_eq!(released()?, 0);
+        x.keys(&["ctrl+2"], 12)?;
+        std::thread::sleep(Duration::from_millis(500));
+        x.keys(&["ctrl+shift+t"], 12)?;
+        std::thread::sleep(Duration::from_millis(500));
+        x.type_text("sw1", 5)?;
+        x.keys(&["Return"], 12)?;
+        std::thread::sleep(Duration::from_secs(3));
+        x.keys(&["Return"], 12)?;
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(released()?, 0, "a shell opened without the passphrase");
+        x.capture(&win)?
+            .save_ppm(std::path::Path::new("/tmp/dbg-app.ppm"))?;
+        let log = f.lab_log("sw1")?;
+        assert!(
+            !gatehouse_tests::device_received(&log, "show clock")?,
+            "control"
+        );
+        // The passphrase typed into the tab's prompt: the shell opens and
+        // what is typed reaches the device.
+        x.type_text(PASSPHRASE, 5)?;
+        x.keys(&["Return"], 12)?;
+        let r = gatehouse_tests::proc::wait_until(
+            "the shell's credential release",
+            Duration::from_secs(60),
+            || Ok(released()? >= 1),
+        );
+        if r.is_err() {
+            x.capture(&win)?
+                .save_ppm(std::path::Path::new("/tmp/dbg-app.ppm"))?;
+            eprintln!("ROWS {:#?}", credential_rows(&f)?);
+        }
+        r?;
+        std::thread::sleep(Duration::from_secs(2));
+        x.type_text("show clock", 5)?;
+        x.keys(&["Return"], 12)?;
+        gatehouse_tests::proc::wait_until(
+            "the device to receive what was typed",
+            Duration::from_secs(60),
+            || gatehouse_tests::device_received(&log, "show clock"),
+        )?;
+        if let Some(s) = app.has_exited()? {
+            bail!("the app exited during the test: {s}");
+        }
+        Ok(())
+    })();
+    let _ = f.cli(&["lab", "down"], "");
+    result
+}

@@ -175,9 +175,20 @@ fn a_reveal_the_broker_asks_presence_for_prompts_for_the_passphrase() {
         None,
     );
     assert!(!format!("{:?}", h.shown).contains("typed-not-shown"));
-    assert!(!matches("hosts-detail-masked", h.view(None)), "the prompt is drawn");
-    assert!(matches_in("hosts-detail-presence-light", Theme::Light, h.view(None)));
-    assert!(matches_in("hosts-detail-presence-dark", Theme::Dark, h.view(None)));
+    assert!(
+        !matches("hosts-detail-masked", h.view(None)),
+        "the prompt is drawn"
+    );
+    assert!(matches_in(
+        "hosts-detail-presence-light",
+        Theme::Light,
+        h.view(None)
+    ));
+    assert!(matches_in(
+        "hosts-detail-presence-dark",
+        Theme::Dark,
+        h.view(None)
+    ));
 
     // Enter (the field's submit, or the key when the field lost focus) sends it once.
     let key = h
@@ -194,9 +205,13 @@ fn a_reveal_the_broker_asks_presence_for_prompts_for_the_passphrase() {
     else {
         panic!("no reveal with presence: {effects:?}");
     };
-    assert_eq!((field.as_str(), p.expose()), ("ssh.password", &b"typed-not-shown"[..]));
+    assert_eq!(
+        (field.as_str(), p.expose()),
+        ("ssh.password", &b"typed-not-shown"[..])
+    );
     assert!(
-        h.update(Message::RevealPresence(P::Submit), None).is_empty(),
+        h.update(Message::RevealPresence(P::Submit), None)
+            .is_empty(),
         "the field is empty: nothing is sent again"
     );
 

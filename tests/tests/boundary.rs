@@ -1195,28 +1195,16 @@ fn the_installed_app_reveals_and_opens_shells_only_with_the_passphrase() -> Resu
         x.keys(&["Return"], 12)?;
         std::thread::sleep(Duration::from_secs(1));
         assert_eq!(released()?, 0, "a shell opened without the passphrase");
-        x.capture(&win)?
-            .save_ppm(std::path::Path::new("/tmp/dbg-app.ppm"))?;
         let log = f.lab_log("sw1")?;
-        assert!(
-            !gatehouse_tests::device_received(&log, "show clock")?,
-            "control"
-        );
         // The passphrase typed into the tab's prompt: the shell opens and
         // what is typed reaches the device.
         x.type_text(PASSPHRASE, 5)?;
         x.keys(&["Return"], 12)?;
-        let r = gatehouse_tests::proc::wait_until(
+        gatehouse_tests::proc::wait_until(
             "the shell's credential release",
             Duration::from_secs(60),
             || Ok(released()? >= 1),
-        );
-        if r.is_err() {
-            x.capture(&win)?
-                .save_ppm(std::path::Path::new("/tmp/dbg-app.ppm"))?;
-            eprintln!("ROWS {:#?}", credential_rows(&f)?);
-        }
-        r?;
+        )?;
         std::thread::sleep(Duration::from_secs(2));
         x.type_text("show clock", 5)?;
         x.keys(&["Return"], 12)?;

@@ -989,6 +989,15 @@ impl Terminals {
             Some(t) => {
                 let mut status = column![].spacing(2);
                 match &t.state {
+                    TabState::Opening if t.presence.is_some() => {
+                        status = status.push(
+                            text(format!(
+                                "Not connected to {}: waiting for the account passphrase",
+                                t.name
+                            ))
+                            .size(13),
+                        );
+                    }
                     TabState::Opening => {
                         status = status.push(text(format!("Connecting to {}…", t.name)).size(13));
                     }

@@ -1135,3 +1135,74 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The passphrase prompt of a tab on the screen state alone (the real
+    //! window is driven in tests/tests/boundary.rs).
+    use super::*;
+    use crate::presence::Message as P;
+
+    fn enter() -> keyboard::Event {
+        keyboard::Event::KeyPressed {
+            key: Key::Named(Named::Enter),
+            modified_key: Key::Named(Named::Enter),
+            physical_key: keyboard::key::Physical::Unidentified(
+                keyboard::key::NativeCode::Unidentified,
+            ),
+            location: keyboard::Location::Standard,
+            modifiers: Modifiers::empty(),
+            text: None,
+            repeat: false,
+        }
+    }
+
+    #[test]
+    fn a_tab_the_broker_asks_presence_for_opens_only_with_the_passphrase() {
+        let mut t = Terminals::default();
+        t.update(Message::Open { host: "sw1".into() });
+        let id = t.tabs[0].id;
+        let effects = t.replied(Reply::PresenceRequired {
+            tab: id,
+            why: "an interactive shell to a host of this organization".into(),
+            refused: None,
+        });
+        assert!(
+            matches!(effects.as_slice(), [Effect::Focus(f)] if *f == crate::presence::PROMPT_ID)
+        );
+        assert_eq!(t.tabs[0].state, TabState::Opening);
+        // Enter with nothing typed: nothing is asked.
+        assert_eq!(t.key(&enter()).map(|e| e.len()), Some(0));
+        t.update(Message::Presence(id, P::Passphrase("typed-here".into())));
+        assert!(!format!("{:?}", t.tabs[0]).contains("typed-here"));
+        // Enter: the shell is asked for again, with the passphrase, once.
+        let effects = t.key(&enter()).unwrap_or_default();
+        let [
+            Effect::Watch(daemons::Watch::Terminal(Watch::Shell {
+                tab,
+                presence: Some(p),
+                ..
+            })),
+        ] = effects.as_slice()
+        else {
+            panic!("no shell with presence: {effects:?}");
+        };
+        assert_eq!((*tab, p.expose()), (id, &b"typed-here"[..]));
+        assert!(t.key(&enter()).unwrap_or_default().is_empty());
+        // A wrong one: the broker's refusal is shown in the prompt.
+        t.replied(Reply::PresenceRequired {
+            tab: id,
+            why: String::new(),
+            refused: Some("wrong passphrase".into()),
+        });
+        let prompt = t.tabs[0].presence.as_ref().expect("the prompt stays");
+        assert_eq!(prompt.error.as_deref(), Some("wrong passphrase"));
+        assert!(prompt.why.contains("interactive shell"), "the reason stays");
+        // Escape: nothing opens, the tab says why.
+        t.update(Message::Presence(id, P::Cancel));
+        assert!(t.tabs[0].presence.is_none());
+        assert!(
+            matches!(&t.tabs[0].state, TabState::Failed(why) if why.contains("passphrase was not given"))
+        );
+    }
+}

@@ -376,7 +376,7 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
         },
     );
 
-    // 8. Credentials revealed to the CLI.
+    // 8. Credentials revealed to the CLI or the app.
     row(
         checks,
         "reveals need presence",
@@ -386,7 +386,7 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
             Outcome::Fail
         },
         if group.is_some() {
-            "the broker requires the account passphrase before it reveals a credential to the CLI (`host show --reveal`, `field open`); every reveal is in the credential log".to_string()
+            "the broker requires the account passphrase before it reveals a credential to the CLI (`host show --reveal`, `field open`) or the app (its Reveal); every reveal is in the credential log".to_string()
         } else {
             format!("{OFF}: `host show --reveal` prints a password without asking")
         },

@@ -134,7 +134,7 @@ pub struct ShellUse {
     pub opened_by: PeerRole,
     /// The ticket the broker gave that process for this host
     /// ([`BrokerRequest::ShellTicket`]); required when the host's org
-    /// policy says `connect_needs_presence` and the CLI opened the shell.
+    /// policy says `connect_needs_presence`, whoever opened the shell.
     pub ticket: Option<SecretBytes>,
 }
 
@@ -520,17 +520,17 @@ pub enum BrokerRequest {
         presence: SecretBytes,
     },
     /// Like `OpenFields`, for values the client shows to a person
-    /// (`host show --reveal`, `field open`). With the privilege boundary on,
-    /// a credential field (any sealed field of a host, connector or MCP
-    /// server record) revealed to the CLI needs `presence`, the account
-    /// passphrase (verified and throttled like a decision's). Every reveal,
-    /// refused or not, is in the credential log.
+    /// (`host show --reveal`, `field open`, the app's Reveal). With the
+    /// privilege boundary on, a credential field (any sealed field of a
+    /// host, connector or MCP server record) revealed to the CLI or the app
+    /// needs `presence`, the account passphrase (verified and throttled like
+    /// a decision's). Every reveal, refused or not, is in the credential log.
     RevealFields {
         items: Vec<OpenItem>,
         presence: Option<SecretBytes>,
     },
-    /// Before `gatehouse connect` opens an interactive shell to host record
-    /// `record_id` (in `scope`): the ticket sessiond must present with the
+    /// Before `gatehouse connect` (or an app's terminal tab) opens an
+    /// interactive shell to host record `record_id` (in `scope`): the ticket sessiond must present with the
     /// credential request (`ShellUse::ticket`). When the org's policy says
     /// `connect_needs_presence` the broker asks for `presence` (the account
     /// passphrase) first; otherwise the answer is `ShellTicket(None)`.

@@ -1090,6 +1090,7 @@ fn revealing_a_password_to_the_app_needs_the_passphrase() -> Result<()> {
 #[test]
 fn a_shell_the_app_opens_to_a_presence_org_needs_a_ticket() -> Result<()> {
     let f = lab()?;
+    let org = f.org_id("lab")?;
     f.set_org_policy("lab", r#"{"connect_needs_presence": true}"#, PASSPHRASE)?;
     let mut ui = f.peer(PeerRole::Ui)?;
     assert_eq!(ui.role().as_deref(), Some("ui"), "{}", ui.hello);

@@ -79,6 +79,8 @@ fn run(args: Args) -> Result<(), String> {
         session_log: gatehouse_ipc::audit::sessions::log_path(&layout.root),
         group_state: group_state.clone(),
         boundary_group: install.group,
+        // Before the socket exists: a bad setting never looks like a started broker.
+        tpm: gatehouse_broker::tpm::TpmPath::from_env()?,
     };
     // Landlock names paths that exist: make the shared directories first.
     let audit_dir = gatehouse_ipc::audit::audit_dir(&layout.root);

@@ -60,6 +60,8 @@ pub struct BrokerDirs {
     pub group_state: Option<PathBuf>,
     /// The `gatehouse` group's gid when the boundary is on.
     pub boundary_group: Option<u32>,
+    /// The TPM remembered unlock material is sealed to (crate::tpm).
+    pub tpm: Option<crate::tpm::TpmPath>,
 }
 
 pub struct BrokerService {
@@ -103,7 +105,7 @@ impl BrokerService {
             None => crate::remembered::RememberStore::keychain(),
         };
         // Sealed to the TPM when there is one (GATEHOUSE_TPM, or /dev/tpmrm0).
-        vault.set_remember_store(remember.sealed_to(crate::tpm::TpmPath::from_env()?));
+        vault.set_remember_store(remember.sealed_to(dirs.tpm.clone()));
         match vault.sign_in_remembered() {
             Ok(true) => tracing::info!("signed in with remembered device unlock"),
             Ok(false) => {}

@@ -317,6 +317,15 @@ impl BrokerService {
                     shown.as_bytes(),
                 )))
             }
+            BrokerRequest::SyncCard { account } => {
+                Ok(BrokerResponse::Card(st.vault.sync_card(&account)?))
+            }
+            BrokerRequest::SyncSignChallenge { challenge } => Ok(BrokerResponse::Signature(
+                crate::sync_signing::sign_challenge(&mut st.vault, &challenge)?,
+            )),
+            BrokerRequest::SyncSignWrite { record, write } => Ok(BrokerResponse::Signature(
+                crate::sync_signing::sign_write(&mut st.vault, &record, &write)?,
+            )),
             BrokerRequest::SealFields { items } => {
                 let sealed = items
                     .iter()

@@ -542,6 +542,34 @@ pub enum BrokerRequest {
     AccountSecretKey {
         presence: SecretBytes,
     },
+    /// The account's card for a sync server (syncd only): its name there,
+    /// its identity and agreement public keys, self-signed by the identity
+    /// key (`gatehouse_membership::card::SignedCard`, postcard). The first
+    /// call names the account on sync servers (1–64 of `[A-Za-z0-9._-]`,
+    /// kept in the account file); later calls must give the same name.
+    SyncCard {
+        account: String,
+    },
+    /// Signs a sync server's device challenge (syncd only): `challenge` must
+    /// decode exactly as a `gatehouse_membership::auth::AuthChallenge` for
+    /// this account's name, signed under its domain
+    /// (`gatehouse/sync-auth/v1`). Never a signature over other bytes. The
+    /// same op answers a relay's challenge for live sharing (issue 14).
+    SyncSignChallenge {
+        #[serde(with = "bytes")]
+        challenge: Vec<u8>,
+    },
+    /// Signs one record write (syncd only): `write` must decode exactly as a
+    /// `gatehouse_membership::envelope::WriteBody` by this account, for the
+    /// record `record` (its MAC must verify under its scope's key: a record
+    /// the local store holds), same scope, kind and id, whose content hash
+    /// is the one the broker computes from the MACed content
+    /// (`crate::sync_record`), or the empty content for a tombstone.
+    SyncSignWrite {
+        record: Box<VerifyItem>,
+        #[serde(with = "bytes")]
+        write: Vec<u8>,
+    },
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -622,6 +650,9 @@ impl BrokerRequest {
             BrokerRequest::ReleaseServiceAuth { .. } => Operation::ReleaseServiceAuth,
             BrokerRequest::KeychainBind { .. } => Operation::KeychainBind,
             BrokerRequest::AccountSecretKey { .. } => Operation::AccountSecretKey,
+            BrokerRequest::SyncCard { .. } => Operation::SyncCard,
+            BrokerRequest::SyncSignChallenge { .. } => Operation::SyncSignChallenge,
+            BrokerRequest::SyncSignWrite { .. } => Operation::SyncSignWrite,
         }
     }
 }
@@ -668,10 +699,13 @@ pub enum Operation {
     RevealFields,
     ShellTicket,
     AccountSecretKey,
+    SyncCard,
+    SyncSignChallenge,
+    SyncSignWrite,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 38] = [
+    pub const ALL: [Operation; 41] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -710,6 +744,9 @@ impl Operation {
         Operation::RevealFields,
         Operation::ShellTicket,
         Operation::AccountSecretKey,
+        Operation::SyncCard,
+        Operation::SyncSignChallenge,
+        Operation::SyncSignWrite,
     ];
 }
 
@@ -755,7 +792,8 @@ pub enum BrokerResponse {
     Password(SecretBytes),
     /// OpenSSH public key text (`ssh-ed25519 AAAA…`).
     PublicKey(String),
-    /// The SSH signature blob: string algorithm ‖ string signature.
+    /// The SSH signature blob: string algorithm ‖ string signature; for
+    /// `SyncSignChallenge` and `SyncSignWrite` the 64-byte Ed25519 signature.
     Signature(#[serde(with = "bytes")] Vec<u8>),
     RecordingKey(SecretBytes),
     ProviderKey(SecretBytes),
@@ -785,6 +823,8 @@ pub enum BrokerResponse {
     ShellTicket(Option<SecretBytes>),
     /// The account's Secret Key as printed (`GH1-…`).
     SecretKey(SecretBytes),
+    /// The answer to `SyncCard`: postcard `SignedCard`.
+    Card(#[serde(with = "bytes")] Vec<u8>),
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint
@@ -948,6 +988,11 @@ pub enum BrokerError {
     /// the checks that guard it.
     #[error("record refused: {0}")]
     RecordRefused(RecordRefusal),
+    /// syncd asked for a signature over something the broker does not sign
+    /// (not a challenge or write body of this account, or a write that does
+    /// not describe a record the local store holds).
+    #[error("sync signature refused: {0}")]
+    SyncRefused(String),
 }
 
 /// Why the broker refused to open a note for copilotd or to MAC a record

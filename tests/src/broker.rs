@@ -108,7 +108,12 @@ impl BrokerFixture {
             "gatehouse-broker",
         )?;
         let peer = find_binary("gatehouse-test-peer")?;
-        for role in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Ui] {
+        for role in [
+            PeerRole::Sessiond,
+            PeerRole::Copilotd,
+            PeerRole::Ui,
+            PeerRole::Syncd,
+        ] {
             let real = match role {
                 PeerRole::Sessiond => opts.real_sessiond,
                 PeerRole::Copilotd => opts.real_copilotd,

@@ -210,6 +210,19 @@ fn sample(op: Operation) -> BrokerRequest {
         Operation::AccountSecretKey => BrokerRequest::AccountSecretKey {
             presence: SecretBytes::copy_from(b"wrong-passphrase"),
         },
+        Operation::SyncCard => BrokerRequest::SyncCard {
+            account: "role-probe".into(),
+        },
+        Operation::SyncSignChallenge => BrokerRequest::SyncSignChallenge {
+            challenge: b"not a challenge".to_vec(),
+        },
+        Operation::SyncSignWrite => BrokerRequest::SyncSignWrite {
+            record: Box::new(gatehouse_ipc::broker::VerifyItem {
+                item: mac_item(),
+                mac: vec![0; 32],
+            }),
+            write: b"not a write".to_vec(),
+        },
     }
 }
 
@@ -290,6 +303,7 @@ fn every_cell_of_the_role_table() -> Result<()> {
     for role in [
         PeerRole::Sessiond,
         PeerRole::Copilotd,
+        PeerRole::Syncd,
         PeerRole::Ui,
         PeerRole::Cli,
     ] {
@@ -310,7 +324,7 @@ fn every_cell_of_the_role_table() -> Result<()> {
 /// only the executor consumes; daemons never open arbitrary fields or manage the account.
 #[test]
 fn table_matches_the_design() {
-    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd] {
+    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Syncd] {
         for op in [
             Operation::DecideApproval,
             Operation::SignIn,
@@ -330,7 +344,7 @@ fn table_matches_the_design() {
         assert!(allowed(person, Operation::GrantAutopilot));
         assert!(!allowed(person, Operation::RequestAutoApproval));
     }
-    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd] {
+    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Syncd] {
         assert!(!allowed(daemon, Operation::GrantAutopilot), "{daemon}");
     }
     // Ending only takes authority away: copilotd ends its task when its

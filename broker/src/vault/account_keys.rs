@@ -6,15 +6,19 @@
 //! are wrapped under the account key; only the public halves are in clear.
 //!
 //! Made at `account init`, or at the first sign-in of an account created
-//! before they existed.
+//! before they existed. Also the account's name on sync servers (fixed by
+//! the first `SyncCard`), and the one place the identity key signs: with
+//! [`Vault::sign_as_account`], only for bodies `crate::sync_signing` has
+//! checked.
 //! Must never: write an unwrapped private half or the Secret Key to disk,
-//! or show the Secret Key without a proof of presence.
+//! show the Secret Key without a proof of presence, or sign bytes that are
+//! not a membership body under its domain.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use gatehouse_crypto::two_secret::SecretKey;
 use gatehouse_ipc::broker::BrokerError;
-use gatehouse_membership::sign;
+use gatehouse_membership::{AccountCard, SignedCard, sign};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -33,6 +37,9 @@ pub(super) struct AccountKeysFile {
     secret_key: String,
     pub identity_public: String,
     pub agreement_public: String,
+    /// The account's name on sync servers, fixed by the first `SyncCard`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_account: Option<String>,
 }
 
 impl Vault {
@@ -71,6 +78,7 @@ impl Vault {
             )),
             identity_public: crypto::hex(&sign::identity_public(self.key(&identity))),
             agreement_public: crypto::hex(&sign::agreement_public(self.key(&agreement))),
+            sync_account: None,
         };
         let _ = self.arena.free(identity);
         let _ = self.arena.free(agreement);
@@ -106,5 +114,99 @@ impl Vault {
     pub fn account_public_keys(&self) -> Option<(String, String)> {
         let k = self.file.as_ref()?.account_keys.as_ref()?;
         Some((k.identity_public.clone(), k.agreement_public.clone()))
+    }
+}
+
+impl Vault {
+    /// The account's name on sync servers, once a `SyncCard` fixed it.
+    pub fn sync_account(&self) -> Option<String> {
+        self.file
+            .as_ref()?
+            .account_keys
+            .as_ref()?
+            .sync_account
+            .clone()
+    }
+
+    /// The account's self-signed card under `account` (postcard
+    /// `SignedCard`). The first call fixes the name; another name later is
+    /// refused (one account, one name on every server).
+    pub fn sync_card(&mut self, account: &str) -> Result<Vec<u8>, BrokerError> {
+        if !gatehouse_membership::card::valid_account_name(account) {
+            return Err(BrokerError::Invalid {
+                what: "account name".into(),
+                reason: format!("{account:?} is not 1–64 of A-Z a-z 0-9 . _ -"),
+            });
+        }
+        self.unlocked()?;
+        self.ensure_account_keys()?;
+        match self.sync_account() {
+            Some(name) if name != account => {
+                return Err(BrokerError::Invalid {
+                    what: "account name".into(),
+                    reason: format!("this account is {name:?} on sync servers, not {account:?}"),
+                });
+            }
+            Some(_) => {}
+            None => {
+                if let Some(k) = self.file.as_mut().and_then(|f| f.account_keys.as_mut()) {
+                    k.sync_account = Some(account.to_string());
+                }
+                self.save()?;
+            }
+        }
+        let (identity, agreement) = self
+            .account_public_keys()
+            .ok_or(BrokerError::NotInitialized)?;
+        let parse = |hex: &str| {
+            sign::parse_hex::<32>(hex).ok_or_else(|| {
+                BrokerError::Storage("account file: a public key is not 64 hex digits".into())
+            })
+        };
+        let card = AccountCard {
+            account: account.to_string(),
+            identity: parse(&identity)?,
+            agreement: parse(&agreement)?,
+        };
+        let signed = self.sign_as_account(|seed| SignedCard::sign(seed, card))?;
+        Ok(sign::encode(&signed))
+    }
+
+    /// Runs `sign` with the account's identity seed, unwrapped into secret
+    /// memory for the call and freed after. Callers pass a membership
+    /// signing function (a domain-separated body), never raw bytes.
+    pub(crate) fn sign_as_account<R>(
+        &mut self,
+        sign: impl FnOnce(&[u8; 32]) -> R,
+    ) -> Result<R, BrokerError> {
+        self.unlocked()?;
+        self.ensure_account_keys()?;
+        let wrapped = self
+            .file
+            .as_ref()
+            .and_then(|f| f.account_keys.as_ref())
+            .map(|k| k.identity_seed.clone())
+            .ok_or(BrokerError::NotInitialized)?;
+        let wrapped = b64d(&wrapped)?;
+        let slot = self.alloc()?;
+        let account = &self.unlocked()?.account;
+        let ak = *self.key(account);
+        let mut ak = Zeroizing::new(ak);
+        let ok = crypto::unwrap_key_into(
+            &ak,
+            IDENTITY,
+            &wrapped,
+            self.arena.get_mut(&slot).expect("fresh slot"),
+        );
+        zeroize::Zeroize::zeroize(&mut *ak);
+        if !ok {
+            let _ = self.arena.free(slot);
+            return Err(BrokerError::Storage(
+                "the identity key does not unwrap: account file altered".into(),
+            ));
+        }
+        let out = sign(self.key(&slot));
+        let _ = self.arena.free(slot);
+        Ok(out)
     }
 }

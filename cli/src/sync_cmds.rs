@@ -1,0 +1,294 @@
+//! `gatehouse sync connect | status | now`: a person's face of syncd.
+//!
+//! Owns checking a server before it is configured (its certificate must be
+//! the pinned one: the CLI asks `GET /v1/info` itself), writing
+//! `<data>/sync/server.json` (whose presence makes the supervisor start
+//! syncd), and the requests to syncd.
+//! Must never: accept a server without a pin, or sign anything (syncd asks
+//! the broker; the CLI holds no key).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use gatehouse_ipc::Layout;
+use gatehouse_ipc::client::{CallError, Client, DEFAULT_TIMEOUT};
+use gatehouse_ipc::syncd::{SyncStatus, Syncd, SyncdError, SyncdRequest, SyncdResponse};
+use gatehouse_syncd::config::{self, ServerConfig};
+
+#[derive(Subcommand, Debug)]
+pub enum SyncCmd {
+    /// Connect this profile to a sync server: check its certificate against
+    /// the pin, register the account's card if the server does not know it,
+    /// and sign this device in (the broker signs the server's challenge).
+    Connect {
+        /// The server, `https://HOST:PORT`.
+        url: String,
+        /// SHA-256 of the server's certificate (64 hex digits, as
+        /// `gatehouse-sync-server` prints it). Required: an unpinned server
+        /// is refused.
+        #[arg(long)]
+        pin: Option<String>,
+        /// The account's name on sync servers (fixed at the first connect;
+        /// default: your user name).
+        #[arg(long)]
+        account: Option<String>,
+        /// This device's name (default: the host name).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// The sync state: server, account, last sync, pending changes,
+    /// conflicts, offline.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push local changes and pull the server's now.
+    Now {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A connection to syncd.
+pub struct SyncdConn {
+    rt: tokio::runtime::Runtime,
+    client: Client<Syncd>,
+}
+
+impl SyncdConn {
+    pub fn connect(layout: &Layout) -> anyhow::Result<SyncdConn> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = rt
+            .block_on(Client::<Syncd>::connect(&layout.runtime, DEFAULT_TIMEOUT))
+            .context(
+                "syncd is not running (`gatehouse up` starts it once `gatehouse sync connect` configured a server)",
+            )?;
+        Ok(SyncdConn { rt, client })
+    }
+
+    pub fn call(&mut self, req: SyncdRequest) -> Result<SyncdResponse, CallError<SyncdError>> {
+        self.rt.block_on(self.client.call(req))
+    }
+}
+
+/// syncd's status, if it runs.
+pub fn syncd_status(layout: &Layout) -> Option<SyncStatus> {
+    match SyncdConn::connect(layout).ok()?.call(SyncdRequest::Status) {
+        Ok(SyncdResponse::Status(s)) => Some(*s),
+        _ => None,
+    }
+}
+
+/// A name as the server accepts it: `[A-Za-z0-9._-]`, other characters
+/// dropped, at most 64.
+fn name_from(raw: &str, fallback: &str) -> String {
+    let n: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    if n.is_empty() { fallback.into() } else { n }
+}
+
+fn default_account() -> String {
+    let user = std::env::var("USER").unwrap_or_default();
+    name_from(&user, "me")
+}
+
+fn default_device() -> String {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name_from(&host, "device")
+}
+
+pub fn run(profile: Option<&str>, cmd: SyncCmd) -> anyhow::Result<ExitCode> {
+    let layout = Layout::resolve(profile)?;
+    match cmd {
+        SyncCmd::Connect {
+            url,
+            pin,
+            account,
+            device,
+        } => connect(
+            &layout,
+            &url,
+            pin.as_deref(),
+            &account.unwrap_or_else(default_account),
+            &device.unwrap_or_else(default_device),
+        ),
+        SyncCmd::Status { json } => status(&layout, json),
+        SyncCmd::Now { json } => now(&layout, json),
+    }
+}
+
+fn connect(
+    layout: &Layout,
+    url: &str,
+    pin: Option<&str>,
+    account: &str,
+    device: &str,
+) -> anyhow::Result<ExitCode> {
+    let Some(pin) = pin else {
+        bail!(
+            "refusing an unpinned server: pass --pin with the SHA-256 of its certificate (gatehouse-sync-server prints it at start)"
+        );
+    };
+    if !gatehouse_syncclient::valid_pin(pin) {
+        bail!("--pin must be the certificate's SHA-256: 64 hex digits, got {pin:?}");
+    }
+    let pin = pin.trim().replace(':', "").to_ascii_lowercase();
+    let url = url.trim_end_matches('/').to_string();
+    if !url.starts_with("https://") {
+        bail!("the sync server URL must be https://HOST:PORT, got {url:?}");
+    }
+    if crate::supervisor::supervisor_pid(layout).is_none() {
+        bail!("gatehouse is not up: run `gatehouse up` first (syncd runs under it)");
+    }
+    // The certificate is checked here, before anything is saved.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let info = rt
+        .block_on(async {
+            gatehouse_syncclient::SyncClient::new(&url, &pin)?
+                .info()
+                .await
+        })
+        .with_context(|| format!("cannot use the sync server at {url}"))?;
+    let new = ServerConfig {
+        url: url.clone(),
+        pin,
+        server_id: info.server_id.clone(),
+    };
+    let old = config::load_server(&layout.root).map_err(anyhow::Error::msg)?;
+    if old.as_ref().is_some_and(|o| o.server_id != new.server_id) {
+        // Another server: its cursors and revisions mean nothing here.
+        config::save_state(&layout.root, &config::SyncState::default())
+            .map_err(anyhow::Error::msg)?;
+    }
+    config::save_server(&layout.root, &new).map_err(anyhow::Error::msg)?;
+    // The supervisor starts syncd once the server file exists.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        match SyncdConn::connect(layout) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > deadline => {
+                bail!(
+                    "{e:#}; see {}",
+                    layout.runtime.join("supervisor.log").display()
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    match conn.call(SyncdRequest::Connect {
+        account: account.into(),
+        device: device.into(),
+    }) {
+        Ok(SyncdResponse::Connected {
+            account,
+            server_id,
+            registered,
+        }) => {
+            println!(
+                "connected to {url} (server {server_id}) as {account} from device {device}{}",
+                if registered {
+                    "; registered the account's card"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
+        Err(e) => bail!("{e}"),
+    }
+}
+
+fn ago(ms: u64) -> String {
+    let now = gatehouse_ipc::os::now_ms();
+    let s = now.saturating_sub(ms) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        _ => format!("{} h ago", s / 3600),
+    }
+}
+
+fn status(layout: &Layout, json: bool) -> anyhow::Result<ExitCode> {
+    let server = config::load_server(&layout.root).map_err(anyhow::Error::msg)?;
+    let s = syncd_status(layout);
+    if json {
+        let v = serde_json::json!({
+            "server": server.as_ref().map(|s| &s.url),
+            "server_id": server.as_ref().map(|s| &s.server_id),
+            "syncd_running": s.is_some(),
+            "account": s.as_ref().and_then(|s| s.account.clone()),
+            "device": s.as_ref().and_then(|s| s.device.clone()),
+            "signed_in": s.as_ref().is_some_and(|s| s.signed_in),
+            "last_sync_ms": s.as_ref().and_then(|s| s.last_sync_ms),
+            "pending": s.as_ref().map(|s| s.pending),
+            "conflicts": s.as_ref().map(|s| s.conflicts.clone()).unwrap_or_default(),
+            "offline": s.as_ref().and_then(|s| s.offline.clone()),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(server) = server else {
+        println!("sync: no server configured (gatehouse sync connect URL --pin SHA256)");
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!("server: {} (server {})", server.url, server.server_id);
+    let Some(s) = s else {
+        println!("syncd: not running (gatehouse up)");
+        return Ok(ExitCode::from(2));
+    };
+    println!(
+        "account: {} on device {}; {}",
+        s.account.as_deref().unwrap_or("(not connected)"),
+        s.device.as_deref().unwrap_or("?"),
+        if s.signed_in {
+            "signed in"
+        } else {
+            "no session"
+        }
+    );
+    println!(
+        "last sync: {}",
+        s.last_sync_ms.map(ago).unwrap_or_else(|| "never".into())
+    );
+    println!("pending changes: {}", s.pending);
+    println!("conflicts: {}", s.conflicts.len());
+    for c in &s.conflicts {
+        println!("  {c}");
+    }
+    match &s.offline {
+        Some(why) => println!("offline: {why}"),
+        None => println!("offline: no"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn now(layout: &Layout, json: bool) -> anyhow::Result<ExitCode> {
+    let mut conn = SyncdConn::connect(layout)?;
+    match conn.call(SyncdRequest::SyncNow) {
+        Ok(SyncdResponse::Synced(r)) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "synced: {} pushed, {} pulled, {} conflict(s)",
+                    r.pushed, r.pulled, r.conflicts
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
+        Err(e) => bail!("{e}"),
+    }
+}

@@ -27,6 +27,29 @@ struct Plain {
     fields: BTreeMap<String, serde_json::Value>,
 }
 
+/// The envelope's `plain`, read: the record's meta and plaintext fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WirePlain {
+    pub owner: String,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub revision: u64,
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
+
+/// Reads an envelope's `plain` (refusing anything but a Gatehouse record).
+pub fn read_plain(plain: &str) -> Result<WirePlain, SyncRecordError> {
+    let p: Plain =
+        serde_json::from_str(plain).map_err(|e| SyncRecordError::Plain(e.to_string()))?;
+    Ok(WirePlain {
+        owner: p.owner,
+        created_ms: p.created_ms,
+        updated_ms: p.updated_ms,
+        revision: p.revision,
+        fields: p.fields,
+    })
+}
+
 /// A record in envelope form: `plain` (a JSON object) and the sealed
 /// fields' ciphertexts in name order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -124,7 +124,11 @@ impl SyncService {
             device: inner.state.device.clone(),
             signed_in: inner.session.is_some(),
             last_sync_ms: inner.state.last_sync_ms,
-            pending: inner.pending,
+            pending: if inner.state.account.is_some() {
+                self.pending(&inner.state).unwrap_or(inner.pending)
+            } else {
+                0
+            },
             conflicts: inner.state.conflicts.clone(),
             offline: inner.offline.clone(),
         }

@@ -294,3 +294,302 @@ fn find_file(root: &std::path::Path, name: &str) -> Result<bool> {
     }
     Ok(false)
 }
+
+// ---------------------------------------------------------------- private records
+
+const HOST_CANARY: &str = "host-pw-canary-5f1e9c";
+const KEYCHAIN_CANARY: &str = "keychain-payload-canary-a7d2";
+
+/// Every local record and sealed field as stored, in key order.
+fn digest(f: &BrokerFixture) -> Result<Vec<String>> {
+    let db = rusqlite::Connection::open(f.home.join("records.sqlite"))?;
+    let mut out = Vec::new();
+    let mut q = db.prepare(
+        "SELECT kind, id, scope, owner, created_ms, updated_ms, revision, name, folder, plain, hex(mac) FROM records ORDER BY kind, id",
+    )?;
+    let rows = q.query_map([], |r| {
+        Ok(format!(
+            "{}|{}|{}|{}|{}|{}|{}|{:?}|{}|{}|{}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            r.get::<_, String>(8)?,
+            r.get::<_, String>(9)?,
+            r.get::<_, String>(10)?,
+        ))
+    })?;
+    for r in rows {
+        out.push(r?);
+    }
+    let mut q = db.prepare(
+        "SELECT kind, id, field, hex(ciphertext) FROM sealed_fields ORDER BY kind, id, field",
+    )?;
+    let rows = q.query_map([], |r| {
+        Ok(format!(
+            "sealed {}|{}|{}|{}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+fn host_id(f: &BrokerFixture, name: &str) -> Result<String> {
+    let db = rusqlite::Connection::open(f.home.join("records.sqlite"))?;
+    Ok(db.query_row(
+        "SELECT id FROM records WHERE kind = 'host' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )?)
+}
+
+/// The hostile server: rewrites one stored envelope and serves it as new
+/// (next sequence number).
+fn serve_tampered(
+    server_db: &std::path::Path,
+    id: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<()> {
+    let db = rusqlite::Connection::open(server_db)?;
+    db.busy_timeout(Duration::from_secs(10))?;
+    let (space, env): (String, String) = db.query_row(
+        "SELECT space, envelope FROM records WHERE kind = 'host' AND id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut v: serde_json::Value = serde_json::from_str(&env)?;
+    edit(&mut v);
+    let head: i64 = db.query_row("SELECT head FROM spaces WHERE space = ?1", [&space], |r| {
+        r.get(0)
+    })?;
+    db.execute(
+        "UPDATE records SET envelope = ?1, revision = ?2, seq = ?3 WHERE space = ?4 AND kind = 'host' AND id = ?5",
+        rusqlite::params![
+            v.to_string(),
+            v["revision"].as_i64().unwrap_or(0),
+            head + 1,
+            space,
+            id
+        ],
+    )?;
+    db.execute(
+        "UPDATE spaces SET head = ?1 WHERE space = ?2",
+        rusqlite::params![head + 1, space],
+    )?;
+    Ok(())
+}
+
+fn stored_envelope(server_db: &std::path::Path, id: &str) -> Result<serde_json::Value> {
+    let db = rusqlite::Connection::open(server_db)?;
+    let env: String = db.query_row(
+        "SELECT envelope FROM records WHERE kind = 'host' AND id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    Ok(serde_json::from_str(&env)?)
+}
+
+fn server_bytes(dir: &std::path::Path) -> Result<Vec<u8>> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        all.extend(std::fs::read(e?.path())?);
+    }
+    Ok(all)
+}
+
+#[test]
+fn private_records_push_pull_rebuild_and_refuse_a_hostile_server() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server_db = dir.path().join("sync.sqlite");
+    let server = SyncServerProcess::start(&format!("sqlite:{}", server_db.display()));
+    let d = Device::up("sync-records-pass")?;
+    let f = &d.f;
+    f.cli_ok(&["settings", "set", "sign-out.local-records", "true"], "")?;
+    f.cli_ok(
+        &["keychain", "set", "core-pw"],
+        &format!("{KEYCHAIN_CANARY}\n"),
+    )?;
+    f.cli_ok(
+        &[
+            "host",
+            "add",
+            "core-sw1",
+            "--private",
+            "--address",
+            "192.0.2.1",
+            "--ssh-user",
+            "admin",
+            "--password-stdin",
+        ],
+        &format!("{HOST_CANARY}\n"),
+    )?;
+    f.cli_ok(
+        &[
+            "host",
+            "add",
+            "edge-1",
+            "--private",
+            "--address",
+            "192.0.2.2",
+            "--ssh-user",
+            "admin",
+            "--password-ref",
+            "keychain:core-pw",
+        ],
+        "",
+    )?;
+    f.cli_ok(
+        &[
+            "sync",
+            "connect",
+            &server.url,
+            "--pin",
+            &server.pin,
+            "--account",
+            "alice",
+            "--device",
+            "laptop",
+        ],
+        "",
+    )?;
+    let st = d.sync_status()?;
+    let local_count = digest(f)?
+        .iter()
+        .filter(|l| !l.starts_with("sealed "))
+        .count();
+    assert_eq!(st["pending"], local_count as u64, "{st}");
+
+    // Push: every private record, exactly as stored.
+    let out = f.cli_ok(&["sync", "now", "--json"], "")?;
+    let r: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(r["pushed"], local_count as u64, "{out}");
+    let st = d.sync_status()?;
+    assert_eq!(st["pending"], 0, "{st}");
+    assert!(st["last_sync_ms"].is_u64(), "{st}");
+    assert!(st["offline"].is_null(), "{st}");
+    // Nothing more to do the second time.
+    let r: serde_json::Value = serde_json::from_str(&f.cli_ok(&["sync", "now", "--json"], "")?)?;
+    assert_eq!(
+        (r["pushed"].as_u64(), r["pulled"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // The server holds names and ciphertexts, never a password or a
+    // keychain payload (the keychain reference travels sealed in its record).
+    let raw = server_bytes(dir.path())?;
+    assert!(memchr::memmem::find(&raw, b"core-sw1").is_some());
+    for canary in [HOST_CANARY, KEYCHAIN_CANARY] {
+        assert!(
+            memchr::memmem::find(&raw, canary.as_bytes()).is_none(),
+            "{canary} is on the server"
+        );
+    }
+
+    // Sign-out clears the local records; sign-in and a sync rebuild them
+    // exactly (every record and sealed field, byte for byte).
+    let before = digest(f)?;
+    f.cli_ok(&["signout"], "")?;
+    assert!(digest(f)?.is_empty(), "sign-out left records");
+    f.cli_ok(&["signin", "--passphrase-stdin"], "sync-records-pass\n")?;
+    let out = f.cli_ok(&["sync", "now", "--json"], "")?;
+    let r: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(r["pulled"], local_count as u64, "{out}");
+    assert_eq!(digest(f)?, before, "the rebuilt store differs");
+    let shown = f.cli_ok(&["host", "show", "core-sw1", "--private"], "")?;
+    assert!(shown.contains("192.0.2.1"), "{shown}");
+
+    // A hostile server, each refused with why, the local store untouched.
+    let core = host_id(f, "core-sw1")?;
+    let edge = host_id(f, "edge-1")?;
+    // 1. Rolled back: an older revision served as new.
+    let rev1 = stored_envelope(&server_db, &core)?;
+    f.cli_ok(
+        &[
+            "host",
+            "edit",
+            "core-sw1",
+            "--private",
+            "--address",
+            "192.0.2.9",
+        ],
+        "",
+    )?;
+    f.cli_ok(&["sync", "now"], "")?;
+    let kept = digest(f)?;
+    let rev2 = stored_envelope(&server_db, &core)?;
+    serve_tampered(&server_db, &core, |v| *v = rev1.clone())?;
+    let out = f.cli(&["sync", "now"], "")?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("rolled back"), "{}", text(&out));
+    assert_eq!(digest(f)?, kept);
+    // (The server behaves again: the current revision, served anew.)
+    serve_tampered(&server_db, &core, |v| *v = rev2.clone())?;
+    f.cli_ok(&["sync", "now"], "")?;
+
+    // 2. A ciphertext moved from one record to another: the MAC.
+    let core_env = stored_envelope(&server_db, &core)?;
+    let edge_env = stored_envelope(&server_db, &edge)?;
+    serve_tampered(&server_db, &edge, |v| {
+        v["sealed"] = core_env["sealed"].clone();
+        for k in ["revision", "base_revision"] {
+            v[k] = (v[k].as_u64().unwrap_or(0) + 5).into();
+        }
+    })?;
+    let out = f.cli(&["sync", "now"], "")?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("fails its MAC"), "{}", text(&out));
+    assert_eq!(digest(f)?, kept);
+
+    // 3. A write not signed by the account (the content untouched, so the
+    // MAC holds): the signature.
+    let original: serde_json::Value = edge_env.clone();
+    serve_tampered(&server_db, &edge, |v| {
+        *v = original.clone();
+        for k in ["revision", "base_revision"] {
+            v[k] = (v[k].as_u64().unwrap_or(0) + 9).into();
+        }
+        let w = base64_decode(v["write"].as_str().unwrap_or_default());
+        let mut signed = gatehouse_membership::SignedWrite::from_bytes(&w).expect("a signed write");
+        signed.body.revision += 9;
+        signed.body.base_revision += 9;
+        let forged = gatehouse_membership::SignedWrite::sign(&[7; 32], signed.body);
+        v["write"] = base64_encode(&forged.to_bytes()).into();
+    })?;
+    let out = f.cli(&["sync", "now"], "")?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("not signed by this account's identity key"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(digest(f)?, kept);
+    let st = d.sync_status()?;
+    assert!(st["offline"].is_null(), "{st}");
+    // Served as stored again: the sync goes through, nothing changed.
+    serve_tampered(&server_db, &edge, |v| *v = edge_env.clone())?;
+    f.cli_ok(&["sync", "now"], "")?;
+    assert_eq!(digest(f)?, kept);
+    Ok(())
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}

@@ -16,7 +16,6 @@
 //! Build the server first: `cargo build -p gatehouse-sync-server`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
@@ -32,7 +31,7 @@ use gatehouse_syncproto::{
     AccountId, Bytes, ChallengeResponse, ErrorCode, KeyGrant, PushResult, RecordEnvelope,
     SealedField, SpaceId,
 };
-use gatehouse_tests::{ChildGuard, LineReader, TestUser, find_binary};
+use gatehouse_tests::TestUser;
 
 // ---------------------------------------------------------------- backends
 

@@ -93,6 +93,12 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (SyncCard, &[Syncd]),
     (SyncSignChallenge, &[Syncd]),
     (SyncSignWrite, &[Syncd]),
+    // A second device: uploading the key bundle needs the passphrase
+    // (presence); deriving a verifier and restoring an account from a
+    // bundle are a person's sign-in on an empty profile.
+    (SyncKeyBundle, &[Cli, Ui]),
+    (BundleVerifier, &[Cli, Ui]),
+    (AccountFromBundle, &[Cli, Ui]),
 ];
 
 /// Whether `role` may perform `op`.
@@ -168,6 +174,13 @@ mod tests {
             KeychainList,
         ] {
             assert!(!allowed(Syncd, op), "syncd may {op}");
+        }
+        // The key bundle is a person's: sealed with the passphrase, opened
+        // with both secrets; no daemon (syncd included) makes or opens one.
+        for op in [SyncKeyBundle, BundleVerifier, AccountFromBundle] {
+            for role in PeerRole::ALL {
+                assert_eq!(allowed(role, op), matches!(role, Cli | Ui), "{role} {op}");
+            }
         }
     }
 }

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use gatehouse_ipc::Layout;
+use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, BundleKdf};
 use gatehouse_ipc::client::{CallError, Client, DEFAULT_TIMEOUT};
 use gatehouse_ipc::syncd::{SyncStatus, Syncd, SyncdError, SyncdRequest, SyncdResponse};
+use gatehouse_ipc::{Layout, SecretBytes};
 use gatehouse_syncd::config::{self, ServerConfig};
 
 #[derive(Subcommand, Debug)]
@@ -37,6 +38,11 @@ pub enum SyncCmd {
         /// This device's name (default: the host name).
         #[arg(long)]
         device: Option<String>,
+        /// Read the passphrase (to upload the key bundle a second device
+        /// signs in with) as one line from stdin. Without a terminal or
+        /// this flag the bundle is not uploaded.
+        #[arg(long)]
+        passphrase_stdin: bool,
     },
     /// The sync state: server, account, last sync, pending changes,
     /// conflicts, offline.
@@ -114,25 +120,22 @@ pub fn run(profile: Option<&str>, cmd: SyncCmd) -> anyhow::Result<ExitCode> {
             pin,
             account,
             device,
-        } => connect(
-            &layout,
-            &url,
-            pin.as_deref(),
-            &account.unwrap_or_else(default_account),
-            &device.unwrap_or_else(default_device),
-        ),
+            passphrase_stdin,
+        } => {
+            let (url, pin) = check_args(&layout, &url, pin.as_deref())?;
+            let account = account.unwrap_or_else(default_account);
+            let device = device.unwrap_or_else(default_device);
+            connect(&layout, &url, &pin, &account, &device)?;
+            upload_bundle(profile, &layout, passphrase_stdin)?;
+            Ok(ExitCode::SUCCESS)
+        }
         SyncCmd::Status { json } => status(&layout, json),
         SyncCmd::Now { json } => now(&layout, json),
     }
 }
 
-fn connect(
-    layout: &Layout,
-    url: &str,
-    pin: Option<&str>,
-    account: &str,
-    device: &str,
-) -> anyhow::Result<ExitCode> {
+/// The URL and pin, checked (a pin is required), and gatehouse up.
+fn check_args(layout: &Layout, url: &str, pin: Option<&str>) -> anyhow::Result<(String, String)> {
     let Some(pin) = pin else {
         bail!(
             "refusing an unpinned server: pass --pin with the SHA-256 of its certificate (gatehouse-sync-server prints it at start)"
@@ -149,21 +152,45 @@ fn connect(
     if crate::supervisor::supervisor_pid(layout).is_none() {
         bail!("gatehouse is not up: run `gatehouse up` first (syncd runs under it)");
     }
-    // The certificate is checked here, before anything is saved.
-    let rt = tokio::runtime::Builder::new_current_thread()
+    Ok((url, pin))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    let info = rt
-        .block_on(async {
-            gatehouse_syncclient::SyncClient::new(&url, &pin)?
-                .info()
-                .await
-        })
-        .with_context(|| format!("cannot use the sync server at {url}"))?;
+        .build()?)
+}
+
+/// A pinned client of `url`; its `GET /v1/info` answered (the certificate
+/// is checked here, before anything is saved).
+fn pinned(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    pin: &str,
+) -> anyhow::Result<(gatehouse_syncclient::SyncClient, String)> {
+    rt.block_on(async {
+        let c = gatehouse_syncclient::SyncClient::new(url, pin)?;
+        let info = c.info().await?;
+        Ok::<_, gatehouse_syncclient::ClientError>((c, info.server_id))
+    })
+    .with_context(|| format!("cannot use the sync server at {url}"))
+}
+
+/// Saves the server, waits for the supervisor to start syncd, and asks it
+/// to connect this device.
+fn connect(
+    layout: &Layout,
+    url: &str,
+    pin: &str,
+    account: &str,
+    device: &str,
+) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let (_, server_id) = pinned(&rt, url, pin)?;
     let new = ServerConfig {
-        url: url.clone(),
-        pin,
-        server_id: info.server_id.clone(),
+        url: url.to_string(),
+        pin: pin.to_string(),
+        server_id,
     };
     let old = config::load_server(&layout.root).map_err(anyhow::Error::msg)?;
     if old.as_ref().is_some_and(|o| o.server_id != new.server_id) {
@@ -173,19 +200,7 @@ fn connect(
     }
     config::save_server(&layout.root, &new).map_err(anyhow::Error::msg)?;
     // The supervisor starts syncd once the server file exists.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut conn = loop {
-        match SyncdConn::connect(layout) {
-            Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => {
-                bail!(
-                    "{e:#}; see {}",
-                    layout.runtime.join("supervisor.log").display()
-                )
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
+    let mut conn = wait_for_syncd(layout)?;
     match conn.call(SyncdRequest::Connect {
         account: account.into(),
         device: device.into(),
@@ -202,6 +217,151 @@ fn connect(
                 } else {
                     ""
                 }
+            );
+            Ok(())
+        }
+        Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
+        Err(e) => bail!("{e}"),
+    }
+}
+
+fn wait_for_syncd(layout: &Layout) -> anyhow::Result<SyncdConn> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match SyncdConn::connect(layout) {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() > deadline => {
+                bail!(
+                    "{e:#}; see {}",
+                    layout.runtime.join("supervisor.log").display()
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Uploads the account's key bundle (the broker makes it with the
+/// passphrase; syncd stores it with its session).
+fn upload_bundle(
+    profile: Option<&str>,
+    layout: &Layout,
+    passphrase_stdin: bool,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !passphrase_stdin && !std::io::stdin().is_terminal() {
+        println!(
+            "key bundle not uploaded (no terminal): rerun with --passphrase-stdin so a second device can sign in"
+        );
+        return Ok(());
+    }
+    let pass = crate::commands::read_secret_line(
+        "Account passphrase (seals the key bundle a second device signs in with): ",
+        passphrase_stdin,
+    )?;
+    let mut b = crate::commands::BrokerConn::connect(profile)?;
+    let bundle = match b.ask(BrokerRequest::SyncKeyBundle { presence: pass })? {
+        BrokerResponse::KeyBundle(k) => k,
+        other => bail!("unexpected broker answer: {other:?}"),
+    };
+    match SyncdConn::connect(layout)?.call(SyncdRequest::PutBundle(bundle)) {
+        Ok(SyncdResponse::BundleStored) => {
+            println!(
+                "key bundle stored on the server: a second device signs in with `gatehouse account from-server` (passphrase and Secret Key)"
+            );
+            Ok(())
+        }
+        Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
+        Err(e) => bail!("{e}"),
+    }
+}
+
+/// `gatehouse account from-server`.
+#[derive(clap::Args, Debug)]
+pub struct FromServerArgs {
+    /// The server, `https://HOST:PORT`.
+    url: String,
+    /// SHA-256 of the server's certificate (64 hex digits).
+    #[arg(long)]
+    pin: Option<String>,
+    /// The account's name on the server.
+    #[arg(long)]
+    account: String,
+    /// This device's name (default: the host name).
+    #[arg(long)]
+    device: Option<String>,
+    /// Read the passphrase, then the Secret Key, as two lines from stdin.
+    #[arg(long)]
+    secrets_stdin: bool,
+}
+
+pub fn account_from_server(profile: Option<&str>, a: &FromServerArgs) -> anyhow::Result<ExitCode> {
+    let layout = Layout::resolve(profile)?;
+    let (url, pin) = check_args(&layout, &a.url, a.pin.as_deref())?;
+    let mut b = crate::commands::BrokerConn::connect(profile)?;
+    if let BrokerResponse::Status(s) = b.ask(BrokerRequest::Status)?
+        && s.account_initialized
+    {
+        bail!("this profile already has an account: sign in on an empty profile (--profile NEW)");
+    }
+    let rt = runtime()?;
+    let (client, _) = pinned(&rt, &url, &pin)?;
+    let params = rt
+        .block_on(client.bundle_params(&a.account))
+        .with_context(|| format!("no key bundle for {:?} on {url}", a.account))?;
+    if params.kdf.algorithm != "argon2id" {
+        bail!(
+            "the server's key bundle uses {:?}, not argon2id",
+            params.kdf.algorithm
+        );
+    }
+    let kdf = BundleKdf {
+        m_kib: params.kdf.m_kib,
+        t: params.kdf.t,
+        p: params.kdf.p,
+        salt: params.kdf.salt.0.clone(),
+    };
+    let pass = crate::commands::read_secret_line("Account passphrase: ", a.secrets_stdin)?;
+    let secret = crate::commands::read_secret_line("Secret Key (GH1-…): ", a.secrets_stdin)?;
+    let verifier = match b.ask(BrokerRequest::BundleVerifier {
+        account: a.account.clone(),
+        kdf: kdf.clone(),
+        passphrase: SecretBytes::copy_from(pass.expose()),
+        secret_key: SecretBytes::copy_from(secret.expose()),
+    })? {
+        BrokerResponse::Verifier(v) => v,
+        other => bail!("unexpected broker answer: {other:?}"),
+    };
+    let bundle = rt
+        .block_on(client.fetch_bundle(&a.account, &verifier))
+        .context("the server did not release the key bundle (wrong passphrase or Secret Key?)")?;
+    if bundle.account.as_str() != a.account {
+        bail!(
+            "the server sent the bundle of {:?}, not {:?}",
+            bundle.account.as_str(),
+            a.account
+        );
+    }
+    b.ask(BrokerRequest::AccountFromBundle {
+        account: a.account.clone(),
+        kdf,
+        passphrase: pass,
+        secret_key: secret,
+        bundle: bundle.bundle.0,
+    })?;
+    println!("signed in as {} from its key bundle", a.account);
+    let device = a.device.clone().unwrap_or_else(default_device);
+    connect(&layout, &url, &pin, &a.account, &device)?;
+    // The rebuild: everything the server holds for the account.
+    let started = Instant::now();
+    let mut conn = wait_for_syncd(&layout)?;
+    match conn.call(SyncdRequest::SyncNow) {
+        Ok(SyncdResponse::Synced(r)) => {
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            println!(
+                "rebuilt: {} records pulled in {secs:.1} s ({:.0} records/s)",
+                r.pulled,
+                r.pulled as f64 / secs
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -570,6 +570,51 @@ pub enum BrokerRequest {
         #[serde(with = "bytes")]
         write: Vec<u8>,
     },
+    /// The account's key bundle for its sync server (cli/ui, with the
+    /// passphrase as presence): the account file sealed under the key the
+    /// passphrase and the Secret Key derive, and the server's verifier.
+    SyncKeyBundle {
+        presence: SecretBytes,
+    },
+    /// The verifier for fetching `account`'s key bundle from a server, from
+    /// the passphrase and the typed Secret Key (cli/ui; opens nothing).
+    BundleVerifier {
+        account: String,
+        kdf: BundleKdf,
+        passphrase: SecretBytes,
+        secret_key: SecretBytes,
+    },
+    /// Makes this empty profile the account of a fetched key bundle and
+    /// signs it in (cli/ui): a second device of the account.
+    AccountFromBundle {
+        account: String,
+        kdf: BundleKdf,
+        passphrase: SecretBytes,
+        secret_key: SecretBytes,
+        #[serde(with = "bytes")]
+        bundle: Vec<u8>,
+    },
+}
+
+/// The public derivation parameters of a key bundle (Argon2id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleKdf {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+    #[serde(with = "bytes")]
+    pub salt: Vec<u8>,
+}
+
+/// A key bundle ready for `PUT /v1/bundle`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBundleOut {
+    pub kdf: BundleKdf,
+    /// Derived from both secrets; the server keeps a slow hash of it.
+    #[serde(with = "bytes")]
+    pub verifier: Vec<u8>,
+    #[serde(with = "bytes")]
+    pub sealed: Vec<u8>,
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -653,6 +698,9 @@ impl BrokerRequest {
             BrokerRequest::SyncCard { .. } => Operation::SyncCard,
             BrokerRequest::SyncSignChallenge { .. } => Operation::SyncSignChallenge,
             BrokerRequest::SyncSignWrite { .. } => Operation::SyncSignWrite,
+            BrokerRequest::SyncKeyBundle { .. } => Operation::SyncKeyBundle,
+            BrokerRequest::BundleVerifier { .. } => Operation::BundleVerifier,
+            BrokerRequest::AccountFromBundle { .. } => Operation::AccountFromBundle,
         }
     }
 }
@@ -702,10 +750,13 @@ pub enum Operation {
     SyncCard,
     SyncSignChallenge,
     SyncSignWrite,
+    SyncKeyBundle,
+    BundleVerifier,
+    AccountFromBundle,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 41] = [
+    pub const ALL: [Operation; 44] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -747,6 +798,9 @@ impl Operation {
         Operation::SyncCard,
         Operation::SyncSignChallenge,
         Operation::SyncSignWrite,
+        Operation::SyncKeyBundle,
+        Operation::BundleVerifier,
+        Operation::AccountFromBundle,
     ];
 }
 
@@ -825,6 +879,10 @@ pub enum BrokerResponse {
     SecretKey(SecretBytes),
     /// The answer to `SyncCard`: postcard `SignedCard`.
     Card(#[serde(with = "bytes")] Vec<u8>),
+    /// The answer to `SyncKeyBundle`.
+    KeyBundle(Box<KeyBundleOut>),
+    /// The answer to `BundleVerifier`.
+    Verifier(#[serde(with = "bytes")] Vec<u8>),
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint

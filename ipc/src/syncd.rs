@@ -37,6 +37,10 @@ pub enum SyncdRequest {
     },
     /// Pushes local changes and pulls the server's now (cli/ui).
     SyncNow,
+    /// Stores the account's key bundle (made by the broker) on the server,
+    /// so a second device can sign in with the passphrase and the Secret
+    /// Key (cli/ui).
+    PutBundle(Box<crate::broker::KeyBundleOut>),
 }
 
 /// Where syncd stands.
@@ -82,6 +86,7 @@ pub enum SyncdResponse {
         registered: bool,
     },
     Synced(SyncReport),
+    BundleStored,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

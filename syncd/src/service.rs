@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use gatehouse_ipc::broker::KeyBundleOut;
 use gatehouse_ipc::broker::{Broker, BrokerEvent, BrokerRequest, BrokerResponse, Hardening};
 use gatehouse_ipc::client::SharedClient;
 use gatehouse_ipc::server::{Events, Handler};
@@ -20,7 +21,7 @@ use gatehouse_ipc::{Layout, PeerIdentity, PeerRole};
 use gatehouse_membership::sign;
 use gatehouse_records::Store;
 use gatehouse_syncclient::{ClientError, SyncClient};
-use gatehouse_syncproto::ErrorCode;
+use gatehouse_syncproto::{Bytes, ErrorCode, KdfParams, PutBundle};
 use tokio::sync::{Mutex, broadcast};
 
 use crate::config::{self, ServerConfig, SyncState};
@@ -268,6 +269,31 @@ impl SyncService {
         Ok((session, registered, server.server_id.clone()))
     }
 
+    async fn put_bundle(&self, b: &KeyBundleOut) -> Result<(), SyncdError> {
+        let session = self
+            .inner
+            .lock()
+            .await
+            .session
+            .clone()
+            .ok_or(SyncdError::NotConnected)?;
+        session
+            .put_bundle(&PutBundle {
+                kdf: KdfParams {
+                    algorithm: "argon2id".into(),
+                    salt: Bytes(b.kdf.salt.clone()),
+                    m_kib: b.kdf.m_kib,
+                    t: b.kdf.t,
+                    p: b.kdf.p,
+                },
+                verifier: Bytes(b.verifier.clone()),
+                bundle: Bytes(b.sealed.clone()),
+            })
+            .await
+            .map_err(client_error)?;
+        Ok(())
+    }
+
     async fn dispatch(
         &self,
         peer: &PeerIdentity,
@@ -276,7 +302,9 @@ impl SyncService {
         let person = matches!(peer.role, PeerRole::Cli | PeerRole::Ui);
         match req {
             SyncdRequest::Status => Ok(SyncdResponse::Status(Box::new(self.status().await))),
-            SyncdRequest::Connect { .. } | SyncdRequest::SyncNow if !person => {
+            SyncdRequest::Connect { .. } | SyncdRequest::SyncNow | SyncdRequest::PutBundle(_)
+                if !person =>
+            {
                 Err(SyncdError::Forbidden {
                     role: peer.role,
                     what: "connect or sync (a person's tools only)".into(),
@@ -284,6 +312,10 @@ impl SyncService {
             }
             SyncdRequest::Connect { account, device } => self.connect(&account, &device).await,
             SyncdRequest::SyncNow => Ok(SyncdResponse::Synced(self.sync_now().await?)),
+            SyncdRequest::PutBundle(b) => {
+                self.put_bundle(&b).await?;
+                Ok(SyncdResponse::BundleStored)
+            }
         }
     }
 }

@@ -223,6 +223,22 @@ fn sample(op: Operation) -> BrokerRequest {
             }),
             write: b"not a write".to_vec(),
         },
+        Operation::SyncKeyBundle => BrokerRequest::SyncKeyBundle {
+            presence: SecretBytes::copy_from(b"wrong-passphrase"),
+        },
+        Operation::BundleVerifier => BrokerRequest::BundleVerifier {
+            account: "role-probe".into(),
+            kdf: probe_kdf(),
+            passphrase: SecretBytes::copy_from(b"wrong-passphrase"),
+            secret_key: SecretBytes::copy_from(b"not a secret key"),
+        },
+        Operation::AccountFromBundle => BrokerRequest::AccountFromBundle {
+            account: "role-probe".into(),
+            kdf: probe_kdf(),
+            passphrase: SecretBytes::copy_from(b"wrong-passphrase"),
+            secret_key: SecretBytes::copy_from(b"not a secret key"),
+            bundle: vec![0; 64],
+        },
     }
 }
 
@@ -240,6 +256,15 @@ fn host_credential(field: FieldAddress) -> gatehouse_ipc::broker::HostCredential
             host_key: None,
         },
         shell: None,
+    }
+}
+
+fn probe_kdf() -> gatehouse_ipc::broker::BundleKdf {
+    gatehouse_ipc::broker::BundleKdf {
+        m_kib: 19 * 1024,
+        t: 2,
+        p: 1,
+        salt: vec![1; 16],
     }
 }
 

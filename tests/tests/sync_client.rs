@@ -593,3 +593,157 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+// ---------------------------------------------------------------- a second device
+
+/// A profile whose daemons are up but which has no account yet.
+fn empty_device() -> Result<Device> {
+    let mut f = BrokerFixture::start(Options {
+        real_sessiond: true,
+        real_copilotd: true,
+        real_syncd: true,
+        ..Options::default()
+    })?;
+    f.broker = None;
+    let guard = SupervisorGuard {
+        pid_file: f.runtime().join("supervisor.pid"),
+    };
+    f.cli_ok(&["up"], "")?;
+    Ok(Device { f, _guard: guard })
+}
+
+#[test]
+fn a_second_device_signs_in_with_both_secrets_and_sees_the_same_records() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = SyncServerProcess::start(&format!(
+        "sqlite:{}",
+        dir.path().join("sync.sqlite").display()
+    ));
+    const PASS: &str = "two-devices-pass";
+    let a = Device::up(PASS)?;
+    let secret_key =
+        a.f.cli_ok(
+            &["account", "secret-key", "--passphrase-stdin"],
+            &format!("{PASS}\n"),
+        )?
+        .trim()
+        .to_string();
+    a.f.cli_ok(
+        &[
+            "host",
+            "add",
+            "core-sw1",
+            "--private",
+            "--address",
+            "192.0.2.1",
+            "--ssh-user",
+            "admin",
+            "--password-stdin",
+        ],
+        &format!("{HOST_CANARY}\n"),
+    )?;
+    let out = a.f.cli_ok(
+        &[
+            "sync",
+            "connect",
+            &server.url,
+            "--pin",
+            &server.pin,
+            "--account",
+            "alice",
+            "--device",
+            "laptop",
+            "--passphrase-stdin",
+        ],
+        &format!("{PASS}\n"),
+    )?;
+    assert!(out.contains("key bundle stored"), "{out}");
+    a.f.cli_ok(&["sync", "now"], "")?;
+
+    // The second device: an empty profile, the passphrase and the Secret Key.
+    let b = empty_device()?;
+    let from = |secrets: &str| {
+        b.f.cli(
+            &[
+                "account",
+                "from-server",
+                &server.url,
+                "--pin",
+                &server.pin,
+                "--account",
+                "alice",
+                "--device",
+                "desktop",
+                "--secrets-stdin",
+            ],
+            secrets,
+        )
+    };
+    // A wrong Secret Key (valid check characters, another key): the server
+    // keeps the bundle; nothing is saved here.
+    let other = gatehouse_crypto::two_secret::SecretKey::generate().display();
+    let out = from(&format!("{PASS}\n{}\n", other.as_str()))?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("did not release the key bundle"),
+        "{}",
+        text(&out)
+    );
+    assert!(!b.f.home.join("state/account.json").exists());
+    // A typo in the Secret Key is a typo.
+    let mut typo = secret_key.clone();
+    let last = typo.pop().unwrap_or('A');
+    typo.push(if last == 'B' { 'C' } else { 'B' });
+    let out = from(&format!("{PASS}\n{typo}\n"))?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Secret Key"), "{}", text(&out));
+    // Both right: signed in, connected, every record pulled.
+    let out = from(&format!("{PASS}\n{secret_key}\n"))?;
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("rebuilt: "), "{shown}");
+    assert_eq!(
+        digest(&b.f)?,
+        digest(&a.f)?,
+        "the second device's store differs"
+    );
+    // It opens what the first sealed (same account keys).
+    let reveal =
+        b.f.cli_ok(&["host", "show", "core-sw1", "--private", "--reveal"], "")?;
+    assert!(reveal.contains(HOST_CANARY), "{reveal}");
+
+    // Each device sees the other's new private records.
+    b.f.cli_ok(
+        &[
+            "host",
+            "add",
+            "edge-2",
+            "--private",
+            "--address",
+            "192.0.2.22",
+        ],
+        "",
+    )?;
+    b.f.cli_ok(&["sync", "now"], "")?;
+    let r: serde_json::Value = serde_json::from_str(&a.f.cli_ok(&["sync", "now", "--json"], "")?)?;
+    assert_eq!(r["pulled"], 1, "{r}");
+    assert!(
+        a.f.cli_ok(&["host", "list", "--private"], "")?
+            .contains("edge-2")
+    );
+    a.f.cli_ok(
+        &[
+            "host",
+            "edit",
+            "core-sw1",
+            "--private",
+            "--address",
+            "192.0.2.9",
+        ],
+        "",
+    )?;
+    a.f.cli_ok(&["sync", "now"], "")?;
+    b.f.cli_ok(&["sync", "now"], "")?;
+    assert_eq!(digest(&b.f)?, digest(&a.f)?);
+    Ok(())
+}

@@ -615,10 +615,27 @@ fn empty_device() -> Result<Device> {
 #[test]
 fn a_second_device_signs_in_with_both_secrets_and_sees_the_same_records() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = SyncServerProcess::start(&format!(
+    second_device_on(&format!(
         "sqlite:{}",
         dir.path().join("sync.sqlite").display()
-    ));
+    ))
+}
+
+/// The same on PostgreSQL: a throwaway cluster (initdb in a temp dir, a
+/// private socket; as root it runs as the test user).
+#[test]
+fn a_second_device_on_postgresql() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let user = gatehouse_tests::TestUser::primary();
+    let run_as = (!user.is_current()).then_some((user.uid, user.gid));
+    let cluster = gatehouse_sync_server::pgcluster::PgCluster::start(dir.path(), run_as)
+        .context("starting PostgreSQL")?;
+    cluster.create_db("sync")?;
+    second_device_on(&cluster.url("sync"))
+}
+
+fn second_device_on(db: &str) -> Result<()> {
+    let server = SyncServerProcess::start(db);
     const PASS: &str = "two-devices-pass";
     let a = Device::up(PASS)?;
     let secret_key =

@@ -764,3 +764,51 @@ fn second_device_on(db: &str) -> Result<()> {
     assert_eq!(digest(&b.f)?, digest(&a.f)?);
     Ok(())
 }
+
+// ---------------------------------------------------------------- offline
+
+#[test]
+fn work_done_while_the_server_is_down_syncs_when_it_is_back() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs)?;
+    let db = format!("sqlite:{}", dir.path().join("sync.sqlite").display());
+    let server = SyncServerProcess::start_keeping_cert(&db, &certs);
+    let (url, pin) = (server.url.clone(), server.pin.clone());
+    let d = Device::up("offline-pass")?;
+    let f = &d.f;
+    f.cli_ok(
+        &["sync", "connect", &url, "--pin", &pin, "--account", "alice"],
+        "",
+    )?;
+    f.cli_ok(&["sync", "now"], "")?;
+
+    drop(server);
+    f.cli_ok(
+        &[
+            "host",
+            "add",
+            "offline-1",
+            "--private",
+            "--address",
+            "192.0.2.31",
+        ],
+        "",
+    )?;
+    let out = f.cli(&["sync", "now"], "")?;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unreachable"), "{}", text(&out));
+    let st = d.sync_status()?;
+    assert!(st["offline"].is_string(), "{st}");
+    assert_eq!(st["pending"], 1, "{st}");
+
+    // Back (same address, same certificate): the queued change goes up.
+    let server = SyncServerProcess::restart(&db, &certs, &url);
+    assert_eq!(server.pin, pin);
+    let r: serde_json::Value = serde_json::from_str(&f.cli_ok(&["sync", "now", "--json"], "")?)?;
+    assert_eq!(r["pushed"], 1, "{r}");
+    let st = d.sync_status()?;
+    assert!(st["offline"].is_null(), "{st}");
+    assert_eq!(st["pending"], 0, "{st}");
+    Ok(())
+}

@@ -14,7 +14,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, BundleKdf};
 use gatehouse_ipc::client::{CallError, Client, DEFAULT_TIMEOUT};
-use gatehouse_ipc::syncd::{SyncStatus, Syncd, SyncdError, SyncdRequest, SyncdResponse};
+use gatehouse_ipc::syncd::{
+    SyncEvent, SyncReport, SyncStatus, Syncd, SyncdError, SyncdRequest, SyncdResponse,
+};
 use gatehouse_ipc::{Layout, SecretBytes};
 use gatehouse_syncd::config::{self, ServerConfig};
 
@@ -79,6 +81,76 @@ impl SyncdConn {
     pub fn call(&mut self, req: SyncdRequest) -> Result<SyncdResponse, CallError<SyncdError>> {
         self.rt.block_on(self.client.call(req))
     }
+
+    fn next_event(&mut self, wait: Duration) -> anyhow::Result<Option<SyncEvent>> {
+        Ok(self.rt.block_on(self.client.next_event(wait))?)
+    }
+}
+
+/// One line of a pull's progress: sequence position of total, records,
+/// rate and time left.
+fn progress_line(position: u64, total: u64, records: u64, secs: f64) -> String {
+    let rate = records as f64 / secs.max(1e-3);
+    let left = if position == 0 || total <= position {
+        0.0
+    } else {
+        secs * (total - position) as f64 / position as f64
+    };
+    format!(
+        "pulling: {position}/{total} ({}%), {records} records, {rate:.0} records/s, ETA {left:.0} s",
+        position * 100 / total.max(1)
+    )
+}
+
+/// `sync now` with a progress line on stderr while it pulls.
+fn sync_with_progress(layout: &Layout) -> anyhow::Result<SyncReport> {
+    let mut events = SyncdConn::connect(layout)?;
+    match events.call(SyncdRequest::Subscribe) {
+        Ok(SyncdResponse::Subscribed) => {}
+        Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
+        Err(e) => bail!("{e}"),
+    }
+    let started = Instant::now();
+    let l = layout.clone();
+    let sync = std::thread::spawn(move || -> anyhow::Result<SyncReport> {
+        match SyncdConn::connect(&l)?.call(SyncdRequest::SyncNow) {
+            Ok(SyncdResponse::Synced(r)) => Ok(r),
+            Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
+            Err(e) => bail!("{e}"),
+        }
+    });
+    let mut shown = false;
+    // Until the sync ends, then what is left of its events (they are sent
+    // before its answer).
+    loop {
+        let done = sync.is_finished();
+        let wait = Duration::from_millis(if done { 20 } else { 100 });
+        match events.next_event(wait) {
+            Ok(Some(SyncEvent::Pulling {
+                position,
+                total,
+                records,
+            })) => {
+                let secs = started.elapsed().as_secs_f64();
+                eprint!("\r{}", progress_line(position, total, records, secs));
+                shown = true;
+            }
+            Ok(Some(SyncEvent::Applying { records })) => {
+                eprint!("\rchecking and applying {records} records (one transaction)…");
+                shown = true;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) if done => break,
+            Ok(None) => {}
+            Err(_) if done => break,
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    if shown {
+        eprintln!();
+    }
+    sync.join()
+        .map_err(|_| anyhow::anyhow!("the sync thread panicked"))?
 }
 
 /// syncd's status, if it runs.
@@ -354,20 +426,15 @@ pub fn account_from_server(profile: Option<&str>, a: &FromServerArgs) -> anyhow:
     connect(&layout, &url, &pin, &a.account, &device)?;
     // The rebuild: everything the server holds for the account.
     let started = Instant::now();
-    let mut conn = wait_for_syncd(&layout)?;
-    match conn.call(SyncdRequest::SyncNow) {
-        Ok(SyncdResponse::Synced(r)) => {
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            println!(
-                "rebuilt: {} records pulled in {secs:.1} s ({:.0} records/s)",
-                r.pulled,
-                r.pulled as f64 / secs
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
-        Err(e) => bail!("{e}"),
-    }
+    wait_for_syncd(&layout)?;
+    let r = sync_with_progress(&layout)?;
+    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    println!(
+        "rebuilt: {} records pulled in {secs:.1} s ({:.0} records/s)",
+        r.pulled,
+        r.pulled as f64 / secs
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ago(ms: u64) -> String {
@@ -435,20 +502,36 @@ fn status(layout: &Layout, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn now(layout: &Layout, json: bool) -> anyhow::Result<ExitCode> {
-    let mut conn = SyncdConn::connect(layout)?;
-    match conn.call(SyncdRequest::SyncNow) {
-        Ok(SyncdResponse::Synced(r)) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                println!(
-                    "synced: {} pushed, {} pulled, {} conflict(s)",
-                    r.pushed, r.pulled, r.conflicts
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+    let r = if json {
+        match SyncdConn::connect(layout)?.call(SyncdRequest::SyncNow) {
+            Ok(SyncdResponse::Synced(r)) => r,
+            Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
+            Err(e) => bail!("{e}"),
         }
-        Ok(other) => bail!("unexpected answer from syncd: {other:?}"),
-        Err(e) => bail!("{e}"),
+    } else {
+        sync_with_progress(layout)?
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "synced: {} pushed, {} pulled, {} conflict(s)",
+            r.pushed, r.pulled, r.conflicts
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn the_progress_line_says_position_rate_and_time_left() {
+        assert_eq!(
+            progress_line(250, 1000, 240, 0.5),
+            "pulling: 250/1000 (25%), 240 records, 480 records/s, ETA 2 s"
+        );
+        assert!(progress_line(0, 0, 0, 0.0).starts_with("pulling: 0/0 (0%)"));
     }
 }

@@ -41,6 +41,8 @@ pub enum SyncdRequest {
     /// so a second device can sign in with the passphrase and the Secret
     /// Key (cli/ui).
     PutBundle(Box<crate::broker::KeyBundleOut>),
+    /// Follow syncs' progress on this connection (any role).
+    Subscribe,
 }
 
 /// Where syncd stands.
@@ -87,6 +89,7 @@ pub enum SyncdResponse {
     },
     Synced(SyncReport),
     BundleStored,
+    Subscribed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -119,4 +122,15 @@ pub enum SyncdError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncEvent {
     Synced(SyncReport),
+    /// A pull under way: `position` of `total` sequence numbers after the
+    /// cursor fetched, `records` envelopes so far.
+    Pulling {
+        position: u64,
+        total: u64,
+        records: u64,
+    },
+    /// Everything fetched; `records` are being checked and applied.
+    Applying {
+        records: u64,
+    },
 }

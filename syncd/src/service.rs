@@ -112,6 +112,10 @@ impl SyncService {
         let _ = self.events.send(SyncEvent::Synced(report.clone()));
     }
 
+    pub(crate) fn progress(&self, e: SyncEvent) {
+        let _ = self.events.send(e);
+    }
+
     async fn status(&self) -> SyncStatus {
         let inner = self.inner.lock().await;
         let mut hardening = self.hardening.clone();
@@ -302,6 +306,7 @@ impl SyncService {
         let person = matches!(peer.role, PeerRole::Cli | PeerRole::Ui);
         match req {
             SyncdRequest::Status => Ok(SyncdResponse::Status(Box::new(self.status().await))),
+            SyncdRequest::Subscribe => Ok(SyncdResponse::Subscribed),
             SyncdRequest::Connect { .. } | SyncdRequest::SyncNow | SyncdRequest::PutBundle(_)
                 if !person =>
             {
@@ -330,8 +335,8 @@ impl Handler<Syncd> for SyncService {
         self.dispatch(peer, req).await
     }
 
-    fn subscribes(&self, _req: &SyncdRequest) -> bool {
-        false
+    fn subscribes(&self, req: &SyncdRequest) -> bool {
+        matches!(req, SyncdRequest::Subscribe)
     }
 
     fn take_events(&self, _conn: u64) -> Option<Events<SyncEvent>> {

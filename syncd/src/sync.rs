@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, KeyScope, VerifyItem};
 use gatehouse_ipc::sync_record;
-use gatehouse_ipc::syncd::{SyncReport, SyncdError};
+use gatehouse_ipc::syncd::{SyncEvent, SyncReport, SyncdError};
 use gatehouse_membership::envelope::content_hash;
 use gatehouse_membership::{Scope, SignedCard, SignedWrite, WriteBody, sign};
 use gatehouse_records::store::verify_item;
@@ -257,6 +257,7 @@ impl SyncService {
         // Pull: everything after the cursor, checked whole, applied in one
         // transaction.
         let mut after = state.cursors.get(&cursor_key).copied().unwrap_or(0);
+        let start = after;
         let mut pulled = Vec::new();
         loop {
             let page = session
@@ -279,9 +280,19 @@ impl SyncService {
                 after = r.seq;
             }
             pulled.extend(page.records.into_iter().map(|r| r.record));
+            self.progress(SyncEvent::Pulling {
+                position: after - start,
+                total: page.head_seq.saturating_sub(start),
+                records: pulled.len() as u64,
+            });
             if !page.more {
                 break;
             }
+        }
+        if !pulled.is_empty() {
+            self.progress(SyncEvent::Applying {
+                records: pulled.len() as u64,
+            });
         }
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();

@@ -719,6 +719,10 @@ fn second_device_on(db: &str) -> Result<()> {
     assert!(out.status.success(), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("rebuilt: "), "{shown}");
+    // The progress line: position of total, records, rate, time left.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("pulling: "), "{progress}");
+    assert!(progress.contains("records/s, ETA"), "{progress}");
     assert_eq!(
         digest(&b.f)?,
         digest(&a.f)?,

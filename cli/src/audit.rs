@@ -234,7 +234,7 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
             &mut checks,
             "syncd hardening",
             Outcome::Skip,
-            if gatehouse_syncd::config::server_path(&layout.root).exists() {
+            if gatehouse_ipc::sync_state::server_path(&layout.root).exists() {
                 "syncd is not running"
             } else {
                 "syncd is not running (no sync server configured)"

@@ -113,7 +113,7 @@ pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let mut child = cmd.spawn().context("starting the supervisor")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        let sync_configured = gatehouse_syncd::config::server_path(&layout.root).exists();
+        let sync_configured = gatehouse_ipc::sync_state::server_path(&layout.root).exists();
         if broker_answers(&layout)
             && sessiond_answers(&layout)
             && copilotd_status(&layout).is_some()
@@ -193,7 +193,7 @@ fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
             name: "syncd",
             path: install.dir.join("gatehouse-syncd"),
             args: common,
-            when: Some(gatehouse_syncd::config::server_path(&layout.root)),
+            when: Some(gatehouse_ipc::sync_state::server_path(&layout.root)),
         },
     ];
     // A conditional daemon's binary may be missing until it is needed

@@ -14,11 +14,11 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use gatehouse_ipc::broker::{BrokerRequest, BrokerResponse, BundleKdf};
 use gatehouse_ipc::client::{CallError, Client, DEFAULT_TIMEOUT};
+use gatehouse_ipc::sync_state::{self as config, ServerConfig};
 use gatehouse_ipc::syncd::{
     SyncEvent, SyncReport, SyncStatus, Syncd, SyncdError, SyncdRequest, SyncdResponse,
 };
 use gatehouse_ipc::{Layout, SecretBytes};
-use gatehouse_syncd::config::{self, ServerConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum SyncCmd {

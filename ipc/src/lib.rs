@@ -30,6 +30,7 @@ pub mod secret;
 pub mod server;
 pub mod sessiond;
 pub mod sync_record;
+pub mod sync_state;
 pub mod syncd;
 pub mod wire;
 

@@ -5,11 +5,12 @@
 //! server exactly as stored (ciphertext, plaintext fields, MACs) and asks
 //! the broker to sign its requests and to verify what arrives.
 //!
-//! Modules: [`config`] (its files: server, state), [`service`] (the
+//! Modules: [`config`] (its files: server, state; in `gatehouse_ipc::sync_state`), [`service`] (the
 //! `syncd.sock` service and the device sign-in), `sync` (push and pull).
 //! Must never: hold a key, or apply anything from the server that the
 //! broker's MAC check or the account's signature check refuses.
 
-pub mod config;
+/// Its files' format lives in ipc (the CLI writes the server file).
+pub use gatehouse_ipc::sync_state as config;
 pub mod service;
 mod sync;

@@ -1,4 +1,5 @@
-//! syncd's files in `<data>/sync/`: `server.json` (the server a person
+//! syncd's files in `<data>/sync/` (here, in ipc, because syncd and the
+//! CLI share the format; the CLI links no daemon crate): `server.json` (the server a person
 //! connected to: URL, certificate pin, server id — written by `gatehouse
 //! sync connect`, whose presence makes `gatehouse up` start syncd) and
 //! `state.json` (syncd's own: account and device names, cursors, the
@@ -69,10 +70,10 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
 }
 
 fn write_json<T: Serialize>(root: &Path, path: &Path, v: &T) -> Result<(), String> {
-    gatehouse_ipc::paths::make_private_dir(&dir(root))
+    crate::paths::make_private_dir(&dir(root))
         .map_err(|e| format!("{}: {e}", dir(root).display()))?;
     let json = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
-    gatehouse_ipc::os::write_atomic(path, &json).map_err(|e| format!("{}: {e}", path.display()))
+    crate::os::write_atomic(path, &json).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn load_server(root: &Path) -> Result<Option<ServerConfig>, String> {

@@ -279,6 +279,11 @@ impl SyncService {
                 }
                 after = r.seq;
             }
+            if page.more && page.records.is_empty() {
+                return Err(hostile(
+                    "the server says there is more but sent no records (it would never end)",
+                ));
+            }
             pulled.extend(page.records.into_iter().map(|r| r.record));
             self.progress(SyncEvent::Pulling {
                 position: after - start,

@@ -118,7 +118,7 @@ fn syncd_starts_once_a_pinned_server_is_connected() -> Result<()> {
 
     // Refused before anything is saved: no pin, a malformed pin, the wrong
     // certificate, plain http.
-    let server_file = d.f.home.join("data/sync/server.json");
+    let server_file = d.f.home.join("sync/server.json");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec![server.url.clone()], "unpinned"),
         (
@@ -814,5 +814,61 @@ fn work_done_while_the_server_is_down_syncs_when_it_is_back() -> Result<()> {
     let st = d.sync_status()?;
     assert!(st["offline"].is_null(), "{st}");
     assert_eq!(st["pending"], 0, "{st}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- another server
+
+#[test]
+fn a_replaced_server_or_certificate_is_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = SyncServerProcess::start(&format!(
+        "sqlite:{}",
+        dir.path().join("sync.sqlite").display()
+    ));
+    let d = Device::up("replaced-pass")?;
+    let f = &d.f;
+    f.cli_ok(
+        &[
+            "sync",
+            "connect",
+            &server.url,
+            "--pin",
+            &server.pin,
+            "--account",
+            "alice",
+        ],
+        "",
+    )?;
+    f.cli_ok(&["sync", "now"], "")?;
+    let file = f.home.join("sync/server.json");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+
+    // The same address answering as another server (a replaced database):
+    // syncd (restarted, so it reads the file again) refuses it.
+    let mut other = saved.clone();
+    other["server_id"] = "0000000000000000".into();
+    f.cli_ok(&["down"], "")?;
+    std::fs::write(&file, other.to_string())?;
+    f.cli_ok(&["up"], "")?;
+    wait_for("syncd", || Ok(d.sync_status()?["syncd_running"] == true))?;
+    let out = f.cli(&["sync", "now"], "")?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("another server or a replaced database"),
+        "{}",
+        text(&out)
+    );
+
+    // A certificate that is not the pinned one: refused, named.
+    let mut other = saved.clone();
+    other["pin"] = "ab".repeat(32).into();
+    f.cli_ok(&["down"], "")?;
+    std::fs::write(&file, other.to_string())?;
+    f.cli_ok(&["up"], "")?;
+    wait_for("syncd", || Ok(d.sync_status()?["syncd_running"] == true))?;
+    let out = f.cli(&["sync", "now"], "")?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("not the pinned"), "{}", text(&out));
     Ok(())
 }

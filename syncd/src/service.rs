@@ -43,6 +43,8 @@ pub struct SyncService {
     pub(crate) broker: Arc<SharedClient<Broker>>,
     pub(crate) store: std::sync::Mutex<Store>,
     pub(crate) inner: Mutex<Inner>,
+    /// Held for a whole sync (one at a time), not for status.
+    pub(crate) sync_lock: Mutex<()>,
     events: broadcast::Sender<SyncEvent>,
 }
 
@@ -93,6 +95,7 @@ impl SyncService {
                 offline: None,
                 pending: 0,
             }),
+            sync_lock: Mutex::new(()),
             events,
         }))
     }
@@ -201,6 +204,8 @@ impl SyncService {
                 reason: format!("{device:?} is not 1–64 of A-Z a-z 0-9 . _ -"),
             });
         }
+        // Not while a sync runs (it would write back the state it started with).
+        let _one = self.sync_lock.lock().await;
         // `sync connect` may have just written the server file.
         let server = config::load_server(&self.root)
             .map_err(SyncdError::Local)?

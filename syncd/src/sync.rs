@@ -138,29 +138,37 @@ impl SyncService {
         }
     }
 
-    /// Signs in again if the session is gone, then syncs once.
+    /// Signs in again if the session is gone, then syncs once. One sync at
+    /// a time; the state lock is not held while the server is asked, so
+    /// `Status` answers during a long pull.
     pub(crate) async fn sync_now(&self) -> Result<SyncReport, SyncdError> {
-        let mut inner = self.inner.lock().await;
-        let server = inner.server.clone().ok_or(SyncdError::NotConfigured)?;
-        let (Some(account), Some(device)) =
-            (inner.state.account.clone(), inner.state.device.clone())
-        else {
+        let _one = self.sync_lock.lock().await;
+        let (server, session, mut state) = {
+            let inner = self.inner.lock().await;
+            let server = inner.server.clone().ok_or(SyncdError::NotConfigured)?;
+            (server, inner.session.clone(), inner.state.clone())
+        };
+        let (Some(account), Some(device)) = (state.account.clone(), state.device.clone()) else {
             return Err(SyncdError::NotConnected);
         };
-        let mut state = inner.state.clone();
+        let mut signed_in = None;
         let result = async {
-            let session = match inner.session.clone() {
+            let session = match session {
                 Some(s) => s,
                 None => {
                     let client = Self::open_server(&server).await?;
                     let s = self.sign_in(&client, &account, &device).await?;
-                    inner.session = Some(s.clone());
+                    signed_in = Some(s.clone());
                     s
                 }
             };
             self.sync_private(&session, &account, &mut state).await
         }
         .await;
+        let mut inner = self.inner.lock().await;
+        if signed_in.is_some() {
+            inner.session = signed_in;
+        }
         match &result {
             Ok(report) => {
                 inner.offline = None;

@@ -118,7 +118,6 @@ fn service(state: &std::path::Path, profile: &str) -> Result<Arc<BrokerService>,
     let service = BrokerService::open(
         crate::service::BrokerDirs {
             state: state.to_path_buf(),
-            org_policy: state.join("org-policy"),
             credential_log: state.join("credentials.jsonl"),
             session_log: state.join("sessions.jsonl"),
             group_state: None,

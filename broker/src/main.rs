@@ -75,7 +75,6 @@ fn run(args: Args) -> Result<(), String> {
     };
     let dirs = BrokerDirs {
         state: layout.broker_state.clone(),
-        org_policy: layout.root.join("org-policy"),
         credential_log: gatehouse_ipc::audit::credentials_log(&layout.root),
         session_log: gatehouse_ipc::audit::sessions::log_path(&layout.root),
         group_state: group_state.clone(),
@@ -83,11 +82,8 @@ fn run(args: Args) -> Result<(), String> {
     };
     // Landlock names paths that exist: make the shared directories first.
     let audit_dir = gatehouse_ipc::audit::audit_dir(&layout.root);
-    for d in [&dirs.org_policy, &audit_dir] {
-        gatehouse_ipc::paths::make_private_dir(d).map_err(|e| e.to_string())?;
-    }
+    gatehouse_ipc::paths::make_private_dir(&audit_dir).map_err(|e| e.to_string())?;
     let mut paths = BrokerPaths::new(&layout.broker_state, &layout.runtime, &install.dir);
-    paths.extra_read_only.push(dirs.org_policy.clone());
     paths.extra_read_write.push(audit_dir);
     paths.extra_read_write.extend(group_state);
     if let Ok(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS") {

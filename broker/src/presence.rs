@@ -1,13 +1,16 @@
 //! What needs proof of presence besides approval decisions: revealing a
-//! credential to the CLI, and an interactive shell opened from the CLI to a
-//! host whose org policy says `connect_needs_presence`.
+//! credential (to the CLI or the app), and an interactive shell (opened by
+//! the CLI or the app) to a host whose org policy says
+//! `connect_needs_presence`. One rule for both roles: under X11 a same-uid
+//! program drives the app's Reveal button and terminal tabs as easily as
+//! it runs the CLI, so a click in the app proves no more than a CLI run.
 //!
 //! Owns: which sealed fields are credentials (every sealed field of a host,
 //! connector or MCP server record: the broker knows a field's kind and name
 //! from its address, which the ciphertext's associated data binds), and the
-//! shell tickets — 256-bit random values the broker hands the CLI (after
-//! checking presence when the org asks for it), which sessiond presents
-//! with the credential request for that shell. A ticket is bound to one host
+//! shell tickets — 256-bit random values the broker hands the CLI or the app
+//! (after checking presence when the org asks for it), which sessiond
+//! presents with the credential request for that shell. A ticket is bound to one host
 //! record and expires after [`TICKET_TTL_MS`]. Must never: verify the
 //! passphrase itself (the vault does, throttled), hand out a ticket without
 //! the presence the org's policy asks for, or accept a ticket for another
@@ -32,10 +35,12 @@ pub fn is_credential(item: &OpenItem) -> bool {
 }
 
 /// Why revealing `items` to `role` needs presence, if it does: with the
-/// boundary on, any credential shown by the CLI (any program running as the
-/// user can run it). The app's reveals are a click in its window.
+/// boundary on, any credential, whoever shows it (any program running as
+/// the user can run the CLI, and under X11 click the app's Reveal). `role`
+/// only names who asked in the reason. In a development build (boundary
+/// off) nothing is asked: any same-uid program can take any role there.
 pub fn reveal_needs_presence(boundary: bool, role: PeerRole, items: &[OpenItem]) -> Option<String> {
-    if !boundary || role != PeerRole::Cli {
+    if !boundary {
         return None;
     }
     let creds: Vec<String> = items
@@ -48,7 +53,12 @@ pub fn reveal_needs_presence(boundary: bool, role: PeerRole, items: &[OpenItem])
             )
         })
         .collect();
-    (!creds.is_empty()).then(|| format!("revealing {} from the CLI", creds.join(", ")))
+    let from = match role {
+        PeerRole::Cli => "the CLI".to_string(),
+        PeerRole::Ui => "the app".to_string(),
+        other => other.to_string(),
+    };
+    (!creds.is_empty()).then(|| format!("revealing {} from {from}", creds.join(", ")))
 }
 
 /// The org id of a scope (`None` for private records: no org policy).
@@ -88,8 +98,10 @@ impl ShellTickets {
     }
 
     /// Checks that a shell credential request `req` may have its credential:
-    /// when `needs_presence` (the org's policy says so) and the CLI opened
-    /// the shell, it must carry a live ticket for exactly this host record.
+    /// when `needs_presence` (the org's policy says so) it must carry a live
+    /// ticket for exactly this host record, whoever opened the shell (the
+    /// CLI's `connect` or an app's terminal tab: both roles are a same-uid
+    /// program's to drive, see the module doc).
     pub fn check(
         &mut self,
         req: &HostCredential,
@@ -99,7 +111,7 @@ impl ShellTickets {
         let Some(shell) = &req.shell else {
             return Ok(());
         };
-        if !needs_presence || shell.opened_by != PeerRole::Cli {
+        if !needs_presence {
             return Ok(());
         }
         let item = &req.record.item;
@@ -110,9 +122,13 @@ impl ShellTickets {
             ))
         };
         let Some(value) = &shell.ticket else {
-            return Err(refused(
-                "no shell ticket (`gatehouse connect` asks for the account passphrase)",
-            ));
+            return Err(refused(&format!(
+                "no shell ticket ({} asks for the account passphrase)",
+                match shell.opened_by {
+                    PeerRole::Ui => "the app's terminal tab",
+                    _ => "`gatehouse connect`",
+                }
+            )));
         };
         let key: [u8; 32] = value
             .expose()
@@ -160,40 +176,70 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_cli_shell_needs_a_live_ticket_for_its_own_host() {
-        let mut t = ShellTickets::default();
-        let ticket = t.issue(KeyScope::Org("o1".into()), "h1".into(), 1_000);
-        let cli = |ticket: Option<SecretBytes>| {
-            Some(ShellUse {
-                opened_by: PeerRole::Cli,
-                ticket,
-            })
-        };
-        // Not a shell, or the org asks nothing, or the app: no ticket needed.
-        t.check(&req("h1", None), true, 1_000).unwrap();
-        t.check(&req("h1", cli(None)), false, 1_000).unwrap();
-        let app = Some(ShellUse {
-            opened_by: PeerRole::Ui,
-            ticket: None,
-        });
-        t.check(&req("h1", app), true, 1_000).unwrap();
-        // The CLI: no ticket, a forged one, another host's, an expired one.
-        assert!(t.check(&req("h1", cli(None)), true, 1_000).is_err());
-        let forged = SecretBytes::copy_from(&[7u8; 32]);
-        assert!(t.check(&req("h1", cli(Some(forged))), true, 1_000).is_err());
-        assert!(
-            t.check(&req("h2", cli(Some(ticket.clone()))), true, 1_000)
-                .is_err()
-        );
-        t.check(&req("h1", cli(Some(ticket.clone()))), true, 2_000)
-            .unwrap();
-        let late = 1_000 + TICKET_TTL_MS;
-        assert!(t.check(&req("h1", cli(Some(ticket))), true, late).is_err());
+    fn shell(opened_by: PeerRole, ticket: Option<SecretBytes>) -> Option<ShellUse> {
+        Some(ShellUse { opened_by, ticket })
     }
 
     #[test]
-    fn only_credentials_revealed_by_the_cli_need_presence() {
+    fn a_shell_needs_a_live_ticket_for_its_own_host_whoever_opened_it() {
+        for role in [PeerRole::Cli, PeerRole::Ui] {
+            let mut t = ShellTickets::default();
+            let ticket = t.issue(KeyScope::Org("o1".into()), "h1".into(), 1_000);
+            // Not a shell, or the org asks nothing: no ticket needed.
+            t.check(&req("h1", None), true, 1_000).unwrap();
+            t.check(&req("h1", shell(role, None)), false, 1_000)
+                .unwrap();
+            // No ticket, a forged one, another host's, an expired one.
+            let err = t
+                .check(&req("h1", shell(role, None)), true, 1_000)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("connect_needs_presence"), "{role}: {err}");
+            let forged = SecretBytes::copy_from(&[7u8; 32]);
+            assert!(
+                t.check(&req("h1", shell(role, Some(forged))), true, 1_000)
+                    .is_err(),
+                "{role}"
+            );
+            let short = SecretBytes::copy_from(&[7u8; 5]);
+            assert!(
+                t.check(&req("h1", shell(role, Some(short))), true, 1_000)
+                    .is_err(),
+                "{role}"
+            );
+            assert!(
+                t.check(&req("h2", shell(role, Some(ticket.clone()))), true, 1_000)
+                    .is_err(),
+                "{role}"
+            );
+            t.check(&req("h1", shell(role, Some(ticket.clone()))), true, 2_000)
+                .unwrap();
+            let late = 1_000 + TICKET_TTL_MS;
+            assert!(
+                t.check(&req("h1", shell(role, Some(ticket))), true, late)
+                    .is_err(),
+                "{role}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_refusal_says_where_the_passphrase_is_asked() {
+        let mut t = ShellTickets::default();
+        let app = t
+            .check(&req("h1", shell(PeerRole::Ui, None)), true, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(app.contains("the app's terminal tab"), "{app}");
+        let cli = t
+            .check(&req("h1", shell(PeerRole::Cli, None)), true, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(cli.contains("`gatehouse connect`"), "{cli}");
+    }
+
+    #[test]
+    fn credentials_revealed_by_the_cli_or_the_app_need_presence_with_the_boundary_on() {
         let item = |kind: &str, field: &str| OpenItem {
             address: FieldAddress {
                 scope: KeyScope::Private,
@@ -205,10 +251,20 @@ mod tests {
             sealed: Vec::new(),
         };
         let pw = [item("host", "ssh.password")];
-        assert!(reveal_needs_presence(true, PeerRole::Cli, &pw).is_some());
-        assert!(reveal_needs_presence(true, PeerRole::Cli, &[item("connector", "auth")]).is_some());
-        assert!(reveal_needs_presence(true, PeerRole::Cli, &[item("procedure", "body")]).is_none());
-        assert!(reveal_needs_presence(true, PeerRole::Ui, &pw).is_none());
-        assert!(reveal_needs_presence(false, PeerRole::Cli, &pw).is_none());
+        for role in [PeerRole::Cli, PeerRole::Ui] {
+            assert!(reveal_needs_presence(true, role, &pw).is_some(), "{role}");
+            let auth = [item("connector", "auth")];
+            assert!(reveal_needs_presence(true, role, &auth).is_some(), "{role}");
+            let mcp = [item("procedure", "body"), item("mcp-server", "token")];
+            assert!(reveal_needs_presence(true, role, &mcp).is_some(), "{role}");
+            let body = [item("procedure", "body")];
+            assert!(reveal_needs_presence(true, role, &body).is_none(), "{role}");
+            // A development build asks nothing (any same-uid program can take any role).
+            assert!(reveal_needs_presence(false, role, &pw).is_none(), "{role}");
+        }
+        let cli = reveal_needs_presence(true, PeerRole::Cli, &pw).unwrap_or_default();
+        assert_eq!(cli, "revealing host/r ssh.password from the CLI");
+        let app = reveal_needs_presence(true, PeerRole::Ui, &pw).unwrap_or_default();
+        assert_eq!(app, "revealing host/r ssh.password from the app");
     }
 }

@@ -24,6 +24,10 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (KeychainBind, &[Cli, Ui]),
     // The second sign-in secret: a person's, shown after presence.
     (AccountSecretKey, &[Cli, Ui]),
+    // Organization policy: every process that classifies or gates reads it
+    // from the broker; changing it is a person's act, with presence.
+    (OrgPolicyGet, &[Cli, Ui, Sessiond, Copilotd]),
+    (OrgPolicySet, &[Cli, Ui]),
     // Daemons seal what they write (recordings, procedure runs).
     (SealFields, &[Cli, Ui, Sessiond, Copilotd]),
     // Opening arbitrary fields is for a person's tools only; daemons get
@@ -134,6 +138,7 @@ mod tests {
             OpenFields,
             RevealFields,
             ShellTicket,
+            OrgPolicySet,
         ] {
             assert!(!allowed(Copilotd, op), "copilotd may {op}");
             assert!(!allowed(Sessiond, op), "sessiond may {op}");

@@ -15,6 +15,7 @@ use gatehouse_ipc::broker::{
 };
 use gatehouse_ipc::server::{Events, Handler};
 use gatehouse_ipc::{PeerIdentity, PeerRole};
+use sha2::Digest as _;
 use tokio::sync::broadcast;
 
 use crate::approvals::Approvals;
@@ -24,6 +25,7 @@ use crate::copilot_records;
 use crate::destinations::DestinationBindings;
 use crate::host_credentials;
 use crate::host_credentials::KeychainUse;
+use crate::org_policies::OrgPolicies;
 use crate::presence::ShellTickets;
 use crate::redact::Redactor;
 use crate::roles;
@@ -39,8 +41,8 @@ pub struct State {
     pub refusals: RefusalAudit,
     /// The destinations each keychain entry used as a host credential may go to.
     pub destinations: DestinationBindings,
-    /// `<data>/org-policy/`: the org policies Autopilot obeys.
-    pub org_policy_dir: PathBuf,
+    /// The org policies (crate::org_policies): Autopilot, presence, MCP classes.
+    pub org_policies: OrgPolicies,
     /// Tickets for interactive shells opened from the CLI (crate::presence).
     pub shell_tickets: ShellTickets,
 }
@@ -49,8 +51,6 @@ pub struct State {
 pub struct BrokerDirs {
     /// The vault and the used-nonce log (the broker's alone).
     pub state: PathBuf,
-    /// `<data>/org-policy/` (read).
-    pub org_policy: PathBuf,
     /// `<data>/audit/credentials.jsonl` (appended).
     pub credential_log: PathBuf,
     /// `<data>/audit/sessions.jsonl` (appended: refused approval requests).
@@ -98,9 +98,12 @@ impl BrokerService {
     ) -> Result<Arc<Self>, String> {
         let state_dir = dirs.state.as_path();
         let mut vault = Vault::open(state_dir, keychain).map_err(|e| format!("vault: {e}"))?;
-        if let Some(dir) = &dirs.group_state {
-            vault.set_remember_store(crate::remembered::RememberStore::in_group_dir(dir));
-        }
+        let remember = match &dirs.group_state {
+            Some(dir) => crate::remembered::RememberStore::in_group_dir(dir),
+            None => crate::remembered::RememberStore::keychain(),
+        };
+        // Sealed to the TPM when there is one (GATEHOUSE_TPM, or /dev/tpmrm0).
+        vault.set_remember_store(remember.sealed_to(crate::tpm::TpmPath::from_env()?));
         match vault.sign_in_remembered() {
             Ok(true) => tracing::info!("signed in with remembered device unlock"),
             Ok(false) => {}
@@ -115,6 +118,8 @@ impl BrokerService {
                 .unwrap_or(state_dir)
                 .join("destinations.json"),
         )?;
+        // Group-only with the boundary on: the user cannot lift a block by editing it.
+        let org_policies = OrgPolicies::open(dirs.group_state.as_deref().unwrap_or(state_dir))?;
         Ok(Self::new(
             State {
                 vault,
@@ -124,7 +129,7 @@ impl BrokerService {
                 audit: CredentialAudit::new(dirs.credential_log),
                 refusals: RefusalAudit::new(dirs.session_log),
                 destinations,
-                org_policy_dir: dirs.org_policy,
+                org_policies,
                 shell_tickets: ShellTickets::default(),
             },
             hardening,
@@ -170,7 +175,8 @@ impl BrokerService {
         let Some(org) = crate::presence::org_of(scope) else {
             return false;
         };
-        gatehouse_policy::load_org_policy(&st.org_policy_dir, org)
+        st.org_policies
+            .get(org)
             .map(|p| p.connect_needs_presence)
             .unwrap_or(true)
     }
@@ -210,10 +216,12 @@ impl BrokerService {
             peer_pidfd: peer.pidfd_pinned,
             install_dir: self.install_dir.clone(),
             boundary_group: self.boundary_group,
-            remembered_at: st
-                .vault
-                .remembered()
-                .then(|| st.vault.remember_store().describe(&st.vault.keychain)),
+            remembered_at: st.vault.remembered().then(|| {
+                st.vault
+                    .remember_store()
+                    .describe_stored(&st.vault.keychain)
+            }),
+            tpm: st.vault.remember_store().tpm.as_ref().map(|t| t.describe()),
         }
     }
 
@@ -316,6 +324,41 @@ impl BrokerService {
                 Ok(BrokerResponse::SecretKey(SecretBytes::copy_from(
                     shown.as_bytes(),
                 )))
+            }
+            BrokerRequest::OrgPolicyGet { org } => {
+                let policy = st
+                    .org_policies
+                    .get(&org)
+                    .map_err(|reason| BrokerError::Invalid {
+                        what: format!("the policy of organization {org}"),
+                        reason,
+                    })?;
+                let json = serde_json::to_string(&policy)
+                    .map_err(|e| BrokerError::Internal(format!("org policy: {e}")))?;
+                Ok(BrokerResponse::OrgPolicy(json))
+            }
+            // Audited, refused or not: a policy change lifts or adds blocks.
+            BrokerRequest::OrgPolicySet {
+                org,
+                policy,
+                presence,
+            } => {
+                let digest: String = sha2::Sha256::digest(policy.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let result = st
+                    .vault
+                    .verify_presence(presence.expose())
+                    .and_then(|()| st.org_policies.set(&org, &policy));
+                st.audit.audited(
+                    op,
+                    &me,
+                    format!("org-policy/{org}"),
+                    format!("policy sha256 {digest}"),
+                    result,
+                )?;
+                Ok(BrokerResponse::Done)
             }
             BrokerRequest::SyncCard { account } => {
                 Ok(BrokerResponse::Card(st.vault.sync_card(&account)?))
@@ -444,7 +487,7 @@ impl BrokerService {
                 if !st.vault.signed_in() {
                     return Err(BrokerError::SignedOut);
                 }
-                let (class, reasons) = classify_action_in(&action, &st.org_policy_dir);
+                let (class, reasons) = classify_action_in(&action, &st.org_policies);
                 let id = st.approvals.request(action, me, class.clone(), reasons);
                 let _ = self.events.send(BrokerEvent::ApprovalPending { id });
                 Ok(BrokerResponse::ApprovalRequested { id, class })
@@ -475,7 +518,7 @@ impl BrokerService {
                 let State {
                     vault,
                     approvals,
-                    org_policy_dir,
+                    org_policies,
                     ..
                 } = st;
                 let (state, new_id) = approvals.decide(
@@ -483,7 +526,7 @@ impl BrokerService {
                     decision,
                     me,
                     |msg| vault.sign_approval(msg),
-                    |a| classify_action_in(a, org_policy_dir),
+                    |a| classify_action_in(a, org_policies),
                 )?;
                 let _ = self.events.send(BrokerEvent::ApprovalDecided { id, state });
                 if let Some(new_id) = new_id {
@@ -617,8 +660,8 @@ impl BrokerService {
                 if !st.vault.signed_in() {
                     return Err(BrokerError::SignedOut);
                 }
-                let (class, reasons) = classify_action_in(&action, &st.org_policy_dir);
-                let policy = gatehouse_policy::load_org_policy(&st.org_policy_dir, &action.org);
+                let (class, reasons) = classify_action_in(&action, &st.org_policies);
+                let policy = st.org_policies.get(&action.org);
                 let decision = st.autopilot.decide(
                     grant,
                     &action,
@@ -741,17 +784,17 @@ const CONNECTOR_VENDOR: &str = "copilot:connector";
 /// <canonical JSON arguments>`).
 const MCP_VENDOR: &str = "copilot:mcp";
 
-/// Classifies an action with the org policies in `org_policy_dir`: an MCP
+/// Classifies an action with the org policies the broker keeps: an MCP
 /// tool call takes the class `gatehouse_policy::classify_mcp_tool` gives
 /// from the org's own assignment (read here, never taken from the
 /// requester) and the server's hints as the requester stated them (hints
 /// only raise); everything else is [`classify_action`].
-pub fn classify_action_in(a: &Action, org_policy_dir: &std::path::Path) -> (String, Vec<String>) {
+pub fn classify_action_in(a: &Action, org_policies: &OrgPolicies) -> (String, Vec<String>) {
     if a.vendor != MCP_VENDOR {
         return classify_action(a);
     }
     let tool = a.command.split_whitespace().next().unwrap_or("");
-    let policy = gatehouse_policy::load_org_policy(org_policy_dir, &a.org).map(|mut p| {
+    let policy = org_policies.get(&a.org).map(|mut p| {
         // pre-approval would need a signed policy (as for commands)
         p.allow.clear();
         p
@@ -827,6 +870,10 @@ impl Handler<Broker> for BrokerService {
                     presence: Some(_),
                     ..
                 }
+                | BrokerRequest::OrgPolicySet { .. }
+                | BrokerRequest::SyncKeyBundle { .. }
+                | BrokerRequest::BundleVerifier { .. }
+                | BrokerRequest::AccountFromBundle { .. }
         );
         // Requests that wait on Argon2id or the OS keychain (D-Bus) leave this
         // worker thread to the runtime's other tasks; the rest are microseconds.

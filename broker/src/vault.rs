@@ -225,7 +225,7 @@ impl Vault {
             throttle,
             cache: SecretCache::new()?,
             remembered: matches!(keychain.get(UNLOCK_ENTRY), Ok(Some(_))),
-            remember_store: RememberStore::Keychain,
+            remember_store: RememberStore::keychain(),
             keychain,
             cache_generation: 0,
         })
@@ -234,7 +234,7 @@ impl Vault {
     /// Keeps remembered unlock material in `store` from now on (the
     /// group-only store of an installed system; see [`RememberStore`]).
     pub fn set_remember_store(&mut self, store: RememberStore) {
-        self.remembered = matches!(store.get(&self.keychain), Ok(Some(_)));
+        self.remembered = store.present(&self.keychain);
         self.remember_store = store;
     }
 
@@ -483,8 +483,15 @@ impl Vault {
         let Some(file) = self.file.clone() else {
             return Ok(false);
         };
-        let Ok(Some(stored)) = self.remember_store.get(&self.keychain) else {
-            return Ok(false);
+        let stored = match self.remember_store.get(&self.keychain) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Ok(false),
+            Err(reason) => {
+                return Err(BrokerError::Keychain {
+                    backend: self.remember_store.describe(&self.keychain),
+                    reason,
+                });
+            }
         };
         let account = self.alloc()?;
         let ok = {

@@ -307,6 +307,27 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
         ),
     }
 
+    // 6b. Sealed to the TPM when there is one.
+    let check = "remembered material sealed to the TPM";
+    match (&status.tpm, &status.remembered_at) {
+        (None, _) => row(
+            checks,
+            check,
+            Outcome::Skip,
+            "no TPM this broker can use (/dev/tpmrm0 missing or closed to it, or GATEHOUSE_TPM=off): the group-only store is the protection".to_string(),
+        ),
+        (Some(t), None) => row(
+            checks,
+            check,
+            Outcome::Pass,
+            format!("nothing remembered; `signin --remember` seals it to the {t}"),
+        ),
+        (Some(_), Some(at)) if at.contains(", sealed to the ") => {
+            row(checks, check, Outcome::Pass, at.clone())
+        }
+        (Some(_), Some(at)) => row(checks, check, Outcome::Fail, at.clone()),
+    }
+
     // 7. Presence-proven decisions and destination-bound keychain entries.
     row(
         checks,
@@ -338,8 +359,24 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
             )
         },
     );
+    row(
+        checks,
+        "org policies kept by the broker",
+        if group.is_some() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        if group.is_some() {
+            "blocks, Autopilot and presence rules are in the group-only state; daemons read them from the broker; `gatehouse org policy set` needs the passphrase".to_string()
+        } else {
+            format!(
+                "{OFF}: daemons read policies from the broker, which keeps them in the user's own state directory, which any same-uid program can edit"
+            )
+        },
+    );
 
-    // 8. Credentials revealed to the CLI.
+    // 8. Credentials revealed to the CLI or the app.
     row(
         checks,
         "reveals need presence",
@@ -349,7 +386,7 @@ pub fn checks(checks: &mut Vec<Check>, status: &BrokerStatus, daemons: &[(&str, 
             Outcome::Fail
         },
         if group.is_some() {
-            "the broker requires the account passphrase before it reveals a credential to the CLI (`host show --reveal`, `field open`); every reveal is in the credential log".to_string()
+            "the broker requires the account passphrase before it reveals a credential to the CLI (`host show --reveal`, `field open`) or the app (its Reveal); every reveal is in the credential log".to_string()
         } else {
             format!("{OFF}: `host show --reveal` prints a password without asking")
         },

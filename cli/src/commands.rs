@@ -265,6 +265,29 @@ pub enum OrgCmd {
         #[arg(long)]
         json: bool,
     },
+    /// An organization's policy: blocked commands, classes for connector
+    /// calls and MCP tools, what Autopilot may approve, whether `connect`
+    /// needs the passphrase. The broker keeps it in its own state (with the
+    /// privilege boundary on, where your other programs cannot write it).
+    #[command(subcommand)]
+    Policy(OrgPolicyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgPolicyCmd {
+    /// Print ORG's policy (name or id) as JSON, every field shown.
+    Show { org: String },
+    /// Replace ORG's policy (name or id) with the JSON in FILE (`-` reads
+    /// stdin). Fields not given take their defaults; an unknown field is
+    /// refused. Asks for the account passphrase (proof of presence).
+    Set {
+        org: String,
+        file: std::path::PathBuf,
+        /// Read the passphrase from the first line of stdin (then FILE
+        /// cannot be `-`).
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
 }
 
 pub fn org_list(b: &mut BrokerConn) -> anyhow::Result<Vec<OrgInfo>> {
@@ -302,6 +325,51 @@ pub fn org(profile: Option<&str>, cmd: OrgCmd) -> anyhow::Result<ExitCode> {
                 for o in orgs {
                     println!("{:<24} {:<18} {:<18}", o.name, o.id, o.key_id);
                 }
+            }
+        }
+        OrgCmd::Policy(OrgPolicyCmd::Show { org }) => {
+            let id = org_id(&mut b, &org)?;
+            match b.ask(BrokerRequest::OrgPolicyGet { org: id })? {
+                BrokerResponse::OrgPolicy(json) => {
+                    let v: serde_json::Value = serde_json::from_str(&json)?;
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+        OrgCmd::Policy(OrgPolicyCmd::Set {
+            org,
+            file,
+            passphrase_stdin,
+        }) => {
+            let id = org_id(&mut b, &org)?;
+            let from_stdin = file.as_os_str() == "-";
+            if from_stdin && passphrase_stdin {
+                bail!(
+                    "the policy and the passphrase cannot both come from stdin: give the policy as a file"
+                );
+            }
+            let policy = if from_stdin {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("reading the policy from stdin")?;
+                text
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading the policy {}", file.display()))?
+            };
+            let presence =
+                read_secret_line("Account passphrase (proof of presence): ", passphrase_stdin)?;
+            match b.ask(BrokerRequest::OrgPolicySet {
+                org: id.clone(),
+                policy,
+                presence,
+            })? {
+                BrokerResponse::Done => {
+                    println!("set the policy of organization {org} (id {id})")
+                }
+                r => return Err(unexpected(r)),
             }
         }
     }

@@ -322,7 +322,7 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
 
     // The copilot, against a scripted local model (a real HTTP server speaking
     // the Chat Completions wire format), working on the lab.
-    copilot(d)?;
+    copilot(d, &passphrase)?;
 
     // An interactive session stays open until sign-out closes it.
     println!("\n$ gatehouse connect sw1 --org lab   (in the background, typing `show clock`)");
@@ -366,7 +366,7 @@ fn walk(d: &Demo) -> anyhow::Result<()> {
 
 /// A copilot conversation with a scripted local provider: a read-only look
 /// runs at once, the change it proposes is asked inline and approved.
-fn copilot(d: &Demo) -> anyhow::Result<()> {
+fn copilot(d: &Demo, passphrase: &str) -> anyhow::Result<()> {
     use gatehouse_labprovider::ScriptedProvider;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -393,7 +393,7 @@ fn copilot(d: &Demo) -> anyhow::Result<()> {
         "# the scripted provider received {sent} requests, every one redacted by the broker and the pattern layer"
     );
     provider.shutdown();
-    autopilot(d, &rt)
+    autopilot(d, &rt, passphrase)
 }
 
 /// The scripted model's side of a conversation on the lab: a read-only
@@ -445,7 +445,7 @@ fn use_scripted(
 
 /// Autopilot: the lab org lets it approve moderate commands; a change runs
 /// without asking, a dangerous one still asks (and is rejected).
-fn autopilot(d: &Demo, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+fn autopilot(d: &Demo, rt: &tokio::runtime::Runtime, passphrase: &str) -> anyhow::Result<()> {
     use gatehouse_labprovider::{ScriptedProvider, Turn};
     use serde_json::json;
     let run = |command: &str| {
@@ -461,20 +461,17 @@ fn autopilot(d: &Demo, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             "Added 198.51.100.9/24; the reboot was not approved, so r1 keeps running.".into(),
         ),
     ]))?;
-    let out = d.cmd(&["org", "list", "--json"]).output()?;
-    let orgs: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let lab = orgs
-        .as_array()
-        .and_then(|a| a.iter().find(|o| o["name"] == "lab"))
-        .and_then(|o| o["id"].as_str())
-        .context("the lab organization")?
-        .to_string();
-    let policy = d.home.join("org-policy").join(format!("{lab}.json"));
+    let policy = d.home.join("lab-policy.json");
     std::fs::write(&policy, "{\"autopilot_moderate\": true}\n")?;
     println!(
-        "\n# Autopilot: the lab's org policy ({}) lets it approve moderate commands;\n# the task is bounded to r1, 3 steps, 5 minutes; dangerous commands still ask (rejected here)",
-        policy.display()
+        "\n# Autopilot: the lab's org policy lets it approve moderate commands (the broker keeps\n# policies; setting one needs the passphrase); the task is bounded to r1, 3 steps,\n# 5 minutes; dangerous commands still ask (rejected here)"
     );
+    let file = policy.display().to_string();
+    d.step(
+        &["org", "policy", "set", "lab", &file, "--passphrase-stdin"],
+        Some(&format!("{passphrase}\n")),
+        "echo \"$PASSPHRASE\" | ",
+    )?;
     use_scripted(d, &provider)?;
     d.step(
         &[

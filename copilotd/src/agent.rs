@@ -10,7 +10,6 @@
 //! redaction layers, or let a rejection go unreported to the model.
 
 use gatehouse_ipc::os::now_ms;
-use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -61,7 +60,6 @@ pub struct Agent<'a> {
     pub provider: &'a Provider,
     pub events: &'a mpsc::Sender<CopilotEvent>,
     pub hosts: &'a Mutex<gatehouse_records::Store>,
-    pub data_root: PathBuf,
     /// The Autopilot task's grant, when the person started one: approval
     /// requests go to the broker as auto-approval requests under it.
     pub autopilot: Option<u64>,
@@ -772,10 +770,6 @@ impl AgentApi for Agent<'_> {
 
     fn store(&self) -> MutexGuard<'_, gatehouse_records::Store> {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn data_root(&self) -> &Path {
-        &self.data_root
     }
 }
 

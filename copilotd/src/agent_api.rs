@@ -10,7 +10,6 @@
 //! graph is tools → this interface ← agent), or carry out anything itself:
 //! it only names what a tool may ask of the agent running it.
 
-use std::path::Path;
 use std::sync::MutexGuard;
 
 use gatehouse_ipc::broker::{Action, ApprovalToken, Broker, BrokerError, KeyScope};
@@ -101,9 +100,6 @@ pub(crate) trait AgentApi {
 
     /// The record store, locked (never hold it across an await).
     fn store(&self) -> MutexGuard<'_, Store>;
-
-    /// copilotd's data directory (org policies live under it).
-    fn data_root(&self) -> &Path;
 
     /// Announces a call as refused and tells the model not to retry it.
     async fn refuse(

@@ -497,8 +497,7 @@ pub(crate) async fn call_connector(
             return Ok(format!("Not run: {why}."));
         }
     };
-    let policy_dir = agent.data_root().join("org-policy");
-    let policy = match gatehouse_policy::load_org_policy(&policy_dir, &connector.org) {
+    let policy = match crate::org_policy::load(agent.broker(), &connector.org).await {
         Ok(p) => p,
         Err(e) => {
             let why = format!("the organization's policy cannot be read ({e})");

@@ -71,7 +71,6 @@ fn run(args: Args) -> Result<(), String> {
     let mut profile = copilotd_profile(&CopilotdPaths {
         records_files: store.files(),
         config_dir,
-        policy_dir: gatehouse_copilotd::org_policy::dir(&layout.root),
         runtime_dir: layout.runtime.clone(),
         install_dir: install.dir.clone(),
     });

@@ -173,7 +173,6 @@ impl CopilotService {
                 provider: &provider,
                 events: &tx,
                 hosts: &this.hosts,
-                data_root: this.layout.root.clone(),
                 autopilot: settings
                     .autopilot
                     .filter(|_| settings.trust == Trust::Autonomous)

@@ -134,7 +134,7 @@ pub struct ShellUse {
     pub opened_by: PeerRole,
     /// The ticket the broker gave that process for this host
     /// ([`BrokerRequest::ShellTicket`]); required when the host's org
-    /// policy says `connect_needs_presence` and the CLI opened the shell.
+    /// policy says `connect_needs_presence`, whoever opened the shell.
     pub ticket: Option<SecretBytes>,
 }
 
@@ -347,6 +347,8 @@ pub struct BrokerStatus {
     pub boundary_group: Option<u32>,
     /// Where the remembered-device unlock material lives (`None`: not remembered).
     pub remembered_at: Option<String>,
+    /// The TPM remembered material is sealed to (`None`: no TPM the broker can use).
+    pub tpm: Option<String>,
 }
 
 /// What sign-out purged.
@@ -518,17 +520,17 @@ pub enum BrokerRequest {
         presence: SecretBytes,
     },
     /// Like `OpenFields`, for values the client shows to a person
-    /// (`host show --reveal`, `field open`). With the privilege boundary on,
-    /// a credential field (any sealed field of a host, connector or MCP
-    /// server record) revealed to the CLI needs `presence`, the account
-    /// passphrase (verified and throttled like a decision's). Every reveal,
-    /// refused or not, is in the credential log.
+    /// (`host show --reveal`, `field open`, the app's Reveal). With the
+    /// privilege boundary on, a credential field (any sealed field of a
+    /// host, connector or MCP server record) revealed to the CLI or the app
+    /// needs `presence`, the account passphrase (verified and throttled like
+    /// a decision's). Every reveal, refused or not, is in the credential log.
     RevealFields {
         items: Vec<OpenItem>,
         presence: Option<SecretBytes>,
     },
-    /// Before `gatehouse connect` opens an interactive shell to host record
-    /// `record_id` (in `scope`): the ticket sessiond must present with the
+    /// Before `gatehouse connect` (or an app's terminal tab) opens an
+    /// interactive shell to host record `record_id` (in `scope`): the ticket sessiond must present with the
     /// credential request (`ShellUse::ticket`). When the org's policy says
     /// `connect_needs_presence` the broker asks for `presence` (the account
     /// passphrase) first; otherwise the answer is `ShellTicket(None)`.
@@ -540,6 +542,22 @@ pub enum BrokerRequest {
     /// The account's Secret Key as printed (`GH1-…`), the second secret a
     /// new device needs with the passphrase; `presence` is the passphrase.
     AccountSecretKey {
+        presence: SecretBytes,
+    },
+    /// Organization `org`'s policy (blocks, classes, Autopilot and presence
+    /// rules) as the broker keeps it, in its own state (group-only with the
+    /// privilege boundary on): JSON text, `{}` when the org has none. The
+    /// daemons read it here, never from a file the user can write.
+    OrgPolicyGet {
+        org: String,
+    },
+    /// Replaces organization `org`'s policy with `policy` (JSON, the fields
+    /// of `gatehouse_policy::OrgPolicy`; an unknown field is refused).
+    /// Lifting a block or a presence rule is what a program running as the
+    /// user would want: `presence`, the account passphrase, is required.
+    OrgPolicySet {
+        org: String,
+        policy: String,
         presence: SecretBytes,
     },
     /// The account's card for a sync server (syncd only): its name there,
@@ -695,6 +713,8 @@ impl BrokerRequest {
             BrokerRequest::ReleaseServiceAuth { .. } => Operation::ReleaseServiceAuth,
             BrokerRequest::KeychainBind { .. } => Operation::KeychainBind,
             BrokerRequest::AccountSecretKey { .. } => Operation::AccountSecretKey,
+            BrokerRequest::OrgPolicyGet { .. } => Operation::OrgPolicyGet,
+            BrokerRequest::OrgPolicySet { .. } => Operation::OrgPolicySet,
             BrokerRequest::SyncCard { .. } => Operation::SyncCard,
             BrokerRequest::SyncSignChallenge { .. } => Operation::SyncSignChallenge,
             BrokerRequest::SyncSignWrite { .. } => Operation::SyncSignWrite,
@@ -747,6 +767,8 @@ pub enum Operation {
     RevealFields,
     ShellTicket,
     AccountSecretKey,
+    OrgPolicyGet,
+    OrgPolicySet,
     SyncCard,
     SyncSignChallenge,
     SyncSignWrite,
@@ -756,7 +778,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 44] = [
+    pub const ALL: [Operation; 46] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -795,6 +817,8 @@ impl Operation {
         Operation::RevealFields,
         Operation::ShellTicket,
         Operation::AccountSecretKey,
+        Operation::OrgPolicyGet,
+        Operation::OrgPolicySet,
         Operation::SyncCard,
         Operation::SyncSignChallenge,
         Operation::SyncSignWrite,
@@ -877,6 +901,8 @@ pub enum BrokerResponse {
     ShellTicket(Option<SecretBytes>),
     /// The account's Secret Key as printed (`GH1-…`).
     SecretKey(SecretBytes),
+    /// The answer to `OrgPolicyGet`: the policy as JSON text.
+    OrgPolicy(String),
     /// The answer to `SyncCard`: postcard `SignedCard`.
     Card(#[serde(with = "bytes")] Vec<u8>),
     /// The answer to `SyncKeyBundle`.

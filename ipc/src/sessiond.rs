@@ -101,7 +101,7 @@ pub enum SessiondRequest {
         term: String,
         /// The broker's shell ticket for this host (`BrokerRequest::ShellTicket`),
         /// passed on with the credential request; `None` when the broker
-        /// gave none (the org asks no presence) or the app opened the shell.
+        /// gave none (the org asks no presence).
         presence_ticket: Option<SecretBytes>,
     },
     /// Keystrokes for a shell this process opened (may be sent on another

@@ -7,15 +7,12 @@
 //! Must never: hand out a key whose commitment the log does not hold, or
 //! open a grant whose routing fields were changed.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::PublicKey;
 use crate::log::{KeyGen, MembershipState};
+use crate::sealed_box;
 use crate::sign::{self, DOMAIN_GRANT};
 
 const DOMAIN_WRAP: &str = "gatehouse/grant-wrap/v1";
@@ -105,19 +102,6 @@ impl AssociatedData<'_> {
     }
 }
 
-fn wrap_key(
-    shared: &[u8; 32],
-    ephemeral: &PublicKey,
-    recipient: &PublicKey,
-) -> Zeroizing<[u8; 32]> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(shared).expect("HMAC takes any key length");
-    mac.update(DOMAIN_WRAP.as_bytes());
-    mac.update(&[0]);
-    mac.update(ephemeral);
-    mac.update(recipient);
-    Zeroizing::new(mac.finalize().into_bytes().into())
-}
-
 impl SignedGrant {
     /// Wraps `org_key` to `recipient_key` and signs the grant with the granter's identity key.
     #[allow(clippy::too_many_arguments)]
@@ -131,14 +115,6 @@ impl SignedGrant {
         recipient_key: &PublicKey,
         org_key: &[u8; 32],
     ) -> Result<SignedGrant, GrantError> {
-        let mut eph = Zeroizing::new([0u8; 32]);
-        let mut nonce = [0u8; 24];
-        getrandom::fill(eph.as_mut()).map_err(|e| GrantError::Random(e.to_string()))?;
-        getrandom::fill(&mut nonce).map_err(|e| GrantError::Random(e.to_string()))?;
-        let eph_secret = x25519_dalek::StaticSecret::from(*eph);
-        let ephemeral = x25519_dalek::PublicKey::from(&eph_secret).to_bytes();
-        let shared = eph_secret.diffie_hellman(&x25519_dalek::PublicKey::from(*recipient_key));
-        let key = wrap_key(shared.as_bytes(), &ephemeral, recipient_key);
         let mut body = GrantBody {
             org: org.into(),
             generation,
@@ -146,20 +122,19 @@ impl SignedGrant {
             recipient_key: *recipient_key,
             granter: granter.into(),
             log_seq,
-            ephemeral,
-            nonce,
+            ephemeral: [0; 32],
+            nonce: [0; 24],
             wrapped: Vec::new(),
         };
-        let aad = AssociatedData::of(&body).bytes();
-        body.wrapped = XChaCha20Poly1305::new(key.as_ref().into())
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: org_key,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| GrantError::Open)?;
+        let sealed = sealed_box::seal_to(DOMAIN_WRAP, recipient_key, org_key, |ephemeral| {
+            let mut routed = body.clone();
+            routed.ephemeral = *ephemeral;
+            AssociatedData::of(&routed).bytes()
+        })
+        .map_err(|e| GrantError::Random(e.0))?;
+        body.ephemeral = sealed.ephemeral;
+        body.nonce = sealed.nonce;
+        body.wrapped = sealed.ciphertext;
         let sk = ed25519_dalek::SigningKey::from_bytes(granter_seed);
         let signature = sign::sign(&sk, DOMAIN_GRANT, &body);
         Ok(SignedGrant { body, signature })
@@ -219,21 +194,17 @@ impl SignedGrant {
                 got: b.recipient.clone(),
             });
         }
-        let secret = x25519_dalek::StaticSecret::from(*agreement_secret);
-        let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(b.ephemeral));
-        let key = wrap_key(shared.as_bytes(), &b.ephemeral, &b.recipient_key);
         let aad = AssociatedData::of(b).bytes();
-        let plain = Zeroizing::new(
-            XChaCha20Poly1305::new(key.as_ref().into())
-                .decrypt(
-                    XNonce::from_slice(&b.nonce),
-                    Payload {
-                        msg: &b.wrapped,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| GrantError::Open)?,
-        );
+        let plain = sealed_box::open_from(
+            DOMAIN_WRAP,
+            agreement_secret,
+            &b.recipient_key,
+            &b.ephemeral,
+            &b.nonce,
+            &b.wrapped,
+            &aad,
+        )
+        .ok_or(GrantError::Open)?;
         let org_key: [u8; 32] = plain.as_slice().try_into().map_err(|_| GrantError::Open)?;
         let org_key = Zeroizing::new(org_key);
         let gen_ = state

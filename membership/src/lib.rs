@@ -19,6 +19,8 @@ pub mod envelope;
 pub mod grant;
 pub mod invite;
 pub mod log;
+pub mod sealed_box;
+pub mod share;
 pub mod sign;
 
 pub use card::{AccountCard, Fingerprint, Role, SignedCard};

@@ -589,3 +589,337 @@ fn invite_codes_round_trip() {
     assert!(s[..s.len() - 4].parse::<InviteCode>().is_err());
     assert!("nope".parse::<InviteCode>().is_err());
 }
+
+// ------------------------------------------------------------ live sharing
+
+use crate::share::{
+    Direction, FrameError, FrameHeader, FrameKind, Invitee, ReplayGuard, ShareError, ShareRole,
+    SignedShareList, open_frame, seal_frame,
+};
+
+fn invitee(a: &Acct, role: ShareRole) -> Invitee {
+    Invitee {
+        account: a.name.clone(),
+        role,
+        agreement_key: a.card.card.agreement,
+    }
+}
+
+fn header(
+    sender: &str,
+    epoch: u64,
+    direction: Direction,
+    kind: FrameKind,
+    counter: u64,
+) -> FrameHeader {
+    FrameHeader {
+        channel: "ch1".into(),
+        epoch,
+        sender: sender.into(),
+        direction,
+        kind,
+        counter,
+        nonce: [0; 24],
+    }
+}
+
+#[test]
+fn share_keys_open_only_for_their_participant_and_input_keys_name_the_typist() {
+    let (c, alice, bob, carol, dave) = team();
+    let s = c.verify().unwrap();
+    let (list, keys) = SignedShareList::seal(
+        &alice.seed,
+        "alice",
+        ORG,
+        "ch1",
+        "r1 session 7",
+        1,
+        &[
+            invitee(&bob, ShareRole::CoWorker),
+            invitee(&carol, ShareRole::Viewer),
+        ],
+    )
+    .unwrap();
+    assert_eq!(list.owner(), "alice");
+    let bob_keys = list.open(&s, "bob", &bob.agree, None).unwrap();
+    let carol_keys = list.open(&s, "carol", &carol.agree, None).unwrap();
+    assert_eq!(
+        (bob_keys.role, carol_keys.role),
+        (ShareRole::CoWorker, ShareRole::Viewer)
+    );
+    assert_eq!(*bob_keys.broadcast, *keys.broadcast);
+    assert_eq!(*carol_keys.broadcast, *keys.broadcast);
+    assert_ne!(*bob_keys.input, *carol_keys.input);
+    // Not listed: nothing; another's secret: nothing.
+    assert_eq!(
+        list.open(&s, "dave", &dave.agree, None).err(),
+        Some(ShareError::NotParticipant("dave".into()))
+    );
+    assert!(matches!(
+        list.open(&s, "bob", &carol.agree, None),
+        Err(ShareError::Open(_))
+    ));
+    // Output: every participant reads it.
+    let out = seal_frame(
+        &keys.broadcast,
+        header("alice", 1, Direction::ToParticipants, FrameKind::Output, 1),
+        b"r1> ",
+    )
+    .unwrap();
+    assert_eq!(
+        open_frame(&carol_keys.broadcast, &out)
+            .unwrap()
+            .1
+            .as_slice(),
+        b"r1> "
+    );
+    // Input: sealed under the typist's own key; carol cannot type as bob.
+    let typed = seal_frame(
+        &carol_keys.input,
+        header("bob", 1, Direction::ToSharer, FrameKind::Input, 1),
+        b"/system reboot\r",
+    )
+    .unwrap();
+    assert_eq!(
+        open_frame(&keys.input["bob"], &typed).err(),
+        Some(FrameError::Open)
+    );
+    assert!(
+        open_frame(&keys.input["carol"], &typed).is_ok(),
+        "carol's own key opens it, header and all"
+    );
+    // ... and the sharer sees the header names bob while carol's key sealed it:
+    // the sharer picks the key by the header's sender, so the frame is refused.
+}
+
+#[test]
+fn a_changed_list_or_frame_is_refused() {
+    let (c, alice, bob, carol, _) = team();
+    let s = c.verify().unwrap();
+    let (list, keys) = SignedShareList::seal(
+        &alice.seed,
+        "alice",
+        ORG,
+        "ch1",
+        "r1",
+        3,
+        &[invitee(&bob, ShareRole::Viewer)],
+    )
+    .unwrap();
+    // A hostile server raises bob's role, swaps his key, or adds carol: the signature fails.
+    let mut raised = list.clone();
+    raised.list.participants[0].role = ShareRole::Owner;
+    assert_eq!(
+        raised.check(&s).err(),
+        Some(ShareError::BadSignature("alice".into()))
+    );
+    let mut swapped = list.clone();
+    swapped.list.participants[0].agreement_key = carol.card.card.agreement;
+    assert!(swapped.check(&s).is_err());
+    let mut other_org = list.clone();
+    other_org.list.org = "other".into();
+    assert!(matches!(
+        other_org.check(&s),
+        Err(ShareError::WrongOrg { .. })
+    ));
+    // A list signed by someone else claiming to be alice.
+    let (forged, _) = SignedShareList::seal(
+        &carol.seed,
+        "alice",
+        ORG,
+        "ch1",
+        "r1",
+        4,
+        &[invitee(&bob, ShareRole::Owner)],
+    )
+    .unwrap();
+    assert_eq!(
+        forged.check(&s).err(),
+        Some(ShareError::BadSignature("alice".into()))
+    );
+    // An old list replayed after a newer one.
+    assert_eq!(
+        list.open(&s, "bob", &bob.agree, Some(3)).err(),
+        Some(ShareError::StaleEpoch { have: 3, got: 3 })
+    );
+    // Bytes round-trip; trailing bytes are refused.
+    let bytes = list.to_bytes();
+    assert_eq!(SignedShareList::from_bytes(&bytes).unwrap(), list);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(SignedShareList::from_bytes(&longer).is_err());
+    // A frame with any header field changed, or a flipped body bit, does not open.
+    let frame = seal_frame(
+        &keys.broadcast,
+        header("alice", 3, Direction::ToParticipants, FrameKind::Output, 9),
+        b"output",
+    )
+    .unwrap();
+    let mut flipped = frame.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert_eq!(
+        open_frame(&keys.broadcast, &flipped).err(),
+        Some(FrameError::Open)
+    );
+    let (h, body) = crate::share::frame_header(&frame).unwrap();
+    for change in 0..4 {
+        let mut h2 = h.clone();
+        match change {
+            0 => h2.epoch += 1,
+            1 => h2.sender = "bob".into(),
+            2 => h2.kind = FrameKind::Control,
+            _ => h2.counter += 1,
+        }
+        let mut moved = sign::encode(&h2);
+        moved.extend_from_slice(body);
+        assert_eq!(
+            open_frame(&keys.broadcast, &moved).err(),
+            Some(FrameError::Open),
+            "{change}"
+        );
+    }
+    // Oversized bodies are refused before sealing.
+    assert!(matches!(
+        seal_frame(
+            &keys.broadcast,
+            h.clone(),
+            &vec![0; crate::share::MAX_FRAME_BODY + 1]
+        ),
+        Err(FrameError::TooLarge(_))
+    ));
+}
+
+#[test]
+fn shape_rules_one_owner_no_duplicates_members_only() {
+    let (mut c, alice, bob, carol, dave) = team();
+    let s = c.verify().unwrap();
+    let seal = |inv: &[Invitee]| {
+        SignedShareList::seal(&alice.seed, "alice", ORG, "ch", "r1", 1, inv).map(|(l, _)| l)
+    };
+    assert_eq!(
+        seal(&[
+            invitee(&bob, ShareRole::Owner),
+            invitee(&carol, ShareRole::Owner)
+        ])
+        .err(),
+        Some(ShareError::Owners(2))
+    );
+    assert_eq!(
+        seal(&[
+            invitee(&bob, ShareRole::Viewer),
+            invitee(&bob, ShareRole::CoWorker)
+        ])
+        .err(),
+        Some(ShareError::Duplicate("bob".into()))
+    );
+    assert_eq!(
+        seal(&[invitee(&alice, ShareRole::Viewer)]).err(),
+        Some(ShareError::SharerListed)
+    );
+    // Handing the owner role over: bob owns it, alice still shares.
+    let handed = seal(&[
+        invitee(&bob, ShareRole::Owner),
+        invitee(&dave, ShareRole::Viewer),
+    ])
+    .unwrap();
+    assert_eq!(handed.owner(), "bob");
+    handed.check(&s).unwrap();
+    // An outsider, or a member removed since, is refused by every client.
+    let mallory = acct("mallory");
+    let with_outsider = seal(&[invitee(&mallory, ShareRole::Viewer)]).unwrap();
+    assert_eq!(
+        with_outsider.check(&s).err(),
+        Some(ShareError::ParticipantNotMember("mallory".into()))
+    );
+    let to_carol = seal(&[invitee(&carol, ShareRole::Viewer)]).unwrap();
+    let next_key = c.next_key();
+    c.push(
+        &alice,
+        Op::Remove {
+            account: "carol".into(),
+            next_key,
+        },
+    );
+    let after = c.verify().unwrap();
+    assert_eq!(
+        to_carol.check(&after).err(),
+        Some(ShareError::ParticipantNotMember("carol".into()))
+    );
+}
+
+#[test]
+fn a_revoked_participant_keeps_nothing_of_the_next_epoch() {
+    let (c, alice, bob, carol, _) = team();
+    let s = c.verify().unwrap();
+    let both = [
+        invitee(&bob, ShareRole::CoWorker),
+        invitee(&carol, ShareRole::Viewer),
+    ];
+    let (l1, k1) = SignedShareList::seal(&alice.seed, "alice", ORG, "ch", "r1", 1, &both).unwrap();
+    let carol_old = l1.open(&s, "carol", &carol.agree, None).unwrap();
+    // carol revoked: epoch 2 with bob only.
+    let (l2, k2) = SignedShareList::seal(
+        &alice.seed,
+        "alice",
+        ORG,
+        "ch",
+        "r1",
+        2,
+        &[invitee(&bob, ShareRole::CoWorker)],
+    )
+    .unwrap();
+    assert_ne!(*k1.broadcast, *k2.broadcast);
+    let bob_new = l2.open(&s, "bob", &bob.agree, Some(1)).unwrap();
+    assert_eq!(bob_new.epoch, 2);
+    assert_eq!(
+        l2.open(&s, "carol", &carol.agree, Some(1)).err(),
+        Some(ShareError::NotParticipant("carol".into()))
+    );
+    let after = seal_frame(
+        &k2.broadcast,
+        header("alice", 2, Direction::ToParticipants, FrameKind::Output, 1),
+        b"after revocation",
+    )
+    .unwrap();
+    assert!(open_frame(&bob_new.broadcast, &after).is_ok());
+    assert_eq!(
+        open_frame(&carol_old.broadcast, &after).err(),
+        Some(FrameError::Open)
+    );
+    assert_eq!(
+        open_frame(&carol_old.input, &after).err(),
+        Some(FrameError::Open)
+    );
+}
+
+#[test]
+fn replayed_and_reordered_frames_are_refused() {
+    let mut g = ReplayGuard::default();
+    let h = |sender: &str, epoch, counter| {
+        header(
+            sender,
+            epoch,
+            Direction::ToSharer,
+            FrameKind::Input,
+            counter,
+        )
+    };
+    g.accept(&h("bob", 1, 1)).unwrap();
+    g.accept(&h("bob", 1, 5)).unwrap();
+    assert!(matches!(
+        g.accept(&h("bob", 1, 5)),
+        Err(FrameError::Replayed {
+            have: 5,
+            got: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        g.accept(&h("bob", 1, 3)),
+        Err(FrameError::Replayed { .. })
+    ));
+    // Counters are per sender and epoch.
+    g.accept(&h("carol", 1, 1)).unwrap();
+    g.accept(&h("bob", 2, 1)).unwrap();
+}

@@ -147,6 +147,10 @@ pub fn broker_profile(paths: &BrokerPaths) -> Profile {
     let mut read_write = vec![
         req(&paths.state_dir, "vault and broker state"),
         req(&paths.runtime_dir, "the broker's listening unix socket"),
+        opt(
+            "/dev/tpmrm0",
+            "the TPM 2.0 resource manager: remembered unlock material is sealed to it",
+        ),
     ];
     read_write.extend(
         paths
@@ -675,8 +679,6 @@ pub struct SessiondPaths {
     /// The records store's files (`records.db`, `-wal`, `-shm`): read-write,
     /// because SQLite readers in WAL mode write the shared-memory index.
     pub records_files: Vec<PathBuf>,
-    /// Organization policies (read-only; optional).
-    pub policy_dir: PathBuf,
     /// Socket directory (read-write): its own socket, the broker's.
     pub runtime_dir: PathBuf,
     /// Installed binaries (read-only): peer identity.
@@ -721,7 +723,6 @@ pub fn sessiond_profile(paths: &SessiondPaths) -> Profile {
             Path::new("/proc"),
             "peer identity (/proc/PID/status) and self-inspection",
         ),
-        opt(paths.policy_dir.clone(), "organization policies (blocks)"),
     ];
     read_only.extend(name_resolution());
     Profile {
@@ -747,8 +748,6 @@ pub struct CopilotdPaths {
     pub records_files: Vec<PathBuf>,
     /// Provider settings (read-only).
     pub config_dir: PathBuf,
-    /// Organization policies (read-only; optional): blocks, connector and MCP tool classes.
-    pub policy_dir: PathBuf,
     /// Socket directory: its own socket; the broker's and sessiond's.
     pub runtime_dir: PathBuf,
     /// Installed binaries (read-only): peer identity.
@@ -779,10 +778,6 @@ pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
         ),
         req(Path::new("/proc"), "peer identity and self-inspection"),
         opt(paths.config_dir.clone(), "provider settings"),
-        opt(
-            paths.policy_dir.clone(),
-            "organization policies (blocks, connector and MCP tool classes)",
-        ),
         opt("/etc/ssl", "TLS trust anchors for the provider"),
         opt(
             "/usr/share/ca-certificates",

@@ -44,7 +44,6 @@ impl SessiondDirs {
             recordings_dir: self.recordings.clone(),
             audit_dir: self.audit.clone(),
             records_files: vec![self.db.clone()],
-            policy_dir: self.base.state.join("org-policy"),
             runtime_dir: self.base.runtime.clone(),
             install_dir: self.base.install.clone(),
         }

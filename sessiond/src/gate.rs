@@ -7,8 +7,6 @@
 //! lower a class, or treat org policy as a way to skip a person's approval
 //! (org policy here only blocks; an allow-list would need a signed policy).
 
-use std::path::{Path, PathBuf};
-
 use gatehouse_ipc::PeerIdentity;
 use gatehouse_ipc::broker::{Action, ActionField, ApprovalError, ApprovalToken};
 use gatehouse_ipc::sessiond::{Prepared, SessiondError};
@@ -16,21 +14,14 @@ use gatehouse_policy::{Class, OrgPolicy, Vendor, apply_org_policy, classify};
 
 use crate::hosts::Host;
 
-/// Where organization policies live (`<data>/org-policy/`).
-pub fn policy_dir(data_root: &Path) -> PathBuf {
-    data_root.join("org-policy")
-}
-
-/// Reads an org's policy; no file means no blocks. Only the blocking parts
-/// are used (see the module docs).
-pub fn load_policy(data_root: &Path, org: &str) -> Result<OrgPolicy, SessiondError> {
-    let mut policy =
-        gatehouse_policy::load_org_policy(&policy_dir(data_root), org).map_err(|reason| {
-            SessiondError::Invalid {
-                what: "org policy".into(),
-                reason,
-            }
-        })?;
+/// Parses an org's policy as the broker gave it (`OrgPolicyGet`: the broker
+/// keeps policies where the user's other programs cannot write). Only the
+/// blocking parts are used (see the module docs).
+pub fn parse_policy(json: &str) -> Result<OrgPolicy, SessiondError> {
+    let mut policy: OrgPolicy = serde_json::from_str(json).map_err(|e| SessiondError::Invalid {
+        what: "org policy".into(),
+        reason: format!("the broker's copy does not parse: {e}"),
+    })?;
     policy.allow.clear();
     Ok(policy)
 }

@@ -77,8 +77,7 @@ fn run(args: Args) -> Result<(), String> {
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| layout.root.join("audit"));
-    let policy_dir = gatehouse_sessiond::gate::policy_dir(&layout.root);
-    for d in [&recordings, &audit_dir, &policy_dir] {
+    for d in [&recordings, &audit_dir] {
         gatehouse_ipc::paths::make_private_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     let store = Store::open_in(&layout).map_err(|e| format!("records store: {e}"))?;
@@ -86,7 +85,6 @@ fn run(args: Args) -> Result<(), String> {
         recordings_dir: recordings,
         audit_dir,
         records_files: store.files(),
-        policy_dir,
         runtime_dir: layout.runtime.clone(),
         install_dir: install.dir.clone(),
     };

@@ -259,7 +259,20 @@ impl SessionService {
                 reason: "empty or over 64 KiB".into(),
             });
         }
-        let policy = gate::load_policy(&self.layout.root, &host.org)?;
+        let policy = match self
+            .broker
+            .call(BrokerRequest::OrgPolicyGet {
+                org: host.org.clone(),
+            })
+            .await?
+        {
+            BrokerResponse::OrgPolicy(json) => gate::parse_policy(&json)?,
+            _ => {
+                return Err(SessiondError::Broker(
+                    "unexpected reply to OrgPolicyGet".into(),
+                ));
+            }
+        };
         Ok(gate::prepare(host, command, &policy))
     }
 

@@ -18,8 +18,9 @@ use gatehouse_membership::auth::AuthChallenge;
 use gatehouse_syncproto::{
     AccountId, AccountInfo, ApiError, AppendLog, BundleParams, Bytes, Challenge, ChallengeRequest,
     ChallengeResponse, CreateOrg, FetchBundle, GrantList, KeyBundle, KeyGrant, LogAppended,
-    LogPage, OrgId, PostGrants, PullResponse, PushRecords, PushResponse, PutBundle, RecordEnvelope,
-    RegisterAccount, ServerInfo, Session, SpaceId, WaitResponse, paths,
+    LogPage, OrgId, PostGrants, PullResponse, PushRecords, PushResponse, PutBundle, PutRelay,
+    RecordEnvelope, RegisterAccount, RelayFrames, RelayInfo, SendFrame, ServerInfo, Session,
+    SpaceId, WaitResponse, paths,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -422,6 +423,51 @@ impl SyncClient {
                 verifier: Bytes(verifier.to_vec()),
             },
         )
+        .await
+    }
+
+    /// Puts a relay channel's share list (`postcard(SignedShareList)`).
+    pub async fn put_relay(&self, channel: &str, list: Vec<u8>) -> Result<RelayInfo, ClientError> {
+        self.call(
+            reqwest::Method::PUT,
+            &paths::RELAY.replace("{channel}", channel),
+            Some(&PutRelay { list: Bytes(list) }),
+        )
+        .await
+    }
+
+    pub async fn relay(&self, channel: &str) -> Result<RelayInfo, ClientError> {
+        self.get(&paths::RELAY.replace("{channel}", channel)).await
+    }
+
+    /// Posts one sealed frame; its seq.
+    pub async fn send_frame(
+        &self,
+        channel: &str,
+        epoch: u64,
+        frame: Vec<u8>,
+    ) -> Result<u64, ClientError> {
+        self.post(
+            &paths::RELAY_FRAMES.replace("{channel}", channel),
+            &SendFrame {
+                epoch,
+                body: Bytes(frame),
+            },
+        )
+        .await
+    }
+
+    /// Frames after `after`, waiting up to `timeout_ms` for one.
+    pub async fn frames(
+        &self,
+        channel: &str,
+        after: u64,
+        timeout_ms: u64,
+    ) -> Result<RelayFrames, ClientError> {
+        self.get(&format!(
+            "{}?after={after}&timeout_ms={timeout_ms}",
+            paths::RELAY_FRAMES.replace("{channel}", channel)
+        ))
         .await
     }
 

@@ -415,41 +415,46 @@ pub struct KeyBundle {
 
 // ---------------------------------------------------------------- share relay (issue 14)
 
-/// One participant of a shared session: their share role (enforced by the
-/// sharer's sessiond, not the server) and the session key wrapped to their
-/// X25519 key.
+/// `PUT /v1/relay/{channel}` (session: the sharer, an active org member):
+/// creates a channel or replaces its participant list. `list` is
+/// `postcard(gatehouse_membership::share::SignedShareList)`: the server
+/// decodes it and checks it against the org's membership log (the sharer is
+/// the session's account and signed it, every participant is an active
+/// member, keys sealed to their cards) and the path (its channel); only the
+/// channel's creator may replace the list, and only with a higher epoch.
+/// The keys inside are sealed to each participant: the server opens nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RelayParticipant {
-    pub account: AccountId,
-    /// `viewer`, `co-worker` or `owner` (issue 14).
-    pub share_role: String,
-    pub wrapped_key: Bytes,
+pub struct PutRelay {
+    pub list: Bytes,
 }
 
-/// `PUT /v1/relay/{channel}` (session, org member): creates or replaces a
-/// channel's participant list; only its creator (the sharer) may replace it,
-/// and each replacement must raise `epoch` (a new session key). `signed` is
-/// the sharer's signature over the list (format: issue 14's sharing code);
-/// the server relays it to participants and does not interpret it.
+/// `GET /v1/relay/{channel}` (the sharer or a current participant): the
+/// current list as the sharer put it, and the frame sequence now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RelayParticipants {
+pub struct RelayInfo {
     pub channel: ChannelId,
     pub org: OrgId,
+    pub sharer: AccountId,
     pub epoch: u64,
-    pub participants: Vec<RelayParticipant>,
-    pub signed: Bytes,
+    pub participants: Vec<AccountId>,
+    pub list: Bytes,
+    pub head_seq: u64,
 }
 
-/// `POST /v1/relay/{channel}/frames` (session, sharer or participant): one
-/// sealed frame. The server relays it to the channel; it never opens it.
+/// `POST /v1/relay/{channel}/frames` (the sharer or a participant of the
+/// current epoch): one sealed frame (`gatehouse_membership::share`). The
+/// server relays it to the channel and never opens it; a frame for another
+/// epoch than the current one is refused (a revoked participant cannot post).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendFrame {
     pub epoch: u64,
     pub body: Bytes,
 }
 
-/// `GET /v1/relay/{channel}/frames?after=SEQ&timeout_ms=T` (session, sharer or
-/// current participant): frames after SEQ (long-poll).
+/// `GET /v1/relay/{channel}/frames?after=SEQ&timeout_ms=T` (the sharer or a
+/// current participant): frames after SEQ, at most [`crate::limits::MAX_RELAY_FRAMES`],
+/// waiting up to T for one (long-poll). The server keeps the last
+/// [`crate::limits::RELAY_KEEP_FRAMES`] frames of a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayFrames {
     pub frames: Vec<RelayFrame>,

@@ -22,8 +22,16 @@ pub const MAX_GRANT_BYTES: usize = 4 * 1024;
 pub const MAX_BUNDLE_BYTES: usize = 64 * 1024;
 /// Longest long-poll wait a client may ask for.
 pub const MAX_WAIT_MS: u64 = 60_000;
-/// Largest relay frame body (issue 14).
-pub const MAX_RELAY_FRAME_BYTES: usize = 64 * 1024;
+/// Largest relay frame (issue 14): a sealed body of up to 64 KiB, its header
+/// and tag.
+pub const MAX_RELAY_FRAME_BYTES: usize = 64 * 1024 + 1024;
+/// Largest share list (`PutRelay.list`).
+pub const MAX_RELAY_LIST_BYTES: usize = 64 * 1024;
+/// Most frames in one relay answer.
+pub const MAX_RELAY_FRAMES: usize = 256;
+/// Frames a channel keeps (older ones are dropped: the relay is live, the
+/// sharer's recording is the record).
+pub const RELAY_KEEP_FRAMES: u64 = 4096;
 /// Wrong key-bundle verifiers allowed per account per [`BUNDLE_WINDOW_MS`]
 /// before the server answers `rate_limited`.
 pub const BUNDLE_MAX_WRONG: u32 = 5;

@@ -38,6 +38,8 @@ fn protocol(e: impl std::fmt::Display) -> ClientError {
 pub struct TestAccount {
     pub name: String,
     pub seed: [u8; 32],
+    /// The X25519 agreement secret (the broker holds it for real).
+    pub agreement: [u8; 32],
     pub card: SignedCard,
 }
 
@@ -45,17 +47,19 @@ impl TestAccount {
     /// A new account with fresh identity and agreement keys.
     pub fn generate(name: &str) -> TestAccount {
         let seed = random::<32>();
+        let agreement = random::<32>();
         let card = SignedCard::sign(
             &seed,
             AccountCard {
                 account: name.into(),
                 identity: sign::identity_public(&seed),
-                agreement: sign::agreement_public(&random::<32>()),
+                agreement: sign::agreement_public(&agreement),
             },
         );
         TestAccount {
             name: name.into(),
             seed,
+            agreement,
             card,
         }
     }
@@ -161,6 +165,13 @@ impl TestOrg {
             role,
         };
         self.append(c, by, confirm).await
+    }
+
+    /// The membership state the log says (as every client verifies it).
+    pub fn state(
+        &self,
+    ) -> Result<gatehouse_membership::MembershipState, gatehouse_membership::LogError> {
+        gatehouse_membership::MembershipState::verify_chain(&self.entries)
     }
 
     pub fn space(&self) -> SpaceId {

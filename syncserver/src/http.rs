@@ -90,6 +90,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::BUNDLE, axum::routing::put(crate::bundle::put_bundle))
         .route(paths::BUNDLE_PARAMS, get(crate::bundle::bundle_params))
         .route(paths::BUNDLE_FETCH, post(crate::bundle::fetch_bundle))
+        .route(
+            paths::RELAY,
+            get(crate::relay::get_relay).put(crate::relay::put_relay),
+        )
+        .route(
+            paths::RELAY_FRAMES,
+            get(crate::relay::frames).post(crate::relay::send_frame),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -358,7 +366,7 @@ fn member_rows(state: &MembershipState) -> Vec<MemberRow> {
 
 /// Loads and verifies the org's whole log (the server re-verifies; the
 /// stored log is not trusted blindly either).
-async fn org_state(st: &AppState, org: &str) -> Result<MembershipState, Refusal> {
+pub(crate) async fn org_state(st: &AppState, org: &str) -> Result<MembershipState, Refusal> {
     let rows = st.store.log(org, None).await?;
     if rows.is_empty() {
         return Err(Refusal::new(ErrorCode::NotFound, format!("no org {org}")));

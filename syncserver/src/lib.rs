@@ -8,7 +8,8 @@
 //!
 //! Modules: [`store`] (the one storage trait, SQLite and PostgreSQL),
 //! [`http`] (the API and its checks), [`bundle`] (the two-secret key
-//! bundle endpoints and their rate limit), [`memo`] (rows that never change,
+//! bundle endpoints and their rate limit), [`relay`] (the live-sharing
+//! relay: signed participant lists, sealed frames), [`memo`] (rows that never change,
 //! remembered between requests), [`refusal`] (errors), [`tls`]
 //! (rustls, self-signed mode, fingerprints), [`client`] (re-exported from
 //! `gatehouse-syncclient`: the pinned HTTPS client syncd and the CLI use),
@@ -25,6 +26,7 @@ pub mod http;
 pub mod memo;
 pub mod pgcluster;
 pub mod refusal;
+pub mod relay;
 pub mod store;
 pub mod tls;
 

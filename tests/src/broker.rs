@@ -36,6 +36,8 @@ pub struct Options {
     /// identifies as the desktop app.
     pub peer_as_ui: bool,
     pub broker_args: Vec<String>,
+    /// Extra environment for the broker process (e.g. `GATEHOUSE_TPM`).
+    pub broker_env: Vec<(String, String)>,
     /// Install the real `gatehouse-sessiond` (and the lab device) instead of
     /// the test peer under the sessiond name; start it with `start_sessiond`.
     pub real_sessiond: bool,
@@ -73,6 +75,7 @@ impl Default for Options {
             peer_as_cli: false,
             peer_as_ui: false,
             broker_args: Vec::new(),
+            broker_env: Vec::new(),
             real_sessiond: false,
             real_copilotd: false,
             real_syncd: false,
@@ -233,6 +236,12 @@ impl BrokerFixture {
         c
     }
 
+    /// Sets `key=value` in the broker's environment from its next start.
+    pub fn set_broker_env(&mut self, key: &str, value: &str) {
+        self.opts.broker_env.retain(|(k, _)| k != key);
+        self.opts.broker_env.push((key.into(), value.into()));
+    }
+
     /// (Re)starts the broker process.
     pub fn start_broker(&mut self) -> Result<()> {
         self.broker = None;
@@ -246,6 +255,7 @@ impl BrokerFixture {
             },
         ]);
         c.args(&self.opts.broker_args);
+        c.envs(self.opts.broker_env.iter().map(|(k, v)| (k, v)));
         c.env(
             "GATEHOUSE_LOG",
             std::env::var("GATEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -394,7 +404,24 @@ impl BrokerFixture {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// The id of organization `name` (org policy files are named by it).
+    /// Sets organization `org`'s policy (name or id) to `json` the way a
+    /// person does: `gatehouse org policy set ORG FILE --passphrase-stdin`
+    /// with the account passphrase.
+    pub fn set_org_policy(&self, org: &str, json: &str, passphrase: &str) -> Result<()> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = self.home.join(format!("policy-{n}.json"));
+        std::fs::write(&file, json)?;
+        let file_arg = file.display().to_string();
+        let result = self.cli_ok(
+            &["org", "policy", "set", org, &file_arg, "--passphrase-stdin"],
+            &format!("{passphrase}\n"),
+        );
+        let _ = std::fs::remove_file(&file);
+        result.map(drop)
+    }
+
+    /// The id of organization `name`.
     pub fn org_id(&self, name: &str) -> Result<String> {
         let orgs: serde_json::Value =
             serde_json::from_str(&self.cli_ok(&["org", "list", "--json"], "")?)?;

@@ -426,6 +426,7 @@ fn audit_isolation_on_the_installed_layout_passes_every_boundary_row() -> Result
         "boundary: remembered material closed to the user",
         "boundary: decisions need presence",
         "boundary: keychain entries bound to destinations",
+        "boundary: org policies kept by the broker",
     ] {
         let row = rows
             .iter()
@@ -647,10 +648,8 @@ fn a_cli_waiting_for_a_decision_is_not_dumpable() -> Result<()> {
 #[test]
 fn connect_needs_presence_only_where_the_org_policy_says_so() -> Result<()> {
     let f = lab()?;
-    let policy = f
-        .home
-        .join("org-policy")
-        .join(format!("{}.json", f.org_id("lab")?));
+    let lab_id = f.org_id("lab")?;
+    let set_policy = |json: &str| f.set_org_policy("lab", json, PASSPHRASE);
     // Opens `connect sw1` with `stdin`, waits for the device's clock (or the
     // CLI's end); returns (connected, stderr).
     let connect = |extra: &[&str], stdin: &[u8]| -> Result<(bool, String)> {
@@ -669,16 +668,62 @@ fn connect_needs_presence_only_where_the_org_policy_says_so() -> Result<()> {
         Ok((connected, String::from_utf8_lossy(&out.stderr).into_owned()))
     };
     // The org asks nothing: a shell opens without the passphrase.
-    std::fs::write(&policy, r#"{"connect_needs_presence": false}"#)?;
+    set_policy(r#"{"connect_needs_presence": false}"#)?;
     let (connected, err) = connect(&[], b"show clock\r")?;
     assert!(connected, "{err}");
     // The org says so: without the passphrase (no terminal) nothing opens,
     // the error says why; a wrong passphrase is refused.
-    std::fs::write(&policy, r#"{"connect_needs_presence": true}"#)?;
+    set_policy(r#"{"connect_needs_presence": true}"#)?;
     let (connected, err) = connect(&[], b"show clock\r")?;
     assert!(!connected, "{err}");
     assert!(err.contains("connect_needs_presence"), "{err}");
     assert!(err.contains("needs proof of presence"), "{err}");
+    // A same-uid program cannot lift the rule: a file where policies used
+    // to live changes nothing, and setting it needs the passphrase.
+    let old_dir = f.home.join("org-policy");
+    std::fs::create_dir_all(&old_dir)?;
+    std::fs::write(
+        old_dir.join(format!("{lab_id}.json")),
+        r#"{"connect_needs_presence": false}"#,
+    )?;
+    let (connected, err) = connect(&[], b"show clock\r")?;
+    assert!(!connected, "{err}");
+    let lifted = f.home.join("lift.json");
+    std::fs::write(&lifted, r#"{"connect_needs_presence": false}"#)?;
+    let lifted = lifted.display().to_string();
+    let out = f.cli(
+        &["org", "policy", "set", "lab", &lifted, "--passphrase-stdin"],
+        "guess\n",
+    )?;
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{out:?}"
+    );
+    let shown = f.cli_ok(&["org", "policy", "show", "lab"], "")?;
+    assert!(
+        shown.contains(r#""connect_needs_presence": true"#),
+        "{shown}"
+    );
+    if gatehouse_tests::users::is_root() {
+        // Installed: the broker's copy is in the group-only state (root sees
+        // it); the user's uid can neither read nor replace it.
+        let stored = find_file(&f.group_state_root(), &format!("{lab_id}.json"))
+            .context("the policy in the group-only state")?;
+        assert!(stored.parent().is_some_and(|p| p.ends_with("org-policy")));
+        for script in ["cat \"$0\"", "echo {} > \"$0\""] {
+            let out = f
+                .scratch
+                .command("sh")
+                .args(["-c", script, &stored.display().to_string()])
+                .output()?;
+            assert!(!out.status.success(), "{script}: {out:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+                "{script}: {out:?}"
+            );
+        }
+    }
     let (connected, err) = connect(&["--passphrase-stdin"], b"guess\nshow clock\r")?;
     assert!(!connected, "{err}");
     assert!(err.contains("wrong passphrase"), "{err}");
@@ -927,4 +972,305 @@ fn the_debian_package_installs_the_boundary_into_the_system() -> Result<()> {
     drop(_installed);
     assert!(!Path::new("/usr/bin/gatehouse-broker").exists());
     Ok(())
+}
+
+/// The first file named `name` under `dir` (depth-first), as root sees it.
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name() == name {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// The app's side of the same rule (the broker's answer to a ui-role peer,
+/// the installed app's binary name): with the boundary on, a credential
+/// revealed to the app needs the passphrase as it does from the CLI (under
+/// X11 a same-uid program clicks Reveal); every try is a credential-log row.
+#[test]
+fn revealing_a_password_to_the_app_needs_the_passphrase() -> Result<()> {
+    if !boundary_available("revealing_a_password_to_the_app_needs_the_passphrase") {
+        return Ok(());
+    }
+    let f = installed()?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    let secret = format!("app-device-pw-{}", std::process::id());
+    f.cli_ok(
+        &[
+            "host",
+            "add",
+            "edge2",
+            "--private",
+            "--address",
+            "10.0.0.3",
+            "--vendor",
+            "linux",
+            "--ssh-user",
+            "ops",
+            "--password-stdin",
+        ],
+        &format!("{secret}\n"),
+    )?;
+    let store = gatehouse_records::Store::open(&f.home.join(gatehouse_records::store::FILE_NAME))?;
+    let stored = store.resolve(gatehouse_records::Kind::Host, None, "edge2")?;
+    let reveal = |presence: Option<&str>| BrokerRequest::RevealFields {
+        items: vec![gatehouse_ipc::broker::OpenItem {
+            address: gatehouse_records::store::field_address(
+                &stored.meta,
+                "ssh.password",
+                &stored.plain,
+            ),
+            sealed: stored.sealed["ssh.password"].clone(),
+        }],
+        presence: presence.map(|p| SecretBytes::copy_from(p.as_bytes())),
+    };
+    let mut ui = f.peer(PeerRole::Ui)?;
+    assert_eq!(ui.role().as_deref(), Some("ui"), "{}", ui.hello);
+    // A click on Reveal (no passphrase): refused, saying why.
+    let e = ui.err(&reveal(None))?;
+    let why = e["PresenceRequired"]["why"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("ssh.password") && why.contains("from the app"),
+        "{e}"
+    );
+    // A wrong passphrase: refused.
+    let e = ui.err(&reveal(Some("not-the-passphrase")))?;
+    assert!(e.get("WrongPassphrase").is_some(), "{e}");
+    std::thread::sleep(Duration::from_millis(1100));
+    // The person, with the passphrase: opened.
+    let ok = ui.ok(&reveal(Some(PASSPHRASE)))?;
+    let opened: gatehouse_ipc::broker::BrokerResponse = serde_json::from_value(ok)?;
+    let gatehouse_ipc::broker::BrokerResponse::Opened(values) = opened else {
+        bail!("not an Opened answer: {opened:?}");
+    };
+    assert!(
+        values
+            .first()
+            .is_some_and(|v| String::from_utf8_lossy(v.expose()).contains(&secret)),
+        "the revealed value is the password"
+    );
+    // Every try is in the credential log: two refusals, then the reveal.
+    let rows: Vec<_> = credential_rows(&f)?
+        .into_iter()
+        .filter(|r| {
+            r.operation == gatehouse_ipc::broker::Operation::RevealFields
+                && r.destination.starts_with("revealed to ui")
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert!(
+        rows[0]
+            .refused
+            .as_deref()
+            .is_some_and(|e| e.contains("proof of presence")),
+        "{rows:#?}"
+    );
+    assert!(
+        rows[1].refused.is_some() && rows[2].refused.is_none(),
+        "{rows:#?}"
+    );
+    Ok(())
+}
+
+/// A shell the app opens to a host of an org whose policy says
+/// `connect_needs_presence` needs the broker's shell ticket like `connect`:
+/// a ui-role process asking sessiond without one, or with a forged one,
+/// gets no credential; the broker gives the app a ticket only for the
+/// passphrase. (Runs in a development build too: the org's policy asks it
+/// of every shell, as it always asked `connect`.)
+#[test]
+fn a_shell_the_app_opens_to_a_presence_org_needs_a_ticket() -> Result<()> {
+    let f = lab()?;
+    let org = f.org_id("lab")?;
+    f.set_org_policy("lab", r#"{"connect_needs_presence": true}"#, PASSPHRASE)?;
+    let mut ui = f.peer(PeerRole::Ui)?;
+    assert_eq!(ui.role().as_deref(), Some("ui"), "{}", ui.hello);
+    for ticket in [None, Some(SecretBytes::copy_from(&[7u8; 32]))] {
+        let v = ui.call_json(
+            &serde_json::json!({ "sessiond": SessiondRequest::OpenShell {
+            host: HostRef { host: "sw1".into(), org: Some("lab".into()) },
+            cols: 80,
+            rows: 24,
+            term: "xterm".into(),
+            presence_ticket: ticket,
+        } }),
+        )?;
+        assert!(v.get("err").is_some(), "{v}");
+        let text = v.to_string();
+        assert!(text.contains("connect_needs_presence"), "{v}");
+    }
+    // The ticket: none without the passphrase, none for a wrong one.
+    let store = gatehouse_records::Store::open(&f.home.join(gatehouse_records::store::FILE_NAME))?;
+    let scope = gatehouse_ipc::broker::KeyScope::Org(org);
+    let sw1 = store.resolve(gatehouse_records::Kind::Host, Some(&scope), "sw1")?;
+    let ticket = |presence: Option<&str>| BrokerRequest::ShellTicket {
+        scope: sw1.meta.scope.clone(),
+        record_id: sw1.meta.id.clone(),
+        presence: presence.map(|p| SecretBytes::copy_from(p.as_bytes())),
+    };
+    let e = ui.err(&ticket(None))?;
+    assert!(e.get("PresenceRequired").is_some(), "{e}");
+    let e = ui.err(&ticket(Some("guess")))?;
+    assert!(e.get("WrongPassphrase").is_some(), "{e}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let ok = ui.ok(&ticket(Some(PASSPHRASE)))?;
+    let issued: gatehouse_ipc::broker::BrokerResponse = serde_json::from_value(ok)?;
+    assert!(
+        matches!(
+            issued,
+            gatehouse_ipc::broker::BrokerResponse::ShellTicket(Some(_))
+        ),
+        "{issued:?}"
+    );
+    Ok(())
+}
+
+/// The attack of the issue through the REAL window of the installed app
+/// (setgid, under Xvfb): a same-uid program drives it with xdotool (XTEST,
+/// what any X11 client may do). Reveal and a terminal tab to a host of an
+/// org whose policy says `connect_needs_presence` give nothing until the
+/// account passphrase is typed into the app's prompt; a wrong one is
+/// refused. Read from outside: the credential log (every reveal, refused
+/// or not, and every credential released to sessiond) and every byte the
+/// lab device received.
+#[test]
+fn the_installed_app_reveals_and_opens_shells_only_with_the_passphrase() -> Result<()> {
+    use gatehouse_ipc::broker::Operation;
+    if !boundary_available("the_installed_app_reveals_and_opens_shells_only_with_the_passphrase") {
+        return Ok(());
+    }
+    let x = gatehouse_tests::xvfb::Xvfb::start()?;
+    let mut f = BrokerFixture::start(Options {
+        real_sessiond: true,
+        boundary: true,
+        ..Options::default()
+    })?;
+    // The real app in place of the test peer, setgid like the rest.
+    gatehouse_tests::install(
+        &f.scratch,
+        &gatehouse_tests::find_binary("gatehouse-ui")?,
+        "gatehouse-ui",
+    )?;
+    gatehouse_tests::broker::install_boundary(f.install_dir())?;
+    f.cli_ok(
+        &["account", "init", "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+    )?;
+    f.cli_ok(&["lab", "up", "--log-data"], "")?;
+    let result = (|| {
+        f.set_org_policy("lab", r#"{"connect_needs_presence": true}"#, PASSPHRASE)?;
+        f.start_sessiond()?;
+        let status = f.cli_ok(&["status"], "")?;
+        assert!(status.contains("privilege boundary: ON"), "{status}");
+        let (mut app, win) = x.open_app(&f, &[])?;
+        x.focus(&win)?;
+        std::thread::sleep(Duration::from_secs(2));
+
+        // Rows of the credential log that are reveals to the app.
+        let reveals = || -> Result<Vec<gatehouse_ipc::audit::CredentialRow>> {
+            Ok(credential_rows(&f)?
+                .into_iter()
+                .filter(|r| {
+                    r.operation == Operation::RevealFields
+                        && r.destination.starts_with("revealed to ui")
+                })
+                .collect())
+        };
+        let released = || -> Result<usize> {
+            Ok(credential_rows(&f)?
+                .iter()
+                .filter(|r| r.operation == Operation::ReleasePassword && r.refused.is_none())
+                .count())
+        };
+        let wait_reveals = |what: &str, n: usize| {
+            gatehouse_tests::proc::wait_until(what, Duration::from_secs(60), || {
+                Ok(reveals()?.len() >= n)
+            })
+        };
+
+        // Hosts (Ctrl+1), the first host, Reveal (V): the broker refuses
+        // the click, the app asks for the passphrase.
+        x.keys(&["ctrl+1"], 12)?;
+        std::thread::sleep(Duration::from_millis(500));
+        x.keys(&["Down"], 12)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        x.keys(&["v"], 12)?;
+        wait_reveals("the app's first reveal", 1)?;
+        let rows = reveals()?;
+        assert!(
+            rows[0]
+                .refused
+                .as_deref()
+                .is_some_and(|e| e.contains("proof of presence")),
+            "{rows:#?}"
+        );
+        // A wrong passphrase typed into the prompt: refused.
+        std::thread::sleep(Duration::from_millis(500));
+        x.type_text("not-the-passphrase", 5)?;
+        x.keys(&["Return"], 12)?;
+        wait_reveals("the reveal with a wrong passphrase", 2)?;
+        let rows = reveals()?;
+        assert!(
+            rows[1]
+                .refused
+                .as_deref()
+                .is_some_and(|e| e.contains("wrong passphrase")),
+            "{rows:#?}"
+        );
+        // The person's passphrase (after the throttle's delay): revealed.
+        std::thread::sleep(Duration::from_millis(1500));
+        x.type_text(PASSPHRASE, 5)?;
+        x.keys(&["Return"], 12)?;
+        wait_reveals("the reveal with the passphrase", 3)?;
+        let rows = reveals()?;
+        assert_eq!(rows.len(), 3, "{rows:#?}");
+        assert!(rows[2].refused.is_none(), "{rows:#?}");
+
+        // A terminal tab to sw1 (Terminals, Ctrl+Shift+T, the host, Enter): no
+        // credential goes to sessiond, nothing reaches the device.
+        assert_eq!(released()?, 0);
+        x.keys(&["ctrl+2"], 12)?;
+        std::thread::sleep(Duration::from_millis(500));
+        x.keys(&["ctrl+shift+t"], 12)?;
+        std::thread::sleep(Duration::from_millis(500));
+        x.type_text("sw1", 5)?;
+        x.keys(&["Return"], 12)?;
+        std::thread::sleep(Duration::from_secs(3));
+        x.keys(&["Return"], 12)?;
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(released()?, 0, "a shell opened without the passphrase");
+        let log = f.lab_log("sw1")?;
+        // The passphrase typed into the tab's prompt: the shell opens and
+        // what is typed reaches the device.
+        x.type_text(PASSPHRASE, 5)?;
+        x.keys(&["Return"], 12)?;
+        gatehouse_tests::proc::wait_until(
+            "the shell's credential release",
+            Duration::from_secs(60),
+            || Ok(released()? >= 1),
+        )?;
+        std::thread::sleep(Duration::from_secs(2));
+        x.type_text("show clock", 5)?;
+        x.keys(&["Return"], 12)?;
+        gatehouse_tests::proc::wait_until(
+            "the device to receive what was typed",
+            Duration::from_secs(60),
+            || gatehouse_tests::device_received(&log, "show clock"),
+        )?;
+        if let Some(s) = app.has_exited()? {
+            bail!("the app exited during the test: {s}");
+        }
+        Ok(())
+    })();
+    let _ = f.cli(&["lab", "down"], "");
+    result
 }

@@ -23,6 +23,19 @@ fn err(p: &mut Peer, req: &BrokerRequest) -> Result<BrokerError> {
     Ok(serde_json::from_value(p.err(req)?)?)
 }
 
+/// Sets org `org`'s policy as a person does (the passphrase as presence).
+fn set_policy(cli: &mut Peer, org: &str, json: &str) -> Result<()> {
+    ok(
+        cli,
+        &BrokerRequest::OrgPolicySet {
+            org: org.into(),
+            policy: json.into(),
+            presence: SecretBytes::copy_from(PASSPHRASE),
+        },
+    )
+    .map(drop)
+}
+
 /// A signed-in broker whose `gatehouse` binary is the test peer (cli role).
 fn start(broker_args: &[&str]) -> Result<BrokerFixture> {
     let f = BrokerFixture::start(Options {
@@ -460,10 +473,7 @@ fn the_broker_holds_autopilot_to_its_bounds_whatever_copilotd_does() -> Result<(
     let mut copilot = f.peer(PeerRole::Copilotd)?;
     let mut cli = f.peer(PeerRole::Cli)?;
     let mut sessiond = f.peer(PeerRole::Sessiond)?;
-    std::fs::write(
-        f.home.join("org-policy").join("acme.json"),
-        r#"{"autopilot_moderate": true}"#,
-    )?;
+    set_policy(&mut cli, "acme", r#"{"autopilot_moderate": true}"#)?;
     let change = action("configure terminal");
     // copilotd cannot start a task for itself.
     assert_eq!(
@@ -517,12 +527,9 @@ fn the_broker_holds_autopilot_to_its_bounds_whatever_copilotd_does() -> Result<(
         assert_eq!(outcome(&mut copilot, id)?, Ok(ApprovalOutcome::Pending));
     }
     // The org policy changes its mind: nothing more is auto-approved.
-    std::fs::write(f.home.join("org-policy").join("acme.json"), "{}")?;
+    set_policy(&mut cli, "acme", "{}")?;
     assert_eq!(auto_request(&mut copilot, &change, g2)?.1, None);
-    std::fs::write(
-        f.home.join("org-policy").join("acme.json"),
-        r#"{"autopilot_moderate": true}"#,
-    )?;
+    set_policy(&mut cli, "acme", r#"{"autopilot_moderate": true}"#)?;
     assert!(auto_request(&mut copilot, &change, g2)?.1.is_some());
     // Ended by the person: nothing more.
     assert!(matches!(
@@ -1051,7 +1058,7 @@ fn single_use_survives_a_broker_restart() -> Result<()> {
 }
 
 /// An MCP tool call's card shows the class the broker derives itself: the
-/// org's assignment read from the broker's own org-policy directory, raised
+/// org's assignment from the policy the broker keeps, raised
 /// (never lowered) by the server's hints as the requester stated them. What
 /// copilotd writes can make a call stricter, never looser.
 #[test]
@@ -1059,8 +1066,9 @@ fn mcp_calls_take_the_class_the_broker_derives_from_the_org_policy() -> Result<(
     let f = start(&[])?;
     let mut copilot = f.peer(PeerRole::Copilotd)?;
     let mut ui = f.peer(PeerRole::Ui)?;
-    std::fs::write(
-        f.home.join("org-policy").join("acme.json"),
+    set_policy(
+        &mut ui,
+        "acme",
         r#"{"mcp_tools": {"sw/lookup_vlan": "read-only", "sw/delete_vlan": "read-only"}}"#,
     )?;
     let mcp = |tool: &str, org: &str, effect: &str| Action {
@@ -1133,10 +1141,14 @@ fn mcp_calls_take_the_class_the_broker_derives_from_the_org_policy() -> Result<(
     );
     // The broker reads the policy at each request: the org withdraws the
     // assignment and the same call is unknown again.
-    std::fs::write(f.home.join("org-policy").join("acme.json"), "{}")?;
+    set_policy(&mut ui, "acme", "{}")?;
     assert_eq!(request(&mut copilot, &cases[0].0)?.1, "unknown");
-    // An unreadable policy is unknown with the reason, not an empty policy.
-    std::fs::write(f.home.join("org-policy").join("acme.json"), "{not json")?;
+    // A damaged stored policy (the development layout's state directory) is
+    // unknown with the reason, not an empty policy.
+    std::fs::write(
+        f.home.join("state").join("org-policy").join("acme.json"),
+        "{not json",
+    )?;
     let (id, class) = request(&mut copilot, &cases[0].0)?;
     assert_eq!(class, "unknown");
     assert!(
@@ -1220,5 +1232,59 @@ fn only_the_requester_withdraws_and_a_withdrawn_card_cannot_be_approved() -> Res
     ));
     let (_, auto) = auto_request(&mut copilot, &action("show version"), g)?;
     assert!(auto.is_none(), "an ended task approved something");
+    Ok(())
+}
+
+/// Org policy lives in the broker: changing it needs the passphrase (a
+/// wrong one changes nothing), a malformed or misspelt policy is refused
+/// with the reason, daemons may read it but not write it, and every change,
+/// refused or not, is a row of the credential log.
+#[test]
+fn org_policy_changes_need_presence_and_are_audited() -> Result<()> {
+    let f = start(&[])?;
+    let mut cli = f.peer(PeerRole::Cli)?;
+    let mut sessiond = f.peer(PeerRole::Sessiond)?;
+    let get = |p: &mut Peer| -> Result<serde_json::Value> {
+        match ok(p, &BrokerRequest::OrgPolicyGet { org: "acme".into() })? {
+            BrokerResponse::OrgPolicy(json) => Ok(serde_json::from_str(&json)?),
+            other => bail!("OrgPolicyGet: {other:?}"),
+        }
+    };
+    assert_eq!(get(&mut sessiond)?["block_dangerous"], false);
+    set_policy(&mut cli, "acme", r#"{"block_dangerous": true}"#)?;
+    assert_eq!(get(&mut sessiond)?["block_dangerous"], true);
+    let set = |policy: &str, presence: &[u8]| BrokerRequest::OrgPolicySet {
+        org: "acme".into(),
+        policy: policy.into(),
+        presence: SecretBytes::copy_from(presence),
+    };
+    // A wrong passphrase, a misspelt field, a daemon: refused, nothing changes.
+    assert!(matches!(
+        err(&mut cli, &set("{}", b"guess"))?,
+        BrokerError::WrongPassphrase { .. }
+    ));
+    let e = err(&mut cli, &set(r#"{"block_dangerus": false}"#, PASSPHRASE))?;
+    assert!(e.to_string().contains("unknown field"), "{e}");
+    for role in [PeerRole::Sessiond, PeerRole::Copilotd] {
+        let mut daemon = f.peer(role)?;
+        assert_eq!(
+            err(&mut daemon, &set("{}", PASSPHRASE))?,
+            BrokerError::Forbidden {
+                role,
+                operation: Operation::OrgPolicySet
+            }
+        );
+    }
+    assert_eq!(get(&mut cli)?["block_dangerous"], true);
+    // Each change, refused or not, is audited (the policy's digest, never a
+    // secret: there is none in a policy).
+    let log = std::fs::read_to_string(f.home.join("audit").join("credentials.jsonl"))?;
+    let rows: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["credential"] == "org-policy/acme")
+        .collect();
+    let refused = rows.iter().filter(|r| !r["refused"].is_null()).count();
+    assert_eq!((rows.len(), refused), (3, 2), "{log}");
     Ok(())
 }

@@ -210,6 +210,12 @@ fn sample(op: Operation) -> BrokerRequest {
         Operation::AccountSecretKey => BrokerRequest::AccountSecretKey {
             presence: SecretBytes::copy_from(b"wrong-passphrase"),
         },
+        Operation::OrgPolicyGet => BrokerRequest::OrgPolicyGet { org: "o".into() },
+        Operation::OrgPolicySet => BrokerRequest::OrgPolicySet {
+            org: "o".into(),
+            policy: "{}".into(),
+            presence: SecretBytes::copy_from(b"wrong-passphrase"),
+        },
         Operation::SyncCard => BrokerRequest::SyncCard {
             account: "role-probe".into(),
         },

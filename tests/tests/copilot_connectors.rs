@@ -207,10 +207,8 @@ impl World {
     }
 
     fn policy(&self, json: &str) -> Result<()> {
-        let dir = self.f.home.join("org-policy");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("{}.json", self.org_id)), json)?;
-        Ok(())
+        self.f
+            .set_org_policy(&self.org_id, json, "connector-test-pass")
     }
 
     /// Every provider request body, as text; none may hold the canary.

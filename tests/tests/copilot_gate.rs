@@ -57,12 +57,7 @@ impl World {
     }
 
     fn write_org_policy(&self, policy: &str) -> Result<()> {
-        let path = self
-            .f
-            .home
-            .join("org-policy")
-            .join(format!("{}.json", self.f.org_id("lab")?));
-        Ok(std::fs::write(path, policy)?)
+        self.f.set_org_policy("lab", policy, "copilot-test-pass")
     }
 
     fn chat(&self, args: &[&str], answers: &str) -> Result<std::process::Output> {

@@ -168,13 +168,8 @@ impl World {
     }
 
     fn policy(&self, policy: Value) -> Result<()> {
-        let dir = self.f.home.join("org-policy");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(
-            dir.join(format!("{}.json", self.lab_id)),
-            policy.to_string(),
-        )?;
-        Ok(())
+        self.f
+            .set_org_policy(&self.lab_id, &policy.to_string(), "copilot-mcp-test-pass")
     }
 
     /// One chat turn in org `lab`; asserts it succeeded; returns stdout.

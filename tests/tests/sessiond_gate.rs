@@ -283,17 +283,20 @@ fn gated_commands_need_exactly_their_own_unspent_token() -> Result<()> {
         .and_then(|o| o["id"].as_str())
         .context("lab org")?
         .to_string();
-    let policy_dir = f.home.join("org-policy");
-    assert!(
-        policy_dir.is_dir(),
-        "sessiond creates the policy directory it may read"
-    );
-    std::fs::write(
-        policy_dir.join(format!("{lab_id}.json")),
+    f.set_org_policy(
+        "lab",
         r#"{"allow":[],"block":[],"block_dangerous":true,"block_unknown":false}"#,
+        "gate-test-passphrase",
     )?;
     let blocked = exec_with(&mut ui, "r1", edited, None)?;
     assert_eq!(error_kind(&blocked), "Blocked", "{blocked}");
+    // A file where policies used to live (`<data>/org-policy/`, writable by
+    // any program of the user) lifts nothing: sessiond asks the broker.
+    let old_dir = f.home.join("org-policy");
+    std::fs::create_dir_all(&old_dir)?;
+    std::fs::write(old_dir.join(format!("{lab_id}.json")), "{}")?;
+    let still_blocked = exec_with(&mut ui, "r1", edited, None)?;
+    assert_eq!(error_kind(&still_blocked), "Blocked", "{still_blocked}");
     let still_ok = exec_with(&mut ui, "r1", "/system identity print", None)?;
     assert!(still_ok.get("ok").is_some(), "{still_ok}");
     assert!(!lab.received("r1", "reboot")?);

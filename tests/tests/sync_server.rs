@@ -953,6 +953,177 @@ async fn key_bundle_needs_both_secrets(db: &Db) {
     }
 }
 
+/// The live-sharing relay: a sharer-signed list per epoch; frames only from
+/// the sharer and the current participants, for the current epoch; a
+/// participant revoked (a new epoch without them) can neither post nor read
+/// anymore, and what they kept opens nothing sent after; a hostile or
+/// careless put (another org's member, a forged list, a lower epoch, someone
+/// else's channel) is refused; frames come back byte for byte.
+async fn relay_carries_sealed_frames_only_for_the_current_list(db: &Db) {
+    use gatehouse_membership::share::{
+        Direction, FrameHeader, FrameKind, Invitee, ShareRole, SignedShareList, open_frame,
+        seal_frame,
+    };
+    let s = Server::start(&db.url());
+    let mut t = team(&s).await;
+    let state = t.org.state().unwrap();
+    let channel = format!("ch-{}", hex(&random::<8>()));
+    let invitee = |a: &Acct, role| Invitee {
+        account: a.name.clone(),
+        role,
+        agreement_key: a.card.card.agreement,
+    };
+    let seal_list = |epoch, inv: &[Invitee]| {
+        SignedShareList::seal(
+            &t.alice.seed,
+            "alice",
+            t.org.id.as_str(),
+            &channel,
+            "r1",
+            epoch,
+            inv,
+        )
+        .unwrap()
+    };
+    let (l1, k1) = seal_list(
+        1,
+        &[
+            invitee(&t.bob, ShareRole::CoWorker),
+            invitee(&t.carol, ShareRole::Viewer),
+        ],
+    );
+    // Only the sharer puts its own list.
+    let (c, m) = code(t.b.put_relay(&channel, l1.to_bytes()).await);
+    assert_eq!(c, ErrorCode::Forbidden, "{m}");
+    let info = t.a.put_relay(&channel, l1.to_bytes()).await.unwrap();
+    assert_eq!(info.epoch, 1);
+    assert_eq!(info.participants.len(), 2);
+    // A participant gets the list byte for byte and opens their keys.
+    let got = t.c.relay(&channel).await.unwrap();
+    assert_eq!(got.list.0, l1.to_bytes());
+    let carol_keys = SignedShareList::from_bytes(&got.list.0)
+        .unwrap()
+        .open(&state, "carol", &t.carol.agreement, None)
+        .unwrap();
+    // An outsider sees nothing of the channel.
+    assert_eq!(code(t.m.relay(&channel).await).0, ErrorCode::Forbidden);
+    assert_eq!(
+        code(t.m.frames(&channel, 0, 0).await).0,
+        ErrorCode::Forbidden
+    );
+    // Output from the sharer, long-polled by carol: woken by the post, byte for byte.
+    let header = |sender: &str, epoch, direction, kind, counter| FrameHeader {
+        channel: channel.clone(),
+        epoch,
+        sender: String::from(sender),
+        direction,
+        kind,
+        counter,
+        nonce: [0; 24],
+    };
+    let out = seal_frame(
+        &k1.broadcast,
+        header("alice", 1, Direction::ToParticipants, FrameKind::Output, 1),
+        b"r1> ",
+    )
+    .unwrap();
+    let waiting = {
+        let c = t.c.clone();
+        let ch = channel.clone();
+        tokio::spawn(async move { c.frames(&ch, 0, 20_000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seq = t.a.send_frame(&channel, 1, out.clone()).await.unwrap();
+    let woke = waiting.await.unwrap().unwrap();
+    assert_eq!(woke.frames.len(), 1);
+    assert_eq!(woke.frames[0].seq, seq);
+    assert_eq!(woke.frames[0].sender.as_str(), "alice");
+    assert_eq!(woke.frames[0].body.0, out);
+    let (_, body) = open_frame(&carol_keys.broadcast, &woke.frames[0].body.0).unwrap();
+    assert_eq!(body.as_slice(), b"r1> ");
+    // A participant's input, sealed under their own key: the sharer opens it.
+    let typed = seal_frame(
+        &k1.input["bob"],
+        header("bob", 1, Direction::ToSharer, FrameKind::Input, 1),
+        b"show clock\r",
+    )
+    .unwrap();
+    t.b.send_frame(&channel, 1, typed).await.unwrap();
+    let all = t.a.frames(&channel, 0, 0).await.unwrap();
+    assert_eq!(all.frames.len(), 2);
+    assert!(open_frame(&k1.input["bob"], &all.frames[1].body.0).is_ok());
+    // Oversized and outsider frames are refused.
+    let (c, m) = code(
+        t.b.send_frame(
+            &channel,
+            1,
+            vec![0; gatehouse_syncproto::limits::MAX_RELAY_FRAME_BYTES + 1],
+        )
+        .await,
+    );
+    assert_eq!(c, ErrorCode::TooLarge, "{m}");
+    assert_eq!(
+        code(t.m.send_frame(&channel, 1, vec![1; 64]).await).0,
+        ErrorCode::Forbidden
+    );
+
+    // carol revoked: epoch 2, bob only.
+    let (l2, k2) = seal_list(2, &[invitee(&t.bob, ShareRole::CoWorker)]);
+    t.a.put_relay(&channel, l2.to_bytes()).await.unwrap();
+    // The old list again (a replay), or a lower epoch: refused.
+    let (c, m) = code(t.a.put_relay(&channel, l1.to_bytes()).await);
+    assert_eq!(c, ErrorCode::Conflict, "{m}");
+    assert!(m.contains("higher"), "{m}");
+    // carol can neither read nor post; bob's frames for the old epoch are refused.
+    assert_eq!(
+        code(t.c.frames(&channel, 0, 0).await).0,
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(t.c.send_frame(&channel, 1, vec![1; 64]).await).0,
+        ErrorCode::Forbidden
+    );
+    let (c, m) = code(t.b.send_frame(&channel, 1, vec![1; 64]).await);
+    assert_eq!(c, ErrorCode::Forbidden);
+    assert!(m.contains("epoch 2"), "{m}");
+    // What carol kept opens nothing sent after.
+    let after = seal_frame(
+        &k2.broadcast,
+        header("alice", 2, Direction::ToParticipants, FrameKind::Output, 1),
+        b"after revocation",
+    )
+    .unwrap();
+    t.a.send_frame(&channel, 2, after.clone()).await.unwrap();
+    assert!(open_frame(&carol_keys.broadcast, &after).is_err());
+
+    // Lists the server refuses: a forged signature, a participant from
+    // outside the org, someone else's channel.
+    let mut forged = l2.clone();
+    forged.list.epoch = 3;
+    let (c, m) = code(t.a.put_relay(&channel, forged.to_bytes()).await);
+    assert_eq!(c, ErrorCode::BadSignature, "{m}");
+    let (with_mallory, _) = seal_list(3, &[invitee(&t.mallory, ShareRole::Viewer)]);
+    let (c, m) = code(t.a.put_relay(&channel, with_mallory.to_bytes()).await);
+    assert_eq!(c, ErrorCode::BadSignature, "{m}");
+    assert!(m.contains("mallory"), "{m}");
+    let (bobs, _) = SignedShareList::seal(
+        &t.bob.seed,
+        "bob",
+        t.org.id.as_str(),
+        &channel,
+        "r1",
+        9,
+        &[invitee(&t.carol, ShareRole::Viewer)],
+    )
+    .unwrap();
+    let (c, m) = code(t.b.put_relay(&channel, bobs.to_bytes()).await);
+    assert_eq!(c, ErrorCode::Conflict, "{m}");
+    assert!(m.contains("another sharer"), "{m}");
+    let (c, m) = code(t.a.put_relay(&channel, vec![1, 2, 3]).await);
+    assert_eq!(c, ErrorCode::BadRequest, "{m}");
+    let _ = &mut t;
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -980,6 +1151,11 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread")]
             async fn key_bundle_needs_both_secrets() {
                 super::key_bundle_needs_both_secrets(&$db).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn relay_carries_sealed_frames_only_for_the_current_list() {
+                super::relay_carries_sealed_frames_only_for_the_current_list(&$db).await
             }
 
             #[tokio::test(flavor = "multi_thread")]

@@ -133,23 +133,24 @@ fn host_add_error_at_field_then_edit_reveal_audited_and_dropped_at_sign_out() ->
             let opened = |d: &Driver| -> Result<usize> {
                 Ok(credential_rows(d)?
                     .iter()
-                    .filter(|r| r.operation.to_string() == "OpenFields")
+                    .filter(|r| r.operation.to_string() == "RevealFields")
                     .count())
             };
             assert_eq!(opened(&d)?, 0, "adding and showing opened nothing");
 
-            // Reveal: exactly that field, audited for the ui's pid.
+            // Reveal: exactly that field, audited for the ui's pid (a
+            // development build: the broker asks no presence).
             d.click("Reveal SSH password (V)")?;
             assert!(d.sees(PASSWORD), "revealed");
             assert!(d.state.hosts.holds_revealed());
             let rows = credential_rows(&d)?;
             let r = rows.last().context("a row")?;
-            assert_eq!(r.operation.to_string(), "OpenFields");
+            assert_eq!(r.operation.to_string(), "RevealFields");
             assert_eq!(r.requester.pid, std::process::id() as i32);
             assert!(r.credential.contains(&id) && r.credential.ends_with("field ssh.password"));
             assert_eq!(
                 r.destination,
-                format!("shown to ui pid {}", std::process::id())
+                format!("revealed to ui pid {}", std::process::id())
             );
             assert_eq!(opened(&d)?, 1, "one field, one row");
             let log = std::fs::read_to_string(gatehouse_ipc::audit::credentials_log(
@@ -425,9 +426,10 @@ fn reveal_of_a_tampered_host_is_refused_before_anything_is_opened() -> Result<()
             assert!(d.sees(&format!("Reveal failed: {err}")));
             assert!(!d.state.hosts.holds_revealed() && !d.sees_part(PASSWORD));
             assert!(
-                credential_rows(&d)?
-                    .iter()
-                    .all(|r| r.operation.to_string() != "OpenFields"),
+                credential_rows(&d)?.iter().all(|r| !matches!(
+                    r.operation.to_string().as_str(),
+                    "OpenFields" | "RevealFields"
+                )),
                 "nothing was opened"
             );
             Ok(())

@@ -30,13 +30,12 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse_ipc::SecretBytes;
 use gatehouse_ipc::broker::{ApprovalState, ApprovalView, Decision, OrgInfo};
 use iced::widget::{button, column, container, row, scrollable, text, text_input};
 use iced::{Element, Fill};
-use zeroize::Zeroizing;
 
 use crate::daemons::Call;
+use crate::presence::{Typed, passphrase_input, refusal};
 
 /// How long a card (or the dangerous confirmation) must have been seen
 /// without interruption — on the approvals screen, in the focused window,
@@ -86,17 +85,6 @@ pub struct Card {
     /// The account passphrase typed into the dangerous confirmation (proof
     /// of presence); zeroized when sent or dropped.
     pub passphrase: Typed,
-}
-
-/// A passphrase being typed: zeroized when replaced or dropped; `Debug`
-/// prints only its length.
-#[derive(Default)]
-pub struct Typed(Zeroizing<String>);
-
-impl std::fmt::Debug for Typed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Typed({} bytes)", self.0.len())
-    }
 }
 
 impl Card {
@@ -267,9 +255,7 @@ impl Approvals {
                 card.busy = true;
                 // Empty: sent without (a development build asks none; an
                 // installed broker refuses and the card says why).
-                let presence = (!card.passphrase.0.is_empty())
-                    .then(|| SecretBytes::copy_from(card.passphrase.0.as_bytes()));
-                card.passphrase = Typed::default();
+                let presence = card.passphrase.take();
                 Some(Call::Decide {
                     id,
                     decision: Decision::Approve,
@@ -277,7 +263,7 @@ impl Approvals {
                 })
             }
             Message::Passphrase(p) => {
-                card.passphrase = Typed(Zeroizing::new(p));
+                card.passphrase.set(p);
                 None
             }
             Message::StartReject => {
@@ -570,7 +556,7 @@ pub fn card_view(card: &Card, now: Instant, org: String) -> Element<'_, Message>
             ),
         ));
     if let Some(e) = &card.error {
-        col = col.push(text(format!("Decision failed: {e}")).style(text::danger));
+        col = col.push(refusal("Decision", e));
     }
     let armed = card.armed(now);
     match &card.mode {
@@ -596,15 +582,12 @@ pub fn card_view(card: &Card, now: Instant, org: String) -> Element<'_, Message>
             .spacing(10);
             if card.dangerous() && card.confirming_since.is_some() {
                 let ok = card.confirm_armed(now);
-                actions = actions.push(
-                    text_input("Account passphrase", &card.passphrase.0)
-                        .id(PASSPHRASE_ID)
-                        .secure(true)
-                        .on_input(Message::Passphrase)
-                        .on_submit_maybe(ok.then_some(Message::ConfirmDangerous))
-                        .width(220)
-                        .padding(6),
-                );
+                actions = actions.push(passphrase_input(
+                    PASSPHRASE_ID,
+                    &card.passphrase,
+                    Message::Passphrase,
+                    ok.then_some(Message::ConfirmDangerous),
+                ));
                 actions = actions.push(
                     button(text(format!(
                         "Yes, run this DANGEROUS command on {} (Alt+Y)",
@@ -842,7 +825,7 @@ mod tests {
         };
         assert_eq!(p.expose(), b"correct horse");
         // Sent once: the field is empty again.
-        assert!(a.card.as_ref().is_some_and(|c| c.passphrase.0.is_empty()));
+        assert!(a.card.as_ref().is_some_and(|c| c.passphrase.is_empty()));
         // Refused (wrong or missing passphrase): the card shows why and
         // asks again; nothing is sent without a new confirmation.
         a.decided(1, Err("a dangerous request needs proof of presence".into()));

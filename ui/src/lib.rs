@@ -41,6 +41,7 @@ pub mod diagrams;
 pub mod hosts;
 pub mod notify;
 pub mod palette;
+pub mod presence;
 pub mod procedures;
 pub mod recordings;
 pub mod security;

@@ -2,7 +2,9 @@
 //! [`crate::term_grid::TermGrid`].
 //!
 //! Owns: the open tabs (host, login user, whether sessiond records the
-//! session, how it ended), opening a shell (`OpenShell` as a
+//! session, how it ended), opening a shell (the broker's shell ticket
+//! first, with the account passphrase typed into the tab's prompt when the
+//! host's organization asks for presence; then `OpenShell` as a
 //! [`Watch`] whose replies are the shell's output), sending keystrokes,
 //! pastes, terminal answers and window sizes (`Input`/`Resize` on a second
 //! connection of this process, in order), closing (`Close`), the tab
@@ -11,13 +13,15 @@
 //! refused, sessiond not running) is shown in the tab it happened in.
 //!
 //! Must never: hold a device credential (sessiond gets it from the broker),
-//! pin a host key (the person does that knowingly with the CLI), or keep a
+//! keep a passphrase once its ticket request is made, open a shell the
+//! broker asked presence for without the passphrase, pin a host key (the person does that knowingly with the CLI), or keep a
 //! tab's screen or keystrokes after sign-out: `clear()` drops every tab, and
 //! dropping a tab ends its watch, which closes the session.
 
 use std::time::Duration;
 
 use gatehouse_ipc::SecretBytes;
+use gatehouse_ipc::broker::{BrokerError, BrokerRequest, BrokerResponse};
 use gatehouse_ipc::client::Client;
 use gatehouse_ipc::sessiond::{HostRef, SessionEvent, Sessiond, SessiondRequest, SessiondResponse};
 use iced::futures::stream::BoxStream;
@@ -27,7 +31,7 @@ use iced::widget::{button, column, container, row, text, text_input};
 use iced::{Element, Fill};
 
 use crate::app::Effect;
-use crate::daemons::{self, Daemons, daemon_connect, daemon_error};
+use crate::daemons::{self, DaemonError, Daemons, daemon_connect, daemon_error};
 use crate::term_grid::{GridEvent, TermGrid, key_bytes, paste_bytes};
 
 /// The "open a host" field.
@@ -85,6 +89,9 @@ pub struct TermTab {
     pub search: Option<String>,
     /// The last failure sending keystrokes or a size.
     pub notice: Option<String>,
+    /// While opening: the passphrase prompt (the broker asked presence for
+    /// a shell to this host: its org's policy says `connect_needs_presence`).
+    pub presence: Option<crate::presence::Prompt>,
     control: Option<Control>,
 }
 
@@ -197,6 +204,9 @@ pub enum Message {
     SearchStep(bool),
     /// Close the search bar (Esc).
     SearchClose,
+    /// The passphrase prompt of tab `.0` (opening a shell the broker asked
+    /// presence for).
+    Presence(u64, crate::presence::Message),
 }
 
 /// One-shot daemon calls this screen asks for (see [`crate::daemons::Call`]).
@@ -219,6 +229,13 @@ pub enum Reply {
         tab: u64,
         error: String,
     },
+    /// The broker wants the account passphrase before it gives the shell
+    /// ticket (`why`, its words); `refused`: why it refused the one sent.
+    PresenceRequired {
+        tab: u64,
+        why: String,
+        refused: Option<String>,
+    },
     Output {
         tab: u64,
         data: Vec<u8>,
@@ -238,12 +255,15 @@ pub enum Reply {
 /// Long-lived streams this screen asks for (see [`crate::daemons::Watch`]).
 #[derive(Debug, Clone)]
 pub enum Watch {
-    /// Opens a shell to `host` for tab `tab` and streams its output.
+    /// Opens a shell to `host` for tab `tab` and streams its output;
+    /// `presence` is the passphrase typed into the tab's prompt (moved into
+    /// the ticket request, dropped with it).
     Shell {
         tab: u64,
         host: String,
         cols: u16,
         rows: u16,
+        presence: Option<SecretBytes>,
     },
 }
 
@@ -255,10 +275,11 @@ pub fn watch(d: Daemons, w: Watch) -> BoxStream<'static, daemons::Reply> {
             host,
             cols,
             rows,
+            presence,
         } => iced::stream::channel(
             64,
             async move |out: iced::futures::channel::mpsc::Sender<daemons::Reply>| {
-                shell(d, tab, host, cols, rows, out).await;
+                shell(d, tab, host, cols, rows, presence, out).await;
             },
         )
         .boxed(),
@@ -301,8 +322,62 @@ struct Opened {
     host_key: String,
 }
 
-/// Opens a shell to `host`; the error as a person reads it.
-async fn open_shell(d: &Daemons, host: &str, cols: u16, rows: u16) -> Result<Opened, String> {
+/// Why the broker gave no shell ticket.
+enum NoTicket {
+    /// It wants the account passphrase (its reason).
+    PresenceRequired(String),
+    /// Anything else (a wrong passphrase, the throttle, signed out, …).
+    Refused(String),
+}
+
+/// The broker's shell ticket for `host` (`BrokerRequest::ShellTicket`, as
+/// `gatehouse connect` asks it): `None` when its org asks no presence, or
+/// when the host is not in the store (sessiond then says what is wrong).
+/// `presence` is dropped (zeroized) with the request.
+async fn shell_ticket(
+    d: &Daemons,
+    host: &str,
+    presence: Option<SecretBytes>,
+) -> Result<Option<SecretBytes>, NoTicket> {
+    let layout = d.layout().clone();
+    let key = host.to_string();
+    let record = tokio::task::spawn_blocking(move || {
+        let store = gatehouse_records::Store::open_in(&layout).ok()?;
+        let stored = store
+            .resolve(gatehouse_records::model::Kind::Host, None, &key)
+            .ok()?;
+        Some((stored.meta.scope, stored.meta.id))
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some((scope, record_id)) = record else {
+        return Ok(None);
+    };
+    let req = BrokerRequest::ShellTicket {
+        scope,
+        record_id,
+        presence,
+    };
+    match daemons::broker_call(d, req).await {
+        Ok(BrokerResponse::ShellTicket(t)) => Ok(t),
+        Ok(other) => Err(NoTicket::Refused(format!("the broker answered {other:?}"))),
+        Err(DaemonError::Broker(BrokerError::PresenceRequired { why })) => {
+            Err(NoTicket::PresenceRequired(why))
+        }
+        Err(e) => Err(NoTicket::Refused(e.to_string())),
+    }
+}
+
+/// Opens a shell to `host` with the broker's `ticket`; the error as a
+/// person reads it.
+async fn open_shell(
+    d: &Daemons,
+    host: &str,
+    cols: u16,
+    rows: u16,
+    ticket: Option<SecretBytes>,
+) -> Result<Opened, String> {
     let mut events = daemon_connect::<Sessiond>(d)
         .await
         .map_err(|e| e.to_string())?;
@@ -320,8 +395,7 @@ async fn open_shell(d: &Daemons, host: &str, cols: u16, rows: u16) -> Result<Ope
             cols,
             rows,
             term: TERM.into(),
-            // The app's own tabs: a click in its window (no shell ticket).
-            presence_ticket: None,
+            presence_ticket: ticket,
         })
         .await
         .map_err(|e| daemon_error::<Sessiond>(e).to_string())?;
@@ -346,8 +420,49 @@ async fn open_shell(d: &Daemons, host: &str, cols: u16, rows: u16) -> Result<Ope
 
 /// A shell's life: open it, forward its output, send what the tab queues
 /// (in order, on a second connection), close it when the tab is dropped.
-async fn shell(d: Daemons, tab: u64, host: String, cols: u16, rows: u16, mut out: Out) {
+async fn shell(
+    d: Daemons,
+    tab: u64,
+    host: String,
+    cols: u16,
+    rows: u16,
+    presence: Option<SecretBytes>,
+    mut out: Out,
+) {
     let name = display_name(&d, &host).await;
+    let sent = presence.is_some();
+    let ticket = match shell_ticket(&d, &host, presence).await {
+        Ok(t) => t,
+        Err(NoTicket::PresenceRequired(why)) => {
+            say(
+                &mut out,
+                Reply::PresenceRequired {
+                    tab,
+                    why,
+                    refused: None,
+                },
+            )
+            .await;
+            return;
+        }
+        // A passphrase was sent and refused: the prompt says why, asks again.
+        Err(NoTicket::Refused(error)) if sent => {
+            say(
+                &mut out,
+                Reply::PresenceRequired {
+                    tab,
+                    why: String::new(),
+                    refused: Some(error),
+                },
+            )
+            .await;
+            return;
+        }
+        Err(NoTicket::Refused(error)) => {
+            say(&mut out, Reply::Failed { tab, error }).await;
+            return;
+        }
+    };
     let Opened {
         mut events,
         mut control,
@@ -355,7 +470,7 @@ async fn shell(d: Daemons, tab: u64, host: String, cols: u16, rows: u16, mut out
         user,
         recording,
         host_key,
-    } = match open_shell(&d, &host, cols, rows).await {
+    } = match open_shell(&d, &host, cols, rows, ticket).await {
         Ok(o) => o,
         Err(error) => {
             say(&mut out, Reply::Failed { tab, error }).await;
@@ -496,6 +611,7 @@ impl Terminals {
             },
             search: None,
             notice: None,
+            presence: None,
             control: None,
         });
         self.active = self.tabs.len() - 1;
@@ -506,9 +622,42 @@ impl Terminals {
                 host,
                 cols,
                 rows,
+                presence: None,
             })),
             Effect::Focus(GRID_ID),
         ]
+    }
+
+    /// A message of tab `id`'s passphrase prompt: Enter asks the broker
+    /// again with the passphrase; Escape gives up (nothing is opened).
+    fn presence(&mut self, id: u64, m: crate::presence::Message) -> Vec<Effect> {
+        let (cols, rows) = self.size;
+        let Some(t) = self.tab_mut(id) else {
+            return vec![];
+        };
+        let Some(prompt) = t.presence.as_mut() else {
+            return vec![];
+        };
+        match prompt.update(m) {
+            crate::presence::Outcome::None => vec![],
+            crate::presence::Outcome::Cancelled => {
+                t.presence = None;
+                t.state = TabState::Failed(
+                    "the account passphrase was not given (its organization asks for proof of presence)"
+                        .into(),
+                );
+                vec![]
+            }
+            crate::presence::Outcome::Send(presence) => {
+                vec![Effect::Watch(daemons::Watch::Terminal(Watch::Shell {
+                    tab: id,
+                    host: t.host.clone(),
+                    cols,
+                    rows,
+                    presence: Some(presence),
+                }))]
+            }
+        }
     }
 
     fn close(&mut self, id: u64) {
@@ -578,6 +727,7 @@ impl Terminals {
                     t.grid.search_clear();
                 }
             }
+            Message::Presence(id, m) => return self.presence(id, m),
         }
         vec![]
     }
@@ -658,6 +808,7 @@ impl Terminals {
             } => {
                 let size = self.size;
                 if let Some(t) = self.tab_mut(tab) {
+                    t.presence = None;
                     t.session = Some(session);
                     t.name = name;
                     t.user = Some(user);
@@ -674,7 +825,21 @@ impl Terminals {
             }
             Reply::Failed { tab, error } => {
                 if let Some(t) = self.tab_mut(tab) {
+                    t.presence = None;
                     t.state = TabState::Failed(error);
+                }
+            }
+            Reply::PresenceRequired { tab, why, refused } => {
+                if let Some(t) = self.tab_mut(tab) {
+                    match (t.presence.as_mut(), refused) {
+                        (Some(prompt), Some(e)) => prompt.refused(e),
+                        (_, refused) => {
+                            let mut prompt = crate::presence::Prompt::new(why);
+                            prompt.error = refused;
+                            t.presence = Some(prompt);
+                        }
+                    }
+                    return vec![Effect::Focus(crate::presence::PROMPT_ID)];
                 }
             }
             Reply::Output { tab, data } => {
@@ -717,6 +882,20 @@ impl Terminals {
             return None;
         };
         let m = *modifiers;
+        // The shown tab asks for the passphrase: Enter sends, Escape gives up;
+        // the app's shortcuts go on, nothing else reaches anything.
+        if let Some(id) = self
+            .current()
+            .filter(|t| t.presence.is_some())
+            .map(|t| t.id)
+        {
+            use crate::presence::Message as P;
+            return match key {
+                Key::Named(Named::Enter) => Some(self.update(Message::Presence(id, P::Submit))),
+                Key::Named(Named::Escape) => Some(self.update(Message::Presence(id, P::Cancel))),
+                _ => shortcut(key, m).map(|msg| self.update(msg)),
+            };
+        }
         if let Some(msg) = shortcut(key, m) {
             return Some(self.update(msg));
         }
@@ -810,6 +989,15 @@ impl Terminals {
             Some(t) => {
                 let mut status = column![].spacing(2);
                 match &t.state {
+                    TabState::Opening if t.presence.is_some() => {
+                        status = status.push(
+                            text(format!(
+                                "Not connected to {}: waiting for the account passphrase",
+                                t.name
+                            ))
+                            .size(13),
+                        );
+                    }
                     TabState::Opening => {
                         status = status.push(text(format!("Connecting to {}…", t.name)).size(13));
                     }
@@ -849,6 +1037,21 @@ impl Terminals {
                     status = status.push(text(n.clone()).size(12).style(text::danger));
                 }
                 let id = t.id;
+                if let Some(prompt) = &t.presence {
+                    let prompt = prompt
+                        .view("Open shell")
+                        .map(move |m| Message::Presence(id, m));
+                    return column![
+                        row![bar, iced::widget::space::horizontal(), open]
+                            .spacing(8)
+                            .align_y(iced::Center),
+                        status,
+                        prompt,
+                    ]
+                    .spacing(6)
+                    .height(Fill)
+                    .into();
+                }
                 let mut body = column![status].spacing(4).height(Fill);
                 if let Some(q) = &t.search {
                     body = body.push(search_bar(q, t.grid.search_status()));
@@ -930,5 +1133,76 @@ fn shortcut(key: &Key, m: Modifiers) -> Option<Message> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The passphrase prompt of a tab on the screen state alone (the real
+    //! window is driven in tests/tests/boundary.rs).
+    use super::*;
+    use crate::presence::Message as P;
+
+    fn enter() -> keyboard::Event {
+        keyboard::Event::KeyPressed {
+            key: Key::Named(Named::Enter),
+            modified_key: Key::Named(Named::Enter),
+            physical_key: keyboard::key::Physical::Unidentified(
+                keyboard::key::NativeCode::Unidentified,
+            ),
+            location: keyboard::Location::Standard,
+            modifiers: Modifiers::empty(),
+            text: None,
+            repeat: false,
+        }
+    }
+
+    #[test]
+    fn a_tab_the_broker_asks_presence_for_opens_only_with_the_passphrase() {
+        let mut t = Terminals::default();
+        t.update(Message::Open { host: "sw1".into() });
+        let id = t.tabs[0].id;
+        let effects = t.replied(Reply::PresenceRequired {
+            tab: id,
+            why: "an interactive shell to a host of this organization".into(),
+            refused: None,
+        });
+        assert!(
+            matches!(effects.as_slice(), [Effect::Focus(f)] if *f == crate::presence::PROMPT_ID)
+        );
+        assert_eq!(t.tabs[0].state, TabState::Opening);
+        // Enter with nothing typed: nothing is asked.
+        assert_eq!(t.key(&enter()).map(|e| e.len()), Some(0));
+        t.update(Message::Presence(id, P::Passphrase("typed-here".into())));
+        assert!(!format!("{:?}", t.tabs[0]).contains("typed-here"));
+        // Enter: the shell is asked for again, with the passphrase, once.
+        let effects = t.key(&enter()).unwrap_or_default();
+        let [
+            Effect::Watch(daemons::Watch::Terminal(Watch::Shell {
+                tab,
+                presence: Some(p),
+                ..
+            })),
+        ] = effects.as_slice()
+        else {
+            panic!("no shell with presence: {effects:?}");
+        };
+        assert_eq!((*tab, p.expose()), (id, &b"typed-here"[..]));
+        assert!(t.key(&enter()).unwrap_or_default().is_empty());
+        // A wrong one: the broker's refusal is shown in the prompt.
+        t.replied(Reply::PresenceRequired {
+            tab: id,
+            why: String::new(),
+            refused: Some("wrong passphrase".into()),
+        });
+        let prompt = t.tabs[0].presence.as_ref().expect("the prompt stays");
+        assert_eq!(prompt.error.as_deref(), Some("wrong passphrase"));
+        assert!(prompt.why.contains("interactive shell"), "the reason stays");
+        // Escape: nothing opens, the tab says why.
+        t.update(Message::Presence(id, P::Cancel));
+        assert!(t.tabs[0].presence.is_none());
+        assert!(
+            matches!(&t.tabs[0].state, TabState::Failed(why) if why.contains("passphrase was not given"))
+        );
     }
 }

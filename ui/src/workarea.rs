@@ -84,6 +84,15 @@ fn pane<'a>(t: &'a TermTab, focused: bool, split: bool) -> Element<'a, Message> 
         head = head.push(iced::widget::space::horizontal());
         head = head.push(text("●").size(12).style(text::success));
     }
+    // A tab waiting for the account passphrase shows its prompt, not a grid.
+    let screen: Element<'a, Message> = match &t.presence {
+        Some(prompt) => prompt
+            .view("Open shell")
+            .map(move |m| Message::Terminal(terminal::Message::Presence(id, m))),
+        None => t
+            .grid
+            .view(move |e| Message::Terminal(terminal::Message::Grid(id, e))),
+    };
     let body = column![
         button(head)
             .style(if focused && split {
@@ -94,8 +103,7 @@ fn pane<'a>(t: &'a TermTab, focused: bool, split: bool) -> Element<'a, Message> 
             .padding([2, 6])
             .width(Fill)
             .on_press(Message::FocusPane(id)),
-        t.grid
-            .view(move |e| Message::Terminal(terminal::Message::Grid(id, e))),
+        screen,
     ]
     .spacing(2)
     .height(Fill);

@@ -60,6 +60,7 @@ fn state(dir: &std::path::Path) -> State {
         autopilot_tasks: 0,
         boundary_group: None,
         remembered_at: None,
+        tpm: None,
     }));
     s.hosts.loaded(Ok(generated_hosts(24)));
     s.hosts.orgs = ["acme", "lab"]

@@ -133,3 +133,108 @@ fn host_form_shows_the_error_under_its_field() {
     assert!(!matches("hosts-form", h.view(None)), "the error is drawn");
     assert!(matches("hosts-form-address-error", h.view(None)));
 }
+
+/// `view` in `theme` is exactly the stored image `name`.
+fn matches_in(name: &str, theme: Theme, view: Element<'_, Message>) -> bool {
+    let mut ui = Simulator::with_settings(settings(), view);
+    let snap = ui.snapshot(&theme).expect("snapshot");
+    snap.matches_image(snapshot_path(name)).expect("image")
+}
+
+/// With the privilege boundary on, the broker answers a Reveal from the
+/// app with `PresenceRequired`: the detail asks for the account passphrase
+/// (masked, the dangerous confirmation's field), Enter retries with it
+/// once, a refusal is shown in the prompt, Escape gives up and nothing is
+/// revealed.
+#[test]
+fn a_reveal_the_broker_asks_presence_for_prompts_for_the_passphrase() {
+    use gatehouse_ui::app::Effect;
+    use gatehouse_ui::hosts::{Call, Reply};
+    use gatehouse_ui::presence::{Message as P, PROMPT_ID};
+    use iced::keyboard::{Key, Modifiers, key::Named};
+
+    let mut h = hosts();
+    let d = detail(&h);
+    let id = d.id.clone();
+    h.selected = Some(id.clone());
+    h.shown = Some(Shown::new(d));
+    let effects = h.replied(Reply::Revealed {
+        id: id.clone(),
+        field: "ssh.password".into(),
+        result: Err(ops::RevealFailed::PresenceRequired(format!(
+            "revealing host/{id} ssh.password from the app"
+        ))),
+    });
+    assert!(
+        matches!(effects.as_slice(), [Effect::Focus(f)] if *f == PROMPT_ID),
+        "{effects:?}"
+    );
+    assert!(!h.holds_revealed());
+    h.update(
+        Message::RevealPresence(P::Passphrase("typed-not-shown".into())),
+        None,
+    );
+    assert!(!format!("{:?}", h.shown).contains("typed-not-shown"));
+    assert!(
+        !matches("hosts-detail-masked", h.view(None)),
+        "the prompt is drawn"
+    );
+    assert!(matches_in(
+        "hosts-detail-presence-light",
+        Theme::Light,
+        h.view(None)
+    ));
+    assert!(matches_in(
+        "hosts-detail-presence-dark",
+        Theme::Dark,
+        h.view(None)
+    ));
+
+    // Enter (the field's submit, or the key when the field lost focus) sends it once.
+    let key = h
+        .key(&Key::Named(Named::Enter), Modifiers::empty())
+        .expect("Enter is the prompt's");
+    let effects = h.update(key, None);
+    let [
+        Effect::Call(gatehouse_ui::daemons::Call::Hosts(Call::Reveal {
+            field,
+            presence: Some(p),
+            ..
+        })),
+    ] = effects.as_slice()
+    else {
+        panic!("no reveal with presence: {effects:?}");
+    };
+    assert_eq!(
+        (field.as_str(), p.expose()),
+        ("ssh.password", &b"typed-not-shown"[..])
+    );
+    assert!(
+        h.update(Message::RevealPresence(P::Submit), None)
+            .is_empty(),
+        "the field is empty: nothing is sent again"
+    );
+
+    // The broker's refusal is shown in the prompt, which asks again.
+    h.replied(Reply::Revealed {
+        id: id.clone(),
+        field: "ssh.password".into(),
+        result: Err(ops::RevealFailed::Refused(
+            "wrong passphrase (attempt 1)".into(),
+        )),
+    });
+    assert!(matches_in(
+        "hosts-detail-presence-refused",
+        Theme::Light,
+        h.view(None)
+    ));
+    assert!(!h.holds_revealed());
+
+    // Escape gives up: the prompt goes, the value stays masked.
+    let key = h
+        .key(&Key::Named(Named::Escape), Modifiers::empty())
+        .expect("Escape is the prompt's");
+    h.update(key, None);
+    assert!(h.shown.as_ref().is_some_and(|s| s.presence.is_none()));
+    assert!(matches("hosts-detail-masked", h.view(None)));
+}

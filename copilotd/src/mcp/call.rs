@@ -181,8 +181,12 @@ pub(crate) async fn mcp_tool(
     let org = server.org.clone().or(conversation_org);
     let policy = match &org {
         None => gatehouse_policy::OrgPolicy::default(),
-        Some(o) => match crate::org_policy::load(agent.data_root(), o) {
-            Ok(p) => p,
+        Some(o) => match crate::org_policy::load(agent.broker(), o).await {
+            // Pre-approval would need a signed policy (as for commands).
+            Ok(mut p) => {
+                p.allow.clear();
+                p
+            }
             Err(e) => {
                 return agent
                     .refuse(

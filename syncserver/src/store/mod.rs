@@ -166,6 +166,30 @@ pub struct BundleRow {
     pub updated_ms: u64,
 }
 
+/// A share-relay channel (issue 14) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayRow {
+    pub channel: String,
+    pub org: String,
+    /// The sharer: the only account that may replace the list.
+    pub creator: String,
+    pub epoch: u64,
+    /// The accounts of the current list (besides the creator).
+    pub participants: Vec<String>,
+    /// `postcard(SignedShareList)` as put.
+    pub list: Vec<u8>,
+}
+
+/// One relayed frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRow {
+    pub seq: u64,
+    pub sender: String,
+    pub epoch: u64,
+    pub body: Vec<u8>,
+    pub at_ms: u64,
+}
+
 /// The answer to "may this verifier be tried now?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BundleTry {
@@ -279,8 +303,35 @@ pub trait Store: Send + Sync + 'static {
     /// wrong one adds to it. Returns the wrong tries in this window.
     async fn end_bundle_try(&self, account: &str, right: bool) -> Result<u32, StoreError>;
 
-    /// A feed that ticks when something may have changed in some space (a
-    /// push by this or, through the database, another instance), and the
+    /// Creates a relay channel or replaces its list, atomically: a channel
+    /// that exists may be replaced only by its creator and only with a
+    /// higher epoch ([`StoreError::Conflict`] otherwise).
+    async fn put_relay(&self, row: &RelayRow) -> Result<(), StoreError>;
+    /// The channel and its frame head.
+    async fn relay(&self, channel: &str) -> Result<Option<(RelayRow, u64)>, StoreError>;
+    /// Appends a frame from `sender` for `epoch` if, in the same
+    /// transaction, the channel's epoch is `epoch` and `sender` is its
+    /// creator or a participant; `None` otherwise. Keeps the last
+    /// [`gatehouse_syncproto::limits::RELAY_KEEP_FRAMES`] frames.
+    async fn append_frame(
+        &self,
+        channel: &str,
+        sender: &str,
+        epoch: u64,
+        body: &[u8],
+        at_ms: u64,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Frames with seq > `after`, in order, at most `limit`; and the head.
+    async fn frames(
+        &self,
+        channel: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<FrameRow>, u64), StoreError>;
+
+    /// A feed that ticks when something may have changed in some space or
+    /// relay channel (a push or frame by this or, through the database,
+    /// another instance), and the
     /// longest a waiter may sleep on it before re-reading the head (what the
     /// feed cannot see). Waiters subscribe BEFORE reading the head; a
     /// spurious tick is harmless.
@@ -296,6 +347,23 @@ pub async fn open(db: &str) -> anyhow::Result<Arc<dyn Store>> {
     } else {
         anyhow::bail!("--db must be sqlite:PATH or postgres://…, not {db:?}")
     }
+}
+
+/// The refusal for replacing channel `existing` with a list by `creator` at
+/// `epoch`, if any (both backends, inside their transaction).
+pub(crate) fn relay_refusal(existing: &RelayRow, creator: &str, epoch: u64) -> Option<StoreError> {
+    if existing.creator != creator {
+        return Some(StoreError::Conflict(format!(
+            "relay channel {} belongs to another sharer",
+            existing.channel
+        )));
+    }
+    (epoch <= existing.epoch).then(|| {
+        StoreError::Conflict(format!(
+            "relay channel {} is at epoch {}: a new list needs a higher one, not {epoch}",
+            existing.channel, existing.epoch
+        ))
+    })
 }
 
 /// A random token: `n` bytes, URL-safe base64 without padding.

@@ -31,6 +31,8 @@ use super::{
     BUNDLE_MAX_WRONG, BUNDLE_TRY_HOLD_MS, BUNDLE_WINDOW_MS, BundleRow, BundleTry, CLAIM_BUNDLE_TRY,
     bundle_wait,
 };
+use super::{FrameRow, RelayRow, relay_refusal};
+use gatehouse_syncproto::limits::RELAY_KEEP_FRAMES;
 
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "gatehouse_sync";
@@ -64,6 +66,12 @@ CREATE TABLE IF NOT EXISTS bundles (account TEXT PRIMARY KEY, kdf TEXT NOT NULL,
     verifier_salt BYTEA NOT NULL, verifier_hash BYTEA NOT NULL, bundle BYTEA NOT NULL,
     updated_ms BIGINT NOT NULL, failures BIGINT NOT NULL DEFAULT 0,
     window_start_ms BIGINT NOT NULL DEFAULT 0, busy_until_ms BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS relays (channel TEXT PRIMARY KEY, org TEXT NOT NULL,
+    creator TEXT NOT NULL, epoch BIGINT NOT NULL, participants TEXT NOT NULL,
+    list BYTEA NOT NULL, head BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS relay_frames (channel TEXT NOT NULL, seq BIGINT NOT NULL,
+    sender TEXT NOT NULL, epoch BIGINT NOT NULL, body BYTEA NOT NULL, at_ms BIGINT NOT NULL,
+    PRIMARY KEY (channel, seq));
 -- One record's compare-and-swap: for an org space, reads the writer's role
 -- row (share-locked, so a log append that changes it waits for this push)
 -- and stops there if it is not a writing role; then locks the space's row
@@ -133,6 +141,29 @@ fn hash32(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
     v.try_into()
         .map_err(|_| StoreError::Db("stored hash is not 32 bytes".into()))
 }
+
+/// Reads a relay row (`SELECT channel, org, creator, epoch, participants, list, head`).
+fn relay_row(r: &tokio_postgres::Row) -> (RelayRow, u64) {
+    let participants: String = r.get(4);
+    (
+        RelayRow {
+            channel: r.get(0),
+            org: r.get(1),
+            creator: r.get(2),
+            epoch: r.get::<_, i64>(3) as u64,
+            participants: participants
+                .split('\n')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect(),
+            list: r.get(5),
+        },
+        r.get::<_, i64>(6) as u64,
+    )
+}
+
+const SELECT_RELAY: &str =
+    "SELECT channel, org, creator, epoch, participants, list, head FROM relays WHERE channel = $1";
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
@@ -653,6 +684,154 @@ impl Store for PgStore {
                 grant: r.get(3),
             })
             .collect())
+    }
+
+    async fn put_relay(&self, row: &RelayRow) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // Serializes puts on one channel (a first put has no row to lock).
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('relay:' || $1))",
+            &[&row.channel],
+        )
+        .await
+        .map_err(db)?;
+        let existing = tx
+            .query_opt(SELECT_RELAY, &[&row.channel])
+            .await
+            .map_err(db)?
+            .map(|r| relay_row(&r));
+        if let Some(e) = existing.and_then(|(e, _)| relay_refusal(&e, &row.creator, row.epoch)) {
+            return Err(e);
+        }
+        tx.execute(
+            "INSERT INTO relays (channel, org, creator, epoch, participants, list)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (channel) DO UPDATE SET epoch = excluded.epoch,
+               participants = excluded.participants, list = excluded.list",
+            &[
+                &row.channel,
+                &row.org,
+                &row.creator,
+                &(row.epoch as i64),
+                &row.participants.join("\n"),
+                &row.list,
+            ],
+        )
+        .await
+        .map_err(db)?;
+        tx.batch_execute("NOTIFY gatehouse_sync")
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn relay(&self, channel: &str) -> Result<Option<(RelayRow, u64)>, StoreError> {
+        let c = self.conn().await?;
+        Ok(c.query_opt(SELECT_RELAY, &[&channel])
+            .await
+            .map_err(db)?
+            .map(|r| relay_row(&r)))
+    }
+
+    async fn append_frame(
+        &self,
+        channel: &str,
+        sender: &str,
+        epoch: u64,
+        body: &[u8],
+        at_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // The row lock orders frames and waits for a list change in flight.
+        let Some((relay, head)) = tx
+            .query_opt(&format!("{SELECT_RELAY} FOR UPDATE"), &[&channel])
+            .await
+            .map_err(db)?
+            .map(|r| relay_row(&r))
+        else {
+            return Ok(None);
+        };
+        let member = relay.creator == sender || relay.participants.iter().any(|p| p == sender);
+        if relay.epoch != epoch || !member {
+            return Ok(None);
+        }
+        let seq = head + 1;
+        tx.execute(
+            "INSERT INTO relay_frames (channel, seq, sender, epoch, body, at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &channel,
+                &(seq as i64),
+                &sender,
+                &(epoch as i64),
+                &body,
+                &(at_ms as i64),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE relays SET head = $2 WHERE channel = $1",
+            &[&channel, &(seq as i64)],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM relay_frames WHERE channel = $1 AND seq <= $2",
+            &[&channel, &(seq as i64 - RELAY_KEEP_FRAMES as i64)],
+        )
+        .await
+        .map_err(db)?;
+        tx.batch_execute("NOTIFY gatehouse_sync")
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(seq))
+    }
+
+    async fn frames(
+        &self,
+        channel: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<FrameRow>, u64), StoreError> {
+        let mut c = self.conn().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db)?;
+        let head: i64 = tx
+            .query_opt("SELECT head FROM relays WHERE channel = $1", &[&channel])
+            .await
+            .map_err(db)?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        let rows = tx
+            .query(
+                "SELECT seq, sender, epoch, body, at_ms FROM relay_frames
+                 WHERE channel = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&channel, &(after as i64), &(limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok((
+            rows.into_iter()
+                .map(|r| FrameRow {
+                    seq: r.get::<_, i64>(0) as u64,
+                    sender: r.get(1),
+                    epoch: r.get::<_, i64>(2) as u64,
+                    body: r.get(3),
+                    at_ms: r.get::<_, i64>(4) as u64,
+                })
+                .collect(),
+            head as u64,
+        ))
     }
 
     fn change_feed(&self) -> (watch::Receiver<u64>, Duration) {

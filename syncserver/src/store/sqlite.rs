@@ -21,6 +21,8 @@ use super::{
     SessionRow, Store, StoreError, Writer, bundle_wait, random_token, role_from_str, role_to_str,
     writer_refusal,
 };
+use super::{FrameRow, RelayRow, relay_refusal};
+use gatehouse_syncproto::limits::RELAY_KEEP_FRAMES;
 
 /// How often a waiter re-reads the head when no local push woke it.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -49,7 +51,36 @@ CREATE TABLE IF NOT EXISTS bundles (account TEXT PRIMARY KEY, kdf TEXT NOT NULL,
     verifier_salt BLOB NOT NULL, verifier_hash BLOB NOT NULL, bundle BLOB NOT NULL,
     updated_ms INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0,
     window_start_ms INTEGER NOT NULL DEFAULT 0, busy_until_ms INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS relays (channel TEXT PRIMARY KEY, org TEXT NOT NULL,
+    creator TEXT NOT NULL, epoch INTEGER NOT NULL, participants TEXT NOT NULL,
+    list BLOB NOT NULL, head INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS relay_frames (channel TEXT NOT NULL, seq INTEGER NOT NULL,
+    sender TEXT NOT NULL, epoch INTEGER NOT NULL, body BLOB NOT NULL, at_ms INTEGER NOT NULL,
+    PRIMARY KEY (channel, seq));
 ";
+
+/// Reads a relay row (`SELECT channel, org, creator, epoch, participants, list, head`).
+fn relay_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(RelayRow, u64)> {
+    let participants: String = r.get(4)?;
+    Ok((
+        RelayRow {
+            channel: r.get(0)?,
+            org: r.get(1)?,
+            creator: r.get(2)?,
+            epoch: r.get::<_, i64>(3)? as u64,
+            participants: participants
+                .split('\n')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect(),
+            list: r.get(5)?,
+        },
+        r.get::<_, i64>(6)? as u64,
+    ))
+}
+
+const SELECT_RELAY: &str =
+    "SELECT channel, org, creator, epoch, participants, list, head FROM relays WHERE channel = ?1";
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -595,6 +626,158 @@ impl Store for SqliteStore {
                 })
                 .map_err(db)?;
             rows.map(|r| r.map_err(db)).collect()
+        })
+        .await
+    }
+
+    async fn put_relay(&self, row: &RelayRow) -> Result<(), StoreError> {
+        let row = row.clone();
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let existing = tx
+                .query_row(SELECT_RELAY, [&row.channel], relay_row)
+                .optional()
+                .map_err(db)?;
+            if let Some(e) = existing.and_then(|(e, _)| relay_refusal(&e, &row.creator, row.epoch))
+            {
+                return Err(e);
+            }
+            tx.execute(
+                "INSERT INTO relays (channel, org, creator, epoch, participants, list)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (channel) DO UPDATE SET epoch = excluded.epoch,
+                   participants = excluded.participants, list = excluded.list",
+                params![
+                    row.channel,
+                    row.org,
+                    row.creator,
+                    row.epoch as i64,
+                    row.participants.join("\n"),
+                    row.list
+                ],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)
+        })
+        .await?;
+        self.pushed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    async fn relay(&self, channel: &str) -> Result<Option<(RelayRow, u64)>, StoreError> {
+        let channel = channel.to_string();
+        self.with(move |c| {
+            c.query_row(SELECT_RELAY, [&channel], relay_row)
+                .optional()
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn append_frame(
+        &self,
+        channel: &str,
+        sender: &str,
+        epoch: u64,
+        body: &[u8],
+        at_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let (channel, sender, body) = (channel.to_string(), sender.to_string(), body.to_vec());
+        let seq = self
+            .with(move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(db)?;
+                let Some((relay, head)) = tx
+                    .query_row(SELECT_RELAY, [&channel], relay_row)
+                    .optional()
+                    .map_err(db)?
+                else {
+                    return Ok(None);
+                };
+                let member = relay.creator == sender || relay.participants.contains(&sender);
+                if relay.epoch != epoch || !member {
+                    return Ok(None);
+                }
+                let seq = head + 1;
+                tx.execute(
+                    "INSERT INTO relay_frames (channel, seq, sender, epoch, body, at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        channel,
+                        seq as i64,
+                        sender,
+                        epoch as i64,
+                        body,
+                        at_ms as i64
+                    ],
+                )
+                .map_err(db)?;
+                tx.execute(
+                    "UPDATE relays SET head = ?2 WHERE channel = ?1",
+                    params![channel, seq as i64],
+                )
+                .map_err(db)?;
+                tx.execute(
+                    "DELETE FROM relay_frames WHERE channel = ?1 AND seq <= ?2",
+                    params![channel, seq as i64 - RELAY_KEEP_FRAMES as i64],
+                )
+                .map_err(db)?;
+                tx.commit().map_err(db)?;
+                Ok(Some(seq))
+            })
+            .await?;
+        if seq.is_some() {
+            self.pushed.send_modify(|n| *n += 1);
+        }
+        Ok(seq)
+    }
+
+    async fn frames(
+        &self,
+        channel: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<FrameRow>, u64), StoreError> {
+        let channel = channel.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let head: i64 = tx
+                .query_row(
+                    "SELECT head FROM relays WHERE channel = ?1",
+                    [&channel],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?
+                .unwrap_or(0);
+            let mut out = Vec::new();
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT seq, sender, epoch, body, at_ms FROM relay_frames
+                         WHERE channel = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    )
+                    .map_err(db)?;
+                let rows = st
+                    .query_map(params![channel, after as i64, limit as i64], |r| {
+                        Ok(FrameRow {
+                            seq: r.get::<_, i64>(0)? as u64,
+                            sender: r.get(1)?,
+                            epoch: r.get::<_, i64>(2)? as u64,
+                            body: r.get(3)?,
+                            at_ms: r.get::<_, i64>(4)? as u64,
+                        })
+                    })
+                    .map_err(db)?;
+                for r in rows {
+                    out.push(r.map_err(db)?);
+                }
+            }
+            tx.commit().map_err(db)?;
+            Ok((out, head as u64))
         })
         .await
     }

@@ -3,9 +3,11 @@
 //!
 //! Owns: the revealed value while this detail is shown (a zeroizing
 //! [`Secret`], dropped with the detail: on close, on another host, at
-//! sign-out). Must never: open anything to draw the mask (which fields are
-//! sealed is store metadata), keep a revealed value once the detail
-//! closes, or reveal more than the one field asked for.
+//! sign-out), and the passphrase prompt of a Reveal the broker asked
+//! presence for ([`crate::presence::Prompt`], dropped the same way).
+//! Must never: open anything to draw the mask (which fields are sealed is
+//! store metadata), keep a revealed value once the detail closes, or
+//! reveal more than the one field asked for.
 
 use gatehouse_ipc::broker::KeyScope;
 use gatehouse_records::model::Secret;
@@ -28,6 +30,9 @@ pub struct Shown {
     revealed: Option<(String, Secret)>,
     pub revealing: bool,
     pub reveal_error: Option<String>,
+    /// The field whose Reveal the broker asked presence for, and the
+    /// prompt that asks the person for the passphrase.
+    pub presence: Option<(String, crate::presence::Prompt)>,
 }
 
 impl Shown {
@@ -37,6 +42,7 @@ impl Shown {
             revealed: None,
             revealing: false,
             reveal_error: None,
+            presence: None,
         }
     }
 
@@ -65,12 +71,15 @@ impl Shown {
     pub fn set_revealed(&mut self, field: String, value: Secret) {
         self.revealing = false;
         self.reveal_error = None;
+        self.presence = None;
         self.revealed = Some((field, value));
     }
 
-    /// Drops the revealed value (its buffer is zeroized).
+    /// Drops the revealed value (its buffer is zeroized) and an open
+    /// passphrase prompt.
     pub fn hide(&mut self) {
         self.revealed = None;
+        self.presence = None;
     }
 
     pub fn view<'a>(&'a self, scope_label: String) -> Element<'a, Message> {
@@ -179,8 +188,11 @@ impl Shown {
             };
             col = col.push(row![text(name).width(130).style(text::secondary), value].spacing(8));
         }
+        if let Some((_, prompt)) = &self.presence {
+            col = col.push(prompt.view("Reveal").map(Message::RevealPresence));
+        }
         if let Some(e) = &self.reveal_error {
-            col = col.push(text(format!("Reveal failed: {e}")).style(text::danger));
+            col = col.push(crate::presence::refusal("Reveal", e));
         }
         col = col.push(
             row![

@@ -135,6 +135,8 @@ pub enum Message {
     ConfirmDelete,
     CancelDelete,
     Reveal(String),
+    /// The passphrase prompt a Reveal opened (the broker asked for presence).
+    RevealPresence(crate::presence::Message),
     Hide,
     CloseDetail,
 }
@@ -151,9 +153,12 @@ pub enum Call {
         id: String,
         revision: u64,
     },
+    /// Reveal `field` of host `id`, with the passphrase typed into the
+    /// prompt when the broker asked for it.
     Reveal {
         id: String,
         field: String,
+        presence: Option<gatehouse_ipc::SecretBytes>,
     },
 }
 
@@ -170,7 +175,7 @@ pub enum Reply {
     Revealed {
         id: String,
         field: String,
-        result: Result<Secret, String>,
+        result: Result<Secret, ops::RevealFailed>,
     },
 }
 
@@ -204,13 +209,22 @@ pub async fn run(d: Daemons, c: Call) -> Reply {
                 result: ops::blocking(move || ops::delete(&layout, &i, revision)).await,
             }
         }
-        Call::Reveal { id, field } => {
+        Call::Reveal {
+            id,
+            field,
+            presence,
+        } => {
             let (i, f) = (id.clone(), field.clone());
-            Reply::Revealed {
-                id,
-                field,
-                result: ops::blocking(move || ops::reveal(&layout, &i, &f)).await,
-            }
+            // The passphrase moves into the request and is dropped (zeroized) with it.
+            let result =
+                tokio::task::spawn_blocking(move || ops::reveal(&layout, &i, &f, presence))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ops::RevealFailed::Refused(format!(
+                            "the hosts task failed: {e}"
+                        )))
+                    });
+            Reply::Revealed { id, field, result }
         }
     }
 }
@@ -322,10 +336,35 @@ impl Hosts {
                 {
                     s.revealing = true;
                     s.reveal_error = None;
+                    s.presence = None;
                     return vec![call(Call::Reveal {
                         id: s.detail.id.clone(),
                         field,
+                        presence: None,
                     })];
+                }
+            }
+            Message::RevealPresence(m) => {
+                let Some(s) = self.shown.as_mut() else {
+                    return vec![];
+                };
+                let Some((field, prompt)) = s.presence.as_mut() else {
+                    return vec![];
+                };
+                match prompt.update(m) {
+                    crate::presence::Outcome::None => {}
+                    crate::presence::Outcome::Cancelled => {
+                        s.presence = None;
+                        s.revealing = false;
+                    }
+                    crate::presence::Outcome::Send(presence) => {
+                        s.revealing = true;
+                        return vec![call(Call::Reveal {
+                            id: s.detail.id.clone(),
+                            field: field.clone(),
+                            presence: Some(presence),
+                        })];
+                    }
                 }
             }
             Message::Hide => {
@@ -422,9 +461,19 @@ impl Hosts {
                 if let Some(s) = self.shown.as_mut().filter(|s| s.detail.id == id) {
                     match result {
                         Ok(v) => s.set_revealed(field, v),
-                        Err(e) => {
+                        // The broker wants the passphrase: ask for it (the
+                        // prompt stays, with the refusal, after a wrong one).
+                        Err(ops::RevealFailed::PresenceRequired(why)) => {
                             s.revealing = false;
-                            s.reveal_error = Some(e);
+                            s.presence = Some((field, crate::presence::Prompt::new(why)));
+                            return vec![Effect::Focus(crate::presence::PROMPT_ID)];
+                        }
+                        Err(ops::RevealFailed::Refused(e)) => {
+                            s.revealing = false;
+                            match s.presence.as_mut() {
+                                Some((_, prompt)) => prompt.refused(e),
+                                None => s.reveal_error = Some(e),
+                            }
                         }
                     }
                 }
@@ -573,6 +622,15 @@ impl Hosts {
             return match key {
                 Key::Named(Named::Enter) => Some(Message::ConfirmDelete),
                 Key::Named(Named::Escape) => Some(Message::CancelDelete),
+                _ => None,
+            };
+        }
+        // A Reveal's passphrase prompt is open: only its keys.
+        if self.shown.as_ref().is_some_and(|s| s.presence.is_some()) {
+            use crate::presence::Message as P;
+            return match key {
+                Key::Named(Named::Enter) => Some(Message::RevealPresence(P::Submit)),
+                Key::Named(Named::Escape) => Some(Message::RevealPresence(P::Cancel)),
                 _ => None,
             };
         }

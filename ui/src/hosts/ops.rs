@@ -6,14 +6,14 @@
 //! Owns: turning a record error into the form field it belongs to.
 //! Must never: write anything when a check fails (checks run before the
 //! broker is even connected), open a sealed field except the one a person
-//! asked to reveal (`Store::open_field`) or the whole record an edit
+//! asked to reveal (`Store::open_field` through `RevealFields`) or the whole record an edit
 //! re-seals (as the CLI's edit does), or keep an opened value.
 
 use std::collections::BTreeMap;
 
-use gatehouse_ipc::Layout;
 use gatehouse_ipc::broker::KeyScope;
 use gatehouse_ipc::paths::local_user as actor;
+use gatehouse_ipc::{Layout, SecretBytes};
 use gatehouse_records::host_edit::{self, HostChanges};
 use gatehouse_records::model::{Kind, Record, Secret};
 use gatehouse_records::{BrokerSealer, RecordError, Store};
@@ -174,13 +174,43 @@ pub fn detail(layout: &Layout, id: &str) -> Result<Detail, String> {
     })
 }
 
-/// Opens exactly one sealed field of a MAC-verified host (the broker writes
-/// its credential-log row before answering).
-pub fn reveal(layout: &Layout, id: &str, field: &str) -> Result<Secret, String> {
-    let store = Store::open_in(layout).map_err(|e| e.to_string())?;
-    let stored = store.get(Kind::Host, id).map_err(|e| e.to_string())?;
-    let mut sealer = connect(layout).map_err(|e| e.to_string())?;
-    Store::open_field(&mut sealer, &stored, field).map_err(|e| e.to_string())
+/// Why a reveal gave nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevealFailed {
+    /// The broker wants the account passphrase first (its reason): the
+    /// detail asks for it and tries again.
+    PresenceRequired(String),
+    /// Anything else, as a person reads it (a wrong passphrase, the
+    /// throttle, a tampered record, the broker away).
+    Refused(String),
+}
+
+impl From<RecordError> for RevealFailed {
+    fn from(e: RecordError) -> RevealFailed {
+        match e {
+            RecordError::Sealer(gatehouse_records::SealerError::Remote(
+                gatehouse_ipc::broker::BrokerError::PresenceRequired { why },
+            )) => RevealFailed::PresenceRequired(why),
+            other => RevealFailed::Refused(other.to_string()),
+        }
+    }
+}
+
+/// Opens exactly one sealed field of a MAC-verified host to show it
+/// (`RevealFields`, with `presence` when the person typed the passphrase;
+/// the broker writes its credential-log row before answering, refused or
+/// not). `presence` is dropped (zeroized) with the request.
+pub fn reveal(
+    layout: &Layout,
+    id: &str,
+    field: &str,
+    presence: Option<SecretBytes>,
+) -> Result<Secret, RevealFailed> {
+    let store = Store::open_in(layout)?;
+    let stored = store.get(Kind::Host, id)?;
+    let mut sealer = connect(layout)?;
+    sealer.reveal(presence);
+    Ok(Store::open_field(&mut sealer, &stored, field)?)
 }
 
 /// Runs `f` on a blocking thread (store and broker calls are synchronous).

@@ -8,7 +8,7 @@
 # peer). The state root: root:GROUP 0070 (the broker, running with the group,
 # keeps the remembered-device material there; the user cannot even enter it).
 
-GATEHOUSE_BINARIES=(gatehouse gatehouse-broker gatehouse-sessiond gatehouse-copilotd gatehouse-ui gatehouse-labdevice)
+GATEHOUSE_BINARIES=(gatehouse gatehouse-broker gatehouse-sessiond gatehouse-copilotd gatehouse-syncd gatehouse-ui gatehouse-labdevice)
 GATEHOUSE_BINARY_MODE=2755
 GATEHOUSE_STATE_MODE=0070
 

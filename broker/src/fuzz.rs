@@ -9,7 +9,7 @@
 //! [`BrokerService`] (real vault in secret memory, real keyutils keychain,
 //! real approvals book, over a private state directory on tmpfs), and the
 //! reply is encoded as the server would send it. The peer's role is
-//! `PeerRole::ALL[request id % 4]`, so every role is reachable and an input
+//! `PeerRole::ALL[request id % 5]`, so every role is reachable and an input
 //! always replays under the same role; each role has its own synthetic pid
 //! (so one role can approve what another requested).
 //!

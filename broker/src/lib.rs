@@ -14,7 +14,8 @@
 //! this device" keeps its unlock material), [`host_credentials`] and
 //! [`service_auth`] (releases bound to one destination), [`service`]
 //! (request dispatch), [`copilot_records`] (note bodies and approved record
-//! writes for copilotd).
+//! writes for copilotd), [`sync_signing`] (device challenges and record
+//! writes signed for syncd with the account's identity key).
 
 pub mod approvals;
 pub mod audit;
@@ -34,5 +35,6 @@ pub mod remembered;
 pub mod roles;
 pub mod service;
 pub mod service_auth;
+pub mod sync_signing;
 pub mod tpm;
 pub mod vault;

@@ -4,19 +4,19 @@
 //! Must never: grant anything by default — an operation missing from the
 //! table is refused for every role.
 
-use gatehouse_ipc::PeerRole::{self, Cli, Copilotd, Sessiond, Ui};
+use gatehouse_ipc::PeerRole::{self, Cli, Copilotd, Sessiond, Syncd, Ui};
 use gatehouse_ipc::broker::Operation::{self, *};
 
 /// `(operation, roles allowed)`. Everything else is refused.
 pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
-    (Status, &[Cli, Ui, Sessiond, Copilotd]),
+    (Status, &[Cli, Ui, Sessiond, Copilotd, Syncd]),
     // Account life cycle is a person's act.
     (AccountInit, &[Cli, Ui]),
     (SignIn, &[Cli, Ui]),
     (SignOut, &[Cli, Ui]),
     (OrgCreate, &[Cli, Ui]),
     // Org ids and names are not secret; daemons need them to scope work.
-    (OrgList, &[Cli, Ui, Sessiond, Copilotd]),
+    (OrgList, &[Cli, Ui, Sessiond, Copilotd, Syncd]),
     (KeychainSet, &[Cli, Ui]),
     (KeychainList, &[Cli, Ui]),
     (KeychainRemove, &[Cli, Ui]),
@@ -54,11 +54,14 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     (CheckApproval, &[Sessiond, Copilotd]),
     // Exact-value redaction of text bound for the AI provider.
     (Redact, &[Cli, Ui, Copilotd]),
-    (Subscribe, &[Cli, Ui, Sessiond, Copilotd]),
+    // syncd stops and clears at sign-out like the other daemons.
+    (Subscribe, &[Cli, Ui, Sessiond, Copilotd, Syncd]),
     // Writing records is a person's act (daemons that write records go
     // through approvals and a person's tool); anyone may check a record.
     (MacRecords, &[Cli, Ui]),
-    (VerifyRecords, &[Cli, Ui, Sessiond, Copilotd]),
+    // syncd checks every record that arrives from a server before it
+    // applies it (a moved ciphertext or changed plaintext fails the MAC).
+    (VerifyRecords, &[Cli, Ui, Sessiond, Copilotd, Syncd]),
     // Device credentials go to the executor only, for one verified host
     // record and the destination it names; keys are used, never released.
     (ReleasePassword, &[Sessiond]),
@@ -87,6 +90,19 @@ pub const ROLE_TABLE: &[(Operation, &[PeerRole])] = &[
     // A connector's or MCP server's auth, for the endpoint its verified
     // record names; copilotd applies it to that one call.
     (ReleaseServiceAuth, &[Copilotd]),
+    // syncd (crate::sync_signing): the account's card, a server's device
+    // challenge and writes of records the local store holds, signed with
+    // the identity key; never arbitrary bytes, and never for another role
+    // (a person's tools reach the server through syncd).
+    (SyncCard, &[Syncd]),
+    (SyncSignChallenge, &[Syncd]),
+    (SyncSignWrite, &[Syncd]),
+    // A second device: uploading the key bundle needs the passphrase
+    // (presence); deriving a verifier and restoring an account from a
+    // bundle are a person's sign-in on an empty profile.
+    (SyncKeyBundle, &[Cli, Ui]),
+    (BundleVerifier, &[Cli, Ui]),
+    (AccountFromBundle, &[Cli, Ui]),
 ];
 
 /// Whether `role` may perform `op`.
@@ -134,5 +150,42 @@ mod tests {
         assert!(allowed(Copilotd, ReleaseServiceAuth));
         assert!(!allowed(Copilotd, ReleasePassword));
         assert!(!allowed(Cli, ConsumeApproval));
+    }
+
+    #[test]
+    fn syncd_signs_sync_bodies_and_nothing_else() {
+        for op in [SyncCard, SyncSignChallenge, SyncSignWrite] {
+            for role in PeerRole::ALL {
+                assert_eq!(allowed(role, op), role == Syncd, "{role} {op}");
+            }
+        }
+        // syncd holds no key: it never opens, MACs or releases anything,
+        // and never acts for a person.
+        for op in [
+            OpenFields,
+            RevealFields,
+            MacRecords,
+            SealFields,
+            ReleasePassword,
+            SshSign,
+            RecordingKey,
+            ReleaseProviderKey,
+            OpenNote,
+            ReleaseServiceAuth,
+            DecideApproval,
+            SignIn,
+            SignOut,
+            AccountSecretKey,
+            KeychainList,
+        ] {
+            assert!(!allowed(Syncd, op), "syncd may {op}");
+        }
+        // The key bundle is a person's: sealed with the passphrase, opened
+        // with both secrets; no daemon (syncd included) makes or opens one.
+        for op in [SyncKeyBundle, BundleVerifier, AccountFromBundle] {
+            for role in PeerRole::ALL {
+                assert_eq!(allowed(role, op), matches!(role, Cli | Ui), "{role} {op}");
+            }
+        }
     }
 }

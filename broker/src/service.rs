@@ -362,6 +362,49 @@ impl BrokerService {
                 )?;
                 Ok(BrokerResponse::Done)
             }
+            BrokerRequest::SyncCard { account } => {
+                Ok(BrokerResponse::Card(st.vault.sync_card(&account)?))
+            }
+            BrokerRequest::SyncSignChallenge { challenge } => Ok(BrokerResponse::Signature(
+                crate::sync_signing::sign_challenge(&mut st.vault, &challenge)?,
+            )),
+            BrokerRequest::SyncSignWrite { record, write } => Ok(BrokerResponse::Signature(
+                crate::sync_signing::sign_write(&mut st.vault, &record, &write)?,
+            )),
+            BrokerRequest::SyncKeyBundle { presence } => Ok(BrokerResponse::KeyBundle(Box::new(
+                st.vault.key_bundle(presence.expose())?,
+            ))),
+            BrokerRequest::BundleVerifier {
+                account,
+                kdf,
+                passphrase,
+                secret_key,
+            } => Ok(BrokerResponse::Verifier(crate::vault::bundle_verifier(
+                &account,
+                &kdf,
+                passphrase.expose(),
+                secret_key.expose(),
+            )?)),
+            BrokerRequest::AccountFromBundle {
+                account,
+                kdf,
+                passphrase,
+                secret_key,
+                bundle,
+            } => {
+                st.vault.restore_from_bundle(
+                    &account,
+                    &kdf,
+                    passphrase.expose(),
+                    secret_key.expose(),
+                    &bundle,
+                )?;
+                let _ = self.events.send(BrokerEvent::SignedIn);
+                Ok(BrokerResponse::SignedIn {
+                    orgs: st.vault.org_count(),
+                    keychain_entries: st.vault.keychain_list().map(|l| l.len()).unwrap_or(0),
+                })
+            }
             BrokerRequest::SealFields { items } => {
                 let sealed = items
                     .iter()
@@ -830,6 +873,9 @@ impl Handler<Broker> for BrokerService {
                     ..
                 }
                 | BrokerRequest::OrgPolicySet { .. }
+                | BrokerRequest::SyncKeyBundle { .. }
+                | BrokerRequest::BundleVerifier { .. }
+                | BrokerRequest::AccountFromBundle { .. }
         );
         // Requests that wait on Argon2id or the OS keychain (D-Bus) leave this
         // worker thread to the runtime's other tasks; the rest are microseconds.

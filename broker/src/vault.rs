@@ -26,6 +26,7 @@ use crate::keychain::Keychain;
 use crate::remembered::{RememberStore, UNLOCK_ENTRY};
 
 mod account_keys;
+pub use account_keys::bundle_verifier;
 
 const KEY_SLOTS: usize = 256;
 /// Room for cached secret values (exact-value redaction, purge at sign-out).

@@ -227,6 +227,41 @@ fn sample_requests() -> Vec<(&'static str, BrokerRequest)> {
             },
         ),
         ("subscribe", BrokerRequest::Subscribe),
+        (
+            "sync-card",
+            BrokerRequest::SyncCard {
+                account: "fuzz-account".into(),
+            },
+        ),
+        (
+            "sync-sign-challenge",
+            BrokerRequest::SyncSignChallenge {
+                challenge: gatehouse_membership::sign::encode(
+                    &gatehouse_membership::auth::AuthChallenge {
+                        server: "server".into(),
+                        account: "fuzz-account".into(),
+                        device: "device".into(),
+                        nonce: vec![7; 32],
+                        time_ms: 1,
+                    },
+                ),
+            },
+        ),
+        (
+            "sync-sign-write",
+            BrokerRequest::SyncSignWrite {
+                record: Box::new(gatehouse_ipc::broker::VerifyItem {
+                    item: gatehouse_ipc::broker::MacItem {
+                        scope: KeyScope::Private,
+                        record_kind: "host".into(),
+                        record_id: "h1".into(),
+                        content: b"fields".to_vec(),
+                    },
+                    mac: vec![0; 32],
+                }),
+                write: vec![0; 48],
+            },
+        ),
     ]
 }
 
@@ -271,16 +306,16 @@ fn approval_sequence(consumed: &Action) -> Vec<u8> {
                 presence: None,
             },
         ),
-        request_frame(6, BrokerRequest::ApprovalOutcome { id: 0 }),
+        request_frame(7, BrokerRequest::ApprovalOutcome { id: 0 }),
         request_frame(
-            10,
+            12,
             BrokerRequest::ConsumeApproval {
                 token: Box::new(unsigned.clone()),
                 action: consumed.clone(),
             },
         ),
         request_frame(
-            14,
+            17,
             BrokerRequest::ConsumeApproval {
                 token: Box::new(unsigned),
                 action: consumed.clone(),
@@ -295,7 +330,7 @@ fn approval_sequence(consumed: &Action) -> Vec<u8> {
 fn seed_corpus() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for (name, req) in sample_requests() {
-        // id % 4 picks the role (cli, ui, sessiond, copilotd): the first one
+        // id % 5 picks the role (cli, ui, sessiond, copilotd, syncd): the first one
         // the role table allows, so the seed gets past the role check.
         let id = PeerRole::ALL
             .iter()
@@ -329,12 +364,12 @@ fn seed_corpus() -> Vec<(String, Vec<u8>)> {
                 },
             ),
             request_frame(
-                4,
+                5,
                 BrokerRequest::Redact {
                     text: "token tok-abcdef-123456".into(),
                 },
             ),
-            request_frame(8, BrokerRequest::KeychainList),
+            request_frame(10, BrokerRequest::KeychainList),
         ]
         .concat(),
     ));
@@ -350,7 +385,7 @@ fn seed_corpus() -> Vec<(String, Vec<u8>)> {
                     }],
                 },
             ),
-            request_frame(5, BrokerRequest::OrgList),
+            request_frame(6, BrokerRequest::OrgList),
         ]
         .concat(),
     ));
@@ -360,7 +395,7 @@ fn seed_corpus() -> Vec<(String, Vec<u8>)> {
             request_frame(0, BrokerRequest::SignOut),
             request_frame(1, BrokerRequest::Status),
             request_frame(
-                4,
+                5,
                 BrokerRequest::SignIn {
                     passphrase: SecretBytes::copy_from(FUZZ_PASSPHRASE),
                     remember_device: false,

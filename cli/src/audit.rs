@@ -226,6 +226,21 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
             "copilotd is not running",
         ),
     }
+    // syncd runs only once a sync server is configured.
+    let syncd = crate::sync_cmds::syncd_status(layout);
+    match &syncd {
+        Some(s) => hardening_checks(&mut checks, "syncd", s.pid as i32, &s.hardening),
+        None => check(
+            &mut checks,
+            "syncd hardening",
+            Outcome::Skip,
+            if gatehouse_ipc::sync_state::server_path(&layout.root).exists() {
+                "syncd is not running"
+            } else {
+                "syncd is not running (no sync server configured)"
+            },
+        ),
+    }
     // The privilege boundary, point by point.
     let mut daemons = vec![("broker", broker_pid)];
     if let Ok(gatehouse_ipc::sessiond::SessiondResponse::Status(s)) =
@@ -236,6 +251,9 @@ pub fn isolation(layout: &Layout, then_sign_out: bool) -> anyhow::Result<Vec<Che
     }
     if let Some(s) = crate::supervisor::copilotd_status(layout) {
         daemons.push(("copilotd", s.pid as i32));
+    }
+    if let Some(s) = &syncd {
+        daemons.push(("syncd", s.pid as i32));
     }
     crate::boundary_audit::checks(&mut checks, &status, &daemons);
     let h = &status.hardening;

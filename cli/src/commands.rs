@@ -135,6 +135,10 @@ pub enum AccountCmd {
         #[arg(long)]
         passphrase_stdin: bool,
     },
+    /// Sign in on this empty profile as an account that syncs through a
+    /// server (a second device): fetches the key bundle with the passphrase
+    /// and the Secret Key, connects this device, and pulls every record.
+    FromServer(crate::sync_cmds::FromServerArgs),
 }
 
 /// Asks the broker for the Secret Key, with the passphrase as presence.
@@ -184,6 +188,9 @@ pub fn account(profile: Option<&str>, cmd: AccountCmd) -> anyhow::Result<ExitCod
             let mut b = BrokerConn::connect(profile)?;
             println!("{}", secret_key(&mut b, pass)?);
             eprintln!("{SECRET_KEY_ADVICE}");
+        }
+        AccountCmd::FromServer(args) => {
+            return crate::sync_cmds::account_from_server(profile, &args);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -21,6 +21,7 @@ mod session_cmds;
 mod sessions_bench;
 mod settings_cmds;
 mod supervisor;
+mod sync_cmds;
 mod ui_bench;
 mod ui_cmd;
 
@@ -143,6 +144,9 @@ enum Command {
     /// trust, and what sign-out clears.
     #[command(subcommand)]
     Settings(settings_cmds::SettingsCmd),
+    /// Sync through a sync server (syncd): connect this device, status, sync now.
+    #[command(subcommand)]
+    Sync(sync_cmds::SyncCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Signout { json } => commands::signout(profile, json),
         Command::Org(cmd) => commands::org(profile, cmd),
         Command::Settings(cmd) => settings_cmds::run(profile, cmd),
+        Command::Sync(cmd) => sync_cmds::run(profile, cmd),
         Command::Keychain(cmd) => commands::keychain(profile, cmd),
         Command::Field(cmd) => commands::field(profile, cmd),
         Command::Approvals(cmd) => commands::approvals(profile, cmd),

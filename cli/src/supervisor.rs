@@ -113,12 +113,19 @@ pub fn up(profile: Option<&str>, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let mut child = cmd.spawn().context("starting the supervisor")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
+        let sync_configured = gatehouse_ipc::sync_state::server_path(&layout.root).exists();
         if broker_answers(&layout)
             && sessiond_answers(&layout)
             && copilotd_status(&layout).is_some()
+            && (!sync_configured || crate::sync_cmds::syncd_status(&layout).is_some())
         {
             println!(
-                "up: broker, sessiond and copilotd running (supervisor pid {})",
+                "up: broker, sessiond{} running (supervisor pid {})",
+                if sync_configured {
+                    ", copilotd and syncd"
+                } else {
+                    " and copilotd"
+                },
                 child.id()
             );
             return Ok(ExitCode::SUCCESS);
@@ -142,6 +149,8 @@ struct Daemon {
     name: &'static str,
     path: PathBuf,
     args: Vec<String>,
+    /// Started only once this file exists (syncd: a configured sync server).
+    when: Option<PathBuf>,
 }
 
 /// Runs the daemons (broker, sessiond) and restarts each when it dies, with
@@ -163,20 +172,33 @@ fn supervise(layout: &Layout, args: &UpArgs) -> anyhow::Result<ExitCode> {
             name: "broker",
             path: install.dir.join("gatehouse-broker"),
             args: broker_args,
+            when: None,
         },
         Daemon {
             name: "sessiond",
             path: install.dir.join("gatehouse-sessiond"),
             args: common.clone(),
+            when: None,
         },
         // Needs the broker and sessiond: until they answer it exits and is restarted.
         Daemon {
             name: "copilotd",
             path: install.dir.join("gatehouse-copilotd"),
+            args: common.clone(),
+            when: None,
+        },
+        // Only once a sync server is configured (`gatehouse sync connect`
+        // writes it, and then finds syncd started).
+        Daemon {
+            name: "syncd",
+            path: install.dir.join("gatehouse-syncd"),
             args: common,
+            when: Some(gatehouse_ipc::sync_state::server_path(&layout.root)),
         },
     ];
-    for d in &daemons {
+    // A conditional daemon's binary may be missing until it is needed
+    // (keep_running says so then).
+    for d in daemons.iter().filter(|d| d.when.is_none()) {
         if !d.path.exists() {
             bail!(
                 "{} not found: the {} must be installed beside gatehouse",
@@ -221,15 +243,16 @@ async fn run_all(
     daemons: &[Daemon],
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let [broker, sessiond, copilotd] = daemons else {
-        bail!("the supervisor runs exactly the broker, sessiond and copilotd");
+    let [broker, sessiond, copilotd, syncd] = daemons else {
+        bail!("the supervisor runs exactly the broker, sessiond, copilotd and syncd");
     };
-    let (a, b, c) = tokio::join!(
+    let (a, b, c, d) = tokio::join!(
         keep_running(broker, stop.clone()),
         keep_running(sessiond, stop.clone()),
-        keep_running(copilotd, stop)
+        keep_running(copilotd, stop.clone()),
+        keep_running(syncd, stop)
     );
-    a.and(b).and(c)
+    a.and(b).and(c).and(d)
 }
 
 /// A command starting the daemon at `path`. The daemons refuse to start
@@ -254,6 +277,24 @@ async fn keep_running(
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
     loop {
+        // A conditional daemon waits for its file (checked twice a second).
+        let mut said = false;
+        while let Some(when) = &d.when
+            && !(when.exists() && d.path.exists())
+        {
+            if when.exists() && !said {
+                eprintln!(
+                    "supervisor: {} is configured but {} is not installed beside gatehouse",
+                    d.name,
+                    d.path.display()
+                );
+                said = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.changed() => return Ok(()),
+            }
+        }
         let mut cmd = tokio::process::Command::from(daemon_command(&d.path));
         cmd.args(&d.args);
         cmd.stdin(Stdio::null()).kill_on_drop(true);
@@ -332,6 +373,8 @@ pub struct StatusReport {
     pub broker_error: Option<String>,
     pub sessiond: Option<SessiondStatus>,
     pub copilotd: Option<gatehouse_ipc::copilotd::CopilotStatus>,
+    /// Runs only when a sync server is configured.
+    pub syncd: Option<gatehouse_ipc::syncd::SyncStatus>,
 }
 
 pub fn collect_status(layout: &Layout) -> StatusReport {
@@ -354,14 +397,17 @@ pub fn collect_status(layout: &Layout) -> StatusReport {
             _ => None,
         });
     let copilotd = copilotd_status(layout);
+    let syncd = crate::sync_cmds::syncd_status(layout);
     processes.extend(process_rows(
         broker.as_ref(),
         sessiond.as_ref(),
         copilotd.as_ref(),
+        syncd.as_ref(),
     ));
     StatusReport {
         sessiond,
         copilotd,
+        syncd,
         profile: layout.profile.clone(),
         runtime_dir: layout.runtime.display().to_string(),
         processes,
@@ -463,6 +509,19 @@ pub fn print_status(r: &StatusReport) {
             c.conversations
         ),
         None => println!("copilotd: not running"),
+    }
+    match &r.syncd {
+        Some(s) => println!(
+            "syncd: {} as {}; {}",
+            s.server.as_deref().unwrap_or("?"),
+            s.account.as_deref().unwrap_or("(not connected)"),
+            match &s.offline {
+                Some(why) => format!("offline ({why})"),
+                None if s.signed_in => "signed in".to_string(),
+                None => "no session".to_string(),
+            }
+        ),
+        None => println!("syncd: not running (starts once a sync server is configured)"),
     }
 }
 

@@ -560,6 +560,79 @@ pub enum BrokerRequest {
         policy: String,
         presence: SecretBytes,
     },
+    /// The account's card for a sync server (syncd only): its name there,
+    /// its identity and agreement public keys, self-signed by the identity
+    /// key (`gatehouse_membership::card::SignedCard`, postcard). The first
+    /// call names the account on sync servers (1–64 of `[A-Za-z0-9._-]`,
+    /// kept in the account file); later calls must give the same name.
+    SyncCard {
+        account: String,
+    },
+    /// Signs a sync server's device challenge (syncd only): `challenge` must
+    /// decode exactly as a `gatehouse_membership::auth::AuthChallenge` for
+    /// this account's name, signed under its domain
+    /// (`gatehouse/sync-auth/v1`). Never a signature over other bytes. The
+    /// same op answers a relay's challenge for live sharing (issue 14).
+    SyncSignChallenge {
+        #[serde(with = "bytes")]
+        challenge: Vec<u8>,
+    },
+    /// Signs one record write (syncd only): `write` must decode exactly as a
+    /// `gatehouse_membership::envelope::WriteBody` by this account, for the
+    /// record `record` (its MAC must verify under its scope's key: a record
+    /// the local store holds), same scope, kind and id, whose content hash
+    /// is the one the broker computes from the MACed content
+    /// (`crate::sync_record`), or the empty content for a tombstone.
+    SyncSignWrite {
+        record: Box<VerifyItem>,
+        #[serde(with = "bytes")]
+        write: Vec<u8>,
+    },
+    /// The account's key bundle for its sync server (cli/ui, with the
+    /// passphrase as presence): the account file sealed under the key the
+    /// passphrase and the Secret Key derive, and the server's verifier.
+    SyncKeyBundle {
+        presence: SecretBytes,
+    },
+    /// The verifier for fetching `account`'s key bundle from a server, from
+    /// the passphrase and the typed Secret Key (cli/ui; opens nothing).
+    BundleVerifier {
+        account: String,
+        kdf: BundleKdf,
+        passphrase: SecretBytes,
+        secret_key: SecretBytes,
+    },
+    /// Makes this empty profile the account of a fetched key bundle and
+    /// signs it in (cli/ui): a second device of the account.
+    AccountFromBundle {
+        account: String,
+        kdf: BundleKdf,
+        passphrase: SecretBytes,
+        secret_key: SecretBytes,
+        #[serde(with = "bytes")]
+        bundle: Vec<u8>,
+    },
+}
+
+/// The public derivation parameters of a key bundle (Argon2id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleKdf {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+    #[serde(with = "bytes")]
+    pub salt: Vec<u8>,
+}
+
+/// A key bundle ready for `PUT /v1/bundle`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBundleOut {
+    pub kdf: BundleKdf,
+    /// Derived from both secrets; the server keeps a slow hash of it.
+    #[serde(with = "bytes")]
+    pub verifier: Vec<u8>,
+    #[serde(with = "bytes")]
+    pub sealed: Vec<u8>,
 }
 
 /// A record write copilotd asks the broker to MAC (see
@@ -642,6 +715,12 @@ impl BrokerRequest {
             BrokerRequest::AccountSecretKey { .. } => Operation::AccountSecretKey,
             BrokerRequest::OrgPolicyGet { .. } => Operation::OrgPolicyGet,
             BrokerRequest::OrgPolicySet { .. } => Operation::OrgPolicySet,
+            BrokerRequest::SyncCard { .. } => Operation::SyncCard,
+            BrokerRequest::SyncSignChallenge { .. } => Operation::SyncSignChallenge,
+            BrokerRequest::SyncSignWrite { .. } => Operation::SyncSignWrite,
+            BrokerRequest::SyncKeyBundle { .. } => Operation::SyncKeyBundle,
+            BrokerRequest::BundleVerifier { .. } => Operation::BundleVerifier,
+            BrokerRequest::AccountFromBundle { .. } => Operation::AccountFromBundle,
         }
     }
 }
@@ -690,10 +769,16 @@ pub enum Operation {
     AccountSecretKey,
     OrgPolicyGet,
     OrgPolicySet,
+    SyncCard,
+    SyncSignChallenge,
+    SyncSignWrite,
+    SyncKeyBundle,
+    BundleVerifier,
+    AccountFromBundle,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 40] = [
+    pub const ALL: [Operation; 46] = [
         Operation::Status,
         Operation::AccountInit,
         Operation::SignIn,
@@ -734,6 +819,12 @@ impl Operation {
         Operation::AccountSecretKey,
         Operation::OrgPolicyGet,
         Operation::OrgPolicySet,
+        Operation::SyncCard,
+        Operation::SyncSignChallenge,
+        Operation::SyncSignWrite,
+        Operation::SyncKeyBundle,
+        Operation::BundleVerifier,
+        Operation::AccountFromBundle,
     ];
 }
 
@@ -779,7 +870,8 @@ pub enum BrokerResponse {
     Password(SecretBytes),
     /// OpenSSH public key text (`ssh-ed25519 AAAA…`).
     PublicKey(String),
-    /// The SSH signature blob: string algorithm ‖ string signature.
+    /// The SSH signature blob: string algorithm ‖ string signature; for
+    /// `SyncSignChallenge` and `SyncSignWrite` the 64-byte Ed25519 signature.
     Signature(#[serde(with = "bytes")] Vec<u8>),
     RecordingKey(SecretBytes),
     ProviderKey(SecretBytes),
@@ -811,6 +903,12 @@ pub enum BrokerResponse {
     SecretKey(SecretBytes),
     /// The answer to `OrgPolicyGet`: the policy as JSON text.
     OrgPolicy(String),
+    /// The answer to `SyncCard`: postcard `SignedCard`.
+    Card(#[serde(with = "bytes")] Vec<u8>),
+    /// The answer to `SyncKeyBundle`.
+    KeyBundle(Box<KeyBundleOut>),
+    /// The answer to `BundleVerifier`.
+    Verifier(#[serde(with = "bytes")] Vec<u8>),
 }
 
 /// What a provider-key keychain entry holds: the key and the one endpoint
@@ -974,6 +1072,11 @@ pub enum BrokerError {
     /// the checks that guard it.
     #[error("record refused: {0}")]
     RecordRefused(RecordRefusal),
+    /// syncd asked for a signature over something the broker does not sign
+    /// (not a challenge or write body of this account, or a write that does
+    /// not describe a record the local store holds).
+    #[error("sync signature refused: {0}")]
+    SyncRefused(String),
 }
 
 /// Why the broker refused to open a note for copilotd or to MAC a record

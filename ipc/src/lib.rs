@@ -29,6 +29,9 @@ pub mod record_write;
 pub mod secret;
 pub mod server;
 pub mod sessiond;
+pub mod sync_record;
+pub mod sync_state;
+pub mod syncd;
 pub mod wire;
 
 pub use codec::MAX_FRAME;

@@ -31,14 +31,19 @@ pub enum PeerRole {
     Sessiond,
     /// The AI copilot daemon `gatehouse-copilotd`.
     Copilotd,
+    /// The sync daemon `gatehouse-syncd`: moves records between the local
+    /// store and a sync server, holding no key (appended last: variant
+    /// indices are the wire format).
+    Syncd,
 }
 
 impl PeerRole {
-    pub const ALL: [PeerRole; 4] = [
+    pub const ALL: [PeerRole; 5] = [
         PeerRole::Cli,
         PeerRole::Ui,
         PeerRole::Sessiond,
         PeerRole::Copilotd,
+        PeerRole::Syncd,
     ];
 
     /// The installed executable's file name for this role.
@@ -48,6 +53,7 @@ impl PeerRole {
             PeerRole::Ui => "gatehouse-ui",
             PeerRole::Sessiond => "gatehouse-sessiond",
             PeerRole::Copilotd => "gatehouse-copilotd",
+            PeerRole::Syncd => "gatehouse-syncd",
         }
     }
 
@@ -57,6 +63,7 @@ impl PeerRole {
             PeerRole::Ui => "ui",
             PeerRole::Sessiond => "sessiond",
             PeerRole::Copilotd => "copilotd",
+            PeerRole::Syncd => "syncd",
         }
     }
 

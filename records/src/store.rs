@@ -818,6 +818,80 @@ impl Store {
         }
     }
 
+    /// Applies records pulled from a sync server exactly as stored
+    /// elsewhere (plaintext fields, ciphertexts, MAC: the caller had the
+    /// broker verify each MAC) and removes tombstoned ones, in one
+    /// transaction: all or nothing. `actor` is written to the audit rows.
+    pub fn apply_synced(
+        &mut self,
+        actor: &str,
+        upserts: &[StoredRecord],
+        deletes: &[(Kind, String)],
+    ) -> Result<(), RecordError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&path, e))?;
+        let res = (|| {
+            for r in upserts {
+                let m = &r.meta;
+                let name = m
+                    .kind
+                    .has_unique_name()
+                    .then(|| r.plain.get("name").and_then(Value::as_str))
+                    .flatten();
+                let folder = r.plain.get("folder").and_then(Value::as_str).unwrap_or("");
+                let plain = serde_json::to_string(&r.plain).unwrap_or_default();
+                tx.prepare_cached(
+                    "INSERT INTO records (kind, id, scope, owner, created_ms, updated_ms, revision, name, folder, plain, mac)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (kind, id) DO UPDATE SET scope = excluded.scope, owner = excluded.owner,
+                         created_ms = excluded.created_ms, updated_ms = excluded.updated_ms,
+                         revision = excluded.revision, name = excluded.name, folder = excluded.folder,
+                         plain = excluded.plain, mac = excluded.mac",
+                )?
+                .execute(params![
+                    m.kind.as_str(),
+                    m.id,
+                    scope_str(&m.scope),
+                    m.owner,
+                    m.created_ms as i64,
+                    m.updated_ms as i64,
+                    m.revision as i64,
+                    name,
+                    folder,
+                    plain,
+                    r.mac
+                ])?;
+                tx.prepare_cached("DELETE FROM sealed_fields WHERE kind = ?1 AND id = ?2")?
+                    .execute(params![m.kind.as_str(), m.id])?;
+                for (f, c) in &r.sealed {
+                    tx.prepare_cached(
+                        "INSERT INTO sealed_fields (kind, id, field, ciphertext) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![m.kind.as_str(), m.id, f, c])?;
+                }
+                Self::audit_row(&tx, actor, "sync", m)?;
+            }
+            for (kind, id) in deletes {
+                tx.execute(
+                    "DELETE FROM sealed_fields WHERE kind = ?1 AND id = ?2",
+                    params![kind.as_str(), id],
+                )?;
+                tx.execute(
+                    "DELETE FROM records WHERE kind = ?1 AND id = ?2",
+                    params![kind.as_str(), id],
+                )?;
+            }
+            Ok::<(), rusqlite::Error>(())
+        })();
+        match res {
+            Ok(()) => tx.commit().map_err(|e| db_err(&path, e)),
+            Err(e) => Err(db_err(&path, e)),
+        }
+    }
+
     // ---------------------------------------------------------------- reading
 
     fn row_meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Meta, String, Vec<u8>)> {

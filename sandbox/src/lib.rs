@@ -32,8 +32,8 @@ pub use hardening::{
     HardeningReport, LayerStatus, ProcessHardening, Strictness, apply, inspect_pid, inspect_self,
 };
 pub use profile::{
-    BrokerPaths, CopilotdPaths, Profile, SessiondPaths, broker_profile, copilotd_profile,
-    sessiond_profile,
+    BrokerPaths, CopilotdPaths, Profile, SessiondPaths, SyncdPaths, broker_profile,
+    copilotd_profile, sessiond_profile, syncd_profile,
 };
 pub use secret_mem::{
     MemoryKind, MemoryPreference, SecretArena, SecretKey, SecretKey32, SecretRegion, SecretSlot,

@@ -808,6 +808,92 @@ pub fn copilotd_profile(paths: &CopilotdPaths) -> Profile {
     }
 }
 
+/// What syncd may touch.
+#[derive(Debug, Clone)]
+pub struct SyncdPaths {
+    /// The records store's files (read-write: it applies pulled records).
+    pub records_files: Vec<PathBuf>,
+    /// Its own state (`<data>/sync/`: server URL and pin, cursors), read-write.
+    pub state_dir: PathBuf,
+    /// Socket directory: its own socket, the broker's.
+    pub runtime_dir: PathBuf,
+    /// Installed binaries (read-only): peer identity.
+    pub install_dir: PathBuf,
+}
+
+/// syncd's profile: all flags; Landlock limited to its own state, the
+/// records store, the runtime and install directories, `/proc` and name
+/// resolution (no TLS trust store: the server's certificate is pinned);
+/// TCP outward only (the sync server); its own syscall table.
+pub fn syncd_profile(paths: &SyncdPaths) -> Profile {
+    let mut read_write = vec![
+        req(&paths.runtime_dir, "its socket, the broker's"),
+        req(
+            &paths.state_dir,
+            "its own state: server URL and pin, cursors, queued changes",
+        ),
+    ];
+    read_write.extend(paths.records_files.iter().map(|p| {
+        opt(
+            p.clone(),
+            "records: local changes to push, pulled records to apply",
+        )
+    }));
+    let mut read_only = vec![
+        req(
+            &paths.install_dir,
+            "peer identity: stat installed binaries to compare with /proc/PID/exe",
+        ),
+        req(Path::new("/proc"), "peer identity and self-inspection"),
+    ];
+    read_only.extend(name_resolution());
+    Profile {
+        name: "syncd",
+        flags: ProfileFlags::ALL,
+        landlock: Some(LandlockRules {
+            read_write,
+            read_only,
+            tcp_bind: Vec::new(),
+            tcp_connect: Vec::new(),
+            tcp_connect_any: true,
+            scope_abstract_unix: true,
+            scope_signals: true,
+        }),
+        seccomp: Some(syncd_syscalls()),
+    }
+}
+
+/// syncd's syscall table: the shared daemon rows plus unix sockets (IPC)
+/// and IPv4/IPv6 out to the sync server (and DNS). No keyring, no secret
+/// memory (it holds no key), no signals to others.
+#[allow(clippy::unnecessary_cast)]
+pub fn syncd_syscalls() -> SeccompPolicy {
+    use libc::*;
+    let mut rules = daemon_rules();
+    rules.extend([
+        allow_if(
+            "socket",
+            SYS_socket,
+            any_of(0, &[AF_UNIX as u64, AF_INET as u64, AF_INET6 as u64]),
+            "unix sockets (IPC) and IPv4/IPv6 to the sync server and DNS; netlink, packet, raw get EPERM",
+        ),
+        allow(
+            "connect",
+            SYS_connect,
+            "the sync server (TCP; Landlock forbids listening), the broker, DNS",
+        ),
+        allow(
+            "bind",
+            SYS_bind,
+            "its unix socket in the runtime dir (Landlock refuses TCP binds)",
+        ),
+    ]);
+    SeccompPolicy {
+        default_action: SyscallAction::Errno(EPERM),
+        rules,
+    }
+}
+
 /// sessiond's syscall table: the shared daemon rows plus TCP/UDP sockets to
 /// devices (and DNS). No keyring, no secret memory, no signals to others.
 /// copilotd uses the same table (TCP to the AI provider).

@@ -111,11 +111,12 @@ pub fn daemon_row(process: &str, role: &str, pid: u32, h: &Hardening) -> Process
 }
 
 /// The daemons' rows from their `Status` answers (those that answered), in
-/// the order broker, sessiond, copilotd.
+/// the order broker, sessiond, copilotd, syncd.
 pub fn process_rows(
     broker: Option<&BrokerStatus>,
     sessiond: Option<&SessiondStatus>,
     copilotd: Option<&CopilotStatus>,
+    syncd: Option<&gatehouse_ipc::syncd::SyncStatus>,
 ) -> Vec<ProcessRow> {
     let mut rows = Vec::new();
     if let Some(s) = broker {
@@ -138,6 +139,9 @@ pub fn process_rows(
             s.pid,
             &s.hardening,
         ));
+    }
+    if let Some(s) = syncd {
+        rows.push(daemon_row("gatehouse-syncd", "syncd", s.pid, &s.hardening));
     }
     rows
 }

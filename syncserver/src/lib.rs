@@ -11,15 +11,16 @@
 //! bundle endpoints and their rate limit), [`relay`] (the live-sharing
 //! relay: signed participant lists, sealed frames), [`memo`] (rows that never change,
 //! remembered between requests), [`refusal`] (errors), [`tls`]
-//! (rustls, self-signed mode, fingerprints), [`client`] (a small HTTPS
-//! client with certificate pinning, for tests, benchmarks and later syncd),
+//! (rustls, self-signed mode, fingerprints), [`client`] (re-exported from
+//! `gatehouse-syncclient`: the pinned HTTPS client syncd and the CLI use),
 //! [`pgcluster`] (a throwaway PostgreSQL cluster for tests and benchmarks),
 //! [`fixture`] (accounts, org logs and records made as a client makes them,
 //! for tests and benchmarks).
 //! Must never: hold or derive a key that opens a sealed field or a grant.
 
 pub mod bundle;
-pub mod client;
+/// The pinned HTTPS client (its own crate, `gatehouse-syncclient`).
+pub use gatehouse_syncclient as client;
 pub mod fixture;
 pub mod http;
 pub mod memo;

@@ -3,8 +3,8 @@
 //! fingerprint clients pin; and [`TlsListener`], which hands axum only
 //! connections whose handshake completed.
 //!
-//! Owns: loading and generating certificates, the fingerprint format
-//! (64 lowercase hex digits of SHA-256 over the DER certificate).
+//! Owns: loading and generating certificates (the fingerprint format is
+//! the client's, `gatehouse_syncclient::fingerprint`).
 //! Must never: serve plaintext HTTP, or let one slow handshake hold up accepting others.
 
 use std::net::SocketAddr;
@@ -16,7 +16,6 @@ use anyhow::{Context, Result};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -25,18 +24,7 @@ use tokio_rustls::server::TlsStream;
 /// How long a client has to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Installs the ring provider as the process default (once; later calls are no-ops).
-pub fn install_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// SHA-256 of a DER certificate, lowercase hex.
-pub fn fingerprint(cert: &[u8]) -> String {
-    Sha256::digest(cert)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use gatehouse_syncclient::{fingerprint, install_provider};
 
 /// A certificate chain and key, with the leaf's fingerprint.
 pub struct Identity {

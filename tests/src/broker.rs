@@ -45,6 +45,10 @@ pub struct Options {
     /// the copilotd name (then no test peer has that role); start it with
     /// `start_copilotd`.
     pub real_copilotd: bool,
+    /// Install the real `gatehouse-syncd` instead of the test peer under
+    /// the syncd name (then no test peer has that role); `gatehouse up`
+    /// starts it once a sync server is configured.
+    pub real_syncd: bool,
     /// Install with the privilege boundary (`scripts/install --setgid-only`:
     /// every binary setgid to the group `gatehouse`, the group-only state
     /// root beside the install dir). Needs root; see [`boundary_available`].
@@ -74,6 +78,7 @@ impl Default for Options {
             broker_env: Vec::new(),
             real_sessiond: false,
             real_copilotd: false,
+            real_syncd: false,
             boundary: false,
         }
     }
@@ -111,10 +116,16 @@ impl BrokerFixture {
             "gatehouse-broker",
         )?;
         let peer = find_binary("gatehouse-test-peer")?;
-        for role in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Ui] {
+        for role in [
+            PeerRole::Sessiond,
+            PeerRole::Copilotd,
+            PeerRole::Ui,
+            PeerRole::Syncd,
+        ] {
             let real = match role {
                 PeerRole::Sessiond => opts.real_sessiond,
                 PeerRole::Copilotd => opts.real_copilotd,
+                PeerRole::Syncd => opts.real_syncd,
                 _ => false,
             };
             if real {
@@ -144,6 +155,13 @@ impl BrokerFixture {
                 &scratch,
                 &find_binary("gatehouse-copilotd")?,
                 "gatehouse-copilotd",
+            )?;
+        }
+        if opts.real_syncd {
+            install(
+                &scratch,
+                &find_binary("gatehouse-syncd")?,
+                "gatehouse-syncd",
             )?;
         }
         if opts.peer_as_cli {

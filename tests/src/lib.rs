@@ -32,6 +32,7 @@ pub use gatehouse_sandbox::memscan;
 pub mod proc;
 pub mod scratch;
 pub mod sshd;
+pub mod sync_server;
 pub mod users;
 pub mod xvfb;
 

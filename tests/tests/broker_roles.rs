@@ -216,6 +216,35 @@ fn sample(op: Operation) -> BrokerRequest {
             policy: "{}".into(),
             presence: SecretBytes::copy_from(b"wrong-passphrase"),
         },
+        Operation::SyncCard => BrokerRequest::SyncCard {
+            account: "role-probe".into(),
+        },
+        Operation::SyncSignChallenge => BrokerRequest::SyncSignChallenge {
+            challenge: b"not a challenge".to_vec(),
+        },
+        Operation::SyncSignWrite => BrokerRequest::SyncSignWrite {
+            record: Box::new(gatehouse_ipc::broker::VerifyItem {
+                item: mac_item(),
+                mac: vec![0; 32],
+            }),
+            write: b"not a write".to_vec(),
+        },
+        Operation::SyncKeyBundle => BrokerRequest::SyncKeyBundle {
+            presence: SecretBytes::copy_from(b"wrong-passphrase"),
+        },
+        Operation::BundleVerifier => BrokerRequest::BundleVerifier {
+            account: "role-probe".into(),
+            kdf: probe_kdf(),
+            passphrase: SecretBytes::copy_from(b"wrong-passphrase"),
+            secret_key: SecretBytes::copy_from(b"not a secret key"),
+        },
+        Operation::AccountFromBundle => BrokerRequest::AccountFromBundle {
+            account: "role-probe".into(),
+            kdf: probe_kdf(),
+            passphrase: SecretBytes::copy_from(b"wrong-passphrase"),
+            secret_key: SecretBytes::copy_from(b"not a secret key"),
+            bundle: vec![0; 64],
+        },
     }
 }
 
@@ -233,6 +262,15 @@ fn host_credential(field: FieldAddress) -> gatehouse_ipc::broker::HostCredential
             host_key: None,
         },
         shell: None,
+    }
+}
+
+fn probe_kdf() -> gatehouse_ipc::broker::BundleKdf {
+    gatehouse_ipc::broker::BundleKdf {
+        m_kib: 19 * 1024,
+        t: 2,
+        p: 1,
+        salt: vec![1; 16],
     }
 }
 
@@ -296,6 +334,7 @@ fn every_cell_of_the_role_table() -> Result<()> {
     for role in [
         PeerRole::Sessiond,
         PeerRole::Copilotd,
+        PeerRole::Syncd,
         PeerRole::Ui,
         PeerRole::Cli,
     ] {
@@ -316,7 +355,7 @@ fn every_cell_of_the_role_table() -> Result<()> {
 /// only the executor consumes; daemons never open arbitrary fields or manage the account.
 #[test]
 fn table_matches_the_design() {
-    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd] {
+    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Syncd] {
         for op in [
             Operation::DecideApproval,
             Operation::SignIn,
@@ -336,7 +375,7 @@ fn table_matches_the_design() {
         assert!(allowed(person, Operation::GrantAutopilot));
         assert!(!allowed(person, Operation::RequestAutoApproval));
     }
-    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd] {
+    for daemon in [PeerRole::Sessiond, PeerRole::Copilotd, PeerRole::Syncd] {
         assert!(!allowed(daemon, Operation::GrantAutopilot), "{daemon}");
     }
     // Ending only takes authority away: copilotd ends its task when its

@@ -16,7 +16,6 @@
 //! Build the server first: `cargo build -p gatehouse-sync-server`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
@@ -32,7 +31,7 @@ use gatehouse_syncproto::{
     AccountId, Bytes, ChallengeResponse, ErrorCode, KeyGrant, PushResult, RecordEnvelope,
     SealedField, SpaceId,
 };
-use gatehouse_tests::{ChildGuard, LineReader, TestUser, find_binary};
+use gatehouse_tests::TestUser;
 
 // ---------------------------------------------------------------- backends
 
@@ -97,39 +96,7 @@ fn read_tree(dir: &Path, out: &mut Vec<u8>) {
 
 // ---------------------------------------------------------------- the server process
 
-struct Server {
-    child: ChildGuard,
-    url: String,
-    pin: String,
-}
-
-impl Server {
-    fn start(db: &str) -> Server {
-        let bin = find_binary("gatehouse-sync-server").unwrap();
-        let mut cmd = Command::new(bin);
-        cmd.args(["--listen", "127.0.0.1:0", "--db", db, "--self-signed"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = ChildGuard::spawn(&mut cmd).unwrap();
-        let mut lines = LineReader::spawn(child.child_mut().stdout.take().unwrap());
-        let l = lines
-            .wait_for(Duration::from_secs(60), |l| {
-                l.contains("listening on https://")
-            })
-            .unwrap();
-        let url = l.split("listening on ").nth(1).unwrap().trim().to_string();
-        let f = lines
-            .wait_for(Duration::from_secs(10), |l| l.contains("fingerprint: "))
-            .unwrap();
-        let pin = f.split("fingerprint: ").nth(1).unwrap().trim().to_string();
-        assert_eq!(pin.len(), 64, "{f}");
-        Server { child, url, pin }
-    }
-
-    fn client(&self) -> SyncClient {
-        SyncClient::new(&self.url, &self.pin).unwrap()
-    }
-}
+use gatehouse_tests::sync_server::SyncServerProcess as Server;
 
 // ---------------------------------------------------------------- accounts, the log, records
 

@@ -136,7 +136,12 @@ pub async fn gather(d: &Daemons) -> Gathered {
                 None
             }
         };
-    let mut rows = process_rows(broker.as_deref(), sessiond.as_ref(), copilotd.as_ref());
+    let mut rows = process_rows(
+        broker.as_deref(),
+        sessiond.as_ref(),
+        copilotd.as_ref(),
+        None,
+    );
     rows.push(kernel_row(
         "gatehouse-ui (this app)",
         "ui",

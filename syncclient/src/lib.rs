@@ -1,9 +1,13 @@
-//! A small HTTPS client of the sync API, for the tests, the benchmark and
-//! (later) syncd: one method per endpoint, typed bodies from syncproto,
+//! A small HTTPS client of the sync API, for syncd, the CLI, the tests and
+//! the benchmark: one method per endpoint, typed bodies from syncproto,
 //! errors as the server's [`ApiError`], and the server certificate pinned by
-//! its SHA-256 fingerprint (the `--self-signed` mode's printout).
+//! its SHA-256 fingerprint (the `--self-signed` mode's printout). Its own
+//! crate so that syncd and the CLI do not link the server (axum, SQLite,
+//! PostgreSQL).
 //!
-//! Owns: certificate pinning ([`PinnedCert`]) and the request plumbing.
+//! Owns: certificate pinning ([`PinnedCert`]), the fingerprint format (64
+//! lowercase hex digits of SHA-256 over the DER certificate), and the
+//! request plumbing.
 //! Must never: accept a certificate whose fingerprint is not the pinned one,
 //! or hold a key (signing is done by the caller with a key it passes in).
 
@@ -24,6 +28,26 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// Installs the ring provider as the process default (once; later calls are no-ops).
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// SHA-256 of a DER certificate, lowercase hex (what a pin is).
+pub fn fingerprint(cert: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(cert)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `pin` is a certificate pin: 64 hex digits (`:` separators allowed).
+pub fn valid_pin(pin: &str) -> bool {
+    let p = pin.trim().replace(':', "");
+    p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit())
+}
 
 /// HTTP methods for [`SyncClient::raw`].
 pub use reqwest::Method;
@@ -77,7 +101,7 @@ impl ServerCertVerifier for PinnedCert {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = crate::tls::fingerprint(end_entity);
+        let got = fingerprint(end_entity);
         if got == self.pin {
             Ok(ServerCertVerified::assertion())
         } else {
@@ -122,7 +146,7 @@ pub struct SyncClient {
 impl SyncClient {
     /// `base` is `https://HOST:PORT`; `pin` the certificate's SHA-256 (hex).
     pub fn new(base: &str, pin: &str) -> Result<SyncClient, ClientError> {
-        crate::tls::install_provider();
+        install_provider();
         let cfg = rustls::ClientConfig::builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedCert::new(pin)))
@@ -262,15 +286,33 @@ impl SyncClient {
         device: &str,
         identity_seed: &[u8; 32],
     ) -> Result<SyncClient, ClientError> {
+        self.sign_in_with(account, device, |body| async move {
+            Ok(body.sign(identity_seed))
+        })
+        .await
+    }
+
+    /// Challenge, have `sign` sign the [`AuthChallenge`] body (syncd asks
+    /// the broker), respond; returns a client using the new session.
+    pub async fn sign_in_with<F, Fut>(
+        &self,
+        account: &str,
+        device: &str,
+        sign: F,
+    ) -> Result<SyncClient, ClientError>
+    where
+        F: FnOnce(AuthChallenge) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<u8>, ClientError>>,
+    {
         let c = self.challenge(account, device).await?;
-        let signature = AuthChallenge {
+        let signature = sign(AuthChallenge {
             server: c.server.clone(),
             account: account.into(),
             device: device.into(),
             nonce: c.nonce.0.clone(),
             time_ms: c.time_ms,
-        }
-        .sign(identity_seed);
+        })
+        .await?;
         let s = self
             .respond(&ChallengeResponse {
                 challenge_id: c.challenge_id,

@@ -71,6 +71,10 @@ impl Xvfb {
                 continue;
             }
             let display = format!(":{n}");
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            // No lock file: a socket left there is stale (a killed server's);
+            // it would pass for ours before our server listens.
+            let _ = std::fs::remove_file(&socket);
             let mut c = Command::new("Xvfb");
             c.args([
                 &display,
@@ -85,7 +89,6 @@ impl Xvfb {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
             let mut g = ChildGuard::spawn(&mut c)?;
-            let socket = format!("/tmp/.X11-unix/X{n}");
             let up = crate::proc::wait_until("Xvfb socket", Duration::from_secs(10), || {
                 if let Some(s) = g.has_exited()? {
                     bail!("Xvfb {display} exited: {s}");
